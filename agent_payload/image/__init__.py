@@ -1,0 +1,1 @@
+"""Images: references, registry client, content store, layer unpacking and snapshots."""

@@ -1,0 +1,1 @@
+"""Syscalls through ctypes: the only FFI in the payload."""

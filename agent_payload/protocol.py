@@ -1,0 +1,87 @@
+"""The one versioned wire protocol between the fleet controller and the payload.
+
+This module is pure data and constants (stdlib only) and is the single source of truth for both sides:
+``fleet`` may import it, and nothing else from ``agent_payload`` except the pure reference parser.
+
+One invocation is one SSH exec of ``python3 <payload>.pyz --rpc``::
+
+    controller                                   payload (on the host)
+        |  stdin: ONE request object (JSON)          |
+        |------------------------------------------->|
+        |                                            |  dispatch by "op"
+        |  stdout: zero or more event lines (JSONL)  |
+        |<-------------------------------------------|  {"type": "event", "event": "progress", "data": {...}}
+        |<-------------------------------------------|  {"type": "event", "event": "log", "data": {...}}
+        |  stdout: exactly ONE final result line     |
+        |<-------------------------------------------|  {"type": "result", "ok": true, "data": {...}}
+        |                                            |  {"type": "result", "ok": false, "error": {...}}
+
+Request::
+
+    {"protocol": PROTOCOL_VERSION, "payload": "<sha256 of the .pyz>", "op": "<name>", "args": {...}}
+
+The exit status is 0 whenever a result line was written.  Anything else (no result line, non-zero exit)
+means the payload crashed and the controller reports the tail of stderr.
+
+A request whose ``protocol`` or ``payload`` does not match the running payload is answered with a
+``FailedPrecondition`` error; because the payload file is named by its own sha256, the controller never
+runs an old payload by accident (the hash *is* the version).
+
+Ops (``args`` -> ``data``); docker-compatible semantics:
+
+``ping``    {} -> {"hostname", "payload", "python"}
+``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
+                    "disk_free", "root"}
+``pull``    {"image": ref} -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
+            events: progress {"layer", "status", "current", "total"}
+``images``  {"all": bool} -> {"images": [{"repository", "tag", "id", "digest", "created", "size"}]}
+``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
+             "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
+            -> {"id", "name", "image", "exit_code"|null}
+            without detach: log events while the container runs, then the result with its exit code.
+``ps``      {"all": bool} -> {"containers": [{"id", "name", "image", "command", "created", "state",
+                                                "status", "exit_code", "ports"}]}
+``logs``    {"container", "tail": int|null, "follow": bool, "timestamps": bool}
+            -> {} after log events {"stream", "line", "time"}
+``stop``    {"containers": [str], "time": int} -> {"stopped": [id]}
+``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
+"""
+
+PROTOCOL_VERSION = 1
+
+# Exit status the remote launcher uses when the payload file for the requested hash is absent: the
+# controller uploads the payload and runs the request again.  Chosen outside the ranges shells use.
+EXIT_PAYLOAD_MISSING = 97
+
+#: The fixed set of error kinds (after containerd's errdefs).  Anything unexpected is "Internal".
+ERROR_KINDS = (
+    "InvalidArgument",  # bad input: reference, flag value, unknown option
+    "NotFound",  # no such container / image / file
+    "AlreadyExists",  # name clash
+    "FailedPrecondition",  # wrong state, protocol mismatch, missing kernel feature, permission
+    "Conflict",  # in use / busy
+    "Unavailable",  # registry or network down, timeout
+    "Internal",  # a bug: details carry the traceback
+)
+
+def request(op, args, payload_sha):
+    """Build a request object for ``op`` with ``args``."""
+    return {"protocol": PROTOCOL_VERSION, "payload": payload_sha, "op": op, "args": dict(args or {})}
+
+
+def event(name, data):
+    """Build an event line object."""
+    return {"type": "event", "event": name, "data": data}
+
+
+def result_ok(data):
+    """Build a successful final result object."""
+    return {"type": "result", "ok": True, "data": data}
+
+
+def result_error(kind, message, errno=None, details=None):
+    """Build a failed final result object; ``kind`` must be one of ``ERROR_KINDS``."""
+    if kind not in ERROR_KINDS:
+        kind = "Internal"
+    return {"type": "result", "ok": False,
+            "error": {"kind": kind, "message": message, "errno": errno, "details": details}}

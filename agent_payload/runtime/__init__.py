@@ -1,0 +1,1 @@
+"""Containers: spec, namespaces and rootfs, the per-container shim, logs and lifecycle."""

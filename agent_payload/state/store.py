@@ -1,0 +1,49 @@
+"""Atomic file writes (temp file, fsync, rename, fsync dir) and tolerant JSON reads."""
+
+import json
+import os
+import tempfile
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path, data, mode=0o644):
+    """Write ``data`` to ``path`` so that readers see either the old or the whole new content."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def write_json_atomic(path, obj, mode=0o644):
+    """Serialise ``obj`` as JSON and write it atomically."""
+    data = json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
+    write_bytes_atomic(path, data, mode)
+
+
+def read_json(path, default=None):
+    """Read JSON from ``path``; return ``default`` if the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode())
+    except FileNotFoundError:
+        return default
