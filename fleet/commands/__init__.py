@@ -1,0 +1,1 @@
+"""Fleet-wide commands: select hosts, run one op everywhere, render one table."""

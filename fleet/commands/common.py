@@ -1,0 +1,75 @@
+"""What every fleet-wide command shares: the session (inventory, options), host selection, output, exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet.errors import UsageError
+
+DEFAULT_INVENTORY = Path("inventories/lab.yml")
+
+
+@dataclass
+class Session:
+    """Global options from the command line."""
+
+    inventories: list[str] = field(default_factory=list)
+    forks: int = 50
+    connect_timeout: float = 10.0
+    command_timeout: float = 600.0
+    accept_new_host_keys: bool = False
+    identity_files: list[str] = field(default_factory=list)
+
+    def inventory_paths(self) -> list[str]:
+        if self.inventories:
+            return self.inventories
+        env = os.environ.get("FLEET_INVENTORY")
+        if env:
+            return [p for p in env.split(os.pathsep) if p]
+        if DEFAULT_INVENTORY.exists():
+            return [str(DEFAULT_INVENTORY)]
+        raise UsageError("no inventory: pass -i FILE (repeatable) or set FLEET_INVENTORY "
+                         "(`fleet lab up` writes inventories/lab.yml)")
+
+    def select(self, patterns: list[str]):
+        """Load the inventories and return the hosts matching the -H patterns (UsageError if none)."""
+        from fleet.inventory import load_inventory, select
+
+        if not patterns:
+            raise UsageError("no hosts given: pass -H PATTERN (e.g. -H all, -H 'web*', -H 'web:!web3')")
+        return select(load_inventory(self.inventory_paths()), patterns)
+
+    def run_options(self, command_timeout: float | None = -1.0):
+        from fleet.transport.fanout import RunOptions
+        from fleet.transport.ssh import SSHOptions
+
+        return RunOptions(
+            forks=self.forks,
+            command_timeout=self.command_timeout if command_timeout == -1.0 else command_timeout,
+            ssh=SSHOptions(connect_timeout=self.connect_timeout, accept_new_host_keys=self.accept_new_host_keys,
+                           identity_files=list(self.identity_files)))
+
+    def run(self, patterns, op, args, on_event=None, command_timeout: float | None = -1.0):
+        """Select hosts and run ``op`` on all of them; returns the per-host results."""
+        from fleet.transport import fanout
+
+        hosts = self.select(patterns)
+        return fanout.run(hosts, op, args, self.run_options(command_timeout), on_event)
+
+
+def exit_status(results) -> int:
+    """0 when every host succeeded, 1 when any failed (the others still finished)."""
+    return 0 if all(r.ok for r in results) else 1
+
+
+def output(text: str) -> None:
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def note(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,32 @@
+"""`fleet lab status`: the lab's hosts, addresses and processes as a table."""
+
+from __future__ import annotations
+
+import json
+
+from fleet.commands.common import output
+from fleet.render import tables
+
+
+def status(cfg, as_json: bool) -> int:
+    """Print the lab status; exit 1 if the lab exists but something in it is not running."""
+    from fleet import lab
+
+    st = lab.status(cfg)
+    if as_json:
+        output(json.dumps(st, indent=2, default=str))
+    else:
+        rows = []
+        reg = st.get("registry") or {}
+        if reg:
+            rows.append(["registry", reg.get("address", ""), reg.get("netns", ""), reg.get("pid", ""),
+                         "running" if reg.get("running") else "down"])
+        for h in st.get("hosts", []):
+            rows.append([h["name"], h["address"], h["netns"], h.get("sshd_pid", ""),
+                         "running" if h.get("running") else "down"])
+        if not rows:
+            output("lab {} is not up (run `fleet lab up`)".format(cfg.name))
+            return 0
+        output(tables.render(["HOST", "ADDRESS", "NETNS", "PID", "STATE"], rows))
+    healthy = all(h.get("running") for h in st.get("hosts", [])) and (st.get("registry") or {}).get("running", True)
+    return 0 if healthy else 1

@@ -1,0 +1,1 @@
+"""Presentation: tables and JSON output (pure: data in, text out)."""

@@ -1,0 +1,109 @@
+"""Fleet-wide tables: HOST first, docker's columns after it, an ERROR column when some host failed."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+
+def render(headers: list[str], rows: list[list]) -> str:
+    """Render rows as a plain, left-aligned table (docker's look)."""
+    from tabulate import tabulate
+
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
+    return tabulate(cells, headers=headers, tablefmt="plain", disable_numparse=True)
+
+
+def host_table(headers: list[str], results, rows_of) -> str:
+    """One table for many hosts: ``rows_of(data)`` gives a host's rows (without HOST); failed hosts get an ERROR."""
+    failed = any(not r.ok for r in results)
+    out_headers = ["HOST"] + headers + (["ERROR"] if failed else [])
+    rows = []
+    for r in results:
+        if r.ok:
+            for row in rows_of(r.data):
+                rows.append([r.host.name] + list(row) + ([""] if failed else []))
+        else:
+            rows.append([r.host.name] + [""] * len(headers) + [error_text(r.error)])
+    return render(out_headers, rows)
+
+
+def error_text(error) -> str:
+    """A one-line message for a host's error."""
+    return " ".join(str(error).split())
+
+
+def to_json(results, key_of=None) -> str:
+    """Machine output: one object per host, its result data merged in, or its error as data."""
+    out = []
+    for r in results:
+        if r.ok:
+            obj = {"host": r.host.name, "ok": True, "payload_uploaded": r.uploaded}
+            obj.update(r.data or {})
+        else:
+            err = r.error
+            obj = {"host": r.host.name, "ok": False,
+                   "error": {"kind": getattr(err, "kind", type(err).__name__), "message": str(err)}}
+        out.append(obj)
+    return json.dumps(out, indent=2, sort_keys=True)
+
+
+def short_id(value: str | None, n: int = 12) -> str:
+    """Docker's short form of an ID or digest (algorithm prefix dropped)."""
+    if not value:
+        return ""
+    return value.split(":", 1)[-1][:n]
+
+
+def human_size(n) -> str:
+    """Docker's decimal sizes: 4.26kB, 187MB."""
+    n = float(n or 0)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            break
+        n /= 1000.0
+    return "{:.3g}{}".format(n, unit)
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration: "Less than a second", "5 seconds", "About a minute", "3 hours"."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return "{} seconds".format(s)
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return "{} minutes".format(m)
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return "{} hours".format(h)
+    if h < 24 * 7 * 2:
+        return "{} days".format(h // 24)
+    if h < 24 * 30 * 2:
+        return "{} weeks".format(h // 24 // 7)
+    if h < 24 * 365 * 2:
+        return "{} months".format(h // 24 // 30)
+    return "{} years".format(h // 24 // 365)
+
+
+def ago(rfc3339: str | None, now: float | None = None) -> str:
+    """"5 minutes ago" for an RFC 3339 timestamp (docker's CREATED column)."""
+    if not rfc3339:
+        return ""
+    text = rfc3339.rstrip("Z")
+    if "." in text:
+        head, frac = text.split(".", 1)
+        text = head + "." + frac[:6]
+    try:
+        then = datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return rfc3339
+    return human_duration((now or time.time()) - then) + " ago"

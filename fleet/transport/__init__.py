@@ -1,0 +1,1 @@
+"""SSH transport: connections, the payload zipapp, and the one remote-call choke point."""

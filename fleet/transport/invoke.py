@@ -1,0 +1,116 @@
+"""THE remote call: one exec that both checks for the payload and runs it, with an upload only when missing.
+
+Warm path (payload present): one exec per host.  Cold path::
+
+    exec  [ -f P ] || exit 97; exec PY P --rpc     -> 97: payload missing
+    sftp  mkdir -p DIR; put P.tmp-<rand>; chmod; rename P.tmp-<rand> -> P   (atomic: never a half file at P)
+    exec  same command, request flagged verify_payload (the payload checks its own sha256 once)
+
+All quoting of remote command strings happens here (shlex.quote); user input only ever travels inside the
+JSON request on stdin, never in the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_payload import protocol
+from fleet.errors import PayloadCrash, TransportError, from_wire
+from fleet.transport.payload import Payload
+
+DEFAULT_ROOT = "/var/lib/fleet"
+EventCallback = Callable[[str, dict], None]
+
+
+@dataclass
+class Invocation:
+    """What one remote call produced: result data, whether an upload happened, and the events seen."""
+
+    data: dict
+    uploaded: bool = False
+
+
+def payload_path(host, payload: Payload) -> str:
+    root = host.vars.get("fleet_root", DEFAULT_ROOT)
+    return "{}/payload/{}".format(root.rstrip("/"), payload.filename)
+
+
+def remote_command(host, payload: Payload) -> str:
+    """The shell command line for one payload run (every interpolated value quoted)."""
+    path = shlex.quote(payload_path(host, payload))
+    python = shlex.quote(host.python)
+    return "[ -f {p} ] || exit {missing}; exec {py} {p} --rpc".format(
+        p=path, py=python, missing=protocol.EXIT_PAYLOAD_MISSING)
+
+
+async def upload(conn, host, payload: Payload) -> None:
+    """Put the payload at its content-addressed path: temp name, then an atomic rename."""
+    final = payload_path(host, payload)
+    directory = final.rsplit("/", 1)[0]
+    tmp = "{}/.{}.tmp-{}".format(directory, payload.filename, secrets.token_hex(4))
+    async with conn.start_sftp_client() as sftp:
+        await sftp.makedirs(directory, exist_ok=True)
+        async with sftp.open(tmp, "wb") as f:
+            await f.write(payload.data)
+        await sftp.chmod(tmp, 0o644)
+        try:
+            await sftp.posix_rename(tmp, final)
+        except Exception:
+            await sftp.remove(tmp)
+            raise
+
+
+async def _exec(conn, command: str, request: dict, on_event: EventCallback | None):
+    """Run ``command`` with ``request`` on stdin; return (exit_status, result or None, stderr tail)."""
+    proc = await conn.create_process(command, encoding="utf-8", errors="replace")
+    try:
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.write_eof()
+        result = None
+        async for line in proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue  # not ours (a noisy login script); the result line is what counts
+            if msg.get("type") == "event" and on_event is not None:
+                on_event(msg.get("event"), msg.get("data") or {})
+            elif msg.get("type") == "result":
+                result = msg
+        stderr = await proc.stderr.read()
+        completed = await proc.wait()
+    finally:
+        proc.close()
+    return completed.exit_status, result, stderr[-2000:]
+
+
+async def call(conn, host, payload: Payload, op: str, args: dict,
+               on_event: EventCallback | None = None) -> Invocation:
+    """Run ``op`` on ``host`` over ``conn``; upload the payload first only if the host lacks it."""
+    request = protocol.request(op, args, payload.sha256)
+    command = remote_command(host, payload)
+    status, result, stderr = await _exec(conn, command, request, on_event)
+    uploaded = False
+    if status == protocol.EXIT_PAYLOAD_MISSING and result is None:
+        try:
+            await upload(conn, host, payload)
+        except Exception as exc:  # asyncssh.SFTPError and OSError alike
+            raise TransportError("payload upload to {} failed: {}".format(payload_path(host, payload), exc)) from None
+        uploaded = True
+        request["verify_payload"] = True
+        status, result, stderr = await _exec(conn, command, request, on_event)
+    if result is None:
+        hint = ""
+        if status == 127:
+            hint = " (is {} installed? set ansible_python_interpreter in the inventory)".format(host.python)
+        raise PayloadCrash("payload exited with status {} without a result{}: {}".format(
+            status, hint, stderr.strip() or "(no stderr)"))
+    if not result.get("ok"):
+        raise from_wire(result.get("error") or {})
+    return Invocation(data=result.get("data") or {}, uploaded=uploaded)
