@@ -1,0 +1,63 @@
+"""The `lab` fixture: a real 3-host lab (network namespaces, sshd, registry) built by `fleet lab up`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LAB_NAME = "flit"
+LAB_SUBNET = "10.213.98.0/24"
+
+
+def fleet(*args, inventory=None, check=False, timeout=600, input=None):
+    """Run the fleet CLI as a user would; returns the CompletedProcess (text)."""
+    cmd = [sys.executable, "-m", "fleet"]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError("fleet {} exited {}\nstdout:\n{}\nstderr:\n{}".format(
+            " ".join(args), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def fleet_json(*args, inventory=None):
+    proc = fleet(*args, "--json", inventory=inventory)
+    try:
+        return proc.returncode, {h["host"]: h for h in json.loads(proc.stdout)}
+    except ValueError:
+        raise AssertionError("not JSON (exit {}):\n{}\n{}".format(proc.returncode, proc.stdout, proc.stderr))
+
+
+class Lab:
+    """What tests need to know about the running lab."""
+
+    def __init__(self, inventory):
+        self.inventory = Path(inventory)
+        _rc, hosts = 0, json.loads(fleet("hosts", "-H", "all", "--json", inventory=inventory, check=True).stdout)
+        self.hosts = {h["host"]: h for h in hosts}
+
+    def address(self, name):
+        return self.hosts[name]["address"]
+
+    def fleet(self, *args, **kw):
+        return fleet(*args, inventory=self.inventory, **kw)
+
+    def fleet_json(self, *args):
+        return fleet_json(*args, inventory=self.inventory)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    inv = tmp_path_factory.mktemp("lab") / "lab.yml"
+    common = ["--name", LAB_NAME, "--subnet", LAB_SUBNET, "--inventory-out", str(inv)]
+    try:
+        fleet("lab", "up", "--hosts", "3", *common, check=True, timeout=1200)
+        yield Lab(inv)
+    finally:
+        fleet("lab", "down", *common, timeout=300)

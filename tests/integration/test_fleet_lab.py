@@ -1,0 +1,207 @@
+"""End to end over real SSH on the lab: ping, facts, pull, run, ps, logs, stop, rm, errors, partial failure."""
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.integration.conftest import fleet
+
+pytestmark = pytest.mark.integration
+
+WEB = ["web1", "web2"]
+
+
+def _get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.status, resp.read().decode()
+
+
+def _wait_http(url, deadline=20.0):
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return _get(url)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+
+
+def _ssh(lab, host, command):
+    import yaml
+    inv = yaml.safe_load(lab.inventory.read_text())
+    v = inv["all"]["vars"]
+    return subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                           "-o", "UserKnownHostsFile=" + v["fleet_known_hosts"], "-i", v["ansible_ssh_private_key_file"],
+                           "root@" + lab.address(host), command], capture_output=True, text=True, timeout=60)
+
+
+def test_hosts_selects_by_pattern(lab):
+    rc, hosts = lab.fleet_json("hosts", "-H", "web*")
+    assert sorted(hosts) == WEB
+    rc, hosts = lab.fleet_json("hosts", "-H", "all:!web1")
+    assert sorted(hosts) == ["db1", "web2"]
+
+
+def test_ping_uploads_the_payload_once(lab):
+    rc, first = lab.fleet_json("ping", "-H", "all")
+    assert rc == 0, first
+    assert all(h["ok"] for h in first.values())
+    assert {h["hostname"] for h in first.values()} == set(lab.hosts)  # each lab host has its own UTS name
+    sha = first["web1"]["payload"]
+    before = _ssh(lab, "web1", "stat -c %Y /var/lib/fleet/payload/{}.pyz".format(sha)).stdout
+    rc, second = lab.fleet_json("ping", "-H", "all")
+    assert rc == 0
+    assert not any(h["payload_uploaded"] for h in second.values()), "a warm command must upload nothing"
+    assert _ssh(lab, "web1", "stat -c %Y /var/lib/fleet/payload/{}.pyz".format(sha)).stdout == before
+    assert _ssh(lab, "web1", "ls /var/lib/fleet/payload").stdout.split() == [sha + ".pyz"]
+
+
+def test_facts(lab):
+    rc, facts = lab.fleet_json("facts", "-H", "all")
+    assert rc == 0
+    for name, f in facts.items():
+        assert f["hostname"] == name
+        assert f["overlay"] is True
+        assert f["cgroup"] in ("v1", "v2", "hybrid")
+        assert {"mnt", "pid", "uts", "ipc", "net"} <= set(f["namespaces"])
+        assert f["disk_free"] > 0
+    table = lab.fleet("facts", "-H", "db1", check=True).stdout
+    assert table.splitlines()[0].split()[:3] == ["HOST", "HOSTNAME", "DISTRO"]
+
+
+def test_pull_through_the_mirror_matches_skopeo(lab):
+    rc, pulled = lab.fleet_json("pull", "-H", "web*", "nginx")
+    assert rc == 0, pulled
+    registry = pulled["web1"]["endpoint"]
+    assert registry and "5000" in registry  # served by the lab registry named in registry-mirrors
+    for name in WEB:
+        assert pulled[name]["image"] == "docker.io/library/nginx:latest"
+    host = registry.split("//", 1)[-1].split("/", 1)[0]
+    ref = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "docker://{}/library/nginx:latest".format(host)],
+                         capture_output=True, text=True, check=True)
+    assert pulled["web1"]["digest"] == json.loads(ref.stdout)["Digest"]
+    rc, again = lab.fleet_json("pull", "-H", "web1", "nginx")
+    assert again["web1"]["downloaded"] == 0
+    rc, images = lab.fleet_json("images", "-H", "web1")
+    assert any(i["repository"] == "nginx" and i["tag"] == "latest" for i in images["web1"]["images"])
+
+
+def test_run_nginx_ps_logs_stop_rm(lab):
+    lab.fleet("rm", "-f", "-H", "web*", "web")  # leftovers of an interrupted earlier run, if any
+    proc = lab.fleet("run", "-H", "web*", "-d", "--name", "web", "nginx", check=True)
+    header = proc.stdout.splitlines()[0].split()
+    assert header[:3] == ["HOST", "CONTAINER", "ID"]
+    try:
+        for name in WEB:
+            status, body = _wait_http("http://{}/".format(lab.address(name)))
+            assert status == 200 and "Welcome to the fleet lab" in body
+
+        rc, ps = lab.fleet_json("ps", "-H", "all")
+        assert rc == 0
+        for name in WEB:
+            (c,) = [c for c in ps[name]["containers"] if c["name"] == "web"]
+            assert c["status"].startswith("Up") and c["image"] == "nginx"
+        assert ps["db1"]["containers"] == []
+        table = lab.fleet("ps", "-H", "all", check=True).stdout.splitlines()
+        assert table[0].split() == ["HOST", "CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS",
+                                    "NAMES"]
+        assert sum(1 for line in table[1:] if line.split()[-1] == "web") == 2
+
+        logs = lab.fleet("logs", "-H", "web1", "web", check=True).stdout
+        assert any(line.startswith("web1 | ") and "GET / HTTP" in line for line in logs.splitlines()), logs
+        tail = lab.fleet("logs", "-H", "web1", "--tail", "1", "web", check=True).stdout
+        assert len(tail.splitlines()) == 1
+
+        clash = lab.fleet("run", "-H", "web1", "-d", "--name", "web", "nginx")
+        assert clash.returncode == 1 and "already in use" in clash.stdout
+
+        lab.fleet("stop", "-H", "web*", "web", check=True)
+        rc, ps = lab.fleet_json("ps", "-H", "web*", "-a")
+        for name in WEB:
+            (c,) = [c for c in ps[name]["containers"] if c["name"] == "web"]
+            assert c["state"] == "exited" and c["status"].startswith("Exited")
+    finally:
+        lab.fleet("rm", "-f", "-H", "web*", "web")
+    rc, ps = lab.fleet_json("ps", "-H", "web*", "-a")
+    assert all(c["name"] != "web" for name in WEB for c in ps[name]["containers"])
+    # nothing left behind on the host: no overlay mount in the lab host's mount namespace, no shim
+    mounts = _ssh(lab, "web1", "grep -c ' overlay ' /proc/mounts || true").stdout.strip()
+    assert mounts == "0"
+
+
+def test_run_in_foreground_streams_output_and_returns_the_exit_code(lab):
+    proc = lab.fleet("run", "-H", "web1", "--rm", "busybox", "sh", "-c", "echo hello from $(hostname); exit 3")
+    assert proc.returncode == 3, proc.stderr
+    assert any(line.startswith("web1") and "hello from" in line for line in proc.stdout.splitlines())
+    rc, ps = lab.fleet_json("ps", "-H", "web1", "-a")
+    assert all(c["image"] != "busybox" for c in ps["web1"]["containers"]), "--rm must remove the container"
+
+
+def test_unreachable_host_fails_alone(lab, tmp_path):
+    import yaml
+    inv = yaml.safe_load(lab.inventory.read_text())
+    # A host on the lab bridge where nothing listens on the SSH port: connection refused, fast.
+    inv["all"]["children"]["web"]["hosts"]["ghost"] = {"ansible_host": lab.address("web1"), "ansible_port": 2222}
+    path = tmp_path / "with-ghost.yml"
+    path.write_text(yaml.safe_dump(inv))
+    proc = fleet("ping", "-H", "all", inventory=path)
+    assert proc.returncode == 1
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert "ERROR" in proc.stdout.splitlines()[0]
+    assert "pong" in rows["web1"] and "pong" in rows["db1"]
+    assert "2222" in rows["ghost"] and "pong" not in rows["ghost"]
+
+
+def test_strict_host_key_checking_and_tofu(lab, tmp_path):
+    import yaml
+    inv = yaml.safe_load(lab.inventory.read_text())
+    kh = tmp_path / "known_hosts"
+    inv["all"]["vars"]["fleet_known_hosts"] = str(kh)
+    path = tmp_path / "tofu.yml"
+    path.write_text(yaml.safe_dump(inv))
+    refused = fleet("ping", "-H", "web1", inventory=path)
+    assert refused.returncode == 1 and "--accept-new-host-keys" in refused.stdout
+    kh.write_text("")
+    refused = fleet("ping", "-H", "web1", inventory=path)
+    assert refused.returncode == 1 and "host key" in refused.stdout.lower()
+    accepted = fleet("--accept-new-host-keys", "ping", "-H", "web1", inventory=path)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert lab.address("web1") in kh.read_text()
+    assert fleet("ping", "-H", "web1", inventory=path).returncode == 0  # now known: strict mode passes
+    # a changed key is refused even with --accept-new-host-keys
+    kh.write_text(kh.read_text().replace(lab.address("web1"), lab.address("web2")))
+    wrong = fleet("--accept-new-host-keys", "ping", "-H", "web2", inventory=path)
+    assert wrong.returncode == 1
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["ping", "-H", "nosuchgroup"], "nosuchgroup"),
+    (["run", "-H", "web1", "-d", "UPPER/Case:x"], "UPPER/Case:x"),
+    (["logs", "-H", "web1", "--tail", "lots", "web"], "lots"),
+])
+def test_bad_input_is_a_usage_error_and_changes_nothing(lab, args, needle):
+    rc, before = lab.fleet_json("ps", "-H", "all", "-a")
+    proc = lab.fleet(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    rc, after = lab.fleet_json("ps", "-H", "all", "-a")
+    assert {h: len(v["containers"]) for h, v in before.items()} == {h: len(v["containers"]) for h, v in after.items()}
+
+
+def test_broken_inventory_names_the_file(tmp_path):
+    bad = tmp_path / "broken.yml"
+    bad.write_text("all:\n  hosts:\n    web1: {ansible_host: [\n")
+    proc = fleet("ping", "-H", "all", inventory=bad)
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr
+
+
+def test_unknown_container_is_a_per_host_error(lab):
+    proc = lab.fleet("logs", "-H", "web*", "no-such-container")
+    assert proc.returncode == 1
+    assert "No such container" in proc.stderr
