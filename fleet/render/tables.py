@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d\d)$")
 
 
 def render(headers: list[str], rows: list[list]) -> str:
@@ -98,12 +102,10 @@ def ago(rfc3339: str | None, now: float | None = None) -> str:
     """"5 minutes ago" for an RFC 3339 timestamp (docker's CREATED column)."""
     if not rfc3339:
         return ""
-    text = rfc3339.rstrip("Z")
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = head + "." + frac[:6]
-    try:
-        then = datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
+    m = _RFC3339.match(rfc3339)
+    if not m:
         return rfc3339
+    base, frac, tz = m.groups()
+    stamp = datetime.fromisoformat(base + (frac or "")[:7] + ("+00:00" if tz in ("Z", "z") else tz))
+    then = stamp.timestamp()
     return human_duration((now or time.time()) - then) + " ago"

@@ -1,0 +1,65 @@
+"""Fleet tables: HOST first, docker's humanised columns, an ERROR column only when a host failed."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from fleet.errors import RemoteError, TransportError
+from fleet.render import tables
+from fleet.transport.fanout import HostResult
+
+
+def _host(name):
+    return SimpleNamespace(name=name)
+
+
+def test_host_table_success_has_no_error_column():
+    results = [HostResult(_host("web1"), data={"v": ["a", "b"]}), HostResult(_host("web2"), data={"v": []})]
+    text = tables.host_table(["VALUE"], results, lambda d: [[x] for x in d["v"]])
+    lines = text.splitlines()
+    assert lines[0].split() == ["HOST", "VALUE"]
+    assert [line.split() for line in lines[1:]] == [["web1", "a"], ["web1", "b"]]
+
+
+def test_failed_host_shows_its_error_in_the_table():
+    results = [HostResult(_host("web1"), data={"v": ["a"]}),
+               HostResult(_host("db9"), error=TransportError("ssh 10.0.0.9:22: Connection refused"))]
+    lines = tables.host_table(["VALUE"], results, lambda d: [[x] for x in d["v"]]).splitlines()
+    assert lines[0].split() == ["HOST", "VALUE", "ERROR"]
+    assert lines[2].startswith("db9") and lines[2].endswith("ssh 10.0.0.9:22: Connection refused")
+
+
+def test_json_carries_errors_as_data():
+    results = [HostResult(_host("web1"), data={"x": 1}, uploaded=True),
+               HostResult(_host("web2"), error=RemoteError("NotFound", "No such container: web"))]
+    out = json.loads(tables.to_json(results))
+    assert out[0] == {"host": "web1", "ok": True, "payload_uploaded": True, "x": 1}
+    assert out[1]["ok"] is False and out[1]["error"]["kind"] == "NotFound"
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0.2, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (150, "2 minutes"), (3600, "About an hour"), (7200, "2 hours"), (86400 * 3, "3 days"),
+])
+def test_human_duration_matches_docker(seconds, text):
+    assert tables.human_duration(seconds) == text
+
+
+@pytest.mark.parametrize("n,text", [(0, "0B"), (999, "999B"), (4260, "4.26kB"), (187_000_000, "187MB")])
+def test_human_size_matches_docker(n, text):
+    assert tables.human_size(n) == text
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-28T01:00:00.123456789Z", "2026-11-28T01:00:00Z",
+                                   "2026-11-28T01:00:00.5+00:00", "2026-11-28T01:00:00+00:00"])
+def test_ago_parses_rfc3339_variants(stamp):
+    from datetime import datetime
+    now = datetime.fromisoformat("2026-11-28T01:05:00+00:00").timestamp()
+    expected = "4 minutes ago" if "." in stamp else "5 minutes ago"
+    assert tables.ago(stamp, now=now) == expected
+
+
+def test_short_id():
+    assert tables.short_id("sha256:" + "ab" * 32) == "ab" * 6
+    assert tables.short_id(None) == ""
