@@ -32,7 +32,7 @@ def test_ping_roundtrip(monkeypatch, tmp_path):
     (protocol.request("explode", {}, "dev"), "InvalidArgument", "unknown op"),
     (protocol.request("stop", {"containers": []}, "dev"), "InvalidArgument", "at least one"),
     (protocol.request("logs", {"container": 7}, "dev"), "InvalidArgument", "must be a string"),
-    (protocol.request("pull", {"image": "UPPER/case"}, "dev"), "InvalidArgument", "UPPER/case"),
+    (protocol.request("pull", {"image": "ns/App"}, "dev"), "InvalidArgument", "ns/App"),
 ])
 def test_errors_travel_as_data(monkeypatch, tmp_path, request_obj, kind, text):
     result = _rpc(request_obj, monkeypatch, tmp_path)[-1]

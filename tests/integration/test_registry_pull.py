@@ -1,0 +1,333 @@
+"""Round trip against a real registry on loopback: skopeo pushes a hand-made OCI image, ImageStore pulls it."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from agent_payload import errors
+from agent_payload.image import images, registry
+from agent_payload.state.paths import Paths
+
+pytestmark = pytest.mark.integration
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
+OS_NAME, ARCH, _VARIANT = registry.host_platform()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def layer(entries):
+    """entries: (name, kind, data_or_linkname, mode) -> (gzip bytes, diff_id)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, payload, mode in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.mtime = mode, 1700000000
+            if kind == "dir":
+                ti.type = tarfile.DIRTYPE
+                tar.addfile(ti)
+            elif kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(ti)
+            else:
+                ti.size = len(payload)
+                tar.addfile(ti, io.BytesIO(payload))
+    raw = buf.getvalue()
+    return gzip.compress(raw, mtime=0), sha(raw)
+
+
+class Layout:
+    """A hand-built OCI image layout directory."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.join(path, "blobs", "sha256"))
+        with open(os.path.join(path, "oci-layout"), "w") as f:
+            json.dump({"imageLayoutVersion": "1.0.0"}, f)
+        self.refs = []
+
+    def blob(self, data, media_type):
+        digest = sha(data)
+        with open(os.path.join(self.path, "blobs", "sha256", digest[7:]), "wb") as f:
+            f.write(data)
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def image(self, layers, arch=ARCH, cmd=("/bin/tool",)):
+        """Add an image; return (manifest descriptor, config digest)."""
+        descs = [self.blob(data, "application/vnd.oci.image.layer.v1.tar+gzip") for data, _ in layers]
+        config = {"created": "2024-01-02T03:04:05Z", "architecture": arch, "os": "linux",
+                  "config": {"Env": ["PATH=/bin"], "Cmd": list(cmd), "WorkingDir": "/"},
+                  "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+                  "history": [{"created_by": "hand"} for _ in layers]}
+        cfg = self.blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": cfg, "layers": descs}
+        return self.blob(json.dumps(manifest).encode(), manifest["mediaType"]), cfg["digest"]
+
+    def index(self, manifests):
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+        return self.blob(json.dumps(doc).encode(), doc["mediaType"])
+
+    def tag(self, name, desc):
+        self.refs.append(dict(desc, annotations={"org.opencontainers.image.ref.name": name}))
+        with open(os.path.join(self.path, "index.json"), "w") as f:
+            json.dump({"schemaVersion": 2, "manifests": self.refs}, f)
+
+
+def skopeo_copy(src, dest, *extra):
+    subprocess.run([SKOPEO, "copy", "--quiet", "--dest-tls-verify=false", *extra, src, dest],
+                   check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def reg():
+    """A docker-registry on 127.0.0.1:<random> with test images pushed; killed by PID on teardown."""
+    if not os.access(REGISTRY_BIN, os.X_OK) or not os.access(SKOPEO, os.X_OK):
+        pytest.skip("docker-registry or skopeo not installed")
+    work = tempfile.mkdtemp(prefix="fleet-reg-")
+    port = free_port()
+    conf = os.path.join(work, "config.yml")
+    with open(conf, "w") as f:
+        f.write("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
+                "http:\n  addr: 127.0.0.1:{}\n".format(os.path.join(work, "storage"), port))
+    log = open(os.path.join(work, "registry.log"), "wb")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", conf], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen("http://127.0.0.1:{}/v2/".format(port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("registry did not start: " + open(log.name).read())
+                time.sleep(0.1)
+        lay = Layout(os.path.join(work, "oci"))
+        l1 = layer([("bin/", "dir", None, 0o755), ("bin/tool", "file", b"#!/bin/sh\necho hi\n", 0o4755),
+                    ("etc/", "dir", None, 0o755), ("etc/hello", "file", b"hello\n", 0o644),
+                    ("data/", "dir", None, 0o750), ("data/old.txt", "file", b"old", 0o600),
+                    ("bin/sh", "sym", "/bin/tool", 0o777)])
+        l2 = layer([("data/.wh.old.txt", "file", b"", 0o644), ("etc/hello2", "file", b"second\n", 0o644)])
+        amd, amd_cfg = lay.image([l1, l2])
+        lay.tag("v1", amd)
+        other, _ = lay.image([l2], arch="s390x" if ARCH != "s390x" else "amd64", cmd=("/other",))
+        multi = lay.index([dict(amd, platform={"os": "linux", "architecture": ARCH}),
+                           dict(other, platform={"os": "linux",
+                                                 "architecture": "s390x" if ARCH != "s390x" else "amd64"})])
+        lay.tag("multi", multi)
+        host = "127.0.0.1:{}".format(port)
+        skopeo_copy("oci:{}:v1".format(lay.path), "docker://{}/test/img:v1".format(host))
+        skopeo_copy("oci:{}:v1".format(lay.path), "docker://{}/test/v2s2:v1".format(host), "--format", "v2s2")
+        skopeo_copy("oci:{}:multi".format(lay.path), "docker://{}/test/multi:v1".format(host), "--all")
+        skopeo_copy("oci:{}:v1".format(lay.path), "docker://{}/library/mirrortest:v1".format(host))
+        yield {"host": host, "port": port, "manifest": amd["digest"], "config": amd_cfg,
+               "index": multi["digest"], "diff_ids": [l1[1], l2[1]], "layer_sizes": [len(l1[0]), len(l2[0])]}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def make_store(tmp_path, monkeypatch):
+    """ImageStore factory on a private state root; daemon.json from the given dict."""
+    # Safety net: any accidental non-loopback request goes to a dead loopback proxy, never to the internet.
+    dead = "http://127.0.0.1:{}".format(free_port())
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, dead)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    def make(daemon=None, name="state"):
+        root, cfg = tmp_path / name, tmp_path / (name + "-cfg")
+        cfg.mkdir()
+        monkeypatch.setenv("FLEET_ROOT", str(root))
+        monkeypatch.setenv("FLEET_CONFIG_DIR", str(cfg))
+        if daemon is not None:
+            (cfg / "daemon.json").write_text(json.dumps(daemon))
+        return images.ImageStore(Paths())
+    return make
+
+
+def test_pull_oci_then_repull_and_by_digest(reg, make_store):
+    store = make_store({"insecure-registries": [reg["host"]]})
+    events = []
+    ref = "{}/test/img:v1".format(reg["host"])
+    rec, info = store.pull(ref, emit=lambda name, data: events.append((name, data)))
+    assert info == {"endpoint": "http://" + reg["host"], "downloaded": 2, "layers": 2}
+    assert rec.id == reg["config"] and rec.digest == reg["manifest"]
+    assert (rec.reference, rec.repository, rec.tag) == ("{}/test/img:v1".format(reg["host"]),
+                                                        "{}/test/img".format(reg["host"]), "v1")
+    assert rec.config["rootfs"]["diff_ids"] == reg["diff_ids"] and rec.config["config"]["Cmd"] == ["/bin/tool"]
+    assert rec.size == sum(reg["layer_sizes"]) and rec.created == "2024-01-02T03:04:05Z"
+    low, top = rec.layers
+    assert open(os.path.join(low, "etc/hello"), "rb").read() == b"hello\n"
+    assert stat.S_IMODE(os.lstat(os.path.join(low, "bin/tool")).st_mode) == 0o4755
+    assert os.readlink(os.path.join(low, "bin/sh")) == "/bin/tool"
+    wh = os.lstat(os.path.join(top, "data/old.txt"))
+    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0
+    assert not os.path.exists(os.path.join(top, "data/.wh.old.txt"))
+    assert len(os.path.basename(os.path.dirname(top))) <= 12  # short snapshot dir names
+    statuses = {d["status"] for n, d in events if n == "progress"}
+    assert {"Downloading", "Verifying", "Extracting", "Pull complete"} <= statuses
+    assert all(len(d["layer"]) == 12 for _, d in events)
+    # Content store holds verified blobs under their digests.
+    for digest in [reg["manifest"], reg["config"]]:
+        assert store.content.has(digest)
+    index = json.load(open(os.path.join(store.paths.images, "index.json")))
+    assert index["refs"][rec.reference] == {"id": rec.id, "digest": rec.digest}
+    assert index["images"][rec.id]["chain_ids"][0] == reg["diff_ids"][0]
+
+    events.clear()
+    rec2, info2 = store.pull(ref, emit=lambda name, data: events.append((name, data)))
+    assert info2["downloaded"] == 0 and rec2.layers == rec.layers and rec2.id == rec.id
+    assert [d["status"] for _, d in events] == ["Already exists", "Already exists"]
+
+    by_digest = "{}/test/img@{}".format(reg["host"], reg["manifest"])
+    rec3, info3 = store.pull(by_digest)
+    assert rec3.id == rec.id and rec3.tag == "<none>" and info3["downloaded"] == 0
+
+    # Local lookups: reference, digest reference, full ID, short ID prefix.
+    for key in (ref, by_digest, rec.id, rec.id[7:19]):
+        assert store.resolve(key).id == rec.id
+    assert store.resolve(ref).layers == rec.layers
+    with pytest.raises(errors.NotFound, match="No such image"):
+        store.resolve("{}/test/img:nope".format(reg["host"]))
+    rows = store.list()
+    assert [(r["repository"], r["tag"], r["id"]) for r in rows] == [("{}/test/img".format(reg["host"]), "v1", rec.id)]
+
+
+def test_pull_docker_v2s2_fresh(reg, make_store):
+    store = make_store({"insecure-registries": [reg["host"]]})
+    rec, info = store.pull("{}/test/v2s2:v1".format(reg["host"]))
+    manifest = json.loads(store.content.read_bytes(rec.digest))
+    assert manifest["mediaType"] == registry.MT_DOCKER_MANIFEST
+    assert info["downloaded"] == 2 and rec.config["rootfs"]["diff_ids"] == reg["diff_ids"]
+    assert open(os.path.join(rec.layers[1], "etc/hello2"), "rb").read() == b"second\n"
+
+
+def test_pull_index_selects_host_platform(reg, make_store):
+    store = make_store()  # no daemon.json: 127.0.0.1 is insecure by default, as in dockerd
+    rec, info = store.pull("{}/test/multi:v1".format(reg["host"]))
+    assert rec.digest == reg["index"]  # the repo digest is the top-level index, as Docker records it
+    assert rec.id == reg["config"] and rec.config["architecture"] == ARCH and info["layers"] == 2
+
+
+def test_mirror_falls_through_dead_mirror(reg, make_store):
+    dead = "http://127.0.0.1:{}".format(free_port())
+    live = "http://" + reg["host"]
+    store = make_store({"registry-mirrors": [dead, live + "/"]})
+    rec, info = store.pull("mirrortest:v1")
+    assert info["endpoint"] == live
+    assert rec.reference == "docker.io/library/mirrortest:v1"
+    assert (rec.repository, rec.tag) == ("mirrortest", "v1") and rec.id == reg["config"]
+    assert store.resolve("mirrortest:v1").id == rec.id
+    with pytest.raises(errors.NotFound):
+        store.resolve("mirrortest")  # means :latest, which was never pulled
+
+
+def test_errors(reg, make_store):
+    store = make_store({"insecure-registries": [reg["host"]]})
+    with pytest.raises(errors.NotFound, match="manifest unknown"):
+        store.pull("{}/test/img:missing".format(reg["host"]))
+    dead_host = "127.0.0.1:{}".format(free_port())
+    with pytest.raises(errors.Unavailable, match=dead_host):
+        store.pull("{}/test/img:v1".format(dead_host))
+    with pytest.raises(errors.InvalidArgument, match="invalid reference format"):
+        store.pull("Bad/Ref:!")
+
+
+def test_bearer_token_and_redirect_drops_authorization(tmp_path):
+    """Token dance against a fake registry; its blob redirect to another host must not carry Authorization."""
+    import http.server
+    import threading
+
+    blob = b"layer bytes"
+    digest = sha(blob)
+    seen = {"token_query": None, "cdn_auth": "unset", "reg_auth": []}
+
+    class CDN(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen["cdn_auth"] = self.headers.get("Authorization")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob)
+
+        def log_message(self, *args):
+            pass
+
+    cdn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CDN)
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            host = "127.0.0.1:{}".format(self.server.server_address[1])
+            if self.path.startswith("/token"):
+                seen["token_query"] = self.path
+                body = json.dumps({"token": "T0K"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            seen["reg_auth"].append(self.headers.get("Authorization"))
+            if self.headers.get("Authorization") != "Bearer T0K":
+                self.send_response(401)
+                self.send_header("WWW-Authenticate",
+                                 'Bearer realm="http://{}/token",service="fake",scope="x"'.format(host))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:{}/blob".format(cdn.server_address[1]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    reg_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (cdn, reg_srv)]
+    for t in threads:
+        t.start()
+    try:
+        ep = registry.Endpoint("http://127.0.0.1:{}".format(reg_srv.server_address[1]), insecure=True)
+        client = registry.RegistryClient(ep, "ns/app")
+        from agent_payload.image import content
+        store = content.ContentStore(Paths(root=str(tmp_path), config_dir=str(tmp_path / "cfg")))
+        with client.open_blob(digest) as resp:
+            store.ingest(digest, len(blob), resp)
+        assert store.read_bytes(digest) == blob
+        assert "scope=repository%3Ans%2Fapp%3Apull" in seen["token_query"] and "service=fake" in seen["token_query"]
+        assert seen["reg_auth"] == [None, "Bearer T0K"]
+        assert seen["cdn_auth"] is None  # the credential stayed on the registry host
+    finally:
+        for s in (cdn, reg_srv):
+            s.shutdown()
+            s.server_close()
