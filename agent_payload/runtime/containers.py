@@ -1,0 +1,286 @@
+"""Container lifecycle: the Runtime API (create, start, wait, lookup, list, logs, stop, remove) over on-disk records."""
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+
+from .. import errors
+from ..state import store
+from . import logs as logmod
+from . import names, process, records, rootfs, shim, status
+from .spec import ContainerSpec, signal_number
+
+START_TIMEOUT = 90.0
+POLL = 0.05
+KILL_GRACE = 10.0
+_KINDS = {cls.kind: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
+                                    errors.FailedPrecondition, errors.Conflict, errors.Unavailable, errors.Internal)}
+
+
+class Runtime:
+    """Daemonless container runtime of one host; state lives under ``paths``, shims run ``launcher + [...]``."""
+
+    def __init__(self, paths, launcher):
+        self.paths = paths
+        self.launcher = list(launcher)
+
+    # ------------------------------------------------------------ create / start
+
+    def create(self, spec):
+        """Validate ``spec``, allocate ID and name, prepare the container dir; returns the record ("created")."""
+        if not isinstance(spec, ContainerSpec):
+            spec = ContainerSpec.from_dict(spec)
+        spec.validate()
+        for d in spec.lowerdirs:
+            if not os.path.isdir(d):
+                raise errors.NotFound("layer directory not found: {}".format(d))
+        os.makedirs(self.paths.containers, exist_ok=True)
+        with records.names_lock(self.paths):
+            taken = {}
+            for cid in records.list_ids(self.paths):
+                cfg = store.read_json(records.Layout(self.paths, cid).config) or {}
+                taken[cfg.get("name")] = cid
+            name = spec.name
+            if name is not None and name in taken:
+                raise errors.AlreadyExists(
+                    'Conflict. The container name "/{}" is already in use by container "{}". You have to remove '
+                    '(or rename) that container to be able to reuse that name.'.format(name, taken[name]))
+            retry = 0
+            while name is None or name in taken:
+                name = names.random_name(retry)
+                retry += 1
+            cid = records.new_id()
+            while os.path.exists(self.paths.container_dir(cid)):
+                cid = records.new_id()
+            config = spec.to_dict()
+            config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
+            layout = records.Layout(self.paths, cid)
+            try:
+                os.mkdir(layout.dir, 0o710)
+                rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
+                records.write_state(self.paths, cid, records.initial_state())
+                store.write_json_atomic(layout.config, config)  # last: the container now exists
+            except BaseException:
+                shutil.rmtree(layout.dir, ignore_errors=True)
+                raise
+        records.gc_tombstones(self.paths)
+        return records.make_record(self.paths, config, records.initial_state())
+
+    def start(self, ref):
+        """Start the container's shim and init; returns the record ("running") or raises the init's error."""
+        cid = self._resolve(ref)
+        with records.container_lock(self.paths, cid):
+            config = records.read_config(self.paths, cid)
+            state = records.reconcile(self.paths, cid, records.read_state(self.paths, cid))
+            if state["status"] == "running":
+                return records.make_record(self.paths, config, state)
+            msg = self._launch_shim(cid)
+            if msg.get("type") != "started":
+                state.update(exit_code=128, error=msg.get("message"))
+                records.write_state(self.paths, cid, state)
+                cls = _KINDS.get(msg.get("kind"), errors.Internal)
+                raise cls("failed to start container {}: {}".format(cid, msg.get("message")),
+                          errno=msg.get("errno"), details=msg.get("details"))
+            state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
+                         shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None)
+            records.write_state(self.paths, cid, state)
+        return records.make_record(self.paths, config, state)
+
+    def _launch_shim(self, cid):
+        """Spawn ``launcher __shim <id>`` and read its one handshake answer (see shim.py for the diagram)."""
+        layout = records.Layout(self.paths, cid)
+        r, w = os.pipe()
+        env = dict(os.environ, FLEET_ROOT=self.paths.root, FLEET_CONFIG_DIR=self.paths.config_dir)
+        env[shim.SYNC_ENV] = str(w)
+        try:
+            with open(layout.shim_log, "ab") as errf:
+                launcher = subprocess.Popen(self.launcher + ["__shim", cid], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=errf, pass_fds=(w,), close_fds=True,
+                                            start_new_session=True, cwd="/", env=env)
+        except OSError as exc:
+            os.close(r)
+            os.close(w)
+            raise errors.FailedPrecondition("cannot run the shim launcher {}: {}".format(self.launcher, exc))
+        os.close(w)
+        try:
+            ready, _, _ = select.select([r], [], [], START_TIMEOUT)
+            msg = process.recv(r) if ready else {"type": "error", "kind": "Unavailable",
+                                                 "message": "no answer from the shim in {:.0f}s".format(START_TIMEOUT)}
+        finally:
+            os.close(r)
+            launcher.wait()
+        if msg is None:
+            msg = {"type": "error", "kind": "Internal",
+                   "message": "shim exited without an answer (launcher status {}): {}".format(
+                       launcher.returncode, _tail(layout.shim_log))}
+        return msg
+
+    # ------------------------------------------------------------ queries
+
+    def _resolve(self, ref):
+        """Full ID for a full ID, a name, or a unique ID prefix (Docker's order)."""
+        if not isinstance(ref, str) or not ref:
+            raise errors.InvalidArgument("empty container reference")
+        ids = records.list_ids(self.paths)
+        if ref in ids:
+            return ref
+        name = ref.lstrip("/")
+        for cid in ids:
+            cfg = store.read_json(records.Layout(self.paths, cid).config) or {}
+            if cfg.get("name") == name:
+                return cid
+        matches = [cid for cid in ids if cid.startswith(ref.lower())] if records.ID_RE.match(
+            ref.lower().ljust(64, "0")) else []
+        if len(matches) > 1:
+            raise errors.InvalidArgument("multiple IDs found with provided prefix: {}".format(ref))
+        if not matches:
+            raise errors.NotFound("No such container: {}".format(ref))
+        return matches[0]
+
+    def lookup(self, ref):
+        """The record of one container (state reconciled if its shim died)."""
+        cid = self._resolve(ref)
+        config, state = self._load(cid, ref)
+        return records.make_record(self.paths, config, state)
+
+    def _load(self, cid, ref):
+        try:
+            return records.load(self.paths, cid)
+        except errors.NotFound:
+            raise errors.NotFound("No such container: {}".format(ref))
+
+    def list(self, all=False):
+        """``ps`` rows, newest first; only running containers unless ``all``."""
+        rows = []
+        now = time.time_ns()
+        for cid in records.list_ids(self.paths):
+            try:
+                config, state = records.load(self.paths, cid)
+            except errors.NotFound:
+                continue  # removed while we were listing
+            if all or state["status"] == "running":
+                rows.append(status.ps_row(records.make_record(self.paths, config, state), now))
+        rows.sort(key=lambda row: row["created"], reverse=True)
+        return rows
+
+    def _final_state(self, cid):
+        """(state, exists): the current state, or a tombstone's for an auto-removed container."""
+        try:
+            return records.load(self.paths, cid)[1], True
+        except errors.NotFound:
+            tomb = records.tombstone(self.paths, cid)
+            if tomb is None:
+                raise
+            return tomb[0], False
+
+    def wait(self, ref, timeout=None):
+        """Block until the container has exited; returns its exit code (-1 if unknown)."""
+        cid = self._resolve_or_tombstone(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state, _ = self._final_state(cid)
+            if state["status"] == "exited":
+                return state["exit_code"]
+            if deadline is not None and time.monotonic() >= deadline:
+                raise errors.Unavailable("timed out waiting for container {}".format(cid))
+            time.sleep(POLL)
+
+    def _resolve_or_tombstone(self, ref):
+        try:
+            return self._resolve(ref)
+        except errors.NotFound:
+            if records.ID_RE.match(ref) and records.tombstone(self.paths, ref) is not None:
+                return ref
+            raise
+
+    def logs(self, ref, tail=None, follow=False, timestamps=False):
+        """Generator of ``{"stream", "line", "time"}``; with ``follow`` it ends when the container exits.
+
+        The reference is resolved at call time (NotFound raises here, not at the first ``next``).
+        """
+        cid = self._resolve_or_tombstone(ref)
+        try:
+            records.load(self.paths, cid)
+            path = records.Layout(self.paths, cid).log
+        except errors.NotFound:
+            path = records.tombstone(self.paths, cid)[1]
+        if tail is not None and (not isinstance(tail, int) or tail < 0):
+            raise errors.InvalidArgument("tail must be a non-negative integer")
+
+        def running():
+            try:
+                return self._final_state(cid)[0]["status"] == "running"
+            except errors.NotFound:
+                return False
+
+        try:
+            f = open(path, "rb")  # opened now: an auto-removal that follows only moves the file
+        except FileNotFoundError:
+            return iter(())
+        return logmod.read(f, tail=tail, follow=follow, timestamps=timestamps, running=running)
+
+    # ------------------------------------------------------------ stop / remove
+
+    def _stop_one(self, cid, timeout, signum):
+        """Signal the init, wait ``timeout`` s, then SIGKILL and wait for the shim to record the exit."""
+        config, state = records.load(self.paths, cid)
+        if state["status"] != "running":
+            return
+        records.signal_process(state["pid"], state.get("pid_start"), signum)
+        for grace, sig in ((timeout, signal.SIGKILL), (KILL_GRACE, None)):
+            deadline = time.monotonic() + max(0, grace)
+            while time.monotonic() < deadline:
+                state = self._final_state(cid)[0]
+                if state["status"] != "running":
+                    return
+                time.sleep(POLL)
+            if sig is not None:
+                records.signal_process(state["pid"], state.get("pid_start"), sig)
+        raise errors.Unavailable("container {} did not exit after SIGKILL".format(cid))
+
+    def stop(self, refs, time=10):
+        """Stop containers (stop_signal, then SIGKILL after ``time`` s); already stopped is fine. Returns IDs."""
+        if isinstance(refs, str):
+            refs = [refs]
+        cids = [self._resolve(ref) for ref in refs]
+        for cid in cids:
+            config = records.read_config(self.paths, cid)
+            try:
+                self._stop_one(cid, time, signal_number(config.get("stop_signal", "SIGTERM")))
+            except errors.NotFound:
+                pass  # auto-removed once it exited: stopped
+        return cids
+
+    def remove(self, refs, force=False):
+        """Remove containers; a running one needs ``force`` (SIGKILL first). Returns IDs."""
+        if isinstance(refs, str):
+            refs = [refs]
+        cids = [self._resolve(ref) for ref in refs]
+        for cid in cids:
+            _, state = records.load(self.paths, cid)
+            if state["status"] == "running":
+                if not force:
+                    raise errors.Conflict(
+                        "You cannot remove a running container {}. Stop the container before attempting removal "
+                        "or force remove".format(cid))
+                try:
+                    self._stop_one(cid, 0, signal.SIGKILL)
+                except errors.NotFound:
+                    pass
+            with records.container_lock(self.paths, cid):
+                records.remove_dir(self.paths, cid)
+            shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
+        return cids
+
+
+def _tail(path, limit=2000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""

@@ -1,0 +1,152 @@
+"""The container init: namespaces, rootfs, hostname, fd hygiene and exec, run in the child the shim forks.
+
+Sync protocol between the shim and the init (one JSON object per line on the init pipe, which is the
+only fd the init keeps besides stdio until just before exec)::
+
+    shim                                   init (PID 1 of the new PID namespace)
+      | unshare(CLONE_NEWPID); fork() --------> setsid, PDEATHSIG=KILL, stdio = /dev/null + log pipes
+      |                                         unshare(NEWNS|NEWUTS|NEWIPC), rootfs.setup() (pivot_root)
+      |                                         sethostname, close fds >= 3, chdir(workdir)
+      |<------------- {"type": "ready"} -------  (or {"type": "error", ...} and _exit(1))
+      |                                         close pipe, execvpe(argv)
+      |                                         exec failed: message on stderr, _exit(127 or 126)
+
+EOF on the pipe without a message means the init died during setup.
+"""
+
+import errno
+import json
+import os
+import signal
+import sys
+import traceback
+
+from .. import errors
+from ..linux import libc
+from ..linux.consts import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_PDEATHSIG
+from . import rootfs
+from .spec import ContainerSpec, container_env
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+
+
+def send(fd, msg):
+    """Write one JSON message line to a sync pipe."""
+    data = json.dumps(msg).encode() + b"\n"
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def recv(fd):
+    """Read one JSON message line from a sync pipe (blocking); None on EOF before a full line."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    line = buf.split(b"\n", 1)[0]
+    if not line:
+        return None
+    try:
+        return json.loads(line.decode())
+    except ValueError:
+        return {"type": "error", "kind": "Internal", "message": "garbled sync message: {!r}".format(line[:200])}
+
+
+def error_message(exc):
+    """A sync-pipe error message for an exception (kind chosen by errors.from_oserror for OSErrors)."""
+    if isinstance(exc, errors.AgentError):
+        err = exc
+    elif isinstance(exc, OSError):
+        err = errors.from_oserror(exc)
+    else:
+        err = errors.Internal("{}: {}".format(type(exc).__name__, exc))
+    return {"type": "error", "kind": err.kind, "message": err.message, "errno": err.errno,
+            "details": traceback.format_exc()}
+
+
+def close_fds_except(keep):
+    """Close every fd >= 3 except ``keep`` (PITFALLS 3.10: no host fd may reach the container).
+
+    Lists /proc/self/fd rather than looping to SC_OPEN_MAX (which can be 10^6 close() calls on 3.8).
+    """
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        maxfd = os.sysconf("SC_OPEN_MAX")
+        os.closerange(3, keep)
+        os.closerange(keep + 1, maxfd)
+        return
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the fd listdir itself used, already closed
+
+
+def _reset_signals():
+    """Undo what Python did to signal dispositions: exec keeps ignored signals ignored (SIGPIPE, SIGXFSZ)."""
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def exec_container(argv, env):
+    """execvpe with the container's PATH; on failure report as Docker does and exit 127/126 (never returns)."""
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            code = EXIT_NOT_FOUND
+            if "/" in argv[0]:
+                what = "no such file or directory"
+            else:
+                what = "executable file not found in $PATH"
+        else:
+            code = EXIT_NOT_EXECUTABLE
+            what = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        msg = 'exec: "{}": {}\n'.format(argv[0], what)
+        try:
+            os.write(2, msg.encode("utf-8", "replace"))
+        except OSError:
+            pass
+        os._exit(code)
+
+
+def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
+    """Body of the container's PID 1 up to exec; never returns."""
+    try:
+        spec = ContainerSpec.from_dict(config)
+        os.setsid()
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the container never outlives its shim
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        for fd in (null, stdout_fd, stderr_fd):
+            if fd > 2:
+                os.close(fd)
+        libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
+        rootfs.setup(layout, len(spec.lowerdirs))
+        libc.sethostname(config["hostname"])
+        env = container_env(spec, config["hostname"])
+        _reset_signals()
+        close_fds_except(sync_fd)
+        # created inside the new root, so a WORKDIR can never name a host path
+        os.makedirs(spec.workdir, 0o755, exist_ok=True)
+        os.chdir(spec.workdir)
+        send(sync_fd, {"type": "ready"})
+        os.close(sync_fd)
+    except BaseException as exc:  # report anything, then die: we are a forked copy of the shim
+        try:
+            send(sync_fd, error_message(exc))
+        except BaseException:
+            traceback.print_exc(file=sys.stderr)
+        os._exit(1)
+    exec_container(spec.argv, env)
+    os._exit(EXIT_NOT_EXECUTABLE)  # not reached

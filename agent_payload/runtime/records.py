@@ -1,0 +1,220 @@
+"""Container records on disk: layout of a container dir, config/state JSON under a per-container flock, removal."""
+
+import calendar
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+
+from .. import errors
+from ..state import locks, store
+
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
+TOMBSTONES = ".removed"  # auto-removed containers keep state + log here briefly (for wait/logs of `run --rm`)
+TOMBSTONE_TTL = 600
+
+
+def new_id():
+    """A random 64-hex container ID."""
+    return secrets.token_hex(32)
+
+
+def format_ns(ns=None):
+    """RFC 3339 UTC with nanoseconds, as Docker's json-file log: ``2026-11-28T01:02:03.123456789Z``."""
+    if ns is None:
+        ns = time.time_ns()
+    sec, frac = divmod(ns, 1000000000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".{:09d}Z".format(frac)
+
+
+def parse_ns(text):
+    """Inverse of ``format_ns`` (accepts 0-9 fractional digits); returns epoch nanoseconds."""
+    text = text.rstrip("Z")
+    base, _, frac = text.partition(".")
+    sec = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return sec * 1000000000 + int((frac + "000000000")[:9])
+
+
+class Layout:
+    """Files of one container under ``Paths.container_dir(id)``."""
+
+    def __init__(self, paths, container_id):
+        self.id = container_id
+        self.dir = paths.container_dir(container_id)
+        j = lambda name: os.path.join(self.dir, name)  # noqa: E731
+        self.config = j("config.json")
+        self.state = j("state.json")
+        self.log = j(container_id + "-json.log")
+        self.shim_log = j("shim.log")
+        self.layers = j("l")  # short symlinks l/0..l/N -> lowerdirs, keeps the overlay option string small
+        self.diff = j("diff")  # overlay upperdir: survives the container for diff/commit
+        self.work = j("work")
+        self.rootfs = j("rootfs")
+        self.hostname = j("hostname")
+        self.hosts = j("hosts")
+        self.resolv = j("resolv.conf")
+
+
+def container_lock(paths, container_id, shared=False):
+    """The per-container flock guarding config/state read-modify-write."""
+    return locks.locked(paths.lock_file("container-" + container_id), shared=shared)
+
+
+def names_lock(paths):
+    """The host-wide flock serialising name allocation and container creation."""
+    return locks.locked(paths.lock_file("containers"))
+
+
+def list_ids(paths):
+    """IDs of all containers that have a config (partially created or trashed dirs are skipped)."""
+    try:
+        entries = os.listdir(paths.containers)
+    except FileNotFoundError:
+        return []
+    return [e for e in entries if ID_RE.match(e) and os.path.exists(os.path.join(paths.containers, e, "config.json"))]
+
+
+def read_config(paths, container_id):
+    """config.json of a container, or NotFound."""
+    cfg = store.read_json(Layout(paths, container_id).config)
+    if cfg is None:
+        raise errors.NotFound("No such container: {}".format(container_id))
+    return cfg
+
+
+def read_state(paths, container_id):
+    """state.json of a container (a fresh "created" state if absent)."""
+    return store.read_json(Layout(paths, container_id).state) or initial_state()
+
+
+def write_state(paths, container_id, state):
+    """Persist state.json atomically; callers hold ``container_lock``."""
+    store.write_json_atomic(Layout(paths, container_id).state, state)
+
+
+def initial_state():
+    """The state of a container that was never started."""
+    return {"status": "created", "pid": 0, "pid_start": None, "shim_pid": 0, "shim_start": None,
+            "started_at": None, "finished_at": None, "exit_code": None, "error": None}
+
+
+def proc_starttime(pid):
+    """Start time (clock ticks, /proc/<pid>/stat field 22) of a live, non-zombie process; None otherwise."""
+    if not pid or pid <= 0:
+        return None
+    try:
+        with open("/proc/{}/stat".format(pid), "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rfind(")") + 2:].split()
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid, starttime):
+    """True if ``pid`` is alive and is the same process we recorded (guards against PID reuse)."""
+    current = proc_starttime(pid)
+    return current is not None and (starttime is None or current == starttime)
+
+
+def signal_process(pid, starttime, signum):
+    """Send ``signum`` to ``pid`` only if it is still the recorded process; returns whether it was sent."""
+    if not is_alive(pid, starttime):
+        return False
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def reconcile(paths, container_id, state):
+    """Fix a "running" state whose shim is gone (crashed or killed); call with ``container_lock`` held.
+
+    The exit status is unknown then: record ``exit_code`` -1 and an error note, and kill an orphaned
+    container process (its output has nowhere to go and nobody would ever reap or record it).
+    """
+    if state.get("status") != "running" or is_alive(state.get("shim_pid"), state.get("shim_start")):
+        return state
+    signal_process(state.get("pid"), state.get("pid_start"), signal.SIGKILL)
+    state = dict(state, status="exited", exit_code=-1, finished_at=format_ns(),
+                 error="shim (pid {}) exited unexpectedly; container exit status unknown".format(state.get("shim_pid")))
+    write_state(paths, container_id, state)
+    return state
+
+
+def load(paths, container_id):
+    """Read config + (reconciled) state under the container lock; NotFound if the container is gone."""
+    with container_lock(paths, container_id):
+        config = read_config(paths, container_id)
+        state = reconcile(paths, container_id, read_state(paths, container_id))
+    return config, state
+
+
+def make_record(paths, config, state):
+    """The public container record: config fields plus state fields plus the log path."""
+    rec = dict(config)
+    rec.update(state)
+    rec["log_path"] = Layout(paths, config["id"]).log
+    return rec
+
+
+def _trash(paths, directory):
+    """Rename ``directory`` out of the container namespace, then delete it (never half-visible)."""
+    trash = os.path.join(paths.containers, ".trash-" + secrets.token_hex(8))
+    try:
+        os.rename(directory, trash)
+    except FileNotFoundError:
+        return False
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def remove_dir(paths, container_id, tombstone=False):
+    """Delete a container dir (caller holds its lock); with ``tombstone`` keep state + log under ``.removed``.
+
+    Returns False if the directory was already gone.
+    """
+    lay = Layout(paths, container_id)
+    if tombstone and os.path.isdir(lay.dir):
+        tomb = os.path.join(paths.containers, TOMBSTONES, container_id)
+        os.makedirs(tomb, exist_ok=True)
+        for src in (lay.state, lay.config, lay.log):
+            if os.path.exists(src):
+                os.rename(src, os.path.join(tomb, os.path.basename(src)))
+    gone = _trash(paths, lay.dir)
+    try:
+        os.unlink(paths.lock_file("container-" + container_id))
+    except FileNotFoundError:
+        pass
+    return gone
+
+
+def tombstone(paths, container_id):
+    """(state, log path) of a recently auto-removed container, or None."""
+    tomb = os.path.join(paths.containers, TOMBSTONES, container_id)
+    state = store.read_json(os.path.join(tomb, "state.json"))
+    if state is None:
+        return None
+    return state, os.path.join(tomb, container_id + "-json.log")
+
+
+def gc_tombstones(paths, ttl=TOMBSTONE_TTL):
+    """Delete tombstones older than ``ttl`` seconds."""
+    base = os.path.join(paths.containers, TOMBSTONES)
+    try:
+        entries = os.listdir(base)
+    except FileNotFoundError:
+        return
+    cutoff = time.time() - ttl
+    for entry in entries:
+        path = os.path.join(base, entry)
+        try:
+            if os.stat(path).st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,250 @@
+"""The container's root filesystem: files prepared at create time, and the mounts done inside its mount namespace."""
+
+import errno
+import ipaddress
+import os
+import stat
+
+from ..linux import libc
+from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
+                            MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
+from ..state import store
+
+# moby oci/defaults.go (PITFALLS 3.4)
+MASKED_PATHS = ("proc/asound", "proc/acpi", "proc/interrupts", "proc/kcore", "proc/keys", "proc/latency_stats",
+                "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi", "sys/firmware",
+                "sys/devices/virtual/powercap")
+READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger")
+# name -> (major, minor); mode 0666 as runc's default device list
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
+DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2"}
+HOSTS_TEMPLATE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                  "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n")
+DOCKER_DEFAULT_DNS = ("nameserver 8.8.8.8\n", "nameserver 8.8.4.4\n")
+
+
+# ---------------------------------------------------------------- host side, at create time
+
+def overlay_options(layer_count):
+    """Overlay mount data relative to the container dir: top layer first, via the short ``l/<n>`` links."""
+    lower = ":".join("l/{}".format(i) for i in reversed(range(layer_count)))
+    return "lowerdir={},upperdir=diff,workdir=work".format(lower)
+
+
+def resolv_conf(text):
+    """The host's resolv.conf minus loopback nameservers (unreachable once containers get their own netns)."""
+    out, servers = [], 0
+    for line in text.splitlines(True):
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                if ipaddress.ip_address(fields[1].split("%")[0]).is_loopback:
+                    continue
+            except ValueError:
+                pass
+            servers += 1
+        out.append(line if line.endswith("\n") else line + "\n")
+    if not servers:
+        out.extend(DOCKER_DEFAULT_DNS)  # as Docker does when nothing usable is left
+    return "".join(out)
+
+
+def host_resolv_conf():
+    """The resolv.conf to start from: systemd-resolved's upstream list if the stub (127.0.0.53) is in use."""
+    for path in ("/etc/resolv.conf",):
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if "127.0.0.53" in text and os.path.exists("/run/systemd/resolve/resolv.conf"):
+            with open("/run/systemd/resolve/resolv.conf") as f:
+                return f.read()
+        return text
+    return ""
+
+
+def prepare(layout, lowerdirs, hostname):
+    """Create the container dir's rootfs pieces: layer links, upper/work/mountpoint, hostname/hosts/resolv.conf."""
+    os.makedirs(layout.layers, exist_ok=True)
+    for i, d in enumerate(lowerdirs):
+        os.symlink(d, os.path.join(layout.layers, str(i)))
+    for d in (layout.diff, layout.work, layout.rootfs):
+        os.makedirs(d, exist_ok=True)
+    store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode())
+    store.write_bytes_atomic(layout.hosts, HOSTS_TEMPLATE.format(hostname).encode())
+    store.write_bytes_atomic(layout.resolv, resolv_conf(host_resolv_conf()).encode())
+    store.write_bytes_atomic(layout.log, b"", mode=0o640)
+
+
+# ---------------------------------------------------------------- container side, in the new mount namespace
+
+def _open_in(root_fd, relpath, kind):
+    """Open ``relpath`` under ``root_fd`` as an O_PATH fd without following any symlink (CVE-2021-30465).
+
+    Missing components are created (``kind`` "dir" or "file" for the last one); a symlink as the final
+    *file* component is replaced by an empty file (e.g. an image's /etc/resolv.conf -> ../run/...);
+    a symlink anywhere else is refused.
+    """
+    parts = [p for p in relpath.split("/") if p]
+    fd = os.dup(root_fd)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            want_dir = not last or kind == "dir"
+            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if want_dir else 0)
+            try:
+                nfd = os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if want_dir:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                else:
+                    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+                nfd = os.open(part, flags, dir_fd=fd)
+            if not want_dir and stat.S_ISLNK(os.fstat(nfd).st_mode):
+                os.close(nfd)
+                os.unlink(part, dir_fd=fd)
+                os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+                nfd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            raise OSError(exc.errno, "refusing to mount over a symlink or non-directory", relpath)
+        raise
+
+
+def _fdpath(fd):
+    return "/proc/self/fd/{}".format(fd)
+
+
+def _mount_at(root_fd, relpath, kind, source, fstype, flags=0, data=None):
+    """Mount onto ``relpath`` inside the rootfs, resolved safely and addressed through /proc/self/fd."""
+    fd = _open_in(root_fd, relpath, kind)
+    try:
+        libc.mount(source, _fdpath(fd), fstype, flags, data)
+    finally:
+        os.close(fd)
+
+
+def _setup_dev(rootfs):
+    """A fresh tmpfs /dev with the default device nodes, devpts, shm, mqueue and the usual links."""
+    dev = os.path.join(rootfs, "dev")
+    for name, (major, minor) in DEVICES.items():
+        path = os.path.join(dev, name)
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    for sub in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, sub), 0o755)
+    libc.mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name, target in DEV_LINKS.items():
+        os.symlink(target, os.path.join(dev, name))
+
+
+def _dev_null_fd(rootfs):
+    """O_PATH fd of our own /dev/null, checked to be char device 1:3 (CVE-2025-31133)."""
+    fd = os.open(os.path.join(rootfs, "dev", "null"), os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "/dev/null of the container is not the null device")
+    return fd
+
+
+def _mask_and_protect(root_fd, rootfs):
+    """Mask sensitive /proc and /sys entries and make kernel tunables read-only, as Docker's defaults."""
+    null_fd = _dev_null_fd(rootfs)
+    try:
+        for rel in MASKED_PATHS:
+            try:
+                fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+            except FileNotFoundError:
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    libc.mount("tmpfs", _fdpath(fd), "tmpfs", MS_RDONLY, None)
+                else:
+                    libc.mount(_fdpath(null_fd), _fdpath(fd), None, MS_BIND)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(null_fd)
+    for rel in READONLY_PATHS:
+        try:
+            fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+        except FileNotFoundError:
+            continue
+        try:
+            libc.mount(_fdpath(fd), _fdpath(fd), None, MS_BIND | MS_REC)
+        finally:
+            os.close(fd)
+        _remount_ro(root_fd, rel, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _remount_ro(root_fd, rel, flags):
+    """Make the bind mount now at ``rel`` read-only (re-opened: an fd from before the bind names the old mount)."""
+    fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+    try:
+        libc.mount(None, _fdpath(fd), None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+    finally:
+        os.close(fd)
+
+
+def _mount_sys(root_fd):
+    """A read-only sysfs; falls back to a read-only bind of the host's /sys where sysfs cannot be mounted."""
+    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    try:
+        _mount_at(root_fd, "sys", "dir", "sysfs", "sysfs", flags)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+        fd = _open_in(root_fd, "sys", "dir")
+        try:
+            libc.mount("/sys", _fdpath(fd), None, MS_BIND | MS_REC)
+        finally:
+            os.close(fd)
+        _remount_ro(root_fd, "sys", flags)
+
+
+def setup(layout, layer_count):
+    """Build the container's root and pivot into it; call in a fresh mount namespace (the init, pre-exec).
+
+    Order as runc: private propagation, overlay, /proc, /dev, /sys, masks, bind-mounted /etc files, pivot_root.
+    """
+    libc.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate back to the host
+    os.chdir(layout.dir)  # overlay resolves the relative l/<n>, diff and work against our cwd
+    libc.mount("overlay", "rootfs", "overlay", 0, overlay_options(layer_count))
+    rootfs = layout.rootfs
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _mount_at(root_fd, "proc", "dir", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
+        _mount_at(root_fd, "dev", "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
+        _setup_dev(rootfs)
+        _mount_sys(root_fd)
+        _mask_and_protect(root_fd, rootfs)
+        for src, rel in ((layout.hostname, "etc/hostname"), (layout.hosts, "etc/hosts"),
+                         (layout.resolv, "etc/resolv.conf")):
+            _mount_at(root_fd, rel, "file", src, None, MS_BIND)
+    finally:
+        os.close(root_fd)
+    pivot(rootfs)
+
+
+def pivot(rootfs):
+    """pivot_root(".", ".") as runc: no put_old dir is needed, the old root is stacked and detached."""
+    old_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(rootfs)
+        libc.pivot_root(".", ".")
+        os.fchdir(old_fd)
+        libc.mount(None, ".", None, MS_SLAVE | MS_REC)  # keep the unmount from propagating anywhere
+        libc.umount2(".", MNT_DETACH)
+    finally:
+        os.close(old_fd)
+    os.chdir("/")

@@ -1,0 +1,198 @@
+"""The per-container shim: a detached supervisor that forks the container init, writes its log and records its exit.
+
+Start handshake (caller = ``Runtime.start``, which holds the container's flock throughout)::
+
+    Runtime.start                         launcher (argv + ["__shim", id])      shim (grandchild)
+      pipe() -> (r, w)
+      spawn launcher, pass w as  ------->  fork() ------------------------------> setsid(), fork()
+      $FLEET_SHIM_SYNC_FD                  waitpid(child); exit 0                 (middle child exits)
+      wait(launcher)                                                              stdio := /dev/null, shim.log
+                                                                                  close fds >= 3 except w
+                                                                                  unshare(NEWPID), fork init,
+                                                                                  wait init's "ready" (process.py)
+      <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
+      or <---------------- {"type": "error", "kind", "message", ...} -------------------------
+      (EOF without a line: the launcher or shim crashed; see shim.log)
+      write state.json "running"; unlock                                          pump stdout/stderr into
+                                                                                  <id>-json.log, reap init,
+                                                                                  lock; state.json "exited"
+
+If the caller vanished before reading the answer (EPIPE on w), the shim kills the init instead of
+leaving a container that no state file knows about.
+"""
+
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+
+from ..linux import libc
+from ..linux.consts import CLONE_NEWPID
+from . import logs, process, records
+
+SYNC_ENV = "FLEET_SHIM_SYNC_FD"
+READY_TIMEOUT = 60.0
+DRAIN_GRACE = 2.0
+
+
+def main(paths, container_id):
+    """Entry point for ``<payload> __shim <id>``: detach (double fork + setsid) and supervise the container.
+
+    Returns 0 in the launcher process once the shim is detached; the shim itself never returns.
+    """
+    try:
+        sync_fd = int(os.environ.pop(SYNC_ENV))
+    except (KeyError, ValueError):
+        sys.stderr.write("__shim: ${} not set; this command is internal\n".format(SYNC_ENV))
+        return 2
+    child = os.fork()
+    if child:
+        os.close(sync_fd)
+        os.waitpid(child, 0)
+        return 0
+    code = 1
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        code = _supervise(paths, container_id, sync_fd)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _detach_stdio(layout, keep_fd):
+    """stdin/stdout := /dev/null, stderr := shim.log, every other inherited fd closed (SSH channel must close)."""
+    null = os.open("/dev/null", os.O_RDWR)
+    err = os.open(layout.shim_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    process.close_fds_except(keep_fd)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def _supervise(paths, container_id, sync_fd):
+    layout = records.Layout(paths, container_id)
+    _detach_stdio(layout, sync_fd)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        config = records.read_config(paths, container_id)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        init_r, init_w = os.pipe()
+        logf = open(layout.log, "ab")
+        libc.unshare(CLONE_NEWPID)  # only our children enter it: the next fork() is its PID 1
+        pid = os.fork()
+    except Exception as exc:
+        traceback.print_exc()
+        _answer(sync_fd, process.error_message(exc))
+        return 1
+    if pid == 0:
+        for fd in (out_r, err_r, init_r, sync_fd):
+            os.close(fd)
+        process.init_main(layout, config, out_w, err_w, init_w)
+    for fd in (out_w, err_w, init_w):
+        os.close(fd)
+    msg = _await_ready(init_r, pid)
+    os.close(init_r)
+    if msg.get("type") != "ready":
+        _kill_and_reap(pid)
+        _answer(sync_fd, msg)
+        return 1
+    pid_start = records.proc_starttime(pid)
+    started = {"type": "started", "pid": pid, "pid_start": pid_start,
+               "shim_pid": os.getpid(), "shim_start": records.proc_starttime(os.getpid())}
+    if not _answer(sync_fd, started):
+        sys.stderr.write("caller went away before the start was recorded; killing the container\n")
+        _kill_and_reap(pid)
+        return 1
+    status = _pump(pid, {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")})
+    logf.close()
+    _record_exit(paths, container_id, config, status)
+    return 0
+
+
+def _await_ready(init_r, pid):
+    """The init's first sync message, or an error if it does not arrive in time."""
+    sel = selectors.DefaultSelector()
+    sel.register(init_r, selectors.EVENT_READ)
+    if not sel.select(READY_TIMEOUT):
+        return {"type": "error", "kind": "Unavailable",
+                "message": "container init did not get ready within {:.0f}s".format(READY_TIMEOUT)}
+    msg = process.recv(init_r)
+    if msg is None:
+        return {"type": "error", "kind": "Internal", "message": "container init (pid {}) died during setup".format(pid)}
+    return msg
+
+
+def _answer(sync_fd, msg):
+    """Send the one handshake answer to the caller; False if the caller is gone."""
+    try:
+        process.send(sync_fd, msg)
+        return True
+    except BrokenPipeError:
+        return False
+    finally:
+        os.close(sync_fd)
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def _pump(pid, writers):
+    """Copy the container's output into the log until it exits; returns the raw wait status."""
+    sel = selectors.DefaultSelector()
+    for fd in writers:
+        sel.register(fd, selectors.EVENT_READ)
+    status, deadline = None, None
+    while sel.get_map():
+        for key, _ in sel.select(0.2 if status is None else 0.05):
+            data = os.read(key.fd, 65536)
+            if data:
+                writers[key.fd].feed(data)
+            else:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                writers[key.fd].close()
+        if status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, deadline = st, time.monotonic() + DRAIN_GRACE
+        elif time.monotonic() > deadline:
+            break  # PID 1 died, so the kernel killed its namespace; a stray writer must not keep us here
+    for fd in list(sel.get_map()):
+        writers[fd].close()
+        os.close(fd)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    return status
+
+
+def exit_code(status):
+    """Docker's exit code for a wait status: the exit status, or 128 + signal number."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _record_exit(paths, container_id, config, status):
+    with records.container_lock(paths, container_id):
+        if not os.path.exists(records.Layout(paths, container_id).config):
+            return  # force-removed while we were reaping
+        state = records.read_state(paths, container_id)
+        state.update(status="exited", exit_code=exit_code(status), finished_at=records.format_ns(), pid=0)
+        records.write_state(paths, container_id, state)
+        if config.get("auto_remove"):
+            records.remove_dir(paths, container_id, tombstone=True)
+    if config.get("auto_remove"):
+        records.gc_tombstones(paths)

@@ -1,0 +1,126 @@
+"""ContainerSpec: the desired state of one container, checked before any side effect."""
+
+import dataclasses
+import re
+import signal
+from typing import Dict, List, Optional
+
+from .. import errors
+
+#: Docker's container-name grammar (``daemon/names``); a leading "/" is accepted and dropped.
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,62})$")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
+
+
+@dataclasses.dataclass
+class ContainerSpec:
+    """What to run: image layers, command, environment and the few runtime options supported so far."""
+
+    name: Optional[str] = None
+    image: str = ""
+    image_id: str = ""
+    lowerdirs: List[str] = dataclasses.field(default_factory=list)
+    argv: List[str] = dataclasses.field(default_factory=list)
+    env: List[str] = dataclasses.field(default_factory=list)
+    workdir: str = "/"
+    hostname: Optional[str] = None
+    auto_remove: bool = False
+    labels: Dict[str, str] = dataclasses.field(default_factory=dict)
+    stop_signal: str = "SIGTERM"
+
+    def validate(self):
+        """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
+        if self.name is not None:
+            if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+                raise errors.InvalidArgument(
+                    'Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'.format(self.name))
+            self.name = self.name.lstrip("/")
+        if not isinstance(self.image, str) or not self.image:
+            raise errors.InvalidArgument("image reference must not be empty")
+        if not isinstance(self.image_id, str) or not IMAGE_ID_RE.match(self.image_id):
+            raise errors.InvalidArgument("invalid image ID {!r}: want sha256:<64 hex>".format(self.image_id))
+        _check_str_list("lowerdirs", self.lowerdirs)
+        if not self.lowerdirs:
+            raise errors.InvalidArgument("an image needs at least one layer directory")
+        if len(self.lowerdirs) > MAX_LAYERS:
+            raise errors.InvalidArgument("too many layers: {} > {}".format(len(self.lowerdirs), MAX_LAYERS))
+        for d in self.lowerdirs:
+            if not d.startswith("/"):
+                raise errors.InvalidArgument("layer directory must be absolute: {!r}".format(d))
+        _check_str_list("argv", self.argv)
+        if not self.argv or not self.argv[0]:
+            raise errors.InvalidArgument("No command specified")
+        _check_str_list("env", self.env)
+        for entry in self.env:
+            key, sep, _ = entry.partition("=")
+            if not sep or not ENV_KEY_RE.match(key):
+                raise errors.InvalidArgument("invalid environment entry {!r}: want KEY=VALUE".format(entry))
+        if not isinstance(self.workdir, str) or not self.workdir.startswith("/") or "\x00" in self.workdir:
+            raise errors.InvalidArgument(
+                "the working directory '{}' is invalid, it needs to be an absolute path".format(self.workdir))
+        if self.hostname is not None and (not isinstance(self.hostname, str)
+                                          or not HOSTNAME_RE.match(self.hostname)):
+            raise errors.InvalidArgument("invalid hostname {!r}".format(self.hostname))
+        if not isinstance(self.labels, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in self.labels.items()):
+            raise errors.InvalidArgument("labels must map non-empty strings to strings")
+        if not isinstance(self.auto_remove, bool):
+            raise errors.InvalidArgument("auto_remove must be a boolean")
+        signal_number(self.stop_signal)
+        return self
+
+    def to_dict(self):
+        """A JSON-ready copy (for config.json)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build a spec from a dict, ignoring unknown keys (forward compatibility of config.json)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _check_str_list(field, value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\x00" not in v for v in value):
+        raise errors.InvalidArgument("{} must be a list of strings without NUL bytes".format(field))
+
+
+def signal_number(name):
+    """Parse a Docker stop signal ("SIGTERM", "TERM", "15", "SIGRTMIN+3") into a signal number."""
+    text = str(name).strip().upper()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        if not text.startswith("SIG"):
+            text = "SIG" + text
+        for base in ("SIGRTMIN", "SIGRTMAX"):
+            if text.startswith(base + "+") or text.startswith(base + "-"):
+                try:
+                    num = getattr(signal, base) + int(text[len(base):])
+                except ValueError:
+                    break
+                if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
+                    return num
+                break
+        sig = getattr(signal, text, None)
+        if isinstance(sig, signal.Signals) and text.startswith("SIG") and not text.startswith("SIG_"):
+            return int(sig)
+    raise errors.InvalidArgument("Invalid signal: {}".format(name))
+
+
+def container_env(spec, hostname):
+    """The environment the container process gets: the spec's entries plus Docker's PATH/HOSTNAME/HOME defaults."""
+    env = {}
+    for entry in spec.env:
+        key, _, value = entry.partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOSTNAME", hostname)
+    env.setdefault("HOME", "/root")
+    return env
