@@ -91,7 +91,9 @@ def _parser():
     s = sub.add_parser("images", help="list images")
     s.add_argument("-a", "--all", action="store_true")
     s.add_argument("-q", "--quiet", action="store_true")
-    s = sub.add_parser("run", help="run a container")
+    # docker's run uses -h for --hostname, so run's help is --help only
+    s = sub.add_parser("run", help="run a container", add_help=False)
+    s.add_argument("--help", action="help", help="show this help message and exit")
     s.add_argument("-d", "--detach", action="store_true")
     s.add_argument("--name")
     s.add_argument("--rm", action="store_true")
@@ -144,7 +146,8 @@ def _hand_args(ns):
 
 
 def _print_result(ns, data):
-    from agent_payload.render import human_size, table
+    from agent_payload.humanize import human_size
+    from agent_payload.render import ago, table
     out = sys.stdout
     if ns.cmd == "ps":
         rows = data["containers"]
@@ -152,7 +155,7 @@ def _print_result(ns, data):
             out.write("".join(r["id"][:12] + "\n" for r in rows))
             return
         out.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-                        [[r["id"][:12], r["image"], r["command"], r.get("created_ago", r["created"]), r["status"],
+                        [[r["id"][:12], r["image"], r["command"], ago(r["created"]), r["status"],
                           r.get("ports", ""), r["name"]] for r in rows]) + "\n")
     elif ns.cmd == "images":
         rows = data["images"]
@@ -160,7 +163,7 @@ def _print_result(ns, data):
             out.write("".join(r["id"].split(":")[-1][:12] + "\n" for r in rows))
             return
         out.write(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                        [[r["repository"], r["tag"], r["id"].split(":")[-1][:12], r["created"],
+                        [[r["repository"], r["tag"], r["id"].split(":")[-1][:12], ago(r["created"]),
                           human_size(r["size"])] for r in rows]) + "\n")
     elif ns.cmd == "run":
         if ns.detach:

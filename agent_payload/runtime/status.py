@@ -3,35 +3,9 @@
 import json
 import time
 
+from agent_payload.humanize import human_duration
+
 from .records import parse_ns
-
-
-def human_duration(seconds):
-    """Docker's ``units.HumanDuration`` ("Less than a second", "5 seconds", "About a minute", "3 hours", ...)."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return "{} seconds".format(s)
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return "{} minutes".format(minutes)
-    hours = int(round(seconds / 3600.0))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return "{} hours".format(hours)
-    if hours < 24 * 7 * 2:
-        return "{} days".format(hours // 24)
-    if hours < 24 * 30 * 2:
-        return "{} weeks".format(hours // 24 // 7)
-    if hours < 24 * 365 * 2:
-        return "{} months".format(hours // 24 // 30)
-    return "{} years".format(int(seconds // 3600) // 24 // 365)
 
 
 def _since(stamp, now_ns):

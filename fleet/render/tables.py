@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
+
+from agent_payload.humanize import human_duration, human_size  # noqa: F401 - re-exported for commands
 
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d\d)$")
@@ -58,44 +60,6 @@ def short_id(value: str | None, n: int = 12) -> str:
     if not value:
         return ""
     return value.split(":", 1)[-1][:n]
-
-
-def human_size(n) -> str:
-    """Docker's decimal sizes: 4.26kB, 187MB."""
-    n = float(n or 0)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            break
-        n /= 1000.0
-    return "{:.3g}{}".format(n, unit)
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration: "Less than a second", "5 seconds", "About a minute", "3 hours"."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return "{} seconds".format(s)
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return "{} minutes".format(m)
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return "{} hours".format(h)
-    if h < 24 * 7 * 2:
-        return "{} days".format(h // 24)
-    if h < 24 * 30 * 2:
-        return "{} weeks".format(h // 24 // 7)
-    if h < 24 * 365 * 2:
-        return "{} months".format(h // 24 // 30)
-    return "{} years".format(h // 24 // 365)
 
 
 def ago(rfc3339: str | None, now: float | None = None) -> str:

@@ -5,9 +5,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-# What fleet may import from the payload: the wire protocol and the pure reference parser (early validation).
+# What fleet may import from the payload: the wire protocol, the pure reference parser (early validation)
+# and docker's humanised units (so both sides print the same words).
 FLEET_MAY_IMPORT = {"agent_payload", "agent_payload.protocol", "agent_payload.errors", "agent_payload.image",
-                    "agent_payload.image.reference"}
+                    "agent_payload.image.reference", "agent_payload.humanize",
+                    "agent_payload.humanize.human_duration", "agent_payload.humanize.human_size"}
 
 
 def _imports(path):
