@@ -1,0 +1,161 @@
+"""`fleet lab`: a local lab of SSH hosts in network namespaces, a registry host and offline-built seed images."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import hosts as _hosts
+from . import netns as _netns
+from . import registry as _registry
+from . import seed as _seed
+from . import state as _state
+from .state import LabError
+
+__all__ = ["LabConfig", "LabError", "up", "down", "status"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class LabConfig:
+    """What lab to build: its name (prefix of every netns/link), subnet, host count and where its files go."""
+
+    name: str = "fleetlab"
+    subnet: str = "10.213.0.0/24"
+    hosts: int = 3
+    state_dir: Optional[Path] = None          # default: /var/lib/fleet-lab/<name>
+    inventory: Path = Path("inventories/lab.yml")
+    cache_dir: Path = field(default=Path("/var/cache/fleet-lab"))   # debs and built seed images; survives down
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("-", "").isalnum() or len(self.name) > 32:
+            raise LabError("lab name must be 1-32 letters, digits or '-': {!r}".format(self.name))
+        self.state_dir = Path(self.state_dir) if self.state_dir else Path("/var/lib/fleet-lab") / self.name
+        self.state_dir = self.state_dir.absolute()
+        if len(self.state_dir.parts) < 3:
+            raise LabError("state_dir {} is too close to / for a directory that down deletes".format(self.state_dir))
+        self.inventory = Path(self.inventory).absolute()
+        self.cache_dir = Path(self.cache_dir).absolute()
+
+
+def up(cfg: LabConfig, log: Log = print) -> dict:
+    """Build the lab, or repair it: idempotent; with everything running it changes nothing. Returns status(cfg)."""
+    t0 = time.monotonic()
+    bridge, gateway, reg, nodes = _netns.plan(cfg.name, cfg.subnet, cfg.hosts)
+    old = _state.load_state(cfg.state_dir) or {}
+    if not old and cfg.state_dir.is_dir() and any(cfg.state_dir.iterdir()):
+        raise LabError("{} is not empty and holds no lab; pick another state_dir".format(cfg.state_dir))
+    if old and (old.get("subnet") != cfg.subnet or len(old.get("hosts", [])) != cfg.hosts):
+        raise LabError("lab {} exists with subnet {} and {} hosts; run `fleet lab down` first".format(
+            cfg.name, old.get("subnet"), len(old.get("hosts", []))))
+    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _state.claim_mountpoints(cfg.name, _hosts.MOUNT_POINTS)
+    state = {"name": cfg.name, "subnet": cfg.subnet, "bridge": bridge, "state_dir": str(cfg.state_dir),
+             "inventory": str(cfg.inventory), "registry": old.get("registry", {}), "hosts": old.get("hosts", []),
+             "images": old.get("images", {})}
+    if old.get("inventory_dir_created"):
+        state["inventory_dir_created"] = old["inventory_dir_created"]
+    _state.save_state(cfg.state_dir, state)     # recorded before anything is made, so down can always clean up
+
+    _netns.ensure_bridge(bridge, gateway)
+    for node in [reg] + nodes:
+        _netns.ensure_node_net(node, bridge, gateway)
+
+    reg_paths = _registry.registry_paths(cfg.state_dir)
+    rstate = state["registry"]
+    if not _registry.registry_running(rstate.get("pid"), reg.netns):
+        pid = _registry.start_registry(cfg.name, reg, cfg.state_dir)
+        log("registry {}:{} up (pid {})".format(reg.address, _registry.PORT, pid))
+        rstate = {"pid": pid}
+    rstate.update({"address": reg.address, "port": _registry.PORT, "netns": reg.netns, "veth": reg.veth,
+                   "config": str(reg_paths["config"])})
+    state["registry"] = rstate
+    _state.save_state(cfg.state_dir, state)
+
+    key = _hosts.ensure_lab_key(cfg.state_dir)
+    pubkey = key.with_suffix(".pub").read_text()
+    mirror = "{}:{}".format(reg.address, _registry.PORT)
+    recorded = {h["name"]: h for h in state["hosts"]}
+    rows = []
+    for node in nodes:
+        paths = _hosts.prepare_host(cfg.state_dir, node, pubkey, mirror)
+        pid = recorded.get(node.name, {}).get("sshd_pid")
+        if not _hosts.sshd_running(pid, node.netns):
+            pid = _hosts.start_sshd(node, paths)
+            log("host {} {} up (sshd pid {})".format(node.name, node.address, pid))
+        rows.append({"name": node.name, "address": node.address, "netns": node.netns, "veth": node.veth,
+                     "role": node.role, "sshd_pid": pid, "sshd_config": str(paths["sshd_config"])})
+        state["hosts"] = rows + [h for h in state["hosts"] if h["name"] not in {r["name"] for r in rows}]
+        _state.save_state(cfg.state_dir, state)
+
+    known = _hosts.write_known_hosts(cfg.state_dir, nodes)
+    images = _seed.seed_images(cfg.cache_dir, log)
+    for repo, img in images.items():
+        _registry.push(Path(img["layout"]), reg.address, repo, img["config_digest"], img["format"], log)
+    state["images"] = images
+    if not cfg.inventory.parent.exists():
+        state["inventory_dir_created"] = str(cfg.inventory.parent)
+        _state.save_state(cfg.state_dir, state)
+    _hosts.write_inventory(cfg.inventory, _hosts.render_inventory(cfg.name, nodes, key, known))
+    _state.save_state(cfg.state_dir, state)
+    log("lab {} ready in {:.1f}s: {} hosts, inventory {}".format(cfg.name, time.monotonic() - t0, len(nodes),
+                                                                  cfg.inventory))
+    return status(cfg)
+
+
+def down(cfg: LabConfig, log: Log = print) -> None:
+    """Remove everything up made: processes (by PID), namespaces, links, mount points, state_dir, inventory.
+
+    Keeps cfg.cache_dir (debs, seed layouts). A lab that does not exist is a no-op."""
+    st = _state.load_state(cfg.state_dir) or {}
+    ours = bool(st) or (cfg.state_dir.is_dir() and not any(cfg.state_dir.iterdir()))   # never rmtree a stranger
+    namespaces = _netns.list_netns(cfg.name)
+
+    def victims() -> set[int]:
+        pids: set[int] = set()
+        for ns in namespaces:
+            pids |= _netns.netns_pids(ns)
+        if st:
+            pids |= _state.pids_using(cfg.state_dir)
+        recorded = [(h.get("sshd_pid"), _hosts.SSHD, h.get("netns")) for h in st.get("hosts", [])]
+        reg = st.get("registry") or {}
+        recorded.append((reg.get("pid"), _registry.REGISTRY, reg.get("netns")))
+        pids |= {pid for pid, exe, ns in recorded if _state.pid_matches(pid, exe, ns)}
+        return pids
+
+    _state.kill_pids(victims, log)
+    _netns.teardown(cfg.name, log)
+    _state.release_mountpoints(cfg.name, log)
+    _hosts.remove_inventory(Path(st["inventory"]) if st.get("inventory") else cfg.inventory, cfg.name, log)
+    if st.get("inventory_dir_created"):
+        with contextlib.suppress(OSError):
+            os.rmdir(st["inventory_dir_created"])     # only if up made it and it is empty now
+    if ours:
+        shutil.rmtree(cfg.state_dir)
+        log("removed {}".format(cfg.state_dir))
+    elif cfg.state_dir.exists():
+        log("left {}: it holds no lab.json".format(cfg.state_dir))
+
+
+def status(cfg: LabConfig) -> dict:
+    """The lab as recorded in state_dir/lab.json, with live checks: registry and each host 'running'."""
+    st = _state.load_state(cfg.state_dir)
+    bridge, _gw, reg, _nodes = _netns.plan(cfg.name, cfg.subnet, cfg.hosts)
+    if not st:
+        return {"name": cfg.name, "exists": False, "bridge": bridge, "state_dir": str(cfg.state_dir),
+                "registry": {"address": reg.address, "port": _registry.PORT, "running": False},
+                "hosts": [], "inventory": None, "images": {}}
+    r = dict(st.get("registry") or {})
+    r["running"] = _registry.registry_running(r.get("pid"), r.get("netns")) and _registry.v2_ok(
+        r.get("address", reg.address))
+    return {"name": st["name"], "exists": True, "bridge": st["bridge"], "state_dir": st["state_dir"],
+            "registry": r, "hosts": _hosts.describe(st),
+            "inventory": st.get("inventory"), "images": st.get("images", {}),
+            "key": str(Path(st["state_dir"]) / "id_ed25519"),
+            "known_hosts": str(Path(st["state_dir"]) / "known_hosts")}
