@@ -77,6 +77,14 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
     return status
 
 
+def _ellipsis_quoted(command: str, width: int = 20) -> str:
+    """docker's COMMAND column: the text inside the quotes is cut to ``width`` characters, ending in "…"."""
+    inner = command[1:-1] if len(command) >= 2 and command[0] == command[-1] == '"' else command
+    if len(inner) > width:
+        inner = inner[:width - 1] + "…"
+    return '"' + inner + '"'
+
+
 def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc: bool, as_json: bool) -> int:
     """List containers on every selected host, docker's columns after HOST."""
     results = session.run(patterns, "ps", {"all": all_})
@@ -93,7 +101,7 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
     else:
         def rows(d):
             return [[c["id"] if no_trunc else c["id"][:12], c["image"],
-                     c["command"] if no_trunc or len(c["command"]) <= 22 else c["command"][:19] + "…\"",
+                     c["command"] if no_trunc else _ellipsis_quoted(c["command"]),
                      tables.ago(c.get("created")), c["status"], c.get("ports") or "", c["name"]]
                     for c in d["containers"]]
         output(tables.host_table(PS_HEADERS, results, rows))
