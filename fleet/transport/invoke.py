@@ -2,7 +2,7 @@
 
 Warm path (payload present): one exec per host.  Cold path::
 
-    exec  [ -f P ] || exit 97; exec PY P --rpc     -> 97: payload missing
+    exec  [ -f P ] || { cat >/dev/null; exit 97; }; exec PY P --rpc     -> 97: payload missing
     sftp  mkdir -p DIR; put P.tmp-<rand>; chmod; rename P.tmp-<rand> -> P   (atomic: never a half file at P)
     exec  same command, request flagged verify_payload (the payload checks its own sha256 once)
 
@@ -43,7 +43,9 @@ def remote_command(host, payload: Payload) -> str:
     """The shell command line for one payload run (every interpolated value quoted)."""
     path = shlex.quote(payload_path(host, payload))
     python = shlex.quote(host.python)
-    return "[ -f {p} ] || exit {missing}; exec {py} {p} --rpc".format(
+    # When the payload is missing the shell still drains stdin before exiting, so that our write of the request
+    # never races the channel closing (a BrokenPipeError on a cold host otherwise).
+    return "[ -f {p} ] || {{ cat >/dev/null; exit {missing}; }}; exec {py} {p} --rpc".format(
         p=path, py=python, missing=protocol.EXIT_PAYLOAD_MISSING)
 
 
@@ -68,8 +70,11 @@ async def _exec(conn, command: str, request: dict, on_event: EventCallback | Non
     """Run ``command`` with ``request`` on stdin; return (exit_status, result or None, stderr tail)."""
     proc = await conn.create_process(command, encoding="utf-8", errors="replace")
     try:
-        proc.stdin.write(json.dumps(request) + "\n")
-        proc.stdin.write_eof()
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.write_eof()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the remote side exited without reading; its exit status says why
         result = None
         async for line in proc.stdout:
             line = line.strip()
