@@ -6,7 +6,6 @@ Heavy modules are imported inside the ops so that ``ping`` stays a bare interpre
 """
 
 import os
-import socket
 import sys
 
 from agent_payload import errors
@@ -97,7 +96,7 @@ def merge_env(image_env, overrides):
 # -- ops -----------------------------------------------------------------------------------------------
 
 def op_ping(ctx, args, emit):
-    return {"hostname": socket.gethostname(), "payload": ctx.payload_sha,
+    return {"hostname": os.uname().nodename, "payload": ctx.payload_sha,
             "python": "{}.{}.{}".format(*sys.version_info[:3])}
 
 

@@ -2,7 +2,7 @@
 
 Warm path (payload present): one exec per host.  Cold path::
 
-    exec  [ -f P ] || { cat >/dev/null; exit 97; }; exec PY P --rpc     -> 97: payload missing
+    exec  [ -f P ] || { cat >/dev/null; exit 97; }; exec PY -S -E P --rpc     -> 97: payload missing
     sftp  mkdir -p DIR; put P.tmp-<rand>; chmod; rename P.tmp-<rand> -> P   (atomic: never a half file at P)
     exec  same command, request flagged verify_payload (the payload checks its own sha256 once)
 
@@ -45,7 +45,8 @@ def remote_command(host, payload: Payload) -> str:
     python = shlex.quote(host.python)
     # When the payload is missing the shell still drains stdin before exiting, so that our write of the request
     # never races the channel closing (a BrokenPipeError on a cold host otherwise).
-    return "[ -f {p} ] || {{ cat >/dev/null; exit {missing}; }}; exec {py} {p} --rpc".format(
+    # -S -E: the payload is stdlib-only, so skip site-packages and PYTHON* variables (faster and hermetic).
+    return "[ -f {p} ] || {{ cat >/dev/null; exit {missing}; }}; exec {py} -S -E {p} --rpc".format(
         p=path, py=python, missing=protocol.EXIT_PAYLOAD_MISSING)
 
 

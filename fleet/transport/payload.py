@@ -13,7 +13,38 @@ from pathlib import Path
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o100644 << 16
 _SHEBANG = b"#!/usr/bin/env python3\n"
-_MAIN = b"import sys\nfrom agent_payload.cli import main\nsys.exit(main())\n"
+# The zipapp's __main__: on a host's first run it unpacks its own modules next to itself into <sha256>.d/ (temp
+# dir, then an atomic rename) and imports from there, so that Python can cache bytecode; zipimport compiles every
+# module from source on every run (~40 ms per command here).  The .pyz stays the identity: the directory is
+# derived from it, named by the same hash, and never changes after the rename (the shiv approach).
+_MAIN = b"""import os, sys
+
+
+def _code_dir(pyz):
+    if not (pyz.endswith(".pyz") and os.path.isfile(pyz)):
+        return None
+    target = pyz[:-4] + ".d"
+    if os.path.isdir(target):
+        return target
+    import shutil, zipfile
+    tmp = "{}.tmp-{}".format(target, os.getpid())
+    try:
+        with zipfile.ZipFile(pyz) as zf:
+            zf.extractall(tmp, [n for n in zf.namelist() if n.startswith("agent_payload/")])
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isdir(target):
+            return None  # read-only or full disk: run from the zip itself
+    return target
+
+
+_dir = _code_dir(os.path.abspath(sys.argv[0]))
+if _dir:
+    sys.path.insert(0, _dir)
+from agent_payload.cli import main
+sys.exit(main())
+"""
 
 
 @dataclass(frozen=True)

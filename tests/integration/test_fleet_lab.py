@@ -60,7 +60,7 @@ def test_ping_uploads_the_payload_once(lab):
     assert rc == 0
     assert not any(h["payload_uploaded"] for h in second.values()), "a warm command must upload nothing"
     assert _ssh(lab, "web1", "stat -c %Y /var/lib/fleet/payload/{}.pyz".format(sha)).stdout == before
-    assert _ssh(lab, "web1", "ls /var/lib/fleet/payload").stdout.split() == [sha + ".pyz"]
+    assert _ssh(lab, "web1", "ls /var/lib/fleet/payload").stdout.split() == [sha + ".d", sha + ".pyz"]
 
 
 def test_facts(lab):
