@@ -16,7 +16,8 @@ _SHEBANG = b"#!/usr/bin/env python3\n"
 # The zipapp's __main__: on a host's first run it unpacks its own modules next to itself into <sha256>.d/ (temp
 # dir, then an atomic rename) and imports from there, so that Python can cache bytecode; zipimport compiles every
 # module from source on every run (~40 ms per command here).  The .pyz stays the identity: the directory is
-# derived from it, named by the same hash, and never changes after the rename (the shiv approach).
+# derived from it, named by the same hash, and never changes after the rename (the shiv approach).  The zip is
+# checked against its own name before anything is unpacked.
 _MAIN = b"""import os, sys
 
 
@@ -26,7 +27,13 @@ def _code_dir(pyz):
     target = pyz[:-4] + ".d"
     if os.path.isdir(target):
         return target
-    import shutil, zipfile
+    import hashlib, shutil, zipfile
+    with open(pyz, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != os.path.basename(pyz)[:-4]:
+        sys.stderr.write("fleet payload {} is corrupt (sha256 {}); remove it to have it uploaded again\\n".format(
+            pyz, digest))
+        sys.exit(3)
     tmp = "{}.tmp-{}".format(target, os.getpid())
     try:
         with zipfile.ZipFile(pyz) as zf:

@@ -53,3 +53,20 @@ def test_zipapp_runs_by_hand_with_system_python(tmp_path):
     rpc = subprocess.run([python, str(path), "--rpc"], input='{"protocol": 1, "payload": "%s", "op": "ping"}'
                          % built.sha256, capture_output=True, text=True, env=env, check=True)
     assert '"ok":true' in rpc.stdout
+
+
+def test_first_run_unpacks_a_code_cache_and_refuses_a_corrupt_file(tmp_path):
+    built = payload.build()
+    path = tmp_path / built.filename
+    path.write_bytes(built.data)
+    env = dict(os.environ, FLEET_ROOT=str(tmp_path / "root"), FLEET_CONFIG_DIR=str(tmp_path / "etc"))
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    subprocess.run([python, "-S", "-E", str(path), "ps"], capture_output=True, env=env, check=True)
+    cache = tmp_path / (built.sha256 + ".d")
+    assert (cache / "agent_payload" / "cli.py").read_bytes() == (payload.source_dir() / "cli.py").read_bytes()
+
+    corrupt = tmp_path / ("0" * 64 + ".pyz")
+    corrupt.write_bytes(built.data)
+    proc = subprocess.run([python, "-S", "-E", str(corrupt), "ps"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 3 and "corrupt" in proc.stderr
+    assert not (tmp_path / ("0" * 64 + ".d")).exists()
