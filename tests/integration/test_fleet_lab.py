@@ -208,3 +208,39 @@ def test_unknown_container_is_a_per_host_error(lab):
     proc = lab.fleet("logs", "-H", "web*", "no-such-container")
     assert proc.returncode == 1
     assert "No such container" in proc.stderr
+
+
+def test_env_command_override_and_follow(lab):
+    name = "counter"
+    lab.fleet("rm", "-f", "-H", "db1", name)
+    lab.fleet("run", "-H", "db1", "-d", "--name", name, "-e", "GREETING=hi there", "busybox", "sh", "-c",
+              'for i in 1 2 3; do echo "$GREETING $i"; sleep 0.3; done; echo done >&2', check=True)
+    try:
+        followed = lab.fleet("logs", "-H", "db1", "-f", name, check=True, timeout=60)
+        assert [line.split(" | ", 1)[1] for line in followed.stdout.splitlines()] == [
+            "hi there 1", "hi there 2", "hi there 3"]
+        assert followed.stderr.strip().endswith("done")
+        stamped = lab.fleet("logs", "-H", "db1", "-t", "--tail", "2", name, check=True)
+        assert stamped.stdout.startswith("db1 | 20") and stamped.stdout.rstrip().endswith("Z hi there 3")
+        assert stamped.stderr.startswith("db1 | 20") and stamped.stderr.rstrip().endswith("Z done")
+        rc, ps = lab.fleet_json("ps", "-H", "db1", "-a")
+        (c,) = [c for c in ps["db1"]["containers"] if c["name"] == name]
+        assert c["status"].startswith("Exited (0)")
+        quiet = lab.fleet("ps", "-H", "db1", "-a", "-q", check=True).stdout.split()
+        assert quiet[:2] == ["db1", c["id"][:12]]
+    finally:
+        lab.fleet("rm", "-H", "db1", name, check=True)
+
+
+def test_payload_works_by_hand_on_a_host(lab):
+    rc, pong = lab.fleet_json("ping", "-H", "web2")
+    pyz = "/var/lib/fleet/payload/{}.pyz".format(pong["web2"]["payload"])
+    lab.fleet("run", "-H", "web2", "-d", "--name", "byhand", "busybox", "sleep", "60", check=True)
+    try:
+        local = _ssh(lab, "web2", "python3 {} ps".format(pyz))
+        assert local.returncode == 0, local.stderr
+        lines = local.stdout.splitlines()
+        assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        assert any(line.split()[-1] == "byhand" for line in lines[1:])
+    finally:
+        lab.fleet("rm", "-f", "-H", "web2", "byhand", check=True)
