@@ -90,7 +90,8 @@ def main() -> int:
     print(line)
     results = ROOT / "bench" / "RESULTS.md"
     if not results.exists():
-        results.write_text("# Benchmark results\n\nAppended by the scripts in bench/ (medians of interleaved runs).\n\n")
+        results.write_text("# Benchmark results\n\nAppended by the scripts in bench/ "
+                           "(medians of interleaved runs).\n\n")
     with open(results, "a") as f:
         f.write(line + "\n")
     return 0

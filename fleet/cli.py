@@ -43,6 +43,9 @@ def _finish(fn, *args) -> None:
     except FleetError as exc:
         sys.stderr.write("fleet: error: {}\n".format(exc))
         raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("fleet: interrupted\n")
+        raise typer.Exit(130)
     raise typer.Exit(status)
 
 

@@ -35,7 +35,9 @@ def log_printer(prefix_width: int, timestamps: bool):
         stream = sys.stderr if data.get("stream") == "stderr" else sys.stdout
         stamp = data.get("time", "") + " " if timestamps else ""
         line = data.get("line", "")
-        stream.write("{} | {}{}".format(host.name.ljust(prefix_width), stamp, line if line.endswith("\n") else line + "\n"))
+        if not line.endswith("\n"):
+            line += "\n"
+        stream.write("{} | {}{}".format(host.name.ljust(prefix_width), stamp, line))
         stream.flush()
     return on_event
 

@@ -8,16 +8,18 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+from agent_payload.state.store import write_bytes_atomic
+from fleet.errors import FleetError
 
 STATE_FILE = "lab.json"
 MOUNTPOINTS_FILE = Path("/var/lib/fleet-lab/.mountpoints.json")
 
 
-class LabError(RuntimeError):
+class LabError(FleetError):
     """A lab step failed; the message names the step and carries the tool's stderr."""
 
 
@@ -38,18 +40,7 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     with contextlib.suppress(OSError):
         if path.stat().st_mode & 0o7777 == mode and path.read_bytes() == data:
             return                                  # unchanged: leave the file (and its mtime) alone
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(str(path), data, mode)
 
 
 def write_json(path: Path, obj, mode: int = 0o644) -> None:

@@ -35,7 +35,8 @@ def _ssh(lab, host, command):
     inv = yaml.safe_load(lab.inventory.read_text())
     v = inv["all"]["vars"]
     return subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                           "-o", "UserKnownHostsFile=" + v["fleet_known_hosts"], "-i", v["ansible_ssh_private_key_file"],
+                           "-o", "UserKnownHostsFile=" + v["fleet_known_hosts"],
+                           "-i", v["ansible_ssh_private_key_file"],
                            "root@" + lab.address(host), command], capture_output=True, text=True, timeout=60)
 
 

@@ -164,7 +164,8 @@ def test_noise_before_the_result_is_ignored_and_errors_arrive_as_data(tmp_path):
     async def noisy(process, n):
         await process.stdin.read()
         process.stdout.write("Welcome to host h1!\n")
-        process.stdout.write('{"type":"result","ok":false,"error":{"kind":"NotFound","message":"No such container: x"}}\n')
+        process.stdout.write('{"type":"result","ok":false,'
+                             '"error":{"kind":"NotFound","message":"No such container: x"}}\n')
         process.exit(0)
         return True
 

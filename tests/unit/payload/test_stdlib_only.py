@@ -5,11 +5,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-# What fleet may import from the payload: the wire protocol, the pure reference parser (early validation)
-# and docker's humanised units (so both sides print the same words).
+# What fleet may import from the payload: the wire protocol, the pure reference parser (early validation),
+# docker's humanised units (so both sides print the same words) and the atomic file writer (stdlib only).
 FLEET_MAY_IMPORT = {"agent_payload", "agent_payload.protocol", "agent_payload.errors", "agent_payload.image",
                     "agent_payload.image.reference", "agent_payload.humanize",
-                    "agent_payload.humanize.human_duration", "agent_payload.humanize.human_size"}
+                    "agent_payload.humanize.human_duration", "agent_payload.humanize.human_size",
+                    "agent_payload.state", "agent_payload.state.store", "agent_payload.state.store.write_bytes_atomic"}
 
 
 def _imports(path):
