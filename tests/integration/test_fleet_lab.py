@@ -115,8 +115,14 @@ def test_run_nginx_ps_logs_stop_rm(lab):
                                     "NAMES"]
         assert sum(1 for line in table[1:] if line.split()[-1] == "web") == 2
 
-        logs = lab.fleet("logs", "-H", "web1", "web", check=True).stdout
-        assert any(line.startswith("web1 | ") and "GET / HTTP" in line for line in logs.splitlines()), logs
+        # nginx logs a request after answering it, and the shim copies the line a moment later: poll briefly
+        deadline = time.monotonic() + 10
+        while True:
+            logs = lab.fleet("logs", "-H", "web1", "web", check=True).stdout
+            if any(line.startswith("web1 | ") and "GET / HTTP" in line for line in logs.splitlines()):
+                break
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.2)
         tail = lab.fleet("logs", "-H", "web1", "--tail", "1", "web", check=True).stdout
         assert len(tail.splitlines()) == 1
 
