@@ -119,14 +119,16 @@ def op_images(ctx, args, emit):
 
 def op_run(ctx, args, emit):
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import ContainerSpec
+    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields
 
     image = _str(args, "image", required=True)
     ref = reference.parse(image)
-    name = _str(args, "name")
+    name = check_name(_str(args, "name"))
     env = _strlist(args, "env")
     command = _strlist(args, "command", allow_none=True)
     entrypoint = _strlist(args, "entrypoint", allow_none=True)
+    # Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
+    check_user_fields(env=env, workdir=_str(args, "workdir"), hostname=_str(args, "hostname"))
     store = ctx.images()
     try:
         record = store.resolve(ref.string())

@@ -34,11 +34,7 @@ class ContainerSpec:
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
-        if self.name is not None:
-            if not isinstance(self.name, str) or not NAME_RE.match(self.name):
-                raise errors.InvalidArgument(
-                    'Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'.format(self.name))
-            self.name = self.name.lstrip("/")
+        self.name = check_name(self.name)
         if not isinstance(self.image, str) or not self.image:
             raise errors.InvalidArgument("image reference must not be empty")
         if not isinstance(self.image_id, str) or not IMAGE_ID_RE.match(self.image_id):
@@ -54,17 +50,7 @@ class ContainerSpec:
         _check_str_list("argv", self.argv)
         if not self.argv or not self.argv[0]:
             raise errors.InvalidArgument("No command specified")
-        _check_str_list("env", self.env)
-        for entry in self.env:
-            key, sep, _ = entry.partition("=")
-            if not sep or not ENV_KEY_RE.match(key):
-                raise errors.InvalidArgument("invalid environment entry {!r}: want KEY=VALUE".format(entry))
-        if not isinstance(self.workdir, str) or not self.workdir.startswith("/") or "\x00" in self.workdir:
-            raise errors.InvalidArgument(
-                "the working directory '{}' is invalid, it needs to be an absolute path".format(self.workdir))
-        if self.hostname is not None and (not isinstance(self.hostname, str)
-                                          or not HOSTNAME_RE.match(self.hostname)):
-            raise errors.InvalidArgument("invalid hostname {!r}".format(self.hostname))
+        check_user_fields(env=self.env, workdir=self.workdir, hostname=self.hostname)
         if not isinstance(self.labels, dict) or not all(
                 isinstance(k, str) and k and isinstance(v, str) for k, v in self.labels.items()):
             raise errors.InvalidArgument("labels must map non-empty strings to strings")
@@ -82,6 +68,30 @@ class ContainerSpec:
         """Build a spec from a dict, ignoring unknown keys (forward compatibility of config.json)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def check_name(name):
+    """Docker's container-name grammar; returns the name without a leading "/" (None stays None)."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise errors.InvalidArgument(
+            'Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'.format(name))
+    return name.lstrip("/")
+
+
+def check_user_fields(env=(), workdir=None, hostname=None):
+    """Check what a user sets on ``run`` (env, workdir, hostname); ``run`` calls this before pulling anything."""
+    _check_str_list("env", env)
+    for entry in env:
+        key, sep, _ = entry.partition("=")
+        if not sep or not ENV_KEY_RE.match(key):
+            raise errors.InvalidArgument("invalid environment entry {!r}: want KEY=VALUE".format(entry))
+    if workdir is not None and (not isinstance(workdir, str) or not workdir.startswith("/") or "\x00" in workdir):
+        raise errors.InvalidArgument(
+            "the working directory '{}' is invalid, it needs to be an absolute path".format(workdir))
+    if hostname is not None and (not isinstance(hostname, str) or not HOSTNAME_RE.match(hostname)):
+        raise errors.InvalidArgument("invalid hostname {!r}".format(hostname))
 
 
 def _check_str_list(field, value):

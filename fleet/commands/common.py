@@ -42,22 +42,42 @@ class Session:
             raise UsageError("no hosts given: pass -H PATTERN (e.g. -H all, -H 'web*', -H 'web:!web3')")
         return select(load_inventory(self.inventory_paths()), patterns)
 
-    def run_options(self, command_timeout: float | None = -1.0):
+    def run_options(self, bounded: bool = True):
+        """Fan-out options; ``bounded=False`` lifts the command timeout (logs -f, run in the foreground)."""
         from fleet.transport.fanout import RunOptions
         from fleet.transport.ssh import SSHOptions
 
         return RunOptions(
             forks=self.forks,
-            command_timeout=self.command_timeout if command_timeout == -1.0 else command_timeout,
+            command_timeout=self.command_timeout if bounded else None,
             ssh=SSHOptions(connect_timeout=self.connect_timeout, accept_new_host_keys=self.accept_new_host_keys,
                            identity_files=list(self.identity_files)))
 
-    def run(self, patterns, op, args, on_event=None, command_timeout: float | None = -1.0):
+    def run(self, patterns, op, args, on_event=None, bounded: bool = True):
         """Select hosts and run ``op`` on all of them; returns the per-host results."""
+        return self.run_hosts(self.select(patterns), op, args, on_event, bounded)
+
+    def run_hosts(self, hosts, op, args, on_event=None, bounded: bool = True):
+        """Run ``op`` on ``hosts``; bad input that every host rejected alike becomes one UsageError (exit 2)."""
         from fleet.transport import fanout
 
-        hosts = self.select(patterns)
-        return fanout.run(hosts, op, args, self.run_options(command_timeout), on_event)
+        results = fanout.run(hosts, op, args, self.run_options(bounded), on_event)
+        raise_if_rejected_input(results)
+        return results
+
+
+def raise_if_rejected_input(results) -> None:
+    """Every host refused the request as InvalidArgument with the same message: that is the user's input.
+
+    The payload validates everything before it acts, so nothing changed anywhere; say it once, exit 2.
+    """
+    from fleet.errors import RemoteError
+
+    errors = [r.error for r in results]
+    if errors and all(isinstance(e, RemoteError) and e.kind == "InvalidArgument" for e in errors):
+        messages = {e.message for e in errors}
+        if len(messages) == 1:
+            raise UsageError(messages.pop())
 
 
 def exit_status(results) -> int:

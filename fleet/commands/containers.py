@@ -60,8 +60,7 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
     def on_event(host, event, data):
         (logs if event == "log" else progress)(host, event, data)
 
-    from fleet.transport import fanout
-    results = fanout.run(hosts, "run", args, session.run_options(None if not detach else -1.0), on_event)
+    results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
     if as_json:
         output(tables.to_json(results))
     elif detach:
@@ -122,11 +121,9 @@ def logs(session: Session, patterns: list[str], container: str, tail: str, follo
         if tail_n < 0:
             tail_n = None  # docker treats a negative tail as "all"
     hosts = session.select(patterns)
-    from fleet.transport import fanout
-    results = fanout.run(hosts, "logs", {"container": container, "tail": tail_n, "follow": follow,
-                                         "timestamps": timestamps},
-                         session.run_options(None if follow else -1.0),
-                         log_printer(max(len(h.name) for h in hosts), timestamps))
+    results = session.run_hosts(hosts, "logs", {"container": container, "tail": tail_n, "follow": follow,
+                                                "timestamps": timestamps},
+                                log_printer(max(len(h.name) for h in hosts), timestamps), bounded=not follow)
     for r in results:
         if not r.ok:
             note("{} | error: {}".format(r.host.name, tables.error_text(r.error)))

@@ -192,15 +192,23 @@ def test_strict_host_key_checking_and_tofu(lab, tmp_path):
     (["ping", "-H", "nosuchgroup"], "nosuchgroup"),
     (["run", "-H", "web1", "-d", "UPPER/Case:x"], "UPPER/Case:x"),
     (["logs", "-H", "web1", "--tail", "lots", "web"], "lots"),
+    # caught by the payload on every host, before it pulls or creates anything: still one line, exit 2
+    (["run", "-H", "all", "-d", "--name", "bad name!", "nginx"], "bad name!"),
+    (["run", "-H", "all", "-d", "-w", "relative/dir", "nginx"], "relative/dir"),
+    (["run", "-H", "db1", "-d", "--hostname", "bad host!", "nginx"], "bad host!"),
+    (["run", "-H", "db1", "-d", "-e", "=x", "nginx"], "=x"),
 ])
 def test_bad_input_is_a_usage_error_and_changes_nothing(lab, args, needle):
     rc, before = lab.fleet_json("ps", "-H", "all", "-a")
+    rc, images_before = lab.fleet_json("images", "-H", "all")
     proc = lab.fleet(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     rc, after = lab.fleet_json("ps", "-H", "all", "-a")
     assert {h: len(v["containers"]) for h, v in before.items()} == {h: len(v["containers"]) for h, v in after.items()}
+    rc, images_after = lab.fleet_json("images", "-H", "all")
+    assert {h: v["images"] for h, v in images_before.items()} == {h: v["images"] for h, v in images_after.items()}
 
 
 def test_broken_inventory_names_the_file(tmp_path):
