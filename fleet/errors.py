@@ -43,7 +43,7 @@ class RemoteError(FleetError):
         self.message = message
         self.errno = errno
         self.details = details
-        super().__init__("{}: {}".format(kind, message))
+        super().__init__(message)  # the kind travels as data (--json); people read the message
 
 
 def from_wire(error):

@@ -82,4 +82,6 @@ async def connect(host, opts: SSHOptions):
         raise TransportError("ssh {}:{}: connection timed out after {:g}s".format(
             host.address, host.port, opts.connect_timeout)) from None
     except OSError as exc:
-        raise TransportError("ssh {}:{}: {}".format(host.address, host.port, exc.strerror or exc)) from None
+        # asyncio words a refused connect as "Connect call failed (addr, port)"; the errno says it plainly
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise TransportError("ssh {}:{}: {}".format(host.address, host.port, reason)) from None
