@@ -166,6 +166,7 @@ def rm(ctx: typer.Context, containers: List[str] = typer.Argument(...), patterns
 
 
 def _lab_config(name: str, subnet: str, hosts_n: int, inventory: str):
+    """The lab's config; `down` and `status` read the lab's recorded state, so their host count is moot."""
     from pathlib import Path
 
     from fleet.lab import LabConfig
@@ -190,14 +191,14 @@ def lab_up(hosts_n: int = typer.Option(3, "--hosts", min=1, max=200, help="Numbe
 def lab_down(name: str = LabName, subnet: str = LabSubnet, inventory: str = LabInventory):
     """Remove every namespace, link, mount, process and file the lab made."""
     from fleet import lab
-    _finish(lambda: lab.down(_lab_config(name, subnet, 0, inventory)) or 0)
+    _finish(lambda: lab.down(_lab_config(name, subnet, 3, inventory)) or 0)
 
 
 @lab_app.command("status")
 def lab_status(name: str = LabName, subnet: str = LabSubnet, inventory: str = LabInventory, as_json: bool = JsonOpt):
     """Show the lab's hosts, addresses and processes."""
     from fleet.commands import lab as cmd
-    _finish(cmd.status, _lab_config(name, subnet, 0, inventory), as_json)
+    _finish(cmd.status, _lab_config(name, subnet, 3, inventory), as_json)
 
 
 def main() -> None:

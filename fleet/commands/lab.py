@@ -9,10 +9,16 @@ from fleet.render import tables
 
 
 def status(cfg, as_json: bool) -> int:
-    """Print the lab status; exit 1 if the lab exists but something in it is not running."""
+    """Print the lab status; exit 0 only when the lab is up and every part of it runs."""
     from fleet import lab
 
     st = lab.status(cfg)
+    if not st.get("exists"):
+        if as_json:
+            output(json.dumps(st, indent=2, default=str))
+        else:
+            output("lab {} is not up (run `fleet lab up`)".format(cfg.name))
+        return 1
     if as_json:
         output(json.dumps(st, indent=2, default=str))
     else:
@@ -24,9 +30,6 @@ def status(cfg, as_json: bool) -> int:
         for h in st.get("hosts", []):
             rows.append([h["name"], h["address"], h["netns"], h.get("sshd_pid", ""),
                          "running" if h.get("running") else "down"])
-        if not rows:
-            output("lab {} is not up (run `fleet lab up`)".format(cfg.name))
-            return 0
         output(tables.render(["HOST", "ADDRESS", "NETNS", "PID", "STATE"], rows))
     healthy = all(h.get("running") for h in st.get("hosts", [])) and (st.get("registry") or {}).get("running", True)
     return 0 if healthy else 1

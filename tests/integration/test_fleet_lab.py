@@ -259,3 +259,14 @@ def test_payload_works_by_hand_on_a_host(lab):
         assert any(line.split()[-1] == "byhand" for line in lines[1:])
     finally:
         lab.fleet("rm", "-f", "-H", "web2", "byhand", check=True)
+
+
+def test_lab_status(lab):
+    from tests.integration.conftest import LAB_NAME
+    proc = fleet("lab", "status", "--name", LAB_NAME, check=True)
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert set(rows) == {"registry"} | set(lab.hosts)
+    assert all(r[-1] == "running" for r in rows.values())
+    assert rows["web1"][1] == lab.address("web1")
+    missing = fleet("lab", "status", "--name", "no-such-lab")
+    assert missing.returncode == 1 and "not up" in missing.stdout
