@@ -216,3 +216,57 @@ def test_remote_command_quotes_every_interpolated_value(python, root):
     words = shlex.split(invoke.remote_command(host, built))
     assert python in words
     assert "{}/payload/{}".format(root, built.filename) in words
+
+
+def _hosts(fake, kh, n):
+    return [fake.host(kh).model_copy(update={"name": "h{}".format(i)}) for i in range(n)]
+
+
+def test_fanout_bounds_parallelism_with_forks(tmp_path):
+    from fleet.transport import fanout
+    active = {"now": 0, "max": 0}
+
+    async def slow(process, n):
+        await process.stdin.read()
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(0.2)
+        active["now"] -= 1
+        process.stdout.write('{"type":"result","ok":true,"data":{}}\n')
+        process.exit(0)
+        return True
+
+    fake = FakeHost(tmp_path, behaviour=slow)
+    kh = tmp_path / "known_hosts"
+
+    async def scenario():
+        kh.write_text(fake.known_hosts_line())
+        return await fanout.run_async(_hosts(fake, kh, 5), "ping", {}, fanout.RunOptions(forks=2))
+
+    results = _with_server(fake, scenario)
+    assert all(r.ok for r in results) and [r.host.name for r in results] == ["h0", "h1", "h2", "h3", "h4"]
+    assert active["max"] == 2
+
+
+def test_a_host_that_hangs_times_out_alone(tmp_path):
+    from fleet.transport import fanout
+
+    async def hang_once(process, n):
+        await process.stdin.read()
+        if n == 1:
+            await asyncio.sleep(30)
+        process.stdout.write('{"type":"result","ok":true,"data":{}}\n')
+        process.exit(0)
+        return True
+
+    fake = FakeHost(tmp_path, behaviour=hang_once)
+    kh = tmp_path / "known_hosts"
+
+    async def scenario():
+        kh.write_text(fake.known_hosts_line())
+        return await fanout.run_async(_hosts(fake, kh, 3), "ping", {}, fanout.RunOptions(command_timeout=1.0))
+
+    results = _with_server(fake, scenario)
+    failed = [r for r in results if not r.ok]
+    assert len(failed) == 1 and "timed out after 1s" in str(failed[0].error)
+    assert sum(r.ok for r in results) == 2
