@@ -50,6 +50,35 @@ def _verify_self(path, expected):
         raise errors.FailedPrecondition("payload file {} is corrupt (sha256 {})".format(path, h.hexdigest()))
 
 
+# Ops that can wait indefinitely (logs -f, run in the foreground, a slow pull).
+_LONG_OPS = ("logs", "run", "pull")
+
+
+def _exit_when_orphaned(stdout):
+    """Exit as soon as the controller is gone, even while the op is idle.
+
+    When the SSH session ends, sshd closes its end of our stdout pipe; a quiet `logs -f` would otherwise never
+    write again, never see EPIPE, and poll on the host forever.  A daemon thread polls the pipe for POLLERR.
+    """
+    import select
+    import threading
+
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests): nothing to watch
+
+    def watch():
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+        while True:
+            for _fd, ev in poller.poll(1000):
+                if ev & (select.POLLERR | select.POLLHUP):
+                    os._exit(0)  # nobody is listening; containers and shims are separate processes and live on
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def serve_rpc(stdin, stdout):
     """Read one request, run it, write events and one result line. Always returns 0 once a result is out."""
     def write(obj):
@@ -72,6 +101,8 @@ def serve_rpc(stdin, stdout):
                 req.get("payload"), ctx.payload_sha))
         if req.get("verify_payload") and ctx.payload_sha != "dev":
             _verify_self(payload_identity(sys.argv[0])[1], ctx.payload_sha)
+        if req.get("op") in _LONG_OPS:
+            _exit_when_orphaned(stdout)
         data = dispatch(ctx, req.get("op"), req.get("args") or {}, lambda name, d: write(protocol.event(name, d)))
         write(protocol.result_ok(data))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result line

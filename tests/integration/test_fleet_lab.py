@@ -270,3 +270,32 @@ def test_lab_status(lab):
     assert rows["web1"][1] == lab.address("web1")
     missing = fleet("lab", "status", "--name", "no-such-lab")
     assert missing.returncode == 1 and "not up" in missing.stdout
+
+
+def test_follow_ends_on_the_host_when_the_controller_goes_away(lab):
+    import signal
+    import sys
+
+    lab.fleet("rm", "-f", "-H", "web2", "quiet")
+    lab.fleet("run", "-H", "web2", "-d", "--name", "quiet", "busybox", "sleep", "300", check=True)
+    try:
+        follower = subprocess.Popen([sys.executable, "-m", "fleet", "-i", str(lab.inventory), "logs", "-H", "web2",
+                                     "-f", "quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Payload processes of this lab host (lab hosts share the machine's PID namespace, so match the netns
+        # too; "rp[c]" keeps this very command line from matching itself). It only reads; it kills nothing.
+        rpc = ("n=0; me=$(readlink /proc/self/ns/net); for p in $(pgrep -f 'pyz --rp[c]'); do "
+               '[ "$(readlink /proc/$p/ns/net)" = "$me" ] && n=$((n+1)); done; echo $n')
+        deadline = time.monotonic() + 15
+        while _ssh(lab, "web2", rpc).stdout.strip() != "1":
+            assert time.monotonic() < deadline, "logs -f never started on the host"
+            time.sleep(0.2)
+        follower.send_signal(signal.SIGKILL)
+        follower.wait()
+        deadline = time.monotonic() + 10
+        while _ssh(lab, "web2", rpc).stdout.strip() != "0":
+            assert time.monotonic() < deadline, "the payload kept following with no one listening"
+            time.sleep(0.3)
+        rc, ps = lab.fleet_json("ps", "-H", "web2")
+        assert any(c["name"] == "quiet" for c in ps["web2"]["containers"]), "the container must live on"
+    finally:
+        lab.fleet("rm", "-f", "-H", "web2", "quiet")
