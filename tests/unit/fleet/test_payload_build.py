@@ -7,6 +7,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from fleet.transport import payload
 
 
@@ -70,3 +72,33 @@ def test_first_run_unpacks_a_code_cache_and_refuses_a_corrupt_file(tmp_path):
     proc = subprocess.run([python, "-S", "-E", str(corrupt), "ps"], capture_output=True, text=True, env=env)
     assert proc.returncode == 3 and "corrupt" in proc.stderr
     assert not (tmp_path / ("0" * 64 + ".d")).exists()
+
+
+def _old_pythons():
+    import glob
+    found = {}
+    for pattern in ("/usr/bin/python3.[89]", "/root/.pyenv/versions/3.[89].*/bin/python3",
+                    os.path.expanduser("~/.pyenv/versions/3.[89].*/bin/python3")):
+        for path in sorted(glob.glob(pattern)):
+            out = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True)
+            if out.returncode == 0:
+                found.setdefault(out.stdout.strip(), path)
+    return found
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.9"])
+def test_payload_runs_on_the_oldest_supported_pythons(tmp_path, version):
+    python = _old_pythons().get(version)
+    if python is None:
+        pytest.skip("no python{} on this machine".format(version))
+    built = payload.build()
+    path = tmp_path / built.filename
+    path.write_bytes(built.data)
+    env = dict(os.environ, FLEET_ROOT=str(tmp_path / "root"), FLEET_CONFIG_DIR=str(tmp_path / "etc"))
+    for argv in (["ps", "-a"], ["images"], ["facts"]):
+        proc = subprocess.run([python, "-S", "-E", str(path)] + argv, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+    rpc = subprocess.run([python, "-S", "-E", str(path), "--rpc"], capture_output=True, text=True, env=env,
+                         input='{"protocol": 1, "payload": "%s", "op": "facts"}' % built.sha256)
+    assert '"ok":true' in rpc.stdout and '"python":"{}.'.format(version) in rpc.stdout, rpc.stdout + rpc.stderr
