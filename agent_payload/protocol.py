@@ -32,9 +32,24 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``ping``    {} -> {"hostname", "payload", "python"}
 ``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
                     "disk_free", "root"}
-``pull``    {"image": ref} -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
+``pull``    {"image": ref, "all_tags": bool, "platform": "os/arch[/variant]"|null}
+            -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
+               (all_tags: {"pulled": [the same object per tag]})
             events: progress {"layer", "status", "current", "total"}
-``images``  {"all": bool} -> {"images": [{"repository", "tag", "id", "digest", "created", "size"}]}
+``push``    {"image": ref} -> {"image", "digest", "size", "endpoint", "layers": [{"digest", "status"}]}
+            (status: "Pushed" | "Layer already exists" | "Mounted from <repo>"); events: progress
+``login``   {"registry": host|null (docker.io), "username", "password"} -> {"registry", "status"}
+            (credentials are checked against the registry, then stored in Docker's config.json "auths"
+            with mode 0600; the password never appears in any result, event or error)
+``logout``  {"registry": host|null} -> {"registry", "removed": bool}
+``images``  {"all": bool, "digests": bool, "filters": ["dangling=true", "reference=nginx*", ...]}
+            -> {"images": [{"repository", "tag", "id", "digest", "created", "size", "containers"}]}
+``rmi``     {"images": [ref or id], "force": bool} -> {"untagged": [ref], "deleted": [id]}
+``tag``     {"source": ref or id, "target": ref} -> {"id", "target"}
+``history`` {"image": ref or id} -> {"history": [{"id", "created", "created_by", "size", "comment"}]}
+``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
+``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
+``system_df``     {} -> {"images": {...}, "containers": {...}, "build_cache": {...}} (docker's rows)
 ``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}

@@ -3,7 +3,7 @@
 import pytest
 
 from agent_payload import errors
-from agent_payload.ops import container_argv, merge_env
+from agent_payload.ops.containers import container_argv, merge_env
 
 IMG = {"config": {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["nginx", "-g", "daemon off;"]}}
 CMD_ONLY = {"config": {"Cmd": ["sh"]}}

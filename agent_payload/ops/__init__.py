@@ -1,0 +1,59 @@
+"""Protocol operations: each op takes validated args and an ``emit`` callback and returns result data.
+
+Ops live in modules by domain and are imported only when called, so that ``ping`` stays a bare interpreter
+start.  This is where the image side and the runtime meet (the runtime never imports ``image``): ``run``
+resolves or pulls the image, turns its config and the user's overrides into a ContainerSpec, and starts it.
+"""
+
+import importlib
+import os
+
+from agent_payload import errors
+
+# op name -> module under agent_payload.ops defining ``op_<name>``
+OP_MODULES = {
+    "ping": "host", "facts": "host",
+    "pull": "registry", "push": "registry", "login": "registry", "logout": "registry",
+    "images": "images", "rmi": "images", "tag": "images", "history": "images", "image_prune": "images",
+    "image_inspect": "images", "system_df": "images",
+    "run": "containers", "ps": "containers", "logs": "containers", "stop": "containers", "rm": "containers",
+}
+
+
+class Context:
+    """What every op needs: the state paths, the payload's own identity, and how to re-launch it."""
+
+    def __init__(self, paths, payload_sha, launcher):
+        self.paths = paths
+        self.payload_sha = payload_sha
+        self.launcher = launcher
+
+    def runtime(self):
+        from agent_payload.runtime.containers import Runtime
+        return Runtime(self.paths, self.launcher)
+
+    def images(self):
+        from agent_payload.image.images import ImageStore
+        return ImageStore(self.paths)
+
+
+def dispatch(ctx, op, args, emit):
+    """Run ``op``; unknown ops are InvalidArgument."""
+    module = OP_MODULES.get(op) if isinstance(op, str) else None
+    if module is None:
+        raise errors.InvalidArgument("unknown op {!r}".format(op))
+    if not isinstance(args, dict):
+        raise errors.InvalidArgument("args must be an object")
+    handler = getattr(importlib.import_module("agent_payload.ops." + module), "op_" + op, None)
+    if handler is None:
+        raise errors.InvalidArgument("op {!r} is not implemented by this payload".format(op))
+    return handler(ctx, args, emit)
+
+
+def payload_identity(argv0):
+    """Return (sha, path) of the running payload: the zipapp's name is its sha256; "dev" from source."""
+    path = os.path.abspath(argv0)
+    base = os.path.basename(path)
+    if base.endswith(".pyz") and os.path.isfile(path):
+        return base[:-4], path
+    return "dev", None

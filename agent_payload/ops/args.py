@@ -1,0 +1,36 @@
+"""Typed access to a request's args: every malformed value is an InvalidArgument naming the key."""
+
+from agent_payload import errors
+
+
+def string(args, key, default=None, required=False):
+    value = args.get(key, default)
+    if value is None:
+        if required:
+            raise errors.InvalidArgument("missing argument: {}".format(key))
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidArgument("argument {} must be a string".format(key))
+    return value
+
+
+def string_list(args, key, allow_none=False):
+    value = args.get(key)
+    if value is None:
+        if allow_none:
+            return None
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.InvalidArgument("argument {} must be a list of strings".format(key))
+    return value
+
+
+def integer(args, key, default=None, minimum=None):
+    value = args.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.InvalidArgument("argument {} must be an integer".format(key))
+    if minimum is not None and value < minimum:
+        raise errors.InvalidArgument("argument {} must be >= {}".format(key, minimum))
+    return value
