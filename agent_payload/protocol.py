@@ -42,6 +42,8 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
             (credentials are checked against the registry, then stored in Docker's config.json "auths"
             with mode 0600; the password never appears in any result, event or error)
 ``logout``  {"registry": host|null} -> {"registry", "removed": bool}
+``configure`` {"daemon": {daemon.json keys to set; null removes a key}} -> {"changed": bool, "daemon": {...}}
+            (validated first, then /etc/fleet/daemon.json is written atomically; unknown keys are kept)
 ``images``  {"all": bool, "digests": bool, "filters": ["dangling=true", "reference=nginx*", ...]}
             -> {"images": [{"repository", "tag", "id", "digest", "created", "size", "containers"}]}
 ``rmi``     {"images": [ref or id], "force": bool} -> {"untagged": [ref], "deleted": [id]}
