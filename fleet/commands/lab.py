@@ -7,6 +7,8 @@ import json
 from fleet.commands.common import output
 from fleet.render import tables
 
+SERVICES = ("registry", "mirror", "auth")
+
 
 def status(cfg, as_json: bool) -> int:
     """Print the lab status; exit 0 only when the lab is up and every part of it runs."""
@@ -23,13 +25,15 @@ def status(cfg, as_json: bool) -> int:
         output(json.dumps(st, indent=2, default=str))
     else:
         rows = []
-        reg = st.get("registry") or {}
-        if reg:
-            rows.append(["registry", reg.get("address", ""), reg.get("netns", ""), reg.get("pid", ""),
-                         "running" if reg.get("running") else "down"])
+        for service in SERVICES:
+            svc = st.get(service) or {}
+            if svc:
+                rows.append([service, svc.get("address", ""), svc.get("netns", ""), svc.get("pid", ""),
+                             "running" if svc.get("running") else "down"])
         for h in st.get("hosts", []):
             rows.append([h["name"], h["address"], h["netns"], h.get("sshd_pid", ""),
                          "running" if h.get("running") else "down"])
         output(tables.render(["HOST", "ADDRESS", "NETNS", "PID", "STATE"], rows))
-    healthy = all(h.get("running") for h in st.get("hosts", [])) and (st.get("registry") or {}).get("running", True)
+    healthy = all(h.get("running") for h in st.get("hosts", [])) and all(
+        (st.get(service) or {}).get("running", True) for service in SERVICES)
     return 0 if healthy else 1

@@ -1,4 +1,4 @@
-"""`fleet lab`: a local lab of SSH hosts in network namespaces, a registry host and offline-built seed images."""
+"""`fleet lab`: SSH hosts in network namespaces, a registry, a mirror proxy, an auth registry and seed images."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from . import hosts as _hosts
 from . import netns as _netns
 from . import registry as _registry
 from . import seed as _seed
+from . import services as _services
 from . import state as _state
 from .state import LabError
 
-__all__ = ["LabConfig", "LabError", "up", "down", "status"]
+__all__ = ["LabConfig", "LabError", "up", "down", "status", "start_service", "stop_service"]
 
 Log = Callable[[str], None]
 
@@ -44,10 +45,26 @@ class LabConfig:
         self.cache_dir = Path(self.cache_dir).absolute()
 
 
+def _daemon_json(svc: dict) -> dict:
+    """Each lab host's /etc/fleet/daemon.json: pulls go through the mirror proxy first, the registry second."""
+    reg, mir, auth = ("{}:{}".format(svc[k].address, _registry.PORT) for k in ("registry", "mirror", "auth"))
+    return {"registry-mirrors": ["http://" + mir, "http://" + reg], "insecure-registries": [reg, mir, auth]}
+
+
+def _lab_vars(svc: dict, state_dir: Path) -> dict:
+    """all.vars the inventory gains, for tests and playbooks: the three registries and the auth login."""
+    return {"fleet_lab_registry": "{}:{}".format(svc["registry"].address, _registry.PORT),
+            "fleet_lab_mirror": "{}:{}".format(svc["mirror"].address, _registry.PORT),
+            "fleet_lab_auth_registry": "{}:{}".format(svc["auth"].address, _registry.PORT),
+            "fleet_lab_auth_user": _registry.AUTH_USER,
+            "fleet_lab_auth_password_file": str(state_dir / _registry.PASSWORD_FILE)}
+
+
 def up(cfg: LabConfig, log: Log = print) -> dict:
     """Build the lab, or repair it: idempotent; with everything running it changes nothing. Returns status(cfg)."""
     t0 = time.monotonic()
-    bridge, gateway, reg, nodes = _netns.plan(cfg.name, cfg.subnet, cfg.hosts)
+    bridge, gateway, _reg, nodes = _netns.plan(cfg.name, cfg.subnet, cfg.hosts)
+    svc = _netns.service_nodes(cfg.name, cfg.subnet)
     old = _state.load_state(cfg.state_dir) or {}
     if not old and cfg.state_dir.is_dir() and any(cfg.state_dir.iterdir()):
         raise LabError("{} is not empty and holds no lab; pick another state_dir".format(cfg.state_dir))
@@ -57,34 +74,28 @@ def up(cfg: LabConfig, log: Log = print) -> dict:
     cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     _state.claim_mountpoints(cfg.name, _hosts.MOUNT_POINTS)
     state = {"name": cfg.name, "subnet": cfg.subnet, "bridge": bridge, "state_dir": str(cfg.state_dir),
-             "inventory": str(cfg.inventory), "registry": old.get("registry", {}), "hosts": old.get("hosts", []),
-             "images": old.get("images", {})}
+             "inventory": str(cfg.inventory), "hosts": old.get("hosts", []), "images": old.get("images", {})}
+    for name in _services.SERVICES:
+        state[name] = old.get(name, {})
     if old.get("inventory_dir_created"):
         state["inventory_dir_created"] = old["inventory_dir_created"]
     _state.save_state(cfg.state_dir, state)     # recorded before anything is made, so down can always clean up
 
     _netns.ensure_bridge(bridge, gateway)
-    for node in [reg] + nodes:
+    for node in list(svc.values()) + nodes:
         _netns.ensure_node_net(node, bridge, gateway)
 
-    reg_paths = _registry.registry_paths(cfg.state_dir)
-    rstate = state["registry"]
-    if not _registry.registry_running(rstate.get("pid"), reg.netns):
-        pid = _registry.start_registry(cfg.name, reg, cfg.state_dir)
-        log("registry {}:{} up (pid {})".format(reg.address, _registry.PORT, pid))
-        rstate = {"pid": pid}
-    rstate.update({"address": reg.address, "port": _registry.PORT, "netns": reg.netns, "veth": reg.veth,
-                   "config": str(reg_paths["config"])})
-    state["registry"] = rstate
-    _state.save_state(cfg.state_dir, state)
+    for name in _services.SERVICES:             # registry before the mirror that proxies to it
+        state[name] = _services.ensure(cfg.name, cfg.state_dir, name, svc, state[name], log)
+        _state.save_state(cfg.state_dir, state)
 
     key = _hosts.ensure_lab_key(cfg.state_dir)
     pubkey = key.with_suffix(".pub").read_text()
-    mirror = "{}:{}".format(reg.address, _registry.PORT)
+    daemon = _daemon_json(svc)
     recorded = {h["name"]: h for h in state["hosts"]}
     rows = []
     for node in nodes:
-        paths = _hosts.prepare_host(cfg.state_dir, node, pubkey, mirror)
+        paths = _hosts.prepare_host(cfg.state_dir, node, pubkey, daemon)
         pid = recorded.get(node.name, {}).get("sshd_pid")
         if not _hosts.sshd_running(pid, node.netns):
             pid = _hosts.start_sshd(node, paths)
@@ -96,17 +107,51 @@ def up(cfg: LabConfig, log: Log = print) -> dict:
 
     known = _hosts.write_known_hosts(cfg.state_dir, nodes)
     images = _seed.seed_images(cfg.cache_dir, log)
-    for repo, img in images.items():
-        _registry.push(Path(img["layout"]), reg.address, repo, img["config_digest"], img["format"], log)
+    creds = _services.auth_creds(cfg.state_dir)
+    for img in images.values():
+        if img["registry"] == "auth":
+            _registry.push(img, svc["auth"].address, log, creds=creds)
+        else:
+            _registry.push(img, svc["registry"].address, log)
     state["images"] = images
     if not cfg.inventory.parent.exists():
         state["inventory_dir_created"] = str(cfg.inventory.parent)
         _state.save_state(cfg.state_dir, state)
-    _hosts.write_inventory(cfg.inventory, _hosts.render_inventory(cfg.name, nodes, key, known))
+    _hosts.write_inventory(cfg.inventory, _hosts.render_inventory(cfg.name, nodes, key, known,
+                                                                  _lab_vars(svc, cfg.state_dir)))
     _state.save_state(cfg.state_dir, state)
     log("lab {} ready in {:.1f}s: {} hosts, inventory {}".format(cfg.name, time.monotonic() - t0, len(nodes),
                                                                   cfg.inventory))
     return status(cfg)
+
+
+def _existing_state(cfg: LabConfig) -> dict:
+    """lab.json of a lab that is up; LabError when there is none."""
+    st = _state.load_state(cfg.state_dir)
+    if not st:
+        raise LabError("lab {} is not up (no {}); run `fleet lab up`".format(cfg.name, cfg.state_dir / "lab.json"))
+    return st
+
+
+def stop_service(cfg: LabConfig, service: str, log: Log = print) -> None:
+    """Stop one service host's process ("mirror", "registry" or "auth") by PID; a no-op when it is not running.
+
+    Its netns, address and files stay, so clients get 'connection refused' and start_service brings it back."""
+    _services.check_name(service)
+    st = _existing_state(cfg)
+    _services.stop(service, st.get(service) or {}, log)
+
+
+def start_service(cfg: LabConfig, service: str, log: Log = print) -> dict:
+    """(Re)start one service host if it is not running; idempotent. Returns its status row (see status())."""
+    _services.check_name(service)
+    st = _existing_state(cfg)
+    svc = _netns.service_nodes(cfg.name, st["subnet"])
+    if service == "mirror" and not _services.process_running("registry", st.get("registry") or {}):
+        log("note: the registry behind the mirror is not running; the mirror will answer 502")
+    st[service] = _services.ensure(cfg.name, cfg.state_dir, service, svc, st.get(service) or {}, log)
+    _state.save_state(cfg.state_dir, st)
+    return _services.describe(service, st[service], cfg.state_dir)
 
 
 def down(cfg: LabConfig, log: Log = print) -> None:
@@ -124,8 +169,9 @@ def down(cfg: LabConfig, log: Log = print) -> None:
         if st:
             pids |= _state.pids_using(cfg.state_dir)
         recorded = [(h.get("sshd_pid"), _hosts.SSHD, h.get("netns")) for h in st.get("hosts", [])]
-        reg = st.get("registry") or {}
-        recorded.append((reg.get("pid"), _registry.REGISTRY, reg.get("netns")))
+        for name in _services.SERVICES:
+            rec = st.get(name) or {}
+            recorded.append((rec.get("pid"), _services.EXES[name], rec.get("netns")))
         pids |= {pid for pid, exe, ns in recorded if _state.pid_matches(pid, exe, ns)}
         return pids
 
@@ -144,18 +190,25 @@ def down(cfg: LabConfig, log: Log = print) -> None:
 
 
 def status(cfg: LabConfig) -> dict:
-    """The lab as recorded in state_dir/lab.json, with live checks: registry and each host 'running'."""
+    """The lab as recorded in state_dir/lab.json, with live checks: each service and each host 'running'.
+
+    'registry', 'mirror' and 'auth' each carry address, port, pid, running; 'auth' also user and password_file."""
     st = _state.load_state(cfg.state_dir)
-    bridge, _gw, reg, _nodes = _netns.plan(cfg.name, cfg.subnet, cfg.hosts)
+    bridge = _netns.bridge_name(cfg.name)
+    svc = _netns.service_nodes(cfg.name, cfg.subnet)
     if not st:
-        return {"name": cfg.name, "exists": False, "bridge": bridge, "state_dir": str(cfg.state_dir),
-                "registry": {"address": reg.address, "port": _registry.PORT, "running": False},
-                "hosts": [], "inventory": None, "images": {}}
-    r = dict(st.get("registry") or {})
-    r["running"] = _registry.registry_running(r.get("pid"), r.get("netns")) and _registry.v2_ok(
-        r.get("address", reg.address))
-    return {"name": st["name"], "exists": True, "bridge": st["bridge"], "state_dir": st["state_dir"],
-            "registry": r, "hosts": _hosts.describe(st),
-            "inventory": st.get("inventory"), "images": st.get("images", {}),
-            "key": str(Path(st["state_dir"]) / "id_ed25519"),
-            "known_hosts": str(Path(st["state_dir"]) / "known_hosts")}
+        out = {"name": cfg.name, "exists": False, "bridge": bridge, "state_dir": str(cfg.state_dir),
+               "hosts": [], "inventory": None, "images": {}}
+        for name in _services.SERVICES:
+            out[name] = {"address": svc[name].address, "port": _registry.PORT, "pid": None, "running": False}
+        return out
+    out = {"name": st["name"], "exists": True, "bridge": st["bridge"], "state_dir": st["state_dir"],
+           "hosts": _hosts.describe(st), "inventory": st.get("inventory"), "images": st.get("images", {}),
+           "key": str(Path(st["state_dir"]) / "id_ed25519"),
+           "known_hosts": str(Path(st["state_dir"]) / "known_hosts")}
+    for name in _services.SERVICES:
+        rec = st.get(name) or {}
+        if not rec.get("address"):
+            rec = dict(rec, address=svc[name].address, port=_registry.PORT)
+        out[name] = _services.describe(name, rec, Path(st["state_dir"]))
+    return out

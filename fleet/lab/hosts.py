@@ -73,8 +73,8 @@ def ensure_lab_key(state_dir: Path) -> Path:
     return key
 
 
-def prepare_host(state_dir: Path, node: Node, pubkey: str, mirror: str) -> dict:
-    """Create the host's directories, host key, lab home, daemon.json and sshd_config; return their paths."""
+def prepare_host(state_dir: Path, node: Node, pubkey: str, daemon: dict) -> dict:
+    """Create the host's directories, host key, lab home, daemon.json (= daemon) and sshd_config; return their paths."""
     d = host_dir(state_dir, node.name)
     paths = {
         "var_lib_fleet": d / "var-lib-fleet",
@@ -99,7 +99,6 @@ def prepare_host(state_dir: Path, node: Node, pubkey: str, mirror: str) -> dict:
     write_atomic(home / ".ssh" / "authorized_keys", pubkey.strip() + "\n", 0o600)
     users = [line.split(":", 1)[0] for line in Path("/etc/passwd").read_text().splitlines() if ":" in line]
     write_atomic(paths["shadow"], "".join("{}:*:19000:0:99999:7:::\n".format(u) for u in users), 0o600)
-    daemon = {"registry-mirrors": ["http://" + mirror], "insecure-registries": [mirror]}
     write_json(paths["etc_fleet"] / "daemon.json", daemon)
     hostkey = paths["hostkey"]
     if not hostkey.exists() or not hostkey.with_suffix(".pub").exists():
@@ -161,8 +160,8 @@ def write_known_hosts(state_dir: Path, nodes: list[Node]) -> Path:
     return path
 
 
-def render_inventory(name: str, nodes: list[Node], key: Path, known_hosts: Path) -> str:
-    """The Ansible-style YAML inventory for the lab (JSON is valid YAML; emitted with PyYAML for readability)."""
+def render_inventory(name: str, nodes: list[Node], key: Path, known_hosts: Path, lab_vars: dict) -> str:
+    """The Ansible-style YAML inventory for the lab (emitted with PyYAML); lab_vars join all.vars."""
     import yaml
 
     children: dict = {}
@@ -175,6 +174,7 @@ def render_inventory(name: str, nodes: list[Node], key: Path, known_hosts: Path)
             "ansible_python_interpreter": "/usr/bin/python3",
             "ansible_ssh_private_key_file": str(key),
             "fleet_known_hosts": str(known_hosts),
+            **lab_vars,
         },
         "children": children,
     }}

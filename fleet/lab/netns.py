@@ -13,12 +13,15 @@ from .state import LabError, run
 
 IFNAMSIZ = 15
 REGISTRY_OCTET = 2
+MIRROR_OCTET = 3
+AUTH_OCTET = 4
 FIRST_HOST_OCTET = 11
+SERVICES = {"registry": REGISTRY_OCTET, "mirror": MIRROR_OCTET, "auth": AUTH_OCTET}
 
 
 @dataclass(frozen=True)
 class Node:
-    """One lab machine: a lab host (role web/db) or the registry host."""
+    """One lab machine: a lab host (role web/db) or a service host (registry, mirror, auth)."""
 
     name: str
     address: str
@@ -62,16 +65,24 @@ def plan(name: str, subnet: str, hosts: int) -> tuple[str, str, Node, list[Node]
     bridge = bridge_name(name)
     gateway = "{}/{}".format(base + 1, net.prefixlen)
     pre = veth_prefix(name)
-    reg = Node("registry", str(base + REGISTRY_OCTET), name + "-registry", pre + str(REGISTRY_OCTET), "registry")
+    reg = service_nodes(name, subnet)["registry"]
     nodes = []
     for i, host in enumerate(host_names(hosts)):
         off = FIRST_HOST_OCTET + i
         role = "db" if host.startswith("db") else "web"
         nodes.append(Node(host, str(base + off), "{}-{}".format(name, host), pre + str(off), role))
-    for n in [reg] + nodes:
+    for n in list(service_nodes(name, subnet).values()) + nodes:
         if len(n.veth) > IFNAMSIZ:
             raise LabError("interface name too long: {}".format(n.veth))
     return bridge, gateway, reg, nodes
+
+
+def service_nodes(name: str, subnet: str) -> dict[str, Node]:
+    """The service hosts: registry (.2), mirror proxy (.3) and auth registry (.4), each in <name>-<service>."""
+    base = ipaddress.ip_network(subnet, strict=True).network_address
+    pre = veth_prefix(name)
+    return {svc: Node(svc, str(base + octet), "{}-{}".format(name, svc), pre + str(octet), svc)
+            for svc, octet in SERVICES.items()}
 
 
 def link_exists(dev: str) -> bool:
@@ -85,8 +96,8 @@ def netns_exists(ns: str) -> bool:
 
 
 def list_netns(name: str) -> list[str]:
-    """The named network namespaces of lab name: <name>-registry, <name>-webN, <name>-dbN (and no other lab's)."""
-    pattern = re.compile(re.escape(name) + r"-(registry|web[0-9]+|db[0-9]+)")
+    """The named network namespaces of lab name: <name>-{registry,mirror,auth,webN,dbN} (and no other lab's)."""
+    pattern = re.compile(re.escape(name) + r"-(registry|mirror|auth|web[0-9]+|db[0-9]+)")
     try:
         return sorted(n for n in os.listdir("/run/netns") if pattern.fullmatch(n))
     except FileNotFoundError:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from . import oci
 from .state import LabError, run, write_json
 
 RECIPE = "fleet-lab-seed/1"          # bump to invalidate cached layouts when the recipes below change
-EPOCH = 1700000000                   # fixed mtime for every tar entry and the image's "created"
-CREATED = "2023-11-14T22:13:20Z"     # == EPOCH
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 # Not taken into the nginx image, with what they pull in: they are needed by maintainer scripts or tools, not by
 # the nginx binary, and no maintainer script ever runs here (we dpkg -x, we do not install).
@@ -71,85 +64,32 @@ http {
 """
 
 
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _layer(rootfs: Path) -> tuple[bytes, str]:
-    """A deterministic gzip'd tar of rootfs (sorted, fixed mtimes, no owner names); returns (blob, diff_id)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(rootfs):
-            dirnames.sort()
-            for entry in sorted(dirnames + filenames):
-                full = os.path.join(dirpath, entry)
-                info = tar.gettarinfo(full, arcname=os.path.relpath(full, rootfs))
-                info.mtime, info.uname, info.gname = EPOCH, "", ""
-                info.pax_headers = {}
-                if info.isfile():
-                    with open(full, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-    data = raw.getvalue()
-    blob = io.BytesIO()
-    with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=6, filename="") as gz:
-        gz.write(data)
-    return blob.getvalue(), _sha(data)
-
-
-def write_layout(out: Path, rootfs: Path, config: dict, created_by: str) -> str:
-    """Write an OCI image layout (blobs, index.json tagged latest, oci-layout) for a one-layer image; returns the
-    config digest. config holds the image's runtime config (Cmd, Env, ...)."""
-    blob, diff_id = _layer(rootfs)
-    image = {
-        "created": CREATED, "architecture": "amd64", "os": "linux", "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": CREATED, "created_by": created_by, "comment": RECIPE}],
-    }
-    cfg = json.dumps(image, sort_keys=True, separators=(",", ":")).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": _sha(cfg), "size": len(cfg)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": _sha(blob), "size": len(blob)}],
-    }, sort_keys=True, separators=(",", ":")).encode()
-    blobs = out / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    for data in (blob, cfg, manifest):
-        (blobs / _sha(data).split(":")[1]).write_bytes(data)
-    write_json(out / "index.json", {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                                    "manifests": [{"mediaType": OCI_MANIFEST, "digest": _sha(manifest),
-                                                   "size": len(manifest),
-                                                   "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
-    write_json(out / "oci-layout", {"imageLayoutVersion": "1.0.0"})
-    return _sha(cfg)
-
-
-def config_digest(layout: Path) -> str:
-    """The config digest of the layout's 'latest' manifest."""
-    index = json.loads((layout / "index.json").read_text())
-    digest = index["manifests"][0]["digest"].split(":")[1]
-    return json.loads((layout / "blobs" / "sha256" / digest).read_bytes())["config"]["digest"]
-
-
-def _cached(cache: Path, name: str, key: str, build: Callable[[Path], tuple[dict, str]],
-            log: Callable[[str], None]) -> Path:
-    """Return cache/images/<name>-<key> (an OCI layout), building it with build(rootfs) on a miss."""
+def _cached(cache: Path, name: str, key: str, build: Callable[[Path], None], log: Callable[[str], None]) -> Path:
+    """Return cache/images/<name>-<key> (an OCI layout), having build(work) write work/layout on a miss."""
     final = cache / "images" / "{}-{}".format(name, key[:16])
     if (final / "index.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-{}-".format(name), dir=str(final.parent)))
     try:
-        rootfs = work / "rootfs"
-        rootfs.mkdir(mode=0o755)
-        config, created_by = build(rootfs)
-        write_layout(work / "layout", rootfs, config, created_by)
+        build(work)
         os.replace(work / "layout", final)
         log("built seed image {} -> {}".format(name, final))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def _cached_rootfs(cache: Path, name: str, key: str, build: Callable[[Path], tuple[dict, str]],
+                   log: Callable[[str], None]) -> Path:
+    """_cached for one-layer images: build(rootfs) fills a tree and returns (runtime config, created_by)."""
+    def layout(work: Path) -> None:
+        rootfs = work / "rootfs"
+        rootfs.mkdir(mode=0o755)
+        config, created_by = build(rootfs)
+        oci.write_layout(work / "layout", rootfs, config, created_by, RECIPE)
+
+    return _cached(cache, name, key, layout, log)
 
 
 def _base_files(rootfs: Path) -> None:
@@ -182,7 +122,7 @@ def busybox(cache: Path, log: Callable[[str], None]) -> Path:
             os.symlink("/bin/busybox", target)
         return {"Env": [PATH_ENV], "Cmd": ["sh"]}, "fleet lab: static busybox {} + applet links".format(binary)
 
-    return _cached(cache, "busybox", key, build, log)
+    return _cached_rootfs(cache, "busybox", key, build, log)
 
 
 def nginx_packages() -> list[str]:
@@ -284,14 +224,121 @@ def nginx(cache: Path, log: Callable[[str], None]) -> Path:
                   "StopSignal": "SIGQUIT"}
         return config, "fleet lab: dpkg -x " + " ".join(d.name for d in debs)
 
-    return _cached(cache, "nginx", key, build, log)
+    return _cached_rootfs(cache, "nginx", key, build, log)
+
+
+def multiarch(cache: Path, busybox_layout: Path, log: Callable[[str], None]) -> Path:
+    """An OCI image index over linux/amd64 and linux/arm64: each is busybox's layer plus /etc/platform naming it.
+
+    The arm64 image carries the same (amd64) busybox layer: it exists to be selected, listed and skipped, never run."""
+    key = hashlib.sha256("{}\nmultiarch/1\n{}".format(RECIPE, busybox_layout.name).encode()).hexdigest()
+
+    def build(work: Path) -> None:
+        out = work / "layout"
+        base, history, config = oci.image_layers(busybox_layout)
+        manifests = []
+        for arch in ("amd64", "arm64"):
+            layer = oci.tar_entries([("dir", "etc", 0o755, None), ("file", "etc/platform", 0o644, arch + "\n")])
+            step = {"created": oci.CREATED, "created_by": "fleet lab: /etc/platform = " + arch, "comment": RECIPE}
+            desc = oci.write_image(out, base + [layer], config, history + [step], arch=arch)
+            manifests.append(dict(desc, platform={"architecture": arch, "os": "linux"}))
+        oci.finish_layout(out, oci.write_index_blob(out, manifests))
+
+    return _cached(cache, "multiarch", key, build, log)
+
+
+# library/layered: busybox (layer 1) plus three hand-written layers, each a tar in exactly this entry order.
+# Layer 3 lists data/sub/y *before* the opaque marker on purpose: the marker hides only lower layers' children,
+# whatever its position in the tar (image-spec layer.md; moby's UnpackLayer keeps paths unpacked from the same
+# layer). Layer 4 puts a directory where the file data/a was and a symlink where the directory data/d was, with
+# no whiteout: an applier must unlink the old path first. The hard link points inside its own layer, because
+# Docker's overlay2 applies each layer into an empty directory where lower files do not exist.
+LAYERED_LAYERS = [
+    [("dir", "data", 0o755, None),
+     ("file", "data/a", 0o644, "a\n"),
+     ("file", "data/b", 0o644, "b\n"),
+     ("file", "data/c", 0o644, "c\n"),
+     ("dir", "data/d", 0o755, None),              # replaced by a symlink in layer 4
+     ("file", "data/d/old", 0o644, "old\n"),
+     ("dir", "data/sub", 0o755, None),
+     ("file", "data/sub/x", 0o644, "x\n")],
+    [("dir", "data", 0o755, None),
+     ("file", "data/.wh.b", 0o644, ""),           # deletes data/b
+     ("dir", "data/sub", 0o755, None),
+     ("file", "data/sub/y", 0o644, "y\n"),        # same layer as the opaque marker below: survives it
+     ("file", "data/sub/.wh..wh..opq", 0o644, "")],   # hides data/sub/x
+    [("dir", "data", 0o755, None),
+     ("dir", "data/a", 0o750, None),              # file -> directory
+     ("file", "data/a/inner", 0o644, "inner\n"),
+     ("symlink", "data/d", 0o777, "sub"),         # directory (with data/d/old) -> symlink
+     ("file", "data/e", 0o644, "e\n"),
+     ("hardlink", "data/e-link", 0o644, "data/e"),
+     ("file", "data/suid", 0o4755, "#!/bin/sh\nid -u\n")],
+]
+
+# The exact tree Docker shows under /data after applying the four layers (everything else is busybox's):
+#   /data           dir  0755
+#   /data/a         dir  0750      (was a file in layer 2)
+#   /data/a/inner   file 0644 "inner\n"
+#   /data/c         file 0644 "c\n"
+#   /data/d         symlink -> sub (was a directory; data/d/old is gone with it)
+#   /data/e         file 0644 "e\n"   } one inode, link count 2
+#   /data/e-link    file 0644 "e\n"   }
+#   /data/sub       dir  0755
+#   /data/sub/y     file 0644 "y\n"   (x is hidden by the opaque marker; no .wh.* name is ever visible)
+#   /data/suid      file 04755 "#!/bin/sh\nid -u\n"
+# All owned by 0:0. Absent: /data/b, /data/sub/x, /data/d/old and every .wh.* entry.
+EXPECTED_LAYERED_TREE = {
+    "/data": {"type": "dir", "mode": 0o755},
+    "/data/a": {"type": "dir", "mode": 0o750},
+    "/data/a/inner": {"type": "file", "mode": 0o644, "content": "inner\n"},
+    "/data/c": {"type": "file", "mode": 0o644, "content": "c\n"},
+    "/data/d": {"type": "symlink", "target": "sub"},
+    "/data/e": {"type": "file", "mode": 0o644, "content": "e\n", "nlink": 2},
+    "/data/e-link": {"type": "file", "mode": 0o644, "content": "e\n", "nlink": 2, "same_inode_as": "/data/e"},
+    "/data/sub": {"type": "dir", "mode": 0o755},
+    "/data/sub/y": {"type": "file", "mode": 0o644, "content": "y\n"},
+    "/data/suid": {"type": "file", "mode": 0o4755, "content": "#!/bin/sh\nid -u\n"},
+}
+EXPECTED_LAYERED_ABSENT = ["/data/b", "/data/.wh.b", "/data/sub/x", "/data/sub/.wh..wh..opq", "/data/d/old"]
+
+
+def layered(cache: Path, busybox_layout: Path, log: Callable[[str], None]) -> Path:
+    """busybox plus LAYERED_LAYERS: whiteouts, an opaque directory, type changes, a hard link, a setuid file."""
+    key = hashlib.sha256("{}\nlayered/1\n{}\n{!r}".format(RECIPE, busybox_layout.name, LAYERED_LAYERS)
+                         .encode()).hexdigest()
+
+    def build(work: Path) -> None:
+        out = work / "layout"
+        layers, history, config = oci.image_layers(busybox_layout)
+        for n, entries in enumerate(LAYERED_LAYERS, start=2):
+            layers.append(oci.tar_entries(entries))
+            history.append({"created": oci.CREATED, "created_by": "fleet lab: layered layer {}".format(n),
+                            "comment": RECIPE})
+        oci.finish_layout(out, oci.write_image(out, layers, dict(config, Cmd=["ls", "-lR", "/data"]), history))
+
+    return _cached(cache, "layered", key, build, log)
 
 
 def seed_images(cache: Path, log: Callable[[str], None]) -> dict:
-    """Build (or reuse) both seed layouts; returns {repo: {"layout", "config_digest", "format"}}."""
+    """Build (or reuse) every seed layout; returns {name: {"layout", "repo", "tags", "format", "all",
+    "registry" ('registry' or 'auth'), "config_digest" (single images) or "index_digest" (indexes)}}."""
+    cache = Path(cache)
+    bb = busybox(cache, log)
+    ng = nginx(cache, log)
+    ma = multiarch(cache, bb, log)
+    ly = layered(cache, bb, log)
+    # (name, layout, repo, tags, skopeo --format, registry); None keeps the layout's own OCI format.
+    plan = [("busybox", bb, "library/busybox", ["latest", "1.36"], "v2s2", "registry"),
+            ("nginx", ng, "library/nginx", ["latest"], None, "registry"),
+            ("multiarch", ma, "library/multiarch", ["latest"], None, "registry"),
+            ("layered", ly, "library/layered", ["latest"], None, "registry"),
+            ("private-busybox", bb, "private/busybox", ["latest"], "v2s2", "auth")]
     out = {}
-    for repo, builder, fmt in (("library/busybox", busybox, "v2s2"), ("library/nginx", nginx, None)):
-        layout = builder(Path(cache), log)
-        out[repo] = {"layout": str(layout), "config_digest": config_digest(layout), "format": fmt}
+    for name, layout, repo, tags, fmt, where in plan:
+        top = oci.top_descriptor(layout)
+        is_index = top["mediaType"] == oci.OCI_INDEX
+        out[name] = {"layout": str(layout), "repo": repo, "tags": tags, "format": fmt, "all": is_index,
+                     "registry": where, "config_digest": None if is_index else oci.config_digest(layout),
+                     "index_digest": top["digest"] if is_index else None}
     return out
-

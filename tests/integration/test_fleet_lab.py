@@ -265,7 +265,7 @@ def test_lab_status(lab):
     from tests.integration.conftest import LAB_NAME
     proc = fleet("lab", "status", "--name", LAB_NAME, check=True)
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
-    assert set(rows) == {"registry"} | set(lab.hosts)
+    assert set(rows) == {"registry", "mirror", "auth"} | set(lab.hosts)
     assert all(r[-1] == "running" for r in rows.values())
     assert rows["web1"][1] == lab.address("web1")
     missing = fleet("lab", "status", "--name", "no-such-lab")
