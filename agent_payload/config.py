@@ -1,19 +1,56 @@
-"""The Docker-compatible daemon configuration (/etc/fleet/daemon.json): registry mirrors and insecure registries."""
+"""The Docker-compatible daemon configuration (/etc/fleet/daemon.json): registry hosts, mirrors, insecure registries.
+
+Keys honoured (unknown keys are kept and ignored, as dockerd ignores keys it does not use)::
+
+    {"registry-mirrors": ["https://mirror.lan"],           # docker.io only; trusted to pull AND resolve tags
+     "insecure-registries": ["reg.lan:5000", "10.0.0.0/8"], # plain http / unverified TLS (loopback always)
+     "registries": {                                        # containerd's hosts.toml, as JSON, for ANY registry
+        "reg.example:5000": {
+            "mirrors": [{"url": "http://cache.lan:5000", "capabilities": ["pull"]},
+                        {"url": "https://full.lan", "capabilities": ["pull", "resolve"], "skip_verify": true}],
+            "origin": true},
+        "default": {"mirrors": [{"url": "http://cache.lan:5000", "capabilities": ["pull"]}]}}}
+
+Hosts are tried in order, the origin (the registry itself) last unless ``"origin": false``.  ``default`` applies
+to every registry without its own entry.  A ``pull`` mirror only serves content addressed by digest (manifests
+by digest, blobs: the digest check makes an untrusted cache safe); only ``resolve`` hosts may turn a tag into
+a digest.  ``capabilities`` defaults to ``["pull", "resolve"]`` as in containerd.  For docker.io the
+``registries`` hosts come first, then ``registry-mirrors``.  Every validation error names the file and key.
+"""
 
 import ipaddress
 import json
+import re
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import List
 
 from . import errors
+from .state import locks, store
 
 #: Docker treats loopback registries as insecure out of the box (moby registry/config.go).
 DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
 
 #: The hosts that make up Docker Hub: always secure, whatever the configuration says.
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+@dataclass
+class MirrorHost:
+    """One configured mirror: base URL (no trailing slash), what it may be asked, TLS verification."""
+
+    url: str
+    capabilities: tuple = ("pull", "resolve")
+    skip_verify: bool = False
+
+
+@dataclass
+class RegistryHosts:
+    """The hosts of one ``registries`` entry: mirrors in order, then the origin unless disabled."""
+
+    mirrors: list = field(default_factory=list)
+    origin: bool = True
 
 
 @dataclass
@@ -28,7 +65,17 @@ class DaemonConfig:
     registry_mirrors: List[str] = field(default_factory=list)
     insecure_registries: List[str] = field(default_factory=list)
     insecure_cidrs: list = field(default_factory=lambda: [ipaddress.ip_network(c) for c in DEFAULT_INSECURE_CIDRS])
+    registries: dict = field(default_factory=dict)  # "host[:port]" | "default" -> RegistryHosts
     source: str = ""
+
+    def hosts_for(self, domain):
+        """([MirrorHost] in order, use the origin?) for ``domain``: its entry or ``default``, then docker.io's
+        ``registry-mirrors`` (both capabilities, as dockerd trusts them)."""
+        entry = self.registries.get(domain) or self.registries.get("default") or RegistryHosts()
+        mirrors = list(entry.mirrors)
+        if domain == "docker.io":
+            mirrors += [MirrorHost(url, ("pull", "resolve")) for url in self.registry_mirrors]
+        return mirrors, entry.origin
 
     def is_insecure(self, host):
         """True when ``host`` (host[:port]) may be reached over plain HTTP or with TLS unverified.
@@ -79,27 +126,29 @@ def _addresses(hostname):
     return out
 
 
-def _validate_mirror(value, source):
+def _validate_mirror(value, where):
     """Docker's ValidateMirror: an http(s) URL without query, fragment or credentials."""
     if not isinstance(value, str):
-        raise errors.InvalidArgument("{}: invalid mirror: {!r} is not a string".format(source, value))
+        raise errors.InvalidArgument("{}: invalid mirror: {!r} is not a string".format(where, value))
     uri = urllib.parse.urlsplit(value)
     if uri.scheme not in ("http", "https") or not uri.netloc:
-        raise errors.InvalidArgument("{}: invalid mirror: unsupported scheme or host in {!r}".format(source, value))
+        raise errors.InvalidArgument("{}: invalid mirror: unsupported scheme or host in {!r}".format(where, value))
     if uri.query or uri.fragment:
         raise errors.InvalidArgument("{}: invalid mirror: query or fragment at end of the URI {!r}".format(
-            source, value))
+            where, value))
     if uri.username or uri.password:
-        raise errors.InvalidArgument("{}: invalid mirror: username/password not allowed in URI".format(source))
+        # The URL itself is not echoed: it carries a credential.
+        raise errors.InvalidArgument("{}: invalid mirror: username/password not allowed in URI".format(where))
     return value.rstrip("/")
 
 
 def _parse_insecure(values, source):
     """Split ``insecure-registries`` into host[:port] entries and CIDRs (a scheme prefix is dropped, like dockerd)."""
     hosts, cidrs = [], []
-    for value in values:
+    for i, value in enumerate(values):
+        where = "{}: insecure-registries[{}]".format(source, i)
         if not isinstance(value, str) or not value:
-            raise errors.InvalidArgument("{}: invalid insecure registry {!r}".format(source, value))
+            raise errors.InvalidArgument("{}: invalid insecure registry {!r}".format(where, value))
         for prefix in ("http://", "https://"):
             if value.startswith(prefix):
                 value = value[len(prefix):]
@@ -109,9 +158,70 @@ def _parse_insecure(values, source):
                 cidrs.append(ipaddress.ip_network(value, strict=False))
                 continue
             except ValueError:
-                raise errors.InvalidArgument("{}: insecure registry {!r} is not a valid CIDR".format(source, value))
+                raise errors.InvalidArgument("{}: insecure registry {!r} is not a valid CIDR".format(where, value))
         hosts.append(value)
     return hosts, cidrs
+
+
+_HOST_KEY = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                       r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_CAPABILITIES = ("pull", "resolve")
+
+
+def _check_keys(obj, allowed, where):
+    if not isinstance(obj, dict):
+        raise errors.InvalidArgument("{}: must be an object".format(where))
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise errors.InvalidArgument("{}: unknown key {!r} (allowed: {})".format(where, unknown[0], ", ".join(allowed)))
+
+
+def _parse_mirror_host(value, where):
+    _check_keys(value, ("url", "capabilities", "skip_verify"), where)
+    if "url" not in value:
+        raise errors.InvalidArgument("{}: url is required".format(where))
+    url = _validate_mirror(value["url"], where + ".url")
+    caps = value.get("capabilities", list(_CAPABILITIES))
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise errors.InvalidArgument("{}.capabilities: must be a list of strings".format(where))
+    for cap in caps:
+        if cap not in _CAPABILITIES:
+            raise errors.InvalidArgument("{}.capabilities: unsupported capability {!r} (allowed: pull, resolve; "
+                                         "push goes to the registry itself)".format(where, cap))
+    if "pull" not in caps or len(set(caps)) != len(caps):
+        raise errors.InvalidArgument("{}.capabilities: must be [\"pull\"] or [\"pull\", \"resolve\"]".format(where))
+    skip = value.get("skip_verify", False)
+    if not isinstance(skip, bool):
+        raise errors.InvalidArgument("{}.skip_verify: must be true or false".format(where))
+    return MirrorHost(url, tuple(c for c in _CAPABILITIES if c in caps), skip)
+
+
+def _parse_registries(value, source):
+    """The ``registries`` object -> {"host[:port]" | "default": RegistryHosts} (hub aliases -> docker.io)."""
+    where = "{}: registries".format(source)
+    if not isinstance(value, dict):
+        raise errors.InvalidArgument("{}: must be an object".format(where))
+    out = {}
+    for key, entry in value.items():
+        here = "{}[{!r}]".format(where, key)
+        if not isinstance(key, str) or not (key == "default" or _HOST_KEY.match(key)):
+            raise errors.InvalidArgument("{}: key must be \"default\" or a registry host[:port]".format(here))
+        name = "docker.io" if key in ("index.docker.io", "registry-1.docker.io") else key
+        if name in out:
+            raise errors.InvalidArgument("{}: docker.io is configured twice".format(here))
+        _check_keys(entry, ("mirrors", "origin"), here)
+        mirrors = entry.get("mirrors", [])
+        if not isinstance(mirrors, list):
+            raise errors.InvalidArgument("{}.mirrors: must be a list".format(here))
+        hosts = [_parse_mirror_host(m, "{}.mirrors[{}]".format(here, i)) for i, m in enumerate(mirrors)]
+        origin = entry.get("origin", True)
+        if not isinstance(origin, bool):
+            raise errors.InvalidArgument("{}.origin: must be true or false".format(here))
+        if not origin and not hosts:
+            raise errors.InvalidArgument("{}: origin is false and there are no mirrors: nothing to pull "
+                                         "from".format(here))
+        out[name] = RegistryHosts(hosts, origin)
+    return out
 
 
 def from_dict(data, source="daemon.json"):
@@ -120,26 +230,61 @@ def from_dict(data, source="daemon.json"):
         raise errors.InvalidArgument("{}: top level must be a JSON object".format(source))
     mirrors = data.get("registry-mirrors") or []
     insecure = data.get("insecure-registries") or []
-    if not isinstance(mirrors, list) or not isinstance(insecure, list):
-        raise errors.InvalidArgument("{}: registry-mirrors and insecure-registries must be lists".format(source))
+    for key, value in (("registry-mirrors", mirrors), ("insecure-registries", insecure)):
+        if not isinstance(value, list):
+            raise errors.InvalidArgument("{}: {} must be a list".format(source, key))
     cfg = DaemonConfig(source=source)
-    cfg.registry_mirrors = [_validate_mirror(m, source) for m in mirrors]
+    cfg.registry_mirrors = [_validate_mirror(m, "{}: registry-mirrors[{}]".format(source, i))
+                            for i, m in enumerate(mirrors)]
     hosts, cidrs = _parse_insecure(insecure, source)
     cfg.insecure_registries = hosts
     cfg.insecure_cidrs.extend(cidrs)
+    if data.get("registries") is not None:
+        cfg.registries = _parse_registries(data["registries"], source)
     return cfg
 
 
-def load(paths):
-    """Load ``paths.daemon_json``; a missing file gives the defaults, invalid JSON is InvalidArgument."""
-    path = paths.daemon_json
+def _read_raw(path):
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        return DaemonConfig(source=path)
+        return None
     try:
-        data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        return json.loads(raw.decode("utf-8")) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidArgument("invalid JSON in {}: {}".format(path, exc))
-    return from_dict(data, source=path)
+
+
+def load(paths):
+    """Load ``paths.daemon_json``; a missing file gives the defaults, invalid JSON is InvalidArgument."""
+    data = _read_raw(paths.daemon_json)
+    if data is None:
+        return DaemonConfig(source=paths.daemon_json)
+    return from_dict(data, source=paths.daemon_json)
+
+
+def update(paths, changes):
+    """Merge ``changes`` (None removes a key) into daemon.json, validate the result, then write it (0644).
+
+    Returns (changed, merged).  Nothing is written when validation fails or nothing changes; an unparsable
+    current file is refused too (the merge would silently drop it).
+    """
+    if not isinstance(changes, dict):
+        raise errors.InvalidArgument("daemon must be an object of daemon.json keys")
+    path = paths.daemon_json
+    with locks.locked(paths.lock_file("daemon-json")):
+        current = _read_raw(path)
+        if current is not None and not isinstance(current, dict):
+            raise errors.InvalidArgument("{}: top level must be a JSON object".format(path))
+        merged = dict(current or {})
+        for key, value in changes.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        from_dict(merged, source=path)
+        if merged == (current or {}):
+            return False, merged
+        store.write_json_atomic(path, merged, mode=0o644)
+        return True, merged

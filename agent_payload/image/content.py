@@ -1,5 +1,6 @@
-"""Content-addressed blob store (containerd style): ingest to a temp file, verify size and sha256, rename in."""
+"""Content-addressed blob store (containerd style): ingest to a locked, resumable file, verify, rename in."""
 
+import fcntl
 import hashlib
 import io
 import os
@@ -16,6 +17,10 @@ CHUNK = 64 * 1024
 #: Report progress at most every this many bytes or ``PROGRESS_SECONDS``, whichever comes first.
 PROGRESS_BYTES = 1024 * 1024
 PROGRESS_SECONDS = 0.5
+#: Suffix of a resumable in-flight download (``ingest/<hex>.partial``).
+PARTIAL_SUFFIX = ".partial"
+#: A free partial download older than this is not worth resuming.
+STALE_SECONDS = 24 * 3600
 
 
 def digest_hex(digest):
@@ -32,6 +37,86 @@ def digest_hex(digest):
 def sha256_digest(data):
     """``sha256:<hex>`` of a bytes object."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Ingest:
+    """One blob being written under ``ingest/``: hashes and counts what is written, then verifies and
+    publishes it by rename. Bytes already in a resumed file are hashed again through ``replay``."""
+
+    def __init__(self, store, digest, size, fd, path):
+        self.store, self.digest, self.size = store, digest, size
+        self.fd, self.path = fd, path
+        self.hash = hashlib.sha256()
+        self.existing = os.fstat(fd).st_size  # bytes a dead writer left (resumable file only)
+        if size is not None and self.existing > size:
+            os.ftruncate(fd, 0)
+            self.existing = 0
+        self.offset = 0  # bytes hashed so far: replayed + written
+        self._closed = False
+
+    def replay(self, n):
+        """Next up to ``n`` already-present bytes (hashed as they go); b"" once the network must take over."""
+        if self.offset >= self.existing:
+            return b""
+        data = os.pread(self.fd, min(n, self.existing - self.offset), self.offset)
+        if not data:  # file shrank under us: continue from where it really ends
+            self.existing = self.offset
+            os.ftruncate(self.fd, self.offset)
+            return b""
+        self.hash.update(data)
+        self.offset += len(data)
+        return data
+
+    def restart(self):
+        """Forget the present bytes (the server ignored our Range request): write from zero again."""
+        os.ftruncate(self.fd, 0)
+        self.existing = self.offset = 0
+        self.hash = hashlib.sha256()
+
+    def write(self, data):
+        """Append ``data``; more than the expected size is a FailedPrecondition right away."""
+        if self.size is not None and self.offset + len(data) > self.size:
+            raise errors.FailedPrecondition("blob {}: got more than the expected {} bytes".format(
+                self.digest, self.size))
+        view = memoryview(data)
+        pos = self.offset
+        while view:
+            n = os.pwrite(self.fd, view, pos)
+            view, pos = view[n:], pos + n
+        self.hash.update(data)
+        self.offset += len(data)
+        self.existing = max(self.existing, self.offset)
+
+    def verify(self):
+        """Size and digest check; FailedPrecondition on mismatch. The data is fsynced first."""
+        if self.size is not None and self.offset != self.size:
+            raise errors.FailedPrecondition("blob {}: unexpected size {} (expected {})".format(
+                self.digest, self.offset, self.size))
+        actual = "sha256:" + self.hash.hexdigest()
+        if actual != self.digest:
+            raise errors.FailedPrecondition("blob digest mismatch: expected {}, got {}".format(self.digest, actual))
+        os.fsync(self.fd)
+
+    def publish(self):
+        """Rename the verified file into ``blobs/`` (call ``verify`` first); return the blob path."""
+        final = self.store.path(self.digest)
+        os.fchmod(self.fd, 0o444)
+        os.rename(self.path, final)
+        self.close()
+        _fsync_dir(self.store.paths.blobs)
+        return final
+
+    def discard(self):
+        """Remove the file and release it (idempotent)."""
+        if not self._closed:
+            _unlink_quiet(self.path)
+        self.close()
+
+    def close(self):
+        """Release the fd (and so the flock) without removing anything."""
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)
 
 
 class ContentStore:
@@ -81,51 +166,89 @@ class ContentStore:
         ``progress(current, total)`` is called every ``PROGRESS_BYTES``/``PROGRESS_SECONDS`` and at the end.
         A blob that is already present is not downloaded again (``reader`` is left unread).
         """
-        hexd = digest_hex(digest)
-        final = os.path.join(self.paths.blobs, hexd)
+        final = self.path(digest)
         if os.path.isfile(final):
             return final
+        w = self.begin(digest, size, resume=False)
+        try:
+            last_bytes, last_time = 0, time.monotonic()
+            while True:
+                chunk = reader.read(CHUNK)
+                if not chunk:
+                    break
+                w.write(chunk)
+                now = time.monotonic()
+                if progress and (w.offset - last_bytes >= PROGRESS_BYTES or now - last_time >= PROGRESS_SECONDS):
+                    progress(w.offset, size)
+                    last_bytes, last_time = w.offset, now
+            w.verify()
+            w.publish()
+        except BaseException:
+            w.discard()
+            raise
+        if progress:
+            progress(w.offset, size)
+        return final
+
+    def begin(self, digest, size, resume=True):
+        """Start (or, with ``resume``, continue) writing blob ``digest``; returns an ``Ingest``.
+
+        The resumable file is ``ingest/<hex>.partial`` held under an exclusive flock while in use: a
+        second writer of the same blob (another pull) gets a private temp file instead, and a file whose
+        lock is free was left by a dead process, so its bytes are ours to continue from.
+        """
+        hexd = digest_hex(digest)
         os.makedirs(self.paths.blobs, exist_ok=True)
         os.makedirs(self.paths.ingest, exist_ok=True)
-        # One temp file per writer: concurrent pulls of the same blob each verify their own copy and
-        # the rename makes whichever finishes last a harmless overwrite with identical bytes.
-        fd, tmp = tempfile.mkstemp(prefix=hexd[:12] + "-", dir=self.paths.ingest)
+        if resume:
+            path = os.path.join(self.paths.ingest, hexd + PARTIAL_SUFFIX)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return Ingest(self, digest, size, fd, path)
+            except BlockingIOError:
+                os.close(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        fd, path = tempfile.mkstemp(prefix=hexd[:12] + "-", dir=self.paths.ingest)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # so clean_ingest never takes it for a leftover
+        return Ingest(self, digest, size, fd, path)
+
+    def clean_ingest(self, keep=()):
+        """Remove ingest leftovers of dead writers; return the names removed.
+
+        A file is left alone while its writer holds the flock. A free ``<hex>.partial`` is kept when
+        ``hex`` is in ``keep`` (the caller will resume it) and is younger than ``STALE_SECONDS``; private
+        temp files are never resumable and always go.
+        """
+        removed = []
         try:
-            h = hashlib.sha256()
-            current = 0
-            last_bytes, last_time = 0, time.monotonic()
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    chunk = reader.read(CHUNK)
-                    if not chunk:
-                        break
-                    current += len(chunk)
-                    if size is not None and current > size:
-                        raise errors.FailedPrecondition("blob {}: got more than the expected {} bytes".format(
-                            digest, size))
-                    h.update(chunk)
-                    out.write(chunk)
-                    now = time.monotonic()
-                    if progress and (current - last_bytes >= PROGRESS_BYTES or now - last_time >= PROGRESS_SECONDS):
-                        progress(current, size)
-                        last_bytes, last_time = current, now
-                out.flush()
-                os.fsync(out.fileno())
-            if size is not None and current != size:
-                raise errors.FailedPrecondition("blob {}: unexpected size {} (expected {})".format(
-                    digest, current, size))
-            actual = "sha256:" + h.hexdigest()
-            if actual != digest:
-                raise errors.FailedPrecondition("blob digest mismatch: expected {}, got {}".format(digest, actual))
-            os.chmod(tmp, 0o444)
-            os.rename(tmp, final)
-        except BaseException:
-            _unlink_quiet(tmp)
-            raise
-        _fsync_dir(self.paths.blobs)
-        if progress:
-            progress(current, size)
-        return final
+            names = os.listdir(self.paths.ingest)
+        except FileNotFoundError:
+            return removed
+        keep = set(keep)
+        now = time.time()
+        for name in names:
+            path = os.path.join(self.paths.ingest, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue  # vanished meanwhile, or not ours to judge (a symlink someone planted)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer
+                hexd = name[:-len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else None
+                fresh = now - os.fstat(fd).st_mtime < STALE_SECONDS
+                if hexd in keep and fresh and not os.path.isfile(os.path.join(self.paths.blobs, hexd)):
+                    continue
+                _unlink_quiet(path)  # unlinked while we hold the lock: no writer can be mid-way
+                removed.append(name)
+            finally:
+                os.close(fd)
+        return removed
 
     def delete(self, digest):
         """Remove a blob if present (garbage collection hook)."""

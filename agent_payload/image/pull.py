@@ -1,8 +1,17 @@
-"""Pulling an image: resolve the manifest through mirrors, fetch verified blobs in parallel, unpack snapshots."""
+"""Pulling an image: resolve the manifest, stream each missing layer once (hash, store, unpack), commit all or none."""
 
+import errno
+import http.client
 import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from .. import errors
 from . import content, images, reference, registry, snapshots, unpack
@@ -20,6 +29,163 @@ LAYER_TYPES = (
 )
 
 
+_PLATFORM_RE = re.compile(r"^[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?$")
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_NETWORK_ERRORS = (http.client.HTTPException, OSError, socket.timeout, ssl.SSLError)
+
+
+def parse_platform(value):
+    """``"os/arch[/variant]"`` -> (os, arch, variant); None stays None (host platform). InvalidArgument otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _PLATFORM_RE.match(value.lower()):
+        raise errors.InvalidArgument("invalid platform {!r}: expected os/arch[/variant]".format(value))
+    parts = value.lower().split("/")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+
+
+class Cancelled(Exception):
+    """Another layer of the same pull failed: stop this one quietly."""
+
+
+class BlobStream:
+    """The body of one blob as a file-like ``read``: replays a resumed partial file, then the network.
+
+    Every byte read is hashed and written to the ingest file exactly once. When the connection breaks
+    (or closes early) the stream continues on the same or the next endpoint with ``Range: bytes=<n>-``
+    (a server ignoring Range sends 200: the first n bytes are skipped), so the reader above never notices.
+    """
+
+    def __init__(self, ingest, clients, desc, cancel=None, progress=None):
+        self.ingest, self.clients, self.desc = ingest, list(clients), desc
+        self.digest, self.size = desc["digest"], desc.get("size")
+        self.cancel, self.progress = cancel, progress
+        self.resp, self.next_client, self.failures = None, 0, []
+        self._last, self._last_t = 0, 0.0
+
+    def read(self, n=-1):
+        """Up to ``n`` bytes (``n`` < 0: a chunk); b"" at the end of the blob."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        n = content.CHUNK * 4 if n is None or n < 0 else n
+        data = self.ingest.replay(n)
+        if data:
+            return data
+        while True:
+            if self.size is not None and self.ingest.offset >= self.size:
+                return b""
+            if self.resp is None:
+                self._connect()
+            try:
+                data = self.resp.read(n)
+            except _NETWORK_ERRORS as exc:
+                data = None
+                self._failed("read failed after {} bytes: {}".format(self.ingest.offset, exc or type(exc).__name__))
+            if data == b"" and self.size is None:
+                return b""
+            if data == b"":
+                self._failed("connection closed after {} of {} bytes".format(self.ingest.offset, self.size))
+            if data:
+                self.ingest.write(data)
+                self._report()
+                return data
+
+    def _report(self):
+        now = time.monotonic()
+        cur = self.ingest.offset
+        if self.progress and (cur - self._last >= content.PROGRESS_BYTES
+                              or now - self._last_t >= content.PROGRESS_SECONDS):
+            self._last, self._last_t = cur, now
+            self.progress(cur)
+
+    def _failed(self, why):
+        self.failures.append({"endpoint": self.clients[self.next_client - 1].endpoint.url, "error": why})
+        self.resp.close()
+        self.resp = None
+
+    def _connect(self):
+        """Open the blob at the current offset on the next endpoint that answers; Unavailable when none do."""
+        while self.next_client < len(self.clients):
+            client = self.clients[self.next_client]
+            self.next_client += 1
+            url = client.endpoint.url + "/v2/{}/blobs/{}".format(client.repository, self.digest)
+            offset = self.ingest.offset
+            try:
+                resp = client.request("GET", url, {"Range": "bytes={}-".format(offset)} if offset else None)
+            except errors.AgentError as exc:
+                self.failures.append({"endpoint": client.endpoint.url, "error": exc.message})
+                continue
+            if resp.getcode() not in (200, 206):
+                code = resp.getcode()
+                resp.close()
+                kind = "blob unknown" if code == 404 else "HTTP {}".format(code)
+                self.failures.append({"endpoint": client.endpoint.url, "error": kind})
+                continue
+            try:
+                if offset and not self._skip_to(resp, offset):
+                    continue
+            except _NETWORK_ERRORS as exc:
+                resp.close()
+                self.failures.append({"endpoint": client.endpoint.url, "error": str(exc)})
+                continue
+            self.resp = resp
+            return
+        first = self.failures[0]["error"] if self.failures else "no endpoint"
+        raise errors.Unavailable("downloading blob {} failed: {}".format(self.digest, first),
+                                 details={"tried": self.failures})
+
+    def _skip_to(self, resp, offset):
+        """Position a fresh response at ``offset``: 206 with the right Content-Range, or skip bytes of a 200."""
+        if resp.getcode() == 206:
+            m = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range") or "")
+            if m and int(m.group(1)) == offset:
+                return True
+            resp.close()
+            self.failures.append({"endpoint": resp.geturl(), "error": "bad Content-Range in a resumed download"})
+            return False
+        left = offset
+        while left:
+            chunk = resp.read(min(left, 1024 * 1024))
+            if not chunk:
+                resp.close()
+                self.failures.append({"endpoint": resp.geturl(), "error": "body shorter than the resumed part"})
+                return False
+            left -= len(chunk)
+        return True
+
+    def drain(self):
+        """Read to the end (the digest covers every byte, even past the tar end-of-archive)."""
+        while self.read(1024 * 1024):
+            pass
+
+    def drain_quietly(self):
+        """``drain`` that reports success instead of raising (used to diagnose a corrupt stream)."""
+        try:
+            self.drain()
+            return True
+        except (errors.AgentError, Cancelled):
+            return False
+
+    def close(self):
+        """Close the current response, if any."""
+        if self.resp is not None:
+            self.resp.close()
+            self.resp = None
+
+
+class _Prepared:
+    """A layer that was downloaded and unpacked but not committed: verified ingest + extracted temp tree."""
+
+    def __init__(self, index, tmp, ingest):
+        self.index, self.tmp, self.ingest = index, tmp, ingest
+
+    def discard(self):
+        if self.ingest is not None:
+            self.ingest.discard()
+        if self.tmp and os.path.isdir(self.tmp):
+            shutil.rmtree(self.tmp)
+
+
 class Puller:
     """One pull into an ImageStore (its content store, snapshots, config and index)."""
 
@@ -29,13 +195,24 @@ class Puller:
         self.content = store.content
         self.snapshots = store.snapshots
 
-    def pull(self, ref, emit=None):
-        """Pull ``ref`` -> (ImageRecord, {"endpoint", "downloaded", "layers"}); see module docstring."""
+    def pull(self, ref, emit=None, platform=None):
+        """Pull ``ref`` -> (ImageRecord, {"endpoint", "downloaded", "layers"}).
+
+        Nothing enters the store unless every blob and snapshot verified: manifests, config and layer
+        blobs are published, and snapshots committed, only after all layers streamed successfully.
+        """
         r = reference.parse(ref)
         emit = _serialised(emit)
-        client, top_digest, docs = self._resolve_remote(r)
-        for digest, _mt, body in docs:
-            self.content.write_bytes(digest, body)
+        try:
+            return self._pull(r, emit, platform)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise errors.FailedPrecondition("pulling {}: no space left on device under {}".format(
+                    r.familiar(), self.store.paths.root), errno=exc.errno)
+            raise
+
+    def _pull(self, r, emit, platform):
+        client, top_digest, docs = self._resolve_remote(r, platform)
         manifest = json.loads(docs[-1][2].decode())
         cfg_desc = manifest.get("config") or {}
         layers = manifest.get("layers") or []
@@ -45,37 +222,59 @@ class Puller:
                 raise errors.FailedPrecondition("{}: unsupported layer media type {!r}".format(
                     r.familiar(), desc.get("mediaType")))
         image_id = cfg_desc["digest"]
-        if not self.content.has(image_id):
-            self._download(client, cfg_desc, None)
-        config = json.loads(self.content.read_bytes(image_id).decode())
-        diff_ids = ((config.get("rootfs") or {}).get("diff_ids")) or []
-        if len(diff_ids) != len(layers):
-            raise errors.FailedPrecondition("{}: manifest has {} layers but config lists {} diff_ids".format(
-                r.familiar(), len(layers), len(diff_ids)))
-        chains = snapshots.chain_ids(diff_ids)
-        downloaded = self._fetch_layers(client, layers, diff_ids, chains, emit)
+        clients = self._clients(r, client)
+        self.content.clean_ingest(keep=[content.digest_hex(d["digest"]) for d in [cfg_desc] + layers])
+        cfg_ingest = None
+        if self.content.has(image_id):
+            cfg_bytes = self.content.read_bytes(image_id)
+        else:
+            cfg_ingest, cfg_bytes = self._fetch_small(clients, cfg_desc)
+        try:
+            config = json.loads(cfg_bytes.decode())
+            diff_ids = ((config.get("rootfs") or {}).get("diff_ids")) or []
+            if len(diff_ids) != len(layers):
+                raise errors.FailedPrecondition("{}: manifest has {} layers but config lists {} diff_ids".format(
+                    r.familiar(), len(layers), len(diff_ids)))
+            chains = snapshots.chain_ids(diff_ids)
+            todo = [i for i in range(len(layers)) if self.snapshots.lookup(chains[i]) is None]
+            for i in range(len(layers)):
+                if i not in todo:
+                    emit("progress", _progress(layers[i], "Already exists"))
+            prepared = self._prepare_layers(clients, layers, diff_ids, todo, emit)
+            downloaded = sum(1 for p in prepared if p.ingest is not None)
+            # Commit: small documents first (they are verified already), then blobs and snapshots in order.
+            for digest, _mt, body in docs:
+                self.content.write_bytes(digest, body)
+            if cfg_ingest is not None:
+                cfg_ingest.publish()
+            self._commit(prepared, layers, diff_ids, chains, emit)
+        finally:
+            if cfg_ingest is not None:
+                cfg_ingest.discard()  # a no-op once published
         size = sum(int(d.get("size") or 0) for d in layers)
-        entry = {"manifest": docs[-1][0], "digest": top_digest, "layers": layers, "chain_ids": chains,
-                 "size": size, "created": config.get("created", ""), "endpoint": client.endpoint.url}
+        entry = {"manifest": docs[-1][0], "digest": top_digest, "media_type": docs[-1][1], "layers": layers,
+                 "chain_ids": chains, "size": size, "created": config.get("created", ""),
+                 "endpoint": client.endpoint.url, "domain": r.domain, "repository": r.path}
         ref_info = {"id": image_id, "digest": top_digest}
         self.store.index_add([r.string(), r.with_digest(top_digest).string()], image_id, entry, ref_info)
         record = images.ImageRecord(id=image_id, reference=r.string(), repository=r.familiar_name(),
-                             tag=r.tag or images.NONE, digest=top_digest, config=config,
-                             layers=self.snapshots.mounts(chains), size=size, created=entry["created"])
-        return record, {"endpoint": client.endpoint.url, "downloaded": downloaded, "layers": len(layers)}
+                                    tag=r.tag or images.NONE, digest=top_digest, config=config,
+                                    layers=self.snapshots.mounts(chains), size=size, created=entry["created"])
+        return record, {"endpoint": client.endpoint.url, "downloaded": downloaded,
+                        "layers": len(layers)}
 
-    def _resolve_remote(self, r):
+    def _resolve_remote(self, r, platform):
         """Try each endpoint in order; return (client, top digest, manifest docs) from the first that serves.
 
         Mirrors fall through on any error (down, 404, auth); an insecure registry's https attempt falls
         through to http only when the connection itself failed (TLS to a plain-HTTP server).
         """
-        endpoints = registry.endpoints_for(r.domain, self.config)
+        endpoints = registry.endpoints_for(r.domain, self.config, "resolve")
         failures = []
         for i, ep in enumerate(endpoints):
             client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain))
             try:
-                top, docs = registry.resolve_manifest(client, r.digest or r.tag, r.familiar())
+                top, docs = registry.resolve_manifest(client, r.digest or r.tag, r.familiar(), platform)
                 return client, top, docs
             except errors.AgentError as exc:
                 last = i == len(endpoints) - 1
@@ -86,46 +285,146 @@ class Puller:
                 failures.append({"endpoint": ep.url, "error": exc.message})
         raise errors.Internal("no endpoint for {}".format(r.string()))  # unreachable: the origin is always last
 
-    def _download(self, client, desc, progress):
-        digest = desc["digest"]
-        with client.open_blob(digest) as resp:
-            self.content.ingest(digest, desc.get("size"), resp, progress)
+    def _clients(self, r, serving):
+        """Blob sources in order: the serving endpoint's pull-only mirrors, that endpoint, then every other
+        endpoint that may serve content (a blob is verified by digest, so any of them is safe)."""
+        out = [registry.RegistryClient(m, r.path, None) for m in serving.endpoint.content_mirrors]
+        out.append(serving)
+        seen = {c.endpoint.url for c in out}
+        for ep in registry.endpoints_for(r.domain, self.config, "pull"):
+            if ep.url not in seen:
+                seen.add(ep.url)
+                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain)))
+        return out
 
-    def _fetch_layers(self, client, layers, diff_ids, chains, emit):
-        """Download missing blobs in parallel, then unpack in order; return the number of blobs fetched."""
-        todo = [i for i in range(len(layers)) if self.snapshots.lookup(chains[i]) is None]
-        for i in range(len(layers)):
-            if i not in todo:
-                emit("progress", _progress(layers[i], "Already exists"))
-        need = [i for i in todo if not self.content.has(layers[i]["digest"])]
-        pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
-        futures = {}
+    def _fetch_small(self, clients, desc):
+        """Download a config blob into a verified (unpublished) ingest; return (ingest, bytes)."""
+        ing = self.content.begin(desc["digest"], desc.get("size"))
         try:
-            for i in need:
-                futures[i] = pool.submit(self._download_layer, client, layers[i], emit)
-            for i in todo:
-                if i in futures:
-                    futures[i].result()
-                desc = layers[i]
-                emit("progress", _progress(desc, "Extracting", 0))
-                self.snapshots.ensure(chains[i], chains[i - 1] if i else None, diff_ids[i],
-                                      lambda fs, d=desc, diff=diff_ids[i]: self._apply(fs, d, diff, emit))
-                emit("progress", _progress(desc, "Pull complete", desc.get("size")))
+            stream = BlobStream(ing, clients, desc)
+            chunks = []
+            while True:
+                data = stream.read(content.CHUNK)
+                if not data:
+                    break
+                chunks.append(data)
+            ing.verify()
+            return ing, b"".join(chunks)
+        except BaseException:
+            ing.discard()
+            raise
+
+    def _prepare_layers(self, clients, layers, diff_ids, todo, emit):
+        """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none."""
+        cancel = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
+        futures = [pool.submit(self._prepare_one, clients, i, layers[i], diff_ids[i], cancel, emit) for i in todo]
+        try:
+            done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+            if any(f.exception() is not None for f in done):
+                cancel.set()
         finally:
-            for f in futures.values():
-                f.cancel()  # Python 3.8 has no shutdown(cancel_futures=True)
             pool.shutdown(wait=True)
-        return len(need)
+        failures = [f.exception() for f in futures if f.exception() is not None]
+        if failures:
+            for f in futures:
+                if f.exception() is None:
+                    f.result().discard()
+            real = [e for e in failures if not isinstance(e, Cancelled)]
+            raise (real or failures)[0]
+        return [f.result() for f in futures]
 
-    def _download_layer(self, client, desc, emit):
-        emit("progress", _progress(desc, "Downloading", 0))
-        self._download(client, desc, lambda cur, tot: emit("progress", _progress(desc, "Downloading", cur)))
-        emit("progress", _progress(desc, "Verifying", desc.get("size")))
+    def _prepare_one(self, clients, i, desc, diff_id, cancel, emit):
+        """Download layer ``i`` while unpacking it into its own temp dir; verify blob then diff_id."""
+        os.makedirs(self.snapshots.root, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.snapshots.root)
+        ing = None
+        try:
+            fs = os.path.join(tmp, "fs")
+            os.mkdir(fs, 0o755)
+            if self.content.has(desc["digest"]):
+                emit("progress", _progress(desc, "Extracting", 0))
+                with self.content.open(desc["digest"]) as f:
+                    actual = unpack.apply_layer(f, fs, desc.get("mediaType", ""), progress=lambda n: emit(
+                        "progress", _progress(desc, "Extracting", n)))
+            else:
+                ing = self.content.begin(desc["digest"], desc.get("size"))
+                emit("progress", _progress(desc, "Downloading", ing.existing))
+                stream = BlobStream(ing, clients, desc, cancel,
+                                    lambda cur: emit("progress", _progress(desc, "Downloading", cur)))
+                try:
+                    # The applier reads the body through the tee: one pass hashes, stores and unpacks it.
+                    actual = unpack.apply_layer(stream, fs, desc.get("mediaType", ""))
+                    stream.drain()
+                except errors.InvalidArgument:
+                    # A corrupt stream is most often a corrupt download: report the digest if it is wrong.
+                    if stream.drain_quietly():
+                        ing.verify()
+                    raise
+                finally:
+                    stream.close()
+                emit("progress", _progress(desc, "Verifying", desc.get("size")))
+                ing.verify()
+                emit("progress", _progress(desc, "Download complete", desc.get("size")))
+            if actual != diff_id:
+                raise errors.FailedPrecondition("layer {} diff_id mismatch: config says {}, content is {}".format(
+                    desc["digest"], diff_id, actual))
+            return _Prepared(i, tmp, ing)
+        except BaseException:
+            _Prepared(i, tmp, ing).discard()
+            raise
 
-    def _apply(self, fs, desc, diff_id, emit):
-        with self.content.open(desc["digest"]) as f:
-            unpack.apply_layer(f, fs, desc.get("mediaType", ""), diff_id,
-                               progress=lambda n: emit("progress", _progress(desc, "Extracting", n)))
+    def _commit(self, prepared, layers, diff_ids, chains, emit):
+        """Publish blobs and commit snapshots in layer order; undo what this pull committed if one fails."""
+        created, published = [], []
+        try:
+            for p in prepared:
+                i = p.index
+                if p.ingest is not None:
+                    published.append(layers[i]["digest"])
+                    p.ingest.publish()
+                emit("progress", _progress(layers[i], "Extracting", layers[i].get("size")))
+                _path, new = self.snapshots.ensure(chains[i], chains[i - 1] if i else None, diff_ids[i],
+                                                   lambda fs, src=os.path.join(p.tmp, "fs"): _move_tree(src, fs))
+                if new:
+                    created.append(chains[i])
+                emit("progress", _progress(layers[i], "Pull complete", layers[i].get("size")))
+        except BaseException:
+            for chain in reversed(created):
+                self.snapshots.remove(chain)
+            for digest in published:
+                self.content.delete(digest)
+            raise
+        finally:
+            for p in prepared:
+                p.discard()
+
+
+def _move_tree(src, dst):
+    """Put the prepared tree ``src`` where ``SnapshotStore.ensure`` wants it (same filesystem: a rename)."""
+    os.rmdir(dst)
+    os.rename(src, dst)
+
+
+def pull_all_tags(store, ref, emit=None, platform=None):
+    """Pull every tag of ``ref``'s repository (docker pull --all-tags); returns [(record, info)]."""
+    r = reference.parse(ref)
+    if r.digest or ":" in ref.rsplit("/", 1)[-1]:
+        raise errors.InvalidArgument("tag can't be used with --all-tags/-a")
+    puller = Puller(store)
+    tags, failures = None, []
+    for ep in registry.endpoints_for(r.domain, store.config, "resolve"):
+        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain))
+        try:
+            tags = client.list_tags()
+            break
+        except errors.Unavailable as exc:
+            failures.append({"endpoint": ep.url, "error": exc.message})
+    if tags is None:
+        raise errors.Unavailable("cannot list tags of {}".format(r.familiar_name()), details={"tried": failures})
+    if not tags:
+        raise errors.NotFound("{}: repository has no tags".format(r.familiar_name()))
+    return [puller.pull("{}:{}".format(r.name, tag), emit, platform) for tag in tags]
 
 
 def _progress(desc, status, current=None):

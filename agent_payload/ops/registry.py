@@ -1,12 +1,88 @@
-"""Registry ops: pull (and, with issue 3, push, login, logout)."""
+"""Registry ops: pull and push (login, logout and configure follow below)."""
 
+from agent_payload import errors
 from agent_payload.ops.args import string
 
 
-def op_pull(ctx, args, emit):
-    """Pull an image (mirrors and insecure registries from daemon.json); progress as events."""
-    from agent_payload.image import reference
-    ref = reference.parse(string(args, "image", required=True))
-    record, info = ctx.images().pull(ref.string(), emit)
+def _pull_result(record, info):
     return {"image": record.reference, "id": record.id, "digest": record.digest,
             "endpoint": info.get("endpoint"), "layers": info.get("layers"), "downloaded": info.get("downloaded")}
+
+
+def op_pull(ctx, args, emit):
+    """Pull an image (or every tag with ``all_tags``) for ``platform``; progress as events."""
+    from agent_payload.image import pull, reference
+    raw = string(args, "image", required=True)
+    ref = reference.parse(raw)
+    all_tags = args.get("all_tags", False)
+    if not isinstance(all_tags, bool):
+        raise errors.InvalidArgument("argument all_tags must be a boolean")
+    platform = pull.parse_platform(string(args, "platform"))
+    store = ctx.images()
+    if all_tags:
+        return {"pulled": [_pull_result(rec, info) for rec, info in pull.pull_all_tags(store, raw, emit, platform)]}
+    record, info = pull.Puller(store).pull(ref.string(), emit, platform)
+    return _pull_result(record, info)
+
+
+def op_push(ctx, args, emit):
+    """Push a local image to its registry (blobs that exist are skipped, same-registry blobs mounted)."""
+    from agent_payload.image import push, reference
+    ref = reference.parse(string(args, "image", required=True))
+    return push.Pusher(ctx.images()).push(ref.string(), emit)
+
+
+def _registry_arg(args):
+    """The ``registry`` arg as a host[:port] (None and hub aliases -> docker.io); InvalidArgument otherwise."""
+    from agent_payload.image import auth, reference
+    raw = string(args, "registry")
+    if raw is None or not raw.strip():
+        return reference.DEFAULT_DOMAIN
+    host = auth.hostname(raw)
+    if not host or "@" in host or not all(c.isalnum() or c in ".-:[]" for c in host):
+        raise errors.InvalidArgument("invalid registry {!r}".format(raw))
+    return host
+
+
+def op_login(ctx, args, emit):
+    """Check the credentials against the registry, then store them in Docker's config.json (0600)."""
+    from agent_payload import config
+    from agent_payload.image import auth, registry
+    domain = _registry_arg(args)
+    username = string(args, "username", required=True)
+    password = string(args, "password", required=True)
+    if not username or ":" in username:
+        raise errors.InvalidArgument("username must be non-empty and contain no ':'")
+    if not password:
+        raise errors.InvalidArgument("password must not be empty")
+    endpoints = registry.origin_endpoints(domain, config.load(ctx.paths))
+    for i, ep in enumerate(endpoints):
+        client = registry.RegistryClient(ep, "", (username, password))
+        try:
+            client.check_login()
+            break
+        except registry.Unauthorized:
+            raise errors.FailedPrecondition("unauthorized: incorrect username or password",
+                                            details={"registry": domain})
+        except errors.Unavailable:
+            if i == len(endpoints) - 1:
+                raise  # an insecure registry's https attempt falls through to http, like pull
+    auth.set(domain, username, password)
+    return {"registry": domain, "status": "Login Succeeded"}
+
+
+def op_logout(ctx, args, emit):
+    """Forget the stored credentials; not being logged in is not an error (Docker: "Not logged in to X")."""
+    from agent_payload.image import auth
+    domain = _registry_arg(args)
+    return {"registry": domain, "removed": auth.remove(domain)}
+
+
+def op_configure(ctx, args, emit):
+    """Merge keys into daemon.json (null removes), validate the result, then write it atomically (0644)."""
+    from agent_payload import config
+    daemon = args.get("daemon")
+    if not isinstance(daemon, dict) or not all(isinstance(k, str) for k in daemon):
+        raise errors.InvalidArgument("argument daemon must be an object of daemon.json keys")
+    changed, merged = config.update(ctx.paths, daemon)
+    return {"changed": changed, "daemon": merged}
