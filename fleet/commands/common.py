@@ -53,15 +53,18 @@ class Session:
             ssh=SSHOptions(connect_timeout=self.connect_timeout, accept_new_host_keys=self.accept_new_host_keys,
                            identity_files=list(self.identity_files)))
 
-    def run(self, patterns, op, args, on_event=None, bounded: bool = True):
+    def run(self, patterns, op, args, on_event=None, bounded: bool = True, args_for=None):
         """Select hosts and run ``op`` on all of them; returns the per-host results."""
-        return self.run_hosts(self.select(patterns), op, args, on_event, bounded)
+        return self.run_hosts(self.select(patterns), op, args, on_event, bounded, args_for)
 
-    def run_hosts(self, hosts, op, args, on_event=None, bounded: bool = True):
-        """Run ``op`` on ``hosts``; bad input that every host rejected alike becomes one UsageError (exit 2)."""
+    def run_hosts(self, hosts, op, args, on_event=None, bounded: bool = True, args_for=None):
+        """Run ``op`` on ``hosts``; bad input that every host rejected alike becomes one UsageError (exit 2).
+
+        ``args_for(host) -> dict``, when given, replaces ``args`` with per-host arguments.
+        """
         from fleet.transport import fanout
 
-        results = fanout.run(hosts, op, args, self.run_options(bounded), on_event)
+        results = fanout.run(hosts, op, args, self.run_options(bounded), on_event, args_for=args_for)
         raise_if_rejected_input(results)
         return results
 

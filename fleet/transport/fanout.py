@@ -60,14 +60,21 @@ async def _on_host(host, sem, op, args, payload, opts, on_event) -> HostResult:
         return res
 
 
-async def run_async(hosts, op, args, opts=None, on_event=None, payload: Payload | None = None):
-    """Run ``op`` with ``args`` on every host; results come back in ``hosts`` order."""
+async def run_async(hosts, op, args, opts=None, on_event=None, payload: Payload | None = None,
+                    args_for: Callable[[object], dict] | None = None):
+    """Run ``op`` on every host; results come back in ``hosts`` order.
+
+    Every host gets ``args``, unless ``args_for`` is given: then each host gets ``args_for(host)`` (per-host
+    settings from the inventory, e.g. ``fleet configure``).
+    """
     opts = opts or RunOptions()
     payload = payload or build()
     sem = asyncio.Semaphore(max(1, opts.forks))
-    return await asyncio.gather(*(_on_host(h, sem, op, args, payload, opts, on_event) for h in hosts))
+    return await asyncio.gather(*(_on_host(h, sem, op, args_for(h) if args_for else args, payload, opts, on_event)
+                                  for h in hosts))
 
 
-def run(hosts, op, args, opts=None, on_event: HostEventCallback | None = None, payload=None) -> list[HostResult]:
+def run(hosts, op, args, opts=None, on_event: HostEventCallback | None = None, payload=None,
+        args_for: Callable[[object], dict] | None = None) -> list[HostResult]:
     """Synchronous wrapper around :func:`run_async`."""
-    return asyncio.run(run_async(hosts, op, args, opts, on_event, payload))
+    return asyncio.run(run_async(hosts, op, args, opts, on_event, payload, args_for))
