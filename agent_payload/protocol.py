@@ -51,7 +51,8 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``history`` {"image": ref or id} -> {"history": [{"id", "created", "created_by", "size", "comment"}]}
 ``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
 ``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
-``system_df``     {} -> {"images": {...}, "containers": {...}, "build_cache": {...}} (docker's rows)
+``system_df``     {} -> {"images", "containers", "volumes", "build_cache"}: each
+                  {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows)
 ``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}

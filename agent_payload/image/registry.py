@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -179,6 +180,23 @@ def _rewind(data, start):
     return True
 
 
+_TLS_CONTEXTS = {}
+_TLS_LOCK = threading.Lock()
+
+
+def _tls_context(verify):
+    """One TLS context per verification mode for the whole process: loading the CA store costs ~45 ms."""
+    with _TLS_LOCK:
+        ctx = _TLS_CONTEXTS.get(verify)
+        if ctx is None:
+            ctx = ssl.create_default_context()
+            if not verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            _TLS_CONTEXTS[verify] = ctx
+        return ctx
+
+
 class RegistryClient:
     """Client for one repository on one endpoint.
 
@@ -195,11 +213,10 @@ class RegistryClient:
         self._tokens = {}  # scope tuple -> Authorization header value
         self._challenge = None  # (scheme, params) of the last 401 from the registry
         self._content = None  # clients for the endpoint's pull-only mirrors, made on first use
-        ctx = ssl.create_default_context()
-        if endpoint.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _AuthRedirectHandler())
+        handlers = [_AuthRedirectHandler()]
+        if endpoint.url.startswith("https:"):  # plain-HTTP registries never pay for a TLS context
+            handlers.insert(0, urllib.request.HTTPSHandler(context=_tls_context(not endpoint.insecure)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def _url(self, path):
         return self.endpoint.url + path

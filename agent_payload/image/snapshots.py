@@ -2,11 +2,13 @@
 
 Layout (short names keep overlay's one-page ``lowerdir=`` option small, PITFALLS 3.8)::
 
-    snapshots/index.json        {"next": 8, "chains": {"sha256:<chain>": {"id": "7", "parent", "diff_id", ...}}}
+    snapshots/index.json        {"next": 8, "chains": {"sha256:<chain>": {"id": "7", "parent", "diff_id",
+                                                                          "size" (unpacked bytes, cached), ...}}}
     snapshots/7/fs/             the unpacked layer (whiteouts as overlay char devices / opaque xattrs)
     snapshots/.tmp-XXXXXX/fs/   an extraction in progress; renamed to snapshots/<id> only once verified
 """
 
+import calendar
 import hashlib
 import os
 import shutil
@@ -118,6 +120,63 @@ class SnapshotStore:
             store.write_json_atomic(self.index_path, index)
         _remove_tree(os.path.join(self.root, entry["id"]))
 
+    def usage(self, chain_id):
+        """Unpacked size in bytes of a committed snapshot (Docker's layer DiffSize), cached in the index.
+
+        Committed snapshots never change, so the first ``du`` is recorded and reused; 0 if it is gone.
+        """
+        entry = self._read_index()["chains"].get(chain_id)
+        if not entry:
+            return 0
+        if isinstance(entry.get("size"), int):
+            return entry["size"]
+        size = disk_usage(self.fs_dir(entry["id"]))
+        with locks.locked(self.lock_path):
+            index = self._read_index()
+            current = index["chains"].get(chain_id)
+            if current and current["id"] == entry["id"]:
+                current["size"] = size
+                store.write_json_atomic(self.index_path, index)
+        return size
+
+    def sweep(self, keep_chains, keep_dirs, grace=0, doomed=()):
+        """Delete every snapshot whose chain is not in ``keep_chains`` and whose fs dir is not in ``keep_dirs``.
+
+        Also removes leftovers of interrupted extractions (``.tmp-*``) and numbered dirs the index lost.
+        Unclaimed snapshots younger than ``grace`` seconds are kept (a pull without a lease may be about to
+        reference them) unless listed in ``doomed`` (content of images deleted just now).
+        Returns ``(removed chain IDs, bytes freed)``.
+        """
+        keep_dirs = {os.path.realpath(d) for d in keep_dirs}
+        cutoff = time.time() - grace
+        removed, freed = [], 0
+        with locks.locked(self.lock_path):
+            index = self._read_index()
+            known = set()
+            for chain_id, entry in sorted(index["chains"].items()):
+                fs = self.fs_dir(entry["id"])
+                if (chain_id in keep_chains or os.path.realpath(fs) in keep_dirs
+                        or chain_id not in doomed and _committed(entry, os.path.join(self.root, entry["id"])) > cutoff):
+                    known.add(entry["id"])
+                    continue
+                size = entry["size"] if isinstance(entry.get("size"), int) else disk_usage(fs)
+                del index["chains"][chain_id]
+                # The index forgets it first: a crash mid-delete leaves an orphan dir, swept next time.
+                store.write_json_atomic(self.index_path, index)
+                if os.path.isdir(os.path.join(self.root, entry["id"])):
+                    _remove_tree(os.path.join(self.root, entry["id"]))
+                    freed += size
+                removed.append(chain_id)
+            for name in _listdir(self.root):
+                path = os.path.join(self.root, name)
+                orphan = name.isdigit() and name not in known and os.path.realpath(
+                    os.path.join(path, "fs")) not in keep_dirs
+                if ((orphan or name.startswith(".tmp-")) and os.path.isdir(path) and not os.path.islink(path)
+                        and _mtime(path) <= cutoff):
+                    freed += disk_usage(path)
+                    _remove_tree(path)
+        return removed, freed
+
     def mounts(self, chain_ids_bottom_up):
         """Fs dirs for a chain, bottom -> top (what overlay's lowerdir lists, reversed)."""
         out = []
@@ -127,6 +186,47 @@ class SnapshotStore:
                 raise errors.NotFound("snapshot {} is missing; pull the image again".format(chain_id))
             out.append(path)
         return out
+
+
+def disk_usage(path):
+    """Bytes in the files under ``path`` like Docker's ``directory.Size``: st_size of every non-directory,
+    hard links counted once; entries vanishing meanwhile (a running container's upper dir) are skipped."""
+    total, seen = 0, set()
+    for dirpath, dirnames, filenames in os.walk(path, onerror=lambda exc: None):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def _committed(entry, path):
+    """When a snapshot was committed: its index time, or its dir's mtime if later or unreadable."""
+    try:
+        when = calendar.timegm(time.strptime(entry.get("created", ""), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        when = 0
+    return max(when, _mtime(path))
+
+
+def _mtime(path):
+    try:
+        return os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return 0
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def _remove_tree(path):

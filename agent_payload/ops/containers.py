@@ -50,26 +50,28 @@ def op_run(ctx, args, emit):
     # Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
     check_user_fields(env=env, workdir=string(args, "workdir"), hostname=string(args, "hostname"))
     store = ctx.images()
-    try:
-        record = store.resolve(ref.string())
-    except errors.NotFound:
-        record, _info = store.pull(ref.string(), emit)
-    cfg = record.config.get("config") or {}
-    spec = ContainerSpec(
-        name=name,
-        image=image,
-        image_id=record.id,
-        lowerdirs=list(record.layers),
-        argv=container_argv(record.config, entrypoint, command),
-        env=merge_env(cfg.get("Env"), env),
-        workdir=string(args, "workdir") or cfg.get("WorkingDir") or "/",
-        hostname=string(args, "hostname"),
-        auto_remove=bool(args.get("rm")),
-        labels=dict(cfg.get("Labels") or {}),
-        stop_signal=cfg.get("StopSignal") or "SIGTERM",
-    )
     runtime = ctx.runtime()
-    created = runtime.create(spec)
+    # The lease keeps image GC (rmi, prune) from deleting the layers between resolving and create.
+    with store.lease():
+        try:
+            record = store.resolve(ref.string())
+        except errors.NotFound:
+            record, _info = store.pull(ref.string(), emit)
+        cfg = record.config.get("config") or {}
+        spec = ContainerSpec(
+            name=name,
+            image=image,
+            image_id=record.id,
+            lowerdirs=list(record.layers),
+            argv=container_argv(record.config, entrypoint, command),
+            env=merge_env(cfg.get("Env"), env),
+            workdir=string(args, "workdir") or cfg.get("WorkingDir") or "/",
+            hostname=string(args, "hostname"),
+            auto_remove=bool(args.get("rm")),
+            labels=dict(cfg.get("Labels") or {}),
+            stop_signal=cfg.get("StopSignal") or "SIGTERM",
+        )
+        created = runtime.create(spec)
     started = runtime.start(created["id"])
     result = {"id": started["id"], "name": started["name"], "image": image, "exit_code": None}
     if args.get("detach"):

@@ -1,6 +1,104 @@
-"""Image-store ops: images (and, with issue 3, rmi, tag, history, prune, inspect, system df)."""
+"""Image-store ops: images, rmi, tag, history, image prune, image inspect and system df.
+
+These ops are where the image store meets the runtime (the image side never imports ``runtime``): the
+containers that use images come from ``Runtime.image_usage`` and are handed to the store as ContainerUse.
+"""
+
+from agent_payload import errors
+from agent_payload.ops.args import string, string_list
+
+
+def _uses(ctx):
+    """Every container as a ContainerUse (image ID, running?, lowerdirs); ones removed meanwhile are skipped."""
+    from agent_payload.image.gc import ContainerUse
+    rt = ctx.runtime()
+    out = []
+    for image_id, cids in sorted(rt.image_usage().items()):
+        for cid in cids:
+            try:
+                rec = rt.lookup(cid)
+            except errors.NotFound:
+                continue
+            out.append(ContainerUse(id=cid, image_id=image_id, running=rec.get("status") == "running",
+                                    lowerdirs=list(rec.get("lowerdirs") or [])))
+    return out
+
+
+def _collector(ctx):
+    from agent_payload.image.gc import Collector
+    return Collector(ctx.images(), lambda: _uses(ctx))
+
+
+def _refs(args, key, what):
+    refs = string_list(args, key)
+    if not refs:
+        raise errors.InvalidArgument("{} requires at least 1 argument".format(what))
+    for ref in refs:
+        if not ref.strip():
+            raise errors.InvalidArgument("image reference must not be empty")
+    return refs
 
 
 def op_images(ctx, args, emit):
-    """List images."""
-    return {"images": ctx.images().list(all=bool(args.get("all")))}
+    """List images (filters ANDed across keys, ORed within one; digests; a containers count per image)."""
+    filters = string_list(args, "filters")
+    usage = {}
+    for use in _uses(ctx):
+        usage.setdefault(use.image_id, []).append(use.id)
+    return {"images": ctx.images().list(all=bool(args.get("all")), digests=bool(args.get("digests")),
+                                        filters=filters, usage=usage)}
+
+
+def op_rmi(ctx, args, emit):
+    """Remove images by reference or ID (Docker's untag/delete/conflict rules); per-image errors as data."""
+    refs = _refs(args, "images", "rmi")
+    return _collector(ctx).remove(refs, force=bool(args.get("force")))
+
+
+def op_tag(ctx, args, emit):
+    """Create or move a tag TARGET pointing at SOURCE's image."""
+    source = string(args, "source", required=True)
+    target = string(args, "target", required=True)
+    return ctx.images().tag(source, target)
+
+
+def op_history(ctx, args, emit):
+    """The image's layer history, newest first."""
+    return {"history": ctx.images().history(string(args, "image", required=True))}
+
+
+def op_image_prune(ctx, args, emit):
+    """Delete dangling images (all unused ones with ``all``) and the content only they used."""
+    return _collector(ctx).prune(all=bool(args.get("all")))
+
+
+def op_image_inspect(ctx, args, emit):
+    """Docker's inspect object per image; unknown ones are reported in ``errors`` (raised if all fail)."""
+    refs = _refs(args, "images", "image inspect")
+    store = ctx.images()
+    found, failures = [], []
+    for ref in refs:
+        try:
+            found.append(store.inspect(ref))
+        except errors.AgentError as exc:
+            failures.append({"image": ref, "kind": exc.kind, "message": exc.message, "exc": exc})
+    if failures and not found:
+        raise failures[0]["exc"]
+    out = {"images": found}
+    if failures:
+        out["errors"] = [{k: v for k, v in f.items() if k != "exc"} for f in failures]
+    return out
+
+
+def op_system_df(ctx, args, emit):
+    """``docker system df`` rows: images, containers (their upper dirs), local volumes and build cache."""
+    from agent_payload.image.gc import df_row, system_df_images
+    from agent_payload.image.snapshots import disk_usage
+    from agent_payload.runtime.records import Layout
+    uses = _uses(ctx)
+    sizes = {u.id: disk_usage(Layout(ctx.paths, u.id).diff) for u in uses}
+    containers = df_row(len(uses), sum(1 for u in uses if u.running), sum(sizes.values()),
+                        sum(sizes[u.id] for u in uses if not u.running))
+    return {"images": system_df_images(ctx.images(), uses), "containers": containers,
+            "volumes": df_row(0, 0, 0, 0), "build_cache": df_row(0, 0, 0, 0)}
+

@@ -20,8 +20,10 @@ def op_pull(ctx, args, emit):
     platform = pull.parse_platform(string(args, "platform"))
     store = ctx.images()
     if all_tags:
-        return {"pulled": [_pull_result(rec, info) for rec, info in pull.pull_all_tags(store, raw, emit, platform)]}
-    record, info = pull.Puller(store).pull(ref.string(), emit, platform)
+        with store.lease():
+            pulled = pull.pull_all_tags(store, raw, emit, platform)
+        return {"pulled": [_pull_result(rec, info) for rec, info in pulled]}
+    record, info = store.pull(ref.string(), emit, platform)
     return _pull_result(record, info)
 
 
@@ -29,7 +31,9 @@ def op_push(ctx, args, emit):
     """Push a local image to its registry (blobs that exist are skipped, same-registry blobs mounted)."""
     from agent_payload.image import push, reference
     ref = reference.parse(string(args, "image", required=True))
-    return push.Pusher(ctx.images()).push(ref.string(), emit)
+    store = ctx.images()
+    with store.lease():  # GC must not sweep the blobs we are uploading
+        return push.Pusher(store).push(ref.string(), emit)
 
 
 def _registry_arg(args):

@@ -275,6 +275,17 @@ class Runtime:
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
 
+    # ------------------------------------------------------------ image usage
+
+    def image_usage(self):
+        """{image_id: [container ids]} over every container in any state (read-only; for rmi/prune/df)."""
+        usage = {}
+        for cid in sorted(records.list_ids(self.paths)):
+            cfg = store.read_json(records.Layout(self.paths, cid).config) or {}
+            if cfg.get("image_id"):
+                usage.setdefault(cfg["image_id"], []).append(cid)
+        return usage
+
 
 def _tail(path, limit=2000):
     try:
