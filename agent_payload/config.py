@@ -196,7 +196,7 @@ def _parse_mirror_host(value, where):
     return MirrorHost(url, tuple(c for c in _CAPABILITIES if c in caps), skip)
 
 
-def _parse_registries(value, source):
+def _parse_registries(value, source, hub_mirrors=()):
     """The ``registries`` object -> {"host[:port]" | "default": RegistryHosts} (hub aliases -> docker.io)."""
     where = "{}: registries".format(source)
     if not isinstance(value, dict):
@@ -217,7 +217,7 @@ def _parse_registries(value, source):
         origin = entry.get("origin", True)
         if not isinstance(origin, bool):
             raise errors.InvalidArgument("{}.origin: must be true or false".format(here))
-        if not origin and not hosts:
+        if not origin and not hosts and not (name == "docker.io" and hub_mirrors):
             raise errors.InvalidArgument("{}: origin is false and there are no mirrors: nothing to pull "
                                          "from".format(here))
         out[name] = RegistryHosts(hosts, origin)
@@ -240,7 +240,8 @@ def from_dict(data, source="daemon.json"):
     cfg.insecure_registries = hosts
     cfg.insecure_cidrs.extend(cidrs)
     if data.get("registries") is not None:
-        cfg.registries = _parse_registries(data["registries"], source)
+        # docker.io may turn its origin off and rely on registry-mirrors alone (an air-gapped Hub mirror)
+        cfg.registries = _parse_registries(data["registries"], source, cfg.registry_mirrors)
     return cfg
 
 

@@ -7,6 +7,7 @@ what it uses (asyncssh alone takes ~0.3 s to import).
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import List, Optional
 
 import typer
@@ -320,6 +321,30 @@ def lab_down(name: str = LabName, subnet: str = LabSubnet, inventory: str = LabI
     """Remove every namespace, link, mount, process and file the lab made."""
     from fleet import lab
     _finish(lambda: lab.down(_lab_config(name, subnet, 3, inventory)) or 0)
+
+
+class LabService(str, Enum):
+    """The lab's service hosts."""
+
+    registry = "registry"
+    mirror = "mirror"
+    auth = "auth"
+
+
+@lab_app.command("stop")
+def lab_stop(service: LabService = typer.Argument(..., help="The service to stop."), name: str = LabName,
+             subnet: str = LabSubnet, inventory: str = LabInventory):
+    """Stop one lab service (e.g. the mirror, to watch pulls fall back to the registry)."""
+    from fleet import lab
+    _finish(lambda: lab.stop_service(_lab_config(name, subnet, 3, inventory), service.value) or 0)
+
+
+@lab_app.command("start")
+def lab_start(service: LabService = typer.Argument(..., help="The service to start."), name: str = LabName,
+              subnet: str = LabSubnet, inventory: str = LabInventory):
+    """Start a stopped lab service again."""
+    from fleet import lab
+    _finish(lambda: (lab.start_service(_lab_config(name, subnet, 3, inventory), service.value) and 0) or 0)
 
 
 @lab_app.command("status")

@@ -46,9 +46,14 @@ class LabConfig:
 
 
 def _daemon_json(svc: dict) -> dict:
-    """Each lab host's /etc/fleet/daemon.json: pulls go through the mirror proxy first, the registry second."""
+    """Each lab host's /etc/fleet/daemon.json: pulls go through the mirror proxy first, the registry second.
+
+    The lab has no Internet, so Docker Hub itself is switched off as a last resort ("origin": false, an
+    air-gapped Hub mirror): an image the mirrors lack is "manifest unknown", never a lookup of docker.io.
+    """
     reg, mir, auth = ("{}:{}".format(svc[k].address, _registry.PORT) for k in ("registry", "mirror", "auth"))
-    return {"registry-mirrors": ["http://" + mir, "http://" + reg], "insecure-registries": [reg, mir, auth]}
+    return {"registry-mirrors": ["http://" + mir, "http://" + reg], "insecure-registries": [reg, mir, auth],
+            "registries": {"docker.io": {"origin": False}}}
 
 
 def _lab_vars(svc: dict, state_dir: Path) -> dict:

@@ -124,7 +124,8 @@ def test_ssh_to_each_host_is_a_stock_debian_root(cfg):
         assert lines[0] == h["name"]
         daemon = json.loads("\n".join(lines[1:-2]))
         assert daemon == {"registry-mirrors": ["http://" + MIRROR, "http://" + REG],
-                          "insecure-registries": [REG, MIRROR, AUTH]}
+                          "insecure-registries": [REG, MIRROR, AUTH],
+                          "registries": {"docker.io": {"origin": False}}}
         assert lines[-2:] == ["/root", "/usr/bin/python3"]
 
 
