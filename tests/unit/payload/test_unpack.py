@@ -170,6 +170,9 @@ ESCAPES = {
     "dir_replaced_by_symlink_then_hardlink": [dirent("d/"), reg("d/f", b"ok"), sym("d", "OUTSIDE"),
                                               hard("h", "d/f")],
     "hardlink_into_symlinked_dir": [reg("f", b"ok"), sym("d", "OUTSIDE"), hard("d/h", "f")],
+    # the applier caches resolved parent dirs: replacing an ancestor must drop the cached descendants too
+    "ancestor_replaced_by_symlink_then_deep_file": [dirent("d/"), dirent("d/e/"), reg("d/e/f", b"ok"),
+                                                    sym("d", "OUTSIDE"), reg("d/e/x", b"evil")],
 }
 
 
