@@ -176,7 +176,8 @@ def push(image: dict, address: str, log: Callable[[str], None], creds: Creds = N
     for tag in image["tags"]:
         if _present(image, address, tag, creds):
             continue
-        argv = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+        # docker-registry sometimes drops a fresh upload connection (EOF on POST): let skopeo retry
+        argv = ["skopeo", "copy", "--quiet", "--retry-times", "3", "--dest-tls-verify=false"]
         if image.get("all"):
             argv.append("--all")
         if image.get("format"):

@@ -155,3 +155,27 @@ def test_image_commands_across_hosts(lab):
     assert "Images" in df and "Containers" in df
     bad = lab.fleet("images", "-H", "web1", "-f", "colour=blue")
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_a_100_layer_image_pulls_and_runs(lab, tmp_path):
+    """overlayfs takes its options in one page: 100 lower dirs must still fit (short snapshot paths)."""
+    from fleet.lab import oci
+    v = _lab_vars(lab)
+    base = tmp_path / "busybox"
+    got = _skopeo("copy", "--src-tls-verify=false", "docker://{}/library/busybox:latest".format(v["fleet_lab_registry"]),
+                  "oci:{}:latest".format(base))
+    assert got.returncode == 0, got.stderr
+    layers, history, config = oci.image_layers(base)
+    for n in range(len(layers), 100):
+        layers.append(oci.tar_entries([("dir", "layers", 0o755, None),
+                                       ("file", "layers/l{:03d}".format(n), 0o644, "{}\n".format(n))]))
+        history.append({"created": oci.CREATED, "created_by": "layer {}".format(n)})
+    out = tmp_path / "many"
+    oci.finish_layout(out, oci.write_image(out, layers, config, history))
+    target = "docker://{}/library/many:latest".format(v["fleet_lab_registry"])
+    pushed = _skopeo("copy", "--retry-times", "3", "--dest-tls-verify=false", "oci:{}:latest".format(out), target)
+    assert pushed.returncode == 0, pushed.stderr
+    run = lab.fleet("run", "-H", "web2", "--rm", "many", "sh", "-c", "ls /layers | wc -l; cat /layers/l099",
+                    check=True)
+    assert [line.split(" | ", 1)[1].strip() for line in run.stdout.splitlines() if line.startswith("web2 | ")] == [
+        str(100 - len(oci.image_layers(base)[0])), "99"]
