@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-LAB_NAME = "flit"
-LAB_SUBNET = "10.213.98.0/24"
+# Per test session, so that two sessions on one machine (a CI run beside a developer's) never share a lab:
+# one's teardown would otherwise pull the lab from under the other.
+LAB_NAME = "flit{}".format(os.getpid() % 10000)
+LAB_SUBNET = "10.213.{}.0/24".format(100 + os.getpid() % 100)
 
 
 def fleet(*args, inventory=None, check=False, timeout=600, input=None):
