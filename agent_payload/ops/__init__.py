@@ -17,6 +17,9 @@ OP_MODULES = {
     "images": "images", "rmi": "images", "tag": "images", "history": "images", "image_prune": "images",
     "image_inspect": "images", "system_df": "images",
     "run": "containers", "ps": "containers", "logs": "containers", "stop": "containers", "rm": "containers",
+    "create": "lifecycle", "start": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
+    "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
+    "container_prune": "lifecycle",
 }
 
 
