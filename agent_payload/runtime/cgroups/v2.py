@@ -1,0 +1,208 @@
+"""cgroup v2 manager: one leaf ``<cgroup2 mount>/<parent>/<id>`` in a subtree whose controllers we enable top-down."""
+
+import errno
+import os
+
+from ... import errors
+from . import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, fs, host_memory
+
+_NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
+          ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"))
+
+
+class V2Manager(Manager):
+    """A container's cgroup on the unified hierarchy.
+
+    Where systemd runs, it owns the root: we work under ``fleet.slice`` and only use the controllers systemd
+    already enabled in the root's cgroup.subtree_control. Without systemd we own the tree and enable the
+    controllers we need from the root down. Processes only ever go into the leaf (no-internal-process rule).
+    """
+
+    version = 2
+
+    def __init__(self, container_id, hierarchy, parent=None):
+        super().__init__(container_id, hierarchy, parent)
+        if hierarchy.v2 is None:
+            raise errors.FailedPrecondition("no cgroup2 hierarchy is mounted")
+        self.mount = hierarchy.v2.mount_point
+        self.own_root = not hierarchy.systemd
+        self.path = os.path.join(self.mount, self.parent, self.id)
+
+    @classmethod
+    def _default_parent(cls, hierarchy):
+        return SYSTEMD_PARENT if hierarchy.systemd else DEFAULT_PARENT
+
+    def paths(self):
+        """The one leaf dir."""
+        return [self.path]
+
+    def _controllers(self, directory, name="cgroup.controllers"):
+        return set((fs.read(directory, name, "") or "").split())
+
+    def available(self):
+        """Controllers the leaf has (or, before it exists, the ones the root can hand down to our subtree)."""
+        if os.path.isdir(self.path):
+            return self._controllers(self.path)
+        if self.own_root:
+            return self._controllers(self.mount)
+        return self._controllers(self.mount, "cgroup.subtree_control")
+
+    def check(self, limits):
+        """FailedPrecondition naming the flag if a set limit's controller is not available to our subtree."""
+        have = None
+        for field, flag, ctrl in _NEEDS:
+            if getattr(limits, field) is None:
+                continue
+            have = self.available() if have is None else have
+            if ctrl not in have:
+                raise errors.FailedPrecondition(
+                    "{} needs the cgroup v2 {} controller, which is not available under {}{}".format(
+                        flag, ctrl, self.mount, "" if self.own_root else
+                        " (systemd owns the root: enable it there, e.g. with a unit using {}Accounting=yes)".format(
+                            ctrl.capitalize())))
+
+    def _enable(self, directory, wanted):
+        """Enable ``wanted`` controllers for ``directory``'s children (all at once, else one by one)."""
+        missing = [c for c in wanted if c not in self._controllers(directory, "cgroup.subtree_control")]
+        if not missing:
+            return
+        try:
+            fs._write(directory, "cgroup.subtree_control", " ".join("+" + c for c in missing), self._is_cgroupfs)
+            return
+        except errors.FailedPrecondition as exc:
+            if exc.errno == errno.EBUSY:
+                raise errors.FailedPrecondition(
+                    "cannot enable controllers in {}: it holds processes (cgroup v2 no-internal-process rule); "
+                    "set $FLEET_CGROUP_PARENT to a cgroup without processes".format(directory), errno=exc.errno)
+        except errors.InvalidArgument:
+            pass
+        for c in missing:  # one was refused (e.g. threaded-only): keep the others; check() reports what is missing
+            try:
+                fs._write(directory, "cgroup.subtree_control", "+" + c, self._is_cgroupfs)
+            except errors.AgentError:
+                pass
+
+    def _make(self):
+        wanted = [c for c in CONTROLLERS_V2 if c in self.available()]
+        if self.own_root:
+            self._enable(self.mount, wanted)
+        for attempt in range(3):
+            try:
+                cur = self.mount
+                for part in self.parent.split("/"):
+                    if fs.mkdir(cur, part, self._is_cgroupfs):
+                        self._created_parents.append(os.path.join(cur, part))
+                    cur = os.path.join(cur, part)
+                    have = self._controllers(cur)
+                    self._enable(cur, [c for c in wanted if c in have])
+                fs.mkdir(cur, self.id, self._is_cgroupfs)
+                return
+            except errors.FailedPrecondition as exc:
+                # a concurrent destroy() removed the shared parent between our mkdirs: redo
+                if exc.errno != errno.ENOENT or attempt == 2:
+                    raise
+
+    # ------------------------------------------------------------ limits
+
+    def _w(self, name, value):
+        fs._write(self.path, name, value, self._is_cgroupfs)
+
+    def apply(self, limits):
+        """Write the set fields of ``limits`` (memory.max, memory.swap.max, cpu.max, cpu.weight, pids.max)."""
+        self.check(limits)
+        memory, swap = limits.memory, limits.memory_swap
+        if memory is not None:
+            self._w("memory.max", "max" if memory < 0 else memory)
+        if swap is not None or (memory is not None and memory < 0):
+            if os.path.exists(os.path.join(self.path, "memory.swap.max")):
+                self._w("memory.swap.max", self._swap_max(memory, swap))
+        if limits.nano_cpus is not None:
+            quota = limits.cpu_quota
+            self._w("cpu.max", "{} {}".format("max" if quota < 0 else quota, 100000))
+        if limits.cpu_shares is not None:
+            self._w("cpu.weight", limits.cpu_weight)
+        if limits.pids_limit is not None:
+            self._w("pids.max", "max" if limits.pids_limit < 0 else limits.pids_limit)
+
+    def _swap_max(self, memory, swap):
+        """Docker's memory+swap total -> v2's swap-only limit (runc ConvertMemorySwapToCgroupV2Value)."""
+        if swap is None or swap < 0:
+            return "max"
+        if memory is None:
+            memory = fs.read_int(self.path, "memory.max")
+        if memory is None or memory < 0:
+            raise errors.InvalidArgument("--memory-swap {} needs a memory limit".format(swap))
+        if swap < memory:
+            raise errors.InvalidArgument("--memory-swap {} is below the memory limit {}".format(swap, memory))
+        return swap - memory
+
+    # ------------------------------------------------------------ freezer
+
+    def can_freeze(self):
+        """True if the leaf has cgroup.freeze (Linux >= 5.2)."""
+        return os.path.exists(os.path.join(self.path, "cgroup.freeze"))
+
+    def is_frozen(self):
+        """True if freezing was requested (cgroup.freeze is 1)."""
+        return (fs.read(self.path, "cgroup.freeze", "0") or "0").strip() == "1"
+
+    def _events(self):
+        return fs.read_keyed(self.path, "cgroup.events")
+
+    def freeze(self, timeout=10.0):
+        """Write 1 to cgroup.freeze and wait for cgroup.events ``frozen 1``; thaw and raise on timeout."""
+        if not self.can_freeze():
+            raise errors.FailedPrecondition("pause needs cgroup.freeze in {} (Linux >= 5.2)".format(self.path))
+        self._w("cgroup.freeze", "1")
+        if not fs.poll(lambda: self._events().get("frozen") == 1, timeout, 0.002):
+            self.thaw()
+            raise errors.Unavailable("cgroup {} did not freeze within {:.0f}s".format(self.path, timeout))
+
+    def thaw(self):
+        """Write 0 to cgroup.freeze and wait (briefly) for ``frozen 0``."""
+        if not self.can_freeze():
+            raise errors.FailedPrecondition("unpause needs cgroup.freeze in {} (Linux >= 5.2)".format(self.path))
+        self._w("cgroup.freeze", "0")
+        fs.poll(lambda: self._events().get("frozen") == 0, 1.0, 0.002)
+
+    def _cgroup_kill(self):
+        if not os.path.exists(os.path.join(self.path, "cgroup.kill")):
+            return False
+        self._w("cgroup.kill", "1")
+        fs.poll(lambda: not self.pids(), 2.0, 0.005)
+        return True
+
+    # ------------------------------------------------------------ observation
+
+    def stats(self):
+        """docker-stats numbers from cpu.stat, memory.*, pids.current and io.stat (None where absent)."""
+        out = {"cpu_usage_ns": None, "memory_usage": None, "memory_limit": None, "pids_current": None,
+               "blkio_read": None, "blkio_write": None}
+        usec = fs.read_keyed(self.path, "cpu.stat").get("usage_usec")
+        out["cpu_usage_ns"] = None if usec is None else usec * 1000
+        usage = fs.read_int(self.path, "memory.current")
+        if usage is not None:
+            inactive = fs.read_keyed(self.path, "memory.stat").get("inactive_file", 0)
+            out["memory_usage"] = usage - inactive if inactive < usage else usage
+            limit = fs.read_int(self.path, "memory.max")
+            host = host_memory()
+            out["memory_limit"] = host if limit is None or limit < 0 or limit > host else limit
+        out["pids_current"] = fs.read_int(self.path, "pids.current")
+        text = fs.read(self.path, "io.stat", None)
+        if text is not None:
+            read = write = 0
+            for line in text.splitlines():
+                for kv in line.split()[1:]:
+                    key, _, value = kv.partition("=")
+                    if key == "rbytes":
+                        read += int(value)
+                    elif key == "wbytes":
+                        write += int(value)
+            out["blkio_read"], out["blkio_write"] = read, write
+        return out
+
+    def oom_killed(self):
+        """memory.events ``oom_kill`` > 0 (counts this cgroup and its descendants); False without the memory
+        controller, which then imposed no limit to be killed for."""
+        return fs.read_keyed(self.path, "memory.events").get("oom_kill", 0) > 0
+
