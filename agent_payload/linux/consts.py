@@ -1,4 +1,4 @@
-"""Linux constants for namespaces, mounts and prctl (values from <linux/sched.h>, <sys/mount.h>, <linux/prctl.h>)."""
+"""Linux constants: namespaces, mounts, prctl, capabilities (<linux/sched.h>, <sys/mount.h>, <linux/prctl.h>)."""
 
 # clone(2) / unshare(2) namespace flags
 CLONE_NEWNS = 0x00020000
@@ -41,7 +41,21 @@ UMOUNT_NOFOLLOW = 0x8
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# capget(2)/capset(2): 64-bit capability sets as two 32-bit words (<linux/capability.h>)
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# network interface ioctls (<linux/sockios.h>, <net/if.h>)
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 
 # syscall numbers that glibc may not wrap, by machine (os.uname().machine)
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}

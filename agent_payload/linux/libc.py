@@ -8,6 +8,14 @@ from . import consts
 _libc = None
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
 def _lib():
     """Load libc lazily (``CDLL(None)`` = the already-linked C library) with errno capture."""
     global _libc
@@ -20,6 +28,8 @@ def _lib():
         lib.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         lib.syscall.restype = ctypes.c_long
+        lib.capget.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+        lib.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
         _libc = lib
     return _libc
 
@@ -82,3 +92,36 @@ def sethostname(name):
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     """prctl(2) with integer arguments; returns the call's result."""
     return _check(_lib().prctl(option, arg2, arg3, arg4, arg5))
+
+
+def capget():
+    """The calling thread's capability sets as ``(effective, permitted, inheritable)`` 64-bit masks."""
+    header = _CapHeader(consts.LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_lib().capget(ctypes.byref(header), data))
+    return tuple(getattr(data[0], f) | (getattr(data[1], f) << 32) for f in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective, permitted, inheritable):
+    """Set the calling thread's capability sets (64-bit masks; version 3 = two 32-bit words)."""
+    header = _CapHeader(consts.LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_lib().capset(ctypes.byref(header), data))
+
+
+def interface_up(name):
+    """Set IFF_UP on a network interface of the caller's network namespace (``ip link set NAME up``)."""
+    import fcntl
+    import socket
+    import struct
+
+    raw = _b(name)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        ifreq = fcntl.ioctl(sock.fileno(), consts.SIOCGIFFLAGS, struct.pack("16sH22x", raw, 0))
+        flags = struct.unpack("16sH22x", ifreq)[1]
+        fcntl.ioctl(sock.fileno(), consts.SIOCSIFFLAGS, struct.pack("16sH22x", raw, flags | consts.IFF_UP))

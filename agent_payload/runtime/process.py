@@ -5,8 +5,11 @@ only fd the init keeps besides stdio until just before exec)::
 
     shim                                   init (PID 1 of the new PID namespace)
       | unshare(CLONE_NEWPID); fork() --------> setsid, PDEATHSIG=KILL, stdio = /dev/null + log pipes
-      |                                         unshare(NEWNS|NEWUTS|NEWIPC), rootfs.setup() (pivot_root)
-      |                                         sethostname, close fds >= 3, chdir(workdir)
+      |                                         unshare(NEWNS|NEWUTS|NEWIPC|NEWCGROUP[|NEWNET]),
+      |                                         rootfs.setup() (mounts, masks, pivot_root), sethostname,
+      |                                         resolve --user in the container's /etc/passwd,
+      |                                         close fds >= 3, chdir(workdir), [read-only /],
+      |                                         no_new_privs, drop bounding caps, setuid, capset
       |<------------- {"type": "ready"} -------  (or {"type": "error", ...} and _exit(1))
       |                                         close pipe, execvpe(argv)
       |                                         exec failed: message on stderr, _exit(127 or 126)
@@ -23,8 +26,9 @@ import traceback
 
 from .. import errors
 from ..linux import libc
-from ..linux.consts import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_PDEATHSIG
-from . import rootfs
+from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
+                            PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG)
+from . import caps, rootfs, user
 from .spec import ContainerSpec, container_env
 
 EXIT_NOT_FOUND = 127
@@ -118,6 +122,24 @@ def exec_container(argv, env):
         os._exit(code)
 
 
+def drop_privileges(spec, who, keep):
+    """The last step before exec, after every mount: no_new_privs, bounding set, user switch, capability sets.
+
+    Order as runc's finalizeNamespace: the bounding set is cut while we still hold CAP_SETPCAP;
+    PR_SET_KEEPCAPS carries the permitted set across setuid so capset can still narrow it; exec then
+    gives root ``keep`` and a non-root user nothing (its file has no capabilities, inheritable is empty).
+    """
+    if spec.no_new_privileges:
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    caps.drop_bounding(keep)
+    libc.prctl(PR_SET_KEEPCAPS, 1)
+    user.chown_stdio(who)
+    user.switch(who)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a uid/gid change cleared it
+    libc.prctl(PR_SET_KEEPCAPS, 0)
+    caps.apply_sets(keep)
+
+
 def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
     """Body of the container's PID 1 up to exec; never returns."""
     try:
@@ -131,15 +153,26 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
         for fd in (null, stdout_fd, stderr_fd):
             if fd > 2:
                 os.close(fd)
-        libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
-        rootfs.setup(layout, len(spec.lowerdirs))
+        flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP
+        if spec.network == "none":
+            flags |= CLONE_NEWNET
+        # the cgroup namespace is rooted where the init is now: cgroup placement must happen before this
+        libc.unshare(flags)
+        if spec.network == "none":
+            libc.interface_up("lo")  # Docker's "none": an empty netns with only loopback, up
+        keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
+        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
         libc.sethostname(config["hostname"])
-        env = container_env(spec, config["hostname"])
+        who = user.lookup(spec.user)  # the container's own /etc/passwd and /etc/group (we are inside it now)
+        env = container_env(spec, config["hostname"], home=who.home)
         _reset_signals()
         close_fds_except(sync_fd)
         # created inside the new root, so a WORKDIR can never name a host path
         os.makedirs(spec.workdir, 0o755, exist_ok=True)
         os.chdir(spec.workdir)
+        if spec.read_only:
+            rootfs.make_root_readonly()
+        drop_privileges(spec, who, keep)
         send(sync_fd, {"type": "ready"})
         os.close(sync_fd)
     except BaseException as exc:  # report anything, then die: we are a forked copy of the shim

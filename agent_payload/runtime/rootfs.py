@@ -21,6 +21,10 @@ DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/
              "stderr": "/proc/self/fd/2"}
 HOSTS_TEMPLATE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
                   "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n")
+CGROUP_ROOT = "/sys/fs/cgroup"
+# runc libcontainer/devices GetDevices skips these when copying the host's /dev for --privileged
+HOST_DEV_SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+HOST_DEV_SKIP_FILES = ("console", "ptmx")  # console only with a tty; ptmx is our link to pts/ptmx
 DOCKER_DEFAULT_DNS = ("nameserver 8.8.8.8\n", "nameserver 8.8.4.4\n")
 
 
@@ -196,9 +200,9 @@ def _remount_ro(root_fd, rel, flags):
         os.close(fd)
 
 
-def _mount_sys(root_fd):
-    """A read-only sysfs; falls back to a read-only bind of the host's /sys where sysfs cannot be mounted."""
-    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+def _mount_sys(root_fd, privileged=False):
+    """A read-only sysfs (read-write if privileged); else a bind of the host's /sys where sysfs cannot be mounted."""
+    flags = (0 if privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     try:
         _mount_at(root_fd, "sys", "dir", "sysfs", "sysfs", flags)
     except OSError as exc:
@@ -209,13 +213,106 @@ def _mount_sys(root_fd):
             libc.mount("/sys", _fdpath(fd), None, MS_BIND | MS_REC)
         finally:
             os.close(fd)
-        _remount_ro(root_fd, "sys", flags)
+        if not privileged:
+            _remount_ro(root_fd, "sys", flags)
 
 
-def setup(layout, layer_count):
-    """Build the container's root and pivot into it; call in a fresh mount namespace (the init, pre-exec).
+def _mountinfo_cgroups():
+    """``(mountpoint, fstype, super options)`` of the cgroup hierarchies under /sys/fs/cgroup, from mountinfo."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            try:
+                sep = fields.index("-")
+            except ValueError:
+                continue
+            mountpoint, fstype, superopts = fields[4], fields[sep + 1], fields[sep + 3]
+            if fstype in ("cgroup", "cgroup2") and (
+                    mountpoint == CGROUP_ROOT or mountpoint.startswith(CGROUP_ROOT + "/")):
+                out.append((mountpoint.replace("\\040", " "), fstype, superopts))
+    return out
 
-    Order as runc: private propagation, overlay, /proc, /dev, /sys, masks, bind-mounted /etc files, pivot_root.
+
+def _mount_cgroup(root_fd, privileged):
+    """The container's own view of its cgroups at /sys/fs/cgroup: fresh cgroup mounts made inside its cgroup namespace.
+
+    A cgroup mount made in a cgroup namespace is rooted at the namespace's cgroup, so the container sees
+    its own subtree only (as Docker with ``--cgroupns=private``). v2: one cgroup2 mount; v1/hybrid: a tmpfs
+    holding one mount per hierarchy plus the host's alias links (cpu -> cpu,cpuacct). Read-only unless
+    privileged. If the kernel refuses a hierarchy, the whole directory becomes an empty read-only tmpfs.
+    """
+    hierarchies = _mountinfo_cgroups()
+    try:
+        fd = os.open("sys/fs/cgroup", os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root_fd)
+    except OSError:
+        return  # a kernel without cgroups
+    os.close(fd)
+    cg_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    ro = 0 if privileged else MS_RDONLY
+    unified = [h for h in hierarchies if h[0] == CGROUP_ROOT and h[1] == "cgroup2"]
+    if unified:
+        _mount_at(root_fd, "sys/fs/cgroup", "dir", "cgroup", "cgroup2", cg_flags)
+        if ro:
+            _remount_ro(root_fd, "sys/fs/cgroup", cg_flags)
+        return
+    _mount_at(root_fd, "sys/fs/cgroup", "dir", "tmpfs", "tmpfs", cg_flags, "mode=755")
+    mounted = []
+    cg_fd = os.open("sys/fs/cgroup", os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root_fd)
+    try:
+        for mountpoint, fstype, superopts in hierarchies:
+            rel = mountpoint[1:]
+            opts = ",".join(o for o in superopts.split(",") if o not in ("rw", "ro"))
+            _mount_at(root_fd, rel, "dir", "cgroup", fstype, cg_flags, opts or None)
+            mounted.append(rel)
+        for name in os.listdir(CGROUP_ROOT):
+            host = os.path.join(CGROUP_ROOT, name)
+            if os.path.islink(host) and "/" not in os.readlink(host):
+                os.symlink(os.readlink(host), name, dir_fd=cg_fd)
+    except OSError:
+        libc.umount2(_fdpath(cg_fd), MNT_DETACH)  # the tmpfs and every hierarchy on it
+        _mount_at(root_fd, "sys/fs/cgroup", "dir", "tmpfs", "tmpfs", cg_flags | MS_RDONLY, "mode=755")
+        return
+    finally:
+        os.close(cg_fd)
+    if ro:
+        for rel in mounted:
+            _remount_ro(root_fd, rel, cg_flags)
+        _remount_ro(root_fd, "sys/fs/cgroup", cg_flags)
+
+
+def _copy_host_devices(rootfs, host_dev="/dev", rel=""):
+    """``--privileged``: the host's device nodes in the container's /dev, as runc's HostDevices (same skips)."""
+    try:
+        entries = sorted(os.listdir(os.path.join(host_dev, rel)))
+    except OSError:
+        return
+    for name in entries:
+        src = os.path.join(host_dev, rel, name)
+        dst = os.path.join(rootfs, "dev", rel, name)
+        try:
+            st = os.lstat(src)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if name in HOST_DEV_SKIP_DIRS and not rel:
+                continue
+            if not os.path.lexists(dst):
+                os.mkdir(dst, 0o755)
+            _copy_host_devices(rootfs, host_dev, os.path.join(rel, name))
+        elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and name not in HOST_DEV_SKIP_FILES:
+            if os.path.lexists(dst):
+                continue
+            os.mknod(dst, stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode), st.st_rdev)
+            os.chown(dst, st.st_uid, st.st_gid)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+
+
+def setup(layout, layer_count, privileged=False):
+    """Build the container's root and pivot into it; call in fresh mount and cgroup namespaces (the init, pre-exec).
+
+    Order as runc: private propagation, overlay, /proc, /dev, /sys, /sys/fs/cgroup, masks (or, privileged,
+    the host's devices and no masks), bind-mounted /etc files, pivot_root.
     """
     libc.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate back to the host
     os.chdir(layout.dir)  # overlay resolves the relative l/<n>, diff and work against our cwd
@@ -226,14 +323,26 @@ def setup(layout, layer_count):
         _mount_at(root_fd, "proc", "dir", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
         _mount_at(root_fd, "dev", "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
         _setup_dev(rootfs)
-        _mount_sys(root_fd)
-        _mask_and_protect(root_fd, rootfs)
+        _mount_sys(root_fd, privileged)
+        _mount_cgroup(root_fd, privileged)
+        if privileged:
+            _copy_host_devices(rootfs)
+        else:
+            _mask_and_protect(root_fd, rootfs)
         for src, rel in ((layout.hostname, "etc/hostname"), (layout.hosts, "etc/hosts"),
                          (layout.resolv, "etc/resolv.conf")):
             _mount_at(root_fd, rel, "file", src, None, MS_BIND)
     finally:
         os.close(root_fd)
     pivot(rootfs)
+
+
+def make_root_readonly():
+    """``--read-only``: the container's / (the overlay) read-only; /dev, /proc and the /etc binds are other mounts.
+
+    Call after pivot_root, once the working directory exists (runc's setReadonly: a bind remount of "/").
+    """
+    libc.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def pivot(rootfs):

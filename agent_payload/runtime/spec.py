@@ -6,6 +6,7 @@ import signal
 from typing import Dict, List, Optional
 
 from .. import errors
+from . import caps, user
 
 #: Docker's container-name grammar (``daemon/names``); a leading "/" is accepted and dropped.
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -14,6 +15,10 @@ ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,62})$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
+NETWORK_MODES = ("host", "none")  # bridge networks come with the networking issue
+#: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
+ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
+                  "no_new_privileges": False, "network": "host"}
 
 
 @dataclasses.dataclass
@@ -31,6 +36,13 @@ class ContainerSpec:
     auto_remove: bool = False
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
     stop_signal: str = "SIGTERM"
+    user: Optional[str] = None
+    cap_add: List[str] = dataclasses.field(default_factory=list)
+    cap_drop: List[str] = dataclasses.field(default_factory=list)
+    privileged: bool = False
+    read_only: bool = False
+    no_new_privileges: bool = False
+    network: str = "host"
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -57,6 +69,19 @@ class ContainerSpec:
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
+        return self.check_isolation()
+
+    def check_isolation(self):
+        """Validate and normalise the isolation fields (user, capabilities, flags, network); returns self."""
+        self.user = user.check_spec(self.user)
+        self.cap_add = caps.normalize(self.cap_add, "cap_add")
+        self.cap_drop = caps.normalize(self.cap_drop, "cap_drop")
+        for field in ("privileged", "read_only", "no_new_privileges"):
+            if not isinstance(getattr(self, field), bool):
+                raise errors.InvalidArgument("{} must be a boolean".format(field))
+        if self.network not in NETWORK_MODES:
+            raise errors.InvalidArgument("invalid network mode {!r}: want one of {}".format(
+                self.network, ", ".join(NETWORK_MODES)))
         return self
 
     def to_dict(self):
@@ -124,13 +149,31 @@ def signal_number(name):
     raise errors.InvalidArgument("Invalid signal: {}".format(name))
 
 
-def container_env(spec, hostname):
-    """The environment the container process gets: the spec's entries plus Docker's PATH/HOSTNAME/HOME defaults."""
+def isolation_args(args):
+    """The isolation fields of a ``run``/``create`` op's args, validated, as ContainerSpec keyword arguments.
+
+    Missing or null args take Docker's defaults; a wrong value is InvalidArgument naming the input,
+    raised before anything is pulled or created.
+    """
+    out = {}
+    for key, default in ISOLATION_ARGS.items():
+        value = args.get(key)
+        out[key] = list(default) if value is None and isinstance(default, list) else (
+            default if value is None else value)
+    probe = ContainerSpec(**out).check_isolation()
+    return {key: getattr(probe, key) for key in ISOLATION_ARGS}
+
+
+def container_env(spec, hostname, home="/root"):
+    """The environment the container process gets: the spec's entries plus Docker's PATH/HOSTNAME/HOME defaults.
+
+    ``home`` is the resolved user's passwd home (runc sets HOME from it only when the env has none).
+    """
     env = {}
     for entry in spec.env:
         key, _, value = entry.partition("=")
         env[key] = value
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("HOSTNAME", hostname)
-    env.setdefault("HOME", "/root")
+    env.setdefault("HOME", home)
     return env
