@@ -57,10 +57,30 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
             without detach: log events while the container runs, then the result with its exit code.
-``ps``      {"all": bool} -> {"containers": [{"id", "name", "image", "command", "created", "state",
-                                                "status", "exit_code", "ports"}]}
-``logs``    {"container", "tail": int|null, "follow": bool, "timestamps": bool}
-            -> {} after log events {"stream", "line", "time"}
+``ps``      {"all": bool, "filters": ["status=exited", "name=RE", "label=K[=V]", "ancestor=REF|ID", "exited=N",
+             "id=PREFIX", "before=C", "since=C"], "last": int|null (-n; -l is 1), "size": bool}
+            -> {"containers": [{"id", "name", "image", "image_id", "labels", "command", "created", "state",
+                                "status", "exit_code", "ports"} + with size: "size_rw", "size_root_fs", "size"]}
+            (one key's values ORed, keys ANDed; status/before/since and last imply all; unknown key InvalidArgument)
+``logs``    {"container", "tail": int|null, "follow": bool, "timestamps": bool, "since": str|null,
+             "until": str|null, "details": bool} -> {} after log events {"stream", "line", "time"}
+            (since/until: RFC 3339, unix seconds[.ns] or a Go duration before the host's now, as docker;
+            details adds nothing: json-file logs without log-opts carry no extra attributes)
+``create``  the ``run`` args minus detach -> {"id", "name", "image"} (state "created"; pulls a missing image)
+``start``   {"containers": [str], "attach": bool} -> {"started": [id]}; attach (one container): log events of
+            this start's output until it exits, then {"started": [id], "exit_code": int}
+``restart`` {"containers": [str], "time": int} -> {"restarted": [id]}
+``kill``    {"containers": [str], "signal": name|number (default "KILL")} -> {"killed": [id]}
+            (every container must be running: Conflict "cannot kill container: X: container ID is not running")
+``wait``    {"containers": [str]} -> {"exited": [{"id", "exit_code"}]} (blocks without limit)
+``rename``  {"container", "name"} -> {"id", "old_name", "name"} (clash: AlreadyExists, docker's message)
+``inspect`` {"containers": [str]} -> {"containers": [docker's inspect object: Id, Created, Path, Args, State,
+             Image, Name, RestartCount, Driver, Platform, HostConfig, GraphDriver, Mounts, Config, ...]}
+``top``     {"container"} -> {"titles": ps -ef titles, "processes": [[str]]} (running only, else Conflict)
+``diff``    {"container"} -> {"changes": [{"kind": "A"|"C"|"D", "path"}]} (docker's order)
+``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}
+            (a tar of the merged filesystem; an existing output is AlreadyExists unless force)
+``container_prune`` {} -> {"deleted": [id], "reclaimed": bytes}
 ``stop``    {"containers": [str], "time": int} -> {"stopped": [id]}
 ``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
 """

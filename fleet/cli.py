@@ -28,6 +28,8 @@ lab_app = typer.Typer(help="The built-in local lab: hosts in network namespaces 
 app.add_typer(lab_app, name="lab")
 image_app = typer.Typer(help="Manage images on many hosts (docker image ...).", no_args_is_help=True)
 app.add_typer(image_app, name="image")
+container_app = typer.Typer(help="Manage containers on many hosts (docker container ...).", no_args_is_help=True)
+app.add_typer(container_app, name="container")
 system_app = typer.Typer(help="Disk usage across hosts (docker system ...).", no_args_is_help=True)
 app.add_typer(system_app, name="system")
 
@@ -93,7 +95,28 @@ def facts(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = Js
     _finish(cmd.facts, _session(ctx), patterns, as_json)
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+# ---- containers: top-level docker aliases and the `container` sub-app share one function per command ----
+
+ContainersArg = typer.Argument(..., metavar="CONTAINER...", help="Container names or (abbreviated) IDs.")
+ContainerArg = typer.Argument(..., metavar="CONTAINER", help="Container name or (abbreviated) ID.")
+
+
+def _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network):
+    from fleet.commands import lifecycle
+    return lifecycle.isolation_args(user, list(cap_add or []), list(cap_drop or []), privileged, read_only,
+                                    list(security_opt or []), network)
+
+
+UserOpt = typer.Option(None, "-u", "--user", help="Username or UID, with an optional group: name|uid[:group|gid].")
+CapAddOpt = typer.Option(None, "--cap-add", help="Add a Linux capability (repeatable; ALL for every one).")
+CapDropOpt = typer.Option(None, "--cap-drop", help="Drop a Linux capability (repeatable; ALL for every one).")
+PrivilegedOpt = typer.Option(False, "--privileged", help="Give extended privileges (all capabilities, no masks).")
+ReadOnlyOpt = typer.Option(False, "--read-only", help="Mount the container's root filesystem read-only.")
+SecurityOpt = typer.Option(None, "--security-opt", help="Security option; supported: no-new-privileges[:true|false].")
+NetworkOpt = typer.Option(None, "--network", help="Network mode: host (default until networking lands) or none.")
+EnvOpt = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's.")
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -102,47 +125,81 @@ def run(
     detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background and print the ID."),
     name: Optional[str] = typer.Option(None, "--name", help="Container name (unique per host)."),
     rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
-    env: Optional[List[str]] = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's."),
+    env: Optional[List[str]] = EnvOpt,
     entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
     workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
+    cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
+    security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
     from fleet.commands import containers as cmd
-    _finish(cmd.run, _session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
-            entrypoint, workdir, hostname, as_json)
+    _finish(lambda: cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
+                            entrypoint, workdir, hostname, as_json,
+                            _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network)))
 
 
-@app.command()
+def create(
+    ctx: typer.Context,
+    image: str = typer.Argument(..., help="Image reference."),
+    command: Optional[List[str]] = typer.Argument(None, help="Command and arguments (override the image's CMD)."),
+    patterns: List[str] = HostsOpt,
+    name: Optional[str] = typer.Option(None, "--name", help="Container name (unique per host)."),
+    rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
+    env: Optional[List[str]] = EnvOpt,
+    entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
+    workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
+    hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
+    cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
+    security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    as_json: bool = JsonOpt,
+):
+    """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(lambda: cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, list(env or []),
+                               entrypoint, workdir, hostname,
+                               _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                               as_json))
+
+
 def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
        all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default: running)."),
+       filters: Optional[List[str]] = typer.Option(None, "-f", "--filter", help="status=, name=, label=, ancestor=, "
+                                                   "exited=, id=, before=, since= (repeatable; same key ORed, "
+                                                   "different keys ANDed)."),
+       last: int = typer.Option(-1, "-n", "--last", help="Show the N last created containers (all states)."),
+       latest: bool = typer.Option(False, "-l", "--latest", help="Show the latest created container (all states)."),
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show host and container IDs."),
+       size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes."),
        no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
        fmt: Optional[str] = typer.Option(None, "--format", help="Go-template subset: {{.Host}} {{.ID}} {{.Image}} "
                                          "{{.Command}} {{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.Ports}} "
                                          "{{.Names}} {{.State}}, {{json .}}, 'table' prefix."),
        as_json: bool = JsonOpt):
     """List containers on each host."""
-    if fmt is not None and not as_json:
-        from fleet.commands import images as cmd
-        _finish(cmd.ps_formatted, _session(ctx), patterns, all_, no_trunc, fmt)
     from fleet.commands import containers as cmd
-    _finish(cmd.ps, _session(ctx), patterns, all_, quiet, no_trunc, as_json)
+    _finish(lambda: cmd.ps(_session(ctx), patterns, all_, quiet, no_trunc, as_json, list(filters or []),
+                           None if last < 0 else last, latest, size, fmt))
 
 
-@app.command()
-def logs(ctx: typer.Context, container: str = typer.Argument(...), patterns: List[str] = HostsOpt,
+def logs(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
          tail: str = typer.Option("all", "-n", "--tail", help="Lines from the end (a number or all)."),
          follow: bool = typer.Option(False, "-f", "--follow", help="Follow log output."),
-         timestamps: bool = typer.Option(False, "-t", "--timestamps", help="Show timestamps.")):
+         timestamps: bool = typer.Option(False, "-t", "--timestamps", help="Show timestamps."),
+         since: Optional[str] = typer.Option(None, "--since", help="Logs since a time: RFC 3339, unix seconds, or "
+                                             "relative (42m, 1h30m) to each host's clock."),
+         until: Optional[str] = typer.Option(None, "--until", help="Logs before a time (same forms as --since)."),
+         details: bool = typer.Option(False, "--details", help="Show extra details provided to logs (json-file "
+                                      "logs have none).")):
     """Show a container's logs from each host, each line prefixed with its host."""
     from fleet.commands import containers as cmd
-    _finish(cmd.logs, _session(ctx), patterns, container, tail, follow, timestamps)
+    _finish(lambda: cmd.logs(_session(ctx), patterns, container, tail, follow, timestamps, since, until, details))
 
 
-@app.command()
-def stop(ctx: typer.Context, containers: List[str] = typer.Argument(...), patterns: List[str] = HostsOpt,
+def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
          time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
          as_json: bool = JsonOpt):
     """Stop running containers on each host."""
@@ -150,13 +207,103 @@ def stop(ctx: typer.Context, containers: List[str] = typer.Argument(...), patter
     _finish(cmd.stop, _session(ctx), patterns, containers, time, as_json)
 
 
-@app.command()
-def rm(ctx: typer.Context, containers: List[str] = typer.Argument(...), patterns: List[str] = HostsOpt,
+def rm(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
        force: bool = typer.Option(False, "-f", "--force", help="Kill and remove running containers."),
        as_json: bool = JsonOpt):
     """Remove containers on each host."""
     from fleet.commands import containers as cmd
     _finish(cmd.rm, _session(ctx), patterns, containers, force, as_json)
+
+
+def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+          attach: bool = typer.Option(False, "-a", "--attach", help="Stream the container's output until it exits "
+                                      "and return its exit code (one container)."),
+          as_json: bool = JsonOpt):
+    """Start created or stopped containers on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.start, _session(ctx), patterns, containers, attach, as_json)
+
+
+def restart(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+            time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
+            as_json: bool = JsonOpt):
+    """Restart containers on each host (stop, then start)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.restart, _session(ctx), patterns, containers, time, as_json)
+
+
+def kill(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+         signal: str = typer.Option("KILL", "-s", "--signal", help="Signal name or number (KILL, TERM, 15, ...)."),
+         as_json: bool = JsonOpt):
+    """Send a signal to running containers on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.kill, _session(ctx), patterns, containers, signal, as_json)
+
+
+def wait(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+         as_json: bool = JsonOpt):
+    """Block until containers stop on each host, then print their exit codes (no --timeout applies)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.wait, _session(ctx), patterns, containers, as_json)
+
+
+def rename(ctx: typer.Context, old: str = typer.Argument(..., metavar="CONTAINER"),
+           new: str = typer.Argument(..., metavar="NEW_NAME"), patterns: List[str] = HostsOpt,
+           as_json: bool = JsonOpt):
+    """Rename a container on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.rename, _session(ctx), patterns, old, new, as_json)
+
+
+def inspect(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt):
+    """Print docker's inspect object of containers as one JSON list; each object carries its "host"."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.inspect, _session(ctx), patterns, containers)
+
+
+def top(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
+        as_json: bool = JsonOpt):
+    """Show the running processes of a container on each host (ps -ef columns)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.top, _session(ctx), patterns, container, as_json)
+
+
+def diff(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
+         as_json: bool = JsonOpt):
+    """Show files added (A), changed (C) and deleted (D) in a container's filesystem on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.diff, _session(ctx), patterns, container, as_json)
+
+
+def export(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
+           output_path: Optional[str] = typer.Option(None, "-o", "--output", help="Absolute path ON EACH HOST to "
+                                                     "write the tar to (nothing is copied to this machine)."),
+           force: bool = typer.Option(False, "--force", help="Replace an existing file at --output."),
+           as_json: bool = JsonOpt):
+    """Export a container's filesystem as a tar archive, written on each host at -o PATH (not locally)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.export, _session(ctx), patterns, container, output_path, force, as_json)
+
+
+def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                    force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+                    as_json: bool = JsonOpt):
+    """Remove all stopped containers on each host (asks first unless -f; refuses without -f when stdin is no
+    terminal)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.container_prune, _session(ctx), patterns, force, as_json)
+
+
+_CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
+                       ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
+                       ("export", export), ("rm", rm), ("logs", logs))
+_NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
+app.command("run", **_NO_INTERSPERSE)(run)
+for _name, _fn in (("ps", ps),) + _CONTAINER_COMMANDS:
+    app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
+for _name, _fn in _CONTAINER_COMMANDS + (("ls", ps), ("ps", ps), ("list", ps), ("prune", container_prune)):
+    container_app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
+container_app.command("run", **_NO_INTERSPERSE)(run)
 
 
 # ---- images: top-level docker aliases and the `image` sub-app share one function per command ----

@@ -39,7 +39,7 @@ def merge_env(image_env, overrides):
 def op_run(ctx, args, emit):
     """Create and start a container, pulling its image if missing; without detach, stream its output."""
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields
+    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args
 
     image = string(args, "image", required=True)
     ref = reference.parse(image)
@@ -49,6 +49,7 @@ def op_run(ctx, args, emit):
     entrypoint = string_list(args, "entrypoint", allow_none=True)
     # Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
     check_user_fields(env=env, workdir=string(args, "workdir"), hostname=string(args, "hostname"))
+    isolation = isolation_args(args)
     store = ctx.images()
     runtime = ctx.runtime()
     # The lease keeps image GC (rmi, prune) from deleting the layers between resolving and create.
@@ -70,6 +71,7 @@ def op_run(ctx, args, emit):
             auto_remove=bool(args.get("rm")),
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
+            **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         created = runtime.create(spec)
     started = runtime.start(created["id"])
@@ -83,16 +85,57 @@ def op_run(ctx, args, emit):
 
 
 def op_ps(ctx, args, emit):
-    """List containers (running, or all)."""
-    return {"containers": ctx.runtime().list(all=bool(args.get("all")))}
+    """List containers: running, or all; ``filters`` (docker's -f), ``last`` (-n N / -l), ``size`` (-s)."""
+    from agent_payload.image import reference
+    from agent_payload.runtime.status import PsFilters, size_text
+
+    runtime, store = ctx.runtime(), ctx.images()
+
+    def normalize(ref):
+        try:
+            return reference.parse(ref).string()
+        except errors.InvalidArgument:
+            return ref
+
+    def ancestor_of(value):
+        # docker resolves the value to an image; a reference also matches containers of a since-retagged image
+        refs = {value, normalize(value)}
+        try:
+            refs.add(store.resolve(value).id)
+        except errors.AgentError:
+            pass
+        return refs
+
+    filters = PsFilters(string_list(args, "filters"), resolve=runtime.lookup, ancestor_of=ancestor_of,
+                        normalize=normalize)
+    size = bool(args.get("size"))
+    rows = runtime.list(all=bool(args.get("all")), filters=filters, last=integer(args, "last"), size=size)
+    if size:
+        image_sizes = {}
+        for row in rows:
+            image_id = row.get("image_id")
+            if image_id not in image_sizes:
+                try:
+                    image_sizes[image_id] = store.resolve(image_id).size
+                except errors.AgentError:
+                    image_sizes[image_id] = 0  # the image was removed (rmi -f): only the container's own bytes
+            row["size_root_fs"] = row["size_rw"] + image_sizes[image_id]
+            row["size"] = size_text(row["size_rw"], row["size_root_fs"])
+    return {"containers": rows}
 
 
 def op_logs(ctx, args, emit):
-    """Stream a container's log lines as events (tail, follow, timestamps)."""
+    """Stream a container's log lines as events (tail, follow, timestamps, since, until, details)."""
+    from agent_payload.runtime.logs import parse_timestamp
+
     container = string(args, "container", required=True)
     tail = integer(args, "tail", minimum=0)
+    since, until = string(args, "since"), string(args, "until")
+    since = parse_timestamp(since) if since else None
+    until = parse_timestamp(until) if until else None
+    # details: docker adds the log driver's extra attributes (log-opts labels/env); json-file here has none
     for line in ctx.runtime().logs(container, tail=tail, follow=bool(args.get("follow")),
-                                   timestamps=bool(args.get("timestamps"))):
+                                   timestamps=bool(args.get("timestamps")), since=since, until=until):
         emit("log", line)
     return {}
 

@@ -1,4 +1,4 @@
-"""Container lifecycle: the Runtime API (create, start, wait, lookup, list, logs, stop, remove) over on-disk records."""
+"""Container lifecycle: the Runtime API (create, start, wait, list, logs, stop, kill, ...) over on-disk records."""
 
 import os
 import select
@@ -9,13 +9,17 @@ import time
 
 from .. import errors
 from ..state import store
+from . import changes as changesmod
+from . import inspect as inspectmod
 from . import logs as logmod
 from . import names, process, records, rootfs, shim, status
-from .spec import ContainerSpec, signal_number
+from .spec import ContainerSpec, check_name, signal_number
 
 START_TIMEOUT = 90.0
 POLL = 0.05
 KILL_GRACE = 10.0
+# mountpoints rootfs.setup creates when the image lacks them; docker's init layer hides these from diff
+INIT_PATHS = frozenset(("/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"))
 _KINDS = {cls.kind: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
                                     errors.FailedPrecondition, errors.Conflict, errors.Unavailable, errors.Internal)}
 
@@ -29,8 +33,12 @@ class Runtime:
 
     # ------------------------------------------------------------ create / start
 
-    def create(self, spec):
-        """Validate ``spec``, allocate ID and name, prepare the container dir; returns the record ("created")."""
+    def create(self, spec, extra=None):
+        """Validate ``spec``, allocate ID and name, prepare the container dir; returns the record ("created").
+
+        ``extra`` adds informational keys to config.json that the spec does not model (e.g. the image's
+        ``cmd``/``entrypoint`` as the user saw them, for ``inspect``); spec fields always win.
+        """
         if not isinstance(spec, ContainerSpec):
             spec = ContainerSpec.from_dict(spec)
         spec.validate()
@@ -55,7 +63,8 @@ class Runtime:
             cid = records.new_id()
             while os.path.exists(self.paths.container_dir(cid)):
                 cid = records.new_id()
-            config = spec.to_dict()
+            config = dict(extra or {})
+            config.update(spec.to_dict())
             config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
             layout = records.Layout(self.paths, cid)
             try:
@@ -152,18 +161,41 @@ class Runtime:
         except errors.NotFound:
             raise errors.NotFound("No such container: {}".format(ref))
 
-    def list(self, all=False):
-        """``ps`` rows, newest first; only running containers unless ``all``."""
-        rows = []
-        now = time.time_ns()
+    def all_records(self):
+        """Every container's record, newest first."""
+        recs = []
         for cid in records.list_ids(self.paths):
             try:
                 config, state = records.load(self.paths, cid)
             except errors.NotFound:
                 continue  # removed while we were listing
-            if all or state["status"] == "running":
-                rows.append(status.ps_row(records.make_record(self.paths, config, state), now))
-        rows.sort(key=lambda row: row["created"], reverse=True)
+            recs.append(records.make_record(self.paths, config, state))
+        recs.sort(key=lambda rec: rec["created"], reverse=True)
+        return recs
+
+    def list(self, all=False, filters=None, last=None, size=False):
+        """``ps`` rows, newest first; only running containers unless ``all``.
+
+        ``filters``: ``-f`` strings or a ``status.PsFilters``; ``last`` (``-n``, > 0) keeps the N newest
+        matching containers in any state; ``size`` adds ``size_rw`` (bytes in the container's upper dir).
+        """
+        if not isinstance(filters, status.PsFilters):
+            filters = status.PsFilters(filters or [], resolve=self.lookup)
+        if last is not None and (not isinstance(last, int) or isinstance(last, bool)):
+            raise errors.InvalidArgument("last must be an integer")
+        limit = last if last is not None and last > 0 else None
+        show_stopped = all or limit is not None or filters.shows_stopped()
+        rows = []
+        now = time.time_ns()
+        for rec in self.all_records():
+            if limit is not None and len(rows) >= limit:
+                break
+            if (rec["status"] != "running" and not show_stopped) or not filters.match(rec):
+                continue
+            row = status.ps_row(rec, now)
+            if size:
+                row["size_rw"] = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+            rows.append(row)
         return rows
 
     def _final_state(self, cid):
@@ -188,6 +220,10 @@ class Runtime:
                 raise errors.Unavailable("timed out waiting for container {}".format(cid))
             time.sleep(POLL)
 
+    def resolve(self, ref):
+        """Full ID of a container, or of one auto-removed moments ago (for ``wait``/``logs`` of ``run --rm``)."""
+        return self._resolve_or_tombstone(ref)
+
     def _resolve_or_tombstone(self, ref):
         try:
             return self._resolve(ref)
@@ -196,9 +232,17 @@ class Runtime:
                 return ref
             raise
 
-    def logs(self, ref, tail=None, follow=False, timestamps=False):
+    def log_offset(self, ref):
+        """Current size of the container's log: where ``logs(offset=...)`` picks up output written after now."""
+        try:
+            return os.stat(records.Layout(self.paths, self._resolve(ref)).log).st_size
+        except FileNotFoundError:
+            return 0
+
+    def logs(self, ref, tail=None, follow=False, timestamps=False, since=None, until=None, offset=None):
         """Generator of ``{"stream", "line", "time"}``; with ``follow`` it ends when the container exits.
 
+        ``since``/``until`` are epoch nanoseconds; ``offset`` a byte offset from ``log_offset``.
         The reference is resolved at call time (NotFound raises here, not at the first ``next``).
         """
         cid = self._resolve_or_tombstone(ref)
@@ -220,7 +264,8 @@ class Runtime:
             f = open(path, "rb")  # opened now: an auto-removal that follows only moves the file
         except FileNotFoundError:
             return iter(())
-        return logmod.read(f, tail=tail, follow=follow, timestamps=timestamps, running=running)
+        return logmod.read(f, tail=tail, follow=follow, timestamps=timestamps, running=running, since=since,
+                           until=until, offset=offset)
 
     # ------------------------------------------------------------ stop / remove
 
@@ -274,6 +319,110 @@ class Runtime:
                 records.remove_dir(self.paths, cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
+
+    def kill(self, refs, sig="KILL"):
+        """Send ``sig`` to each container's init; every one must be running (checked first). Returns IDs.
+
+        SIGKILL waits until the shim has recorded the exit, so that ``ps`` right after shows it exited.
+        """
+        if isinstance(refs, str):
+            refs = [refs]
+        signum = signal_number(sig)
+        cids = [self._resolve(ref) for ref in refs]
+        states = []
+        for ref, cid in zip(refs, cids):
+            state = self._load(cid, ref)[1]
+            if state["status"] != "running":
+                raise errors.Conflict("cannot kill container: {}: container {} is not running".format(ref, cid))
+            states.append(state)
+        for cid, state in zip(cids, states):
+            records.signal_process(state["pid"], state.get("pid_start"), signum)
+            if signum == signal.SIGKILL:
+                deadline = time.monotonic() + KILL_GRACE
+                while time.monotonic() < deadline:
+                    try:
+                        if self._final_state(cid)[0]["status"] != "running":
+                            break
+                    except errors.NotFound:
+                        break
+                    time.sleep(POLL)
+        return cids
+
+    def restart(self, refs, time=10):
+        """Stop (stop signal, SIGKILL after ``time`` s) then start each container; returns IDs."""
+        if isinstance(refs, str):
+            refs = [refs]
+        cids = [self._resolve(ref) for ref in refs]
+        for cid in cids:
+            self.stop([cid], time=time)
+            self.start(cid)
+        return cids
+
+    def rename(self, ref, new_name):
+        """Give a container a new name (unique on this host); returns {"id", "old_name", "name"}."""
+        new = check_name(new_name)
+        if not new:
+            raise errors.InvalidArgument("Neither old nor new names may be empty")
+        cid = self._resolve(ref)
+        with records.names_lock(self.paths):
+            taken = {}
+            for other in records.list_ids(self.paths):
+                cfg = store.read_json(records.Layout(self.paths, other).config) or {}
+                taken[cfg.get("name")] = other
+            if taken.get(new) == cid:
+                raise errors.InvalidArgument("Renaming a container with the same name as its current name")
+            if new in taken:
+                raise errors.AlreadyExists(
+                    'Conflict. The container name "/{}" is already in use by container "{}". You have to remove '
+                    '(or rename) that container to be able to reuse that name.'.format(new, taken[new]))
+            with records.container_lock(self.paths, cid):
+                config = records.read_config(self.paths, cid)
+                old = config["name"]
+                config["name"] = new
+                store.write_json_atomic(records.Layout(self.paths, cid).config, config)
+        return {"id": cid, "old_name": old, "name": new}
+
+    def inspect(self, refs):
+        """Docker's inspect objects; every reference is resolved before any object is built."""
+        cids = [(ref, self._resolve(ref)) for ref in refs]
+        return [inspectmod.inspect_object(self.paths, self.lookup(cid)) for _ref, cid in cids]
+
+    def top(self, ref):
+        """``docker top``: {"titles", "processes"} of the container's PID namespace; it must be running."""
+        rec = self.lookup(ref)
+        if rec["status"] != "running":
+            raise errors.Conflict("container {} is not running".format(rec["id"]))
+        return inspectmod.top(rec["pid"])
+
+    def _layers(self, rec):
+        """The container's layers, top first: its upper dir, then the image's lower dirs."""
+        return [records.Layout(self.paths, rec["id"]).diff] + list(reversed(rec.get("lowerdirs") or []))
+
+    def changes(self, ref):
+        """``docker diff``: [{"kind": "A"|"C"|"D", "path"}] from the container's upper dir."""
+        layers = self._layers(self.lookup(ref))
+        return changesmod.diff(layers[0], layers[1:], ignore=INIT_PATHS)
+
+    def export(self, ref, output, force=False):
+        """Write the container's merged filesystem as a tar to ``output`` on this host; {"output", "size", "sha256"}."""
+        changesmod.check_output(output, force)
+        rec = self.lookup(ref)
+        return changesmod.export(self._layers(rec), output, force=force)
+
+    def prune(self):
+        """Remove every container that is not running; returns {"deleted": [id], "reclaimed": bytes}."""
+        deleted, reclaimed = [], 0
+        for rec in self.all_records():
+            if rec["status"] == "running":
+                continue
+            size = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+            try:
+                self.remove([rec["id"]])
+            except (errors.Conflict, errors.NotFound):
+                continue  # started or removed meanwhile
+            deleted.append(rec["id"])
+            reclaimed += size
+        return {"deleted": deleted, "reclaimed": reclaimed}
 
     # ------------------------------------------------------------ image usage
 

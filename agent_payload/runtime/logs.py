@@ -1,10 +1,13 @@
-"""Docker json-file logs: the shim's line writer and the reader behind ``logs`` (tail, follow, timestamps)."""
+"""Docker json-file logs: the shim's line writer and the reader behind ``logs`` (tail, follow, since/until)."""
 
+import calendar
 import json
 import os
+import re
 import time
 
-from .records import format_ns
+from .. import errors
+from .records import format_ns, parse_ns
 
 MAX_LINE = 16 * 1024  # Docker splits longer lines into 16K partial messages
 
@@ -43,12 +46,79 @@ class LineWriter:
         self.f.flush()
 
 
-def _event(raw, timestamps):
-    """Decode one stored log line into a ``{"stream", "line", "time"}`` event (None if unparsable)."""
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1, "us": 10 ** 3, "\u00b5s": 10 ** 3, "\u03bcs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9,
+                   "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
+_UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
+_DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?)?"
+                       r"(Z|z|[+-]\d\d:\d\d)?$")
+
+
+def parse_duration(text):
+    """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-5s") in nanoseconds; None if ``text`` is not one."""
+    sign, body = 1, text
+    if body[:1] in "+-" and body:
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    if body == "0":
+        return 0
+    pos, total = 0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if not m:
+            return None
+        total += int(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+        pos = m.end()
+    return sign * total if body else None
+
+
+def parse_timestamp(value, now_ns=None):
+    """Docker's ``--since``/``--until`` value (timetypes.GetTimestamp) as epoch nanoseconds.
+
+    A Go duration is relative to now ("10m" = ten minutes ago); RFC 3339 with or without fraction and
+    zone (no zone = this host's local time), a date, or unix seconds with an optional fraction.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise errors.InvalidArgument("invalid time value: {!r}".format(value))
+    value = value.strip()
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    duration = parse_duration(value)
+    if duration is not None and value != "0":
+        return now_ns - duration
+    m = _DATETIME.match(value)
+    if m:
+        year, month, day, hour, minute, sec, frac, zone = m.groups()
+        fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(sec or 0))
+        try:
+            time.strptime("{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*fields), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise errors.InvalidArgument('invalid time value "{}": not a valid date and time'.format(value))
+        if zone is None:
+            secs = int(time.mktime(fields + (0, 0, -1)))
+        else:
+            secs = calendar.timegm(fields + (0, 0, 0))
+            if zone not in ("Z", "z"):
+                offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
+                secs -= offset if zone[0] == "+" else -offset
+        return secs * 10 ** 9 + int((frac or "").ljust(9, "0"))
+    m = _UNIX.match(value)
+    if m and "-" not in value:
+        return int(m.group(1)) * 10 ** 9 + int((m.group(2) or "").ljust(9, "0"))
+    raise errors.InvalidArgument('failed to parse value as time or duration: "{}"'.format(value))
+
+
+def _event(raw, timestamps, since=None, until=None):
+    """Decode one stored log line into a ``{"stream", "line", "time"}`` event (None if unparsable or filtered)."""
     try:
         entry = json.loads(raw.decode("utf-8"))
     except ValueError:
         return None
+    if since is not None or until is not None:
+        try:
+            stamp = parse_ns(entry.get("time") or "")
+        except ValueError:
+            return None
+        if (since is not None and stamp < since) or (until is not None and stamp > until):
+            return None
     return {"stream": entry.get("stream", "stdout"), "line": entry.get("log", ""),
             "time": entry.get("time") if timestamps else None}
 
@@ -76,15 +146,21 @@ def _tail_offset(f, count):
     return 0
 
 
-def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1):
+def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1, since=None, until=None,
+         offset=None):
     """Yield log events from a json-file log (``path`` may also be an open binary file, which is closed at the end).
 
     ``tail``: only the last N lines (None = all).  ``follow``: keep reading new lines until
-    ``running()`` returns False, then drain what is left and stop.  ``line`` keeps the text exactly as
-    logged, including its newline; ``time`` is only filled in with ``timestamps``.
+    ``running()`` returns False (or ``until`` has passed), then drain what is left and stop.  ``since`` and
+    ``until`` (epoch ns) keep only lines logged in that window; ``offset`` starts at a byte offset (``start
+    -a`` reads from where the log ended before the start).  ``line`` keeps the text exactly as logged,
+    including its newline; ``time`` is only filled in with ``timestamps``.
     """
     with (path if hasattr(path, "read") else open(path, "rb")) as f:
-        start = _tail_offset(f, tail) if tail is not None else 0
+        if offset is not None:
+            start = offset
+        else:
+            start = _tail_offset(f, tail) if tail is not None else 0
         f.seek(start)
         pending = b""
         while True:
@@ -94,17 +170,17 @@ def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1
                 lines = pending.split(b"\n")
                 pending = lines.pop()
                 for raw in lines:
-                    ev = _event(raw, timestamps) if raw else None
+                    ev = _event(raw, timestamps, since, until) if raw else None
                     if ev is not None:
                         yield ev
                 continue
             if not follow:
                 break
-            if running is None or not running():
+            if running is None or not running() or (until is not None and time.time_ns() > until):
                 # the writer is done: one last read catches lines written before it finished
                 rest = f.read()
                 for raw in (pending + rest).split(b"\n"):
-                    ev = _event(raw, timestamps) if raw else None
+                    ev = _event(raw, timestamps, since, until) if raw else None
                     if ev is not None:
                         yield ev
                 return

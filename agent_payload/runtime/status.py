@@ -5,6 +5,7 @@ import time
 
 from agent_payload.humanize import human_duration
 
+from .. import errors
 from .records import parse_ns
 
 
@@ -35,4 +36,111 @@ def ps_row(record, now_ns=None):
     return {"id": record["id"], "name": record["name"], "image": record["image"],
             "command": command_text(record["argv"]), "created": record["created"],
             "state": record["status"], "status": status_text(record, now_ns),
-            "exit_code": record.get("exit_code"), "ports": ""}
+            "exit_code": record.get("exit_code"), "ports": "", "image_id": record.get("image_id"),
+            "labels": dict(record.get("labels") or {})}
+
+
+# ---------------------------------------------------------------- ps filters (docker's daemon/list.go rules)
+
+#: Docker's ``ps`` filter keys; the ones after ``since`` are docker's too but need features fleet lacks.
+FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since")
+UNSUPPORTED_KEYS = ("expose", "health", "isolation", "is-task", "network", "publish", "volume")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+class PsFilters:
+    """Parsed ``-f key=value`` filters: values of one key are ORed, different keys ANDed.
+
+    ``resolve(ref)`` gives a container record for ``before``/``since``; ``ancestor_of(value)`` gives the set of
+    image references/IDs a value stands for (the ops layer knows images; the runtime does not).
+    """
+
+    def __init__(self, filters, resolve=None, ancestor_of=None, normalize=None):
+        import re
+
+        self.normalize = normalize or (lambda ref: ref)
+        self.values = {}
+        for item in filters or []:
+            if not isinstance(item, str):
+                raise errors.InvalidArgument("filters must be strings")
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise errors.InvalidArgument('bad format of filter (expected name=value): "{}"'.format(item))
+            key = key.strip().lower()
+            if key in UNSUPPORTED_KEYS:
+                raise errors.InvalidArgument("filter '{}' is not supported by fleet yet".format(key))
+            if key not in FILTER_KEYS:
+                raise errors.InvalidArgument("invalid filter '{}'".format(key))
+            self.values.setdefault(key, []).append(value)
+        for value in self.values.get("status", []):
+            if value not in STATUSES:
+                raise errors.InvalidArgument("invalid filter 'status={}'".format(value))
+        self.exited = set()
+        for value in self.values.get("exited", []):
+            try:
+                self.exited.add(int(value))
+            except ValueError:
+                raise errors.InvalidArgument("invalid filter 'exited={}'".format(value))
+        self.names = []
+        for value in self.values.get("name", []):
+            try:
+                self.names.append(re.compile(value))
+            except re.error as exc:
+                raise errors.InvalidArgument("invalid filter 'name={}': {}".format(value, exc))
+        self.before = [resolve(v)["created"] for v in self.values.get("before", [])] if resolve else []
+        self.since = [resolve(v)["created"] for v in self.values.get("since", [])] if resolve else []
+        self.ancestors = [ancestor_of(v) if ancestor_of else {v} for v in self.values.get("ancestor", [])]
+
+    def shows_stopped(self):
+        """A status, before or since filter lists stopped containers even without ``-a`` (as docker)."""
+        return any(k in self.values for k in ("status", "before", "since"))
+
+    def match(self, rec):
+        """True if the container record passes every filter."""
+        v = self.values
+        if "status" in v and rec.get("status") not in v["status"]:
+            return False
+        if "exited" in v and (rec.get("status") != "exited" or rec.get("exit_code") not in self.exited):
+            return False
+        if "id" in v and not any(rec["id"].startswith(x) for x in v["id"]):
+            return False
+        name = rec.get("name") or ""
+        if self.names and not any(p.search(name) or p.search("/" + name) for p in self.names):
+            return False
+        if "label" in v and not all(_label_match(rec.get("labels") or {}, x) for x in v["label"]):
+            return False
+        if self.ancestors and not any(_ancestor_match(rec, refs, self.normalize) for refs in self.ancestors):
+            return False
+        created = parse_ns(rec["created"])
+        if any(created >= parse_ns(b) for b in self.before) or any(created <= parse_ns(s) for s in self.since):
+            return False
+        return True
+
+
+def _label_match(labels, expr):
+    """``label=key`` needs the key; ``label=key=value`` needs that value (several label filters are ANDed)."""
+    key, sep, value = expr.partition("=")
+    if key not in labels:
+        return False
+    return not sep or labels[key] == value
+
+
+def _ancestor_match(rec, refs, normalize):
+    """``ancestor=``: the container's image by reference (normalised) or by (abbreviated) image ID."""
+    image_id = rec.get("image_id") or ""
+    image = normalize(rec.get("image") or "")
+    for ref in refs:
+        if ref == image or ref == image_id:
+            return True
+        hexpart = ref.split(":", 1)[-1] if ref.startswith("sha256:") else ref
+        if len(hexpart) >= 1 and all(c in "0123456789abcdef" for c in hexpart) and \
+                image_id.split(":", 1)[-1].startswith(hexpart):
+            return True
+    return False
+
+
+def size_text(rw, virtual):
+    """Docker's SIZE column: ``2B (virtual 4.26MB)``."""
+    from agent_payload.humanize import human_size
+
+    return "{} (virtual {})".format(human_size(rw), human_size(virtual))

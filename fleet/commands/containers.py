@@ -1,8 +1,9 @@
-"""Container commands across hosts: run, ps, logs, stop, rm."""
+"""Container commands across hosts: run, ps, logs, stop, rm (the lifecycle ones are in lifecycle.py)."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from fleet.commands.common import Session, exit_status, note, output
@@ -11,6 +12,13 @@ from fleet.errors import UsageError
 from fleet.render import tables
 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+# docker's ps filter keys the payload implements, and its container states (runtime/status.py has the matching)
+PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since")
+PS_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+_INT = re.compile(r"^-?\d+$")
+# --since/--until: a Go duration, unix seconds[.frac], or an RFC 3339-like date[Thh[:mm[:ss[.frac]]]][zone]
+_TIME_SHAPE = re.compile(r"^(?:[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d{1,9})?|"
+                         r"\d{4}-\d\d-\d\d(?:T\d\d(?::\d\d(?::\d\d(?:\.\d{1,9})?)?)?)?(?:[Zz]|[+-]\d\d:\d\d)?)$")
 
 
 def _env(entries: list[str]) -> list[str]:
@@ -44,14 +52,18 @@ def log_printer(prefix_width: int, timestamps: bool):
 
 def run(session: Session, patterns: list[str], image: str, command: list[str], detach: bool, name: str | None,
         rm: bool, env: list[str], entrypoint: str | None, workdir: str | None, hostname: str | None,
-        as_json: bool) -> int:
-    """Create and start a container on every selected host (pulling the image where missing)."""
+        as_json: bool, isolation: dict | None = None) -> int:
+    """Create and start a container on every selected host (pulling the image where missing).
+
+    ``isolation``: the op args of lifecycle.isolation_args (--user, --cap-add, --privileged, ...).
+    """
     validate_reference(image)
     if name is not None and not name:
         raise UsageError("invalid container name: empty")
     args = {"image": image, "command": command or None, "detach": detach, "name": name, "rm": rm,
             "env": _env(env), "entrypoint": None if entrypoint is None else [entrypoint],
             "workdir": workdir, "hostname": hostname}
+    args.update(isolation or {})
     hosts = session.select(patterns)
     width = max(len(h.name) for h in hosts)
     progress = progress_printer(as_json)
@@ -86,9 +98,46 @@ def _ellipsis_quoted(command: str, width: int = 20) -> str:
     return '"' + inner + '"'
 
 
-def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc: bool, as_json: bool) -> int:
-    """List containers on every selected host, docker's columns after HOST."""
-    results = session.run(patterns, "ps", {"all": all_})
+def ps_args(all_: bool, filters: list[str], last: int | None, latest: bool, size: bool) -> dict:
+    """The ``ps`` op args, checked here (filter keys and values, -n) so bad input exits 2 before any host."""
+    for item in filters:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            raise UsageError('bad format of filter (expected name=value): "{}"'.format(item))
+        if key not in PS_FILTER_KEYS:
+            raise UsageError("invalid filter '{}'".format(key))
+        if (key == "status" and value not in PS_STATUSES) or (key == "exited" and not _INT.match(value)):
+            raise UsageError("invalid filter '{}={}'".format(key, value))
+    if latest:
+        last = 1  # docker: -l is -n 1
+    args = {"all": all_}  # only the flags given travel: the payload's defaults are docker's
+    if filters:
+        args["filters"] = list(filters)
+    if last is not None and last > 0:
+        args["last"] = last
+    if size:
+        args["size"] = True
+    return args
+
+
+def ps_formatted(session: Session, patterns: list[str], args: dict, no_trunc: bool, fmt: str) -> int:
+    """``ps --format``: docker's container fields through the shared formatter."""
+    from fleet.commands.images import list_formatted
+    from fleet.render import formatting
+
+    return list_formatted(session, patterns, "ps", args, fmt, formatting.CONTAINER_FIELDS,
+                          lambda host, d: [formatting.container_row(host, c, no_trunc) for c in d["containers"]])
+
+
+def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc: bool, as_json: bool,
+       filters: list[str] | None = None, last: int | None = None, latest: bool = False, size: bool = False,
+       fmt: str | None = None) -> int:
+    """List containers on every selected host, docker's columns after HOST (-s adds SIZE)."""
+    args = ps_args(all_, list(filters or []), last, latest, size)
+    if fmt is not None and not as_json:
+        return ps_formatted(session, patterns, args, no_trunc, fmt)
+    results = session.run(patterns, "ps", args)
     if as_json:
         output(tables.to_json(results))
     elif quiet:
@@ -104,13 +153,23 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
             return [[c["id"] if no_trunc else c["id"][:12], c["image"],
                      c["command"] if no_trunc else _ellipsis_quoted(c["command"]),
                      tables.ago(c.get("created")), c["status"], c.get("ports") or "", c["name"]]
+                    + ([c.get("size", "")] if size else [])
                     for c in d["containers"]]
-        output(tables.host_table(PS_HEADERS, results, rows))
+        output(tables.host_table(PS_HEADERS + (["SIZE"] if size else []), results, rows))
     return exit_status(results)
 
 
-def logs(session: Session, patterns: list[str], container: str, tail: str, follow: bool, timestamps: bool) -> int:
-    """Show one container's logs from every selected host, each line prefixed with its host."""
+def logs(session: Session, patterns: list[str], container: str, tail: str, follow: bool, timestamps: bool,
+         since: str | None = None, until: str | None = None, details: bool = False) -> int:
+    """Show one container's logs from every selected host, each line prefixed with its host.
+
+    ``since``/``until``: RFC 3339, unix seconds or a duration relative to each host's clock ("10m").
+    ``details``: docker's extra log attributes; json-file logs without log-opts have none, so nothing is added.
+    """
+    for flag, value in (("--since", since), ("--until", until)):
+        if value and not _TIME_SHAPE.match(value.strip()):  # the exact parse happens on each host (its clock)
+            raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(
+                flag, value))
     if tail == "all":
         tail_n = None
     else:
@@ -122,7 +181,8 @@ def logs(session: Session, patterns: list[str], container: str, tail: str, follo
             tail_n = None  # docker treats a negative tail as "all"
     hosts = session.select(patterns)
     results = session.run_hosts(hosts, "logs", {"container": container, "tail": tail_n, "follow": follow,
-                                                "timestamps": timestamps},
+                                                "timestamps": timestamps, "since": since or None,
+                                                "until": until or None, "details": details},
                                 log_printer(max(len(h.name) for h in hosts), timestamps), bounded=not follow)
     for r in results:
         if not r.ok:

@@ -1,0 +1,146 @@
+"""Container lifecycle ops: create, start (-a), restart, kill, wait, rename, inspect, top, diff, export, prune.
+
+Every op resolves and checks all of its input before it changes anything (an unknown container among
+several, a bad signal, a name clash, an existing export target): bad input leaves the host as it was.
+"""
+
+from agent_payload import errors
+from agent_payload.ops.args import integer, string, string_list
+
+
+def _containers(args, op):
+    refs = string_list(args, "containers")
+    if not refs:
+        raise errors.InvalidArgument("{} requires at least one container".format(op))
+    return refs
+
+
+def _boolean(args, key):
+    value = args.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+    return value
+
+
+def op_create(ctx, args, emit):
+    """Create a container (pulling its image if missing) without starting it; returns {"id", "name", "image"}."""
+    from agent_payload.image import reference
+    from agent_payload.ops.containers import container_argv, merge_env
+    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args
+
+    image = string(args, "image", required=True)
+    ref = reference.parse(image)
+    name = check_name(string(args, "name"))
+    env = string_list(args, "env")
+    command = string_list(args, "command", allow_none=True)
+    entrypoint = string_list(args, "entrypoint", allow_none=True)
+    workdir, hostname = string(args, "workdir"), string(args, "hostname")
+    check_user_fields(env=env, workdir=workdir, hostname=hostname)
+    isolation = isolation_args(args)
+    auto_remove = _boolean(args, "rm")
+    store = ctx.images()
+    runtime = ctx.runtime()
+    with store.lease():  # keeps image GC from deleting the layers between resolving and create
+        try:
+            record = store.resolve(ref.string())
+        except errors.NotFound:
+            record, _info = store.pull(ref.string(), emit)
+        cfg = record.config.get("config") or {}
+        spec = ContainerSpec(
+            name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
+            argv=container_argv(record.config, entrypoint, command),
+            env=merge_env(cfg.get("Env"), env),
+            workdir=workdir or cfg.get("WorkingDir") or "/",
+            hostname=hostname, auto_remove=auto_remove,
+            labels=dict(cfg.get("Labels") or {}),
+            stop_signal=cfg.get("StopSignal") or "SIGTERM",
+            **dict(isolation, user=isolation["user"] or cfg.get("User") or None),
+        )
+        # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
+        if entrypoint is not None:
+            ep, cmd = [e for e in entrypoint if e] or None, list(command) if command else None
+        else:
+            ep = list(cfg.get("Entrypoint") or []) or None
+            cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
+        created = runtime.create(spec, extra={"entrypoint": ep, "cmd": cmd})
+    return {"id": created["id"], "name": created["name"], "image": image}
+
+
+def op_start(ctx, args, emit):
+    """Start containers; with ``attach`` (one container) stream its output until it exits and return its code."""
+    refs = _containers(args, "start")
+    attach = _boolean(args, "attach")
+    if attach and len(refs) > 1:
+        raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+    runtime = ctx.runtime()
+    recs = [runtime.lookup(ref) for ref in refs]
+    if not attach:
+        return {"started": [runtime.start(rec["id"])["id"] for rec in recs]}
+    cid = recs[0]["id"]
+    offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
+    runtime.start(cid)
+    for line in runtime.logs(cid, follow=True, offset=offset):
+        emit("log", line)
+    return {"started": [cid], "exit_code": runtime.wait(cid)}
+
+
+def op_restart(ctx, args, emit):
+    """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
+    refs = _containers(args, "restart")
+    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", default=10, minimum=0))}
+
+
+def op_kill(ctx, args, emit):
+    """Send a signal (name or number, default KILL) to running containers."""
+    from agent_payload.runtime.spec import signal_number
+
+    refs = _containers(args, "kill")
+    sig = args.get("signal", "KILL")
+    if sig is None:
+        sig = "KILL"
+    if isinstance(sig, bool) or not isinstance(sig, (str, int)):
+        raise errors.InvalidArgument("argument signal must be a name or a number")
+    signal_number(sig)
+    return {"killed": ctx.runtime().kill(refs, str(sig))}
+
+
+def op_wait(ctx, args, emit):
+    """Block until each container has exited; returns their exit codes in order."""
+    refs = _containers(args, "wait")
+    runtime = ctx.runtime()
+    cids = [runtime.resolve(ref) for ref in refs]
+    return {"exited": [{"id": cid, "exit_code": runtime.wait(cid)} for cid in cids]}
+
+
+def op_rename(ctx, args, emit):
+    """Rename a container: {"container", "name"} -> {"id", "old_name", "name"}."""
+    return ctx.runtime().rename(string(args, "container", required=True), string(args, "name", required=True))
+
+
+def op_inspect(ctx, args, emit):
+    """Docker's inspect objects of containers."""
+    return {"containers": ctx.runtime().inspect(_containers(args, "inspect"))}
+
+
+def op_top(ctx, args, emit):
+    """The processes of a running container, ps -ef style."""
+    return ctx.runtime().top(string(args, "container", required=True))
+
+
+def op_diff(ctx, args, emit):
+    """Files added (A), changed (C) and deleted (D) in a container's filesystem."""
+    return {"changes": ctx.runtime().changes(string(args, "container", required=True))}
+
+
+def op_export(ctx, args, emit):
+    """Write a container's filesystem as a tar to ``output`` on this host (``force`` replaces a file)."""
+    container = string(args, "container", required=True)
+    output = string(args, "output", required=True)
+    return ctx.runtime().export(container, output, force=_boolean(args, "force"))
+
+
+def op_container_prune(ctx, args, emit):
+    """Remove all stopped containers; returns their IDs and the bytes their upper dirs held."""
+    return ctx.runtime().prune()

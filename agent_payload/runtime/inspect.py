@@ -1,0 +1,171 @@
+"""Docker's views of one container: the ``inspect`` object and ``top``'s ps -ef rows read from /proc."""
+
+import os
+import time
+
+from . import records
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what docker shows for "never"
+TOP_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+_STATUS = {"created", "running", "paused", "restarting", "removing", "exited", "dead"}
+
+
+def inspect_object(paths, record):
+    """Docker's container inspect object for a record (config + state), with what the payload knows."""
+    lay = records.Layout(paths, record["id"])
+    argv = list(record.get("argv") or [])
+    status = record.get("status") if record.get("status") in _STATUS else "dead"
+    running = status == "running"
+    lowers = list(reversed(record.get("lowerdirs") or []))  # docker lists the top layer first
+    cap_add, cap_drop = record.get("cap_add"), record.get("cap_drop")
+    security_opt = None
+    if record.get("no_new_privileges"):
+        security_opt = ["no-new-privileges"]
+    labels = record.get("labels") or {}
+    return {
+        "Id": record["id"],
+        "Created": record.get("created"),
+        "Path": argv[0] if argv else "",
+        "Args": argv[1:],
+        "State": {
+            "Status": status,
+            "Running": running,
+            "Paused": status == "paused",
+            "Restarting": status == "restarting",
+            "OOMKilled": bool(record.get("oom_killed")),
+            "Dead": status == "dead",
+            "Pid": record.get("pid") or 0 if running else 0,
+            "ExitCode": record.get("exit_code") if isinstance(record.get("exit_code"), int) else 0,
+            "Error": record.get("error") or "",
+            "StartedAt": record.get("started_at") or ZERO_TIME,
+            "FinishedAt": record.get("finished_at") or ZERO_TIME,
+        },
+        "Image": record.get("image_id"),
+        "ResolvConfPath": lay.resolv,
+        "HostnamePath": lay.hostname,
+        "HostsPath": lay.hosts,
+        "LogPath": lay.log,
+        "Name": "/" + record.get("name", ""),
+        "RestartCount": record.get("restart_count") or 0,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": bool(record.get("auto_remove")),
+            "NetworkMode": record.get("network") or "host",
+            "Privileged": bool(record.get("privileged")),
+            "ReadonlyRootfs": bool(record.get("read_only")),
+            "CapAdd": list(cap_add) if cap_add else None,
+            "CapDrop": list(cap_drop) if cap_drop else None,
+            "SecurityOpt": security_opt,
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {"LowerDir": ":".join(lowers), "UpperDir": lay.diff, "WorkDir": lay.work,
+                     "MergedDir": lay.rootfs},
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": record.get("hostname") or "",
+            "User": record.get("user") or "",
+            "Env": list(record.get("env") or []),
+            "Cmd": record.get("cmd", argv),
+            "Image": record.get("image") or "",
+            "WorkingDir": record.get("workdir") or "",
+            "Entrypoint": record.get("entrypoint"),
+            "Labels": dict(labels),
+            "StopSignal": record.get("stop_signal") or "SIGTERM",
+        },
+        "NetworkSettings": {},
+    }
+
+
+# ---------------------------------------------------------------- top
+
+def _pid_ns(pid):
+    try:
+        return os.readlink("/proc/{}/ns/pid".format(pid))
+    except OSError:
+        return None
+
+
+def namespace_members(init_pid):
+    """PIDs (host view) of every process in the PID namespace of ``init_pid``, ascending."""
+    target = _pid_ns(init_pid)
+    if target is None:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _pid_ns(int(entry)) == target:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def _users():
+    names = {}
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.split(":")
+                if len(fields) > 2 and fields[2].isdigit():
+                    names.setdefault(int(fields[2]), fields[0])
+    except OSError:
+        pass
+    return names
+
+
+def _tty_name(tty_nr):
+    if tty_nr == 0:
+        return "?"
+    major, minor = (tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)
+    if 136 <= major <= 143:
+        return "pts/{}".format((major - 136) * 256 + minor)
+    if major == 4:
+        return "tty{}".format(minor) if minor < 64 else "ttyS{}".format(minor - 64)
+    return "?"
+
+
+def _clock(seconds):
+    """procps TIME: [DD-]HH:MM:SS."""
+    days, rest = divmod(int(seconds), 86400)
+    text = "{:02d}:{:02d}:{:02d}".format(rest // 3600, rest % 3600 // 60, rest % 60)
+    return "{}-{}".format(days, text) if days else text
+
+
+def process_row(pid, users, hz, boot, now):
+    """One ps -ef row for ``pid`` (None if it exited meanwhile)."""
+    try:
+        with open("/proc/{}/stat".format(pid), "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+        with open("/proc/{}/cmdline".format(pid), "rb") as f:
+            cmdline = f.read()
+        uid = os.stat("/proc/{}".format(pid)).st_uid
+    except OSError:
+        return None
+    comm = data[data.find("(") + 1:data.rfind(")")]
+    fields = data[data.rfind(")") + 2:].split()
+    ppid, tty_nr = int(fields[1]), int(fields[4])
+    cpu = (int(fields[11]) + int(fields[12])) / hz
+    started = boot + int(fields[19]) / hz
+    elapsed = max(now - started, 1e-9)
+    args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]] if cmdline else []
+    stime = time.strftime("%H:%M", time.localtime(started)) if now - started < 86400 else \
+        time.strftime("%b%d", time.localtime(started))
+    return [users.get(uid, str(uid)), str(pid), str(ppid), str(min(int(cpu * 100 / elapsed), 99)),
+            stime, _tty_name(tty_nr), _clock(cpu), " ".join(args) if args else "[{}]".format(comm)]
+
+
+def _boot_time():
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime "):
+                return int(line.split()[1])
+    return 0
+
+
+def top(init_pid):
+    """docker top's default view: ``{"titles", "processes"}`` for the container whose init is ``init_pid``."""
+    users, hz, boot, now = _users(), os.sysconf("SC_CLK_TCK"), _boot_time(), time.time()
+    rows = [process_row(pid, users, hz, boot, now) for pid in namespace_members(init_pid)]
+    return {"titles": list(TOP_TITLES), "processes": [r for r in rows if r is not None]}

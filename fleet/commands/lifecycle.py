@@ -1,0 +1,224 @@
+"""Container lifecycle commands across hosts: create, start, restart, kill, wait, rename, inspect, top, diff,
+export, container prune; plus the isolation flags that ``run`` and ``create`` share.
+
+Flags are checked here first, so bad input exits 2 before any host is contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from fleet.commands.common import Session, exit_status, output
+from fleet.commands.images import confirm, host_errors, progress_printer, validate_reference
+from fleet.errors import UsageError
+from fleet.render import tables
+
+PRUNE_WARNING = "WARNING! This will remove all stopped containers."
+NETWORK_MODES = ("host", "none")
+
+
+def isolation_args(user: str | None, cap_add: list[str], cap_drop: list[str], privileged: bool, read_only: bool,
+                   security_opts: list[str], network: str | None) -> dict:
+    """docker's --user/--cap-add/--cap-drop/--privileged/--read-only/--security-opt/--network as op args."""
+    no_new_privileges = False
+    for opt in security_opts:
+        key, sep, value = opt.replace("=", ":", 1).partition(":")
+        if key != "no-new-privileges" or value.lower() not in ("", "true", "false") or (sep and not value):
+            raise UsageError('unsupported security option "{}": fleet supports no-new-privileges[:true|false]'
+                             .format(opt))
+        no_new_privileges = value.lower() != "false"
+    network = network or "host"
+    if network not in NETWORK_MODES:
+        raise UsageError('unsupported network mode "{}": fleet supports {} until networking lands'.format(
+            network, " and ".join(NETWORK_MODES)))
+    if user is not None and not user:
+        raise UsageError("invalid --user: empty")
+    return {"user": user, "cap_add": list(cap_add), "cap_drop": list(cap_drop), "privileged": privileged,
+            "read_only": read_only, "no_new_privileges": no_new_privileges, "network": network}
+
+
+def create(session: Session, patterns: list[str], image: str, command: list[str], name: str | None, rm: bool,
+           env: list[str], entrypoint: str | None, workdir: str | None, hostname: str | None, isolation: dict,
+           as_json: bool) -> int:
+    """Create (but do not start) a container on every selected host, pulling the image where missing."""
+    from fleet.commands.containers import _env
+
+    validate_reference(image)
+    if name is not None and not name:
+        raise UsageError("invalid container name: empty")
+    args = {"image": image, "command": command or None, "name": name, "rm": rm, "env": _env(env),
+            "entrypoint": None if entrypoint is None else [entrypoint], "workdir": workdir, "hostname": hostname}
+    args.update(isolation)
+    results = session.run(patterns, "create", args, progress_printer(as_json))
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE"], results,
+                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"]]]))
+    return exit_status(results)
+
+
+def _result_table(results, key: str, label: str, as_json: bool) -> int:
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER", "RESULT"], results,
+                                 lambda d: [[tables.short_id(cid), label] for cid in d[key]]))
+    return exit_status(results)
+
+
+def start(session: Session, patterns: list[str], containers: list[str], attach: bool, as_json: bool) -> int:
+    """Start containers; -a (one container) streams its output and returns its exit code as docker does."""
+    from fleet.commands.containers import log_printer
+
+    if not containers:
+        raise UsageError("start needs at least one container")
+    if attach and len(containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    args = {"containers": list(containers), "attach": attach}
+    if not attach:
+        return _result_table(session.run(patterns, "start", args), "started", "started", as_json)
+    hosts = session.select(patterns)
+    results = session.run_hosts(hosts, "start", args, log_printer(max(len(h.name) for h in hosts), False),
+                                bounded=False)
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        host_errors(results)
+    status = exit_status(results)
+    if status == 0:
+        codes = [r.data.get("exit_code") or 0 for r in results]
+        return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)
+    return status
+
+
+def restart(session: Session, patterns: list[str], containers: list[str], time: int, as_json: bool) -> int:
+    """Restart containers: stop (SIGKILL after --time seconds), then start."""
+    if time < 0:
+        raise UsageError("--time must be >= 0")
+    results = session.run(patterns, "restart", {"containers": list(containers), "time": time})
+    return _result_table(results, "restarted", "restarted", as_json)
+
+
+def _valid_signal(text: str) -> bool:
+    """docker's signal syntax (the payload checks the exact number): a number, NAME, SIGNAME or RTMIN+n."""
+    import signal as signals
+
+    text = text.strip().upper()
+    if text.isdigit():
+        return 0 < int(text) < signals.NSIG
+    name = text if text.startswith("SIG") else "SIG" + text
+    if re.match(r"^SIGRT(MIN|MAX)[+-]\d+$", name):
+        return True
+    return name in signals.Signals.__members__
+
+
+def kill(session: Session, patterns: list[str], containers: list[str], signal: str, as_json: bool) -> int:
+    """Send a signal (default KILL) to running containers."""
+    if not _valid_signal(signal):
+        raise UsageError("Invalid signal: {}".format(signal))
+    results = session.run(patterns, "kill", {"containers": list(containers), "signal": signal})
+    return _result_table(results, "killed", "killed", as_json)
+
+
+def wait(session: Session, patterns: list[str], containers: list[str], as_json: bool) -> int:
+    """Block until the containers exit on every host; print their exit codes (no time limit)."""
+    results = session.run(patterns, "wait", {"containers": list(containers)}, bounded=False)
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER", "EXIT CODE"], results,
+                                 lambda d: [[tables.short_id(e["id"]), e["exit_code"]] for e in d["exited"]]))
+    return exit_status(results)
+
+
+def rename(session: Session, patterns: list[str], old: str, new: str, as_json: bool) -> int:
+    """Rename a container on every selected host."""
+    if not old or not new:
+        raise UsageError("Neither old nor new names may be empty")
+    results = session.run(patterns, "rename", {"container": old, "name": new})
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER", "OLD NAME", "NAME"], results,
+                                 lambda d: [[tables.short_id(d["id"]), d["old_name"], d["name"]]]))
+    return exit_status(results)
+
+
+def inspect(session: Session, patterns: list[str], containers: list[str]) -> int:
+    """docker's inspect objects as one JSON list, each with the host it came from; errors on stderr."""
+    if not containers:
+        raise UsageError("inspect needs at least one container")
+    results = session.run(patterns, "inspect", {"containers": list(containers)})
+    objects = []
+    for r in results:
+        if r.ok:
+            for obj in r.data.get("containers", []):
+                item = {"host": r.host.name}
+                item.update(obj)
+                objects.append(item)
+    output(json.dumps(objects, indent=4))
+    host_errors(results)
+    return exit_status(results)
+
+
+def top(session: Session, patterns: list[str], container: str, as_json: bool) -> int:
+    """The processes of a running container on every host (ps -ef columns after HOST)."""
+    results = session.run(patterns, "top", {"container": container})
+    if as_json:
+        output(tables.to_json(results))
+        return exit_status(results)
+    titles = next((r.data["titles"] for r in results if r.ok), ["UID", "PID", "PPID", "C", "STIME", "TTY",
+                                                                   "TIME", "CMD"])
+    output(tables.host_table(list(titles), results, lambda d: d["processes"]))
+    return exit_status(results)
+
+
+def diff(session: Session, patterns: list[str], container: str, as_json: bool) -> int:
+    """Files added (A), changed (C) and deleted (D) in a container's filesystem on every host."""
+    results = session.run(patterns, "diff", {"container": container})
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["KIND", "PATH"], results,
+                                 lambda d: [[c["kind"], c["path"]] for c in d["changes"]]))
+    return exit_status(results)
+
+
+def export(session: Session, patterns: list[str], container: str, output_path: str | None, force: bool,
+           as_json: bool) -> int:
+    """Write the container's filesystem as a tar to OUTPUT on each host (not on this machine)."""
+    if not output_path:
+        raise UsageError("export writes the tar on each host: pass -o/--output /absolute/path")
+    if not output_path.startswith("/") or output_path.endswith("/"):
+        raise UsageError('--output must be an absolute file path on the hosts: "{}"'.format(output_path))
+    results = session.run(patterns, "export", {"container": container, "output": output_path, "force": force})
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["OUTPUT", "SIZE", "SHA256"], results,
+                                 lambda d: [[d["output"], tables.human_size(d["size"]), d["sha256"]]]))
+    return exit_status(results)
+
+
+def container_prune(session: Session, patterns: list[str], force: bool, as_json: bool, stdin=None) -> int:
+    """Remove all stopped containers on every selected host (asks first unless -f, as docker)."""
+    stdin = stdin or sys.stdin
+    hosts = session.select(patterns)
+    if not force:
+        if not stdin.isatty():
+            raise UsageError("container prune asks for confirmation and stdin is not a terminal: pass -f/--force")
+        if not confirm(PRUNE_WARNING, stdin):
+            return 0
+    results = session.run_hosts(hosts, "container_prune", {})
+    if as_json:
+        output(tables.to_json(results))
+        return exit_status(results)
+    if any(not r.ok or r.data.get("deleted") for r in results):
+        output("Deleted Containers:")
+        output(tables.host_table(["CONTAINER"], results, lambda d: [[cid] for cid in d.get("deleted", [])]))
+    total = sum(r.data.get("reclaimed") or 0 for r in results if r.ok)
+    output("Total reclaimed space: {}".format(tables.human_size(total)))
+    return exit_status(results)
