@@ -257,16 +257,21 @@ def test_v2_manager_in_a_subtree_of_the_cgroup2_mount(env):
     assert not os.path.exists(os.path.join(top, base))
 
 
-def test_v2_limits_and_oom_on_cgroup2(env):
+def test_v2_limits_enforced_or_refused_clearly(env):
+    """On a v2 host with the controllers: limits and OOM for real.  On a hybrid host (this VM: its cgroup2 mount
+    offers only hugetlb; memory, cpu and pids are bound to v1) each limit must be refused with a clear error
+    naming the flag, before anything is created -- never silently ignored.  Both branches assert; none skips."""
     h = cgroups.detect()
-    if h.v2 is None:
-        pytest.skip("no cgroup2 mount on this host")
+    assert h.v2 is not None, "this machine has a cgroup2 mount (/sys/fs/cgroup/unified)"
     have = set(fs.read(h.v2.mount_point, "cgroup.controllers").split())
     if not {"memory", "pids", "cpu"} <= have:
-        pytest.skip("cgroup2 at {} offers only {!r}: on this hybrid host memory, cpu and pids are bound to the v1 "
-                    "hierarchies, and a second cgroup2 mount is the same single hierarchy, so v2 limits and OOM "
-                    "cannot be exercised here (covered on the fake tree in tests/unit)".format(
-                        h.v2.mount_point, " ".join(sorted(have))))
+        for flag, lim in (("--memory", limits.parse(memory="32m")), ("--pids-limit", limits.parse(pids_limit=10)),
+                          ("--cpus", limits.parse(cpus="0.5"))):
+            base = "fleet-it-" + secrets.token_hex(4)
+            with pytest.raises(errors.FailedPrecondition, match=flag):
+                V2Manager.create("c-" + secrets.token_hex(6), lim, hierarchy=h, parent=base + "/fleet")
+            assert not os.path.exists(os.path.join(h.v2.mount_point, base)), "refused, yet something was created"
+        return
     base = "fleet-it-" + secrets.token_hex(4)
     mgr = V2Manager.create("c-" + secrets.token_hex(6), limits.parse(memory="32m", pids_limit=10, cpus="0.5")
                            .with_defaults(), hierarchy=h, parent=base + "/fleet")
