@@ -1,0 +1,637 @@
+#!/usr/bin/env python3
+"""Container start: the payload's `run --rm busybox true` against podman (no network, bridge) and runc.
+
+A busybox image (the host's static /bin/busybox plus a hard link per applet, one gzip layer) is built
+deterministically into /var/cache/fleet-bench/ as an OCI layout, pushed with skopeo into Debian's
+docker-registry on a free 127.0.0.1 port, pulled once into a private fleet store and a private podman store,
+and unpacked once into a runc bundle.  Then N interleaved rounds (the order rotates each round) time:
+
+  fleet         `python3 -S -E -m agent_payload run --rm REF true` from this checkout (as a host runs it),
+                private FLEET_ROOT and FLEET_CONFIG_DIR.
+  podman-none   `podman run --rm --network none REF true` (private --root/--runroot/--tmpdir, overlay).
+  podman-bridge `podman run --rm REF true` on podman's default bridge (a private network config dir, a subnet
+                no route uses); n/a, with the reason, when that network cannot come up here.
+  runc          `runc run --bundle B ID` of `runc spec` with root.path at the unpacked rootfs, terminal off,
+                args ["true"], rw root and the namespaces podman --network none really creates (measured).
+  python        `python3 -S -E -c pass`: the interpreter's own start, the floor under fleet.
+
+Prints the medians and ratios and appends one row to bench/RESULTS.md (targets: fleet/podman-none <= 0.25x,
+fleet/podman-bridge <= 0.33x).  Then, as diagnostics only: fleet's top imports (`-X importtime`), its syscall
+counts (`strace -f -c`: forks, execs, mounts) and an exec timeline (`strace -f -ttt`).
+
+    .venv/bin/python bench/start.py [--rounds 20] [--keep-image] [--no-record] [--no-diagnostics]
+
+Needs root, skopeo, /usr/bin/docker-registry, podman, runc, strace
+(`apt-get install -y podman runc docker-registry skopeo strace`; bench-only, not part of scripts/bootstrap).
+Everything lives in one temp dir; on exit (Ctrl-C and SIGTERM included) processes we started are killed by
+PID, mounts under it are unmounted deepest first, and host state podman's bridge created is undone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pull import (  # noqa: E402 - the shared bench plumbing (registry, run, unmount) lives in pull.py
+    CACHE, CLEAN_ENV, PY, REGISTRY_BIN, ROOT, BenchError, _put_json, run, start_registry, stop,
+    unmount_under)
+
+BUSYBOX = "/bin/busybox"
+REPO, TAG = "bench/busybox", "latest"
+MTIME = 1700000000
+TOOLS = ["fleet", "podman-none", "podman-bridge", "runc", "python"]
+# Podman's default bridge: its name, the host state netavark changes (and we put back), subnets to try.
+BRIDGE = "podman0"
+SUBNETS = ["10.231.{}.0/24".format(i) for i in range(200, 250)]
+# Podman creates these whatever its config says (netavark's IPAM db, the OCI runtimes' state roots);
+# removed again, if still empty, when they did not exist before.
+RUN_DIRS = ("/run/containers/networks", "/run/containers", "/run/runc", "/run/crun")
+CGROUP_PARENT = "libpod_parent"  # podman's cgroupfs parent in every v1 hierarchy
+NS_TYPES = {"cgroup": "cgroup", "ipc": "ipc", "mnt": "mount", "net": "network", "pid": "pid", "uts": "uts",
+            "user": "user"}
+
+
+# -- the image ---------------------------------------------------------------------------------------------
+
+
+def _tarinfo(name, kind=tarfile.REGTYPE, size=0, mode=0o755, link=""):
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.size, ti.mode, ti.mtime, ti.linkname = kind, size, mode, MTIME, link
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = "root"
+    return ti
+
+
+def applets() -> list:
+    out = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    return sorted(a for a in out if a and "/" not in a and a != "busybox")
+
+
+def build_image(out: Path, arch: str, binary: bytes, names: list) -> None:
+    """Write the OCI layout (one layer: dirs, bin/busybox, a hard link per applet, passwd/group) into ``out``."""
+    blobs = out / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    raw = io.BytesIO()
+    gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+    plain = hashlib.sha256()
+
+    class Tee:
+        def write(self, data):
+            plain.update(data)
+            return gz.write(data)
+
+    with tarfile.open(fileobj=Tee(), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for d, mode in (("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("proc", 0o555), ("root", 0o700),
+                        ("sys", 0o555), ("tmp", 0o1777), ("usr", 0o755), ("var", 0o755)):
+            tar.addfile(_tarinfo(d, tarfile.DIRTYPE, mode=mode))
+        tar.addfile(_tarinfo("bin/busybox", size=len(binary)), io.BytesIO(binary))
+        for name in names:
+            tar.addfile(_tarinfo("bin/" + name, tarfile.LNKTYPE, link="bin/busybox"))
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"),
+                           ("etc/group", "root:x:0:\nnogroup:x:65534:\n")):
+            data = text.encode()
+            tar.addfile(_tarinfo(name, size=len(data), mode=0o644), io.BytesIO(data))
+    gz.close()
+    layer = raw.getvalue()
+    digest = hashlib.sha256(layer).hexdigest()
+    (blobs / digest).write_bytes(layer)
+    config = {"architecture": arch, "os": "linux", "created": "2023-11-14T22:13:20Z",
+              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + plain.hexdigest()]},
+              "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "fleet bench/start.py busybox"}]}
+    cfg_digest, cfg_size = _put_json(blobs, config)
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest,
+                           "size": cfg_size},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + digest,
+                            "size": len(layer)}]}
+    man_digest, man_size = _put_json(blobs, manifest)
+    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": man_digest, "size": man_size,
+         "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}))
+    (out / "layer.tar.gz").symlink_to("blobs/sha256/" + digest)
+
+
+def cached_image(arch: str):
+    """The cached OCI layout for this host's busybox -> (dir, applet count); built once, atomically."""
+    binary = Path(BUSYBOX).read_bytes()
+    names = applets()
+    key = hashlib.sha256(json.dumps({"version": 1, "arch": arch, "busybox": hashlib.sha256(binary).hexdigest(),
+                                     "applets": names}).encode()).hexdigest()[:16]
+    out = CACHE / "busybox-{}".format(key)
+    if (out / "index.json").is_file():
+        return out, len(names)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
+    try:
+        print("building the busybox image (once; cached in {}) ...".format(out), flush=True)
+        build_image(tmp / "oci", arch, binary, names)
+        (tmp / "oci").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, len(names)
+
+
+# -- host state podman's bridge touches ---------------------------------------------------------------------
+
+
+def _chains(binary, table):
+    p = subprocess.run([binary, "-w", "-t", table, "-S"], capture_output=True, text=True)
+    return p.stdout.splitlines() if p.returncode == 0 else []
+
+
+def _cgroup_parents() -> list:
+    return [str(p) for p in Path("/sys/fs/cgroup").glob("*/" + CGROUP_PARENT)]
+
+
+def host_snapshot() -> dict:
+    """What netavark may add: the bridge, ip_forward, NETAVARK* iptables chains, /run/containers dirs."""
+    snap = {"bridge": os.path.exists("/sys/class/net/" + BRIDGE),
+            "forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+            "run_dirs": [d for d in RUN_DIRS if os.path.exists(d)], "chains": set(),
+            "cgroups": set(_cgroup_parents())}
+    for binary in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            for line in _chains(binary, table):
+                if line.startswith("-N NETAVARK"):
+                    snap["chains"].add((binary, table, line.split()[1]))
+    return snap
+
+
+def host_restore(before: dict) -> list:
+    """Undo what appeared since ``before`` (only NETAVARK* chains, only our bridge); returns what was undone."""
+    undone = []
+    new = set()
+    for binary in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            for line in _chains(binary, table):
+                if line.startswith("-N NETAVARK") and (binary, table, line.split()[1]) not in before["chains"]:
+                    new.add((binary, table, line.split()[1]))
+    for binary, table, chain in sorted(new):
+        # Jumps into the chain first (from any chain), then its rules, then the chain itself.
+        for line in _chains(binary, table):
+            parts = shlex.split(line)  # netavark's rules carry a quoted comment
+            if parts[0] == "-A" and "-j" in parts and parts[parts.index("-j") + 1] == chain:
+                subprocess.run([binary, "-w", "-t", table, "-D"] + parts[1:], capture_output=True)
+    for binary, table, chain in sorted(new):
+        subprocess.run([binary, "-w", "-t", table, "-F", chain], capture_output=True)
+    for binary, table, chain in sorted(new):
+        if subprocess.run([binary, "-w", "-t", table, "-X", chain], capture_output=True).returncode == 0:
+            undone.append("{} -t {} chain {}".format(binary, table, chain))
+    if not before["bridge"] and os.path.exists("/sys/class/net/" + BRIDGE):
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        undone.append("bridge " + BRIDGE)
+    fwd = Path("/proc/sys/net/ipv4/ip_forward")
+    if fwd.read_text().strip() != before["forward"]:
+        fwd.write_text(before["forward"])
+        undone.append("net.ipv4.ip_forward back to " + before["forward"])
+    for parent in _cgroup_parents():
+        if parent not in before["cgroups"]:
+            # rmdir of a cgroup fails while it holds processes or children: bottom-up, empty ones only.
+            for sub in sorted((d for d, _s, _f in os.walk(parent)), key=len, reverse=True):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+            if not os.path.exists(parent):
+                undone.append("cgroup " + parent)
+    for d in RUN_DIRS:
+        if d not in before["run_dirs"]:
+            try:
+                os.rmdir(d)  # only if empty: never someone else's state
+            except OSError:
+                pass
+    return undone
+
+
+def free_subnet() -> str:
+    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    for net in SUBNETS:
+        if net.rsplit(".", 1)[0] + "." not in used:
+            return net
+    raise BenchError("no free subnet among {}..{} for podman's bridge".format(SUBNETS[0], SUBNETS[-1]))
+
+
+# -- cleanup of processes ------------------------------------------------------------------------------------
+
+
+def ours(pid: int, top: str) -> bool:
+    """A process is ours when its root, cwd, argv or environment points into our temp dir."""
+    for link in ("root", "cwd"):
+        try:
+            if os.readlink("/proc/{}/{}".format(pid, link)).startswith(top):
+                return True
+        except OSError:
+            pass
+    for name in ("cmdline", "environ"):
+        try:
+            if top.encode() in Path("/proc/{}/{}".format(pid, name)).read_bytes():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def kill_ours(top: Path) -> list:
+    """SIGKILL every process (other than us) that is ours by ``ours``; returns "PID (argv)" for each."""
+    me, prefix, killed = os.getpid(), str(top).rstrip("/") + "/", []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != me and ours(int(entry), prefix):
+            try:
+                argv = Path("/proc/{}/cmdline".format(entry)).read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace").strip()
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append("{} ({})".format(entry, argv[:80]))
+            except OSError:
+                pass
+    return killed
+
+
+# -- the bench -----------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """One run: registry, configs, the fleet store, the podman store and the runc bundle, all under ``top``."""
+
+    def __init__(self, top: Path, port: int):
+        self.top, self.port = top, port
+        self.ref = "127.0.0.1:{}/{}:{}".format(port, REPO, TAG)
+        conf = top / "conf"
+        conf.mkdir()
+        (conf / "networks").mkdir()
+        self.policy = str(conf / "policy.json")
+        Path(self.policy).write_text('{"default":[{"type":"insecureAcceptAnything"}]}')
+        (conf / "registries.conf").write_text('unqualified-search-registries = []\n\n[[registry]]\n'
+                                              'location = "127.0.0.1:{}"\ninsecure = true\n'.format(port))
+        self.subnet = free_subnet()
+        # The machine cannot raise RLIMIT_NOFILE, hence the ulimits (issue 4); the network config dir is ours,
+        # so the default network's definition (our subnet) never lands in /etc/containers/networks.
+        (conf / "containers.conf").write_text(
+            '[containers]\ndefault_ulimits = ["nofile=20000", "nproc=32768"]\n\n'
+            '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "{tmp}"\n\n'
+            '[network]\nnetwork_config_dir = "{net}"\ndefault_subnet = "{sub}"\n'.format(
+                tmp=top / "podman" / "tmp", net=conf / "networks", sub=self.subnet))
+        self.driver, self.runtime, self.runtime_note = "overlay", None, ""
+        self._storage_conf()
+        self.env = dict(CLEAN_ENV, CONTAINERS_CONF=str(conf / "containers.conf"),
+                        CONTAINERS_STORAGE_CONF=str(conf / "storage.conf"),
+                        CONTAINERS_REGISTRIES_CONF=str(conf / "registries.conf"))
+        fleet = top / "fleet"
+        (fleet / "etc").mkdir(parents=True)
+        (fleet / "etc" / "daemon.json").write_text(json.dumps({"insecure-registries": ["127.0.0.1:{}".format(port)]}))
+        self.fleet_root = fleet / "root"
+        self.fleet_env = dict(CLEAN_ENV, FLEET_ROOT=str(self.fleet_root), FLEET_CONFIG_DIR=str(fleet / "etc"))
+        self.runc_state = top / "runc" / "state"
+        self.bundle = top / "runc" / "bundle"
+        self.count = 0
+        self.lingering = 0  # fleet containers still present when `run --rm` had returned
+
+    def _storage_conf(self):
+        (self.top / "conf" / "storage.conf").write_text('[storage]\ndriver = "{}"\ngraphroot = "{}"\nrunroot = "{}"\n'
+                                                        .format(self.driver, self.top / "podman" / "root",
+                                                                self.top / "podman" / "run"))
+
+    def podman_cmd(self, *args) -> list:
+        p = self.top / "podman"
+        runtime = ["--runtime", self.runtime] if self.runtime else []
+        return ["podman", "--root", str(p / "root"), "--runroot", str(p / "run"), "--tmpdir", str(p / "tmp"),
+                "--storage-driver", self.driver] + runtime + list(args)
+
+    def fleet_cmd(self, *args) -> list:
+        return [PY, "-S", "-E", "-m", "agent_payload"] + list(args)
+
+    # setup
+
+    def setup_podman(self):
+        """Pull into podman's store: overlay if podman can use it here, else vfs (said so)."""
+        pull = ["pull", "--quiet", "--tls-verify=false", "--signature-policy", self.policy, self.ref]
+        try:
+            run(self.podman_cmd(*pull), env=self.env)
+        except BenchError as exc:
+            print("podman's overlay driver failed here, using vfs:\n  {}".format(str(exc)[-400:]), flush=True)
+            unmount_under(self.top / "podman")
+            shutil.rmtree(self.top / "podman", ignore_errors=True)
+            self.driver = "vfs"
+            self._storage_conf()
+            run(self.podman_cmd(*pull), env=self.env)
+
+    def podman_namespaces(self) -> list:
+        """The namespaces podman --network none creates; falls back to runc if its default runtime fails here."""
+        cmd = ("run", "--rm", "--pull", "never", "--network", "none", self.ref)
+        try:
+            return self.namespaces(self.podman_cmd(*cmd), self.env)
+        except BenchError as exc:
+            if "crun" not in str(exc):
+                raise
+            # Debian's podman picks crun, which refuses cgroup v1 hosts with a cgroup2 hierarchy mounted beside
+            # ("hybrid mode"); runc is what Docker uses anyway.
+            self.runtime = "runc"
+            self.runtime_note = "crun refused: " + str(exc).strip().splitlines()[-1][-120:]
+            print("podman's default runtime failed, using runc:\n  " + self.runtime_note, flush=True)
+            return self.namespaces(self.podman_cmd(*cmd), self.env)
+
+    def setup_fleet(self):
+        run(self.fleet_cmd("pull", self.ref), env=self.fleet_env, cwd=ROOT)
+
+    def setup_runc(self, layer: Path, namespaces: list):
+        rootfs = self.bundle / "rootfs"
+        rootfs.mkdir(parents=True)
+        self.runc_state.mkdir(parents=True)
+        with tarfile.open(layer, "r:gz") as tar:  # our own layer: trusted, links and all
+            if hasattr(tarfile, "fully_trusted_filter"):
+                tar.extractall(rootfs, filter="fully_trusted")
+            else:
+                tar.extractall(rootfs)
+        run(["runc", "spec", "--bundle", str(self.bundle)])
+        path = self.bundle / "config.json"
+        spec = json.loads(path.read_text())
+        spec["root"] = {"path": str(rootfs), "readonly": False}  # podman's rootfs is writable too
+        spec["process"]["terminal"] = False
+        spec["process"]["args"] = ["true"]
+        spec["linux"]["namespaces"] = [{"type": t} for t in namespaces]
+        path.write_text(json.dumps(spec, indent=2))
+
+    def namespaces(self, cmd, env, cwd=None) -> list:
+        """The namespace types ``cmd`` (a container printing `readlink /proc/self/ns/*`) gets anew."""
+        script = "for n in {}; do echo $n $(readlink /proc/self/ns/$n); done".format(" ".join(NS_TYPES))
+        out = run(cmd + ["sh", "-c", script], env=env, cwd=cwd)[1]
+        new = []
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in NS_TYPES and os.readlink("/proc/self/ns/" + parts[0]) != parts[1]:
+                new.append(NS_TYPES[parts[0]])
+        return new
+
+    # the timed runs
+
+    def fleet(self):
+        t = run(self.fleet_cmd("run", "--rm", self.ref, "true"), env=self.fleet_env, cwd=ROOT)[0]
+        left = self.fleet_root / "containers"
+        deadline = time.monotonic() + 5
+        names = [n for n in os.listdir(left) if not n.startswith(".")] if left.is_dir() else []
+        if names:
+            self.lingering += 1
+            while names and time.monotonic() < deadline:  # outside the timing: the shim's --rm may finish later
+                time.sleep(0.02)
+                names = [n for n in os.listdir(left) if not n.startswith(".")]
+        return t
+
+    def podman_none(self):
+        return run(self.podman_cmd("run", "--rm", "--pull", "never", "--network", "none", self.ref, "true"),
+                   env=self.env)[0]
+
+    def podman_bridge(self):
+        return run(self.podman_cmd("run", "--rm", "--pull", "never", self.ref, "true"), env=self.env)[0]
+
+    def runc(self):
+        self.count += 1
+        return run(["runc", "--root", str(self.runc_state), "run", "--bundle", str(self.bundle),
+                    "fleet-bench-{}-{}".format(os.getpid(), self.count)])[0]
+
+    def python(self):
+        return run([PY, "-S", "-E", "-c", "pass"])[0]
+
+    def cleanup_podman(self):
+        """After an interrupted `podman run`: podman's own rm tears down its netns, veth, IPAM lease and runc state."""
+        if (self.top / "podman" / "root").is_dir():
+            try:
+                subprocess.run(self.podman_cmd("rm", "--all", "--force", "--time", "0"), env=self.env,
+                               capture_output=True, timeout=120)
+            except subprocess.TimeoutExpired:
+                print("cleanup: `podman rm --all --force` timed out", file=sys.stderr)
+
+    def cleanup_runc(self):
+        if self.runc_state.is_dir():
+            ids = subprocess.run(["runc", "--root", str(self.runc_state), "list", "-q"], capture_output=True,
+                                 text=True).stdout.split()
+            for cid in ids:
+                subprocess.run(["runc", "--root", str(self.runc_state), "delete", "-f", cid], capture_output=True)
+
+
+# -- diagnostics -------------------------------------------------------------------------------------------
+
+
+def diag_imports(b: Bench, top_n=12):
+    p = subprocess.run([PY, "-X", "importtime", "-S", "-E", "-m", "agent_payload", "run", "--rm", b.ref, "true"],
+                       env=b.fleet_env, cwd=ROOT, capture_output=True, text=True)
+    rows = []
+    for line in p.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, cum_us, name = [x.strip() for x in line[len("import time:"):].split("|")]
+            rows.append((int(self_us), int(cum_us), name))
+    total = sum(r[0] for r in rows)
+    print("\n-- fleet imports (front process only; the shim re-imports on its own): {} modules, {:.1f} ms self "
+          "in total".format(len(rows), total / 1000))
+    for self_us, cum_us, name in sorted(rows, reverse=True)[:top_n]:
+        print("  {:7.2f} ms self  {:7.2f} ms cumulative  {}".format(self_us / 1000, cum_us / 1000, name))
+    ours_ = [r for r in rows if r[2].lstrip().startswith("agent_payload")]
+    print("  agent_payload.* modules: {}, {:.1f} ms self".format(len(ours_), sum(r[0] for r in ours_) / 1000))
+
+
+def diag_syscalls(b: Bench, top: Path):
+    out = top / "strace.count"
+    run(["strace", "-f", "-c", "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.fleet_env,
+        cwd=ROOT)
+    calls = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3])
+    total = sum(calls.values())
+    groups = {"forks (clone/clone3/fork/vfork)": ("clone", "clone3", "fork", "vfork"),
+              "execs (execve/execveat)": ("execve", "execveat"), "mounts (mount)": ("mount",),
+              "umount2": ("umount2",), "pivot_root": ("pivot_root",), "unshare/setns": ("unshare", "setns"),
+              "opens (open/openat)": ("open", "openat"), "stat family": ("stat", "lstat", "fstat", "newfstatat",
+                                                                          "statx"),
+              "reads / writes": ("read", "write"), "wait4": ("wait4",)}
+    print("\n-- fleet syscalls per `run --rm busybox true` (strace -f -c, every process incl. shim and init): "
+          "{} calls".format(total))
+    for label, names in groups.items():
+        print("  {:34s} {}".format(label, sum(calls.get(n, 0) for n in names)))
+    print("  top: " + ", ".join("{} {}".format(n, c) for n, c in sorted(calls.items(), key=lambda x: -x[1])[:10]))
+
+
+def diag_timeline(b: Bench, top: Path):
+    out = top / "strace.exec"
+    run(["strace", "-f", "--seccomp-bpf", "-ttt", "-qq", "-e", "trace=execve,clone,clone3,vfork,exit_group",
+         "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.fleet_env, cwd=ROOT)
+    lines = out.read_text().splitlines()
+    if not lines:
+        return
+    t0, first_pid = float(lines[0].split()[1]), lines[0].split()[0]
+    print("\n-- fleet exec timeline (strace -f --seccomp-bpf; tracing inflates it, proportions are what count)")
+    pending, end, last_exec, forks = {}, None, None, 0
+    for line in lines:
+        pid, ts, rest = line.split(None, 2)
+        ms = (float(ts) - t0) * 1000
+        if rest.startswith(("clone", "vfork")):
+            forks += 1
+        if rest.startswith("execve("):
+            pending[pid] = rest.split("[", 1)[-1].split("]", 1)[0][:90]
+        if (rest.startswith("execve(") or rest.startswith("<... execve resumed>")) and "<unfinished" not in rest:
+            argv = pending.pop(pid, "?")
+            if rest.rstrip().endswith("= 0"):
+                last_exec = ms
+                print("  {:8.1f} ms  pid {:>7}  exec [{}]".format(ms, pid, argv))
+        elif rest.startswith("exit_group("):
+            end = ms if pid == first_pid else end
+            print("  {:8.1f} ms  pid {:>7}  {}".format(ms, pid, rest.split(")")[0] + ")"))
+    if end and last_exec:
+        print("  the container's command was exec'd at {:.1f} ms of {:.1f} ms ({:.0f}%); the front process then "
+              "took {:.1f} ms more to return; {} clone/vfork calls".format(last_exec, end, 100 * last_exec / end,
+                                                                        end - last_exec, forks))
+
+
+# -- main ----------------------------------------------------------------------------------------------------
+
+
+def require_tools():
+    need = {"skopeo": "skopeo", "podman": "podman", "runc": "runc", "strace": "strace", "iptables": "iptables",
+            "ip": "iproute2"}
+    missing = [pkg for tool, pkg in need.items() if not shutil.which(tool)]
+    if not os.path.exists(REGISTRY_BIN):
+        missing.append("docker-registry")
+    if missing:
+        raise BenchError("missing: {} (install with: DEBIAN_FRONTEND=noninteractive apt-get install -y {})".format(
+            ", ".join(missing), " ".join(missing)))
+    for path in (PY, BUSYBOX):
+        if not os.access(path, os.X_OK):
+            raise BenchError("{} is missing (python3 / busybox-static packages)".format(path))
+    if os.geteuid() != 0:
+        raise BenchError("run as root: rootful podman, runc and the payload's namespaces need it")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--keep-image", action="store_true",
+                    help="keep the built image in {} for the next run (default: remove it at the end)".format(CACHE))
+    ap.add_argument("--no-record", action="store_true", help="print the row but do not append it to RESULTS.md")
+    ap.add_argument("--no-diagnostics", action="store_true", help="skip the importtime/strace diagnostics")
+    opts = ap.parse_args()
+    if opts.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally block kills, unmounts and removes.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        require_tools()
+        return bench(opts)
+    except BenchError as exc:
+        print("bench/start.py: " + str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench/start.py: interrupted (cleaned up)", file=sys.stderr)
+        return 130
+
+
+def bench(opts) -> int:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    image_dir, proc, b = None, None, None
+    top = Path(tempfile.mkdtemp(prefix="fleet-bench-start-"))
+    before = host_snapshot()
+    try:
+        image_dir, n_applets = cached_image(arch)
+        proc, port, _log = start_registry(top / "registry")
+        b = Bench(top, port)
+        run(["skopeo", "--policy", b.policy, "copy", "--quiet", "--dest-tls-verify=false",
+             "oci:{}:bench".format(image_dir), "docker://" + b.ref], env=b.env)
+        b.setup_fleet()
+        b.setup_podman()
+        podman_ns = b.podman_namespaces()
+        fleet_ns = b.namespaces(b.fleet_cmd("run", "--rm", b.ref), b.fleet_env, cwd=ROOT)
+        b.setup_runc(image_dir / "layer.tar.gz", [t for t in podman_ns if t != "user"])
+        runtime = "runc, as crun refuses this hybrid-cgroup host"
+        if not b.runtime:
+            runtime = subprocess.run(b.podman_cmd("info", "--format", "{{.Host.OCIRuntime.Name}}"), env=b.env,
+                                     capture_output=True, text=True).stdout.strip()
+        print("namespaces created: podman --network none: {}; fleet: {}".format(
+            " ".join(podman_ns), " ".join(fleet_ns)), flush=True)
+        tools = list(TOOLS)
+        bridge_na = None
+        for tool in tools:  # warm-up (untimed): binaries and modules into the page cache; the bridge tried
+            try:
+                getattr(b, tool.replace("-", "_"))()
+            except BenchError as exc:
+                if tool != "podman-bridge":
+                    raise
+                bridge_na = "podman's default bridge failed here: " + str(exc).splitlines()[-1][:200]
+                print(bridge_na, flush=True)
+        if bridge_na:
+            tools.remove("podman-bridge")
+        print("load average before the rounds: {:.2f} {:.2f} {:.2f} ({} CPUs)".format(*os.getloadavg(),
+                                                                                 os.cpu_count()), flush=True)
+        times = {t: [] for t in tools}
+        for i in range(opts.rounds):
+            k = i % len(tools)
+            for tool in tools[k:] + tools[:k]:  # rotate, so order effects hit every tool alike
+                times[tool].append(getattr(b, tool.replace("-", "_"))())
+            print("round {:2d}: ".format(i + 1) + "  ".join("{} {:.1f} ms".format(t, times[t][-1] * 1000)
+                                                            for t in tools), flush=True)
+        if not opts.no_diagnostics:
+            diag_imports(b)
+            diag_syscalls(b, top)
+            diag_timeline(b, top)
+    finally:
+        if b is not None:
+            b.cleanup_runc()
+        if proc is not None:
+            stop(proc)
+        killed = kill_ours(top)
+        if b is not None:
+            b.cleanup_podman()
+        unmount_under(top)
+        shutil.rmtree(top, ignore_errors=True)
+        undone = host_restore(before)
+        if killed or undone:
+            print("cleanup: killed {} (ours by root/cwd/argv/env); undid {}".format(
+                killed or "nothing", "; ".join(undone) or "nothing"), flush=True)
+        if image_dir is not None and not opts.keep_image:
+            shutil.rmtree(image_dir, ignore_errors=True)
+    med = {t: statistics.median(v) * 1000 for t, v in times.items()}
+    net = "network" in fleet_ns
+    if bridge_na:
+        bridge = "podman bridge n/a ({})".format(bridge_na)
+        rbridge = "fleet/podman-bridge n/a"
+    else:
+        bridge = "podman bridge {:.1f} ms".format(med["podman-bridge"])
+        rbridge = "fleet/podman-bridge {:.2f}x (target <= 0.33x{})".format(
+            med["fleet"] / med["podman-bridge"],
+            "" if net else "; n/a until networking lands: fleet containers have no network namespace yet, "
+                           "they use the host's network")
+    line = ("| {date} | start | busybox `true` ({n} applets, static), {r} rounds, fleet ns: {fns} | "
+            "fleet {f:.1f} ms | podman --network none ({rt}, {drv}) {pn:.1f} ms | {bridge} | runc {rc:.1f} ms | "
+            "fleet/podman-none {r1:.2f}x (target <= 0.25x) | {rbridge} | fleet/runc {r3:.2f}x | "
+            "python3 -S -E floor {py:.1f} ms; fleet --rm container still present after return: {ling}/{r} |").format(
+        date=datetime.date.today(), n=n_applets, r=opts.rounds, fns=" ".join(fleet_ns), f=med["fleet"],
+        rt=runtime, drv=b.driver, pn=med["podman-none"], bridge=bridge, rc=med["runc"],
+        r1=med["fleet"] / med["podman-none"], rbridge=rbridge, r3=med["fleet"] / med["runc"], py=med["python"],
+        ling=b.lingering)
+    print("\nmedians: " + "  ".join("{} {:.1f} ms".format(t, v) for t, v in med.items()))
+    print(line)
+    if not opts.no_record:
+        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+            f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
