@@ -21,6 +21,11 @@ DOCKER_DEFAULT = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "
                   "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
 ALL = "ALL"
 
+#: What fleet gives by default: Docker's set minus CAP_MKNOD.  Docker can keep MKNOD because its device cgroup
+#: only lets a container read or write the standard nodes; fleet does not enforce a device cgroup yet, so a
+#: container able to mknod could create and open a host disk's node (PITFALLS 3.5).  `--cap-add MKNOD` restores it.
+DEFAULT = tuple(c for c in DOCKER_DEFAULT if c != "CAP_MKNOD")
+
 
 def last_cap():
     """The highest capability number the running kernel knows (/proc/sys/kernel/cap_last_cap)."""
@@ -59,12 +64,12 @@ def tweak(cap_add=(), cap_drop=(), privileged=False):
         return all_capabilities()
     adds, drops = normalize(list(cap_add), "cap_add"), normalize(list(cap_drop), "cap_drop")
     if not adds and not drops:
-        return list(DOCKER_DEFAULT)
+        return list(DEFAULT)
     if ALL in adds:
         return [c for c in all_capabilities() if c not in drops]
     if ALL in drops:
         return [c for c in adds if c != ALL]
-    return [c for c in DOCKER_DEFAULT if c not in drops] + adds
+    return [c for c in DEFAULT if c not in drops] + adds
 
 
 def mask(names):

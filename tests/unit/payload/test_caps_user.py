@@ -24,7 +24,9 @@ GROUP = ("root:x:0:\n"
 def test_docker_default_mask():
     assert caps.mask(caps.DOCKER_DEFAULT) == 0xA80425FB
     assert len(caps.DOCKER_DEFAULT) == 14
-    assert caps.tweak() == list(caps.DOCKER_DEFAULT)
+    assert caps.tweak() == list(caps.DEFAULT) == [c for c in caps.DOCKER_DEFAULT if c != "CAP_MKNOD"]
+    assert caps.mask(caps.DEFAULT) == 0xA80425FB & ~(1 << caps.CAP_NUMBERS["CAP_MKNOD"])
+    assert "CAP_MKNOD" in caps.tweak(cap_add=["MKNOD"])
     assert caps.mask_names(0xA80425FB) == sorted(caps.DOCKER_DEFAULT, key=caps.CAP_NUMBERS.get)
 
 
@@ -45,9 +47,9 @@ def test_normalize_accepts_docker_spellings():
 
 def test_tweak_like_moby():
     add = caps.tweak(cap_add=["NET_ADMIN"])
-    assert add == list(caps.DOCKER_DEFAULT) + ["CAP_NET_ADMIN"]
+    assert add == list(caps.DEFAULT) + ["CAP_NET_ADMIN"]
     drop = caps.tweak(cap_drop=["chown", "KILL"])
-    assert "CAP_CHOWN" not in drop and "CAP_KILL" not in drop and len(drop) == 12
+    assert "CAP_CHOWN" not in drop and "CAP_KILL" not in drop and len(drop) == len(caps.DEFAULT) - 2
     assert caps.tweak(cap_drop=["ALL"]) == []
     assert caps.tweak(cap_drop=["ALL"], cap_add=["NET_RAW"]) == ["CAP_NET_RAW"]
     every = caps.tweak(cap_add=["ALL"], cap_drop=["SYS_ADMIN"])
@@ -59,7 +61,7 @@ def test_container_mask_limits_to_held_and_refuses_named_missing(monkeypatch):
     from agent_payload.linux import libc
     held = caps.mask(caps.DOCKER_DEFAULT) | (1 << 12)
     monkeypatch.setattr(libc, "capget", lambda: (held, held, 0))
-    assert caps.container_mask(ContainerSpec(cap_add=["NET_ADMIN"])) == held
+    assert caps.container_mask(ContainerSpec(cap_add=["NET_ADMIN"])) == caps.mask(caps.DEFAULT) | (1 << 12)
     assert caps.container_mask(ContainerSpec(privileged=True)) == held
     assert caps.container_mask(ContainerSpec(cap_add=["ALL"])) == held
     with pytest.raises(errors.FailedPrecondition, match="CAP_SYS_ADMIN"):
