@@ -146,6 +146,9 @@ def _tail_offset(f, count):
     return 0
 
 
+_FIRST_DELAY = 0.004
+
+
 def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1, since=None, until=None,
          offset=None):
     """Yield log events from a json-file log (``path`` may also be an open binary file, which is closed at the end).
@@ -163,9 +166,11 @@ def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1
             start = _tail_offset(f, tail) if tail is not None else 0
         f.seek(start)
         pending = b""
+        delay = _FIRST_DELAY
         while True:
             chunk = f.read(65536)
             if chunk:
+                delay = _FIRST_DELAY
                 pending += chunk
                 lines = pending.split(b"\n")
                 pending = lines.pop()
@@ -184,5 +189,8 @@ def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1
                     if ev is not None:
                         yield ev
                 return
-            time.sleep(poll)
+            # Back off from a few ms to ``poll``: a short-lived container's last line (and its exit) is seen
+            # within milliseconds, while an idle `logs -f` still wakes only 1/poll times a second.
+            time.sleep(delay)
+            delay = min(delay * 2, poll)
 
