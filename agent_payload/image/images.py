@@ -20,7 +20,6 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from .. import config as daemon_config
 from .. import errors
 from ..state import locks, store
 from . import content, reference, snapshots
@@ -71,13 +70,21 @@ class ImageStore:
 
     def __init__(self, paths, config=None):
         self.paths = paths
-        self.config = config if config is not None else daemon_config.load(paths)
+        self._config = config
         self.content = content.ContentStore(paths)
         self.snapshots = snapshots.SnapshotStore(paths)
         self.index_path = os.path.join(paths.images, "index.json")
         self.lock_path = paths.lock_file("images")
         self.lease_path = paths.lock_file("images-lease")
 
+
+    @property
+    def config(self):
+        """daemon.json, read on first use: local lookups (``run`` of a present image) never need it."""
+        if self._config is None:
+            from .. import config as daemon_config
+            self._config = daemon_config.load(self.paths)
+        return self._config
     def credentials_for(self, domain):
         """Basic-auth credentials (user, password) for ``domain``; none are configured yet."""
         return None
