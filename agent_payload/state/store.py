@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 
 
 def _fsync_dir(path):
@@ -17,7 +16,9 @@ def write_bytes_atomic(path, data, mode=0o644):
     """Write ``data`` to ``path`` so that readers see either the old or the whole new content."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    # A unique temp name without importing tempfile (~5 ms, paid by every payload command that writes state).
+    tmp = os.path.join(directory, ".tmp-{}-{}".format(os.getpid(), os.urandom(6).hex()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
