@@ -83,6 +83,19 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``container_prune`` {} -> {"deleted": [id], "reclaimed": bytes}
 ``stop``    {"containers": [str], "time": int} -> {"stopped": [id]}
 ``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
+            (also removes the container's cgroup; a paused container is thawed before stop/kill signal it)
+resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
+            each null or a docker flag value as typed ("32m", "-1", "0.5", 512); bad: InvalidArgument naming
+            the flag, before anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap,
+            NanoCpus, CpuShares, PidsLimit; State.OOMKilled is true when the memory cgroup OOM-killed it.
+``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
+            (persisted; applied live to running containers)
+``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
+             "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
+             "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)
+``pause``   {"containers": [str]} -> {"paused": [id]} (cgroup freezer; not running: Conflict
+            "container ID is not running"; ps shows "Up ... (Paused)", inspect State.Status "paused")
+``unpause`` {"containers": [str]} -> {"unpaused": [id]}
 """
 
 PROTOCOL_VERSION = 1

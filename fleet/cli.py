@@ -115,6 +115,16 @@ ReadOnlyOpt = typer.Option(False, "--read-only", help="Mount the container's roo
 SecurityOpt = typer.Option(None, "--security-opt", help="Security option; supported: no-new-privileges[:true|false].")
 NetworkOpt = typer.Option(None, "--network", help="Network mode: host (default until networking lands) or none.")
 EnvOpt = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's.")
+MemoryOpt = typer.Option(None, "-m", "--memory", help="Memory limit (e.g. 32m, 1g; at least 6MB).")
+MemorySwapOpt = typer.Option(None, "--memory-swap", help="Memory plus swap limit; -1 for unlimited swap.")
+CpusOpt = typer.Option(None, "--cpus", help="Number of CPUs (e.g. 0.5).")
+CpuSharesOpt = typer.Option(None, "-c", "--cpu-shares", help="CPU shares (relative weight).")
+PidsLimitOpt = typer.Option(None, "--pids-limit", help="Process limit (-1 for unlimited).")
+
+
+def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
+    from fleet.commands import lifecycle
+    return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
 
 
 def run(
@@ -132,13 +142,16 @@ def run(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
+    cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
     from fleet.commands import containers as cmd
     _finish(lambda: cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
                             entrypoint, workdir, hostname, as_json,
-                            _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network)))
+                            dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                                 **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit))))
 
 
 def create(
@@ -155,13 +168,16 @@ def create(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
+    cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
     from fleet.commands import lifecycle as cmd
     _finish(lambda: cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, list(env or []),
                                entrypoint, workdir, hostname,
-                               _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                               dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                                    **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit)),
                                as_json))
 
 
@@ -294,9 +310,45 @@ def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
     _finish(cmd.container_prune, _session(ctx), patterns, force, as_json)
 
 
+def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+           memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt,
+           cpus: Optional[str] = CpusOpt, cpu_shares: Optional[str] = CpuSharesOpt,
+           pids_limit: Optional[str] = PidsLimitOpt, as_json: bool = JsonOpt):
+    """Change resource limits of containers on each host (live on running ones)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.update, _session(ctx), patterns, containers,
+            _resources(memory, memory_swap, cpus, cpu_shares, pids_limit), as_json)
+
+
+def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),
+          patterns: List[str] = HostsOpt,
+          all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default: running)."),
+          no_stream: bool = typer.Option(False, "--no-stream", help="One sample, then exit (default: refresh "
+                                         "every ~2 s until Ctrl-C)."),
+          as_json: bool = JsonOpt):
+    """Show containers' resource usage on each host: CPU %, memory, net and block I/O, PIDs."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.stats, _session(ctx), patterns, list(containers or []), all_, no_stream, as_json)
+
+
+def pause(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+          as_json: bool = JsonOpt):
+    """Pause (freeze) every process of containers on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.pause, _session(ctx), patterns, containers, as_json)
+
+
+def unpause(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+            as_json: bool = JsonOpt):
+    """Unpause containers on each host."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.unpause, _session(ctx), patterns, containers, as_json)
+
+
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
                        ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
-                       ("export", export), ("rm", rm), ("logs", logs))
+                       ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
+                       ("pause", pause), ("unpause", unpause))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
 app.command("run", **_NO_INTERSPERSE)(run)
 for _name, _fn in (("ps", ps),) + _CONTAINER_COMMANDS:

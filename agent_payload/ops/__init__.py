@@ -19,7 +19,8 @@ OP_MODULES = {
     "run": "containers", "ps": "containers", "logs": "containers", "stop": "containers", "rm": "containers",
     "create": "lifecycle", "start": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
     "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
-    "container_prune": "lifecycle",
+    "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
+    "unpause": "lifecycle",
 }
 
 

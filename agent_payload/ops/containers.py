@@ -39,7 +39,7 @@ def merge_env(image_env, overrides):
 def op_run(ctx, args, emit):
     """Create and start a container, pulling its image if missing; without detach, stream its output."""
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args
+    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
 
     image = string(args, "image", required=True)
     ref = reference.parse(image)
@@ -50,6 +50,7 @@ def op_run(ctx, args, emit):
     # Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
     check_user_fields(env=env, workdir=string(args, "workdir"), hostname=string(args, "hostname"))
     isolation = isolation_args(args)
+    resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
     store = ctx.images()
     runtime = ctx.runtime()
     # The lease keeps image GC (rmi, prune) from deleting the layers between resolving and create.
@@ -71,6 +72,7 @@ def op_run(ctx, args, emit):
             auto_remove=bool(args.get("rm")),
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
+            limits=resources.to_dict(),
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         created = runtime.create(spec)

@@ -1,4 +1,5 @@
-"""Container lifecycle ops: create, start (-a), restart, kill, wait, rename, inspect, top, diff, export, prune.
+"""Container lifecycle ops: create, start (-a), restart, kill, wait, rename, inspect, top, diff, export, prune,
+update, stats, pause, unpause.
 
 Every op resolves and checks all of its input before it changes anything (an unknown container among
 several, a bad signal, a name clash, an existing export target): bad input leaves the host as it was.
@@ -28,7 +29,7 @@ def op_create(ctx, args, emit):
     """Create a container (pulling its image if missing) without starting it; returns {"id", "name", "image"}."""
     from agent_payload.image import reference
     from agent_payload.ops.containers import container_argv, merge_env
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args
+    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
 
     image = string(args, "image", required=True)
     ref = reference.parse(image)
@@ -39,6 +40,7 @@ def op_create(ctx, args, emit):
     workdir, hostname = string(args, "workdir"), string(args, "hostname")
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_args(args)
+    resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
     auto_remove = _boolean(args, "rm")
     store = ctx.images()
     runtime = ctx.runtime()
@@ -56,6 +58,7 @@ def op_create(ctx, args, emit):
             hostname=hostname, auto_remove=auto_remove,
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
+            limits=resources.to_dict(),
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -144,3 +147,30 @@ def op_export(ctx, args, emit):
 def op_container_prune(ctx, args, emit):
     """Remove all stopped containers; returns their IDs and the bytes their upper dirs held."""
     return ctx.runtime().prune()
+
+
+def op_update(ctx, args, emit):
+    """Change resource limits (docker update's flags) of containers: persisted, and live on running ones."""
+    from agent_payload.runtime.spec import LIMIT_ARGS, limit_args
+
+    refs = _containers(args, "update")
+    if all(args.get(key) is None for key in LIMIT_ARGS):
+        raise errors.InvalidArgument("you must provide one or more flags when using this command")
+    change = limit_args(args, update=True)
+    return ctx.runtime().update(refs, change)
+
+
+def op_stats(ctx, args, emit):
+    """One resource-usage sample per container (docker stats --no-stream): given containers, else running (all)."""
+    refs = string_list(args, "containers")
+    return ctx.runtime().stats(refs or None, all=_boolean(args, "all"))
+
+
+def op_pause(ctx, args, emit):
+    """Freeze every process of running containers."""
+    return {"paused": ctx.runtime().pause(_containers(args, "pause"))}
+
+
+def op_unpause(ctx, args, emit):
+    """Thaw paused containers."""
+    return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}

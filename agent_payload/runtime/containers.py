@@ -12,7 +12,7 @@ from ..state import store
 from . import changes as changesmod
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import names, process, records, rootfs, shim, status
+from . import names, process, records, resources, rootfs, shim, status
 from .spec import ContainerSpec, check_name, signal_number
 
 START_TIMEOUT = 90.0
@@ -86,6 +86,7 @@ class Runtime:
             state = records.reconcile(self.paths, cid, records.read_state(self.paths, cid))
             if state["status"] == "running":
                 return records.make_record(self.paths, config, state)
+            resources.destroy_cgroup(cid)  # a dead shim's leftover: the new shim makes a fresh one
             msg = self._launch_shim(cid)
             if msg.get("type") != "started":
                 state.update(exit_code=128, error=msg.get("message"))
@@ -94,7 +95,8 @@ class Runtime:
                 raise cls("failed to start container {}: {}".format(cid, msg.get("message")),
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
-                         shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None)
+                         shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
+                         oom_killed=False, paused=False)
             records.write_state(self.paths, cid, state)
         return records.make_record(self.paths, config, state)
 
@@ -190,9 +192,12 @@ class Runtime:
         for rec in self.all_records():
             if limit is not None and len(rows) >= limit:
                 break
-            if (rec["status"] != "running" and not show_stopped) or not filters.match(rec):
+            rec = resources.present(rec)
+            if (rec["status"] not in ("running", "paused") and not show_stopped) or not filters.match(rec):
                 continue
-            row = status.ps_row(rec, now)
+            row = status.ps_row(dict(rec, status="running") if rec["status"] == "paused" else rec, now)
+            if rec["status"] == "paused":
+                row.update(state="paused", status=row["status"] + " (Paused)")
             if size:
                 row["size_rw"] = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
             rows.append(row)
@@ -212,13 +217,15 @@ class Runtime:
         """Block until the container has exited; returns its exit code (-1 if unknown)."""
         cid = self._resolve_or_tombstone(ref)
         deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002  # backs off to POLL: a container that just exited is noticed within milliseconds
         while True:
             state, _ = self._final_state(cid)
             if state["status"] == "exited":
                 return state["exit_code"]
             if deadline is not None and time.monotonic() >= deadline:
                 raise errors.Unavailable("timed out waiting for container {}".format(cid))
-            time.sleep(POLL)
+            time.sleep(delay)
+            delay = min(delay * 2, POLL)
 
     def resolve(self, ref):
         """Full ID of a container, or of one auto-removed moments ago (for ``wait``/``logs`` of ``run --rm``)."""
@@ -274,6 +281,7 @@ class Runtime:
         config, state = records.load(self.paths, cid)
         if state["status"] != "running":
             return
+        resources.thaw_if_paused(self.paths, cid)
         records.signal_process(state["pid"], state.get("pid_start"), signum)
         for grace, sig in ((timeout, signal.SIGKILL), (KILL_GRACE, None)):
             deadline = time.monotonic() + max(0, grace)
@@ -317,6 +325,7 @@ class Runtime:
                     pass
             with records.container_lock(self.paths, cid):
                 records.remove_dir(self.paths, cid)
+            resources.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
 
@@ -336,6 +345,7 @@ class Runtime:
                 raise errors.Conflict("cannot kill container: {}: container {} is not running".format(ref, cid))
             states.append(state)
         for cid, state in zip(cids, states):
+            resources.thaw_if_paused(self.paths, cid)
             records.signal_process(state["pid"], state.get("pid_start"), signum)
             if signum == signal.SIGKILL:
                 deadline = time.monotonic() + KILL_GRACE
@@ -423,6 +433,24 @@ class Runtime:
             deleted.append(rec["id"])
             reclaimed += size
         return {"deleted": deleted, "reclaimed": reclaimed}
+
+    # ------------------------------------------------------------ resources (cgroups)
+
+    def update(self, refs, change):
+        """``docker update``: merge ``change`` (cgroups Limits) into each container, live when running."""
+        return resources.update(self, refs, change)
+
+    def stats(self, refs=None, all=False):
+        """One docker-stats sample per container (given refs, else running ones, or all with ``all``)."""
+        return resources.stats(self, refs, all=all)
+
+    def pause(self, refs):
+        """Freeze running containers; returns their IDs."""
+        return resources.pause(self, refs)
+
+    def unpause(self, refs):
+        """Thaw paused containers; returns their IDs."""
+        return resources.unpause(self, refs)
 
     # ------------------------------------------------------------ image usage
 

@@ -15,7 +15,10 @@ def inspect_object(paths, record):
     lay = records.Layout(paths, record["id"])
     argv = list(record.get("argv") or [])
     status = record.get("status") if record.get("status") in _STATUS else "dead"
-    running = status == "running"
+    running = status == "running"  # docker: a paused container is still Running, with Paused true
+    if running and record.get("paused"):
+        status = "paused"
+    resources = _limits(record)
     lowers = list(reversed(record.get("lowerdirs") or []))  # docker lists the top layer first
     cap_add, cap_drop = record.get("cap_add"), record.get("cap_drop")
     security_opt = None
@@ -59,6 +62,11 @@ def inspect_object(paths, record):
             "SecurityOpt": security_opt,
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             "LogConfig": {"Type": "json-file", "Config": {}},
+            "Memory": resources["Memory"],
+            "MemorySwap": resources["MemorySwap"],
+            "NanoCpus": resources["NanoCpus"],
+            "CpuShares": resources["CpuShares"],
+            "PidsLimit": resources["PidsLimit"],
         },
         "GraphDriver": {
             "Name": "overlay2",
@@ -79,6 +87,13 @@ def inspect_object(paths, record):
         },
         "NetworkSettings": {},
     }
+
+
+def _limits(record):
+    """HostConfig's resource fields from the stored limits (0/None where unset, as docker)."""
+    from .cgroups.limits import Limits
+
+    return Limits.from_dict(record.get("limits") or {}).host_config()
 
 
 # ---------------------------------------------------------------- top

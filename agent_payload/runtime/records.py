@@ -141,7 +141,9 @@ def reconcile(paths, container_id, state):
     if state.get("status") != "running" or is_alive(state.get("shim_pid"), state.get("shim_start")):
         return state
     signal_process(state.get("pid"), state.get("pid_start"), signal.SIGKILL)
-    state = dict(state, status="exited", exit_code=-1, finished_at=format_ns(),
+    from .resources import destroy_cgroup  # cgroups import records: late, to keep the layering acyclic
+    destroy_cgroup(container_id)  # kills what is left (a frozen init dies only once thawed) and removes it
+    state = dict(state, status="exited", exit_code=-1, finished_at=format_ns(), paused=False,
                  error="shim (pid {}) exited unexpectedly; container exit status unknown".format(state.get("shim_pid")))
     write_state(paths, container_id, state)
     return state

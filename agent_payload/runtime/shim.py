@@ -8,17 +8,24 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
       $FLEET_SHIM_SYNC_FD                  waitpid(child); exit 0                 (middle child exits)
       wait(launcher)                                                              stdio := /dev/null, shim.log
                                                                                   close fds >= 3 except w
+                                                                                  cgroups.create(id, limits),
                                                                                   unshare(NEWPID), fork init,
+                                                                                  cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)
       <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
       or <---------------- {"type": "error", "kind", "message", ...} -------------------------
       (EOF without a line: the launcher or shim crashed; see shim.log)
       write state.json "running"; unlock                                          pump stdout/stderr into
                                                                                   <id>-json.log, reap init,
+                                                                                  oom_killed(); destroy cgroup,
                                                                                   lock; state.json "exited"
 
 If the caller vanished before reading the answer (EPIPE on w), the shim kills the init instead of
 leaving a container that no state file knows about.
+
+The init is placed in its cgroup while it is still blocked on the "go" pipe, before its first setup step:
+it unshares its cgroup namespace at setup (rooted where it is then), and nothing of the container may run
+unconfined. Every container gets a cgroup, limits or not (``stats`` and ``pause`` need one).
 """
 
 import os
@@ -30,7 +37,8 @@ import traceback
 
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID
-from . import logs, process, records
+from . import cgroups, logs, process, records
+from .cgroups.limits import Limits
 
 SYNC_ENV = "FLEET_SHIM_SYNC_FD"
 READY_TIMEOUT = 60.0
@@ -80,28 +88,40 @@ def _supervise(paths, container_id, sync_fd):
     layout = records.Layout(paths, container_id)
     _detach_stdio(layout, sync_fd)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    cgroup = None
     try:
         config = records.read_config(paths, container_id)
+        cgroup = cgroups.create(container_id, Limits.from_dict(config.get("limits")))
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         init_r, init_w = os.pipe()
+        go_r, go_w = os.pipe()
         logf = open(layout.log, "ab")
         libc.unshare(CLONE_NEWPID)  # only our children enter it: the next fork() is its PID 1
         pid = os.fork()
     except Exception as exc:
         traceback.print_exc()
+        _destroy(cgroup)
         _answer(sync_fd, process.error_message(exc))
         return 1
     if pid == 0:
-        for fd in (out_r, err_r, init_r, sync_fd):
+        for fd in (out_r, err_r, init_r, sync_fd, go_w):
             os.close(fd)
+        # wait until the shim has moved us into the cgroup; EOF (the shim died or gave up) ends us here
+        go = os.read(go_r, 1)
+        os.close(go_r)
+        if go != b"g":
+            os._exit(1)
         process.init_main(layout, config, out_w, err_w, init_w)
-    for fd in (out_w, err_w, init_w):
+    for fd in (out_w, err_w, init_w, go_r):
         os.close(fd)
-    msg = _await_ready(init_r, pid)
+    msg = _place_in_cgroup(cgroup, pid, go_w)
+    if msg is None:
+        msg = _await_ready(init_r, pid)
     os.close(init_r)
     if msg.get("type") != "ready":
         _kill_and_reap(pid)
+        _destroy(cgroup)
         _answer(sync_fd, msg)
         return 1
     pid_start = records.proc_starttime(pid)
@@ -113,8 +133,41 @@ def _supervise(paths, container_id, sync_fd):
         return 1
     status = _pump(pid, {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")})
     logf.close()
-    _record_exit(paths, container_id, config, status)
+    oom = _oom_killed(cgroup)  # read before destroy: the counters go with the cgroup
+    _destroy(cgroup)
+    _record_exit(paths, container_id, config, status, oom)
     return 0
+
+
+def _place_in_cgroup(cgroup, pid, go_w):
+    """Move the (blocked) init into the container's cgroup, then release it; an error message or None."""
+    try:
+        cgroup.add(pid)
+        os.write(go_w, b"g")
+    except Exception as exc:
+        traceback.print_exc()
+        return process.error_message(exc)
+    finally:
+        os.close(go_w)
+    return None
+
+
+def _oom_killed(cgroup):
+    try:
+        return bool(cgroup.oom_killed())
+    except Exception:
+        traceback.print_exc()  # the exit is still recorded; only the OOM flag is unknown
+        return False
+
+
+def _destroy(cgroup):
+    """Remove the container's cgroup (killing stragglers); failures go to shim.log, never stop the shim."""
+    if cgroup is None:
+        return
+    try:
+        cgroup.destroy()
+    except Exception:
+        traceback.print_exc()
 
 
 def _await_ready(init_r, pid):
@@ -185,12 +238,13 @@ def exit_code(status):
     return os.WEXITSTATUS(status)
 
 
-def _record_exit(paths, container_id, config, status):
+def _record_exit(paths, container_id, config, status, oom_killed=False):
     with records.container_lock(paths, container_id):
         if not os.path.exists(records.Layout(paths, container_id).config):
             return  # force-removed while we were reaping
         state = records.read_state(paths, container_id)
-        state.update(status="exited", exit_code=exit_code(status), finished_at=records.format_ns(), pid=0)
+        state.update(status="exited", exit_code=exit_code(status), finished_at=records.format_ns(), pid=0,
+                     oom_killed=bool(oom_killed), paused=False)
         records.write_state(paths, container_id, state)
         if config.get("auto_remove"):
             records.remove_dir(paths, container_id, tombstone=True)

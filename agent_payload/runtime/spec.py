@@ -43,6 +43,7 @@ class ContainerSpec:
     read_only: bool = False
     no_new_privileges: bool = False
     network: str = "host"
+    limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -69,6 +70,7 @@ class ContainerSpec:
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
+        self.limits = check_limits(self.limits)
         return self.check_isolation()
 
     def check_isolation(self):
@@ -162,6 +164,41 @@ def isolation_args(args):
             default if value is None else value)
     probe = ContainerSpec(**out).check_isolation()
     return {key: getattr(probe, key) for key in ISOLATION_ARGS}
+
+
+#: docker's resource flags as ``run``/``create``/``update`` op args (cgroups.limits.parse keywords).
+LIMIT_ARGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit")
+
+
+def check_limits(data):
+    """A stored limits dict, validated (InvalidArgument on unknown keys or non-integers); returns a copy."""
+    from .cgroups.limits import Limits
+
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise errors.InvalidArgument("limits must be an object")
+    return Limits.from_dict(data).to_dict()
+
+
+def limit_args(args, update=False):
+    """The resource flags of an op's args as a validated ``cgroups.limits.Limits``.
+
+    Values are strings as typed (``"32m"``, ``"0.5"``) or numbers; a bad one is InvalidArgument naming the flag,
+    raised before anything is pulled, created or changed. ``run``/``create`` get Docker's create-time
+    defaults (swap = 2 x memory); ``update`` leaves them to ``Limits.updated``.
+    """
+    from .cgroups import limits
+
+    kwargs = {}
+    for key in LIMIT_ARGS:
+        value = args.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+            raise errors.InvalidArgument('invalid argument {!r} for "--{}" flag'.format(
+                value, key.replace("_", "-")))
+        kwargs[key] = value
+    parsed = limits.parse(update=update, **kwargs)
+    return parsed if update else parsed.with_defaults()
 
 
 def container_env(spec, hostname, home="/root"):

@@ -55,7 +55,8 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
         as_json: bool, isolation: dict | None = None) -> int:
     """Create and start a container on every selected host (pulling the image where missing).
 
-    ``isolation``: the op args of lifecycle.isolation_args (--user, --cap-add, --privileged, ...).
+    ``isolation``: the op args of lifecycle.isolation_args (--user, --cap-add, --privileged, ...), merged with
+    those of lifecycle.resource_args (--memory, --cpus, ...).
     """
     validate_reference(image)
     if name is not None and not name:

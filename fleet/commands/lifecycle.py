@@ -1,5 +1,5 @@
 """Container lifecycle commands across hosts: create, start, restart, kill, wait, rename, inspect, top, diff,
-export, container prune; plus the isolation flags that ``run`` and ``create`` share.
+export, container prune, update, stats, pause, unpause; plus the isolation and resource flags of run/create.
 
 Flags are checked here first, so bad input exits 2 before any host is contacted.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time as _time
 
 from fleet.commands.common import Session, exit_status, output
 from fleet.commands.images import confirm, host_errors, progress_printer, validate_reference
@@ -222,3 +223,87 @@ def container_prune(session: Session, patterns: list[str], force: bool, as_json:
     total = sum(r.data.get("reclaimed") or 0 for r in results if r.ok)
     output("Total reclaimed space: {}".format(tables.human_size(total)))
     return exit_status(results)
+
+
+# ---- resources: --memory/--cpus/... on run, create and update; stats; pause/unpause
+
+STATS_HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+STATS_REFRESH = 2.0
+
+
+def resource_args(memory: str | None, memory_swap: str | None, cpus: str | None, cpu_shares: str | None,
+                  pids_limit: str | None) -> dict:
+    """docker's --memory/--memory-swap/--cpus/--cpu-shares/--pids-limit as op args (values as typed).
+
+    The payload parses and validates them (the host's CPU count bounds --cpus); a value every host rejects
+    alike is a usage error (exit 2) naming the flag, and nothing is pulled or created.
+    """
+    values = {"memory": memory, "memory_swap": memory_swap, "cpus": cpus, "cpu_shares": cpu_shares,
+              "pids_limit": pids_limit}
+    for key, value in values.items():
+        if value is not None and not value.strip():
+            raise UsageError('invalid argument "" for "--{}" flag: empty'.format(key.replace("_", "-")))
+    return values
+
+
+def update(session: Session, patterns: list[str], containers: list[str], resources: dict, as_json: bool) -> int:
+    """Change resource limits of containers on every selected host (live on running ones, as docker)."""
+    if all(v is None for v in resources.values()):
+        raise UsageError("you must provide one or more flags when using this command")
+    results = session.run(patterns, "update", dict(resources, containers=list(containers)))
+    for r in results:
+        for warning in (r.data or {}).get("warnings", []) if r.ok else []:
+            sys.stderr.write("{} | WARNING: {}\n".format(r.host.name, warning))
+    return _result_table(results, "updated", "updated", as_json)
+
+
+def bytes_size(n: float) -> str:
+    """go-units BytesSize, docker stats' memory column: binary units, %.4g (1.5MiB, 32MiB, 0B)."""
+    n = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            break
+        n /= 1024.0
+    return "{:.4g}{}".format(n, unit)
+
+
+def stats_row(d: dict) -> list:
+    """docker stats' columns (after HOST) for one sample."""
+    return [tables.short_id(d["id"]), d["name"], "{:.2f}%".format(d["cpu_percent"]),
+            "{} / {}".format(bytes_size(d["memory_usage"]), bytes_size(d["memory_limit"])),
+            "{:.2f}%".format(d["memory_percent"]),
+            "{} / {}".format(tables.human_size(d["net_rx"]), tables.human_size(d["net_tx"])),
+            "{} / {}".format(tables.human_size(d["block_read"]), tables.human_size(d["block_write"])),
+            str(d["pids"])]
+
+
+def stats(session: Session, patterns: list[str], containers: list[str], all_: bool, no_stream: bool,
+          as_json: bool, stdout=None, sleep=_time.sleep) -> int:
+    """Resource usage per container on every host; without --no-stream refresh every ~2 s until Ctrl-C."""
+    stdout = stdout or sys.stdout
+    hosts = session.select(patterns)
+    args = {"containers": list(containers), "all": all_}
+    while True:
+        results = session.run_hosts(hosts, "stats", args)
+        if as_json:
+            text = tables.to_json(results)
+        else:
+            text = tables.host_table(STATS_HEADERS, results, lambda d: [stats_row(x) for x in d["stats"]])
+        if not no_stream and stdout.isatty():
+            stdout.write("\033[2J\033[H")  # docker clears the screen between refreshes on a terminal
+        output(text)
+        if no_stream:
+            return exit_status(results)
+        sleep(STATS_REFRESH)
+
+
+def pause(session: Session, patterns: list[str], containers: list[str], as_json: bool) -> int:
+    """Freeze every process of containers on every selected host."""
+    results = session.run(patterns, "pause", {"containers": list(containers)})
+    return _result_table(results, "paused", "paused", as_json)
+
+
+def unpause(session: Session, patterns: list[str], containers: list[str], as_json: bool) -> int:
+    """Thaw paused containers on every selected host."""
+    results = session.run(patterns, "unpause", {"containers": list(containers)})
+    return _result_table(results, "unpaused", "unpaused", as_json)
