@@ -96,6 +96,13 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
 ``pause``   {"containers": [str]} -> {"paused": [id]} (cgroup freezer; not running: Conflict
             "container ID is not running"; ps shows "Up ... (Paused)", inspect State.Status "paused")
 ``unpause`` {"containers": [str]} -> {"unpaused": [id]}
+``exec``    {"container", "command": [str], "env": ["K=V"], "workdir", "user", "detach": bool,
+            "privileged": bool} -> {"exit_code": int} after ``log`` events {"stream": "stdout"|"stderr", "line"}
+            (one per line of output), or with ``detach`` {"pid": host pid} at once (reaped by the host's init).
+            Joins the init's namespaces and cgroup; container env + ``env``; its WorkingDir/user/caps unless
+            given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
+            "container ID is paused, unpause the container before exec"; command missing: exit_code 127
+            (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
 """
 
 PROTOCOL_VERSION = 1

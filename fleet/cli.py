@@ -345,12 +345,35 @@ def unpause(ctx: typer.Context, containers: List[str] = ContainersArg, patterns:
     _finish(cmd.unpause, _session(ctx), patterns, containers, as_json)
 
 
+def exec_(ctx: typer.Context, container: str = ContainerArg,
+          command: List[str] = typer.Argument(..., metavar="COMMAND [ARG...]", help="Command to run inside."),
+          patterns: List[str] = HostsOpt,
+          detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background; print the host PID."),
+          env: Optional[List[str]] = EnvOpt,
+          workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the "
+                                                "container (default: its WorkingDir)."),
+          user: Optional[str] = typer.Option(None, "-u", "--user", help="name|uid[:group|gid] (default: the "
+                                             "container's user)."),
+          privileged: bool = typer.Option(False, "--privileged", help="Give the process all capabilities."),
+          as_json: bool = JsonOpt):
+    """Run a command in a running container on each host (options go before CONTAINER).
+
+    Output lines are prefixed with the host; the exit status is the command's for one host. No -i/-t yet:
+    the command gets no stdin (/dev/null) and no terminal.
+    """
+    from fleet.commands import lifecycle as cmd
+    _finish(lambda: cmd.exec_(_session(ctx), patterns, container, list(command), detach, list(env or []), workdir,
+                              user, privileged, as_json))
+
+
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
                        ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
                        ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
                        ("pause", pause), ("unpause", unpause))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
 app.command("run", **_NO_INTERSPERSE)(run)
+app.command("exec", **_NO_INTERSPERSE)(exec_)
+container_app.command("exec", **_NO_INTERSPERSE)(exec_)
 for _name, _fn in (("ps", ps),) + _CONTAINER_COMMANDS:
     app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
 for _name, _fn in _CONTAINER_COMMANDS + (("ls", ps), ("ps", ps), ("list", ps), ("prune", container_prune)):

@@ -1,5 +1,5 @@
 """Container lifecycle ops: create, start (-a), restart, kill, wait, rename, inspect, top, diff, export, prune,
-update, stats, pause, unpause.
+update, stats, pause, unpause, exec.
 
 Every op resolves and checks all of its input before it changes anything (an unknown container among
 several, a bad signal, a name clash, an existing export target): bad input leaves the host as it was.
@@ -174,3 +174,21 @@ def op_pause(ctx, args, emit):
 def op_unpause(ctx, args, emit):
     """Thaw paused containers."""
     return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}
+
+
+def op_exec(ctx, args, emit):
+    """Run a command in a running container (docker exec without -i/-t): its namespaces, cgroup, user, caps, env.
+
+    Without ``detach`` the output streams as ``log`` events and the result is {"exit_code"}; with it the
+    result is {"pid"} (host PID) at once and the process is reaped by the host's init, not by fleet.
+    """
+    from agent_payload.runtime import exec as execmod
+
+    container = string(args, "container", required=True)
+    command = string_list(args, "command")
+    env = string_list(args, "env")
+    workdir, user = string(args, "workdir"), string(args, "user")
+    detach, privileged = _boolean(args, "detach"), _boolean(args, "privileged")
+    execmod.check_args(command, env, workdir, user)
+    return execmod.execute(ctx.runtime(), container, command, env=env, workdir=workdir, user_spec=user,
+                           detach=detach, privileged=privileged, emit=emit)

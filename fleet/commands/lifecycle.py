@@ -1,5 +1,5 @@
 """Container lifecycle commands across hosts: create, start, restart, kill, wait, rename, inspect, top, diff,
-export, container prune, update, stats, pause, unpause; plus the isolation and resource flags of run/create.
+export, container prune, update, stats, pause, unpause, exec; plus the isolation and resource flags of run/create.
 
 Flags are checked here first, so bad input exits 2 before any host is contacted.
 """
@@ -307,3 +307,38 @@ def unpause(session: Session, patterns: list[str], containers: list[str], as_jso
     """Thaw paused containers on every selected host."""
     results = session.run(patterns, "unpause", {"containers": list(containers)})
     return _result_table(results, "unpaused", "unpaused", as_json)
+
+
+def exec_(session: Session, patterns: list[str], container: str, command: list[str], detach: bool, env: list[str],
+          workdir: str | None, user: str | None, privileged: bool, as_json: bool) -> int:
+    """docker exec on every selected host (no -i/-t): output lines prefixed with the host, no time limit.
+
+    Exit status: the command's for one host (docker's), else 1 if any host failed or any code was not 0.
+    With -d the host PID of each started process is printed (it is reaped by the host's init, not fleet).
+    """
+    from fleet.commands.containers import _env, log_printer
+
+    if not container:
+        raise UsageError("exec needs a container")
+    if not command or not command[0]:
+        raise UsageError("exec needs a command: fleet exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+    if workdir is not None and not workdir.startswith("/"):
+        raise UsageError('the working directory "{}" is invalid, it needs to be an absolute path'.format(workdir))
+    if user is not None and not user:
+        raise UsageError("invalid --user: empty")
+    args = {"container": container, "command": list(command), "env": _env(env), "workdir": workdir, "user": user,
+            "detach": detach, "privileged": privileged}
+    hosts = session.select(patterns)
+    on_event = None if as_json else log_printer(max(len(h.name) for h in hosts), False)
+    results = session.run_hosts(hosts, "exec", args, on_event, bounded=detach)
+    if as_json:
+        output(tables.to_json(results))
+    elif detach:
+        output(tables.host_table(["CONTAINER", "PID"], results, lambda d: [[container, d["pid"]]]))
+    else:
+        host_errors(results)
+    status = exit_status(results)
+    if status != 0 or detach:
+        return status
+    codes = [r.data.get("exit_code") or 0 for r in results]
+    return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)

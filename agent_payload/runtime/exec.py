@@ -1,0 +1,313 @@
+"""``docker exec``: run a process in a running container's namespaces, cgroup, user, capabilities and env.
+
+Processes (P = this payload on the host, never inside the container)::
+
+    P: check the container, open /proc/<init>/ns/* (init identity re-checked after), pipes; fork C1
+      C1: PR_SET_DUMPABLE 0; setns(ipc, uts, net, pid, mnt) (those that differ from ours); fork C2
+      |   C2 (PID namespace of the container): setsid; wait for "go"
+      |<- C1 sends {"type": "pid", "pid": <C2 host pid>}, then waits for C2 (or exits at once with detach)
+    P: cgroups.attach(id).add(C2); "go" -> C2
+          C2: setns(cgroup) (rooted at the container's cgroup now), stdio, user from the container's
+              /etc/passwd, env, chdir, close fds >= 3, no_new_privs, bounding set, setuid, capset, exec
+    P: sync pipe EOF = exec happened (it is O_CLOEXEC); any {"type": "error"} before is raised.
+
+C1 and C2 are non-dumpable from before the PID namespace is joined until exec (CVE-2019-5736): nothing in
+the container may open /proc/<pid>/exe of our host interpreter; a uid change resets the flag, so C2 sets
+it again after setuid. The output pipes are read by P, which stays outside the container. The exit code
+comes from C1 (128 + signal for a killed process, as docker). With ``detach`` C1 exits as soon as C2 is
+running: C2 is reparented to the host's init (or nearest subreaper) which reaps it; fleet does not.
+"""
+
+import errno
+import fcntl
+import os
+import select
+
+from .. import errors
+from ..linux import libc
+from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS,
+                            PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS)
+from . import caps, cgroups, process, records, user
+from .spec import ContainerSpec, check_user_fields, container_env
+
+PR_SET_DUMPABLE = 4
+#: Join order as runc's nsenter; mnt last but one so the /proc fds we hold are all opened from the host view.
+NAMESPACES = (("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET), ("pid", CLONE_NEWPID),
+              ("mnt", CLONE_NEWNS))
+CHUNK = 65536
+MAX_LINE = 16 * 1024  # docker's log driver splits longer lines too
+
+
+def check_args(command, env, workdir, user_spec):
+    """Validate an exec request before anything happens (InvalidArgument)."""
+    if not command or not isinstance(command, list) or not all(isinstance(a, str) and "\x00" not in a
+                                                                for a in command) or not command[0]:
+        raise errors.InvalidArgument("No exec command specified")
+    check_user_fields(env=env, workdir=workdir)
+    user.check_spec(user_spec)
+
+
+def _open_namespaces(pid, pid_start):
+    """{type: fd} for the init's namespaces that differ from ours, plus the cgroup one (None if shared)."""
+    fds = {}
+    try:
+        for name in [n for n, _ in NAMESPACES] + ["cgroup"]:
+            path = "/proc/{}/ns/{}".format(pid, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if name == "cgroup":
+                    continue  # a kernel without cgroup namespaces
+                raise
+            if os.fstat(fd).st_ino == os.stat("/proc/self/ns/" + name).st_ino:
+                os.close(fd)  # shared with us (e.g. --network host): nothing to join
+                continue
+            fds[name] = fd
+        # the fds are the right ones only if the init we recorded is still the process they came from
+        if not records.is_alive(pid, pid_start):
+            raise errors.Conflict("container init (pid {}) exited".format(pid))
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _merged_env(config_env, overrides):
+    merged = {}
+    for entry in list(config_env or []) + list(overrides or []):
+        key, _, value = entry.partition("=")
+        merged[key] = value
+    return ["{}={}".format(k, v) for k, v in merged.items()]
+
+
+def _exec(argv, env, sync_fd):
+    """execvpe; on failure tell P (detach needs it) and stderr, then exit 127/126 as Docker (never returns)."""
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        what = ("no such file or directory" if "/" in argv[0] else "executable file not found in $PATH") \
+            if missing else (os.strerror(exc.errno).lower() if exc.errno else str(exc))
+        code = process.EXIT_NOT_FOUND if missing else process.EXIT_NOT_EXECUTABLE
+        msg = 'exec: "{}": {}'.format(argv[0], what)
+        try:
+            process.send(sync_fd, {"type": "exec_failed", "code": code, "message": msg})
+            os.write(2, (msg + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass
+        os._exit(code)
+
+
+def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w):
+    """The exec'd process up to exec, inside the container's PID namespace; never returns."""
+    try:
+        os.setsid()
+        if os.read(go_r, 1) != b"g":
+            os._exit(1)  # P could not place us in the cgroup and has reported that
+        os.close(go_r)
+        if ns_cgroup is not None:
+            libc.setns(ns_cgroup, CLONE_NEWCGROUP)
+        for i, fd in enumerate(stdio):
+            os.dup2(fd, i)
+        who = user.lookup(req["user"] if req["user"] else spec.user)  # the container's /etc files (its root now)
+        keep = libc.capget()[1] if req["privileged"] else caps.container_mask(spec)
+        env = container_env(ContainerSpec(env=_merged_env(spec.env, req["env"])), hostname, home=who.home)
+        process._reset_signals()
+        process.close_fds_except(sync_w)
+        os.chdir(req["workdir"] or spec.workdir or "/")
+        if spec.no_new_privileges:
+            libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        caps.drop_bounding(keep)
+        libc.prctl(PR_SET_KEEPCAPS, 1)
+        user.chown_stdio(who)
+        user.switch(who)
+        libc.prctl(PR_SET_DUMPABLE, 0)  # setuid reset it to fs.suid_dumpable, which may be 1
+        libc.prctl(PR_SET_KEEPCAPS, 0)
+        caps.apply_sets(keep)
+    except BaseException as exc:
+        try:
+            process.send(sync_w, process.error_message(exc))
+        except BaseException:
+            pass
+        os._exit(1)
+    _exec(req["command"], env, sync_w)
+
+
+def _c1(spec, hostname, req, fds, stdio, go, sync_w):
+    """Join the namespaces, fork the exec'd process, report its pid, then wait for it; never returns."""
+    try:
+        libc.prctl(PR_SET_DUMPABLE, 0)  # before the PID namespace: nothing inside may open our /proc/<pid>/exe
+        for i in (0, 1, 2):
+            os.dup2(stdio[0], i)  # our stdio is the RPC stream to the controller: never reachable from inside
+        os.close(go[1])
+        for name, flag in NAMESPACES:
+            if name in fds:
+                libc.setns(fds[name], flag)
+        pid = os.fork()
+        if pid == 0:
+            _c2(spec, hostname, req, fds.get("cgroup"), stdio, go[0], sync_w)
+        os.close(go[0])
+        for fd in set(stdio) | set(fds.values()):
+            os.close(fd)
+        process.send(sync_w, {"type": "pid", "pid": pid})
+        os.close(sync_w)
+    except BaseException as exc:
+        try:
+            process.send(sync_w, process.error_message(exc))
+        except BaseException:
+            pass
+        os._exit(1)
+    if req["detach"]:
+        os._exit(0)  # C2 is reparented to the host's init (or a subreaper), which reaps it
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+
+def _lines(buffers, stream, data, emit, final=False):
+    """Emit complete lines of ``stream`` (and the rest when ``final``) as log events."""
+    buf = buffers[stream] + data
+    while True:
+        nl = buf.find(b"\n")
+        if nl < 0 and len(buf) < MAX_LINE:
+            break
+        cut = nl + 1 if nl >= 0 else MAX_LINE
+        emit("log", {"stream": stream, "line": buf[:cut].decode("utf-8", "replace")})
+        buf = buf[cut:]
+    if final and buf:
+        emit("log", {"stream": stream, "line": buf.decode("utf-8", "replace")})
+        buf = b""
+    buffers[stream] = buf
+
+
+def _pump(readers, c1, emit):
+    """Stream the pipes until C1 (hence the exec'd process) exited, then drain what is buffered; C1's status."""
+    buffers = {name: b"" for name in readers.values()}
+    for fd in readers:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    status = None
+    open_fds = set(readers)
+    while open_fds:
+        ready, _, _ = select.select(list(open_fds), [], [], 0.1)
+        for fd in ready if status is None else list(open_fds):
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                if status is not None:
+                    open_fds.discard(fd)  # exited: a background child holding the pipe does not keep us here
+                continue
+            if not data:
+                open_fds.discard(fd)
+                continue
+            _lines(buffers, readers[fd], data, emit)
+        if status is None:
+            done, st = os.waitpid(c1, os.WNOHANG)
+            if done:
+                status = st
+    for name in buffers:
+        _lines(buffers, name, b"", emit, final=True)
+    if status is None:
+        status = os.waitpid(c1, 0)[1]
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _raise(msg):
+    # the request was valid (checked before forking): what fails inside is about this container, e.g. a user
+    # missing from its /etc/passwd, so it is not reported as InvalidArgument (the controller's "bad input")
+    kinds = {c.kind: c for c in (errors.NotFound, errors.FailedPrecondition, errors.Conflict, errors.Unavailable)}
+    kinds[errors.InvalidArgument.kind] = errors.FailedPrecondition
+    cls = kinds.get(msg.get("kind"), errors.Internal)
+    raise cls("exec failed: {}".format(msg.get("message")), errno=msg.get("errno"), details=msg.get("details"))
+
+
+def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=False, privileged=False,
+            emit=None):
+    """Run ``command`` in a running container; {"exit_code"} after streaming output, or {"pid"} with ``detach``."""
+    check_args(command, list(env), workdir, user_spec)
+    cid = runtime._resolve(ref)
+    config, state = runtime._load(cid, ref)
+    if state.get("status") != "running":
+        raise errors.Conflict("container {} is not running".format(cid))
+    if state.get("paused"):
+        raise errors.Conflict("container {} is paused, unpause the container before exec".format(cid))
+    spec = ContainerSpec.from_dict(config)
+    req = {"command": list(command), "env": list(env), "workdir": workdir, "user": user_spec,
+           "detach": bool(detach), "privileged": bool(privileged)}
+    cgroup = cgroups.attach(cid)
+    fds = _open_namespaces(state["pid"], state.get("pid_start"))
+    owned = list(fds.values())
+    try:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        owned.append(null)
+        if detach:
+            stdio, readers = (null, null, null), {}
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            owned += [out_w, err_w]
+            stdio, readers = (null, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
+        go = os.pipe()
+        sync_r, sync_w = os.pipe()
+        owned += [go[0], sync_w]
+        c1 = os.fork()
+        if c1 == 0:
+            os.close(sync_r)
+            for fd in readers:
+                os.close(fd)
+            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w)
+    except BaseException:
+        for fd in owned:
+            os.close(fd)
+        raise
+    for fd in owned:
+        os.close(fd)  # the children hold them now; EOFs then mean what they should
+    try:
+        return _parent(cgroup, c1, go[1], sync_r, readers, detach, emit)
+    finally:
+        for fd in list(readers) + [sync_r]:
+            os.close(fd)
+
+
+def _parent(cgroup, c1, go_w, sync_r, readers, detach, emit):
+    """P's side: place C2 in the cgroup, release it, wait for exec, then stream or return the pid."""
+    pid, failure, exec_failed = None, None, None
+    try:
+        msg = process.recv(sync_r)
+        if msg is None or msg.get("type") != "pid":
+            failure = msg or {"kind": "Internal", "message": "the exec helper died before forking"}
+        else:
+            pid = msg["pid"]
+            try:
+                cgroup.add(pid)
+            except (errors.AgentError, OSError) as exc:
+                failure = {"kind": getattr(exc, "kind", "Internal"),
+                           "message": "joining the container's cgroup: {}".format(getattr(exc, "message", exc))}
+            else:
+                os.write(go_w, b"g")
+    finally:
+        os.close(go_w)  # without "go", C2 exits on EOF
+    while failure is None:
+        msg = process.recv(sync_r)
+        if msg is None:
+            break  # EOF: the command was exec'ed
+        if msg.get("type") == "exec_failed":
+            exec_failed = msg
+        else:
+            failure = msg
+    if failure is not None or detach:
+        for fd in readers:
+            os.close(fd)
+        readers.clear()
+        os.waitpid(c1, 0)
+        if failure is not None:
+            _raise(failure)
+        if exec_failed is not None:
+            cls = errors.NotFound if exec_failed["code"] == process.EXIT_NOT_FOUND else errors.FailedPrecondition
+            raise cls("exec failed: {}".format(exec_failed["message"]))
+        return {"pid": pid}
+    return {"exit_code": _pump(readers, c1, emit or (lambda *a: None))}
