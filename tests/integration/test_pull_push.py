@@ -18,7 +18,8 @@ import pytest
 from agent_payload import errors
 from agent_payload.image import images, pull, push, unpack
 from agent_payload.state.paths import Paths
-from tests.integration.test_registry_pull import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, skopeo_copy
+from tests.integration.registries import (REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests,
+                                          skopeo_copy, stop)
 
 pytestmark = pytest.mark.integration
 
@@ -137,24 +138,14 @@ def reg():
     finally:
         if proxy is not None:
             proxy.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc, log)
         shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture
 def make_store(tmp_path, monkeypatch):
     """ImageStore factory on a private root (``root`` overrides it); daemon.json lists the hosts as insecure."""
-    dead = "http://127.0.0.1:{}".format(free_port())
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.setenv(var, dead)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    no_stray_requests(monkeypatch)
 
     def make(hosts, root=None):
         cfg = tmp_path / "cfg"

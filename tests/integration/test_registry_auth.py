@@ -23,7 +23,7 @@ from agent_payload.image import images, registry
 from agent_payload.ops import Context
 from agent_payload.ops import registry as ops
 from agent_payload.state.paths import Paths
-from tests.integration.test_registry_pull import REGISTRY_BIN, SKOPEO, Layout, free_port, layer
+from tests.integration.registries import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests, stop
 
 pytestmark = pytest.mark.integration
 
@@ -170,24 +170,14 @@ def regs():
             srv.shutdown()
             srv.server_close()
         for proc, log in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+            stop(proc, log)
         shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Private state root, config dir and DOCKER_CONFIG; any stray non-loopback request hits a dead proxy."""
-    dead = "http://127.0.0.1:{}".format(free_port())
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.setenv(var, dead)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    no_stray_requests(monkeypatch)
     monkeypatch.setenv("FLEET_ROOT", str(tmp_path / "root"))
     monkeypatch.setenv("FLEET_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
