@@ -96,3 +96,21 @@ def output(text: str) -> None:
 def note(text: str) -> None:
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
+
+
+def inspect_output(results, key: str) -> int:
+    """docker's inspect objects from every host as one JSON list, each with its ``host``; failed hosts on stderr."""
+    import json
+
+    objects = []
+    for r in results:
+        if r.ok:
+            for obj in r.data.get(key, []):
+                item = {"host": r.host.name}
+                item.update(obj)
+                objects.append(item)
+        else:
+            note("{}: {}".format(r.host.name, " ".join(str(r.error).split())))
+    output(json.dumps(objects, indent=4))
+    return exit_status(results)
+

@@ -5,11 +5,10 @@ Every flag and reference is checked here first, so bad input exits 2 before any 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 
-from fleet.commands.common import Session, exit_status, note, output
+from fleet.commands.common import Session, exit_status, inspect_output, note, output
 from fleet.errors import UsageError
 from fleet.render import tables
 
@@ -292,17 +291,7 @@ def image_inspect(session: Session, patterns: list[str], images_: list[str]) -> 
         raise UsageError("image inspect needs at least one image")
     for image in images_:
         validate_image(image)
-    results = session.run(patterns, "image_inspect", {"images": list(images_)})
-    objects = []
-    for r in results:
-        if r.ok:
-            for obj in r.data.get("images", []):
-                item = {"host": r.host.name}
-                item.update(obj)
-                objects.append(item)
-    output(json.dumps(objects, indent=4))
-    host_errors(results)
-    return exit_status(results)
+    return inspect_output(session.run(patterns, "image_inspect", {"images": list(images_)}), "images")
 
 
 DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("build_cache", "Build Cache"))

@@ -6,12 +6,11 @@ Flags are checked here first, so bad input exits 2 before any host is contacted.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time as _time
 
-from fleet.commands.common import Session, exit_status, output
+from fleet.commands.common import Session, exit_status, inspect_output, output
 from fleet.commands.images import confirm, host_errors, progress_printer, validate_reference
 from fleet.errors import UsageError
 from fleet.render import tables
@@ -152,17 +151,7 @@ def inspect(session: Session, patterns: list[str], containers: list[str]) -> int
     """docker's inspect objects as one JSON list, each with the host it came from; errors on stderr."""
     if not containers:
         raise UsageError("inspect needs at least one container")
-    results = session.run(patterns, "inspect", {"containers": list(containers)})
-    objects = []
-    for r in results:
-        if r.ok:
-            for obj in r.data.get("containers", []):
-                item = {"host": r.host.name}
-                item.update(obj)
-                objects.append(item)
-    output(json.dumps(objects, indent=4))
-    host_errors(results)
-    return exit_status(results)
+    return inspect_output(session.run(patterns, "inspect", {"containers": list(containers)}), "containers")
 
 
 def top(session: Session, patterns: list[str], container: str, as_json: bool) -> int:
