@@ -178,8 +178,12 @@ def test_mirror_proxies_the_registry(cfg):
     assert proxied[0] == direct[0] == 200
     assert proxied[1]["Docker-Content-Digest"] == direct[1]["Docker-Content-Digest"]
     assert proxied[2] == direct[2]
-    # It really went through nginx (not, say, a second address on the registry host).
-    assert "GET {} HTTP/1.1".format(path) in (cfg.state_dir / "mirror" / "access.log").read_text()[before:]
+    # It really went through nginx (not, say, a second address on the registry host).  nginx logs a request
+    # after answering it, so the line may land a moment after our response: poll briefly.
+    deadline = time.monotonic() + 5
+    while "GET {} HTTP/1.1".format(path) not in (cfg.state_dir / "mirror" / "access.log").read_text()[before:]:
+        assert time.monotonic() < deadline, "the proxied request is not in nginx's access log"
+        time.sleep(0.05)
     layer = json.loads(direct[2])["layers"][0]
     status, _headers, blob = get("http://{}/v2/library/busybox/blobs/{}".format(MIRROR, layer["digest"]))
     assert status == 200 and len(blob) == layer["size"]
