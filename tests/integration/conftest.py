@@ -51,6 +51,14 @@ class Lab:
     def fleet_json(self, *args):
         return fleet_json(*args, inventory=self.inventory)
 
+    def remove_containers(self, prefix):
+        """rm -f every container whose name starts with ``prefix``, on every host (test cleanup)."""
+        rc, ps = self.fleet_json("ps", "-H", "all", "-a", "-f", "name=^" + prefix)
+        for host, data in ps.items():
+            names = [c["name"] for c in data.get("containers", [])]
+            if names:
+                self.fleet("rm", "-f", "-H", host, *names)
+
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):

@@ -16,12 +16,8 @@ MB = 1 << 20
 
 
 def _cleanup(lab):
-    """Remove every container this module made (names start with cg-), on every host."""
-    rc, ps = lab.fleet_json("ps", "-H", "all", "-a", "-f", "name=^" + PREFIX)
-    for host, data in ps.items():
-        names = [c["name"] for c in data.get("containers", [])]
-        if names:
-            lab.fleet("rm", "-f", "-H", host, *names)
+    """Remove every container this module made (names start with PREFIX), on every host."""
+    lab.remove_containers(PREFIX)
 
 
 @pytest.fixture
