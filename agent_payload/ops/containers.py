@@ -36,8 +36,12 @@ def merge_env(image_env, overrides):
 
 # -- ops -----------------------------------------------------------------------------------------------
 
-def op_run(ctx, args, emit):
-    """Create and start a container, pulling its image if missing; without detach, stream its output."""
+def create_container(ctx, args, emit):
+    """``create`` and ``run``: check every user field, resolve or pull the image, create the container.
+
+    Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
+    Returns the runtime's record of the new container.
+    """
     from agent_payload.image import reference
     from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
 
@@ -47,37 +51,46 @@ def op_run(ctx, args, emit):
     env = string_list(args, "env")
     command = string_list(args, "command", allow_none=True)
     entrypoint = string_list(args, "entrypoint", allow_none=True)
-    # Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
-    check_user_fields(env=env, workdir=string(args, "workdir"), hostname=string(args, "hostname"))
+    workdir, hostname = string(args, "workdir"), string(args, "hostname")
+    check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_args(args)
     resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
+    auto_remove = args.get("rm") or False
+    if not isinstance(auto_remove, bool):
+        raise errors.InvalidArgument("argument rm must be a boolean")
     store = ctx.images()
-    runtime = ctx.runtime()
-    # The lease keeps image GC (rmi, prune) from deleting the layers between resolving and create.
-    with store.lease():
+    with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
             record = store.resolve(ref.string())
         except errors.NotFound:
             record, _info = store.pull(ref.string(), emit)
         cfg = record.config.get("config") or {}
         spec = ContainerSpec(
-            name=name,
-            image=image,
-            image_id=record.id,
-            lowerdirs=list(record.layers),
+            name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
             argv=container_argv(record.config, entrypoint, command),
             env=merge_env(cfg.get("Env"), env),
-            workdir=string(args, "workdir") or cfg.get("WorkingDir") or "/",
-            hostname=string(args, "hostname"),
-            auto_remove=bool(args.get("rm")),
+            workdir=workdir or cfg.get("WorkingDir") or "/",
+            hostname=hostname, auto_remove=auto_remove,
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
             limits=resources.to_dict(),
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
-        created = runtime.create(spec)
+        # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
+        if entrypoint is not None:
+            ep, cmd = [e for e in entrypoint if e] or None, list(command) if command else None
+        else:
+            ep = list(cfg.get("Entrypoint") or []) or None
+            cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
+        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd})
+
+
+def op_run(ctx, args, emit):
+    """Create and start a container, pulling its image if missing; without detach, stream its output."""
+    created = create_container(ctx, args, emit)
+    runtime = ctx.runtime()
     started = runtime.start(created["id"])
-    result = {"id": started["id"], "name": started["name"], "image": image, "exit_code": None}
+    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
     if args.get("detach"):
         return result
     for line in runtime.logs(started["id"], follow=True):

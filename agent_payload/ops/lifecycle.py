@@ -27,48 +27,9 @@ def _boolean(args, key):
 
 def op_create(ctx, args, emit):
     """Create a container (pulling its image if missing) without starting it; returns {"id", "name", "image"}."""
-    from agent_payload.image import reference
-    from agent_payload.ops.containers import container_argv, merge_env
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
-
-    image = string(args, "image", required=True)
-    ref = reference.parse(image)
-    name = check_name(string(args, "name"))
-    env = string_list(args, "env")
-    command = string_list(args, "command", allow_none=True)
-    entrypoint = string_list(args, "entrypoint", allow_none=True)
-    workdir, hostname = string(args, "workdir"), string(args, "hostname")
-    check_user_fields(env=env, workdir=workdir, hostname=hostname)
-    isolation = isolation_args(args)
-    resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
-    auto_remove = _boolean(args, "rm")
-    store = ctx.images()
-    runtime = ctx.runtime()
-    with store.lease():  # keeps image GC from deleting the layers between resolving and create
-        try:
-            record = store.resolve(ref.string())
-        except errors.NotFound:
-            record, _info = store.pull(ref.string(), emit)
-        cfg = record.config.get("config") or {}
-        spec = ContainerSpec(
-            name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
-            argv=container_argv(record.config, entrypoint, command),
-            env=merge_env(cfg.get("Env"), env),
-            workdir=workdir or cfg.get("WorkingDir") or "/",
-            hostname=hostname, auto_remove=auto_remove,
-            labels=dict(cfg.get("Labels") or {}),
-            stop_signal=cfg.get("StopSignal") or "SIGTERM",
-            limits=resources.to_dict(),
-            **dict(isolation, user=isolation["user"] or cfg.get("User") or None),
-        )
-        # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
-        if entrypoint is not None:
-            ep, cmd = [e for e in entrypoint if e] or None, list(command) if command else None
-        else:
-            ep = list(cfg.get("Entrypoint") or []) or None
-            cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
-        created = runtime.create(spec, extra={"entrypoint": ep, "cmd": cmd})
-    return {"id": created["id"], "name": created["name"], "image": image}
+    from agent_payload.ops.containers import create_container
+    created = create_container(ctx, args, emit)
+    return {"id": created["id"], "name": created["name"], "image": args["image"]}
 
 
 def op_start(ctx, args, emit):
