@@ -1,5 +1,10 @@
-"""Shared test configuration: in CI (CI=true) a skipped integration test is a failure, not a pass."""
+"""Shared test configuration: in CI (CI=true) a skipped integration test is a failure, not a pass.
 
+The payload makes a ``fleet`` parent cgroup under each controller on first use (as dockerd makes ``docker``);
+a test session removes the ones it caused, once empty, so the machine is left as it was found.
+"""
+
+import glob
 import os
 
 import pytest
@@ -26,3 +31,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("integration") is not None:
                 item.add_marker(skip)
+
+
+_CGROUP_PARENTS = "/sys/fs/cgroup/*/fleet"
+_parents_before = set()
+
+
+def pytest_sessionstart(session):
+    _parents_before.update(glob.glob(_CGROUP_PARENTS))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for path in sorted(set(glob.glob(_CGROUP_PARENTS)) - _parents_before):
+        try:
+            os.rmdir(path)  # only succeeds when empty: a container still running elsewhere keeps its parent
+        except OSError:
+            pass
