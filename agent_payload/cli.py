@@ -1,4 +1,4 @@
-"""The payload's entry: ``--rpc`` (one JSON request on stdin, JSON lines out), ``__shim ID``, or by hand.
+"""The payload's entry: ``--rpc`` (one JSON request on stdin, JSON lines out), or by hand.
 
 This module and handcli.py are the only ones that write to stdout.  The --rpc path imports as little as
 possible: it is paid on every fleet command on every host.
@@ -111,12 +111,9 @@ def serve_rpc(stdin, stdout):
 
 
 def main(argv=None):
-    """Entry point: ``--rpc``, the internal ``__shim ID``, or a docker-style command."""
+    """Entry point: ``--rpc`` or a docker-style command."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--rpc"]:
         return serve_rpc(sys.stdin, sys.stdout)
-    if argv[:1] == ["__shim"] and len(argv) == 2:
-        from agent_payload.runtime import shim
-        return shim.main(Paths(), argv[1]) or 0
     from agent_payload.handcli import run_by_hand
     return run_by_hand(argv, _context)

@@ -34,7 +34,7 @@ class Context:
 
     def runtime(self):
         from agent_payload.runtime.containers import Runtime
-        return Runtime(self.paths, self.launcher)
+        return Runtime(self.paths)
 
     def images(self):
         from agent_payload.image.images import ImageStore

@@ -38,7 +38,8 @@ def last_cap():
 
 def all_capabilities():
     """Every capability name known to both this table and the kernel (Docker's GetAllCapabilities)."""
-    return [name for num, name in enumerate(CAP_NAMES) if num <= last_cap()]
+    last = last_cap()
+    return [name for num, name in enumerate(CAP_NAMES) if num <= last]
 
 
 def normalize(caps, field):

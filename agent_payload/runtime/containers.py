@@ -4,7 +4,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import time
 
 from .. import errors
@@ -25,11 +24,10 @@ _KINDS = {cls.kind: cls for cls in (errors.InvalidArgument, errors.NotFound, err
 
 
 class Runtime:
-    """Daemonless container runtime of one host; state lives under ``paths``, shims run ``launcher + [...]``."""
+    """Daemonless container runtime of one host; state lives under ``paths``; shims are forked (shim.launch)."""
 
-    def __init__(self, paths, launcher):
+    def __init__(self, paths):
         self.paths = paths
-        self.launcher = list(launcher)
 
     # ------------------------------------------------------------ create / start
 
@@ -101,32 +99,23 @@ class Runtime:
         return records.make_record(self.paths, config, state)
 
     def _launch_shim(self, cid):
-        """Spawn ``launcher __shim <id>`` and read its one handshake answer (see shim.py for the diagram)."""
+        """Fork the shim (shim.launch) and read its one handshake answer (see shim.py for the diagram)."""
         layout = records.Layout(self.paths, cid)
-        r, w = os.pipe()
-        env = dict(os.environ, FLEET_ROOT=self.paths.root, FLEET_CONFIG_DIR=self.paths.config_dir)
-        env[shim.SYNC_ENV] = str(w)
         try:
-            with open(layout.shim_log, "ab") as errf:
-                launcher = subprocess.Popen(self.launcher + ["__shim", cid], stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=errf, pass_fds=(w,), close_fds=True,
-                                            start_new_session=True, cwd="/", env=env)
+            launcher, r = shim.launch(self.paths, cid)
         except OSError as exc:
-            os.close(r)
-            os.close(w)
-            raise errors.FailedPrecondition("cannot run the shim launcher {}: {}".format(self.launcher, exc))
-        os.close(w)
+            raise errors.FailedPrecondition("cannot fork the container's shim: {}".format(exc))
         try:
             ready, _, _ = select.select([r], [], [], START_TIMEOUT)
             msg = process.recv(r) if ready else {"type": "error", "kind": "Unavailable",
                                                  "message": "no answer from the shim in {:.0f}s".format(START_TIMEOUT)}
         finally:
             os.close(r)
-            launcher.wait()
+            _, status = os.waitpid(launcher, 0)
         if msg is None:
             msg = {"type": "error", "kind": "Internal",
                    "message": "shim exited without an answer (launcher status {}): {}".format(
-                       launcher.returncode, _tail(layout.shim_log))}
+                       status, _tail(layout.shim_log))}
         return msg
 
     # ------------------------------------------------------------ queries

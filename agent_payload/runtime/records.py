@@ -48,6 +48,7 @@ class Layout:
         self.state = j("state.json")
         self.log = j(container_id + "-json.log")
         self.shim_log = j("shim.log")
+        self.shim_pid = j("shim.pid")
         self.layers = j("l")  # short symlinks l/0..l/N -> lowerdirs, keeps the overlay option string small
         self.diff = j("diff")  # overlay upperdir: survives the container for diff/commit
         self.work = j("work")

@@ -2,12 +2,12 @@
 
 Start handshake (caller = ``Runtime.start``, which holds the container's flock throughout)::
 
-    Runtime.start                         launcher (argv + ["__shim", id])      shim (grandchild)
-      pipe() -> (r, w)
-      spawn launcher, pass w as  ------->  fork() ------------------------------> setsid(), fork()
-      $FLEET_SHIM_SYNC_FD                  waitpid(child); exit 0                 (middle child exits)
-      wait(launcher)                                                              stdio := /dev/null, shim.log
-                                                                                  close fds >= 3 except w
+    Runtime.start                         launcher (a fork of the caller)      shim (grandchild)
+      shim.launch: pipe() -> (r, w),
+      fork() ----------------------------> setsid(), fork() ----------------------> stdio := /dev/null, shim.log
+      waitpid(launcher)                    exit 0                                 close fds >= 3 except w,
+                                                                                  signals reset, comm "fleet-shim",
+                                                                                  shim.pid written,
                                                                                   cgroups.create(id, limits),
                                                                                   unshare(NEWPID), fork init,
                                                                                   cgroup.add(init); "go" to init,
@@ -22,6 +22,9 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
 
 If the caller vanished before reading the answer (EPIPE on w), the shim kills the init instead of
 leaving a container that no state file knows about.
+
+The shim is forked, not a new interpreter (that cost ~60 ms per start): it carries the caller's modules but
+none of its threads, and drops the caller's stdio, fds and signal handlers first thing.
 
 The init is placed in its cgroup while it is still blocked on the "go" pipe, before its first setup step:
 it unshares its cgroup namespace at setup (rooted where it is then), and nothing of the container may run
@@ -40,32 +43,35 @@ from ..linux.consts import CLONE_NEWPID
 from . import cgroups, logs, process, records
 from .cgroups.limits import Limits
 
-SYNC_ENV = "FLEET_SHIM_SYNC_FD"
 READY_TIMEOUT = 60.0
 DRAIN_GRACE = 2.0
+PROC_NAME = b"fleet-shim"  # what ps/top show as the shim's command name (comm)
 
 
-def main(paths, container_id):
-    """Entry point for ``<payload> __shim <id>``: detach (double fork + setsid) and supervise the container.
+def launch(paths, container_id):
+    """Fork the shim straight from this process (no new interpreter: ~60 ms saved per start).
 
-    Returns 0 in the launcher process once the shim is detached; the shim itself never returns.
+    Returns ``(launcher_pid, read_fd)``: the caller reads the one handshake answer from ``read_fd`` and then
+    reaps ``launcher_pid``, the short-lived middle process.  The shim itself (its child, after ``setsid``) is
+    reparented to the host's init (or nearest subreaper) and supervises the container; it never returns here.
     """
+    r, w = os.pipe()
     try:
-        sync_fd = int(os.environ.pop(SYNC_ENV))
-    except (KeyError, ValueError):
-        sys.stderr.write("__shim: ${} not set; this command is internal\n".format(SYNC_ENV))
-        return 2
-    child = os.fork()
-    if child:
-        os.close(sync_fd)
-        os.waitpid(child, 0)
-        return 0
+        pid = os.fork()
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    if pid:
+        os.close(w)
+        return pid, r
     code = 1
-    try:
+    try:  # the launcher: detach, then the shim
+        os.close(r)
         os.setsid()
         if os.fork():
             os._exit(0)
-        code = _supervise(paths, container_id, sync_fd)
+        code = _supervise(paths, container_id, w)
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
@@ -87,7 +93,13 @@ def _detach_stdio(layout, keep_fd):
 def _supervise(paths, container_id, sync_fd):
     layout = records.Layout(paths, container_id)
     _detach_stdio(layout, sync_fd)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _reset_inherited_signals()
+    try:
+        with open("/proc/self/comm", "wb") as f:
+            f.write(PROC_NAME)
+    except OSError:
+        pass  # cosmetic only
+    write_pidfile(layout)
     cgroup = None
     try:
         config = records.read_config(paths, container_id)
@@ -137,6 +149,32 @@ def _supervise(paths, container_id, sync_fd):
     _destroy(cgroup)
     _record_exit(paths, container_id, config, status, oom)
     return 0
+
+
+def _reset_inherited_signals():
+    """We are a fork of a payload command: drop its handlers (SIGINT's KeyboardInterrupt, SIGTERM, ...)."""
+    for name in ("SIGINT", "SIGTERM", "SIGQUIT", "SIGCHLD"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def write_pidfile(layout):
+    """``shim.pid``: "<pid> <starttime>", written before anything else so even an unrecorded shim can be found."""
+    me = os.getpid()
+    with open(layout.shim_pid, "w") as f:
+        f.write("{} {}\n".format(me, records.proc_starttime(me)))
+
+
+def read_pidfile(layout):
+    """(pid, starttime) from ``shim.pid``, or (None, None)."""
+    try:
+        with open(layout.shim_pid) as f:
+            pid, start = f.read().split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
+        return None, None
 
 
 def _place_in_cgroup(cgroup, pid, go_w):

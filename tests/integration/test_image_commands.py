@@ -3,9 +3,7 @@
 import io
 import os
 import subprocess
-import sys
 import tarfile
-import textwrap
 
 import pytest
 
@@ -15,7 +13,7 @@ from agent_payload.ops import Context, dispatch
 from agent_payload.runtime.containers import Runtime
 from agent_payload.runtime.spec import ContainerSpec
 from agent_payload.state.paths import Paths
-from tests.integration.test_runtime_local import BUSYBOX, REPO, _cleanup, _overlay_mounts
+from tests.integration.test_runtime_local import BUSYBOX, _cleanup, _overlay_mounts
 from tests.unit.payload.test_image_store import Fixture
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX),
@@ -24,29 +22,21 @@ pytestmark = [pytest.mark.integration, needs_root]
 
 
 class _Ctx(Context):
-    def __init__(self, paths, launcher):
-        super().__init__(paths, "dev", launcher)
+    def __init__(self, paths):
+        super().__init__(paths, "dev", None)
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """A private FLEET_ROOT with a busybox image, a shim launcher, and cleanup of every process and mount."""
+    """A private FLEET_ROOT with a busybox image, and cleanup of every process and mount."""
     root, etc = tmp_path / "root", tmp_path / "etc"
     monkeypatch.setenv("FLEET_ROOT", str(root))
     monkeypatch.setenv("FLEET_CONFIG_DIR", str(etc))
     monkeypatch.setattr(gc, "GRACE", 0)
-    launcher = tmp_path / "launcher.py"
-    launcher.write_text(textwrap.dedent("""\
-        import sys
-        sys.path.insert(0, {repo!r})
-        from agent_payload.state.paths import Paths
-        from agent_payload.runtime import shim
-        sys.exit(shim.main(Paths(), sys.argv[2]))
-        """).format(repo=REPO))
     paths = Paths(root=str(root), config_dir=str(etc))
     fx = Fixture(paths)
-    fx.ctx = _Ctx(paths, [sys.executable, str(launcher)])
-    fx.rt = Runtime(paths, fx.ctx.launcher)
+    fx.ctx = _Ctx(paths)
+    fx.rt = Runtime(paths)
     try:
         yield fx
     finally:

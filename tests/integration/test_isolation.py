@@ -13,7 +13,7 @@ from agent_payload.runtime import caps, rootfs
 from tests.integration import test_runtime_local as local
 from tests.integration.test_runtime_local import _busybox_layer, _output, _run, _spec, needs_root
 
-env = local.env  # the runtime fixture (private FLEET_ROOT, throwaway shim launcher, kills everything afterwards)
+env = local.env  # the runtime fixture (private FLEET_ROOT, kills everything afterwards)
 
 pytestmark = [pytest.mark.integration, needs_root]
 

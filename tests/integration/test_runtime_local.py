@@ -61,19 +61,14 @@ def layers(tmp_path_factory):
     shutil.rmtree(str(base), ignore_errors=True)
 
 
-def _shims_of(container_ids):
-    """(pid, starttime) of live shims whose argv ends in ``__shim <id>`` for one of our IDs (even unrecorded ones)."""
+def _shims_of(paths, container_ids):
+    """(pid, starttime) of live shims of our IDs, from their shim.pid files (even shims no state.json records)."""
+    from agent_payload.runtime import shim
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/{}/cmdline".format(entry), "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"__shim" in argv and argv[argv.index(b"__shim") + 1].decode() in container_ids:
-            found.append((int(entry), records.proc_starttime(int(entry))))
+    for cid in container_ids:
+        pid, start = shim.read_pidfile(records.Layout(paths, cid))
+        if pid is not None and records.is_alive(pid, start):
+            found.append((pid, start))
     return found
 
 
@@ -92,7 +87,7 @@ def _children(pid):
 def _cleanup(paths):
     """Kill every container process and shim under ``paths`` (by PID, identity-checked), recorded or not."""
     ids = set(os.listdir(paths.containers)) if os.path.isdir(paths.containers) else set()
-    states = [{"shim_pid": pid, "shim_start": start} for pid, start in _shims_of(ids)]
+    states = [{"shim_pid": pid, "shim_start": start} for pid, start in _shims_of(paths, ids)]
     for shim_pid, shim_start in [(s["shim_pid"], s["shim_start"]) for s in states]:
         for pid, start in _children(shim_pid):
             records.signal_process(pid, start, signal.SIGKILL)
@@ -113,19 +108,11 @@ def _cleanup(paths):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """A private FLEET_ROOT, a throwaway shim launcher and a Runtime; kills and removes everything afterwards."""
+    """A private FLEET_ROOT and a Runtime; kills and removes everything afterwards."""
     root = tmp_path / "root"
     monkeypatch.setenv("FLEET_ROOT", str(root))
-    launcher = tmp_path / "launcher.py"
-    launcher.write_text(textwrap.dedent("""\
-        import sys
-        sys.path.insert(0, {repo!r})
-        from agent_payload.state.paths import Paths
-        from agent_payload.runtime import shim
-        sys.exit(shim.main(Paths(), sys.argv[2]))
-        """).format(repo=REPO))
     paths = Paths(root=str(root))
-    rt = Runtime(paths, [sys.executable, str(launcher)])
+    rt = Runtime(paths)
     rt.tmp_path = tmp_path
     try:
         yield rt
@@ -284,11 +271,11 @@ def test_shim_survives_the_session_that_started_it(env, layers):
         from agent_payload.runtime.containers import Runtime
         from agent_payload.runtime.spec import ContainerSpec
         from agent_payload.state.paths import Paths
-        rt = Runtime(Paths(), {launcher!r})
+        rt = Runtime(Paths())
         rec = rt.create(ContainerSpec(image="busybox:test", image_id={image_id!r}, lowerdirs={layers!r},
                                       argv=["sh", "-c", "echo up; sleep 1000"]))
         print(rt.start(rec["id"])["id"])
-        """).format(repo=REPO, launcher=env.launcher, image_id=IMAGE_ID, layers=layers)
+        """).format(repo=REPO, image_id=IMAGE_ID, layers=layers)
     # capture_output: run() only returns once every holder of the pipes is gone (as an SSH channel)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
