@@ -87,7 +87,10 @@ def write_tree(fileobj, path, base, follow_link=False):
     A trailing "/" or "/." on a non-directory is docker's "not a directory".  Returns {"type", "size"}.
     """
     trailing = path.endswith("/") or contents_only(path)
-    st = os.stat(path) if follow_link or trailing else os.lstat(path)
+    try:
+        st = os.stat(path) if follow_link or trailing else os.lstat(path)
+    except NotADirectoryError:
+        raise errors.InvalidArgument('"{}": {}'.format(path, ERR_NOT_DIR))
     if trailing and not stat.S_ISDIR(st.st_mode):
         raise errors.InvalidArgument('"{}": {}'.format(path, ERR_NOT_DIR))
     tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
