@@ -168,6 +168,8 @@ def commit(store, parent_id, write_tar, config, created_by="", author="", commen
                      "layers": layers, "chain_ids": chains, "size": sum(int(d.get("size") or 0) for d in layers),
                      "created": created, "endpoint": "", "domain": entry.get("domain"),
                      "repository": entry.get("repository")}
+        if r is not None:
+            new_entry["last_tag_time"] = created  # docker commit tags the image: inspect's Metadata.LastTagTime
         keys = [r.string()] if r is not None else []
         store.index_add(keys, image_id, new_entry, {"id": image_id, "digest": None})
     return {"id": image_id, "repository": r.familiar() if r is not None else None, "layer": digest if entries else None,

@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 
-from fleet.commands.common import Session, exit_status, output, raise_if_rejected_input
+from fleet.commands.common import Session, exit_status, note, output, raise_if_rejected_input
 from fleet.commands.images import validate_reference
 from fleet.errors import RemoteError, UsageError
 from fleet.render import tables
@@ -99,12 +99,15 @@ def cp(session: Session, patterns: list[str], src: str, dest: str, archive_: boo
         raise UsageError("container path must not be empty")
     hosts = session.select(patterns)
     if s_container is not None:
-        results, rows = _cp_out(session, hosts, container, s_path, d_path, archive_, follow_link)
+        results = _cp_out(session, hosts, container, s_path, d_path, archive_, follow_link)
     else:
-        results, rows = _cp_in(session, hosts, s_path, container, d_path, archive_, follow_link)
+        results = _cp_in(session, hosts, s_path, container, d_path, archive_, follow_link)
     raise_if_rejected_input(results)
     if d_path == CP_STDIO and s_container is not None:
-        return exit_status(results)  # the tar went to stdout; errors are on stderr
+        for r in results:  # the tar went to stdout: errors go to stderr
+            if not r.ok:
+                note("{}: {}".format(r.host.name, r.error))
+        return exit_status(results)
     if as_json:
         output(tables.to_json(results))
     else:
@@ -151,8 +154,7 @@ def _cp_in(session, hosts, src, container, dest, archive_, follow_link):
                 await files.remove_quietly(conn, staging)
             return dict(data, size=info["size"], to="{}:{}".format(container, data.get("path") or dest))
 
-        results = files.run_on_hosts(hosts, work, session.run_options())
-        return results, None
+        return files.run_on_hosts(hosts, work, session.run_options())
     finally:
         os.unlink(tar_path)
 
@@ -196,4 +198,4 @@ def _cp_out(session, hosts, container, src, dest, archive_, follow_link):
         finally:
             os.unlink(tmp)
 
-    return files.run_on_hosts(hosts, work, session.run_options()), None
+    return files.run_on_hosts(hosts, work, session.run_options())

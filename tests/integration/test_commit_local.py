@@ -74,9 +74,16 @@ def test_commit_builds_a_runnable_layer_with_whiteouts(env):
              "test /new -ef /newlink && test -p /fifo && test \"$(readlink /msglink)\" = /etc/msg && "
              "test \"$(stat -c %u:%a /new)\" = 1000:4750")
     _run(env, "committed:v1", ["/bin/sh", "-c", check])
-    # the snapshot chain is the parent's plus the new diff_id
+    # the snapshot chain is the parent's plus the new diff_id; manifest and layer types follow the parent (OCI)
     entry = env.store._read_index()["images"][image_id]
     assert entry["chain_ids"] == snapshots.chain_ids(cfg["rootfs"]["diff_ids"])
+    manifest = json.loads(env.store.content.read_bytes(entry["manifest"]))
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["digest"] == image_id
+    assert manifest["layers"][-1] == {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                      "digest": out["layer"], "size": env.store.content.size(out["layer"])}
+    assert op(env, "image_inspect", images=["committed:v1"])["images"][0]["Metadata"]["LastTagTime"] != \
+        "0001-01-01T00:00:00Z"
 
 
 def test_commit_untagged_and_empty_change(env):

@@ -113,6 +113,8 @@ def test_cp_into_stopped_container_and_out(env, local, tmp_path):
     assert (out_dir / "copy" / "a").read_text() == "A\n"
     cp_out(env, cid, "/etclink", str(out_dir))
     assert os.readlink(str(out_dir / "etclink")) == "/etc"
+    cp_out(env, cid, "/etclink", str(out_dir / "followed"), follow=True)  # -L: the directory it points at
+    assert (out_dir / "followed" / "msg").read_text() == "hello\n"
     cp_out(env, cid, "/etclink/msg", str(out_dir / "msg"))  # a symlink on the way resolves inside the container
     assert (out_dir / "msg").read_text() == "hello\n"
     # escapes stay inside the container root: /rootlink/.. and ../../ are the container's /
