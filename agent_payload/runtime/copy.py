@@ -21,6 +21,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 
 from .. import archive, errors
 from ..linux import libc
@@ -29,6 +30,7 @@ from . import process, records, rootfs
 
 PR_SET_DUMPABLE = 4
 STAGING_PREFIX = "cp-"
+STALE_SECONDS = 24 * 3600
 
 
 def _not_found(path, ref):
@@ -65,8 +67,24 @@ def open_staging(paths, path):
 
 
 def new_staging(paths):
-    """A fresh 0600 staging file under the fleet tmp dir -> (fd, path)."""
+    """A fresh 0600 staging file under the fleet tmp dir -> (fd, path); stale ones of dead copies go first."""
+    clean_stale(paths)
     return tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=".tar", dir=staging_dir(paths))
+
+
+def clean_stale(paths, max_age=STALE_SECONDS):
+    """Remove staging files older than ``max_age`` (a controller that died before fetching or deleting them)."""
+    base = staging_dir(paths)
+    cutoff = time.time() - max_age
+    for name in os.listdir(base):
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        try:
+            st = os.lstat(os.path.join(base, name))
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                os.unlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
 
 
 def _lock_imports():

@@ -148,3 +148,10 @@ def test_cp_errors(env, local, tmp_path):
     with pytest.raises(errors.InvalidArgument, match="staging file"):
         op(env, "cp_in", container=cid, path="/", staging="/etc/passwd", base="x", is_dir=False)
     assert not [n for n in os.listdir(env.paths.tmp) if n.startswith("cp-")]
+    # a staging file a dead controller left behind goes once it is a day old
+    old = os.path.join(env.paths.tmp, "cp-left.tar")
+    open(old, "w").close()
+    os.utime(old, (1, 1))
+    out = op(env, "cp_out", container=cid, path="/etc/msg")
+    assert not os.path.exists(old) and os.path.exists(out["staging"])
+    os.unlink(out["staging"])
