@@ -103,6 +103,18 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
             "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
+``commit``  {"container", "repository": "REPO[:TAG]"|null, "author", "message", "changes": [Dockerfile line],
+             "pause": bool (default true)} -> {"id", "repository"|null, "layer": digest|null, "diff_id", "size"}
+            (a gzip layer of the container's upper dir: whiteouts -> .wh.<name>, opaque dirs -> .wh..wh..opq;
+            config = the container's with changes applied (CMD ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL ONBUILD
+            STOPSIGNAL USER VOLUME WORKDIR; others: InvalidArgument "<x> is not a valid change command");
+            manifest kind as the parent's; untagged without repository; no changes: no layer, empty_layer history)
+``cp_in``   {"container", "path": dest in the container, "staging": <root>/tmp/cp-* tar uploaded by SFTP,
+             "base": top entry name, "is_dir", "contents" (SRC ended in /.), "archive" (-a: keep uid/gid, else
+             root:root)} -> {"entries", "path"}; the staging file is always deleted. Docker's cp rules; a missing
+            container path is NotFound "Could not find the file P in container C".
+``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
+            a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
 """
 
 PROTOCOL_VERSION = 1

@@ -381,6 +381,50 @@ for _name, _fn in _CONTAINER_COMMANDS + (("ls", ps), ("ps", ps), ("list", ps), (
 container_app.command("run", **_NO_INTERSPERSE)(run)
 
 
+def commit(ctx: typer.Context, container: str = ContainerArg,
+           repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]",
+                                                      help="Name for the new image (untagged if omitted)."),
+           patterns: List[str] = HostsOpt,
+           author: Optional[str] = typer.Option(None, "-a", "--author",
+                                                help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").'),
+           message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message."),
+           change: Optional[List[str]] = typer.Option(None, "-c", "--change", help="Apply Dockerfile instruction "
+                                                      "to the created image (repeatable): CMD, ENTRYPOINT, ENV, "
+                                                      "EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, "
+                                                      "VOLUME, WORKDIR."),
+           pause: bool = typer.Option(True, "--pause/--no-pause", "-p/-P",
+                                      help="Pause the container during commit (default: pause)."),
+           as_json: bool = JsonOpt):
+    """Create a new image from a container's changes on each host (the image stays on that host)."""
+    from fleet.commands import transfer as cmd
+    _finish(cmd.commit, _session(ctx), patterns, container, repository, author, message, list(change or []), pause,
+            as_json)
+
+
+def cp(ctx: typer.Context, src: str = typer.Argument(..., metavar="SRC", help="CONTAINER:SRC_PATH, a local path, "
+                                                       "or - (a tar on stdin)."),
+       dest: str = typer.Argument(..., metavar="DEST", help="CONTAINER:DEST_PATH, a local path, or - (a tar on "
+                                  "stdout, one host only)."),
+       patterns: List[str] = HostsOpt,
+       archive: bool = typer.Option(False, "-a", "--archive", help="Archive mode (copy all uid/gid information)."),
+       follow_link: bool = typer.Option(False, "-L", "--follow-link", help="Always follow symbol link in SRC_PATH."),
+       as_json: bool = JsonOpt):
+    """Copy files between a container on each host and this machine (docker cp's path rules).
+
+    Into containers: the local SRC is copied to the container on every selected host. Out of containers:
+    with one host DEST is used as docker does; with several, each host's copy goes to DEST/<hostname>/
+    (DEST is a directory, created if missing). Without -a, files copied in are owned by root:root and files
+    copied out by you; with -a they keep their uid/gid.
+    """
+    from fleet.commands import transfer as cmd
+    _finish(cmd.cp, _session(ctx), patterns, src, dest, archive, follow_link, as_json)
+
+
+for _name, _fn in (("commit", commit), ("cp", cp)):
+    app.command(_name)(_fn)
+    container_app.command(_name)(_fn)
+
+
 # ---- images: top-level docker aliases and the `image` sub-app share one function per command ----
 
 ImageArg = typer.Argument(..., help="Image reference (nginx, user/app:1, reg:5000/app@sha256:...).")

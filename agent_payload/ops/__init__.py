@@ -21,6 +21,7 @@ OP_MODULES = {
     "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
     "unpause": "lifecycle", "exec": "lifecycle",
+    "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
 }
 
 
