@@ -93,7 +93,7 @@ def process_word(word, env):
             if word[i + 1] == "{":
                 end = word.find("}", i + 2)
                 if end < 0:
-                    raise errors.InvalidArgument("missing '}' in {!r}".format(word))
+                    raise errors.InvalidArgument("missing '}}' in {!r}".format(word))
                 name = word[i + 2:end].split(":", 1)[0]
                 out.append(lookup.get(name, ""))
                 i = end + 1

@@ -10,7 +10,10 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.image import snapshots
-from tests.integration.test_image_commands import _container, _layer_with_links, env, op  # noqa: F401
+from tests.integration import test_image_commands as fx
+from tests.integration.test_image_commands import _container, _layer_with_links, op
+
+env = fx.env  # the fixture: private FLEET_ROOT with a busybox image, cleanup of every process and mount
 
 SCRIPT = ("echo new > /new && echo changed > /etc/msg && rm /etc/gone && rm -rf /data && mkdir /data && "
           "echo fresh > /data/fresh && ln /new /newlink && ln -s /etc/msg /msglink && mkfifo /fifo && "

@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 from fleet import cli
 from fleet.commands.transfer import split_cp_arg
 from fleet.transport import files
-from tests.unit.fleet.test_cli_images import calls, inventory  # noqa: F401
+from tests.unit.fleet import test_cli_images
+
+inventory, calls = test_cli_images.inventory, test_cli_images.calls  # fixtures
 
 
 def invoke(inventory, *args):
