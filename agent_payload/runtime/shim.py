@@ -38,6 +38,7 @@ import traceback
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID
 from . import cgroups, logs, process, records
+from .cgroups import devices
 from .cgroups.limits import Limits
 
 SYNC_ENV = "FLEET_SHIM_SYNC_FD"
@@ -92,6 +93,7 @@ def _supervise(paths, container_id, sync_fd):
     try:
         config = records.read_config(paths, container_id)
         cgroup = cgroups.create(container_id, Limits.from_dict(config.get("limits")))
+        cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         init_r, init_w = os.pipe()
