@@ -18,7 +18,7 @@ MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
 NETWORK_MODES = ("host", "none")  # bridge networks come with the networking issue
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "host"}
+                  "no_new_privileges": False, "network": "host", "init": False}
 
 
 @dataclasses.dataclass
@@ -43,6 +43,7 @@ class ContainerSpec:
     read_only: bool = False
     no_new_privileges: bool = False
     network: str = "host"
+    init: bool = False  # --init: runtime/init.py is PID 1 and reaps
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
 
     def validate(self):
@@ -78,7 +79,7 @@ class ContainerSpec:
         self.user = user.check_spec(self.user)
         self.cap_add = caps.normalize(self.cap_add, "cap_add")
         self.cap_drop = caps.normalize(self.cap_drop, "cap_drop")
-        for field in ("privileged", "read_only", "no_new_privileges"):
+        for field in ("privileged", "read_only", "no_new_privileges", "init"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
         if self.network not in NETWORK_MODES:

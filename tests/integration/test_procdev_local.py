@@ -157,3 +157,107 @@ def test_v1_manager_without_devices_controller_refuses():
     mgr = V1Manager("c-" + secrets.token_hex(6), h)
     with pytest.raises(errors.FailedPrecondition, match="devices controller is not mounted"):
         mgr.apply_devices(devices.rules_for())
+
+
+# ------------------------------------------------------------------------------------------ --init
+
+def _lines(rt, cid):
+    return _output(rt, cid).splitlines()
+
+
+def test_init_is_pid1_with_the_command_as_its_child(env, layers):
+    script = ("ps -o pid,ppid,args; echo COMM=$(cat /proc/1/comm); "
+              "readlink /proc/1/exe > /dev/null 2>&1 && echo EXE-READABLE || echo exe-denied; "
+              "readlink /proc/1/fd/1 > /dev/null 2>&1 && echo FD-READABLE || echo fd-denied; "
+              "grep -E '^(CapEff|NoNewPrivs|Uid)' /proc/$$/status; echo PPID=$PPID; "
+              "cat /proc/1/environ > /dev/null 2>&1 && echo ENV-READABLE || echo env-denied")
+    rec, code = _run(env, layers, ["sh", "-c", script], init=True, no_new_privileges=True, env=["FOO=bar"])
+    out = _output(env, rec["id"])
+    assert code == 0, out
+    rows = [line.split(None, 2) for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert ["1", "0", "fleet-init -- sh -c " + script] in rows, out
+    assert any(r[1] == "1" and r[2].startswith("sh -c") for r in rows), out
+    assert "COMM=fleet-init" in out and "PPID=1" in out, out
+    # same setup as without --init: the docker default caps, no_new_privs
+    assert "CapEff:\t00000000a80425fb" in out and "NoNewPrivs:\t1" in out, out
+    # non-dumpable: the host interpreter behind /proc/1/exe is out of reach (no CAP_SYS_PTRACE)
+    assert "exe-denied" in out and "fd-denied" in out and "env-denied" in out, out
+    insp = env.inspect([rec["id"]])[0]
+    assert insp["HostConfig"]["Init"] is True
+
+
+def test_init_user_and_capabilities_of_pid1(env, layers):
+    script = "grep -E '^(Uid|CapEff|CapPrm)' /proc/1/status /proc/self/status"
+    rec, code = _run(env, layers, ["sh", "-c", script], init=True, user="1000:1000")
+    out = _output(env, rec["id"])
+    assert code == 0, out
+    assert "/proc/1/status:Uid:\t1000\t1000\t1000\t1000" in out, out
+    assert "/proc/1/status:CapEff:\t0000000000000020" in out, out  # CAP_KILL only (bit 5)
+    assert "/proc/self/status:CapEff:\t0000000000000000" in out, out  # a non-root user's command: none
+
+
+def test_init_exit_codes(env, layers):
+    rec, code = _run(env, layers, ["sh", "-c", "exit 3"], init=True)
+    assert code == 3
+    rec, code = _run(env, layers, ["sh", "-c", "kill -9 $$"], init=True)
+    assert code == 137
+    rec, code = _run(env, layers, ["no-such-command"], init=True)
+    assert code == 127 and "executable file not found" in _output(env, rec["id"])
+
+
+def _zombies(rt, cid):
+    """(members, zombies) of the container's PID namespace, seen from the host."""
+    from agent_payload.runtime.inspect import namespace_members
+    members = namespace_members(rt.lookup(cid)["pid"])
+    zombies = []
+    for pid in members:
+        try:
+            with open("/proc/{}/stat".format(pid)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    zombies.append(pid)
+        except OSError:
+            pass
+    return members, zombies
+
+
+def test_init_reaps_orphans(env, layers):
+    # five orphans (their parent, a subshell, exits at once) die after 0.2 s; the command then becomes a plain
+    # `sleep`, which reaps nothing: only a reaping PID 1 keeps them from staying zombies
+    script = "for i in 1 2 3 4 5; do (sleep 0.2 &); done; exec sleep 30"
+    found = {}
+    for init in (True, False):
+        rec = env.create(local._spec(layers, ["sh", "-c", script], init=init))
+        env.start(rec["id"])
+        time.sleep(1.5)
+        found[init] = _zombies(env, rec["id"])
+        env.remove([rec["id"]], force=True)
+    members, zombies = found[True]
+    assert len(members) == 2 and zombies == [], found  # fleet-init and sleep
+    members, zombies = found[False]
+    assert len(zombies) == 5, found  # without --init, `sleep` is PID 1 and the orphans pile up
+
+
+def test_init_forwards_signals_and_stop_works(env, layers):
+    script = ("trap 'echo GOT-USR1' USR1; trap 'echo GOT-TERM; exit 7' TERM; echo READY; "
+              "while true; do sleep 0.1; done")
+    rec = env.create(local._spec(layers, ["sh", "-c", script], init=True))
+    env.start(rec["id"])
+    assert local._wait_for(lambda: "READY" in _output(env, rec["id"]))
+    pid = env.lookup(rec["id"])["pid"]
+    with open("/proc/{}/cmdline".format(pid), "rb") as f:
+        assert f.read().replace(b"\0", b" ").startswith(b"fleet-init -- sh -c trap")
+    with open("/proc/{}/environ".format(pid), "rb") as f:
+        assert b"FLEET_ROOT=" not in f.read()  # the shim's host environment is gone from PID 1's memory
+    env.kill([rec["id"]], "USR1")
+    assert local._wait_for(lambda: "GOT-USR1" in _output(env, rec["id"]))
+    t0 = time.monotonic()
+    env.stop([rec["id"]], time=10)
+    assert time.monotonic() - t0 < 5
+    assert env.wait(rec["id"]) == 7 and "GOT-TERM" in _output(env, rec["id"])
+    # a plain script that traps nothing: SIGTERM kills it (it is not PID 1), the init exits 143
+    rec = env.create(local._spec(layers, ["sh", "-c", "echo UP; while true; do sleep 0.1; done"], init=True))
+    env.start(rec["id"])
+    assert local._wait_for(lambda: "UP" in _output(env, rec["id"]))
+    t0 = time.monotonic()
+    env.stop([rec["id"]], time=10)
+    assert time.monotonic() - t0 < 5 and env.wait(rec["id"]) == 143
