@@ -36,6 +36,7 @@ class ContainerSpec:
     auto_remove: bool = False
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
     stop_signal: str = "SIGTERM"
+    stop_timeout: Optional[int] = None  # --stop-timeout: stop/restart's default -t (None: 10 s)
     user: Optional[str] = None
     cap_add: List[str] = dataclasses.field(default_factory=list)
     cap_drop: List[str] = dataclasses.field(default_factory=list)
@@ -71,6 +72,7 @@ class ContainerSpec:
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
+        check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)
         return self.check_isolation()
 
@@ -150,6 +152,23 @@ def signal_number(name):
         if isinstance(sig, signal.Signals) and text.startswith("SIG") and not text.startswith("SIG_"):
             return int(sig)
     raise errors.InvalidArgument("Invalid signal: {}".format(name))
+
+
+def check_stop_timeout(value, flag="--stop-timeout"):
+    """None or a whole number of seconds >= 0; InvalidArgument naming the flag otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise errors.InvalidArgument('invalid argument "{}" for "{}" flag: want seconds >= 0'.format(value, flag))
+    return value
+
+
+def check_labels(labels, field="labels"):
+    """A {name: value} dict of strings with non-empty names (docker's -l/--label-file after parsing)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and "\x00" not in k + v for k, v in labels.items()):
+        raise errors.InvalidArgument("{} must map non-empty strings to strings".format(field))
+    return dict(labels)
 
 
 def isolation_args(args):

@@ -261,3 +261,27 @@ def test_init_forwards_signals_and_stop_works(env, layers):
     t0 = time.monotonic()
     env.stop([rec["id"]], time=10)
     assert time.monotonic() - t0 < 5 and env.wait(rec["id"]) == 143
+
+
+# ------------------------------------------------------------------------------------------ stop signal / timeout
+
+def test_stop_uses_the_containers_stop_signal_and_timeout(env, layers):
+    script = "trap '' TERM; trap 'echo GOT-USR1' USR1; echo UP; while true; do sleep 0.1; done"
+    rec = env.create(local._spec(layers, ["sh", "-c", script], stop_signal="SIGUSR1", stop_timeout=1, init=True))
+    env.start(rec["id"])
+    assert local._wait_for(lambda: "UP" in _output(env, rec["id"]))
+    t0 = time.monotonic()
+    env.stop([rec["id"]])  # no -t: the container's 1 s, not 10
+    took = time.monotonic() - t0
+    assert 0.9 <= took < 5, took
+    assert env.wait(rec["id"]) == 137 and "GOT-USR1" in _output(env, rec["id"])
+    insp = env.inspect([rec["id"]])[0]
+    assert insp["Config"]["StopTimeout"] == 1 and insp["Config"]["StopSignal"] == "SIGUSR1"
+    t0 = time.monotonic()
+    env.restart([rec["id"]], time=0)  # an explicit -t beats it
+    assert env.lookup(rec["id"])["status"] == "running"
+    env.stop([rec["id"]], time=0)
+    assert time.monotonic() - t0 < 5
+    plain = env.create(local._spec(layers, ["true"]))
+    assert "StopTimeout" not in env.inspect([plain["id"]])[0]["Config"]
+    assert "Init" not in env.inspect([plain["id"]])[0]["HostConfig"]
