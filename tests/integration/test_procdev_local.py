@@ -285,3 +285,36 @@ def test_stop_uses_the_containers_stop_signal_and_timeout(env, layers):
     plain = env.create(local._spec(layers, ["true"]))
     assert "StopTimeout" not in env.inspect([plain["id"]])[0]["Config"]
     assert "Init" not in env.inspect([plain["id"]])[0]["HostConfig"]
+
+
+def test_default_device_policy_v2_container(env, layers, monkeypatch):
+    """A whole container placed on this hybrid host's cgroup2 mount (FLEET_CGROUP_VERSION=2, a test-owned
+    parent): the eBPF device program confines it as the v1 files do, and goes with the cgroup."""
+    h = cgroups.detect()
+    assert h.mode == "hybrid" and h.v2 is not None, h
+    parent = "fleet-it-" + secrets.token_hex(4)
+    monkeypatch.setenv(cgroups.VERSION_ENV, "2")
+    monkeypatch.setenv(cgroups.PARENT_ENV, parent)
+    top = os.path.join(h.v2.mount_point, parent)
+    try:
+        rec = env.create(local._spec(layers, ["sh", "-c", DEVICE_SCRIPT + "; sleep 30"]))
+        env.start(rec["id"])
+        assert local._wait_for(lambda: "CapEff" in _output(env, rec["id"]))
+        pid = env.lookup(rec["id"])["pid"]
+        with open("/proc/{}/cgroup".format(pid)) as f:
+            assert "0::/{}/{}\n".format(parent, rec["id"]) in f.read()
+        leaf = os.path.join(top, rec["id"])
+        dfd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            (prog,) = bpf.prog_query(dfd, bpf.BPF_CGROUP_DEVICE)
+        finally:
+            os.close(dfd)
+        out = _output(env, rec["id"])
+        assert "NULL-OK" in out and "MKNOD-SDA" in out and "MKNOD-LOOP" in out, out
+        assert "ERR head: /tmp/loop: Operation not permitted" in out and "OPEN-LOOP" not in out, out
+        env.remove([rec["id"]], force=True)
+        assert not os.path.exists(leaf)
+        assert _freed(prog), "the device program outlived the container's cgroup"
+    finally:
+        if os.path.isdir(top):
+            os.rmdir(top)
