@@ -9,6 +9,7 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
       wait(launcher)                                                              stdio := /dev/null, shim.log
                                                                                   close fds >= 3 except w
                                                                                   cgroups.create(id, limits),
+                                                                                  device policy (cgroups/devices),
                                                                                   unshare(NEWPID), fork init,
                                                                                   cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)

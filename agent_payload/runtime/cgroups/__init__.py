@@ -7,6 +7,7 @@ Public API (everything a caller needs; v1 and v2 behave the same behind it)::
 
     lim = limits.parse(memory="32m", memory_swap=None, cpus="0.5", cpu_shares=None, pids_limit=10).with_defaults()
     mgr = cgroups.create(container_id, lim)   # mkdir fleet/<id> (every controller), apply limits
+    mgr.apply_devices(devices.rules_for(privileged))  # Docker's device policy (v1 files / v2 eBPF), before add
     mgr.add(pid)                              # move a process (and its future children) in
     mgr.apply(lim.updated(limits.parse(memory="64m", update=True)))  # live update
     mgr.freeze(); mgr.thaw()                  # pause / unpause; waits for FROZEN
