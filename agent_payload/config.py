@@ -66,6 +66,7 @@ class DaemonConfig:
     insecure_registries: List[str] = field(default_factory=list)
     insecure_cidrs: list = field(default_factory=lambda: [ipaddress.ip_network(c) for c in DEFAULT_INSECURE_CIDRS])
     registries: dict = field(default_factory=dict)  # "host[:port]" | "default" -> RegistryHosts
+    init: bool = False  # "init": true makes every run/create without --init=false use --init (dockerd)
     source: str = ""
 
     def hosts_for(self, domain):
@@ -242,6 +243,9 @@ def from_dict(data, source="daemon.json"):
     if data.get("registries") is not None:
         # docker.io may turn its origin off and rely on registry-mirrors alone (an air-gapped Hub mirror)
         cfg.registries = _parse_registries(data["registries"], source, cfg.registry_mirrors)
+    if not isinstance(data.get("init", False), bool):
+        raise errors.InvalidArgument("{}: init must be a boolean".format(source))
+    cfg.init = data.get("init", False)
     return cfg
 
 

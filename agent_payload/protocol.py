@@ -69,7 +69,7 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``create``  the ``run`` args minus detach -> {"id", "name", "image"} (state "created"; pulls a missing image)
 ``start``   {"containers": [str], "attach": bool} -> {"started": [id]}; attach (one container): log events of
             this start's output until it exits, then {"started": [id], "exit_code": int}
-``restart`` {"containers": [str], "time": int} -> {"restarted": [id]}
+``restart`` {"containers": [str], "time": int|null} -> {"restarted": [id]} (null: the container's stop_timeout, else 10)
 ``kill``    {"containers": [str], "signal": name|number (default "KILL")} -> {"killed": [id]}
             (every container must be running: Conflict "cannot kill container: X: container ID is not running")
 ``wait``    {"containers": [str]} -> {"exited": [{"id", "exit_code"}]} (blocks without limit)
@@ -81,13 +81,19 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}
             (a tar of the merged filesystem; an existing output is AlreadyExists unless force)
 ``container_prune`` {} -> {"deleted": [id], "reclaimed": bytes}
-``stop``    {"containers": [str], "time": int} -> {"stopped": [id]}
+``stop``    {"containers": [str], "time": int|null} -> {"stopped": [id]} (null: the container's stop_timeout, else 10)
 ``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
             (also removes the container's cgroup; a paused container is thawed before stop/kill signal it)
 resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
             each null or a docker flag value as typed ("32m", "-1", "0.5", 512); bad: InvalidArgument naming
             the flag, before anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap,
             NanoCpus, CpuShares, PidsLimit; State.OOMKilled is true when the memory cgroup OOM-killed it.
+process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, parsed by the controller; merged
+            over the image's labels), "stop_signal": name|number|null (beats the image's STOPSIGNAL),
+            "stop_timeout": seconds >= 0|null (inspect Config.StopTimeout), "init": bool|null (null: daemon.json
+            "init", default false; true: a reaper is PID 1, inspect HostConfig.Init). --env-file is read by the
+            controller and arrives as "env" entries. Every container gets Docker's device cgroup policy
+            (--privileged: all devices).
 ``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
             (persisted; applied live to running containers)
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",

@@ -127,6 +127,23 @@ def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
     return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
 
 
+EnvFileOpt = typer.Option(None, "--env-file", help="Read environment variables from a file on this machine.")
+LabelOpt = typer.Option(None, "-l", "--label", help="Set a label: KEY=VALUE (repeatable).")
+LabelFileOpt = typer.Option(None, "--label-file", help="Read labels from a file on this machine (KEY=VALUE lines).")
+StopSignalOpt = typer.Option(None, "--stop-signal", help="Signal to stop the container (default: the image's, or "
+                                                         "SIGTERM).")
+StopTimeoutOpt = typer.Option(None, "--stop-timeout", help="Seconds to wait for stop before killing the container.")
+InitOpt = typer.Option(None, "--init", help="Run an init inside the container that forwards signals and reaps "
+                                            "processes.", show_default=False)
+
+
+def _process(env_file, env, label, label_file, stop_signal, stop_timeout, init):
+    """(env entries: --env-file's then -e's, op args of -l/--label-file/--stop-signal/--stop-timeout/--init)."""
+    from fleet.commands import runflags
+    return (runflags.env_file_entries(list(env_file or [])) + list(env or []),
+            runflags.process_args(list(label or []), list(label_file or []), stop_signal, stop_timeout, init))
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -142,16 +159,23 @@ def run(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
+    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
+    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
     from fleet.commands import containers as cmd
-    _finish(lambda: cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
-                            entrypoint, workdir, hostname, as_json,
-                            dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                 **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit))))
+
+    def go():
+        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
+        return cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, envs,
+                       entrypoint, workdir, hostname, as_json,
+                       dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                            **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc))
+    _finish(go)
 
 
 def create(
@@ -168,17 +192,24 @@ def create(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
+    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
+    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
     from fleet.commands import lifecycle as cmd
-    _finish(lambda: cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, list(env or []),
-                               entrypoint, workdir, hostname,
-                               dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                    **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit)),
-                               as_json))
+
+    def go():
+        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
+        return cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, envs,
+                          entrypoint, workdir, hostname,
+                          dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                               **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc),
+                          as_json)
+    _finish(go)
 
 
 def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
@@ -216,7 +247,9 @@ def logs(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] 
 
 
 def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
-         time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
+         time: Optional[int] = typer.Option(None, "-t", "--time", help="Seconds to wait before killing "
+                                                                      "(default: the container's --stop-timeout, "
+                                                                      "else 10)."),
          as_json: bool = JsonOpt):
     """Stop running containers on each host."""
     from fleet.commands import containers as cmd
@@ -241,7 +274,9 @@ def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: L
 
 
 def restart(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
-            time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
+            time: Optional[int] = typer.Option(None, "-t", "--time", help="Seconds to wait before killing "
+                                                                         "(default: the container's "
+                                                                         "--stop-timeout, else 10)."),
             as_json: bool = JsonOpt):
     """Restart containers on each host (stop, then start)."""
     from fleet.commands import lifecycle as cmd

@@ -43,7 +43,8 @@ def create_container(ctx, args, emit):
     Returns the runtime's record of the new container.
     """
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
+    from agent_payload.runtime.spec import (ContainerSpec, check_labels, check_name, check_stop_timeout,
+                                            check_user_fields, isolation_args, limit_args, signal_number)
 
     image = string(args, "image", required=True)
     ref = reference.parse(image)
@@ -58,7 +59,14 @@ def create_container(ctx, args, emit):
     auto_remove = args.get("rm") or False
     if not isinstance(auto_remove, bool):
         raise errors.InvalidArgument("argument rm must be a boolean")
+    labels = check_labels(args.get("labels"))  # -l/--label-file, parsed by the controller
+    stop_signal = string(args, "stop_signal")
+    if stop_signal is not None:
+        signal_number(stop_signal)
+    stop_timeout = check_stop_timeout(args.get("stop_timeout"))
     store = ctx.images()
+    if args.get("init") is None:
+        isolation["init"] = store.config.init  # daemon.json "init": true
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
             record = store.resolve(ref.string())
@@ -71,8 +79,9 @@ def create_container(ctx, args, emit):
             env=merge_env(cfg.get("Env"), env),
             workdir=workdir or cfg.get("WorkingDir") or "/",
             hostname=hostname, auto_remove=auto_remove,
-            labels=dict(cfg.get("Labels") or {}),
-            stop_signal=cfg.get("StopSignal") or "SIGTERM",
+            labels=dict(cfg.get("Labels") or {}, **labels),  # --label beats the image's LABEL
+            stop_signal=stop_signal or cfg.get("StopSignal") or "SIGTERM",
+            stop_timeout=stop_timeout,
             limits=resources.to_dict(),
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
@@ -160,7 +169,7 @@ def op_stop(ctx, args, emit):
     refs = string_list(args, "containers")
     if not refs:
         raise errors.InvalidArgument("stop requires at least one container")
-    return {"stopped": ctx.runtime().stop(refs, time=integer(args, "time", default=10, minimum=0))}
+    return {"stopped": ctx.runtime().stop(refs, time=integer(args, "time", minimum=0))}
 
 
 def op_rm(ctx, args, emit):

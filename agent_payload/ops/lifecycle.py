@@ -53,7 +53,7 @@ def op_start(ctx, args, emit):
 def op_restart(ctx, args, emit):
     """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
     refs = _containers(args, "restart")
-    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", default=10, minimum=0))}
+    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", minimum=0))}
 
 
 def op_kill(ctx, args, emit):

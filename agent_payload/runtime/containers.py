@@ -283,15 +283,19 @@ class Runtime:
                 records.signal_process(state["pid"], state.get("pid_start"), sig)
         raise errors.Unavailable("container {} did not exit after SIGKILL".format(cid))
 
-    def stop(self, refs, time=10):
-        """Stop containers (stop_signal, then SIGKILL after ``time`` s); already stopped is fine. Returns IDs."""
+    def stop(self, refs, time=None):
+        """Stop containers (stop_signal, then SIGKILL after ``time`` s); already stopped is fine. Returns IDs.
+
+        ``time`` None: each container's --stop-timeout, else 10 s (docker).
+        """
         if isinstance(refs, str):
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]
         for cid in cids:
             config = records.read_config(self.paths, cid)
             try:
-                self._stop_one(cid, time, signal_number(config.get("stop_signal", "SIGTERM")))
+                grace = time if time is not None else config.get("stop_timeout")
+                self._stop_one(cid, 10 if grace is None else grace, signal_number(config.get("stop_signal", "SIGTERM")))
             except errors.NotFound:
                 pass  # auto-removed once it exited: stopped
         return cids
@@ -347,8 +351,9 @@ class Runtime:
                     time.sleep(POLL)
         return cids
 
-    def restart(self, refs, time=10):
-        """Stop (stop signal, SIGKILL after ``time`` s) then start each container; returns IDs."""
+    def restart(self, refs, time=None):
+        """Stop (stop signal, SIGKILL after ``time`` s, default: the container's --stop-timeout or 10) then start
+        each container; returns IDs."""
         if isinstance(refs, str):
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]

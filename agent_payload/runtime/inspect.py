@@ -67,6 +67,7 @@ def inspect_object(paths, record):
             "NanoCpus": resources["NanoCpus"],
             "CpuShares": resources["CpuShares"],
             "PidsLimit": resources["PidsLimit"],
+            **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
         },
         "GraphDriver": {
             "Name": "overlay2",
@@ -84,6 +85,7 @@ def inspect_object(paths, record):
             "Entrypoint": record.get("entrypoint"),
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
+            **({"StopTimeout": record["stop_timeout"]} if record.get("stop_timeout") is not None else {}),
         },
         "NetworkSettings": {},
     }

@@ -29,6 +29,7 @@ from ..linux import libc
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                             PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG)
 from . import caps, rootfs, user
+from . import init as initmod  # imported now: after pivot_root the payload's files are out of reach
 from .spec import ContainerSpec, container_env
 
 EXIT_NOT_FOUND = 127
@@ -172,6 +173,8 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
         os.chdir(spec.workdir)
         if spec.read_only:
             rootfs.make_root_readonly()
+        if spec.init:
+            initmod.prepare(spec.argv)  # --init: non-dumpable PID 1, while it still holds every capability
         drop_privileges(spec, who, keep)
         send(sync_fd, {"type": "ready"})
         os.close(sync_fd)
@@ -181,5 +184,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
         except BaseException:
             traceback.print_exc(file=sys.stderr)
         os._exit(1)
+    if spec.init:
+        initmod.run(spec.argv, env, keep, exec_container)  # --init: stay PID 1, fork the command, reap
     exec_container(spec.argv, env)
     os._exit(EXIT_NOT_EXECUTABLE)  # not reached

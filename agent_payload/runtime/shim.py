@@ -9,6 +9,7 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
                                                                                   signals reset, comm "fleet-shim",
                                                                                   shim.pid written,
                                                                                   cgroups.create(id, limits),
+                                                                                  device policy (cgroups/devices),
                                                                                   unshare(NEWPID), fork init,
                                                                                   cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)
@@ -41,6 +42,7 @@ import traceback
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID
 from . import cgroups, logs, process, records
+from .cgroups import devices
 from .cgroups.limits import Limits
 
 READY_TIMEOUT = 60.0
@@ -104,6 +106,7 @@ def _supervise(paths, container_id, sync_fd):
     try:
         config = records.read_config(paths, container_id)
         cgroup = cgroups.create(container_id, Limits.from_dict(config.get("limits")))
+        cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         init_r, init_w = os.pipe()

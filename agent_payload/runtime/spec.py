@@ -18,7 +18,7 @@ MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
 NETWORK_MODES = ("host", "none")  # bridge networks come with the networking issue
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "host"}
+                  "no_new_privileges": False, "network": "host", "init": False}
 
 
 @dataclasses.dataclass
@@ -36,6 +36,7 @@ class ContainerSpec:
     auto_remove: bool = False
     labels: Dict[str, str] = dataclasses.field(default_factory=dict)
     stop_signal: str = "SIGTERM"
+    stop_timeout: Optional[int] = None  # --stop-timeout: stop/restart's default -t (None: 10 s)
     user: Optional[str] = None
     cap_add: List[str] = dataclasses.field(default_factory=list)
     cap_drop: List[str] = dataclasses.field(default_factory=list)
@@ -43,6 +44,7 @@ class ContainerSpec:
     read_only: bool = False
     no_new_privileges: bool = False
     network: str = "host"
+    init: bool = False  # --init: runtime/init.py is PID 1 and reaps
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
 
     def validate(self):
@@ -70,6 +72,7 @@ class ContainerSpec:
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
+        check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)
         return self.check_isolation()
 
@@ -78,7 +81,7 @@ class ContainerSpec:
         self.user = user.check_spec(self.user)
         self.cap_add = caps.normalize(self.cap_add, "cap_add")
         self.cap_drop = caps.normalize(self.cap_drop, "cap_drop")
-        for field in ("privileged", "read_only", "no_new_privileges"):
+        for field in ("privileged", "read_only", "no_new_privileges", "init"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
         if self.network not in NETWORK_MODES:
@@ -149,6 +152,23 @@ def signal_number(name):
         if isinstance(sig, signal.Signals) and text.startswith("SIG") and not text.startswith("SIG_"):
             return int(sig)
     raise errors.InvalidArgument("Invalid signal: {}".format(name))
+
+
+def check_stop_timeout(value, flag="--stop-timeout"):
+    """None or a whole number of seconds >= 0; InvalidArgument naming the flag otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise errors.InvalidArgument('invalid argument "{}" for "{}" flag: want seconds >= 0'.format(value, flag))
+    return value
+
+
+def check_labels(labels, field="labels"):
+    """A {name: value} dict of strings with non-empty names (docker's -l/--label-file after parsing)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and "\x00" not in k + v for k, v in labels.items()):
+        raise errors.InvalidArgument("{} must map non-empty strings to strings".format(field))
+    return dict(labels)
 
 
 def isolation_args(args):

@@ -201,9 +201,9 @@ def _lifecycle(session, patterns, op, args, key, as_json):
     return exit_status(results)
 
 
-def stop(session: Session, patterns: list[str], containers: list[str], time: int, as_json: bool) -> int:
-    """Stop containers (stop signal, then SIGKILL after --time seconds)."""
-    if time < 0:
+def stop(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:
+    """Stop containers (stop signal, then SIGKILL after --time seconds; None: each one's --stop-timeout or 10)."""
+    if time is not None and time < 0:
         raise UsageError("--time must be >= 0")
     return _lifecycle(session, patterns, "stop", {"containers": containers, "time": time}, "stopped", as_json)
 

@@ -94,9 +94,9 @@ def start(session: Session, patterns: list[str], containers: list[str], attach: 
     return status
 
 
-def restart(session: Session, patterns: list[str], containers: list[str], time: int, as_json: bool) -> int:
-    """Restart containers: stop (SIGKILL after --time seconds), then start."""
-    if time < 0:
+def restart(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:
+    """Restart containers: stop (SIGKILL after --time seconds; None: each one's --stop-timeout or 10), then start."""
+    if time is not None and time < 0:
         raise UsageError("--time must be >= 0")
     results = session.run(patterns, "restart", {"containers": list(containers), "time": time})
     return _result_table(results, "restarted", "restarted", as_json)
