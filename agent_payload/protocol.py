@@ -103,6 +103,32 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
             "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
+            With "interactive": true (-i) and/or "tty": true (-t) see *Interactive ops* below; a TTY's initial
+            size comes from "console_size": [rows, cols] (optional), the process gets TERM=xterm unless set.
+
+Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
+"interactive"/"tty"; ``attach``; ``run``/``start`` with "attach_stdin"), the payload keeps reading its stdin
+after the request line (the request must then be ONE line), one frame per line::
+
+    {"type": "stdin", "data": "<base64>"}       bytes for the process's stdin (or the TTY's input)
+    {"type": "stdin", "eof": true}              close the process's stdin (no effect on a TTY)
+    {"type": "resize", "rows": int, "cols": int}   TIOCSWINSZ on the TTY (ignored without one)
+
+and the output of such an op comes as raw bytes, not split into lines::
+
+    {"type": "event", "event": "output", "data": {"stream": "stdout"|"stderr", "data": "<base64>"}}
+
+(with a TTY everything is "stdout").  EOF on the payload's stdin without an eof frame counts as one; the
+controller leaving (its SSH session gone) ends the op as for ``logs -f``.  Bad frames are ignored.
+
+``attach``  {"container", "stdin": bool, "detach_keys": str|null (docker's, default "ctrl-p,ctrl-q")}
+            -> {"id", "exit_code"|null, "detached": bool}: output events of the running container until it
+            exits (exit_code) or the detach keys arrive on stdin (detached, the container keeps running).
+            Only containers created with "tty" or "open_stdin" have an attach socket for stdin; any other
+            running container streams its output only.
+run/create args "tty": bool (-t), "open_stdin": bool (-i); ``run`` without detach and ``start`` with
+            "attach" take "attach_stdin": bool and "detach_keys" and then behave like ``attach`` (output
+            events instead of log events when attach_stdin or tty).
 """
 
 PROTOCOL_VERSION = 1
@@ -143,3 +169,64 @@ def result_error(kind, message, errno=None, details=None):
         kind = "Internal"
     return {"type": "result", "ok": False,
             "error": {"kind": kind, "message": message, "errno": errno, "details": details}}
+
+
+# ---- interactive frames (controller -> payload after the request line) and raw output events
+
+def stdin_frame(data):
+    """A frame carrying ``data`` (bytes) for the process's stdin."""
+    import base64
+    return {"type": "stdin", "data": base64.b64encode(data).decode("ascii")}
+
+
+def stdin_eof():
+    """The frame that closes the process's stdin."""
+    return {"type": "stdin", "eof": True}
+
+
+def resize_frame(rows, cols):
+    """The frame that sets the TTY's window size."""
+    return {"type": "resize", "rows": int(rows), "cols": int(cols)}
+
+
+def output_event(stream, data):
+    """An ``output`` event with raw bytes ``data`` of ``stream`` ("stdout" or "stderr")."""
+    import base64
+    return event("output", {"stream": stream, "data": base64.b64encode(data).decode("ascii")})
+
+
+def decode_frame(line):
+    """Parse one frame line into ("stdin", bytes) | ("eof", None) | ("resize", (rows, cols)); None if invalid."""
+    import base64
+    import binascii
+    import json
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("type") == "stdin":
+        if obj.get("eof") is True:
+            return ("eof", None)
+        data = obj.get("data")
+        if not isinstance(data, str):
+            return None
+        try:
+            return ("stdin", base64.b64decode(data.encode("ascii"), validate=True))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+    if obj.get("type") == "resize":
+        rows, cols = obj.get("rows"), obj.get("cols")
+        if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFF for v in (rows, cols)):
+            return ("resize", (rows, cols))
+    return None
+
+
+def decode_output(data):
+    """(stream, bytes) of an ``output`` event's data; raises ValueError when it is malformed."""
+    import base64
+    stream = data.get("stream")
+    if stream not in ("stdout", "stderr") or not isinstance(data.get("data"), str):
+        raise ValueError("malformed output event")
+    return stream, base64.b64decode(data["data"].encode("ascii"))

@@ -138,7 +138,9 @@ def op_unpause(ctx, args, emit):
 
 
 def op_exec(ctx, args, emit):
-    """Run a command in a running container (docker exec without -i/-t): its namespaces, cgroup, user, caps, env.
+    """Run a command in a running container (docker exec): its namespaces, cgroup, user, caps, env.
+
+    With ``interactive``/``tty`` stdin frames follow the request and the output is raw ``output`` events.
 
     Without ``detach`` the output streams as ``log`` events and the result is {"exit_code"}; with it the
     result is {"pid"} (host PID) at once and the process is reaped by the host's init, not by fleet.
@@ -150,6 +152,14 @@ def op_exec(ctx, args, emit):
     env = string_list(args, "env")
     workdir, user = string(args, "workdir"), string(args, "user")
     detach, privileged = _boolean(args, "detach"), _boolean(args, "privileged")
+    interactive, tty = _boolean(args, "interactive"), _boolean(args, "tty")
     execmod.check_args(command, env, workdir, user)
+    frames = None
+    if interactive or tty:
+        from agent_payload.runtime.tty import FrameReader, check_console_size
+        check_console_size(args.get("console_size"))
+        if not detach and getattr(ctx, "stdin", None) is not None:
+            frames = FrameReader(ctx.stdin)
     return execmod.execute(ctx.runtime(), container, command, env=env, workdir=workdir, user_spec=user,
-                           detach=detach, privileged=privileged, emit=emit)
+                           detach=detach, privileged=privileged, emit=emit, interactive=interactive, tty_=tty,
+                           console_size=args.get("console_size"), frames=frames)

@@ -1,0 +1,105 @@
+"""Interactive exec on this machine without SSH: stdin frames into a pipe or a PTY from the container's devpts."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from agent_payload import protocol
+from agent_payload.runtime import exec as execmod
+from agent_payload.runtime import tty
+from tests.integration.test_runtime_local import _spec, env, layers, needs_root  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.integration, needs_root]
+
+
+class Frames:
+    """A text stream of frame lines, fed from the test through a pipe (what the RPC's stdin is)."""
+
+    def __init__(self):
+        r, self.w = os.pipe()
+        self.stream = open(r, "r")
+
+    def send(self, frame):
+        os.write(self.w, (json.dumps(frame) + "\n").encode())
+
+    def close(self):
+        os.close(self.w)
+
+
+def _running(rt, layers):
+    rec = rt.create(_spec(layers, ["sleep", "300"]))
+    rt.start(rec["id"])
+    return rec["id"]
+
+
+def _execute(rt, cid, command, frames, **kw):
+    """Run execute in a thread; returns (result box, output events list, thread)."""
+    events, box = [], {}
+
+    def emit(name, data):
+        events.append((name, data))
+
+    def target():
+        try:
+            box["result"] = execmod.execute(rt, cid, command, emit=emit, frames=tty.FrameReader(frames.stream), **kw)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return box, events, thread
+
+
+def _text(events, stream=None):
+    out = b""
+    for name, data in events:
+        assert name == "output"
+        s, chunk = protocol.decode_output(data)
+        if stream in (None, s):
+            out += chunk
+    return out.decode("utf-8", "replace")
+
+
+def _wait_text(events, needle, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in _text(events):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_exec_i_pipes_stdin_through_cat_and_eof_ends_it(env, layers):
+    cid = _running(env, layers)
+    frames = Frames()
+    box, events, thread = _execute(env, cid, ["sh", "-c", "cat; echo done >&2; exit 4"], frames, interactive=True)
+    frames.send(protocol.stdin_frame(b"hello\nworld"))
+    assert _wait_text(events, "hello\nworld"), box
+    frames.send(protocol.stdin_eof())
+    thread.join(20)
+    assert box.get("result") == {"exit_code": 4}, box
+    assert _text(events, "stdout") == "hello\nworld"
+    assert _text(events, "stderr") == "done\n"
+    frames.close()
+
+
+def test_exec_t_gets_a_pts_of_the_container_and_resizes(env, layers):
+    cid = _running(env, layers)
+    frames = Frames()
+    box, events, thread = _execute(env, cid, ["sh"], frames, tty_=True, console_size=[30, 100])
+    frames.send(protocol.stdin_frame(b"tty; stty size; echo TERM=$TERM\n"))
+    assert _wait_text(events, "TERM=xterm"), _text(events)
+    text = _text(events)
+    assert "/dev/pts/0" in text, text  # the container's own devpts: its first pty
+    assert "30 100" in text, text
+    frames.send(protocol.resize_frame(40, 132))
+    time.sleep(0.2)
+    frames.send(protocol.stdin_frame(b"stty size; exit 3\n"))
+    thread.join(20)
+    assert box.get("result") == {"exit_code": 3}, box
+    assert "40 132" in _text(events)
+    assert all(protocol.decode_output(d)[0] == "stdout" for _n, d in events)
+    frames.close()
