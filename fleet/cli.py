@@ -355,15 +355,18 @@ def exec_(ctx: typer.Context, container: str = ContainerArg,
           user: Optional[str] = typer.Option(None, "-u", "--user", help="name|uid[:group|gid] (default: the "
                                              "container's user)."),
           privileged: bool = typer.Option(False, "--privileged", help="Give the process all capabilities."),
+          interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep STDIN open: this terminal's "
+                                           "or pipe's input goes to the command (on every selected host)."),
+          tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (exactly one host)."),
           as_json: bool = JsonOpt):
     """Run a command in a running container on each host (options go before CONTAINER).
 
-    Output lines are prefixed with the host; the exit status is the command's for one host. No -i/-t yet:
-    the command gets no stdin (/dev/null) and no terminal.
+    Output lines are prefixed with the host; the exit status is the command's for one host. Without -i the
+    command's stdin is /dev/null; -t gives it a terminal and passes this one's bytes through unprefixed.
     """
     from fleet.commands import lifecycle as cmd
     _finish(lambda: cmd.exec_(_session(ctx), patterns, container, list(command), detach, list(env or []), workdir,
-                              user, privileged, as_json))
+                              user, privileged, as_json, interactive, tty))
 
 
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
