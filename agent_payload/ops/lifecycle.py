@@ -38,6 +38,10 @@ def op_start(ctx, args, emit):
     attach = _boolean(args, "attach")
     if attach and len(refs) > 1:
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+    attach_stdin = attach and _boolean(args, "attach_stdin")
+    if attach_stdin:
+        from agent_payload.runtime import attach as attachmod
+        attachmod.parse_detach_keys(string(args, "detach_keys"))
     runtime = ctx.runtime()
     recs = [runtime.lookup(ref) for ref in refs]
     if not attach:
@@ -45,6 +49,10 @@ def op_start(ctx, args, emit):
     cid = recs[0]["id"]
     offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
     runtime.start(cid)
+    if attach_stdin:  # start -a -i: output events, stdin frames to the container's attach socket
+        res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
+                                         detach_keys=string(args, "detach_keys"), replay=True, log_offset=offset)
+        return dict(res, started=[cid])
     for line in runtime.logs(cid, follow=True, offset=offset):
         emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
@@ -135,6 +143,25 @@ def op_pause(ctx, args, emit):
 def op_unpause(ctx, args, emit):
     """Thaw paused containers."""
     return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}
+
+
+def op_attach(ctx, args, emit):
+    """Attach to a running container (docker attach): output events, stdin frames if it has -i/-t."""
+    from agent_payload.runtime import attach
+
+    container = string(args, "container", required=True)
+    stdin = args.get("stdin", True) is not False
+    detach_keys = string(args, "detach_keys")
+    attach.parse_detach_keys(detach_keys)
+    runtime = ctx.runtime()
+    rec = runtime.lookup(container)
+    if rec.get("status") != "running":
+        raise errors.Conflict("You cannot attach to a stopped container, start it first")
+    if rec.get("paused"):
+        raise errors.Conflict("You cannot attach to a paused container, unpause it first")
+    res = attach.attach_container(runtime, getattr(ctx, "stdin", None), rec["id"], emit, stdin=stdin,
+                                  detach_keys=detach_keys)
+    return dict(res, id=rec["id"])
 
 
 def op_exec(ctx, args, emit):

@@ -84,6 +84,10 @@ def inspect_object(paths, record):
             "Entrypoint": record.get("entrypoint"),
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
+            "Tty": bool(record.get("tty")),
+            "OpenStdin": bool(record.get("open_stdin")),
+            "StdinOnce": bool(record.get("stdin_once")),
+            "AttachStdin": bool(record.get("attach_stdin")),
         },
         "NetworkSettings": {},
     }

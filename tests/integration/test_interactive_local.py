@@ -103,3 +103,78 @@ def test_exec_t_gets_a_pts_of_the_container_and_resizes(env, layers):
     assert "40 132" in _text(events)
     assert all(protocol.decode_output(d)[0] == "stdout" for _n, d in events)
     frames.close()
+
+
+def _attach(rt, cid, frames, **kw):
+    from agent_payload.runtime import attach
+
+    events, box = [], {}
+
+    def target():
+        try:
+            box["result"] = attach.attach_container(rt, frames.stream, cid, lambda n, d: events.append((n, d)), **kw)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return box, events, thread
+
+
+def _log_text(rt, cid):
+    return "".join(ev["line"] for ev in rt.logs(cid))
+
+
+def test_run_it_init_gets_a_pty_output_reaches_client_and_log(env, layers):
+    rec = env.create(_spec(layers, ["sh"], tty=True, open_stdin=True, stdin_once=True, env=["TERM=xterm"]))
+    cfg_path = os.path.join(env.paths.container_dir(rec["id"]), "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["console_size"] = [21, 77]
+    json.dump(cfg, open(cfg_path, "w"))
+    env.start(rec["id"])
+    sock = os.path.join(env.paths.container_dir(rec["id"]), "attach.sock")
+    assert oct(os.stat(sock).st_mode & 0o777) == "0o600"
+    frames = Frames()
+    box, events, thread = _attach(env, rec["id"], frames, stdin=True, replay=True, log_offset=0)
+    frames.send(protocol.stdin_frame(b"tty; stty size; echo hi $((6 * 7))\n"))
+    assert _wait_text(events, "hi 42"), (_text(events), box)
+    frames.send(protocol.stdin_frame(b"exit 3\n"))
+    thread.join(20)
+    assert box.get("result") == {"detached": False, "exit_code": 3}, box
+    text = _text(events)
+    assert "/dev/pts/0" in text and "21 77" in text, text
+    assert "hi 42" in _log_text(env, rec["id"])
+    assert not os.path.exists(sock)
+
+
+def test_run_i_stdin_pipe_closed_by_eof(env, layers):
+    rec = env.create(_spec(layers, ["sh", "-c", "cat; echo bye >&2"], open_stdin=True, stdin_once=True))
+    env.start(rec["id"])
+    frames = Frames()
+    box, events, thread = _attach(env, rec["id"], frames, stdin=True, replay=True, log_offset=0)
+    frames.send(protocol.stdin_frame(b"one\ntwo\n"))
+    frames.send(protocol.stdin_eof())
+    thread.join(20)
+    assert box.get("result") == {"detached": False, "exit_code": 0}, box
+    assert _text(events, "stdout") == "one\ntwo\n" and _text(events, "stderr") == "bye\n"
+    assert _log_text(env, rec["id"]) == "one\ntwo\nbye\n"
+
+
+def test_detach_keys_leave_it_running_and_attach_again(env, layers):
+    rec = env.create(_spec(layers, ["sh"], tty=True, open_stdin=True))
+    env.start(rec["id"])
+    frames = Frames()
+    box, events, thread = _attach(env, rec["id"], frames, stdin=True, replay=True, log_offset=0)
+    frames.send(protocol.stdin_frame(b"echo first\n"))
+    assert _wait_text(events, "first\r\n")
+    frames.send(protocol.stdin_frame(b"\x10"))
+    frames.send(protocol.stdin_frame(b"\x11"))
+    thread.join(20)
+    assert box.get("result") == {"detached": True, "exit_code": None}, box
+    assert env.lookup(rec["id"])["status"] == "running"
+    frames2 = Frames()
+    box, events, thread = _attach(env, rec["id"], frames2, stdin=True, detach_keys="ctrl-a,x")
+    frames2.send(protocol.stdin_frame(b"echo again; exit 7\n"))
+    thread.join(20)
+    assert box.get("result") == {"detached": False, "exit_code": 7}, box
+    assert "again" in _text(events)
