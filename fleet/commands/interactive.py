@@ -136,6 +136,7 @@ async def stream_hosts(session, hosts, op: str, args: dict, on_event, interactiv
             winch = True
         except (NotImplementedError, RuntimeError, ValueError):
             pass
+        resized()  # as docker on attach: the remote TTY takes this terminal's size now
     payload = build()
     ssh_opts = session.run_options(bounded=False).ssh
     try:
@@ -160,29 +161,116 @@ def one_host_for_tty(hosts, tty: bool) -> None:
                                           + (", ..." if len(hosts) > 5 else "")))
 
 
-def exec_interactive(session, patterns: list[str], container: str, args: dict, interactive: bool,
-                     tty: bool) -> int:
-    """``fleet exec -i/-t``: ``args`` are exec's checked op args; the exit status as ``exec``'s."""
+def _session_run(session, hosts, op: str, args: dict, interactive: bool, tty: bool, on_other=None) -> list:
+    """Run an interactive op with the terminal in raw mode when both -i and -t; output printed as it comes.
+
+    Raw bytes for a TTY and for one host attached to a container (docker's attach); ``host | line`` as exec
+    prints them otherwise.
+    """
     from fleet.commands.common import raise_if_rejected_input
     from fleet.commands.images import host_errors
 
+    if tty or (len(hosts) == 1 and op != "exec"):
+        printer = raw_printer
+    else:
+        printer = LinePrefixer(max(len(h.name) for h in hosts))
+
+    def on_event(host, name, data):
+        if name == "output":
+            printer(host, name, data)
+        elif on_other is not None:
+            on_other(host, name, data)
+
+    try:
+        with RawTerminal(0, enabled=tty and interactive):
+            results = asyncio.run(stream_hosts(session, hosts, op, args, on_event, interactive, tty))
+    finally:
+        if isinstance(printer, LinePrefixer):
+            printer.flush()
+    raise_if_rejected_input(results)
+    host_errors(results)
+    return results
+
+
+def _exit_code(results) -> int:
+    """The container's or command's code for one host (docker's); else 1 when any failed or was not 0."""
+    status = exit_status(results)
+    if status != 0:
+        return status
+    codes = [r.data.get("exit_code") or 0 for r in results]
+    return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)
+
+
+def exec_interactive(session, patterns: list[str], container: str, args: dict, interactive: bool,
+                     tty: bool) -> int:
+    """``fleet exec -i/-t``: ``args`` are exec's checked op args; the exit status as ``exec``'s."""
     hosts = session.select(patterns)
     one_host_for_tty(hosts, tty)
     check_tty_input(interactive, tty)
     args = dict(args, interactive=interactive, tty=tty)
     if tty:
         args["console_size"] = terminal_size()
-    printer = raw_printer if tty else LinePrefixer(max(len(h.name) for h in hosts))
-    try:
-        with RawTerminal(0, enabled=tty and interactive):
-            results = asyncio.run(stream_hosts(session, hosts, "exec", args, printer, interactive, tty))
-    finally:
-        if isinstance(printer, LinePrefixer):
-            printer.flush()
+    return _exit_code(_session_run(session, hosts, "exec", args, interactive, tty))
+
+
+def run_attached(session, hosts, args: dict) -> int:
+    """``fleet run -i/-t`` without -d: create, start and attach (stdin with -i) until the container exits.
+
+    docker's detach keys (default ctrl-p,ctrl-q; --detach-keys) leave it running (exit status 0); else the
+    exit status is the container's (one host), or 1 if any host failed or any code was not 0.
+    """
+    from fleet.commands.images import progress_printer
+
+    interactive, tty = bool(args.get("open_stdin")), bool(args.get("tty"))
+    one_host_for_tty(hosts, tty)
+    check_tty_input(interactive, tty)
+    args = dict(args, console_size=terminal_size() if tty else None)
+    return _exit_code(_session_run(session, hosts, "run", args, interactive, tty, progress_printer(False)))
+
+
+def _container_tty(session, hosts, container: str, running: bool = False) -> bool:
+    """Whether ``container`` has a TTY (inspect's Config.Tty) on the one selected host; its errors as usual.
+
+    ``running``: docker attach's checks first (stopped or paused: its messages, exit 1).
+    """
+    from fleet.commands.common import raise_if_rejected_input
+
+    results = session.run_hosts(hosts, "inspect", {"containers": [container]})
     raise_if_rejected_input(results)
-    host_errors(results)
-    status = exit_status(results)
-    if status != 0:
-        return status
-    codes = [r.data.get("exit_code") or 0 for r in results]
-    return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)
+    if not results[0].ok:
+        raise results[0].error
+    obj = results[0].data["containers"][0]
+    if running and not obj["State"].get("Running"):
+        raise FleetError("You cannot attach to a stopped container, start it first")
+    if running and obj["State"].get("Paused"):
+        raise FleetError("You cannot attach to a paused container, unpause it first")
+    return bool(obj["Config"].get("Tty"))
+
+
+def _one_host(session, patterns, what: str):
+    hosts = session.select(patterns)
+    if len(hosts) != 1:
+        raise UsageError("{} needs exactly one host, but the -H patterns selected {} ({})".format(
+            what, len(hosts), ", ".join(h.name for h in hosts[:5]) + (", ..." if len(hosts) > 5 else "")))
+    return hosts
+
+
+def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_keys: str | None) -> int:
+    """``fleet attach``: this terminal to a running container on one host until it exits or is detached from."""
+    if not container:
+        raise UsageError("attach needs a container")
+    hosts = _one_host(session, patterns, "attach")
+    tty = _container_tty(session, hosts, container, running=True)
+    interactive = not no_stdin
+    check_tty_input(interactive, tty)
+    args = {"container": container, "stdin": interactive, "detach_keys": detach_keys}
+    return _exit_code(_session_run(session, hosts, "attach", args, interactive, tty))
+
+
+def start_attached(session, patterns: list[str], container: str, detach_keys: str | None) -> int:
+    """``fleet start -a -i``: start one container and attach this terminal (stdin included) to it."""
+    hosts = _one_host(session, patterns, "start -i")
+    tty = _container_tty(session, hosts, container)
+    check_tty_input(True, tty)
+    args = {"containers": [container], "attach": True, "attach_stdin": True, "detach_keys": detach_keys}
+    return _exit_code(_session_run(session, hosts, "start", args, True, tty))

@@ -122,3 +122,67 @@ def test_exec_it_through_a_terminal(box):
     assert term.wait() == 3
     assert b"50 120" in term.output
 
+
+
+def test_run_it_through_a_terminal_exit_code_and_log(lab):
+    lab.remove_containers(PREFIX)
+    try:
+        term = Terminal(lab, "run", "-it", "-H", HOST, "--name", PREFIX + "runit", "busybox", "sh", rows=25,
+                        cols=90)
+        term.expect("/ # ")
+        term.type("tty; stty size; echo hi $((40 + 2)); exit 3\r")
+        assert term.wait() == 3
+        assert b"hi 42" in term.output and b"/dev/pts/0" in term.output and b"25 90" in term.output
+        (obj,) = __import__("json").loads(lab.fleet("inspect", "-H", HOST, PREFIX + "runit", check=True).stdout)
+        assert obj["Config"]["Tty"] is True and obj["Config"]["OpenStdin"] is True
+        assert obj["Config"]["StdinOnce"] is True and obj["Config"]["AttachStdin"] is True
+        assert "TERM=xterm" in obj["Config"]["Env"]
+        assert obj["State"]["ExitCode"] == 3
+        logs = lab.fleet("logs", "-H", HOST, PREFIX + "runit", check=True).stdout
+        assert "hi 42" in logs  # the shim still writes the json-file log
+    finally:
+        lab.remove_containers(PREFIX)
+
+
+def test_run_i_with_piped_stdin_closes_it_at_eof(lab):
+    lab.remove_containers(PREFIX)
+    try:
+        proc = lab.fleet("run", "-i", "--rm", "-H", HOST, "busybox", "sh", "-c", "wc -l; exit 4",
+                         input="a\nb\nc\n")
+        assert proc.returncode == 4, proc.stderr
+        assert proc.stdout.strip() == "3", proc.stdout
+    finally:
+        lab.remove_containers(PREFIX)
+
+
+def test_run_dit_then_attach_and_detach_keys(lab):
+    lab.remove_containers(PREFIX)
+    name = PREFIX + "dit"
+    try:
+        lab.fleet("run", "-dit", "-H", HOST, "--name", name, "busybox", "sh", check=True)
+        (obj,) = __import__("json").loads(lab.fleet("inspect", "-H", HOST, name, check=True).stdout)
+        assert obj["Config"]["Tty"] is True and obj["Config"]["StdinOnce"] is False
+        term = Terminal(lab, "attach", "-H", HOST, name, rows=40, cols=100)
+        time.sleep(1)
+        term.type("stty size; echo attached-$((1 + 1))\r")
+        term.expect("attached-2")
+        assert b"40 100" in term.output  # attach sends this terminal's size
+        term.type(b"\x10\x11")  # ctrl-p ctrl-q
+        assert term.wait() == 0
+        ps = lab.fleet("ps", "-H", HOST, "-f", "name=^" + name, check=True).stdout
+        assert "Up " in ps, ps  # detaching left it running
+        term = Terminal(lab, "attach", "-H", HOST, name)
+        time.sleep(1)
+        term.type("exit 6\r")
+        assert term.wait() == 6
+        proc = lab.fleet("attach", "-H", HOST, name)
+        assert proc.returncode == 1 and "You cannot attach to a stopped container" in proc.stderr
+        proc = lab.fleet("start", "-a", "-i", "-H", HOST, name, input="")
+        assert proc.returncode == 1 and "the input device is not a TTY" in proc.stderr
+        term = Terminal(lab, "start", "-a", "-i", "-H", HOST, name)
+        time.sleep(1)
+        term.type("echo restarted; exit 2\r")
+        assert term.wait() == 2
+        assert b"restarted" in term.output
+    finally:
+        lab.remove_containers(PREFIX)
