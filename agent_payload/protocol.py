@@ -100,35 +100,39 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             "privileged": bool} -> {"exit_code": int} after ``log`` events {"stream": "stdout"|"stderr", "line"}
             (one per line of output), or with ``detach`` {"pid": host pid} at once (reaped by the host's init).
             Joins the init's namespaces and cgroup; container env + ``env``; its WorkingDir/user/caps unless
-            given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
+            given; stdin /dev/null, no TTY (unless -i/-t). Not running: Conflict "container ID is not running"; paused: Conflict
             "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
             With "interactive": true (-i) and/or "tty": true (-t) see *Interactive ops* below; a TTY's initial
             size comes from "console_size": [rows, cols] (optional), the process gets TERM=xterm unless set.
 
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
-"interactive"/"tty"; ``attach``; ``run``/``start`` with "attach_stdin"), the payload keeps reading its stdin
+"interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
+the other ops never read past the request), the payload keeps reading its stdin
 after the request line (the request must then be ONE line), one frame per line::
 
     {"type": "stdin", "data": "<base64>"}       bytes for the process's stdin (or the TTY's input)
     {"type": "stdin", "eof": true}              close the process's stdin (no effect on a TTY)
     {"type": "resize", "rows": int, "cols": int}   TIOCSWINSZ on the TTY (ignored without one)
 
-and the output of such an op comes as raw bytes, not split into lines::
+and the output of such an op comes as raw bytes, not split into lines (instead of ``log`` events)::
 
     {"type": "event", "event": "output", "data": {"stream": "stdout"|"stderr", "data": "<base64>"}}
 
 (with a TTY everything is "stdout").  EOF on the payload's stdin without an eof frame counts as one; the
 controller leaving (its SSH session gone) ends the op as for ``logs -f``.  Bad frames are ignored.
 
-``attach``  {"container", "stdin": bool, "detach_keys": str|null (docker's, default "ctrl-p,ctrl-q")}
+``attach``  {"container", "stdin": bool (default true), "detach_keys": str|null (default "ctrl-p,ctrl-q")}
             -> {"id", "exit_code"|null, "detached": bool}: output events of the running container until it
             exits (exit_code) or the detach keys arrive on stdin (detached, the container keeps running).
             Only containers created with "tty" or "open_stdin" have an attach socket for stdin; any other
             running container streams its output only.
-run/create args "tty": bool (-t), "open_stdin": bool (-i); ``run`` without detach and ``start`` with
-            "attach" take "attach_stdin": bool and "detach_keys" and then behave like ``attach`` (output
-            events instead of log events when attach_stdin or tty).
+run/create args "tty": bool (-t), "open_stdin": bool (-i), "console_size": [rows, cols]|null (the TTY's
+            first size); a TTY container gets TERM=xterm unless its env sets TERM.  ``run`` with tty or
+            open_stdin and without detach is attached as ``attach`` is ("detach_keys"; stdin frames only with
+            open_stdin, and then StdinOnce: the eof frame closes the container's stdin) and its result adds
+            "detached"; ``start`` with "attach" and "attach_stdin": true (+ "detach_keys") likewise, its
+            result being {"started": [id], "exit_code", "detached"}.
 """
 
 PROTOCOL_VERSION = 1

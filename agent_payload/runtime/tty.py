@@ -188,7 +188,7 @@ class Relay:
         self.outputs = dict(outputs or {})
         self.on_input = on_input
         self.pending = b""
-        self.eof_wanted = False
+        self.eof_wanted = frames is None  # no frames will ever come: stdin is at EOF from the start
         self.detached = False
         for fd in set(self.outputs) | ({stdin_fd} if stdin_fd is not None else set()):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
