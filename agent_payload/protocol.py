@@ -100,8 +100,8 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             "privileged": bool} -> {"exit_code": int} after ``log`` events {"stream": "stdout"|"stderr", "line"}
             (one per line of output), or with ``detach`` {"pid": host pid} at once (reaped by the host's init).
             Joins the init's namespaces and cgroup; container env + ``env``; its WorkingDir/user/caps unless
-            given; stdin /dev/null, no TTY (unless -i/-t). Not running: Conflict "container ID is not running"; paused: Conflict
-            "container ID is paused, unpause the container before exec"; command missing: exit_code 127
+            given; stdin /dev/null and no TTY unless -i/-t. Not running: Conflict "container ID is not running";
+            paused: Conflict "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
             With "interactive": true (-i) and/or "tty": true (-t) see *Interactive ops* below; a TTY's initial
             size comes from "console_size": [rows, cols] (optional), the process gets TERM=xterm unless set.

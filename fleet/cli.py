@@ -404,10 +404,10 @@ def exec_(ctx: typer.Context, container: str = ContainerArg,
                               user, privileged, as_json, interactive, tty))
 
 
-_CONTAINER_COMMANDS = (("create", create), ("start", start), ("attach", attach), ("stop", stop), ("restart", restart), ("kill", kill),
+_CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
                        ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
                        ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
-                       ("pause", pause), ("unpause", unpause))
+                       ("pause", pause), ("unpause", unpause), ("attach", attach))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
 app.command("run", **_NO_INTERSPERSE)(run)
 app.command("exec", **_NO_INTERSPERSE)(exec_)

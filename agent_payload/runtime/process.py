@@ -167,7 +167,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
-            init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's own devpts (mounted just now) as stdio
+            init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)
         libc.sethostname(config["hostname"])
         who = user.lookup(spec.user)  # the container's own /etc/passwd and /etc/group (we are inside it now)
         env = container_env(spec, config["hostname"], home=who.home)

@@ -186,3 +186,22 @@ def test_run_dit_then_attach_and_detach_keys(lab):
         assert b"restarted" in term.output
     finally:
         lab.remove_containers(PREFIX)
+
+
+def test_exec_it_ends_when_the_controller_is_gone(box):
+    lab, name = box
+    term = Terminal(lab, "exec", "-it", "-H", HOST, name, "sh")
+    term.expect("/ # ")
+    term.type("echo ready-$((2 * 3))\r")
+    term.expect("ready-6")
+    os.kill(term.pid, signal.SIGKILL)  # no goodbye: the SSH session just drops
+    os.waitpid(term.pid, 0)
+    os.close(term.fd)
+    deadline = time.monotonic() + 30
+    while True:
+        proc = lab.fleet("exec", "-H", HOST, name, "ps", "-o", "args", check=True)
+        shells = [line for line in proc.stdout.splitlines() if line.split(" | ", 1)[-1].strip() == "sh"]
+        if not shells:
+            break  # the payload saw its session go, closed the PTY master, and the shell got SIGHUP
+        assert time.monotonic() < deadline, proc.stdout
+        time.sleep(1)

@@ -178,3 +178,19 @@ def test_detach_keys_leave_it_running_and_attach_again(env, layers):
     thread.join(20)
     assert box.get("result") == {"detached": False, "exit_code": 7}, box
     assert "again" in _text(events)
+
+
+def test_exec_t_missing_command_127_and_own_term(env, layers):
+    cid = _running(env, layers)
+    frames = Frames()
+    box, events, thread = _execute(env, cid, ["no-such-command"], frames, tty_=True)
+    thread.join(20)
+    assert box.get("result") == {"exit_code": 127}, box
+    assert 'exec: "no-such-command": executable file not found in $PATH' in _text(events)
+    frames.close()
+    frames = Frames()
+    box, events, thread = _execute(env, cid, ["sh", "-c", "echo $TERM"], frames, tty_=True, env=["TERM=vt100"])
+    thread.join(20)
+    assert box.get("result") == {"exit_code": 0}, box
+    assert _text(events) == "vt100\r\n"
+    frames.close()
