@@ -219,13 +219,27 @@ def run_attached(session, hosts, args: dict) -> int:
     docker's detach keys (default ctrl-p,ctrl-q; --detach-keys) leave it running (exit status 0); else the
     exit status is the container's (one host), or 1 if any host failed or any code was not 0.
     """
-    from fleet.commands.images import progress_printer
-
     interactive, tty = bool(args.get("open_stdin")), bool(args.get("tty"))
     one_host_for_tty(hosts, tty)
     check_tty_input(interactive, tty)
     args = dict(args, console_size=terminal_size() if tty else None)
-    return _exit_code(_session_run(session, hosts, "run", args, interactive, tty, progress_printer(False)))
+    return _exit_code(_session_run(session, hosts, "run", args, interactive, tty,
+                                   _pull_progress("\r\n" if tty and interactive else "\n")))
+
+
+def _pull_progress(newline: str):
+    """A missing image's pull as ``host: layer: status`` lines on stderr (as run's), ``newline`` for raw mode."""
+    seen: dict = {}
+
+    def on_event(host, name, data):
+        if name != "progress":
+            return
+        key = (host.name, data.get("layer"))
+        if seen.get(key) != data.get("status"):
+            seen[key] = data.get("status")
+            sys.stderr.write("{}: {}: {}{}".format(host.name, data.get("layer"), data.get("status"), newline))
+            sys.stderr.flush()
+    return on_event
 
 
 def _container_tty(session, hosts, container: str, running: bool = False) -> bool:

@@ -205,3 +205,11 @@ def test_exec_it_ends_when_the_controller_is_gone(box):
             break  # the payload saw its session go, closed the PTY master, and the shell got SIGHUP
         assert time.monotonic() < deadline, proc.stdout
         time.sleep(1)
+
+
+def test_run_t_without_a_terminal_on_stdin(lab):
+    proc = lab.fleet("run", "-t", "--rm", "-H", HOST, "busybox", "sh", "-c", "tty; echo $TERM; exit 9", input="")
+    assert proc.returncode == 9, proc.stderr
+    assert proc.stdout.splitlines() == ["/dev/pts/0", "xterm"], proc.stdout
+    proc = lab.fleet("run", "-t", "-H", "web1:web2", "busybox", "true")
+    assert proc.returncode == 2 and "-t/--tty needs exactly one host" in proc.stderr
