@@ -114,7 +114,7 @@ def op_run(ctx, args, emit):
 
     With -i/-t and without detach: attached (runtime/attach.py) until it exits or the detach keys arrive.
     """
-    from agent_payload.runtime import attach
+    from agent_payload.runtime import attach_client as attach
 
     attached = not args.get("detach") and (args.get("tty") is True or args.get("open_stdin") is True)
     if attached:

@@ -40,7 +40,7 @@ def op_start(ctx, args, emit):
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
     attach_stdin = attach and _boolean(args, "attach_stdin")
     if attach_stdin:
-        from agent_payload.runtime import attach as attachmod
+        from agent_payload.runtime import attach_client as attachmod
         attachmod.parse_detach_keys(string(args, "detach_keys"))
     runtime = ctx.runtime()
     recs = [runtime.lookup(ref) for ref in refs]
@@ -147,7 +147,7 @@ def op_unpause(ctx, args, emit):
 
 def op_attach(ctx, args, emit):
     """Attach to a running container (docker attach): output events, stdin frames if it has -i/-t."""
-    from agent_payload.runtime import attach
+    from agent_payload.runtime import attach_client as attach
 
     container = string(args, "container", required=True)
     stdin = args.get("stdin", True) is not False

@@ -278,7 +278,7 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
         if detach or tty_:
             stdio, readers = (null, null, null), {}
             if tty_:
-                io["sock"], io["child_sock"] = _socketpair()
+                io["sock"], io["child_sock"] = tty.socketpair_fds()
                 owned.append(io["child_sock"])
         else:
             out_r, out_w = os.pipe()
@@ -313,12 +313,6 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
         for fd in list(readers) + [sync_r, io["stdin_w"], io["sock"]]:
             if fd is not None:
                 os.close(fd)
-
-
-def _socketpair():
-    import socket
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return a.detach(), b.detach()
 
 
 def _parent_interactive(cgroup, c1, go_w, sync_r, readers, io, emit, frames):

@@ -93,6 +93,12 @@ def check_console_size(value):
     return int(value[0]), int(value[1])
 
 
+def socketpair_fds():
+    """A connected pair of unix stream socket fds (close-on-exec), for passing a PTY master."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return a.detach(), b.detach()
+
+
 def send_fd(sock_fd, fd):
     """Send ``fd`` over the unix socket ``sock_fd`` (SCM_RIGHTS) with a one-byte message."""
     sock = socket.socket(fileno=os.dup(sock_fd))

@@ -106,7 +106,7 @@ def test_exec_t_gets_a_pts_of_the_container_and_resizes(env, layers):
 
 
 def _attach(rt, cid, frames, **kw):
-    from agent_payload.runtime import attach
+    from agent_payload.runtime import attach_client as attach
 
     events, box = [], {}
 

@@ -3,7 +3,7 @@
 import pytest
 
 from agent_payload import errors, protocol
-from agent_payload.runtime import attach
+from agent_payload.runtime import attach_client as attach
 from fleet.commands import interactive
 from fleet.errors import FleetError, UsageError
 
