@@ -106,9 +106,11 @@ process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, pa
             "privileged": bool} -> {"exit_code": int} after ``log`` events {"stream": "stdout"|"stderr", "line"}
             (one per line of output), or with ``detach`` {"pid": host pid} at once (reaped by the host's init).
             Joins the init's namespaces and cgroup; container env + ``env``; its WorkingDir/user/caps unless
-            given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
-            "container ID is paused, unpause the container before exec"; command missing: exit_code 127
+            given; stdin /dev/null and no TTY unless -i/-t. Not running: Conflict "container ID is not running";
+            paused: Conflict "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
+            With "interactive": true (-i) and/or "tty": true (-t) see *Interactive ops* below; a TTY's initial
+            size comes from "console_size": [rows, cols] (optional), the process gets TERM=xterm unless set.
 ``commit``  {"container", "repository": "REPO[:TAG]"|null, "author", "message", "changes": [Dockerfile line],
              "pause": bool (default true)} -> {"id", "repository"|null, "layer": digest|null, "diff_id", "size"}
             (a gzip layer of the container's upper dir: whiteouts -> .wh.<name>, opaque dirs -> .wh..wh..opq;
@@ -121,6 +123,34 @@ process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, pa
             container path is NotFound "Could not find the file P in container C".
 ``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
+
+Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
+"interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
+the other ops never read past the request), the payload keeps reading its stdin
+after the request line (the request must then be ONE line), one frame per line::
+
+    {"type": "stdin", "data": "<base64>"}       bytes for the process's stdin (or the TTY's input)
+    {"type": "stdin", "eof": true}              close the process's stdin (no effect on a TTY)
+    {"type": "resize", "rows": int, "cols": int}   TIOCSWINSZ on the TTY (ignored without one)
+
+and the output of such an op comes as raw bytes, not split into lines (instead of ``log`` events)::
+
+    {"type": "event", "event": "output", "data": {"stream": "stdout"|"stderr", "data": "<base64>"}}
+
+(with a TTY everything is "stdout").  EOF on the payload's stdin without an eof frame counts as one; the
+controller leaving (its SSH session gone) ends the op as for ``logs -f``.  Bad frames are ignored.
+
+``attach``  {"container", "stdin": bool (default true), "detach_keys": str|null (default "ctrl-p,ctrl-q")}
+            -> {"id", "exit_code"|null, "detached": bool}: output events of the running container until it
+            exits (exit_code) or the detach keys arrive on stdin (detached, the container keeps running).
+            Only containers created with "tty" or "open_stdin" have an attach socket for stdin; any other
+            running container streams its output only.
+run/create args "tty": bool (-t), "open_stdin": bool (-i), "console_size": [rows, cols]|null (the TTY's
+            first size); a TTY container gets TERM=xterm unless its env sets TERM.  ``run`` with tty or
+            open_stdin and without detach is attached as ``attach`` is ("detach_keys"; stdin frames only with
+            open_stdin, and then StdinOnce: the eof frame closes the container's stdin) and its result adds
+            "detached"; ``start`` with "attach" and "attach_stdin": true (+ "detach_keys") likewise, its
+            result being {"started": [id], "exit_code", "detached"}.
 """
 
 PROTOCOL_VERSION = 1
@@ -161,3 +191,64 @@ def result_error(kind, message, errno=None, details=None):
         kind = "Internal"
     return {"type": "result", "ok": False,
             "error": {"kind": kind, "message": message, "errno": errno, "details": details}}
+
+
+# ---- interactive frames (controller -> payload after the request line) and raw output events
+
+def stdin_frame(data):
+    """A frame carrying ``data`` (bytes) for the process's stdin."""
+    import base64
+    return {"type": "stdin", "data": base64.b64encode(data).decode("ascii")}
+
+
+def stdin_eof():
+    """The frame that closes the process's stdin."""
+    return {"type": "stdin", "eof": True}
+
+
+def resize_frame(rows, cols):
+    """The frame that sets the TTY's window size."""
+    return {"type": "resize", "rows": int(rows), "cols": int(cols)}
+
+
+def output_event(stream, data):
+    """An ``output`` event with raw bytes ``data`` of ``stream`` ("stdout" or "stderr")."""
+    import base64
+    return event("output", {"stream": stream, "data": base64.b64encode(data).decode("ascii")})
+
+
+def decode_frame(line):
+    """Parse one frame line into ("stdin", bytes) | ("eof", None) | ("resize", (rows, cols)); None if invalid."""
+    import base64
+    import binascii
+    import json
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("type") == "stdin":
+        if obj.get("eof") is True:
+            return ("eof", None)
+        data = obj.get("data")
+        if not isinstance(data, str):
+            return None
+        try:
+            return ("stdin", base64.b64decode(data.encode("ascii"), validate=True))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+    if obj.get("type") == "resize":
+        rows, cols = obj.get("rows"), obj.get("cols")
+        if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFF for v in (rows, cols)):
+            return ("resize", (rows, cols))
+    return None
+
+
+def decode_output(data):
+    """(stream, bytes) of an ``output`` event's data; raises ValueError when it is malformed."""
+    import base64
+    stream = data.get("stream")
+    if stream not in ("stdout", "stderr") or not isinstance(data.get("data"), str):
+        raise ValueError("malformed output event")
+    return stream, base64.b64decode(data["data"].encode("ascii"))

@@ -122,6 +122,17 @@ CpuSharesOpt = typer.Option(None, "-c", "--cpu-shares", help="CPU shares (relati
 PidsLimitOpt = typer.Option(None, "--pids-limit", help="Process limit (-1 for unlimited).")
 
 
+InteractiveOpt = typer.Option(False, "-i", "--interactive", help="Keep STDIN open (attached: this terminal's or "
+                              "pipe's input goes to the container).")
+TtyOpt = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (attached: exactly one host).")
+DetachKeysOpt = typer.Option(None, "--detach-keys", help="Key sequence to detach, leaving the container running "
+                             "(default ctrl-p,ctrl-q).")
+
+
+def _stdio(interactive, tty, detach_keys=None):
+    return {"open_stdin": interactive, "tty": tty, "detach_keys": detach_keys}
+
+
 def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
     from fleet.commands import lifecycle
     return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
@@ -156,6 +167,7 @@ def run(
     entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
     workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    interactive: bool = InteractiveOpt, tty: bool = TtyOpt, detach_keys: Optional[str] = DetachKeysOpt,
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
@@ -174,7 +186,8 @@ def run(
         return cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, envs,
                        entrypoint, workdir, hostname, as_json,
                        dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                            **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc))
+                            **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
+                            **_stdio(interactive, tty, detach_keys)))
     _finish(go)
 
 
@@ -189,6 +202,7 @@ def create(
     entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
     workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    interactive: bool = InteractiveOpt, tty: bool = TtyOpt,
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
@@ -207,7 +221,8 @@ def create(
         return cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, envs,
                           entrypoint, workdir, hostname,
                           dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                               **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc),
+                               **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
+                               open_stdin=interactive, tty=tty),
                           as_json)
     _finish(go)
 
@@ -267,10 +282,30 @@ def rm(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List
 def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
           attach: bool = typer.Option(False, "-a", "--attach", help="Stream the container's output until it exits "
                                       "and return its exit code (one container)."),
+          interactive: bool = typer.Option(False, "-i", "--interactive", help="Attach this terminal's input too "
+                                           "(one container on one host; implies -a)."),
+          detach_keys: Optional[str] = DetachKeysOpt,
           as_json: bool = JsonOpt):
     """Start created or stopped containers on each host."""
+    if interactive:
+        from fleet.commands import interactive as icmd
+        from fleet.errors import UsageError
+
+        def start_i():
+            if len(containers) != 1:
+                raise UsageError("you cannot start and attach multiple containers at once")
+            return icmd.start_attached(_session(ctx), patterns, containers[0], detach_keys)
+        _finish(start_i)
     from fleet.commands import lifecycle as cmd
     _finish(cmd.start, _session(ctx), patterns, containers, attach, as_json)
+
+
+def attach(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
+           no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not attach STDIN."),
+           detach_keys: Optional[str] = DetachKeysOpt):
+    """Attach this terminal to a running container on one host (detach: ctrl-p ctrl-q)."""
+    from fleet.commands import interactive as cmd
+    _finish(cmd.attach, _session(ctx), patterns, container, no_stdin, detach_keys)
 
 
 def restart(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
@@ -390,21 +425,24 @@ def exec_(ctx: typer.Context, container: str = ContainerArg,
           user: Optional[str] = typer.Option(None, "-u", "--user", help="name|uid[:group|gid] (default: the "
                                              "container's user)."),
           privileged: bool = typer.Option(False, "--privileged", help="Give the process all capabilities."),
+          interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep STDIN open: this terminal's "
+                                           "or pipe's input goes to the command (on every selected host)."),
+          tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (exactly one host)."),
           as_json: bool = JsonOpt):
     """Run a command in a running container on each host (options go before CONTAINER).
 
-    Output lines are prefixed with the host; the exit status is the command's for one host. No -i/-t yet:
-    the command gets no stdin (/dev/null) and no terminal.
+    Output lines are prefixed with the host; the exit status is the command's for one host. Without -i the
+    command's stdin is /dev/null; -t gives it a terminal and passes this one's bytes through unprefixed.
     """
     from fleet.commands import lifecycle as cmd
     _finish(lambda: cmd.exec_(_session(ctx), patterns, container, list(command), detach, list(env or []), workdir,
-                              user, privileged, as_json))
+                              user, privileged, as_json, interactive, tty))
 
 
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
                        ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
                        ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
-                       ("pause", pause), ("unpause", unpause))
+                       ("pause", pause), ("unpause", unpause), ("attach", attach))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
 app.command("run", **_NO_INTERSPERSE)(run)
 app.command("exec", **_NO_INTERSPERSE)(exec_)

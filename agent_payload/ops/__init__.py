@@ -20,7 +20,7 @@ OP_MODULES = {
     "create": "lifecycle", "start": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
     "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
-    "unpause": "lifecycle", "exec": "lifecycle",
+    "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
     "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
 }
 

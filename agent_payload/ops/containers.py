@@ -34,6 +34,26 @@ def merge_env(image_env, overrides):
     return ["{}={}".format(k, v) for k, v in merged.items()]
 
 
+def stdio_args(args):
+    """-i/-t of ``run``/``create``: {"tty", "open_stdin", "stdin_once", "attach_stdin", "console_size"}.
+
+    As docker: ``run -i`` without -d attaches stdin, and then stdin is StdinOnce (closed when that client's
+    stdin ends); ``run -dit`` keeps it open for later ``attach`` clients.  ``create -i`` counts as attached.
+    """
+    from agent_payload.runtime.tty import check_console_size
+
+    out = {}
+    for key in ("tty", "open_stdin", "detach"):
+        value = args.get(key) or False
+        if not isinstance(value, bool):
+            raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+        out[key] = value
+    attach_stdin = out["open_stdin"] and not out.pop("detach")
+    out.update(stdin_once=attach_stdin, attach_stdin=attach_stdin,
+               console_size=check_console_size(args.get("console_size")) if out["tty"] else None)
+    return out
+
+
 # -- ops -----------------------------------------------------------------------------------------------
 
 def create_container(ctx, args, emit):
@@ -56,6 +76,7 @@ def create_container(ctx, args, emit):
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_args(args)
     resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
+    stdio = stdio_args(args)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
     auto_remove = args.get("rm") or False
     if not isinstance(auto_remove, bool):
         raise errors.InvalidArgument("argument rm must be a boolean")
@@ -76,13 +97,15 @@ def create_container(ctx, args, emit):
         spec = ContainerSpec(
             name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
             argv=container_argv(record.config, entrypoint, command),
-            env=merge_env(cfg.get("Env"), env),
+            env=merge_env(cfg.get("Env"), env + (["TERM=xterm"] if stdio["tty"] and not any(
+                e.startswith("TERM=") for e in list(cfg.get("Env") or []) + env) else [])),  # docker does for -t
             workdir=workdir or cfg.get("WorkingDir") or "/",
             hostname=hostname, auto_remove=auto_remove,
             labels=dict(cfg.get("Labels") or {}, **labels),  # --label beats the image's LABEL
             stop_signal=stop_signal or cfg.get("StopSignal") or "SIGTERM",
             stop_timeout=stop_timeout,
-            limits=resources.to_dict(),
+            limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
+            stdin_once=stdio["stdin_once"],
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -91,16 +114,30 @@ def create_container(ctx, args, emit):
         else:
             ep = list(cfg.get("Entrypoint") or []) or None
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
-        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd})
+        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd, "console_size": stdio["console_size"],
+                                                 "attach_stdin": stdio["attach_stdin"]})
 
 
 def op_run(ctx, args, emit):
-    """Create and start a container, pulling its image if missing; without detach, stream its output."""
+    """Create and start a container, pulling its image if missing; without detach, stream its output.
+
+    With -i/-t and without detach: attached (runtime/attach.py) until it exits or the detach keys arrive.
+    """
+    from agent_payload.runtime import attach_client as attach
+
+    attached = not args.get("detach") and (args.get("tty") is True or args.get("open_stdin") is True)
+    if attached:
+        attach.parse_detach_keys(string(args, "detach_keys"))
     created = create_container(ctx, args, emit)
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
     result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
     if args.get("detach"):
+        return result
+    if attached:
+        result.update(attach.attach_container(runtime, getattr(ctx, "stdin", None), started["id"], emit,
+                                              stdin=args.get("open_stdin") is True,
+                                              detach_keys=string(args, "detach_keys"), replay=True, log_offset=0))
         return result
     for line in runtime.logs(started["id"], follow=True):
         emit("log", line)

@@ -38,6 +38,10 @@ def op_start(ctx, args, emit):
     attach = _boolean(args, "attach")
     if attach and len(refs) > 1:
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+    attach_stdin = attach and _boolean(args, "attach_stdin")
+    if attach_stdin:
+        from agent_payload.runtime import attach_client as attachmod
+        attachmod.parse_detach_keys(string(args, "detach_keys"))
     runtime = ctx.runtime()
     recs = [runtime.lookup(ref) for ref in refs]
     if not attach:
@@ -45,6 +49,10 @@ def op_start(ctx, args, emit):
     cid = recs[0]["id"]
     offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
     runtime.start(cid)
+    if attach_stdin:  # start -a -i: output events, stdin frames to the container's attach socket
+        res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
+                                         detach_keys=string(args, "detach_keys"), replay=True, log_offset=offset)
+        return dict(res, started=[cid])
     for line in runtime.logs(cid, follow=True, offset=offset):
         emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
@@ -137,8 +145,29 @@ def op_unpause(ctx, args, emit):
     return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}
 
 
+def op_attach(ctx, args, emit):
+    """Attach to a running container (docker attach): output events, stdin frames if it has -i/-t."""
+    from agent_payload.runtime import attach_client as attach
+
+    container = string(args, "container", required=True)
+    stdin = args.get("stdin", True) is not False
+    detach_keys = string(args, "detach_keys")
+    attach.parse_detach_keys(detach_keys)
+    runtime = ctx.runtime()
+    rec = runtime.lookup(container)
+    if rec.get("status") != "running":
+        raise errors.Conflict("You cannot attach to a stopped container, start it first")
+    if rec.get("paused"):
+        raise errors.Conflict("You cannot attach to a paused container, unpause it first")
+    res = attach.attach_container(runtime, getattr(ctx, "stdin", None), rec["id"], emit, stdin=stdin,
+                                  detach_keys=detach_keys)
+    return dict(res, id=rec["id"])
+
+
 def op_exec(ctx, args, emit):
-    """Run a command in a running container (docker exec without -i/-t): its namespaces, cgroup, user, caps, env.
+    """Run a command in a running container (docker exec): its namespaces, cgroup, user, caps, env.
+
+    With ``interactive``/``tty`` stdin frames follow the request and the output is raw ``output`` events.
 
     Without ``detach`` the output streams as ``log`` events and the result is {"exit_code"}; with it the
     result is {"pid"} (host PID) at once and the process is reaped by the host's init, not by fleet.
@@ -150,6 +179,14 @@ def op_exec(ctx, args, emit):
     env = string_list(args, "env")
     workdir, user = string(args, "workdir"), string(args, "user")
     detach, privileged = _boolean(args, "detach"), _boolean(args, "privileged")
+    interactive, tty = _boolean(args, "interactive"), _boolean(args, "tty")
     execmod.check_args(command, env, workdir, user)
+    frames = None
+    if interactive or tty:
+        from agent_payload.runtime.tty import FrameReader, check_console_size
+        check_console_size(args.get("console_size"))
+        if not detach and getattr(ctx, "stdin", None) is not None:
+            frames = FrameReader(ctx.stdin)
     return execmod.execute(ctx.runtime(), container, command, env=env, workdir=workdir, user_spec=user,
-                           detach=detach, privileged=privileged, emit=emit)
+                           detach=detach, privileged=privileged, emit=emit, interactive=interactive, tty_=tty,
+                           console_size=args.get("console_size"), frames=frames)

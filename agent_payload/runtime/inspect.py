@@ -86,6 +86,10 @@ def inspect_object(paths, record):
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
             **({"StopTimeout": record["stop_timeout"]} if record.get("stop_timeout") is not None else {}),
+            "Tty": bool(record.get("tty")),
+            "OpenStdin": bool(record.get("open_stdin")),
+            "StdinOnce": bool(record.get("stdin_once")),
+            "AttachStdin": bool(record.get("attach_stdin")),
         },
         "NetworkSettings": {},
     }

@@ -141,14 +141,17 @@ def drop_privileges(spec, who, keep):
     caps.apply_sets(keep)
 
 
-def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
-    """Body of the container's PID 1 up to exec; never returns."""
+def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
+    """Body of the container's PID 1 up to exec; never returns.
+
+    ``stdio`` (attach.ShimIO.child_stdio, -i/-t): {"stdin": pipe read end | None, "tty_sock": socket | None}.
+    """
     try:
         spec = ContainerSpec.from_dict(config)
         os.setsid()
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the container never outlives its shim
         null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
+        os.dup2(null if not stdio or stdio.get("stdin") is None else stdio["stdin"], 0)
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         for fd in (null, stdout_fd, stderr_fd):
@@ -163,6 +166,9 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
             libc.interface_up("lo")  # Docker's "none": an empty netns with only loopback, up
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
+        if stdio and stdio.get("tty_sock") is not None:
+            from .attach import init_tty
+            init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)
         libc.sethostname(config["hostname"])
         who = user.lookup(spec.user)  # the container's own /etc/passwd and /etc/group (we are inside it now)
         env = container_env(spec, config["hostname"], home=who.home)

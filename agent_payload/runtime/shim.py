@@ -41,7 +41,7 @@ import traceback
 
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID
-from . import cgroups, logs, process, records
+from . import attach, cgroups, logs, process, records
 from .cgroups import devices
 from .cgroups.limits import Limits
 
@@ -102,9 +102,10 @@ def _supervise(paths, container_id, sync_fd):
     except OSError:
         pass  # cosmetic only
     write_pidfile(layout)
-    cgroup = None
+    cgroup = io = None
     try:
         config = records.read_config(paths, container_id)
+        io = attach.ShimIO.prepare(config, layout)  # -i/-t: attach socket, stdin pipe or TTY channel
         cgroup = cgroups.create(container_id, Limits.from_dict(config.get("limits")))
         cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
         out_r, out_w = os.pipe()
@@ -127,13 +128,21 @@ def _supervise(paths, container_id, sync_fd):
         os.close(go_r)
         if go != b"g":
             os._exit(1)
-        process.init_main(layout, config, out_w, err_w, init_w)
+        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None)
     for fd in (out_w, err_w, init_w, go_r):
         os.close(fd)
+    if io:
+        io.after_fork()
     msg = _place_in_cgroup(cgroup, pid, go_w)
     if msg is None:
         msg = _await_ready(init_r, pid)
     os.close(init_r)
+    writers = {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")}
+    if io and msg.get("type") == "ready":
+        try:
+            writers = io.serve(writers)  # takes the TTY master, copies output to attach clients
+        except Exception as exc:
+            msg = process.error_message(exc)
     if msg.get("type") != "ready":
         _kill_and_reap(pid)
         _destroy(cgroup)
@@ -146,7 +155,9 @@ def _supervise(paths, container_id, sync_fd):
         sys.stderr.write("caller went away before the start was recorded; killing the container\n")
         _kill_and_reap(pid)
         return 1
-    status = _pump(pid, {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")})
+    status = _pump(pid, writers)
+    if io:
+        io.close()
     logf.close()
     oom = _oom_killed(cgroup)  # read before destroy: the counters go with the cgroup
     _destroy(cgroup)

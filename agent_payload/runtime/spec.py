@@ -46,6 +46,9 @@ class ContainerSpec:
     network: str = "host"
     init: bool = False  # --init: runtime/init.py is PID 1 and reaps
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
+    tty: bool = False  # -t: the init's stdio is a PTY (runtime/attach.py)
+    open_stdin: bool = False  # -i: the init's stdin is a pipe that attach clients write to
+    stdin_once: bool = False  # close that stdin when the first attached client's stdin ends (run -i)
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -81,7 +84,7 @@ class ContainerSpec:
         self.user = user.check_spec(self.user)
         self.cap_add = caps.normalize(self.cap_add, "cap_add")
         self.cap_drop = caps.normalize(self.cap_drop, "cap_drop")
-        for field in ("privileged", "read_only", "no_new_privileges", "init"):
+        for field in ("privileged", "read_only", "no_new_privileges", "init", "tty", "open_stdin", "stdin_once"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
         if self.network not in NETWORK_MODES:

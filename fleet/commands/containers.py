@@ -66,6 +66,11 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
             "workdir": workdir, "hostname": hostname}
     args.update(isolation or {})
     hosts = session.select(patterns)
+    if not detach and (args.get("tty") or args.get("open_stdin")):  # run -i/-t: attached (commands/interactive)
+        from fleet.commands import interactive
+        if as_json:
+            raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty without -d")
+        return interactive.run_attached(session, hosts, args)
     width = max(len(h.name) for h in hosts)
     progress = progress_printer(as_json)
     logs = log_printer(width, False)

@@ -299,8 +299,11 @@ def unpause(session: Session, patterns: list[str], containers: list[str], as_jso
 
 
 def exec_(session: Session, patterns: list[str], container: str, command: list[str], detach: bool, env: list[str],
-          workdir: str | None, user: str | None, privileged: bool, as_json: bool) -> int:
-    """docker exec on every selected host (no -i/-t): output lines prefixed with the host, no time limit.
+          workdir: str | None, user: str | None, privileged: bool, as_json: bool, interactive: bool = False,
+          tty: bool = False) -> int:
+    """docker exec on every selected host: output lines prefixed with the host, no time limit.
+
+    -i/-t go to fleet.commands.interactive (stdin forwarded; -t: a TTY on exactly one host).
 
     Exit status: the command's for one host (docker's), else 1 if any host failed or any code was not 0.
     With -d the host PID of each started process is printed (it is reaped by the host's init, not fleet).
@@ -317,6 +320,13 @@ def exec_(session: Session, patterns: list[str], container: str, command: list[s
         raise UsageError("invalid --user: empty")
     args = {"container": container, "command": list(command), "env": _env(env), "workdir": workdir, "user": user,
             "detach": detach, "privileged": privileged}
+    if interactive or tty:
+        from fleet.commands import interactive as interactive_cmd
+        if detach:
+            raise UsageError("-d/--detach cannot be combined with -i/--interactive or -t/--tty")
+        if as_json:
+            raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty")
+        return interactive_cmd.exec_interactive(session, patterns, container, args, interactive, tty)
     hosts = session.select(patterns)
     on_event = None if as_json else log_printer(max(len(h.name) for h in hosts), False)
     results = session.run_hosts(hosts, "exec", args, on_event, bounded=detach)
