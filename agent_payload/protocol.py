@@ -31,7 +31,11 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
 ``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root"}
+                    "disk_free", "root", "boot_hook"} (boot_hook: "systemd" | "cron" | "none", the restart
+            policies' boot hook this host gets; see ``boot``)
+``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
+            daemon would restart at its start (the boot hook runs it: systemd fleet-boot.service or
+            /etc/cron.d/fleet-boot, under $FLEET_HOOK_ROOT if set); refreshes the hook to this payload
 ``pull``    {"image": ref, "all_tags": bool, "platform": "os/arch[/variant]"|null}
             -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
                (all_tags: {"pulled": [the same object per tag]})
@@ -90,6 +94,13 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             NanoCpus, CpuShares, PidsLimit; State.OOMKilled is true when the memory cgroup OOM-killed it.
 ``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
             (persisted; applied live to running containers)
+supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]"|"unless-stopped"|null (docker's
+            checks; with "rm": InvalidArgument "Conflicting options: cannot specify both --restart and --rm").
+            The shim restarts per policy with docker's back-off (100 ms doubling to 1 min, reset after a 10 s
+            run); state "restarting" (ps "Restarting (CODE) N seconds ago"), inspect RestartCount and
+            HostConfig.RestartPolicy {Name, MaximumRetryCount}. stop and kill (SIGKILL or the stop signal)
+            cancel restarts until the next start; wait returns when a run ends, restarted or not. A policy other
+            than "no" installs the boot hook (see ``boot``). ``update`` takes "restart" too.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
              "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)

@@ -58,6 +58,9 @@ def create_container(ctx, args, emit):
     auto_remove = args.get("rm") or False
     if not isinstance(auto_remove, bool):
         raise errors.InvalidArgument("argument rm must be a boolean")
+    from agent_payload.runtime import restart as restartmod
+    restart_policy = restartmod.parse(args.get("restart"))  # --restart: docker's checks, before any pull
+    restartmod.check_auto_remove(restart_policy, auto_remove)
     store = ctx.images()
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
@@ -73,7 +76,7 @@ def create_container(ctx, args, emit):
             hostname=hostname, auto_remove=auto_remove,
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
-            limits=resources.to_dict(),
+            limits=resources.to_dict(), restart_policy=restart_policy,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -82,7 +85,11 @@ def create_container(ctx, args, emit):
         else:
             ep = list(cfg.get("Entrypoint") or []) or None
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
-        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd})
+        created = ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd})
+    if restart_policy["Name"] != "no":
+        from agent_payload.runtime import boot
+        boot.install_quietly(ctx.paths, ctx.launcher)  # so that the policy also holds across reboots
+    return created
 
 
 def op_run(ctx, args, emit):

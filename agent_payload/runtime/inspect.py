@@ -15,7 +15,7 @@ def inspect_object(paths, record):
     lay = records.Layout(paths, record["id"])
     argv = list(record.get("argv") or [])
     status = record.get("status") if record.get("status") in _STATUS else "dead"
-    running = status == "running"  # docker: a paused container is still Running, with Paused true
+    running = status in ("running", "restarting")  # docker: paused/restarting containers are still Running
     if running and record.get("paused"):
         status = "paused"
     resources = _limits(record)
@@ -37,7 +37,7 @@ def inspect_object(paths, record):
             "Restarting": status == "restarting",
             "OOMKilled": bool(record.get("oom_killed")),
             "Dead": status == "dead",
-            "Pid": record.get("pid") or 0 if running else 0,
+            "Pid": record.get("pid") or 0 if status in ("running", "paused") else 0,
             "ExitCode": record.get("exit_code") if isinstance(record.get("exit_code"), int) else 0,
             "Error": record.get("error") or "",
             "StartedAt": record.get("started_at") or ZERO_TIME,
@@ -60,7 +60,7 @@ def inspect_object(paths, record):
             "CapAdd": list(cap_add) if cap_add else None,
             "CapDrop": list(cap_drop) if cap_drop else None,
             "SecurityOpt": security_opt,
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "RestartPolicy": dict(record.get("restart_policy") or {"Name": "no", "MaximumRetryCount": 0}),
             "LogConfig": {"Type": "json-file", "Config": {}},
             "Memory": resources["Memory"],
             "MemorySwap": resources["MemorySwap"],

@@ -44,6 +44,7 @@ class ContainerSpec:
     no_new_privileges: bool = False
     network: str = "host"
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
+    restart_policy: Dict = dataclasses.field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -71,6 +72,9 @@ class ContainerSpec:
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
         self.limits = check_limits(self.limits)
+        from . import restart
+        self.restart_policy = restart.check(self.restart_policy)
+        restart.check_auto_remove(self.restart_policy, self.auto_remove)
         return self.check_isolation()
 
     def check_isolation(self):

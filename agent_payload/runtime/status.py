@@ -14,9 +14,13 @@ def _since(stamp, now_ns):
 
 
 def status_text(state, now_ns=None):
-    """Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", "Created"."""
+    """Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago",
+    "Restarting (1) 2 seconds ago", "Created"."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     status = state.get("status")
+    if status == "restarting" and state.get("finished_at"):
+        return "Restarting ({}) {} ago".format(state.get("exit_code"),
+                                               human_duration(_since(state["finished_at"], now_ns)))
     if status == "running" and state.get("started_at"):
         return "Up " + human_duration(_since(state["started_at"], now_ns))
     if status == "exited" and state.get("finished_at"):
