@@ -127,6 +127,15 @@ def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
     return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
 
 
+RestartOpt = typer.Option(None, "--restart", help="Restart policy: no, always, on-failure[:max-retries], "
+                          "unless-stopped.")
+
+
+def _supervision(restart):
+    """The supervision flags (--restart) as op args."""
+    return {"restart": restart}
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -144,6 +153,7 @@ def run(
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -151,7 +161,8 @@ def run(
     _finish(lambda: cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
                             entrypoint, workdir, hostname, as_json,
                             dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                 **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit))))
+                                 **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
+                                 **_supervision(restart))))
 
 
 def create(
@@ -170,6 +181,7 @@ def create(
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -177,7 +189,8 @@ def create(
     _finish(lambda: cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, list(env or []),
                                entrypoint, workdir, hostname,
                                dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                    **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit)),
+                                    **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
+                                    **_supervision(restart)),
                                as_json))
 
 
@@ -313,11 +326,12 @@ def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
 def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
            memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt,
            cpus: Optional[str] = CpusOpt, cpu_shares: Optional[str] = CpuSharesOpt,
-           pids_limit: Optional[str] = PidsLimitOpt, as_json: bool = JsonOpt):
-    """Change resource limits of containers on each host (live on running ones)."""
+           pids_limit: Optional[str] = PidsLimitOpt, restart: Optional[str] = RestartOpt,
+           as_json: bool = JsonOpt):
+    """Change resource limits (live on running ones) or the restart policy of containers on each host."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.update, _session(ctx), patterns, containers,
-            _resources(memory, memory_swap, cpus, cpu_shares, pids_limit), as_json)
+            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **_supervision(restart)), as_json)
 
 
 def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),
@@ -470,6 +484,13 @@ def image_inspect(ctx: typer.Context, images_: List[str] = typer.Argument(..., m
     """Print docker's inspect object of images as one JSON list; each object carries its "host"."""
     from fleet.commands import images as cmd
     _finish(cmd.image_inspect, _session(ctx), patterns, images_)
+
+
+@system_app.command("boot")
+def system_boot(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Start the containers whose restart policy wants them up after a reboot (what the boot hook runs)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.boot, _session(ctx), patterns, as_json)
 
 
 @system_app.command("df")

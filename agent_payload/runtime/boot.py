@@ -72,7 +72,7 @@ def unit_text(paths, launcher):
     lines = ["# Written by fleet: starts containers with a restart policy at boot (docker's daemon start).",
              "[Unit]", "Description=fleet: start containers with a restart policy",
              "Wants=network-online.target", "After=network-online.target", "", "[Service]", "Type=oneshot"]
-    lines += ["Environment={}".format(shlex.quote("{}={}".format(k, v))) for k, v in _env(paths)]
+    lines += ["Environment=" + esc(shlex.quote("{}={}".format(k, v))) for k, v in _env(paths)]
     lines += ["ExecStart=" + esc(_command(launcher)), "", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
 
