@@ -131,9 +131,21 @@ RestartOpt = typer.Option(None, "--restart", help="Restart policy: no, always, o
                           "unless-stopped.")
 
 
-def _supervision(restart):
-    """The supervision flags (--restart) as op args."""
-    return {"restart": restart}
+HealthCmdOpt = typer.Option(None, "--health-cmd", help="Command to run to check health.")
+HealthIntervalOpt = typer.Option(None, "--health-interval", help="Time between running the check (ms|s|m|h).")
+HealthTimeoutOpt = typer.Option(None, "--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h).")
+HealthRetriesOpt = typer.Option(None, "--health-retries", help="Consecutive failures needed to report unhealthy.")
+HealthStartPeriodOpt = typer.Option(None, "--health-start-period", help="Start period for the container to "
+                                    "initialize before failures count (ms|s|m|h).")
+NoHealthcheckOpt = typer.Option(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK.")
+
+
+def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=None, health_retries=None,
+                 health_start_period=None, no_healthcheck=False):
+    """The supervision flags (--restart, --health-*, --no-healthcheck) as op args (the payload checks them)."""
+    return {"restart": restart, "health_cmd": health_cmd, "health_interval": health_interval,
+            "health_timeout": health_timeout, "health_retries": health_retries,
+            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck}
 
 
 def run(
@@ -153,7 +165,10 @@ def run(
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
-    restart: Optional[str] = RestartOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -162,7 +177,8 @@ def run(
                             entrypoint, workdir, hostname, as_json,
                             dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                                  **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
-                                 **_supervision(restart))))
+                                 **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                                health_retries, health_start_period, no_healthcheck))))
 
 
 def create(
@@ -181,7 +197,10 @@ def create(
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
-    restart: Optional[str] = RestartOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -190,7 +209,8 @@ def create(
                                entrypoint, workdir, hostname,
                                dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                                     **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
-                                    **_supervision(restart)),
+                                    **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                                   health_retries, health_start_period, no_healthcheck)),
                                as_json))
 
 
@@ -331,7 +351,7 @@ def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: 
     """Change resource limits (live on running ones) or the restart policy of containers on each host."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.update, _session(ctx), patterns, containers,
-            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **_supervision(restart)), as_json)
+            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), restart=restart), as_json)
 
 
 def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),

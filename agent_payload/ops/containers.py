@@ -61,6 +61,8 @@ def create_container(ctx, args, emit):
     from agent_payload.runtime import restart as restartmod
     restart_policy = restartmod.parse(args.get("restart"))  # --restart: docker's checks, before any pull
     restartmod.check_auto_remove(restart_policy, auto_remove)
+    from agent_payload.runtime import health
+    user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
     store = ctx.images()
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
@@ -77,6 +79,7 @@ def create_container(ctx, args, emit):
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
             limits=resources.to_dict(), restart_policy=restart_policy,
+            healthcheck=health.merge(user_health, cfg.get("Healthcheck")),
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.

@@ -12,7 +12,7 @@ from ..state import store
 from . import changes as changesmod
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import names, process, records, resources, restart, rootfs, shim, status
+from . import health, names, process, records, resources, restart, rootfs, shim, status
 from .spec import ContainerSpec, check_name, signal_number
 
 START_TIMEOUT = 90.0
@@ -96,7 +96,7 @@ class Runtime:
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
                          shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
-                         oom_killed=False, paused=False, **restart.fresh_start_fields())
+                         oom_killed=False, paused=False, health=health.initial(config), **restart.fresh_start_fields())
             records.write_state(self.paths, cid, state)
         return records.make_record(self.paths, config, state)
 

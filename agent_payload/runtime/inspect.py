@@ -42,6 +42,7 @@ def inspect_object(paths, record):
             "Error": record.get("error") or "",
             "StartedAt": record.get("started_at") or ZERO_TIME,
             "FinishedAt": record.get("finished_at") or ZERO_TIME,
+            **({"Health": record["health"]} if record.get("health") else {}),
         },
         "Image": record.get("image_id"),
         "ResolvConfPath": lay.resolv,
@@ -84,6 +85,7 @@ def inspect_object(paths, record):
             "Entrypoint": record.get("entrypoint"),
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
+            **({"Healthcheck": record["healthcheck"]} if record.get("healthcheck") else {}),
         },
         "NetworkSettings": {},
     }

@@ -260,8 +260,10 @@ def record_restarted(paths, container_id, pid, pid_start):
                 records.write_state(paths, container_id, state)
             return False
         state = records.read_state(paths, container_id)
+        from . import health
         state.update(status="running", pid=pid, pid_start=pid_start, started_at=records.format_ns(),
-                     exit_code=None, error=None, oom_killed=False, paused=False)
+                     exit_code=None, error=None, oom_killed=False, paused=False,
+                     health=health.initial(records.read_config(paths, container_id)))
         records.write_state(paths, container_id, state)
     return True
 

@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 
-from . import cgroups, logs, process, records, restart
+from . import cgroups, health, logs, process, records, restart
 from .cgroups.limits import Limits
 
 SYNC_ENV = "FLEET_SHIM_SYNC_FD"
@@ -110,8 +110,10 @@ def _supervise(paths, container_id, sync_fd):
         return 1
     backoff = restart.Backoff()
     while True:
+        monitor = health.start_monitor(paths, container_id, pid, run["pid_start"])  # HEALTHCHECK probes, if any
         status = _pump(pid, {run["out"]: logs.LineWriter(run["log"], "stdout"),
                              run["err"]: logs.LineWriter(run["log"], "stderr")})
+        health.stop_monitor(monitor)
         run["log"].close()
         oom = _oom_killed(run["cgroup"])  # read before destroy: the counters go with the cgroup
         _destroy(run["cgroup"])

@@ -45,6 +45,7 @@ class ContainerSpec:
     network: str = "host"
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
     restart_policy: Dict = dataclasses.field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
+    healthcheck: Optional[Dict] = None  # docker's Config.Healthcheck (runtime/health.py), image's merged in
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -75,6 +76,8 @@ class ContainerSpec:
         from . import restart
         self.restart_policy = restart.check(self.restart_policy)
         restart.check_auto_remove(self.restart_policy, self.auto_remove)
+        from . import health
+        self.healthcheck = health.check(self.healthcheck)
         return self.check_isolation()
 
     def check_isolation(self):

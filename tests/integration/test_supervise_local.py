@@ -160,3 +160,42 @@ def test_hook_kinds(tmp_path, monkeypatch):
     boot.install(paths, ["/usr/bin/python3", "/x/cd.pyz"])  # a newer payload rewrites it
     assert "/x/cd.pyz boot" in (tmp_path / "etc" / "systemd" / "system" / "fleet-boot.service").read_text()
     assert boot.installed(paths) == "systemd"
+
+
+def _health(rt, cid):
+    return (rt.lookup(cid).get("health") or {})
+
+
+def test_healthcheck_starting_unhealthy_healthy(env, layers):
+    hc = {"Test": ["CMD-SHELL", "echo probing; test -f /ok"], "Interval": 200 * 10 ** 6, "Retries": 2}
+    rec = env.create(_spec(layers, ["sh", "-c", "sleep 1.5; touch /ok; sleep 1000"], healthcheck=hc))
+    env.start(rec["id"])
+    assert _health(env, rec["id"])["Status"] == "starting"
+    assert env.list()[0]["status"].endswith(" (health: starting)")
+    assert _wait_for(lambda: _health(env, rec["id"]).get("Status") == "unhealthy", timeout=5)
+    bad = _health(env, rec["id"])
+    assert bad["FailingStreak"] >= 2 and bad["Log"][-1]["ExitCode"] == 1 and bad["Log"][-1]["Output"] == "probing\n"
+    assert [r["id"] for r in env.list(filters=["health=unhealthy"])] == [rec["id"]]
+    assert env.list()[0]["status"].endswith(" (unhealthy)")
+    assert _wait_for(lambda: _health(env, rec["id"]).get("Status") == "healthy", timeout=5)
+    good = _health(env, rec["id"])
+    assert good["FailingStreak"] == 0 and good["Log"][-1]["ExitCode"] == 0 and len(good["Log"]) <= 5
+    assert env.list(filters=["health=unhealthy"]) == [] and env.list()[0]["status"].endswith(" (healthy)")
+    obj = inspectmod.inspect_object(env.paths, env.lookup(rec["id"]))
+    assert obj["State"]["Health"]["Status"] == "healthy" and obj["Config"]["Healthcheck"]["Retries"] == 2
+    env.stop([rec["id"]], time=0)
+
+
+def test_healthcheck_timeout_and_start_period(env, layers):
+    hc = {"Test": ["CMD", "sleep", "5"], "Interval": 100 * 10 ** 6, "Timeout": 300 * 10 ** 6, "Retries": 1}
+    slow = env.create(_spec(layers, ["sleep", "1000"], healthcheck=hc))["id"]
+    grace = env.create(_spec(layers, ["sleep", "1000"], healthcheck={
+        "Test": ["CMD", "false"], "Interval": 100 * 10 ** 6, "StartPeriod": 60 * 10 ** 9, "Retries": 1}))["id"]
+    env.start(slow)
+    env.start(grace)
+    assert _wait_for(lambda: _health(env, slow).get("Status") == "unhealthy", timeout=5)
+    entry = _health(env, slow)["Log"][-1]
+    assert entry["ExitCode"] == -1 and entry["Output"] == "Health check exceeded timeout (300ms)"
+    assert _wait_for(lambda: len(_health(env, grace).get("Log") or []) >= 3, timeout=5)
+    assert _health(env, grace)["Status"] == "starting" and _health(env, grace)["FailingStreak"] == 0
+    env.remove([slow, grace], force=True)
