@@ -172,3 +172,32 @@ def test_boot_starts_what_docker_would_restart_and_the_hook_is_the_lab_hosts_own
         assert not os.path.exists("/etc/cron.d/fleet-boot"), "the lab host wrote this machine's /etc/cron.d"
     else:
         assert kind == "none"
+
+
+def test_healthcheck_goes_unhealthy_then_healthy(clean):
+    lab = clean
+    name = PREFIX + "health"
+    bad = lab.fleet("run", "-d", "-H", "web2", "--name", name, "--no-healthcheck", "--health-cmd", "true", "busybox",
+                    "true")
+    assert bad.returncode == 2 and "--no-healthcheck conflicts with --health-* options" in bad.stderr, bad.stderr
+    bad = lab.fleet("run", "-d", "-H", "web2", "--name", name, "--health-interval", "soon", "busybox", "true")
+    assert bad.returncode == 2 and 'invalid argument "soon" for "--health-interval" flag' in bad.stderr, bad.stderr
+    lab.fleet("run", "-d", "-H", "web2", "--name", name, "--health-cmd", "echo probe; test -f /ok",
+              "--health-interval", "200ms", "--health-retries", "2", "busybox",
+              "sh", "-c", "sleep 6; touch /ok; sleep 1000", check=True)
+
+    def row_status():
+        rows = [c for c in _ps(lab, "web2") if c["name"] == name]
+        return rows[0]["status"] if rows else ""
+    assert _poll("unhealthy", lambda: row_status().endswith(" (unhealthy)"))
+    assert [c["name"] for c in _ps(lab, "web2", "-f", "health=unhealthy") if c["name"].startswith(PREFIX)] == [name]
+    assert _poll("healthy", lambda: row_status().endswith(" (healthy)"))
+    assert [c["name"] for c in _ps(lab, "web2", "-f", "health=healthy") if c["name"].startswith(PREFIX)] == [name]
+    obj = _inspect(lab, "web2", name)
+    h = obj["State"]["Health"]
+    assert h["Status"] == "healthy" and h["FailingStreak"] == 0 and 1 <= len(h["Log"]) <= 5
+    assert h["Log"][-1]["ExitCode"] == 0 and h["Log"][-1]["Output"] == "probe\n"
+    assert obj["Config"]["Healthcheck"] == {"Test": ["CMD-SHELL", "echo probe; test -f /ok"], "Interval": 200000000,
+                                            "Timeout": 0, "StartPeriod": 0, "Retries": 2}
+    table = lab.fleet("ps", "-H", "web2", check=True).stdout
+    assert any(name in line and "(healthy)" in line for line in table.splitlines()), table
