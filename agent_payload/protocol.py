@@ -101,6 +101,13 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             HostConfig.RestartPolicy {Name, MaximumRetryCount}. stop and kill (SIGKILL or the stop signal)
             cancel restarts until the next start; wait returns when a run ends, restarted or not. A policy other
             than "no" installs the boot hook (see ``boot``). ``update`` takes "restart" too.
+            "health_cmd", "health_interval", "health_timeout", "health_start_period" (Go durations),
+            "health_retries", "no_healthcheck": docker's flags over the image's HEALTHCHECK; the shim probes
+            via exec; state.json/inspect State.Health {Status starting|healthy|unhealthy, FailingStreak, Log};
+            ps "Up 5 seconds (healthy)" and the ``health=`` filter. "log_driver": "json-file"|"none",
+            "log_opts": ["max-size=10m", "max-file=3", ...] (json-file options, docker's checks; daemon.json
+            "log-driver"/"log-opts" are the defaults): the shim rotates <id>-json.log -> .1 -> .2; ``logs`` reads
+            across rotated files (and -f follows a rotation); none: ``logs`` is FailedPrecondition.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
              "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)

@@ -138,14 +138,18 @@ HealthRetriesOpt = typer.Option(None, "--health-retries", help="Consecutive fail
 HealthStartPeriodOpt = typer.Option(None, "--health-start-period", help="Start period for the container to "
                                     "initialize before failures count (ms|s|m|h).")
 NoHealthcheckOpt = typer.Option(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK.")
+LogDriverOpt = typer.Option(None, "--log-driver", help="Logging driver: json-file (default) or none.")
+LogOptOpt = typer.Option(None, "--log-opt", help="Log driver option, e.g. max-size=10m, max-file=3 (repeatable).")
 
 
 def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=None, health_retries=None,
-                 health_start_period=None, no_healthcheck=False):
-    """The supervision flags (--restart, --health-*, --no-healthcheck) as op args (the payload checks them)."""
+                 health_start_period=None, no_healthcheck=False, log_driver=None, log_opt=None):
+    """The supervision flags (--restart, --health-*, --no-healthcheck, --log-driver, --log-opt) as op args (the
+    payload checks them, before anything is pulled)."""
     return {"restart": restart, "health_cmd": health_cmd, "health_interval": health_interval,
             "health_timeout": health_timeout, "health_retries": health_retries,
-            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck}
+            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck,
+            "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
 
 
 def run(
@@ -168,7 +172,8 @@ def run(
     restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
     health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
-    no_healthcheck: bool = NoHealthcheckOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -178,7 +183,8 @@ def run(
                             dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                                  **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
                                  **_supervision(restart, health_cmd, health_interval, health_timeout,
-                                                health_retries, health_start_period, no_healthcheck))))
+                                                health_retries, health_start_period, no_healthcheck, log_driver,
+                                                log_opt))))
 
 
 def create(
@@ -200,7 +206,8 @@ def create(
     restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
     health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
-    no_healthcheck: bool = NoHealthcheckOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -210,7 +217,8 @@ def create(
                                dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                                     **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit),
                                     **_supervision(restart, health_cmd, health_interval, health_timeout,
-                                                   health_retries, health_start_period, no_healthcheck)),
+                                                   health_retries, health_start_period, no_healthcheck,
+                                                   log_driver, log_opt)),
                                as_json))
 
 

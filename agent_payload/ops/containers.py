@@ -63,6 +63,8 @@ def create_container(ctx, args, emit):
     restartmod.check_auto_remove(restart_policy, auto_remove)
     from agent_payload.runtime import health
     user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
+    from agent_payload.runtime import logconfig
+    log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
     store = ctx.images()
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
@@ -79,7 +81,7 @@ def create_container(ctx, args, emit):
             labels=dict(cfg.get("Labels") or {}),
             stop_signal=cfg.get("StopSignal") or "SIGTERM",
             limits=resources.to_dict(), restart_policy=restart_policy,
-            healthcheck=health.merge(user_health, cfg.get("Healthcheck")),
+            healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -103,8 +105,9 @@ def op_run(ctx, args, emit):
     result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
     if args.get("detach"):
         return result
-    for line in runtime.logs(started["id"], follow=True):
-        emit("log", line)
+    if (created.get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(started["id"], follow=True):
+            emit("log", line)
     result["exit_code"] = runtime.wait(started["id"])
     return result
 

@@ -45,8 +45,9 @@ def op_start(ctx, args, emit):
     cid = recs[0]["id"]
     offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
     runtime.start(cid)
-    for line in runtime.logs(cid, follow=True, offset=offset):
-        emit("log", line)
+    if (recs[0].get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(cid, follow=True, offset=offset):
+            emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
 
 

@@ -262,10 +262,12 @@ class Runtime:
         """
         cid = self._resolve_or_tombstone(ref)
         try:
-            records.load(self.paths, cid)
+            config, _ = records.load(self.paths, cid)
             path = records.Layout(self.paths, cid).log
         except errors.NotFound:
-            path = records.tombstone(self.paths, cid)[1]
+            config, path = {}, records.tombstone(self.paths, cid)[1]
+        if (config.get("log_config") or {}).get("Type") == "none":
+            raise errors.FailedPrecondition("configured logging driver does not support reading")
         if tail is not None and (not isinstance(tail, int) or tail < 0):
             raise errors.InvalidArgument("tail must be a non-negative integer")
 
@@ -276,11 +278,11 @@ class Runtime:
                 return False
 
         try:
-            f = open(path, "rb")  # opened now: an auto-removal that follows only moves the file
+            files = logmod.open_all(path)  # opened now: an auto-removal that follows only moves the file
         except FileNotFoundError:
             return iter(())
-        return logmod.read(f, tail=tail, follow=follow, timestamps=timestamps, running=running, since=since,
-                           until=until, offset=offset)
+        return logmod.read(files, tail=tail, follow=follow, timestamps=timestamps, running=running, since=since,
+                           until=until, offset=offset, follow_path=path)
 
     # ------------------------------------------------------------ stop / remove
 

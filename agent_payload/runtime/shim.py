@@ -151,7 +151,7 @@ def _launch(layout, config, sync_fd=None):
         err_r, err_w = os.pipe()
         init_r, init_w = os.pipe()
         go_r, go_w = os.pipe()
-        logf = open(layout.log, "ab")
+        logf = logs.open_writer(layout.log, config.get("log_config"))  # json-file (rotating) or none
         pid = restart.fork_in_new_pidns()  # the child is PID 1 of its own namespace
     except Exception as exc:
         traceback.print_exc()

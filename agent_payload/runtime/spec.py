@@ -46,6 +46,7 @@ class ContainerSpec:
     limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
     restart_policy: Dict = dataclasses.field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
     healthcheck: Optional[Dict] = None  # docker's Config.Healthcheck (runtime/health.py), image's merged in
+    log_config: Dict = dataclasses.field(default_factory=lambda: {"Type": "json-file", "Config": {}})
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -78,6 +79,8 @@ class ContainerSpec:
         restart.check_auto_remove(self.restart_policy, self.auto_remove)
         from . import health
         self.healthcheck = health.check(self.healthcheck)
+        from . import logconfig
+        self.log_config = logconfig.check(self.log_config)
         return self.check_isolation()
 
     def check_isolation(self):
