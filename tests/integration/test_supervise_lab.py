@@ -201,3 +201,37 @@ def test_healthcheck_goes_unhealthy_then_healthy(clean):
                                             "Timeout": 0, "StartPeriod": 0, "Retries": 2}
     table = lab.fleet("ps", "-H", "web2", check=True).stdout
     assert any(name in line and "(healthy)" in line for line in table.splitlines()), table
+
+
+def test_log_rotation_keeps_max_file_files_and_logs_reads_across_them(clean):
+    lab = clean
+    name = PREFIX + "rot"
+    bad = lab.fleet("run", "-d", "-H", "web1", "--name", name, "--log-opt", "max-size=big", "busybox", "true")
+    assert bad.returncode == 2 and "invalid size: 'big'" in bad.stderr, bad.stderr
+    bad = lab.fleet("run", "-d", "-H", "web1", "--name", name, "--log-opt", "max-bytes=1", "busybox", "true")
+    assert bad.returncode == 2 and "unknown log opt 'max-bytes' for json-file log driver" in bad.stderr, bad.stderr
+    lab.fleet("run", "-H", "web1", "--name", name, "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "busybox",
+              "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done", check=True)
+    obj = _inspect(lab, "web1", name)
+    assert obj["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}
+    listing = _ssh(lab, "web1", "ls {}".format(os.path.dirname(obj["LogPath"])))
+    logs_on_disk = sorted(f for f in listing.stdout.split() if "-json.log" in f)
+    base = os.path.basename(obj["LogPath"])
+    assert logs_on_disk == [base, base + ".1", base + ".2"], listing.stdout
+    tail = lab.fleet("logs", "-H", "web1", "--tail", "3", name, check=True)
+    assert tail.stdout.splitlines() == ["web1 | line 297", "web1 | line 298", "web1 | line 299"]
+    every = [ln.split(" | ")[1] for ln in lab.fleet("logs", "-H", "web1", name, check=True).stdout.splitlines()]
+    first = int(every[0].split()[1])
+    assert first > 0 and every == ["line {}".format(i) for i in range(first, 300)]  # three files, in order
+    assert len(every) > 20
+
+
+def test_log_driver_none_keeps_nothing(clean):
+    lab = clean
+    name = PREFIX + "nolog"
+    lab.fleet("run", "-d", "-H", "web2", "--name", name, "--log-driver", "none", "busybox", "echo", "gone",
+              check=True)
+    obj = _inspect(lab, "web2", name)
+    assert obj["HostConfig"]["LogConfig"]["Type"] == "none" and obj["LogPath"] == ""
+    proc = lab.fleet("logs", "-H", "web2", name)
+    assert proc.returncode != 0 and "configured logging driver does not support reading" in proc.stderr
