@@ -334,6 +334,10 @@ class Runtime:
                     self._stop_one(cid, 0, signal.SIGKILL)
                 except errors.NotFound:
                     pass
+                deadline = time.monotonic() + KILL_GRACE  # the shim has recorded the exit; let it finish
+                while records.is_alive(state.get("shim_pid"), state.get("shim_start")) and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.01)
             with records.container_lock(self.paths, cid):
                 records.remove_dir(self.paths, cid)
             resources.destroy_cgroup(cid)

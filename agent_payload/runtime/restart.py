@@ -251,13 +251,11 @@ def give_up(paths, container_id, error=None):
 
 
 def record_restarted(paths, container_id, pid, pid_start):
-    """Publish a restart's new init in state.json; False (the caller kills it) if the restart was cancelled."""
+    """Publish a restart's new init in state.json; False if the restart was cancelled meanwhile: the caller then
+    kills the init, removes the cgroup and only then records the exit (``give_up``), so that a stop or ``rm -f``
+    waiting for "exited" finds nothing of the container left."""
     with records.container_lock(paths, container_id):
         if _cancelled(paths, container_id):
-            state = records.read_state(paths, container_id)
-            if state.get("status") == "restarting":
-                state["status"] = "exited"
-                records.write_state(paths, container_id, state)
             return False
         state = records.read_state(paths, container_id)
         from . import health

@@ -135,6 +135,7 @@ def _supervise(paths, container_id, sync_fd):
         if not restart.record_restarted(paths, container_id, pid, run["pid_start"]):
             _kill_and_reap(pid)  # stopped or removed while the new init was being set up
             _destroy(run["cgroup"])
+            restart.give_up(paths, container_id)
             return 0
 
 

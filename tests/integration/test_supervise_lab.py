@@ -121,9 +121,10 @@ def test_restarting_container_shows_in_ps_and_rm_f_removes_it(clean):
     st = _state_json(lab, "web1", cid)
     lab.fleet("rm", "-f", "-H", "web1", name, check=True)
     assert [c for c in _ps(lab, "web1", "-a") if c["name"] == name] == []
-    left = _ssh(lab, "web1", "kill -0 {} 2>/dev/null && echo alive; ls -d /sys/fs/cgroup/*/fleet/{} "
-                             "/sys/fs/cgroup/fleet/{} 2>/dev/null; grep -c {} /proc/mounts".format(
-                                 st["shim_pid"], cid, cid, cid[:12]))
+    # the shim may linger as a zombie until the host's init reaps it: only a live one (state other than Z) counts
+    left = _ssh(lab, "web1", "s=$(awk '{{print $3}}' /proc/{}/stat 2>/dev/null); [ -n \"$s\" ] && [ \"$s\" != Z ] "
+                             "&& echo alive; ls -d /sys/fs/cgroup/*/fleet/{} /sys/fs/cgroup/fleet/{} 2>/dev/null; "
+                             "grep -c {} /proc/mounts".format(st["shim_pid"], cid, cid, cid[:12]))
     assert left.stdout.split() == ["0"], left.stdout  # no shim, no cgroup, no mount
 
 
