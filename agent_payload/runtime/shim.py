@@ -145,17 +145,20 @@ def _launch(layout, config, sync_fd=None):
     Returns (run, None) with run = {"pid", "pid_start", "cgroup", "out", "err", "log", "since"}, or
     (None, error message) after cleaning up.  ``sync_fd`` (first start only) is closed in the init.
     """
-    cgroup = None
+    cgroup, fds, logf = None, [], None
     try:
         cgroup = cgroups.create(layout.id, Limits.from_dict(config.get("limits")))
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        init_r, init_w = os.pipe()
-        go_r, go_w = os.pipe()
+        for _ in range(4):
+            fds += os.pipe()
+        out_r, out_w, err_r, err_w, init_r, init_w, go_r, go_w = fds
         logf = logs.open_writer(layout.log, config.get("log_config"))  # json-file (rotating) or none
         pid = restart.fork_in_new_pidns()  # the child is PID 1 of its own namespace
     except Exception as exc:
         traceback.print_exc()
+        for fd in fds:  # a half-made init blocked on "go" sees EOF and exits
+            os.close(fd)
+        if logf is not None:
+            logf.close()
         _destroy(cgroup)
         return None, process.error_message(exc)
     if pid == 0:
