@@ -30,7 +30,8 @@ image_app = typer.Typer(help="Manage images on many hosts (docker image ...).", 
 app.add_typer(image_app, name="image")
 container_app = typer.Typer(help="Manage containers on many hosts (docker container ...).", no_args_is_help=True)
 app.add_typer(container_app, name="container")
-system_app = typer.Typer(help="Disk usage across hosts (docker system ...).", no_args_is_help=True)
+system_app = typer.Typer(help="Disk usage and boot-time restarts across hosts (docker system ...).",
+                         no_args_is_help=True)
 app.add_typer(system_app, name="system")
 
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
