@@ -31,7 +31,11 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
 ``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root"}
+                    "disk_free", "root", "boot_hook"} (boot_hook: "systemd" | "cron" | "none", the restart
+            policies' boot hook this host gets; see ``boot``)
+``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
+            daemon would restart at its start (the boot hook runs it: systemd fleet-boot.service or
+            /etc/cron.d/fleet-boot, under $FLEET_HOOK_ROOT if set); refreshes the hook to this payload
 ``pull``    {"image": ref, "all_tags": bool, "platform": "os/arch[/variant]"|null}
             -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
                (all_tags: {"pulled": [the same object per tag]})
@@ -96,6 +100,20 @@ process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, pa
             (--privileged: all devices).
 ``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
             (persisted; applied live to running containers)
+supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]"|"unless-stopped"|null (docker's
+            checks; with "rm": InvalidArgument "Conflicting options: cannot specify both --restart and --rm").
+            The shim restarts per policy with docker's back-off (100 ms doubling to 1 min, reset after a 10 s
+            run); state "restarting" (ps "Restarting (CODE) N seconds ago"), inspect RestartCount and
+            HostConfig.RestartPolicy {Name, MaximumRetryCount}. stop and kill (SIGKILL or the stop signal)
+            cancel restarts until the next start; wait returns when a run ends, restarted or not. A policy other
+            than "no" installs the boot hook (see ``boot``). ``update`` takes "restart" too.
+            "health_cmd", "health_interval", "health_timeout", "health_start_period" (Go durations),
+            "health_retries", "no_healthcheck": docker's flags over the image's HEALTHCHECK; the shim probes
+            via exec; state.json/inspect State.Health {Status starting|healthy|unhealthy, FailingStreak, Log};
+            ps "Up 5 seconds (healthy)" and the ``health=`` filter. "log_driver": "json-file"|"none",
+            "log_opts": ["max-size=10m", "max-file=3", ...] (json-file options, docker's checks; daemon.json
+            "log-driver"/"log-opts" are the defaults): the shim rotates <id>-json.log -> .1 -> .2; ``logs`` reads
+            across rotated files (and -f follows a rotation); none: ``logs`` is FailedPrecondition.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
              "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)

@@ -30,7 +30,8 @@ image_app = typer.Typer(help="Manage images on many hosts (docker image ...).", 
 app.add_typer(image_app, name="image")
 container_app = typer.Typer(help="Manage containers on many hosts (docker container ...).", no_args_is_help=True)
 app.add_typer(container_app, name="container")
-system_app = typer.Typer(help="Disk usage across hosts (docker system ...).", no_args_is_help=True)
+system_app = typer.Typer(help="Disk usage and boot-time restarts across hosts (docker system ...).",
+                         no_args_is_help=True)
 app.add_typer(system_app, name="system")
 
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
@@ -155,6 +156,31 @@ def _process(env_file, env, label, label_file, stop_signal, stop_timeout, init):
             runflags.process_args(list(label or []), list(label_file or []), stop_signal, stop_timeout, init))
 
 
+RestartOpt = typer.Option(None, "--restart", help="Restart policy: no, always, on-failure[:max-retries], "
+                          "unless-stopped.")
+
+
+HealthCmdOpt = typer.Option(None, "--health-cmd", help="Command to run to check health.")
+HealthIntervalOpt = typer.Option(None, "--health-interval", help="Time between running the check (ms|s|m|h).")
+HealthTimeoutOpt = typer.Option(None, "--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h).")
+HealthRetriesOpt = typer.Option(None, "--health-retries", help="Consecutive failures needed to report unhealthy.")
+HealthStartPeriodOpt = typer.Option(None, "--health-start-period", help="Start period for the container to "
+                                    "initialize before failures count (ms|s|m|h).")
+NoHealthcheckOpt = typer.Option(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK.")
+LogDriverOpt = typer.Option(None, "--log-driver", help="Logging driver: json-file (default) or none.")
+LogOptOpt = typer.Option(None, "--log-opt", help="Log driver option, e.g. max-size=10m, max-file=3 (repeatable).")
+
+
+def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=None, health_retries=None,
+                 health_start_period=None, no_healthcheck=False, log_driver=None, log_opt=None):
+    """The supervision flags (--restart, --health-*, --no-healthcheck, --log-driver, --log-opt) as op args (the
+    payload checks them, before anything is pulled)."""
+    return {"restart": restart, "health_cmd": health_cmd, "health_interval": health_interval,
+            "health_timeout": health_timeout, "health_retries": health_retries,
+            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck,
+            "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -176,6 +202,11 @@ def run(
     stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -187,7 +218,10 @@ def run(
                        entrypoint, workdir, hostname, as_json,
                        dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                             **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
-                            **_stdio(interactive, tty, detach_keys)))
+                            **_stdio(interactive, tty, detach_keys),
+                            **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                           health_retries, health_start_period, no_healthcheck,
+                                           log_driver, log_opt)))
     _finish(go)
 
 
@@ -211,6 +245,11 @@ def create(
     stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -222,7 +261,10 @@ def create(
                           entrypoint, workdir, hostname,
                           dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
                                **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
-                               open_stdin=interactive, tty=tty),
+                               open_stdin=interactive, tty=tty,
+                               **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                              health_retries, health_start_period, no_healthcheck,
+                                              log_driver, log_opt)),
                           as_json)
     _finish(go)
 
@@ -383,11 +425,12 @@ def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
 def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
            memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt,
            cpus: Optional[str] = CpusOpt, cpu_shares: Optional[str] = CpuSharesOpt,
-           pids_limit: Optional[str] = PidsLimitOpt, as_json: bool = JsonOpt):
-    """Change resource limits of containers on each host (live on running ones)."""
+           pids_limit: Optional[str] = PidsLimitOpt, restart: Optional[str] = RestartOpt,
+           as_json: bool = JsonOpt):
+    """Change resource limits (live on running ones) or the restart policy of containers on each host."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.update, _session(ctx), patterns, containers,
-            _resources(memory, memory_swap, cpus, cpu_shares, pids_limit), as_json)
+            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), restart=restart), as_json)
 
 
 def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),
@@ -587,6 +630,13 @@ def image_inspect(ctx: typer.Context, images_: List[str] = typer.Argument(..., m
     """Print docker's inspect object of images as one JSON list; each object carries its "host"."""
     from fleet.commands import images as cmd
     _finish(cmd.image_inspect, _session(ctx), patterns, images_)
+
+
+@system_app.command("boot")
+def system_boot(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Start the containers whose restart policy wants them up after a reboot (what the boot hook runs)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.boot, _session(ctx), patterns, as_json)
 
 
 @system_app.command("df")

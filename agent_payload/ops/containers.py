@@ -85,6 +85,13 @@ def create_container(ctx, args, emit):
     if stop_signal is not None:
         signal_number(stop_signal)
     stop_timeout = check_stop_timeout(args.get("stop_timeout"))
+    from agent_payload.runtime import restart as restartmod
+    restart_policy = restartmod.parse(args.get("restart"))  # --restart: docker's checks, before any pull
+    restartmod.check_auto_remove(restart_policy, auto_remove)
+    from agent_payload.runtime import health
+    user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
+    from agent_payload.runtime import logconfig
+    log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
     store = ctx.images()
     if args.get("init") is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
@@ -105,7 +112,8 @@ def create_container(ctx, args, emit):
             stop_signal=stop_signal or cfg.get("StopSignal") or "SIGTERM",
             stop_timeout=stop_timeout,
             limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
-            stdin_once=stdio["stdin_once"],
+            stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
+            healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -114,8 +122,13 @@ def create_container(ctx, args, emit):
         else:
             ep = list(cfg.get("Entrypoint") or []) or None
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
-        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd, "console_size": stdio["console_size"],
-                                                 "attach_stdin": stdio["attach_stdin"]})
+        created = ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd,
+                                                    "console_size": stdio["console_size"],
+                                                    "attach_stdin": stdio["attach_stdin"]})
+    if restart_policy["Name"] != "no":
+        from agent_payload.runtime import boot
+        boot.install_quietly(ctx.paths, ctx.launcher)  # so that the policy also holds across reboots
+    return created
 
 
 def op_run(ctx, args, emit):
@@ -139,8 +152,9 @@ def op_run(ctx, args, emit):
                                               stdin=args.get("open_stdin") is True,
                                               detach_keys=string(args, "detach_keys"), replay=True, log_offset=0))
         return result
-    for line in runtime.logs(started["id"], follow=True):
-        emit("log", line)
+    if (created.get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(started["id"], follow=True):
+            emit("log", line)
     result["exit_code"] = runtime.wait(started["id"])
     return result
 

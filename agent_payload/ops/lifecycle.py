@@ -53,8 +53,9 @@ def op_start(ctx, args, emit):
         res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
                                          detach_keys=string(args, "detach_keys"), replay=True, log_offset=offset)
         return dict(res, started=[cid])
-    for line in runtime.logs(cid, follow=True, offset=offset):
-        emit("log", line)
+    if (recs[0].get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(cid, follow=True, offset=offset):
+            emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
 
 
@@ -122,11 +123,26 @@ def op_update(ctx, args, emit):
     """Change resource limits (docker update's flags) of containers: persisted, and live on running ones."""
     from agent_payload.runtime.spec import LIMIT_ARGS, limit_args
 
+    from agent_payload.runtime import restart
+
     refs = _containers(args, "update")
-    if all(args.get(key) is None for key in LIMIT_ARGS):
+    if all(args.get(key) is None for key in LIMIT_ARGS + ("restart",)):
         raise errors.InvalidArgument("you must provide one or more flags when using this command")
     change = limit_args(args, update=True)
-    return ctx.runtime().update(refs, change)
+    policy = None if args.get("restart") is None else restart.parse(args.get("restart"))
+    runtime = ctx.runtime()
+    if policy is not None:
+        restart.check_update(runtime, refs, policy)  # every container checked before any is changed
+    if any(args.get(key) is not None for key in LIMIT_ARGS):
+        result = runtime.update(refs, change)
+    else:
+        result = {"updated": [runtime.resolve(ref) for ref in refs], "warnings": []}
+    if policy is not None:
+        restart.update_policy(runtime, refs, policy)
+        if policy["Name"] != "no":
+            from agent_payload.runtime import boot
+            boot.install_quietly(ctx.paths, ctx.launcher)
+    return result
 
 
 def op_stats(ctx, args, emit):

@@ -134,12 +134,13 @@ def signal_process(pid, starttime, signum):
 
 
 def reconcile(paths, container_id, state):
-    """Fix a "running" state whose shim is gone (crashed or killed); call with ``container_lock`` held.
+    """Fix a "running" or "restarting" state whose shim is gone (crashed, killed); call with ``container_lock`` held.
 
     The exit status is unknown then: record ``exit_code`` -1 and an error note, and kill an orphaned
     container process (its output has nowhere to go and nobody would ever reap or record it).
     """
-    if state.get("status") != "running" or is_alive(state.get("shim_pid"), state.get("shim_start")):
+    if state.get("status") not in ("running", "restarting") or is_alive(state.get("shim_pid"),
+                                                                        state.get("shim_start")):
         return state
     signal_process(state.get("pid"), state.get("pid_start"), signal.SIGKILL)
     from .resources import destroy_cgroup  # cgroups import records: late, to keep the layering acyclic

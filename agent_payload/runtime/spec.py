@@ -49,6 +49,9 @@ class ContainerSpec:
     tty: bool = False  # -t: the init's stdio is a PTY (runtime/attach.py)
     open_stdin: bool = False  # -i: the init's stdin is a pipe that attach clients write to
     stdin_once: bool = False  # close that stdin when the first attached client's stdin ends (run -i)
+    restart_policy: Dict = dataclasses.field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
+    healthcheck: Optional[Dict] = None  # docker's Config.Healthcheck (runtime/health.py), image's merged in
+    log_config: Dict = dataclasses.field(default_factory=lambda: {"Type": "json-file", "Config": {}})
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -77,6 +80,13 @@ class ContainerSpec:
         signal_number(self.stop_signal)
         check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)
+        from . import restart
+        self.restart_policy = restart.check(self.restart_policy)
+        restart.check_auto_remove(self.restart_policy, self.auto_remove)
+        from . import health
+        self.healthcheck = health.check(self.healthcheck)
+        from . import logconfig
+        self.log_config = logconfig.check(self.log_config)
         return self.check_isolation()
 
     def check_isolation(self):

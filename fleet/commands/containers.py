@@ -13,7 +13,8 @@ from fleet.render import tables
 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 # docker's ps filter keys the payload implements, and its container states (runtime/status.py has the matching)
-PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since")
+PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
+PS_HEALTH = ("starting", "healthy", "unhealthy", "none")
 PS_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _INT = re.compile(r"^-?\d+$")
 # --since/--until: a Go duration, unix seconds[.frac], or an RFC 3339-like date[Thh[:mm[:ss[.frac]]]][zone]
@@ -115,6 +116,8 @@ def ps_args(all_: bool, filters: list[str], last: int | None, latest: bool, size
             raise UsageError("invalid filter '{}'".format(key))
         if (key == "status" and value not in PS_STATUSES) or (key == "exited" and not _INT.match(value)):
             raise UsageError("invalid filter '{}={}'".format(key, value))
+        if key == "health" and value not in PS_HEALTH:
+            raise UsageError("Unrecognised filter value for health: {}".format(value))
     if latest:
         last = 1  # docker: -l is -n 1
     args = {"all": all_}  # only the flags given travel: the payload's defaults are docker's

@@ -239,6 +239,8 @@ def update(session: Session, patterns: list[str], containers: list[str], resourc
     """Change resource limits of containers on every selected host (live on running ones, as docker)."""
     if all(v is None for v in resources.values()):
         raise UsageError("you must provide one or more flags when using this command")
+    if resources.get("restart") is not None and not resources["restart"].strip():
+        raise UsageError('invalid argument "" for "--restart" flag: empty')
     results = session.run(patterns, "update", dict(resources, containers=list(containers)))
     for r in results:
         for warning in (r.data or {}).get("warnings", []) if r.ok else []:
@@ -341,3 +343,15 @@ def exec_(session: Session, patterns: list[str], container: str, command: list[s
         return status
     codes = [r.data.get("exit_code") or 0 for r in results]
     return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)
+
+
+def boot(session: Session, patterns: list[str], as_json: bool) -> int:
+    """``fleet system boot``: start what the restart policies want up after a reboot (the hook's job) per host."""
+    results = session.run(patterns, "boot", {})
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER", "RESULT"], results, lambda d: (
+            [[tables.short_id(cid), "started"] for cid in d["started"]]
+            + [[tables.short_id(f["id"]), "failed: " + f["error"]] for f in d["failed"]])))
+    return exit_status(results)
