@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from agent_payload.state.paths import Paths
+
 from agent_payload import config as daemon_config
 from agent_payload import errors
 from agent_payload.ops.containers import create_container
@@ -15,6 +17,8 @@ from agent_payload.runtime.spec import ContainerSpec
 class FakeCtx:
     def __init__(self, image_cfg, daemon=None):
         self.created = []
+        self.paths = Paths(root="/nonexistent/fleet-root", config_dir="/nonexistent/fleet-etc")  # no daemon.json
+        self.launcher = None
         rec = SimpleNamespace(id="sha256:" + "a" * 64, layers=["/l"], config={"config": image_cfg})
         self.store = SimpleNamespace(resolve=lambda ref: rec, lease=contextlib.nullcontext,
                                      config=daemon_config.from_dict(daemon or {}),
