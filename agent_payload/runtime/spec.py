@@ -1,11 +1,10 @@
 """ContainerSpec: the desired state of one container, checked before any side effect."""
 
-import dataclasses
 import re
 import signal
-from typing import Dict, List, Optional
 
 from .. import errors
+from ..record import Factory, Record
 from . import caps, user
 
 #: Docker's container-name grammar (``daemon/names``); a leading "/" is accepted and dropped.
@@ -21,37 +20,24 @@ ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": Fal
                   "no_new_privileges": False, "network": "host", "init": False}
 
 
-@dataclasses.dataclass
-class ContainerSpec:
-    """What to run: image layers, command, environment and the few runtime options supported so far."""
+class ContainerSpec(Record):
+    """What to run: image layers, command, environment and the runtime options (config.json holds it as a dict)."""
 
-    name: Optional[str] = None
-    image: str = ""
-    image_id: str = ""
-    lowerdirs: List[str] = dataclasses.field(default_factory=list)
-    argv: List[str] = dataclasses.field(default_factory=list)
-    env: List[str] = dataclasses.field(default_factory=list)
-    workdir: str = "/"
-    hostname: Optional[str] = None
-    auto_remove: bool = False
-    labels: Dict[str, str] = dataclasses.field(default_factory=dict)
-    stop_signal: str = "SIGTERM"
-    stop_timeout: Optional[int] = None  # --stop-timeout: stop/restart's default -t (None: 10 s)
-    user: Optional[str] = None
-    cap_add: List[str] = dataclasses.field(default_factory=list)
-    cap_drop: List[str] = dataclasses.field(default_factory=list)
-    privileged: bool = False
-    read_only: bool = False
-    no_new_privileges: bool = False
-    network: str = "host"
-    init: bool = False  # --init: runtime/init.py is PID 1 and reaps
-    limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
-    tty: bool = False  # -t: the init's stdio is a PTY (runtime/attach.py)
-    open_stdin: bool = False  # -i: the init's stdin is a pipe that attach clients write to
-    stdin_once: bool = False  # close that stdin when the first attached client's stdin ends (run -i)
-    restart_policy: Dict = dataclasses.field(default_factory=lambda: {"Name": "no", "MaximumRetryCount": 0})
-    healthcheck: Optional[Dict] = None  # docker's Config.Healthcheck (runtime/health.py), image's merged in
-    log_config: Dict = dataclasses.field(default_factory=lambda: {"Type": "json-file", "Config": {}})
+    FIELDS = (
+        ("name", None), ("image", ""), ("image_id", ""), ("lowerdirs", list), ("argv", list), ("env", list),
+        ("workdir", "/"), ("hostname", None), ("auto_remove", False), ("labels", dict), ("stop_signal", "SIGTERM"),
+        ("stop_timeout", None),  # --stop-timeout: stop/restart's default -t (None: 10 s)
+        ("user", None), ("cap_add", list), ("cap_drop", list), ("privileged", False), ("read_only", False),
+        ("no_new_privileges", False), ("network", "host"),
+        ("init", False),  # --init: runtime/init.py is PID 1 and reaps
+        ("limits", dict),  # cgroups.limits.Limits.to_dict()
+        ("tty", False),  # -t: the init's stdio is a PTY (runtime/attach.py)
+        ("open_stdin", False),  # -i: the init's stdin is a pipe that attach clients write to
+        ("stdin_once", False),  # close that stdin when the first attached client's stdin ends (run -i)
+        ("restart_policy", Factory(lambda: {"Name": "no", "MaximumRetryCount": 0})),
+        ("healthcheck", None),  # docker's Config.Healthcheck (runtime/health.py), image's merged in
+        ("log_config", Factory(lambda: {"Type": "json-file", "Config": {}})),
+    )
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -104,12 +90,12 @@ class ContainerSpec:
 
     def to_dict(self):
         """A JSON-ready copy (for config.json)."""
-        return dataclasses.asdict(self)
+        return self.as_dict()
 
     @classmethod
     def from_dict(cls, data):
         """Build a spec from a dict, ignoring unknown keys (forward compatibility of config.json)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = set(cls.field_names())
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
