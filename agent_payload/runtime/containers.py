@@ -8,7 +8,6 @@ import time
 
 from .. import errors
 from ..state import store
-from . import changes as changesmod
 from . import inspect as inspectmod
 from . import logs as logmod
 from . import health, names, process, records, resources, restart, rootfs, shim, status
@@ -189,7 +188,7 @@ class Runtime:
             if rec["status"] == "paused":
                 row.update(state="paused", status=row["status"] + " (Paused)")
             if size:
-                row["size_rw"] = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+                row["size_rw"] = _changes().tree_size(records.Layout(self.paths, rec["id"]).diff)
             rows.append(row)
         return rows
 
@@ -425,13 +424,13 @@ class Runtime:
     def changes(self, ref):
         """``docker diff``: [{"kind": "A"|"C"|"D", "path"}] from the container's upper dir."""
         layers = self._layers(self.lookup(ref))
-        return changesmod.diff(layers[0], layers[1:], ignore=INIT_PATHS)
+        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS)
 
     def export(self, ref, output, force=False):
         """Write the container's merged filesystem as a tar to ``output`` on this host; {"output", "size", "sha256"}."""
-        changesmod.check_output(output, force)
+        _changes().check_output(output, force)
         rec = self.lookup(ref)
-        return changesmod.export(self._layers(rec), output, force=force)
+        return _changes().export(self._layers(rec), output, force=force)
 
     def prune(self):
         """Remove every container that is not running; returns {"deleted": [id], "reclaimed": bytes}."""
@@ -439,7 +438,7 @@ class Runtime:
         for rec in self.all_records():
             if rec["status"] == "running":
                 continue
-            size = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+            size = _changes().tree_size(records.Layout(self.paths, rec["id"]).diff)
             try:
                 self.remove([rec["id"]])
             except (errors.Conflict, errors.NotFound):
@@ -476,6 +475,12 @@ class Runtime:
             if cfg.get("image_id"):
                 usage.setdefault(cfg["image_id"], []).append(cid)
         return usage
+
+
+def _changes():
+    """runtime/changes.py (tar, hashing): imported for diff/export/sizes only, not on every start."""
+    from . import changes
+    return changes
 
 
 def _tail(path, limit=2000):

@@ -6,7 +6,6 @@ truncated instead).  ``read`` goes through the rotated files oldest first, then 
 carries on into the new file when the one it follows is rotated away.
 """
 
-import calendar
 import json
 import os
 import re
@@ -185,7 +184,8 @@ def parse_timestamp(value, now_ns=None):
         if zone is None:
             secs = int(time.mktime(fields + (0, 0, -1)))
         else:
-            secs = calendar.timegm(fields + (0, 0, 0))
+            from .records import days_from_civil
+            secs = days_from_civil(*fields[:3]) * 86400 + fields[3] * 3600 + fields[4] * 60 + fields[5]
             if zone not in ("Z", "z"):
                 offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
                 secs -= offset if zone[0] == "+" else -offset
