@@ -137,8 +137,11 @@ def attach_container(runtime, rpc_stdin, cid, emit, stdin=True, detach_keys=None
     parse_detach_keys(detach_keys)  # bad keys: InvalidArgument before anything happens
     if log_offset is None:
         log_offset = runtime.log_offset(cid)
-    record = runtime.lookup(cid)
-    sock = connect(runtime.paths, cid) if attachable(record) else None
+    try:
+        record = runtime.lookup(cid)
+    except errors.NotFound:
+        record = None  # exited and auto-removed (--rm) already: its log and exit code are in the tombstone
+    sock = connect(runtime.paths, cid) if record is not None and attachable(record) else None
     if sock is None:
         for line in runtime.logs(cid, follow=True, offset=log_offset):
             emit("output", {"stream": line["stream"],

@@ -173,9 +173,10 @@ def test_healthcheck_starting_unhealthy_healthy(env, layers):
     env.start(rec["id"])
     assert _health(env, rec["id"])["Status"] == "starting"
     assert env.list()[0]["status"].endswith(" (health: starting)")
-    assert _wait_for(lambda: _health(env, rec["id"]).get("Status") == "unhealthy", timeout=5)
+    assert _wait_for(lambda: _health(env, rec["id"]).get("Status") == "unhealthy", timeout=15)
     bad = _health(env, rec["id"])
-    assert bad["FailingStreak"] >= 2 and bad["Log"][-1]["ExitCode"] == 1 and bad["Log"][-1]["Output"] == "probing\n"
+    assert bad["FailingStreak"] >= 2
+    assert any(e["ExitCode"] == 1 and e["Output"] == "probing\n" for e in bad["Log"]), bad["Log"]
     assert [r["id"] for r in env.list(filters=["health=unhealthy"])] == [rec["id"]]
     assert env.list()[0]["status"].endswith(" (unhealthy)")
     assert _wait_for(lambda: _health(env, rec["id"]).get("Status") == "healthy", timeout=5)

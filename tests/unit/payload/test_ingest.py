@@ -102,7 +102,7 @@ def test_cut_everywhere_is_unavailable_and_discard_removes_file(store):
 def test_corrupt_partial_fails_digest_check(store):
     path = _leave_partial(store, 1000)
     with open(path, "r+b") as f:
-        f.write(b"X")
+        f.write(bytes([DATA[0] ^ 0xFF]))  # a byte that surely differs (DATA is random)
     ing = store.begin(DIGEST, len(DATA))
     _read_all(pull.BlobStream(ing, [FakeClient("http://a")], {"digest": DIGEST, "size": len(DATA)}))
     with pytest.raises(errors.FailedPrecondition, match="digest mismatch"):
