@@ -101,6 +101,7 @@ def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifna
         _ip_batch([add,
                    ["link", "set", tmp_if, "netns", str(holder_pid)],
                    ["link", "set", host_if, "master", bridge],
+                   ["link", "set", host_if, "type", "bridge_slave", "hairpin", "on"],  # reach own published port
                    ["link", "set", host_if, "up"]])
         inside = [["link", "set", tmp_if, "name", ifname],
                   ["link", "set", ifname, "address", mac_for(ip)],
