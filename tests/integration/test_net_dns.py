@@ -96,10 +96,11 @@ def host_ns():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_path):
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_path, backend):
     script = SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), etc=str(tmp_path / "etc"))
     done = subprocess.run(["ip", "netns", "exec", host_ns, sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=dict(os.environ, FLEET_FIREWALL=backend))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     for key in ("web2", "alias", "qualified", "short_id"):

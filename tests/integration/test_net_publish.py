@@ -120,22 +120,26 @@ def two_hosts():
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def test_published_port_via_dnat_and_proxy_then_nothing_left(two_hosts, tmp_path):
+@pytest.mark.parametrize("backend", ["nftables", "iptables", "none"])
+def test_published_port_via_dnat_and_proxy_then_nothing_left(two_hosts, tmp_path, backend):
     import json
     host, other = two_hosts
     script = SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), etc=str(tmp_path / "etc"), host_ip="10.78.0.1",
                            other=other)
     done = subprocess.run(["ip", "netns", "exec", host, sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=dict(os.environ, FLEET_FIREWALL=backend))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["backend"] == "nftables"
-    assert out["remote"].startswith("hello from web to 10.78.0.2")  # DNAT keeps the client's address
+    assert out["backend"].startswith(backend)
+    if backend == "none":  # the proxy alone: it answers every address, the container sees the bridge's address
+        assert out["remote"].startswith("hello from web to 172.17.0.1")
+    else:
+        assert out["remote"].startswith("hello from web to 10.78.0.2")  # DNAT keeps the client's address
     assert out["own_address"].startswith("hello from web")
     assert out["loopback"].startswith("hello from web")  # the proxy
     assert out["random_loopback"].startswith("hello from web")
     assert out["random_not_on_other_addresses"].startswith("ERR")  # bound to 127.0.0.1 only
     assert "already allocated" in out["second"] and out["d_addresses"] == []
-    assert out["rules_before"] == 2
+    assert out["rules_before"] == (0 if backend == "none" else 2)
     assert out["rules_after"] == 0 and out["addresses_after"] == {} and not out["veth_after"]
     assert not out["netns_after"]
