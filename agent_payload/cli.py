@@ -51,7 +51,33 @@ def _verify_self(path, expected):
 
 
 # Ops that can wait indefinitely (logs -f, run in the foreground, a slow pull).
-_LONG_OPS = ("logs", "run", "pull")
+_LONG_OPS = ("logs", "run", "pull", "attach")
+# Ops that do when their args ask for interactive I/O (then stdin frames follow the request line).
+_INTERACTIVE_ARGS = {"exec": ("interactive", "tty"), "start": ("attach",)}
+
+
+def _is_long(req):
+    op, args = req.get("op"), req.get("args")
+    if op in _LONG_OPS:
+        return True
+    return isinstance(args, dict) and any(args.get(key) is True for key in _INTERACTIVE_ARGS.get(op, ()))
+
+
+def _read_request(stdin):
+    """The request: the first line of stdin, so that interactive frames may follow it on the same stream.
+
+    A request spread over several lines (a hand-written, pretty-printed one) still works: when the first
+    line alone is not valid JSON, the rest of stdin is read too (such a request cannot carry frames).
+    """
+    first = stdin.readline()
+    try:
+        return json.loads(first)
+    except ValueError:
+        pass
+    try:
+        return json.loads(first + stdin.read())
+    except ValueError as exc:
+        raise errors.InvalidArgument("request is not valid JSON: {}".format(exc))
 
 
 def _exit_when_orphaned(stdout):
@@ -87,10 +113,8 @@ def serve_rpc(stdin, stdout):
 
     try:
         ctx = _context()
-        try:
-            req = json.loads(stdin.read())
-        except ValueError as exc:
-            raise errors.InvalidArgument("request is not valid JSON: {}".format(exc))
+        req = _read_request(stdin)
+        ctx.stdin = stdin  # interactive ops read their frames from here (runtime/tty.FrameReader)
         if not isinstance(req, dict):
             raise errors.InvalidArgument("request must be a JSON object")
         if req.get("protocol") != protocol.PROTOCOL_VERSION:
@@ -101,7 +125,7 @@ def serve_rpc(stdin, stdout):
                 req.get("payload"), ctx.payload_sha))
         if req.get("verify_payload") and ctx.payload_sha != "dev":
             _verify_self(payload_identity(sys.argv[0])[1], ctx.payload_sha)
-        if req.get("op") in _LONG_OPS:
+        if _is_long(req):
             _exit_when_orphaned(stdout)
         data = dispatch(ctx, req.get("op"), req.get("args") or {}, lambda name, d: write(protocol.event(name, d)))
         write(protocol.result_ok(data))

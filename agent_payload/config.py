@@ -18,15 +18,13 @@ a digest.  ``capabilities`` defaults to ``["pull", "resolve"]`` as in containerd
 ``registries`` hosts come first, then ``registry-mirrors``.  Every validation error names the file and key.
 """
 
-import ipaddress
 import json
 import re
 import socket
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import List
 
 from . import errors
+from .record import REQUIRED, Factory, Record
 from .state import locks, store
 
 #: Docker treats loopback registries as insecure out of the box (moby registry/config.go).
@@ -36,25 +34,24 @@ DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
-@dataclass
-class MirrorHost:
+class MirrorHost(Record):
     """One configured mirror: base URL (no trailing slash), what it may be asked, TLS verification."""
 
-    url: str
-    capabilities: tuple = ("pull", "resolve")
-    skip_verify: bool = False
+    FIELDS = (("url", REQUIRED), ("capabilities", ("pull", "resolve")), ("skip_verify", False))
 
 
-@dataclass
-class RegistryHosts:
+class RegistryHosts(Record):
     """The hosts of one ``registries`` entry: mirrors in order, then the origin unless disabled."""
 
-    mirrors: list = field(default_factory=list)
-    origin: bool = True
+    FIELDS = (("mirrors", list), ("origin", True))
 
 
-@dataclass
-class DaemonConfig:
+def _default_cidrs():
+    import ipaddress
+    return [ipaddress.ip_network(c) for c in DEFAULT_INSECURE_CIDRS]
+
+
+class DaemonConfig(Record):
     """The subset of dockerd's daemon.json the payload honours.
 
     ``registry_mirrors`` are normalised base URLs without a trailing slash (used for docker.io only).
@@ -62,11 +59,10 @@ class DaemonConfig:
     loopback included as dockerd does.
     """
 
-    registry_mirrors: List[str] = field(default_factory=list)
-    insecure_registries: List[str] = field(default_factory=list)
-    insecure_cidrs: list = field(default_factory=lambda: [ipaddress.ip_network(c) for c in DEFAULT_INSECURE_CIDRS])
-    registries: dict = field(default_factory=dict)  # "host[:port]" | "default" -> RegistryHosts
-    source: str = ""
+    FIELDS = (("registry_mirrors", list), ("insecure_registries", list), ("insecure_cidrs", Factory(_default_cidrs)),
+              ("registries", dict),  # "host[:port]" | "default" -> RegistryHosts
+              ("init", False),  # "init": true makes every run/create without --init=false use --init (dockerd)
+              ("source", ""))
 
     def hosts_for(self, domain):
         """([MirrorHost] in order, use the origin?) for ``domain``: its entry or ``default``, then docker.io's
@@ -107,6 +103,7 @@ def _strip_port(host):
 
 def _addresses(hostname):
     """IP literals parse directly; names are resolved (as dockerd does), failures mean "no address"."""
+    import ipaddress
     try:
         return [ipaddress.ip_address(hostname)]
     except ValueError:
@@ -144,6 +141,7 @@ def _validate_mirror(value, where):
 
 def _parse_insecure(values, source):
     """Split ``insecure-registries`` into host[:port] entries and CIDRs (a scheme prefix is dropped, like dockerd)."""
+    import ipaddress
     hosts, cidrs = [], []
     for i, value in enumerate(values):
         where = "{}: insecure-registries[{}]".format(source, i)
@@ -242,6 +240,9 @@ def from_dict(data, source="daemon.json"):
     if data.get("registries") is not None:
         # docker.io may turn its origin off and rely on registry-mirrors alone (an air-gapped Hub mirror)
         cfg.registries = _parse_registries(data["registries"], source, cfg.registry_mirrors)
+    if not isinstance(data.get("init", False), bool):
+        raise errors.InvalidArgument("{}: init must be a boolean".format(source))
+    cfg.init = data.get("init", False)
     return cfg
 
 

@@ -14,6 +14,7 @@ def _parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("ping", help="check that the payload runs")
     sub.add_parser("facts", help="show host facts")
+    sub.add_parser("boot", help="start the containers whose restart policy asks for it at boot (the boot hook)")
     s = sub.add_parser("pull", help="pull an image")
     s.add_argument("image")
     s = sub.add_parser("images", help="list images")
@@ -29,6 +30,7 @@ def _parser():
     s.add_argument("--entrypoint")
     s.add_argument("-w", "--workdir")
     s.add_argument("-h", "--hostname")
+    s.add_argument("--restart")
     s.add_argument("image")
     s.add_argument("command", nargs=argparse.REMAINDER)
     s = sub.add_parser("ps", help="list containers")
@@ -61,7 +63,7 @@ def _hand_args(ns):
                 "env": [e for e in map(_env_value, ns.env) if e is not None],
                 "command": ns.command or None,
                 "entrypoint": None if ns.entrypoint is None else [ns.entrypoint],
-                "workdir": ns.workdir, "hostname": ns.hostname}
+                "workdir": ns.workdir, "hostname": ns.hostname, "restart": ns.restart}
     if ns.cmd == "logs":
         tail = None if ns.tail == "all" else ns.tail
         try:

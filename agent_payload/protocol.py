@@ -31,7 +31,11 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
 ``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root"}
+                    "disk_free", "root", "boot_hook"} (boot_hook: "systemd" | "cron" | "none", the restart
+            policies' boot hook this host gets; see ``boot``)
+``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
+            daemon would restart at its start (the boot hook runs it: systemd fleet-boot.service or
+            /etc/cron.d/fleet-boot, under $FLEET_HOOK_ROOT if set); refreshes the hook to this payload
 ``pull``    {"image": ref, "all_tags": bool, "platform": "os/arch[/variant]"|null}
             -> {"image", "id", "digest", "endpoint", "layers", "downloaded"}
                (all_tags: {"pulled": [the same object per tag]})
@@ -69,7 +73,7 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``create``  the ``run`` args minus detach -> {"id", "name", "image"} (state "created"; pulls a missing image)
 ``start``   {"containers": [str], "attach": bool} -> {"started": [id]}; attach (one container): log events of
             this start's output until it exits, then {"started": [id], "exit_code": int}
-``restart`` {"containers": [str], "time": int} -> {"restarted": [id]}
+``restart`` {"containers": [str], "time": int|null} -> {"restarted": [id]} (null: the container's stop_timeout, else 10)
 ``kill``    {"containers": [str], "signal": name|number (default "KILL")} -> {"killed": [id]}
             (every container must be running: Conflict "cannot kill container: X: container ID is not running")
 ``wait``    {"containers": [str]} -> {"exited": [{"id", "exit_code"}]} (blocks without limit)
@@ -81,15 +85,35 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}
             (a tar of the merged filesystem; an existing output is AlreadyExists unless force)
 ``container_prune`` {} -> {"deleted": [id], "reclaimed": bytes}
-``stop``    {"containers": [str], "time": int} -> {"stopped": [id]}
+``stop``    {"containers": [str], "time": int|null} -> {"stopped": [id]} (null: the container's stop_timeout, else 10)
 ``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
             (also removes the container's cgroup; a paused container is thawed before stop/kill signal it)
 resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
             each null or a docker flag value as typed ("32m", "-1", "0.5", 512); bad: InvalidArgument naming
             the flag, before anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap,
             NanoCpus, CpuShares, PidsLimit; State.OOMKilled is true when the memory cgroup OOM-killed it.
+process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, parsed by the controller; merged
+            over the image's labels), "stop_signal": name|number|null (beats the image's STOPSIGNAL),
+            "stop_timeout": seconds >= 0|null (inspect Config.StopTimeout), "init": bool|null (null: daemon.json
+            "init", default false; true: a reaper is PID 1, inspect HostConfig.Init). --env-file is read by the
+            controller and arrives as "env" entries. Every container gets Docker's device cgroup policy
+            (--privileged: all devices).
 ``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
             (persisted; applied live to running containers)
+supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]"|"unless-stopped"|null (docker's
+            checks; with "rm": InvalidArgument "Conflicting options: cannot specify both --restart and --rm").
+            The shim restarts per policy with docker's back-off (100 ms doubling to 1 min, reset after a 10 s
+            run); state "restarting" (ps "Restarting (CODE) N seconds ago"), inspect RestartCount and
+            HostConfig.RestartPolicy {Name, MaximumRetryCount}. stop and kill (SIGKILL or the stop signal)
+            cancel restarts until the next start; wait returns when a run ends, restarted or not. A policy other
+            than "no" installs the boot hook (see ``boot``). ``update`` takes "restart" too.
+            "health_cmd", "health_interval", "health_timeout", "health_start_period" (Go durations),
+            "health_retries", "no_healthcheck": docker's flags over the image's HEALTHCHECK; the shim probes
+            via exec; state.json/inspect State.Health {Status starting|healthy|unhealthy, FailingStreak, Log};
+            ps "Up 5 seconds (healthy)" and the ``health=`` filter. "log_driver": "json-file"|"none",
+            "log_opts": ["max-size=10m", "max-file=3", ...] (json-file options, docker's checks; daemon.json
+            "log-driver"/"log-opts" are the defaults): the shim rotates <id>-json.log -> .1 -> .2; ``logs`` reads
+            across rotated files (and -f follows a rotation); none: ``logs`` is FailedPrecondition.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
              "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)
@@ -100,9 +124,51 @@ resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus",
             "privileged": bool} -> {"exit_code": int} after ``log`` events {"stream": "stdout"|"stderr", "line"}
             (one per line of output), or with ``detach`` {"pid": host pid} at once (reaped by the host's init).
             Joins the init's namespaces and cgroup; container env + ``env``; its WorkingDir/user/caps unless
-            given; no stdin/TTY. Not running: Conflict "container ID is not running"; paused: Conflict
-            "container ID is paused, unpause the container before exec"; command missing: exit_code 127
+            given; stdin /dev/null and no TTY unless -i/-t. Not running: Conflict "container ID is not running";
+            paused: Conflict "container ID is paused, unpause the container before exec"; command missing: exit_code 127
             (126 not executable) with docker's message on stderr (with ``detach``: NotFound/FailedPrecondition).
+            With "interactive": true (-i) and/or "tty": true (-t) see *Interactive ops* below; a TTY's initial
+            size comes from "console_size": [rows, cols] (optional), the process gets TERM=xterm unless set.
+``commit``  {"container", "repository": "REPO[:TAG]"|null, "author", "message", "changes": [Dockerfile line],
+             "pause": bool (default true)} -> {"id", "repository"|null, "layer": digest|null, "diff_id", "size"}
+            (a gzip layer of the container's upper dir: whiteouts -> .wh.<name>, opaque dirs -> .wh..wh..opq;
+            config = the container's with changes applied (CMD ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL ONBUILD
+            STOPSIGNAL USER VOLUME WORKDIR; others: InvalidArgument "<x> is not a valid change command");
+            manifest kind as the parent's; untagged without repository; no changes: no layer, empty_layer history)
+``cp_in``   {"container", "path": dest in the container, "staging": <root>/tmp/cp-* tar uploaded by SFTP,
+             "base": top entry name, "is_dir", "contents" (SRC ended in /.), "archive" (-a: keep uid/gid, else
+             root:root)} -> {"entries", "path"}; the staging file is always deleted. Docker's cp rules; a missing
+            container path is NotFound "Could not find the file P in container C".
+``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
+            a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
+
+Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
+"interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
+the other ops never read past the request), the payload keeps reading its stdin
+after the request line (the request must then be ONE line), one frame per line::
+
+    {"type": "stdin", "data": "<base64>"}       bytes for the process's stdin (or the TTY's input)
+    {"type": "stdin", "eof": true}              close the process's stdin (no effect on a TTY)
+    {"type": "resize", "rows": int, "cols": int}   TIOCSWINSZ on the TTY (ignored without one)
+
+and the output of such an op comes as raw bytes, not split into lines (instead of ``log`` events)::
+
+    {"type": "event", "event": "output", "data": {"stream": "stdout"|"stderr", "data": "<base64>"}}
+
+(with a TTY everything is "stdout").  EOF on the payload's stdin without an eof frame counts as one; the
+controller leaving (its SSH session gone) ends the op as for ``logs -f``.  Bad frames are ignored.
+
+``attach``  {"container", "stdin": bool (default true), "detach_keys": str|null (default "ctrl-p,ctrl-q")}
+            -> {"id", "exit_code"|null, "detached": bool}: output events of the running container until it
+            exits (exit_code) or the detach keys arrive on stdin (detached, the container keeps running).
+            Only containers created with "tty" or "open_stdin" have an attach socket for stdin; any other
+            running container streams its output only.
+run/create args "tty": bool (-t), "open_stdin": bool (-i), "console_size": [rows, cols]|null (the TTY's
+            first size); a TTY container gets TERM=xterm unless its env sets TERM.  ``run`` with tty or
+            open_stdin and without detach is attached as ``attach`` is ("detach_keys"; stdin frames only with
+            open_stdin, and then StdinOnce: the eof frame closes the container's stdin) and its result adds
+            "detached"; ``start`` with "attach" and "attach_stdin": true (+ "detach_keys") likewise, its
+            result being {"started": [id], "exit_code", "detached"}.
 """
 
 PROTOCOL_VERSION = 1
@@ -143,3 +209,64 @@ def result_error(kind, message, errno=None, details=None):
         kind = "Internal"
     return {"type": "result", "ok": False,
             "error": {"kind": kind, "message": message, "errno": errno, "details": details}}
+
+
+# ---- interactive frames (controller -> payload after the request line) and raw output events
+
+def stdin_frame(data):
+    """A frame carrying ``data`` (bytes) for the process's stdin."""
+    import base64
+    return {"type": "stdin", "data": base64.b64encode(data).decode("ascii")}
+
+
+def stdin_eof():
+    """The frame that closes the process's stdin."""
+    return {"type": "stdin", "eof": True}
+
+
+def resize_frame(rows, cols):
+    """The frame that sets the TTY's window size."""
+    return {"type": "resize", "rows": int(rows), "cols": int(cols)}
+
+
+def output_event(stream, data):
+    """An ``output`` event with raw bytes ``data`` of ``stream`` ("stdout" or "stderr")."""
+    import base64
+    return event("output", {"stream": stream, "data": base64.b64encode(data).decode("ascii")})
+
+
+def decode_frame(line):
+    """Parse one frame line into ("stdin", bytes) | ("eof", None) | ("resize", (rows, cols)); None if invalid."""
+    import base64
+    import binascii
+    import json
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("type") == "stdin":
+        if obj.get("eof") is True:
+            return ("eof", None)
+        data = obj.get("data")
+        if not isinstance(data, str):
+            return None
+        try:
+            return ("stdin", base64.b64decode(data.encode("ascii"), validate=True))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+    if obj.get("type") == "resize":
+        rows, cols = obj.get("rows"), obj.get("cols")
+        if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFF for v in (rows, cols)):
+            return ("resize", (rows, cols))
+    return None
+
+
+def decode_output(data):
+    """(stream, bytes) of an ``output`` event's data; raises ValueError when it is malformed."""
+    import base64
+    stream = data.get("stream")
+    if stream not in ("stdout", "stderr") or not isinstance(data.get("data"), str):
+        raise ValueError("malformed output event")
+    return stream, base64.b64decode(data["data"].encode("ascii"))

@@ -438,7 +438,7 @@ def diag_imports(b: Bench, top_n=12):
             self_us, cum_us, name = [x.strip() for x in line[len("import time:"):].split("|")]
             rows.append((int(self_us), int(cum_us), name))
     total = sum(r[0] for r in rows)
-    print("\n-- fleet imports (front process only; the shim re-imports on its own): {} modules, {:.1f} ms self "
+    print("\n-- fleet imports (the front process; the shim is forked from it): {} modules, {:.1f} ms self "
           "in total".format(len(rows), total / 1000))
     for self_us, cum_us, name in sorted(rows, reverse=True)[:top_n]:
         print("  {:7.2f} ms self  {:7.2f} ms cumulative  {}".format(self_us / 1000, cum_us / 1000, name))

@@ -30,7 +30,8 @@ image_app = typer.Typer(help="Manage images on many hosts (docker image ...).", 
 app.add_typer(image_app, name="image")
 container_app = typer.Typer(help="Manage containers on many hosts (docker container ...).", no_args_is_help=True)
 app.add_typer(container_app, name="container")
-system_app = typer.Typer(help="Disk usage across hosts (docker system ...).", no_args_is_help=True)
+system_app = typer.Typer(help="Disk usage and boot-time restarts across hosts (docker system ...).",
+                         no_args_is_help=True)
 app.add_typer(system_app, name="system")
 
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
@@ -122,9 +123,62 @@ CpuSharesOpt = typer.Option(None, "-c", "--cpu-shares", help="CPU shares (relati
 PidsLimitOpt = typer.Option(None, "--pids-limit", help="Process limit (-1 for unlimited).")
 
 
+InteractiveOpt = typer.Option(False, "-i", "--interactive", help="Keep STDIN open (attached: this terminal's or "
+                              "pipe's input goes to the container).")
+TtyOpt = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (attached: exactly one host).")
+DetachKeysOpt = typer.Option(None, "--detach-keys", help="Key sequence to detach, leaving the container running "
+                             "(default ctrl-p,ctrl-q).")
+
+
+def _stdio(interactive, tty, detach_keys=None):
+    return {"open_stdin": interactive, "tty": tty, "detach_keys": detach_keys}
+
+
 def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
     from fleet.commands import lifecycle
     return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
+
+
+EnvFileOpt = typer.Option(None, "--env-file", help="Read environment variables from a file on this machine.")
+LabelOpt = typer.Option(None, "-l", "--label", help="Set a label: KEY=VALUE (repeatable).")
+LabelFileOpt = typer.Option(None, "--label-file", help="Read labels from a file on this machine (KEY=VALUE lines).")
+StopSignalOpt = typer.Option(None, "--stop-signal", help="Signal to stop the container (default: the image's, or "
+                                                         "SIGTERM).")
+StopTimeoutOpt = typer.Option(None, "--stop-timeout", help="Seconds to wait for stop before killing the container.")
+InitOpt = typer.Option(None, "--init", help="Run an init inside the container that forwards signals and reaps "
+                                            "processes.", show_default=False)
+
+
+def _process(env_file, env, label, label_file, stop_signal, stop_timeout, init):
+    """(env entries: --env-file's then -e's, op args of -l/--label-file/--stop-signal/--stop-timeout/--init)."""
+    from fleet.commands import runflags
+    return (runflags.env_file_entries(list(env_file or [])) + list(env or []),
+            runflags.process_args(list(label or []), list(label_file or []), stop_signal, stop_timeout, init))
+
+
+RestartOpt = typer.Option(None, "--restart", help="Restart policy: no, always, on-failure[:max-retries], "
+                          "unless-stopped.")
+
+
+HealthCmdOpt = typer.Option(None, "--health-cmd", help="Command to run to check health.")
+HealthIntervalOpt = typer.Option(None, "--health-interval", help="Time between running the check (ms|s|m|h).")
+HealthTimeoutOpt = typer.Option(None, "--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h).")
+HealthRetriesOpt = typer.Option(None, "--health-retries", help="Consecutive failures needed to report unhealthy.")
+HealthStartPeriodOpt = typer.Option(None, "--health-start-period", help="Start period for the container to "
+                                    "initialize before failures count (ms|s|m|h).")
+NoHealthcheckOpt = typer.Option(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK.")
+LogDriverOpt = typer.Option(None, "--log-driver", help="Logging driver: json-file (default) or none.")
+LogOptOpt = typer.Option(None, "--log-opt", help="Log driver option, e.g. max-size=10m, max-file=3 (repeatable).")
+
+
+def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=None, health_retries=None,
+                 health_start_period=None, no_healthcheck=False, log_driver=None, log_opt=None):
+    """The supervision flags (--restart, --health-*, --no-healthcheck, --log-driver, --log-opt) as op args (the
+    payload checks them, before anything is pulled)."""
+    return {"restart": restart, "health_cmd": health_cmd, "health_interval": health_interval,
+            "health_timeout": health_timeout, "health_retries": health_retries,
+            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck,
+            "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
 
 
 def run(
@@ -139,19 +193,36 @@ def run(
     entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
     workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    interactive: bool = InteractiveOpt, tty: bool = TtyOpt, detach_keys: Optional[str] = DetachKeysOpt,
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
+    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
+    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
     from fleet.commands import containers as cmd
-    _finish(lambda: cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, list(env or []),
-                            entrypoint, workdir, hostname, as_json,
-                            dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                 **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit))))
+
+    def go():
+        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
+        return cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, envs,
+                       entrypoint, workdir, hostname, as_json,
+                       dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                            **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
+                            **_stdio(interactive, tty, detach_keys),
+                            **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                           health_retries, health_start_period, no_healthcheck,
+                                           log_driver, log_opt)))
+    _finish(go)
 
 
 def create(
@@ -165,20 +236,37 @@ def create(
     entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
     workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
+    interactive: bool = InteractiveOpt, tty: bool = TtyOpt,
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
+    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
+    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
     memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
     cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
+    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
+    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
+    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
+    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
+    log_opt: Optional[List[str]] = LogOptOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
     from fleet.commands import lifecycle as cmd
-    _finish(lambda: cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, list(env or []),
-                               entrypoint, workdir, hostname,
-                               dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                                    **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit)),
-                               as_json))
+
+    def go():
+        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
+        return cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, envs,
+                          entrypoint, workdir, hostname,
+                          dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                               **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
+                               open_stdin=interactive, tty=tty,
+                               **_supervision(restart, health_cmd, health_interval, health_timeout,
+                                              health_retries, health_start_period, no_healthcheck,
+                                              log_driver, log_opt)),
+                          as_json)
+    _finish(go)
 
 
 def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
@@ -216,7 +304,9 @@ def logs(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] 
 
 
 def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
-         time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
+         time: Optional[int] = typer.Option(None, "-t", "--time", help="Seconds to wait before killing "
+                                                                      "(default: the container's --stop-timeout, "
+                                                                      "else 10)."),
          as_json: bool = JsonOpt):
     """Stop running containers on each host."""
     from fleet.commands import containers as cmd
@@ -234,14 +324,36 @@ def rm(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List
 def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
           attach: bool = typer.Option(False, "-a", "--attach", help="Stream the container's output until it exits "
                                       "and return its exit code (one container)."),
+          interactive: bool = typer.Option(False, "-i", "--interactive", help="Attach this terminal's input too "
+                                           "(one container on one host; implies -a)."),
+          detach_keys: Optional[str] = DetachKeysOpt,
           as_json: bool = JsonOpt):
     """Start created or stopped containers on each host."""
+    if interactive:
+        from fleet.commands import interactive as icmd
+        from fleet.errors import UsageError
+
+        def start_i():
+            if len(containers) != 1:
+                raise UsageError("you cannot start and attach multiple containers at once")
+            return icmd.start_attached(_session(ctx), patterns, containers[0], detach_keys)
+        _finish(start_i)
     from fleet.commands import lifecycle as cmd
     _finish(cmd.start, _session(ctx), patterns, containers, attach, as_json)
 
 
+def attach(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
+           no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not attach STDIN."),
+           detach_keys: Optional[str] = DetachKeysOpt):
+    """Attach this terminal to a running container on one host (detach: ctrl-p ctrl-q)."""
+    from fleet.commands import interactive as cmd
+    _finish(cmd.attach, _session(ctx), patterns, container, no_stdin, detach_keys)
+
+
 def restart(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
-            time: int = typer.Option(10, "-t", "--time", help="Seconds to wait before killing."),
+            time: Optional[int] = typer.Option(None, "-t", "--time", help="Seconds to wait before killing "
+                                                                         "(default: the container's "
+                                                                         "--stop-timeout, else 10)."),
             as_json: bool = JsonOpt):
     """Restart containers on each host (stop, then start)."""
     from fleet.commands import lifecycle as cmd
@@ -313,11 +425,12 @@ def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
 def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
            memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt,
            cpus: Optional[str] = CpusOpt, cpu_shares: Optional[str] = CpuSharesOpt,
-           pids_limit: Optional[str] = PidsLimitOpt, as_json: bool = JsonOpt):
-    """Change resource limits of containers on each host (live on running ones)."""
+           pids_limit: Optional[str] = PidsLimitOpt, restart: Optional[str] = RestartOpt,
+           as_json: bool = JsonOpt):
+    """Change resource limits (live on running ones) or the restart policy of containers on each host."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.update, _session(ctx), patterns, containers,
-            _resources(memory, memory_swap, cpus, cpu_shares, pids_limit), as_json)
+            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), restart=restart), as_json)
 
 
 def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),
@@ -355,21 +468,24 @@ def exec_(ctx: typer.Context, container: str = ContainerArg,
           user: Optional[str] = typer.Option(None, "-u", "--user", help="name|uid[:group|gid] (default: the "
                                              "container's user)."),
           privileged: bool = typer.Option(False, "--privileged", help="Give the process all capabilities."),
+          interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep STDIN open: this terminal's "
+                                           "or pipe's input goes to the command (on every selected host)."),
+          tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (exactly one host)."),
           as_json: bool = JsonOpt):
     """Run a command in a running container on each host (options go before CONTAINER).
 
-    Output lines are prefixed with the host; the exit status is the command's for one host. No -i/-t yet:
-    the command gets no stdin (/dev/null) and no terminal.
+    Output lines are prefixed with the host; the exit status is the command's for one host. Without -i the
+    command's stdin is /dev/null; -t gives it a terminal and passes this one's bytes through unprefixed.
     """
     from fleet.commands import lifecycle as cmd
     _finish(lambda: cmd.exec_(_session(ctx), patterns, container, list(command), detach, list(env or []), workdir,
-                              user, privileged, as_json))
+                              user, privileged, as_json, interactive, tty))
 
 
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),
                        ("wait", wait), ("rename", rename), ("inspect", inspect), ("top", top), ("diff", diff),
                        ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
-                       ("pause", pause), ("unpause", unpause))
+                       ("pause", pause), ("unpause", unpause), ("attach", attach))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
 app.command("run", **_NO_INTERSPERSE)(run)
 app.command("exec", **_NO_INTERSPERSE)(exec_)
@@ -379,6 +495,50 @@ for _name, _fn in (("ps", ps),) + _CONTAINER_COMMANDS:
 for _name, _fn in _CONTAINER_COMMANDS + (("ls", ps), ("ps", ps), ("list", ps), ("prune", container_prune)):
     container_app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
 container_app.command("run", **_NO_INTERSPERSE)(run)
+
+
+def commit(ctx: typer.Context, container: str = ContainerArg,
+           repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]",
+                                                      help="Name for the new image (untagged if omitted)."),
+           patterns: List[str] = HostsOpt,
+           author: Optional[str] = typer.Option(None, "-a", "--author",
+                                                help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").'),
+           message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message."),
+           change: Optional[List[str]] = typer.Option(None, "-c", "--change", help="Apply Dockerfile instruction "
+                                                      "to the created image (repeatable): CMD, ENTRYPOINT, ENV, "
+                                                      "EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, "
+                                                      "VOLUME, WORKDIR."),
+           pause: bool = typer.Option(True, "--pause/--no-pause", "-p/-P",
+                                      help="Pause the container during commit (default: pause)."),
+           as_json: bool = JsonOpt):
+    """Create a new image from a container's changes on each host (the image stays on that host)."""
+    from fleet.commands import transfer as cmd
+    _finish(cmd.commit, _session(ctx), patterns, container, repository, author, message, list(change or []), pause,
+            as_json)
+
+
+def cp(ctx: typer.Context, src: str = typer.Argument(..., metavar="SRC", help="CONTAINER:SRC_PATH, a local path, "
+                                                       "or - (a tar on stdin)."),
+       dest: str = typer.Argument(..., metavar="DEST", help="CONTAINER:DEST_PATH, a local path, or - (a tar on "
+                                  "stdout, one host only)."),
+       patterns: List[str] = HostsOpt,
+       archive: bool = typer.Option(False, "-a", "--archive", help="Archive mode (copy all uid/gid information)."),
+       follow_link: bool = typer.Option(False, "-L", "--follow-link", help="Always follow symbol link in SRC_PATH."),
+       as_json: bool = JsonOpt):
+    """Copy files between a container on each host and this machine (docker cp's path rules).
+
+    Into containers: the local SRC is copied to the container on every selected host. Out of containers:
+    with one host DEST is used as docker does; with several, each host's copy goes to DEST/<hostname>/
+    (DEST is a directory, created if missing). Without -a, files copied in are owned by root:root and files
+    copied out by you; with -a they keep their uid/gid.
+    """
+    from fleet.commands import transfer as cmd
+    _finish(cmd.cp, _session(ctx), patterns, src, dest, archive, follow_link, as_json)
+
+
+for _name, _fn in (("commit", commit), ("cp", cp)):
+    app.command(_name)(_fn)
+    container_app.command(_name)(_fn)
 
 
 # ---- images: top-level docker aliases and the `image` sub-app share one function per command ----
@@ -470,6 +630,13 @@ def image_inspect(ctx: typer.Context, images_: List[str] = typer.Argument(..., m
     """Print docker's inspect object of images as one JSON list; each object carries its "host"."""
     from fleet.commands import images as cmd
     _finish(cmd.image_inspect, _session(ctx), patterns, images_)
+
+
+@system_app.command("boot")
+def system_boot(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Start the containers whose restart policy wants them up after a reboot (what the boot hook runs)."""
+    from fleet.commands import lifecycle as cmd
+    _finish(cmd.boot, _session(ctx), patterns, as_json)
 
 
 @system_app.command("df")

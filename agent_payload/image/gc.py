@@ -23,10 +23,9 @@ images lock GC also holds, to record an image whose snapshots vanished.
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import List
 
 from .. import errors
+from ..record import REQUIRED, Record
 from ..state import locks
 from . import reference
 from .images import is_id_prefix, is_tag, refs_of, short_id
@@ -42,14 +41,10 @@ SOFT = ACTIVE_REFERENCE | STOPPED
 GRACE = 600
 
 
-@dataclass
-class ContainerUse:
+class ContainerUse(Record):
     """A container as GC sees it: which image it was created from, whether it runs, which dirs it mounts."""
 
-    id: str
-    image_id: str
-    running: bool = False
-    lowerdirs: List[str] = field(default_factory=list)
+    FIELDS = (("id", REQUIRED), ("image_id", REQUIRED), ("running", False), ("lowerdirs", list))
 
 
 class DeleteConflict(errors.Conflict):

@@ -18,9 +18,9 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
 
 from .. import errors
+from ..record import REQUIRED, Record
 from ..state import locks, store
 from . import content, reference, snapshots
 
@@ -30,19 +30,11 @@ _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 _FULL_ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{64})$")
 
 
-@dataclass
-class ImageRecord:
+class ImageRecord(Record):
     """A local image as the rest of the payload sees it (layers are snapshot dirs, bottom -> top)."""
 
-    id: str
-    reference: str
-    repository: str
-    tag: str
-    digest: str
-    config: dict = field(default_factory=dict)
-    layers: list = field(default_factory=list)
-    size: int = 0
-    created: str = ""
+    FIELDS = (("id", REQUIRED), ("reference", REQUIRED), ("repository", REQUIRED), ("tag", REQUIRED),
+              ("digest", REQUIRED), ("config", dict), ("layers", list), ("size", 0), ("created", ""))
 
 
 def short_id(image_id):

@@ -1,10 +1,9 @@
 """Docker image reference parsing and normalisation, following distribution/reference (pure: no I/O)."""
 
 import re
-from dataclasses import dataclass
-from typing import Optional
 
 from .. import errors
+from ..record import REQUIRED, Record
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -47,14 +46,11 @@ def validate_digest(digest):
     return digest
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Record):
     """A normalised reference: ``domain/path[:tag][@digest]``; ``tag`` is "latest" unless a digest was given."""
 
-    domain: str
-    path: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+    FIELDS = (("domain", REQUIRED), ("path", REQUIRED), ("tag", None), ("digest", None))
+    FROZEN = True
 
     @property
     def name(self):

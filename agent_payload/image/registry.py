@@ -22,9 +22,9 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 
 from .. import errors
+from ..record import REQUIRED, Record
 
 HUB_DOMAIN = "docker.io"
 HUB_ORIGIN = "https://registry-1.docker.io"
@@ -55,8 +55,7 @@ def host_platform():
     return "linux", arch, variant
 
 
-@dataclass
-class Endpoint:
+class Endpoint(Record):
     """One place to talk to: ``url`` is the base (scheme://host[/prefix]) without trailing slash.
 
     ``registry`` is the registry the endpoint stands for when it is that registry's origin (credentials are
@@ -65,12 +64,9 @@ class Endpoint:
     by digest (manifests by digest, blobs) before this endpoint; they are never asked to resolve a tag.
     """
 
-    url: str
-    insecure: bool = False  # TLS unverified (https) or plain http allowed
-    mirror: bool = False
-    registry: str = ""
-    capabilities: tuple = ("pull", "resolve")
-    content_mirrors: list = field(default_factory=list)
+    FIELDS = (("url", REQUIRED),
+              ("insecure", False),  # TLS unverified (https) or plain http allowed
+              ("mirror", False), ("registry", ""), ("capabilities", ("pull", "resolve")), ("content_mirrors", list))
 
     @property
     def auth_key(self):

@@ -8,11 +8,8 @@ Layout (short names keep overlay's one-page ``lowerdir=`` option small, PITFALLS
     snapshots/.tmp-XXXXXX/fs/   an extraction in progress; renamed to snapshots/<id> only once verified
 """
 
-import calendar
-import hashlib
 import os
 import shutil
-import tempfile
 import time
 
 from .. import errors
@@ -28,6 +25,7 @@ def chain_ids(diff_ids):
         if not out:
             out.append(diff_id)
         else:
+            import hashlib  # lazily, as the two below: not needed to start a container from a present image
             out.append("sha256:" + hashlib.sha256((out[-1] + " " + diff_id).encode()).hexdigest())
     return out
 
@@ -81,6 +79,7 @@ class SnapshotStore:
         if existing:
             return existing, False
         os.makedirs(self.root, exist_ok=True)
+        import tempfile
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.root)
         try:
             fs = os.path.join(tmp, "fs")
@@ -209,6 +208,7 @@ def disk_usage(path):
 def _committed(entry, path):
     """When a snapshot was committed: its index time, or its dir's mtime if later or unreadable."""
     try:
+        import calendar
         when = calendar.timegm(time.strptime(entry.get("created", ""), "%Y-%m-%dT%H:%M:%SZ"))
     except ValueError:
         when = 0

@@ -12,7 +12,7 @@ from agent_payload import errors
 
 # op name -> module under agent_payload.ops defining ``op_<name>``
 OP_MODULES = {
-    "ping": "host", "facts": "host",
+    "ping": "host", "facts": "host", "boot": "host",
     "pull": "registry", "push": "registry", "login": "registry", "logout": "registry", "configure": "registry",
     "images": "images", "rmi": "images", "tag": "images", "history": "images", "image_prune": "images",
     "image_inspect": "images", "system_df": "images",
@@ -20,7 +20,8 @@ OP_MODULES = {
     "create": "lifecycle", "start": "lifecycle", "restart": "lifecycle", "kill": "lifecycle", "wait": "lifecycle",
     "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
-    "unpause": "lifecycle", "exec": "lifecycle",
+    "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
+    "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
 }
 
 

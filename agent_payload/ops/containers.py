@@ -34,6 +34,26 @@ def merge_env(image_env, overrides):
     return ["{}={}".format(k, v) for k, v in merged.items()]
 
 
+def stdio_args(args):
+    """-i/-t of ``run``/``create``: {"tty", "open_stdin", "stdin_once", "attach_stdin", "console_size"}.
+
+    As docker: ``run -i`` without -d attaches stdin, and then stdin is StdinOnce (closed when that client's
+    stdin ends); ``run -dit`` keeps it open for later ``attach`` clients.  ``create -i`` counts as attached.
+    """
+    from agent_payload.runtime.tty import check_console_size
+
+    out = {}
+    for key in ("tty", "open_stdin", "detach"):
+        value = args.get(key) or False
+        if not isinstance(value, bool):
+            raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+        out[key] = value
+    attach_stdin = out["open_stdin"] and not out.pop("detach")
+    out.update(stdin_once=attach_stdin, attach_stdin=attach_stdin,
+               console_size=check_console_size(args.get("console_size")) if out["tty"] else None)
+    return out
+
+
 # -- ops -----------------------------------------------------------------------------------------------
 
 def create_container(ctx, args, emit):
@@ -43,7 +63,8 @@ def create_container(ctx, args, emit):
     Returns the runtime's record of the new container.
     """
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import ContainerSpec, check_name, check_user_fields, isolation_args, limit_args
+    from agent_payload.runtime.spec import (ContainerSpec, check_labels, check_name, check_stop_timeout,
+                                            check_user_fields, isolation_args, limit_args, signal_number)
 
     image = string(args, "image", required=True)
     ref = reference.parse(image)
@@ -55,10 +76,25 @@ def create_container(ctx, args, emit):
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_args(args)
     resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
+    stdio = stdio_args(args)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
     auto_remove = args.get("rm") or False
     if not isinstance(auto_remove, bool):
         raise errors.InvalidArgument("argument rm must be a boolean")
+    labels = check_labels(args.get("labels"))  # -l/--label-file, parsed by the controller
+    stop_signal = string(args, "stop_signal")
+    if stop_signal is not None:
+        signal_number(stop_signal)
+    stop_timeout = check_stop_timeout(args.get("stop_timeout"))
+    from agent_payload.runtime import restart as restartmod
+    restart_policy = restartmod.parse(args.get("restart"))  # --restart: docker's checks, before any pull
+    restartmod.check_auto_remove(restart_policy, auto_remove)
+    from agent_payload.runtime import health
+    user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
+    from agent_payload.runtime import logconfig
+    log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
     store = ctx.images()
+    if args.get("init") is None:
+        isolation["init"] = store.config.init  # daemon.json "init": true
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
             record = store.resolve(ref.string())
@@ -68,12 +104,16 @@ def create_container(ctx, args, emit):
         spec = ContainerSpec(
             name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
             argv=container_argv(record.config, entrypoint, command),
-            env=merge_env(cfg.get("Env"), env),
+            env=merge_env(cfg.get("Env"), env + (["TERM=xterm"] if stdio["tty"] and not any(
+                e.startswith("TERM=") for e in list(cfg.get("Env") or []) + env) else [])),  # docker does for -t
             workdir=workdir or cfg.get("WorkingDir") or "/",
             hostname=hostname, auto_remove=auto_remove,
-            labels=dict(cfg.get("Labels") or {}),
-            stop_signal=cfg.get("StopSignal") or "SIGTERM",
-            limits=resources.to_dict(),
+            labels=dict(cfg.get("Labels") or {}, **labels),  # --label beats the image's LABEL
+            stop_signal=stop_signal or cfg.get("StopSignal") or "SIGTERM",
+            stop_timeout=stop_timeout,
+            limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
+            stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
+            healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
@@ -82,19 +122,39 @@ def create_container(ctx, args, emit):
         else:
             ep = list(cfg.get("Entrypoint") or []) or None
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
-        return ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd})
+        created = ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd,
+                                                    "console_size": stdio["console_size"],
+                                                    "attach_stdin": stdio["attach_stdin"]})
+    if restart_policy["Name"] != "no":
+        from agent_payload.runtime import boot
+        boot.install_quietly(ctx.paths, ctx.launcher)  # so that the policy also holds across reboots
+    return created
 
 
 def op_run(ctx, args, emit):
-    """Create and start a container, pulling its image if missing; without detach, stream its output."""
+    """Create and start a container, pulling its image if missing; without detach, stream its output.
+
+    With -i/-t and without detach: attached (runtime/attach.py) until it exits or the detach keys arrive.
+    """
+    from agent_payload.runtime import attach_client as attach
+
+    attached = not args.get("detach") and (args.get("tty") is True or args.get("open_stdin") is True)
+    if attached:
+        attach.parse_detach_keys(string(args, "detach_keys"))
     created = create_container(ctx, args, emit)
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
     result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
     if args.get("detach"):
         return result
-    for line in runtime.logs(started["id"], follow=True):
-        emit("log", line)
+    if attached:
+        result.update(attach.attach_container(runtime, getattr(ctx, "stdin", None), started["id"], emit,
+                                              stdin=args.get("open_stdin") is True,
+                                              detach_keys=string(args, "detach_keys"), replay=True, log_offset=0))
+        return result
+    if (created.get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(started["id"], follow=True):
+            emit("log", line)
     result["exit_code"] = runtime.wait(started["id"])
     return result
 
@@ -160,7 +220,7 @@ def op_stop(ctx, args, emit):
     refs = string_list(args, "containers")
     if not refs:
         raise errors.InvalidArgument("stop requires at least one container")
-    return {"stopped": ctx.runtime().stop(refs, time=integer(args, "time", default=10, minimum=0))}
+    return {"stopped": ctx.runtime().stop(refs, time=integer(args, "time", minimum=0))}
 
 
 def op_rm(ctx, args, emit):

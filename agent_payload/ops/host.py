@@ -1,4 +1,4 @@
-"""Host ops: ping (the cheapest possible round trip) and facts."""
+"""Host ops: ping (the cheapest possible round trip), facts and boot (restart policies at boot)."""
 
 import os
 import sys
@@ -13,4 +13,11 @@ def op_ping(ctx, args, emit):
 def op_facts(ctx, args, emit):
     """Host facts for `fleet facts`."""
     from agent_payload import facts
-    return facts.gather(ctx.paths)
+    from agent_payload.runtime import boot
+    return dict(facts.gather(ctx.paths), boot_hook=boot.kind(ctx.paths))
+
+
+def op_boot(ctx, args, emit):
+    """Start the containers docker's daemon would restart at its start (run by the boot hook)."""
+    from agent_payload.runtime import boot
+    return boot.boot(ctx.runtime(), ctx.launcher)

@@ -38,6 +38,10 @@ def op_start(ctx, args, emit):
     attach = _boolean(args, "attach")
     if attach and len(refs) > 1:
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
+    attach_stdin = attach and _boolean(args, "attach_stdin")
+    if attach_stdin:
+        from agent_payload.runtime import attach_client as attachmod
+        attachmod.parse_detach_keys(string(args, "detach_keys"))
     runtime = ctx.runtime()
     recs = [runtime.lookup(ref) for ref in refs]
     if not attach:
@@ -45,15 +49,20 @@ def op_start(ctx, args, emit):
     cid = recs[0]["id"]
     offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
     runtime.start(cid)
-    for line in runtime.logs(cid, follow=True, offset=offset):
-        emit("log", line)
+    if attach_stdin:  # start -a -i: output events, stdin frames to the container's attach socket
+        res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
+                                         detach_keys=string(args, "detach_keys"), replay=True, log_offset=offset)
+        return dict(res, started=[cid])
+    if (recs[0].get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+        for line in runtime.logs(cid, follow=True, offset=offset):
+            emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
 
 
 def op_restart(ctx, args, emit):
     """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
     refs = _containers(args, "restart")
-    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", default=10, minimum=0))}
+    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", minimum=0))}
 
 
 def op_kill(ctx, args, emit):
@@ -114,11 +123,26 @@ def op_update(ctx, args, emit):
     """Change resource limits (docker update's flags) of containers: persisted, and live on running ones."""
     from agent_payload.runtime.spec import LIMIT_ARGS, limit_args
 
+    from agent_payload.runtime import restart
+
     refs = _containers(args, "update")
-    if all(args.get(key) is None for key in LIMIT_ARGS):
+    if all(args.get(key) is None for key in LIMIT_ARGS + ("restart",)):
         raise errors.InvalidArgument("you must provide one or more flags when using this command")
     change = limit_args(args, update=True)
-    return ctx.runtime().update(refs, change)
+    policy = None if args.get("restart") is None else restart.parse(args.get("restart"))
+    runtime = ctx.runtime()
+    if policy is not None:
+        restart.check_update(runtime, refs, policy)  # every container checked before any is changed
+    if any(args.get(key) is not None for key in LIMIT_ARGS):
+        result = runtime.update(refs, change)
+    else:
+        result = {"updated": [runtime.resolve(ref) for ref in refs], "warnings": []}
+    if policy is not None:
+        restart.update_policy(runtime, refs, policy)
+        if policy["Name"] != "no":
+            from agent_payload.runtime import boot
+            boot.install_quietly(ctx.paths, ctx.launcher)
+    return result
 
 
 def op_stats(ctx, args, emit):
@@ -137,8 +161,29 @@ def op_unpause(ctx, args, emit):
     return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}
 
 
+def op_attach(ctx, args, emit):
+    """Attach to a running container (docker attach): output events, stdin frames if it has -i/-t."""
+    from agent_payload.runtime import attach_client as attach
+
+    container = string(args, "container", required=True)
+    stdin = args.get("stdin", True) is not False
+    detach_keys = string(args, "detach_keys")
+    attach.parse_detach_keys(detach_keys)
+    runtime = ctx.runtime()
+    rec = runtime.lookup(container)
+    if rec.get("status") != "running":
+        raise errors.Conflict("You cannot attach to a stopped container, start it first")
+    if rec.get("paused"):
+        raise errors.Conflict("You cannot attach to a paused container, unpause it first")
+    res = attach.attach_container(runtime, getattr(ctx, "stdin", None), rec["id"], emit, stdin=stdin,
+                                  detach_keys=detach_keys)
+    return dict(res, id=rec["id"])
+
+
 def op_exec(ctx, args, emit):
-    """Run a command in a running container (docker exec without -i/-t): its namespaces, cgroup, user, caps, env.
+    """Run a command in a running container (docker exec): its namespaces, cgroup, user, caps, env.
+
+    With ``interactive``/``tty`` stdin frames follow the request and the output is raw ``output`` events.
 
     Without ``detach`` the output streams as ``log`` events and the result is {"exit_code"}; with it the
     result is {"pid"} (host PID) at once and the process is reaped by the host's init, not by fleet.
@@ -150,6 +195,14 @@ def op_exec(ctx, args, emit):
     env = string_list(args, "env")
     workdir, user = string(args, "workdir"), string(args, "user")
     detach, privileged = _boolean(args, "detach"), _boolean(args, "privileged")
+    interactive, tty = _boolean(args, "interactive"), _boolean(args, "tty")
     execmod.check_args(command, env, workdir, user)
+    frames = None
+    if interactive or tty:
+        from agent_payload.runtime.tty import FrameReader, check_console_size
+        check_console_size(args.get("console_size"))
+        if not detach and getattr(ctx, "stdin", None) is not None:
+            frames = FrameReader(ctx.stdin)
     return execmod.execute(ctx.runtime(), container, command, env=env, workdir=workdir, user_spec=user,
-                           detach=detach, privileged=privileged, emit=emit)
+                           detach=detach, privileged=privileged, emit=emit, interactive=interactive, tty_=tty,
+                           console_size=args.get("console_size"), frames=frames)

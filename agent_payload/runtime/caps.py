@@ -21,10 +21,10 @@ DOCKER_DEFAULT = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "
                   "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
 ALL = "ALL"
 
-#: What fleet gives by default: Docker's set minus CAP_MKNOD.  Docker can keep MKNOD because its device cgroup
-#: only lets a container read or write the standard nodes; fleet does not enforce a device cgroup yet, so a
-#: container able to mknod could create and open a host disk's node (PITFALLS 3.5).  `--cap-add MKNOD` restores it.
-DEFAULT = tuple(c for c in DOCKER_DEFAULT if c != "CAP_MKNOD")
+#: What fleet gives by default: Docker's set, CAP_MKNOD included. That is safe only because every container gets
+#: Docker's device cgroup policy (cgroups/devices.py, applied by the shim before the init runs): mknod of any
+#: node is allowed, opening anything but the standard nodes is not (PITFALLS 3.5).
+DEFAULT = DOCKER_DEFAULT
 
 
 def last_cap():

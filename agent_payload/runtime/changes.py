@@ -346,3 +346,134 @@ def check_output(output, force):
             raise errors.AlreadyExists("output file {} already exists (use force to replace it)".format(output))
         if os.path.isdir(output) and not os.path.islink(output):
             raise errors.InvalidArgument("output {} is a directory".format(output))
+
+
+# ---------------------------------------------------------------- layer (commit)
+
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+
+
+def _xattr_headers(base, rel, st):
+    """PAX ``SCHILY.xattr.*`` records of ``base/rel``; overlay's own ``*.overlay.*`` attributes are never exported."""
+    if stat.S_ISLNK(st.st_mode):
+        return {}  # Linux allows only trusted.* on symlinks; the applier restores none there either
+    try:
+        fd = open_in(base, rel, os.O_PATH)
+    except OSError:
+        return {}
+    try:
+        path = "/proc/self/fd/{}".format(fd)
+        out = {}
+        try:
+            names = os.listxattr(path)
+        except OSError:
+            return {}
+        for name in sorted(names):
+            if name.startswith(("trusted.overlay.", "user.overlay.")):
+                continue
+            try:
+                value = os.getxattr(path, name)
+            except OSError:
+                continue
+            out["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+        return out
+    finally:
+        os.close(fd)
+
+
+def write_layer_tar(upper, fileobj, lowers=(), skip=()):
+    """Write the overlay upper dir ``upper`` as an image layer tar (docker's overlay2 diff) to ``fileobj``.
+
+    Every entry of the upper dir is archived with its mode, owner, times and xattrs; hard links inside it
+    become tar links to the first name seen, symlinks keep their targets, devices and fifos their type.
+    Overlay's own metadata becomes the image-spec form: a whiteout (0/0 char device) is written as an empty
+    ``.wh.<name>`` file, and an opaque directory (``trusted.overlay.opaque=y``) gets a ``.wh..wh..opq`` entry
+    right after its own header.  Paths in ``skip`` (and everything below them) are left out: the runtime's
+    mountpoints, which docker keeps in the container's init layer.  A directory that is only a copied-up
+    parent (same type, mode and owner in ``lowers``, top first) is written only before a child that is.
+    Returns the number of entries written.
+    """
+    tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
+    links, count, pending = {}, [0], []
+
+    def add(info, f=None):
+        while pending:  # the copied-up parents of this entry, outermost first
+            tar.addfile(pending.pop(0))
+            count[0] += 1
+        tar.addfile(info, f)
+        count[0] += 1
+
+    def marker(rel, name, st, mode):
+        info = tarfile.TarInfo((rel + "/" + name).lstrip("/"))
+        info.type, info.size, info.mode = tarfile.REGTYPE, 0, mode
+        info.uid, info.gid, info.mtime = st.st_uid, st.st_gid, int(st.st_mtime)
+        return info
+
+    def only_copied_up(rel, st):
+        low = lower_lookup(lowers, rel)
+        return (low is not None and stat.S_ISDIR(low.st_mode) and low.st_mode == st.st_mode
+                and (low.st_uid, low.st_gid) == (st.st_uid, st.st_gid) and not is_opaque(upper, rel))
+
+    def walk(rel):
+        for name in _names(upper, rel):
+            child = rel + "/" + name
+            if child in skip:
+                continue
+            st = lstat_in(upper, child)
+            if st is None:
+                continue  # gone while we looked
+            if is_whiteout(st):
+                add(marker(rel, WHITEOUT_PREFIX + name, st, 0o600))
+                continue
+            info = _tarinfo(child.lstrip("/"), st)
+            if info is None:
+                continue  # sockets are not archived (as docker)
+            info.mtime = st.st_mtime  # PAX keeps sub-second times
+            info.pax_headers = _xattr_headers(upper, child, st)
+            if info.type == tarfile.SYMTYPE:
+                info.linkname = _readlink_in(upper, child)
+            elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in links:
+                    info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
+                else:
+                    links[key] = info.name
+            if info.type == tarfile.REGTYPE:
+                fd = open_in(upper, child, os.O_RDONLY)
+                with os.fdopen(fd, "rb") as f:
+                    add(info, _Exact(f, info.size))
+            elif info.type != tarfile.DIRTYPE:
+                add(info)
+            else:
+                depth = len(pending)
+                if only_copied_up(child, st):
+                    pending.append(info)
+                else:
+                    add(info)
+                    if is_opaque(upper, child):
+                        add(marker(child, WHITEOUT_OPAQUE, st, stat.S_IMODE(st.st_mode) & 0o777))
+                walk(child)
+                del pending[depth:]  # nothing below it was written: neither is it
+
+    walk("")
+    tar.close()
+    return count[0]
+
+
+class _Exact:
+    """A file that yields exactly ``size`` bytes: one that grew or shrank while being archived (a running
+    container without --pause) cannot break the tar stream; a short file is padded with zeros."""
+
+    def __init__(self, f, size):
+        self.f, self.left = f, size
+
+    def read(self, n=-1):
+        if self.left <= 0:
+            return b""
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        if not data:
+            data = b"\0" * n
+        self.left -= len(data)
+        return data

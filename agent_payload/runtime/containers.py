@@ -8,10 +8,9 @@ import time
 
 from .. import errors
 from ..state import store
-from . import changes as changesmod
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import names, process, records, resources, rootfs, shim, status
+from . import health, names, process, records, resources, restart, rootfs, shim, status
 from .spec import ContainerSpec, check_name, signal_number
 
 START_TIMEOUT = 90.0
@@ -82,8 +81,8 @@ class Runtime:
         with records.container_lock(self.paths, cid):
             config = records.read_config(self.paths, cid)
             state = records.reconcile(self.paths, cid, records.read_state(self.paths, cid))
-            if state["status"] == "running":
-                return records.make_record(self.paths, config, state)
+            if state["status"] in ("running", "restarting"):
+                return records.make_record(self.paths, config, state)  # docker: already started, nothing to do
             resources.destroy_cgroup(cid)  # a dead shim's leftover: the new shim makes a fresh one
             msg = self._launch_shim(cid)
             if msg.get("type") != "started":
@@ -94,7 +93,7 @@ class Runtime:
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
                          shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
-                         oom_killed=False, paused=False)
+                         oom_killed=False, paused=False, health=health.initial(config), **restart.fresh_start_fields())
             records.write_state(self.paths, cid, state)
         return records.make_record(self.paths, config, state)
 
@@ -182,13 +181,14 @@ class Runtime:
             if limit is not None and len(rows) >= limit:
                 break
             rec = resources.present(rec)
-            if (rec["status"] not in ("running", "paused") and not show_stopped) or not filters.match(rec):
+            alive = rec["status"] in ("running", "paused", "restarting")
+            if (not alive and not show_stopped) or not filters.match(rec):
                 continue
             row = status.ps_row(dict(rec, status="running") if rec["status"] == "paused" else rec, now)
             if rec["status"] == "paused":
                 row.update(state="paused", status=row["status"] + " (Paused)")
             if size:
-                row["size_rw"] = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+                row["size_rw"] = _changes().tree_size(records.Layout(self.paths, rec["id"]).diff)
             rows.append(row)
         return rows
 
@@ -203,14 +203,21 @@ class Runtime:
             return tomb[0], False
 
     def wait(self, ref, timeout=None):
-        """Block until the container has exited; returns its exit code (-1 if unknown)."""
+        """Block until the container's current run has ended; returns its exit code (-1 if unknown).
+
+        As docker's wait ("not-running"): a run that ends in a restart (restart policy) also ends the wait.
+        """
         cid = self._resolve_or_tombstone(ref)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.002  # backs off to POLL: a container that just exited is noticed within milliseconds
+        first = self._final_state(cid)[0].get("finished_at")
         while True:
             state, _ = self._final_state(cid)
             if state["status"] == "exited":
                 return state["exit_code"]
+            if state["status"] in ("running", "restarting") and state.get("finished_at") not in (None, first):
+                code = state.get("exit_code")  # restarting; once running again the last run's is kept apart
+                return code if code is not None else state.get("last_exit_code")
             if deadline is not None and time.monotonic() >= deadline:
                 raise errors.Unavailable("timed out waiting for container {}".format(cid))
             time.sleep(delay)
@@ -243,10 +250,12 @@ class Runtime:
         """
         cid = self._resolve_or_tombstone(ref)
         try:
-            records.load(self.paths, cid)
+            config, _ = records.load(self.paths, cid)
             path = records.Layout(self.paths, cid).log
         except errors.NotFound:
-            path = records.tombstone(self.paths, cid)[1]
+            config, path = {}, records.tombstone(self.paths, cid)[1]
+        if (config.get("log_config") or {}).get("Type") == "none":
+            raise errors.FailedPrecondition("configured logging driver does not support reading")
         if tail is not None and (not isinstance(tail, int) or tail < 0):
             raise errors.InvalidArgument("tail must be a non-negative integer")
 
@@ -257,41 +266,46 @@ class Runtime:
                 return False
 
         try:
-            f = open(path, "rb")  # opened now: an auto-removal that follows only moves the file
+            files = logmod.open_all(path)  # opened now: an auto-removal that follows only moves the file
         except FileNotFoundError:
             return iter(())
-        return logmod.read(f, tail=tail, follow=follow, timestamps=timestamps, running=running, since=since,
-                           until=until, offset=offset)
+        return logmod.read(files, tail=tail, follow=follow, timestamps=timestamps, running=running, since=since,
+                           until=until, offset=offset, follow_path=path)
 
     # ------------------------------------------------------------ stop / remove
 
     def _stop_one(self, cid, timeout, signum):
         """Signal the init, wait ``timeout`` s, then SIGKILL and wait for the shim to record the exit."""
-        config, state = records.load(self.paths, cid)
-        if state["status"] != "running":
+        state = restart.mark_stopped(self.paths, cid)  # before the signal: the shim must not restart it
+        if state["status"] not in ("running", "restarting"):
             return
         resources.thaw_if_paused(self.paths, cid)
-        records.signal_process(state["pid"], state.get("pid_start"), signum)
+        if state["status"] == "running":
+            records.signal_process(state["pid"], state.get("pid_start"), signum)
         for grace, sig in ((timeout, signal.SIGKILL), (KILL_GRACE, None)):
             deadline = time.monotonic() + max(0, grace)
             while time.monotonic() < deadline:
                 state = self._final_state(cid)[0]
-                if state["status"] != "running":
+                if state["status"] not in ("running", "restarting"):
                     return
                 time.sleep(POLL)
             if sig is not None:
                 records.signal_process(state["pid"], state.get("pid_start"), sig)
         raise errors.Unavailable("container {} did not exit after SIGKILL".format(cid))
 
-    def stop(self, refs, time=10):
-        """Stop containers (stop_signal, then SIGKILL after ``time`` s); already stopped is fine. Returns IDs."""
+    def stop(self, refs, time=None):
+        """Stop containers (stop_signal, then SIGKILL after ``time`` s); already stopped is fine. Returns IDs.
+
+        ``time`` None: each container's --stop-timeout, else 10 s (docker).
+        """
         if isinstance(refs, str):
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]
         for cid in cids:
             config = records.read_config(self.paths, cid)
             try:
-                self._stop_one(cid, time, signal_number(config.get("stop_signal", "SIGTERM")))
+                grace = time if time is not None else config.get("stop_timeout")
+                self._stop_one(cid, 10 if grace is None else grace, signal_number(config.get("stop_signal", "SIGTERM")))
             except errors.NotFound:
                 pass  # auto-removed once it exited: stopped
         return cids
@@ -303,7 +317,7 @@ class Runtime:
         cids = [self._resolve(ref) for ref in refs]
         for cid in cids:
             _, state = records.load(self.paths, cid)
-            if state["status"] == "running":
+            if state["status"] in ("running", "restarting"):
                 if not force:
                     raise errors.Conflict(
                         "You cannot remove a running container {}. Stop the container before attempting removal "
@@ -312,6 +326,10 @@ class Runtime:
                     self._stop_one(cid, 0, signal.SIGKILL)
                 except errors.NotFound:
                     pass
+                deadline = time.monotonic() + KILL_GRACE  # the shim has recorded the exit; let it finish
+                while records.is_alive(state.get("shim_pid"), state.get("shim_start")) and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.01)
             with records.container_lock(self.paths, cid):
                 records.remove_dir(self.paths, cid)
             resources.destroy_cgroup(cid)
@@ -329,26 +347,32 @@ class Runtime:
         cids = [self._resolve(ref) for ref in refs]
         states = []
         for ref, cid in zip(refs, cids):
-            state = self._load(cid, ref)[1]
-            if state["status"] != "running":
+            config, state = self._load(cid, ref)
+            if state["status"] not in ("running", "restarting"):
                 raise errors.Conflict("cannot kill container: {}: container {} is not running".format(ref, cid))
-            states.append(state)
-        for cid, state in zip(cids, states):
+            states.append(config)
+        for cid, config in zip(cids, states):
+            # docker: SIGKILL or the stop signal cancels the restart policy; any kill counts as a manual stop
+            fatal = signum in (signal.SIGKILL, signal_number(config.get("stop_signal") or "SIGTERM"))
+            state = restart.mark_stopped(self.paths, cid, cancel=fatal)
+            if state["status"] != "running":
+                continue  # restarting: cancelling the restart is all there is to do (docker sends nothing)
             resources.thaw_if_paused(self.paths, cid)
             records.signal_process(state["pid"], state.get("pid_start"), signum)
             if signum == signal.SIGKILL:
                 deadline = time.monotonic() + KILL_GRACE
                 while time.monotonic() < deadline:
                     try:
-                        if self._final_state(cid)[0]["status"] != "running":
+                        if self._final_state(cid)[0]["status"] not in ("running", "restarting"):
                             break
                     except errors.NotFound:
                         break
                     time.sleep(POLL)
         return cids
 
-    def restart(self, refs, time=10):
-        """Stop (stop signal, SIGKILL after ``time`` s) then start each container; returns IDs."""
+    def restart(self, refs, time=None):
+        """Stop (stop signal, SIGKILL after ``time`` s, default: the container's --stop-timeout or 10) then start
+        each container; returns IDs."""
         if isinstance(refs, str):
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]
@@ -400,13 +424,13 @@ class Runtime:
     def changes(self, ref):
         """``docker diff``: [{"kind": "A"|"C"|"D", "path"}] from the container's upper dir."""
         layers = self._layers(self.lookup(ref))
-        return changesmod.diff(layers[0], layers[1:], ignore=INIT_PATHS)
+        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS)
 
     def export(self, ref, output, force=False):
         """Write the container's merged filesystem as a tar to ``output`` on this host; {"output", "size", "sha256"}."""
-        changesmod.check_output(output, force)
+        _changes().check_output(output, force)
         rec = self.lookup(ref)
-        return changesmod.export(self._layers(rec), output, force=force)
+        return _changes().export(self._layers(rec), output, force=force)
 
     def prune(self):
         """Remove every container that is not running; returns {"deleted": [id], "reclaimed": bytes}."""
@@ -414,7 +438,7 @@ class Runtime:
         for rec in self.all_records():
             if rec["status"] == "running":
                 continue
-            size = changesmod.tree_size(records.Layout(self.paths, rec["id"]).diff)
+            size = _changes().tree_size(records.Layout(self.paths, rec["id"]).diff)
             try:
                 self.remove([rec["id"]])
             except (errors.Conflict, errors.NotFound):
@@ -451,6 +475,12 @@ class Runtime:
             if cfg.get("image_id"):
                 usage.setdefault(cfg["image_id"], []).append(cid)
         return usage
+
+
+def _changes():
+    """runtime/changes.py (tar, hashing): imported for diff/export/sizes only, not on every start."""
+    from . import changes
+    return changes
 
 
 def _tail(path, limit=2000):

@@ -16,6 +16,11 @@ the container may open /proc/<pid>/exe of our host interpreter; a uid change res
 it again after setuid. The output pipes are read by P, which stays outside the container. The exit code
 comes from C1 (128 + signal for a killed process, as docker). With ``detach`` C1 exits as soon as C2 is
 running: C2 is reparented to the host's init (or nearest subreaper) which reaps it; fleet does not.
+
+Interactive (-i: a stdin pipe whose write end P keeps; -t: a TTY): after "go", C2 (already in the container's
+mount namespace) opens a PTY from the container's devpts (tty.open_pty), sets the initial size, sends the
+master to P over a socketpair (SCM_RIGHTS, as runc's console socket), makes the slave its controlling
+terminal and its stdio. P relays stdin frames and the output with tty.Relay until C1 exits.
 """
 
 import errno
@@ -27,7 +32,7 @@ from .. import errors
 from ..linux import libc
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS,
                             PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS)
-from . import caps, cgroups, process, records, user
+from . import caps, cgroups, process, records, tty, user
 from .spec import ContainerSpec, check_user_fields, container_env
 
 PR_SET_DUMPABLE = 4
@@ -99,7 +104,7 @@ def _exec(argv, env, sync_fd):
         os._exit(code)
 
 
-def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w):
+def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None):
     """The exec'd process up to exec, inside the container's PID namespace; never returns."""
     try:
         os.setsid()
@@ -108,11 +113,15 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w):
         os.close(go_r)
         if ns_cgroup is not None:
             libc.setns(ns_cgroup, CLONE_NEWCGROUP)
+        if tty_sock is not None:
+            stdio = _own_tty(req, tty_sock)
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
         who = user.lookup(req["user"] if req["user"] else spec.user)  # the container's /etc files (its root now)
         keep = libc.capget()[1] if req["privileged"] else caps.container_mask(spec)
         env = container_env(ContainerSpec(env=_merged_env(spec.env, req["env"])), hostname, home=who.home)
+        if tty_sock is not None:
+            env.setdefault("TERM", "xterm")  # as docker does for -t
         process._reset_signals()
         process.close_fds_except(sync_w)
         os.chdir(req["workdir"] or spec.workdir or "/")
@@ -134,7 +143,19 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w):
     _exec(req["command"], env, sync_w)
 
 
-def _c1(spec, hostname, req, fds, stdio, go, sync_w):
+def _own_tty(req, tty_sock):
+    """Open a PTY in the container's devpts, hand the master to P, make the slave our controlling terminal."""
+    master, slave = tty.open_pty()
+    if req.get("console_size"):
+        tty.set_size(slave, *req["console_size"])
+    tty.send_fd(tty_sock, master)
+    os.close(master)
+    os.close(tty_sock)
+    tty.make_controlling(slave)
+    return (slave, slave, slave)
+
+
+def _c1(spec, hostname, req, fds, stdio, go, sync_w, tty_sock=None):
     """Join the namespaces, fork the exec'd process, report its pid, then wait for it; never returns."""
     try:
         libc.prctl(PR_SET_DUMPABLE, 0)  # before the PID namespace: nothing inside may open our /proc/<pid>/exe
@@ -146,8 +167,10 @@ def _c1(spec, hostname, req, fds, stdio, go, sync_w):
                 libc.setns(fds[name], flag)
         pid = os.fork()
         if pid == 0:
-            _c2(spec, hostname, req, fds.get("cgroup"), stdio, go[0], sync_w)
+            _c2(spec, hostname, req, fds.get("cgroup"), stdio, go[0], sync_w, tty_sock)
         os.close(go[0])
+        if tty_sock is not None:
+            os.close(tty_sock)  # P sees EOF on the socket if C2 dies before passing the master
         for fd in set(stdio) | set(fds.values()):
             os.close(fd)
         process.send(sync_w, {"type": "pid", "pid": pid})
@@ -226,9 +249,16 @@ def _raise(msg):
 
 
 def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=False, privileged=False,
-            emit=None):
-    """Run ``command`` in a running container; {"exit_code"} after streaming output, or {"pid"} with ``detach``."""
+            emit=None, interactive=False, tty_=False, console_size=None, frames=None):
+    """Run ``command`` in a running container; {"exit_code"} after streaming output, or {"pid"} with ``detach``.
+
+    ``interactive``/``tty_`` (docker's -i/-t): ``frames`` (a tty.FrameReader) feeds stdin and resizes, the
+    output goes out as raw ``output`` events (see the module docstring).
+    """
     check_args(command, list(env), workdir, user_spec)
+    console_size = tty.check_console_size(console_size)
+    if detach and (interactive or tty_):
+        raise errors.InvalidArgument("exec: -d cannot be combined with -i/-t (nothing would be attached)")
     cid = runtime._resolve(ref)
     config, state = runtime._load(cid, ref)
     if state.get("status") != "running":
@@ -237,44 +267,93 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
         raise errors.Conflict("container {} is paused, unpause the container before exec".format(cid))
     spec = ContainerSpec.from_dict(config)
     req = {"command": list(command), "env": list(env), "workdir": workdir, "user": user_spec,
-           "detach": bool(detach), "privileged": bool(privileged)}
+           "detach": bool(detach), "privileged": bool(privileged), "console_size": console_size}
     cgroup = cgroups.attach(cid)
     fds = _open_namespaces(state["pid"], state.get("pid_start"))
     owned = list(fds.values())
     try:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         owned.append(null)
-        if detach:
+        io = {"stdin_w": None, "sock": None, "child_sock": None}  # P's ends of the interactive channels
+        if detach or tty_:
             stdio, readers = (null, null, null), {}
+            if tty_:
+                io["sock"], io["child_sock"] = tty.socketpair_fds()
+                owned.append(io["child_sock"])
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             owned += [out_w, err_w]
             stdio, readers = (null, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
+            if interactive:
+                in_r, io["stdin_w"] = os.pipe()
+                owned.append(in_r)
+                stdio = (in_r, out_w, err_w)
         go = os.pipe()
         sync_r, sync_w = os.pipe()
         owned += [go[0], sync_w]
         c1 = os.fork()
         if c1 == 0:
             os.close(sync_r)
-            for fd in readers:
-                os.close(fd)
-            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w)
+            for fd in list(readers) + [io["stdin_w"], io["sock"]]:
+                if fd is not None:
+                    os.close(fd)  # C1 holding P's stdin end would keep the process from ever seeing EOF
+            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w, io["child_sock"])
     except BaseException:
-        for fd in owned:
+        for fd in owned + [v for k, v in io.items() if k != "child_sock" and v is not None]:
             os.close(fd)
         raise
     for fd in owned:
         os.close(fd)  # the children hold them now; EOFs then mean what they should
     try:
+        if interactive or tty_:
+            return _parent_interactive(cgroup, c1, go[1], sync_r, readers, io, emit, frames)
         return _parent(cgroup, c1, go[1], sync_r, readers, detach, emit)
     finally:
-        for fd in list(readers) + [sync_r]:
-            os.close(fd)
+        for fd in list(readers) + [sync_r, io["stdin_w"], io["sock"]]:
+            if fd is not None:
+                os.close(fd)
 
 
-def _parent(cgroup, c1, go_w, sync_r, readers, detach, emit):
-    """P's side: place C2 in the cgroup, release it, wait for exec, then stream or return the pid."""
+def _parent_interactive(cgroup, c1, go_w, sync_r, readers, io, emit, frames):
+    """P's side with -i/-t: as ``_parent``, then take the PTY master (-t) and relay until C1 exits."""
+    _parent(cgroup, c1, go_w, sync_r, {}, True, None, wait=False)
+    master = None
+    if io["sock"] is not None:
+        master = tty.recv_fd(io["sock"], timeout=30)
+        if master is None:
+            os.waitpid(c1, 0)
+            raise errors.Internal("exec failed: the process did not pass its TTY")
+        tty.check_master(master)
+    try:
+        outputs = {master: "stdout"} if master is not None else readers
+        relay = tty.Relay(frames, emit or (lambda *a: None), stdin_fd=master if master is not None else io["stdin_w"],
+                          tty_fd=master, outputs=outputs)
+        io["stdin_w"] = None  # the relay owns (and closes on an EOF frame) the pipe's write end now
+        status = []
+
+        def finished():
+            if not status:
+                done, st = os.waitpid(c1, os.WNOHANG)
+                if done:
+                    status.append(st)
+            return bool(status)
+
+        relay.run(finished)
+        if relay.stdin_fd is not None and relay.stdin_fd != master:
+            os.close(relay.stdin_fd)
+    finally:
+        if master is not None:
+            os.close(master)
+    st = status[0]
+    return {"exit_code": os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)}
+
+
+def _parent(cgroup, c1, go_w, sync_r, readers, detach, emit, wait=True):
+    """P's side: place C2 in the cgroup, release it, wait for exec, then stream or return the pid.
+
+    ``wait=False`` (interactive): C1 is left running and only failures are raised.
+    """
     pid, failure, exec_failed = None, None, None
     try:
         msg = process.recv(sync_r)
@@ -303,9 +382,12 @@ def _parent(cgroup, c1, go_w, sync_r, readers, detach, emit):
         for fd in readers:
             os.close(fd)
         readers.clear()
-        os.waitpid(c1, 0)
+        if wait or failure is not None:
+            os.waitpid(c1, 0)
         if failure is not None:
             _raise(failure)
+        if not wait:
+            return None  # interactive: a failed exec's message and code come through the relay
         if exec_failed is not None:
             cls = errors.NotFound if exec_failed["code"] == process.EXIT_NOT_FOUND else errors.FailedPrecondition
             raise cls("exec failed: {}".format(exec_failed["message"]))

@@ -15,7 +15,7 @@ def inspect_object(paths, record):
     lay = records.Layout(paths, record["id"])
     argv = list(record.get("argv") or [])
     status = record.get("status") if record.get("status") in _STATUS else "dead"
-    running = status == "running"  # docker: a paused container is still Running, with Paused true
+    running = status in ("running", "restarting")  # docker: paused/restarting containers are still Running
     if running and record.get("paused"):
         status = "paused"
     resources = _limits(record)
@@ -37,17 +37,18 @@ def inspect_object(paths, record):
             "Restarting": status == "restarting",
             "OOMKilled": bool(record.get("oom_killed")),
             "Dead": status == "dead",
-            "Pid": record.get("pid") or 0 if running else 0,
+            "Pid": record.get("pid") or 0 if status in ("running", "paused") else 0,
             "ExitCode": record.get("exit_code") if isinstance(record.get("exit_code"), int) else 0,
             "Error": record.get("error") or "",
             "StartedAt": record.get("started_at") or ZERO_TIME,
             "FinishedAt": record.get("finished_at") or ZERO_TIME,
+            **({"Health": record["health"]} if record.get("health") else {}),
         },
         "Image": record.get("image_id"),
         "ResolvConfPath": lay.resolv,
         "HostnamePath": lay.hostname,
         "HostsPath": lay.hosts,
-        "LogPath": lay.log,
+        "LogPath": "" if (record.get("log_config") or {}).get("Type") == "none" else lay.log,
         "Name": "/" + record.get("name", ""),
         "RestartCount": record.get("restart_count") or 0,
         "Driver": "overlay2",
@@ -60,13 +61,14 @@ def inspect_object(paths, record):
             "CapAdd": list(cap_add) if cap_add else None,
             "CapDrop": list(cap_drop) if cap_drop else None,
             "SecurityOpt": security_opt,
-            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "RestartPolicy": dict(record.get("restart_policy") or {"Name": "no", "MaximumRetryCount": 0}),
+            "LogConfig": dict(record.get("log_config") or {"Type": "json-file", "Config": {}}),
             "Memory": resources["Memory"],
             "MemorySwap": resources["MemorySwap"],
             "NanoCpus": resources["NanoCpus"],
             "CpuShares": resources["CpuShares"],
             "PidsLimit": resources["PidsLimit"],
+            **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
         },
         "GraphDriver": {
             "Name": "overlay2",
@@ -84,6 +86,12 @@ def inspect_object(paths, record):
             "Entrypoint": record.get("entrypoint"),
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
+            **({"StopTimeout": record["stop_timeout"]} if record.get("stop_timeout") is not None else {}),
+            "Tty": bool(record.get("tty")),
+            "OpenStdin": bool(record.get("open_stdin")),
+            "StdinOnce": bool(record.get("stdin_once")),
+            "AttachStdin": bool(record.get("attach_stdin")),
+            **({"Healthcheck": record["healthcheck"]} if record.get("healthcheck") else {}),
         },
         "NetworkSettings": {},
     }

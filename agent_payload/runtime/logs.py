@@ -1,6 +1,11 @@
-"""Docker json-file logs: the shim's line writer and the reader behind ``logs`` (tail, follow, since/until)."""
+"""Docker json-file logs: the shim's line writer, rotation (max-size/max-file) and the reader behind ``logs``.
 
-import calendar
+Rotation as docker's json-file driver: before an entry is written, a file that reached max-size is renamed
+``<id>-json.log`` -> ``.1`` -> ``.2`` ... (the oldest beyond max-file - 1 is dropped; with max-file 1 the file is
+truncated instead).  ``read`` goes through the rotated files oldest first, then the current one, and ``follow``
+carries on into the new file when the one it follows is rotated away.
+"""
+
 import json
 import os
 import re
@@ -10,6 +15,90 @@ from .. import errors
 from .records import format_ns, parse_ns
 
 MAX_LINE = 16 * 1024  # Docker splits longer lines into 16K partial messages
+
+
+class RotatingFile:
+    """The log file as the shim writes it: appends, rotating first when it reached ``max_size`` (None: never)."""
+
+    def __init__(self, path, max_size=None, max_file=1):
+        self.path, self.max_size, self.max_file = path, max_size, max(1, max_file)
+        self.f = open(path, "ab")
+        self.size = self.f.seek(0, os.SEEK_END)
+
+    def write(self, data):
+        if self.max_size is not None and self.size >= self.max_size:
+            self._rotate()
+        self.f.write(data)
+        self.size += len(data)
+
+    def _rotate(self):
+        self.f.close()
+        if self.max_file > 1:
+            for i in range(self.max_file - 1, 1, -1):
+                try:
+                    os.rename("{}.{}".format(self.path, i - 1), "{}.{}".format(self.path, i))
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, self.path + ".1")
+            self.f = open(self.path, "ab")
+        else:
+            self.f = open(self.path, "wb")  # docker truncates a single file
+        self.size = 0
+
+    def flush(self):
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+class NullFile:
+    """The ``none`` log driver: output is read from the container and dropped."""
+
+    def write(self, data):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def open_writer(path, log_config=None):
+    """The shim's log sink for a container's LogConfig (json-file with rotation, or none)."""
+    from .logconfig import rotation
+
+    if (log_config or {}).get("Type") == "none":
+        return NullFile()
+    size, count = rotation(log_config)
+    return RotatingFile(path, size, count)
+
+
+def rotated_paths(path):
+    """Existing rotated files of a log, oldest first (``.N`` ... ``.1``)."""
+    found, n = [], 1
+    while os.path.exists("{}.{}".format(path, n)):
+        found.append("{}.{}".format(path, n))
+        n += 1
+    return list(reversed(found))
+
+
+def open_all(path):
+    """Open the rotated files (oldest first) and the current log, so that a rotation meanwhile loses nothing."""
+    files = []
+    for p in rotated_paths(path):
+        try:
+            files.append(open(p, "rb"))
+        except FileNotFoundError:
+            continue
+    try:
+        files.append(open(path, "rb"))
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+    return files
 
 
 class LineWriter:
@@ -95,7 +184,8 @@ def parse_timestamp(value, now_ns=None):
         if zone is None:
             secs = int(time.mktime(fields + (0, 0, -1)))
         else:
-            secs = calendar.timegm(fields + (0, 0, 0))
+            from .records import days_from_civil
+            secs = days_from_civil(*fields[:3]) * 86400 + fields[3] * 3600 + fields[4] * 60 + fields[5]
             if zone not in ("Z", "z"):
                 offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
                 secs -= offset if zone[0] == "+" else -offset
@@ -149,22 +239,89 @@ def _tail_offset(f, count):
 _FIRST_DELAY = 0.004
 
 
-def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1, since=None, until=None,
-         offset=None):
-    """Yield log events from a json-file log (``path`` may also be an open binary file, which is closed at the end).
+def _tail_start(files, count):
+    """(index, offset) where the last ``count`` lines of the files, read in order, begin."""
+    if count <= 0:
+        return len(files) - 1, files[-1].seek(0, os.SEEK_END)
+    remaining = count
+    for i in range(len(files) - 1, -1, -1):
+        if remaining <= 0:
+            return i + 1, 0
+        off = _tail_offset(files[i], remaining)
+        if off > 0:
+            return i, off
+        files[i].seek(0)
+        remaining -= files[i].read().count(b"\n")
+    return 0, 0
 
-    ``tail``: only the last N lines (None = all).  ``follow``: keep reading new lines until
-    ``running()`` returns False (or ``until`` has passed), then drain what is left and stop.  ``since`` and
-    ``until`` (epoch ns) keep only lines logged in that window; ``offset`` starts at a byte offset (``start
-    -a`` reads from where the log ended before the start).  ``line`` keeps the text exactly as logged,
-    including its newline; ``time`` is only filled in with ``timestamps``.
+
+def _events(data, timestamps, since, until):
+    for raw in data.split(b"\n"):
+        ev = _event(raw, timestamps, since, until) if raw else None
+        if ev is not None:
+            yield ev
+
+
+def _rotated_away(f, follow_path):
+    """True when ``follow_path`` is no longer the file ``f`` reads (renamed by a rotation, or truncated)."""
+    try:
+        st = os.stat(follow_path)
+    except FileNotFoundError:
+        return False  # between the rename and the new file: look again next time
+    return st.st_ino != os.fstat(f.fileno()).st_ino or st.st_size < f.tell()
+
+
+def _newer_rotated(f, follow_path):
+    """Open the rotated files written after the one ``f`` reads (several rotations may pass between two polls).
+
+    ``f`` is found among the rotated files by inode; if it is not there it was either dropped (unlinked: every
+    rotated file is newer) or truncated in place (max-file 1: none is).
     """
-    with (path if hasattr(path, "read") else open(path, "rb")) as f:
+    st = os.fstat(f.fileno())
+    rotated = []
+    for p in rotated_paths(follow_path):
+        try:
+            rotated.append(open(p, "rb"))
+        except FileNotFoundError:
+            continue
+    inodes = [os.fstat(g.fileno()).st_ino for g in rotated]
+    if st.st_ino in inodes:
+        keep = inodes.index(st.st_ino) + 1
+    else:
+        keep = 0 if st.st_nlink == 0 else len(rotated)
+    for g in rotated[:keep]:
+        g.close()
+    return rotated[keep:]
+
+
+def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1, since=None, until=None,
+         offset=None, follow_path=None):
+    """Yield log events from a json-file log and its rotated files.
+
+    ``path``: the log's path (rotated files included), an open binary file, or a list of open files oldest
+    first (``open_all``); files are closed at the end.  ``tail``: only the last N lines (None = all).
+    ``follow``: keep reading new lines until ``running()`` returns False (or ``until`` has passed), then drain
+    what is left and stop; with ``follow_path`` (set for a path) it moves on to the new file after a rotation.
+    ``since`` and ``until`` (epoch ns) keep only lines logged in that window; ``offset`` starts at a byte offset
+    of the current file (``start -a`` reads from where the log ended before the start).  ``line`` keeps the
+    text exactly as logged, including its newline; ``time`` is only filled in with ``timestamps``.
+    """
+    if isinstance(path, str):
+        follow_path = follow_path or path
+        files = open_all(path)
+    else:
+        files = list(path) if isinstance(path, list) else [path]
+    try:
         if offset is not None:
-            start = offset
+            index, start = len(files) - 1, offset
         else:
-            start = _tail_offset(f, tail) if tail is not None else 0
-        f.seek(start)
+            index, start = _tail_start(files, tail) if tail is not None else (0, 0)
+        for i in range(index, len(files) - 1):
+            files[i].seek(start if i == index else 0)
+            for ev in _events(files[i].read(), timestamps, since, until):
+                yield ev
+        f = files[-1]
+        f.seek(start if index == len(files) - 1 else 0)
         pending = b""
         delay = _FIRST_DELAY
         while True:
@@ -181,16 +338,32 @@ def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1
                 continue
             if not follow:
                 break
+            if follow_path and _rotated_away(f, follow_path):
+                rest = f.read()  # what was written before the rename, then the newer files from their start
+                for ev in _events(pending + rest, timestamps, since, until):
+                    yield ev
+                pending = b""
+                for g in _newer_rotated(f, follow_path):
+                    files.append(g)
+                    for ev in _events(g.read(), timestamps, since, until):
+                        yield ev
+                try:
+                    f = open(follow_path, "rb")
+                except FileNotFoundError:
+                    time.sleep(delay)
+                    continue
+                files.append(f)
+                continue
             if running is None or not running() or (until is not None and time.time_ns() > until):
                 # the writer is done: one last read catches lines written before it finished
                 rest = f.read()
-                for raw in (pending + rest).split(b"\n"):
-                    ev = _event(raw, timestamps, since, until) if raw else None
-                    if ev is not None:
-                        yield ev
+                for ev in _events(pending + rest, timestamps, since, until):
+                    yield ev
                 return
             # Back off from a few ms to ``poll``: a short-lived container's last line (and its exit) is seen
             # within milliseconds, while an idle `logs -f` still wakes only 1/poll times a second.
             time.sleep(delay)
             delay = min(delay * 2, poll)
-
+    finally:
+        for f in files:
+            f.close()

@@ -29,6 +29,7 @@ from ..linux import libc
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                             PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG)
 from . import caps, rootfs, user
+from . import init as initmod  # imported now: after pivot_root the payload's files are out of reach
 from .spec import ContainerSpec, container_env
 
 EXIT_NOT_FOUND = 127
@@ -140,14 +141,17 @@ def drop_privileges(spec, who, keep):
     caps.apply_sets(keep)
 
 
-def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
-    """Body of the container's PID 1 up to exec; never returns."""
+def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
+    """Body of the container's PID 1 up to exec; never returns.
+
+    ``stdio`` (attach.ShimIO.child_stdio, -i/-t): {"stdin": pipe read end | None, "tty_sock": socket | None}.
+    """
     try:
         spec = ContainerSpec.from_dict(config)
         os.setsid()
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the container never outlives its shim
         null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
+        os.dup2(null if not stdio or stdio.get("stdin") is None else stdio["stdin"], 0)
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         for fd in (null, stdout_fd, stderr_fd):
@@ -162,6 +166,9 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
             libc.interface_up("lo")  # Docker's "none": an empty netns with only loopback, up
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
+        if stdio and stdio.get("tty_sock") is not None:
+            from .attach import init_tty
+            init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)
         libc.sethostname(config["hostname"])
         who = user.lookup(spec.user)  # the container's own /etc/passwd and /etc/group (we are inside it now)
         env = container_env(spec, config["hostname"], home=who.home)
@@ -172,6 +179,8 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
         os.chdir(spec.workdir)
         if spec.read_only:
             rootfs.make_root_readonly()
+        if spec.init:
+            initmod.prepare(spec.argv)  # --init: non-dumpable PID 1, while it still holds every capability
         drop_privileges(spec, who, keep)
         send(sync_fd, {"type": "ready"})
         os.close(sync_fd)
@@ -181,5 +190,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd):
         except BaseException:
             traceback.print_exc(file=sys.stderr)
         os._exit(1)
+    if spec.init:
+        initmod.run(spec.argv, env, keep, exec_container)  # --init: stay PID 1, fork the command, reap
     exec_container(spec.argv, env)
     os._exit(EXIT_NOT_EXECUTABLE)  # not reached

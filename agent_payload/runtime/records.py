@@ -1,9 +1,7 @@
 """Container records on disk: layout of a container dir, config/state JSON under a per-container flock, removal."""
 
-import calendar
 import os
 import re
-import secrets
 import shutil
 import signal
 import time
@@ -18,7 +16,7 @@ TOMBSTONE_TTL = 600
 
 def new_id():
     """A random 64-hex container ID."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def format_ns(ns=None):
@@ -29,12 +27,29 @@ def format_ns(ns=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".{:09d}Z".format(frac)
 
 
+_STAMP_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{0,9}))?Z?$")
+
+
+def days_from_civil(year, month, day):
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm; calendar.timegm's job
+    without importing calendar, datetime and locale on every command)."""
+    year -= month <= 2
+    era = (year if year >= 0 else year - 399) // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
 def parse_ns(text):
     """Inverse of ``format_ns`` (accepts 0-9 fractional digits); returns epoch nanoseconds."""
-    text = text.rstrip("Z")
-    base, _, frac = text.partition(".")
-    sec = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return sec * 1000000000 + int((frac + "000000000")[:9])
+    m = _STAMP_RE.match(text)
+    if not m:
+        raise ValueError("not an RFC 3339 UTC time stamp: {!r}".format(text))
+    y, mo, d, h, mi, s = (int(v) for v in m.groups()[:6])
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+        raise ValueError("not an RFC 3339 UTC time stamp: {!r}".format(text))
+    sec = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+    return sec * 1000000000 + int(((m.group(7) or "") + "000000000")[:9])
 
 
 class Layout:
@@ -134,12 +149,13 @@ def signal_process(pid, starttime, signum):
 
 
 def reconcile(paths, container_id, state):
-    """Fix a "running" state whose shim is gone (crashed or killed); call with ``container_lock`` held.
+    """Fix a "running" or "restarting" state whose shim is gone (crashed, killed); call with ``container_lock`` held.
 
     The exit status is unknown then: record ``exit_code`` -1 and an error note, and kill an orphaned
     container process (its output has nowhere to go and nobody would ever reap or record it).
     """
-    if state.get("status") != "running" or is_alive(state.get("shim_pid"), state.get("shim_start")):
+    if state.get("status") not in ("running", "restarting") or is_alive(state.get("shim_pid"),
+                                                                        state.get("shim_start")):
         return state
     signal_process(state.get("pid"), state.get("pid_start"), signal.SIGKILL)
     from .resources import destroy_cgroup  # cgroups import records: late, to keep the layering acyclic
@@ -168,7 +184,7 @@ def make_record(paths, config, state):
 
 def _trash(paths, directory):
     """Rename ``directory`` out of the container namespace, then delete it (never half-visible)."""
-    trash = os.path.join(paths.containers, ".trash-" + secrets.token_hex(8))
+    trash = os.path.join(paths.containers, ".trash-" + os.urandom(8).hex())
     try:
         os.rename(directory, trash)
     except FileNotFoundError:

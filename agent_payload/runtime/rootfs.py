@@ -1,8 +1,8 @@
 """The container's root filesystem: files prepared at create time, and the mounts done inside its mount namespace."""
 
 import errno
-import ipaddress
 import os
+import socket
 import stat
 
 from ..linux import libc
@@ -36,17 +36,26 @@ def overlay_options(layer_count):
     return "lowerdir={},upperdir=diff,workdir=work".format(lower)
 
 
+def _is_loopback(address):
+    """127.0.0.0/8 or ::1 (ipaddress would cost an import on every create)."""
+    try:
+        return socket.inet_pton(socket.AF_INET, address)[0] == 127
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, address) == b"\0" * 15 + b"\1"
+    except OSError:
+        return False
+
+
 def resolv_conf(text):
     """The host's resolv.conf minus loopback nameservers (unreachable once containers get their own netns)."""
     out, servers = [], 0
     for line in text.splitlines(True):
         fields = line.split()
         if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                if ipaddress.ip_address(fields[1].split("%")[0]).is_loopback:
-                    continue
-            except ValueError:
-                pass
+            if _is_loopback(fields[1].split("%")[0]):
+                continue
             servers += 1
         out.append(line if line.endswith("\n") else line + "\n")
     if not servers:

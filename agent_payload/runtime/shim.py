@@ -9,7 +9,8 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
                                                                                   signals reset, comm "fleet-shim",
                                                                                   shim.pid written,
                                                                                   cgroups.create(id, limits),
-                                                                                  unshare(NEWPID), fork init,
+                                                                                  device policy (cgroups/devices),
+                                                                                  fork init in a new PID ns,
                                                                                   cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)
       <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
@@ -18,7 +19,10 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
       write state.json "running"; unlock                                          pump stdout/stderr into
                                                                                   <id>-json.log, reap init,
                                                                                   oom_killed(); destroy cgroup,
-                                                                                  lock; state.json "exited"
+                                                                                  lock; state.json "exited" or
+                                                                                  "restarting" (restart.py:
+                                                                                  back-off, fork a new init,
+                                                                                  state.json "running" again)
 
 If the caller vanished before reading the answer (EPIPE on w), the shim kills the init instead of
 leaving a container that no state file knows about.
@@ -38,9 +42,8 @@ import sys
 import time
 import traceback
 
-from ..linux import libc
-from ..linux.consts import CLONE_NEWPID
-from . import cgroups, logs, process, records
+from . import attach, cgroups, health, logs, process, records, restart
+from .cgroups import devices
 from .cgroups.limits import Limits
 
 READY_TIMEOUT = 60.0
@@ -100,55 +103,127 @@ def _supervise(paths, container_id, sync_fd):
     except OSError:
         pass  # cosmetic only
     write_pidfile(layout)
-    cgroup = None
     try:
         config = records.read_config(paths, container_id)
-        cgroup = cgroups.create(container_id, Limits.from_dict(config.get("limits")))
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        init_r, init_w = os.pipe()
-        go_r, go_w = os.pipe()
-        logf = open(layout.log, "ab")
-        libc.unshare(CLONE_NEWPID)  # only our children enter it: the next fork() is its PID 1
-        pid = os.fork()
+        restart.become_subreaper()  # each run's init is forked by a middle process (restart.fork_in_new_pidns)
     except Exception as exc:
         traceback.print_exc()
-        _destroy(cgroup)
         _answer(sync_fd, process.error_message(exc))
         return 1
+    run, msg = _launch(layout, config, sync_fd)
+    if msg is not None:
+        _answer(sync_fd, msg)
+        return 1
+    pid = run["pid"]
+    started = {"type": "started", "pid": pid, "pid_start": run["pid_start"],
+               "shim_pid": os.getpid(), "shim_start": records.proc_starttime(os.getpid())}
+    if not _answer(sync_fd, started):
+        sys.stderr.write("caller went away before the start was recorded; killing the container\n")
+        _kill_and_reap(pid)
+        _destroy(run["cgroup"])
+        _close_io(run)
+        return 1
+    backoff = restart.Backoff()
+    while True:
+        monitor = health.start_monitor(paths, container_id, pid, run["pid_start"])  # HEALTHCHECK probes, if any
+        status = _pump(pid, run["writers"])
+        health.stop_monitor(monitor)
+        _close_io(run)
+        run["log"].close()
+        oom = _oom_killed(run["cgroup"])  # read before destroy: the counters go with the cgroup
+        _destroy(run["cgroup"])
+        ran_for = time.monotonic() - run["since"]
+        delay = restart.after_exit(paths, container_id, exit_code(status), oom, ran_for, backoff)
+        if delay is None or not restart.backoff_wait(paths, container_id, delay):
+            return 0
+        try:
+            config = records.read_config(paths, container_id)
+        except Exception:
+            restart.give_up(paths, container_id)
+            return 0
+        run, msg = _launch(layout, config)
+        if msg is not None:
+            sys.stderr.write("restart failed: {}\n".format(msg.get("message")))
+            restart.give_up(paths, container_id, error=msg.get("message"))
+            return 1
+        pid = run["pid"]
+        if not restart.record_restarted(paths, container_id, pid, run["pid_start"]):
+            _kill_and_reap(pid)  # stopped or removed while the new init was being set up
+            _destroy(run["cgroup"])
+            _close_io(run)
+            restart.give_up(paths, container_id)
+            return 0
+
+
+def _launch(layout, config, sync_fd=None):
+    """Create the cgroup, fork the init in a fresh PID namespace and wait for its "ready".
+
+    Returns (run, None) with run = {"pid", "pid_start", "cgroup", "out", "err", "log", "since"}, or
+    (None, error message) after cleaning up.  ``sync_fd`` (first start only) is closed in the init.
+    """
+    cgroup, fds, logf, io = None, [], None, None
+    try:
+        io = attach.ShimIO.prepare(config, layout)  # -i/-t: attach socket, stdin pipe or TTY channel (per run)
+        cgroup = cgroups.create(layout.id, Limits.from_dict(config.get("limits")))
+        cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
+        for _ in range(4):
+            fds += os.pipe()
+        out_r, out_w, err_r, err_w, init_r, init_w, go_r, go_w = fds
+        logf = logs.open_writer(layout.log, config.get("log_config"))  # json-file (rotating) or none
+        pid = restart.fork_in_new_pidns()  # the child is PID 1 of its own namespace
+    except Exception as exc:
+        traceback.print_exc()
+        for fd in fds:  # a half-made init blocked on "go" sees EOF and exits
+            os.close(fd)
+        if logf is not None:
+            logf.close()
+        if io is not None:
+            io.close()
+        _destroy(cgroup)
+        return None, process.error_message(exc)
     if pid == 0:
-        for fd in (out_r, err_r, init_r, sync_fd, go_w):
+        for fd in (out_r, err_r, init_r, go_w) + ((sync_fd,) if sync_fd is not None else ()):
             os.close(fd)
         # wait until the shim has moved us into the cgroup; EOF (the shim died or gave up) ends us here
         go = os.read(go_r, 1)
         os.close(go_r)
         if go != b"g":
             os._exit(1)
-        process.init_main(layout, config, out_w, err_w, init_w)
+        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None)
     for fd in (out_w, err_w, init_w, go_r):
         os.close(fd)
+    if io:
+        io.after_fork()
     msg = _place_in_cgroup(cgroup, pid, go_w)
     if msg is None:
         msg = _await_ready(init_r, pid)
     os.close(init_r)
+    writers = {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")}
+    if io and msg.get("type") == "ready":
+        try:
+            writers = io.serve(writers)  # takes the TTY master, copies output to attach clients
+        except Exception as exc:
+            msg = process.error_message(exc)
     if msg.get("type") != "ready":
         _kill_and_reap(pid)
         _destroy(cgroup)
-        _answer(sync_fd, msg)
-        return 1
-    pid_start = records.proc_starttime(pid)
-    started = {"type": "started", "pid": pid, "pid_start": pid_start,
-               "shim_pid": os.getpid(), "shim_start": records.proc_starttime(os.getpid())}
-    if not _answer(sync_fd, started):
-        sys.stderr.write("caller went away before the start was recorded; killing the container\n")
-        _kill_and_reap(pid)
-        return 1
-    status = _pump(pid, {out_r: logs.LineWriter(logf, "stdout"), err_r: logs.LineWriter(logf, "stderr")})
-    logf.close()
-    oom = _oom_killed(cgroup)  # read before destroy: the counters go with the cgroup
-    _destroy(cgroup)
-    _record_exit(paths, container_id, config, status, oom)
-    return 0
+        for fd in (out_r, err_r):
+            os.close(fd)
+        logf.close()
+        if io:
+            io.close()
+        return None, msg
+    return {"pid": pid, "pid_start": records.proc_starttime(pid), "cgroup": cgroup, "writers": writers, "io": io,
+            "log": logf, "since": time.monotonic()}, None
+
+
+def _close_io(run):
+    """End this run's attach channel (socket, TTY master, stdin pipe)."""
+    if run.get("io"):
+        run["io"].close()
+        run["io"] = None
+
+
 
 
 def _reset_inherited_signals():
@@ -274,17 +349,3 @@ def exit_code(status):
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
-
-
-def _record_exit(paths, container_id, config, status, oom_killed=False):
-    with records.container_lock(paths, container_id):
-        if not os.path.exists(records.Layout(paths, container_id).config):
-            return  # force-removed while we were reaping
-        state = records.read_state(paths, container_id)
-        state.update(status="exited", exit_code=exit_code(status), finished_at=records.format_ns(), pid=0,
-                     oom_killed=bool(oom_killed), paused=False)
-        records.write_state(paths, container_id, state)
-        if config.get("auto_remove"):
-            records.remove_dir(paths, container_id, tombstone=True)
-    if config.get("auto_remove"):
-        records.gc_tombstones(paths)

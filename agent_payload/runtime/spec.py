@@ -1,11 +1,10 @@
 """ContainerSpec: the desired state of one container, checked before any side effect."""
 
-import dataclasses
 import re
 import signal
-from typing import Dict, List, Optional
 
 from .. import errors
+from ..record import Factory, Record
 from . import caps, user
 
 #: Docker's container-name grammar (``daemon/names``); a leading "/" is accepted and dropped.
@@ -18,32 +17,27 @@ MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
 NETWORK_MODES = ("host", "none")  # bridge networks come with the networking issue
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "host"}
+                  "no_new_privileges": False, "network": "host", "init": False}
 
 
-@dataclasses.dataclass
-class ContainerSpec:
-    """What to run: image layers, command, environment and the few runtime options supported so far."""
+class ContainerSpec(Record):
+    """What to run: image layers, command, environment and the runtime options (config.json holds it as a dict)."""
 
-    name: Optional[str] = None
-    image: str = ""
-    image_id: str = ""
-    lowerdirs: List[str] = dataclasses.field(default_factory=list)
-    argv: List[str] = dataclasses.field(default_factory=list)
-    env: List[str] = dataclasses.field(default_factory=list)
-    workdir: str = "/"
-    hostname: Optional[str] = None
-    auto_remove: bool = False
-    labels: Dict[str, str] = dataclasses.field(default_factory=dict)
-    stop_signal: str = "SIGTERM"
-    user: Optional[str] = None
-    cap_add: List[str] = dataclasses.field(default_factory=list)
-    cap_drop: List[str] = dataclasses.field(default_factory=list)
-    privileged: bool = False
-    read_only: bool = False
-    no_new_privileges: bool = False
-    network: str = "host"
-    limits: Dict[str, int] = dataclasses.field(default_factory=dict)  # cgroups.limits.Limits.to_dict()
+    FIELDS = (
+        ("name", None), ("image", ""), ("image_id", ""), ("lowerdirs", list), ("argv", list), ("env", list),
+        ("workdir", "/"), ("hostname", None), ("auto_remove", False), ("labels", dict), ("stop_signal", "SIGTERM"),
+        ("stop_timeout", None),  # --stop-timeout: stop/restart's default -t (None: 10 s)
+        ("user", None), ("cap_add", list), ("cap_drop", list), ("privileged", False), ("read_only", False),
+        ("no_new_privileges", False), ("network", "host"),
+        ("init", False),  # --init: runtime/init.py is PID 1 and reaps
+        ("limits", dict),  # cgroups.limits.Limits.to_dict()
+        ("tty", False),  # -t: the init's stdio is a PTY (runtime/attach.py)
+        ("open_stdin", False),  # -i: the init's stdin is a pipe that attach clients write to
+        ("stdin_once", False),  # close that stdin when the first attached client's stdin ends (run -i)
+        ("restart_policy", Factory(lambda: {"Name": "no", "MaximumRetryCount": 0})),
+        ("healthcheck", None),  # docker's Config.Healthcheck (runtime/health.py), image's merged in
+        ("log_config", Factory(lambda: {"Type": "json-file", "Config": {}})),
+    )
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -70,7 +64,15 @@ class ContainerSpec:
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
         signal_number(self.stop_signal)
+        check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)
+        from . import restart
+        self.restart_policy = restart.check(self.restart_policy)
+        restart.check_auto_remove(self.restart_policy, self.auto_remove)
+        from . import health
+        self.healthcheck = health.check(self.healthcheck)
+        from . import logconfig
+        self.log_config = logconfig.check(self.log_config)
         return self.check_isolation()
 
     def check_isolation(self):
@@ -78,7 +80,7 @@ class ContainerSpec:
         self.user = user.check_spec(self.user)
         self.cap_add = caps.normalize(self.cap_add, "cap_add")
         self.cap_drop = caps.normalize(self.cap_drop, "cap_drop")
-        for field in ("privileged", "read_only", "no_new_privileges"):
+        for field in ("privileged", "read_only", "no_new_privileges", "init", "tty", "open_stdin", "stdin_once"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
         if self.network not in NETWORK_MODES:
@@ -88,12 +90,12 @@ class ContainerSpec:
 
     def to_dict(self):
         """A JSON-ready copy (for config.json)."""
-        return dataclasses.asdict(self)
+        return self.as_dict()
 
     @classmethod
     def from_dict(cls, data):
         """Build a spec from a dict, ignoring unknown keys (forward compatibility of config.json)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = set(cls.field_names())
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -149,6 +151,23 @@ def signal_number(name):
         if isinstance(sig, signal.Signals) and text.startswith("SIG") and not text.startswith("SIG_"):
             return int(sig)
     raise errors.InvalidArgument("Invalid signal: {}".format(name))
+
+
+def check_stop_timeout(value, flag="--stop-timeout"):
+    """None or a whole number of seconds >= 0; InvalidArgument naming the flag otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise errors.InvalidArgument('invalid argument "{}" for "{}" flag: want seconds >= 0'.format(value, flag))
+    return value
+
+
+def check_labels(labels, field="labels"):
+    """A {name: value} dict of strings with non-empty names (docker's -l/--label-file after parsing)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and "\x00" not in k + v for k, v in labels.items()):
+        raise errors.InvalidArgument("{} must map non-empty strings to strings".format(field))
+    return dict(labels)
 
 
 def isolation_args(args):

@@ -14,11 +14,17 @@ def _since(stamp, now_ns):
 
 
 def status_text(state, now_ns=None):
-    """Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", "Created"."""
+    """Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago",
+    "Restarting (1) 2 seconds ago", "Created"."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     status = state.get("status")
+    if status == "restarting" and state.get("finished_at"):
+        return "Restarting ({}) {} ago".format(state.get("exit_code"),
+                                               human_duration(_since(state["finished_at"], now_ns)))
     if status == "running" and state.get("started_at"):
-        return "Up " + human_duration(_since(state["started_at"], now_ns))
+        from .health import ps_suffix
+        suffix = "" if state.get("paused") else ps_suffix(state)
+        return "Up " + human_duration(_since(state["started_at"], now_ns)) + suffix
     if status == "exited" and state.get("finished_at"):
         return "Exited ({}) {} ago".format(state.get("exit_code"), human_duration(_since(state["finished_at"], now_ns)))
     return "Created"
@@ -43,8 +49,8 @@ def ps_row(record, now_ns=None):
 # ---------------------------------------------------------------- ps filters (docker's daemon/list.go rules)
 
 #: Docker's ``ps`` filter keys; the ones after ``since`` are docker's too but need features fleet lacks.
-FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since")
-UNSUPPORTED_KEYS = ("expose", "health", "isolation", "is-task", "network", "publish", "volume")
+FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
+UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish", "volume")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -75,6 +81,10 @@ class PsFilters:
         for value in self.values.get("status", []):
             if value not in STATUSES:
                 raise errors.InvalidArgument("invalid filter 'status={}'".format(value))
+        from .health import STATUSES as HEALTH
+        for value in self.values.get("health", []):
+            if value not in HEALTH:
+                raise errors.InvalidArgument("Unrecognised filter value for health: {}".format(value))
         self.exited = set()
         for value in self.values.get("exited", []):
             try:
@@ -102,6 +112,10 @@ class PsFilters:
             return False
         if "exited" in v and (rec.get("status") != "exited" or rec.get("exit_code") not in self.exited):
             return False
+        if "health" in v:
+            from .health import status_of
+            if status_of(rec) not in v["health"]:
+                return False
         if "id" in v and not any(rec["id"].startswith(x) for x in v["id"]):
             return False
         name = rec.get("name") or ""

@@ -13,7 +13,8 @@ from fleet.render import tables
 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 # docker's ps filter keys the payload implements, and its container states (runtime/status.py has the matching)
-PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since")
+PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
+PS_HEALTH = ("starting", "healthy", "unhealthy", "none")
 PS_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _INT = re.compile(r"^-?\d+$")
 # --since/--until: a Go duration, unix seconds[.frac], or an RFC 3339-like date[Thh[:mm[:ss[.frac]]]][zone]
@@ -66,6 +67,11 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
             "workdir": workdir, "hostname": hostname}
     args.update(isolation or {})
     hosts = session.select(patterns)
+    if not detach and (args.get("tty") or args.get("open_stdin")):  # run -i/-t: attached (commands/interactive)
+        from fleet.commands import interactive
+        if as_json:
+            raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty without -d")
+        return interactive.run_attached(session, hosts, args)
     width = max(len(h.name) for h in hosts)
     progress = progress_printer(as_json)
     logs = log_printer(width, False)
@@ -110,6 +116,8 @@ def ps_args(all_: bool, filters: list[str], last: int | None, latest: bool, size
             raise UsageError("invalid filter '{}'".format(key))
         if (key == "status" and value not in PS_STATUSES) or (key == "exited" and not _INT.match(value)):
             raise UsageError("invalid filter '{}={}'".format(key, value))
+        if key == "health" and value not in PS_HEALTH:
+            raise UsageError("Unrecognised filter value for health: {}".format(value))
     if latest:
         last = 1  # docker: -l is -n 1
     args = {"all": all_}  # only the flags given travel: the payload's defaults are docker's
@@ -201,9 +209,9 @@ def _lifecycle(session, patterns, op, args, key, as_json):
     return exit_status(results)
 
 
-def stop(session: Session, patterns: list[str], containers: list[str], time: int, as_json: bool) -> int:
-    """Stop containers (stop signal, then SIGKILL after --time seconds)."""
-    if time < 0:
+def stop(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:
+    """Stop containers (stop signal, then SIGKILL after --time seconds; None: each one's --stop-timeout or 10)."""
+    if time is not None and time < 0:
         raise UsageError("--time must be >= 0")
     return _lifecycle(session, patterns, "stop", {"containers": containers, "time": time}, "stopped", as_json)
 

@@ -39,9 +39,10 @@ def facts(session: Session, patterns: list[str], as_json: bool) -> int:
         output(tables.to_json(results))
     else:
         output(tables.host_table(
-            ["HOSTNAME", "DISTRO", "KERNEL", "ARCH", "PYTHON", "CGROUP", "OVERLAY", "NAMESPACES", "DISK FREE"],
+            ["HOSTNAME", "DISTRO", "KERNEL", "ARCH", "PYTHON", "CGROUP", "OVERLAY", "NAMESPACES", "DISK FREE",
+             "BOOT HOOK"],
             results,
             lambda d: [[d["hostname"], d["distro"], d["kernel"], d["arch"], d["python"], d["cgroup"],
                         "yes" if d["overlay"] else "no", ",".join(d["namespaces"]),
-                        tables.human_size(d["disk_free"])]]))
+                        tables.human_size(d["disk_free"]), d.get("boot_hook", "-")]]))
     return exit_status(results)

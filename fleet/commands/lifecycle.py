@@ -94,9 +94,9 @@ def start(session: Session, patterns: list[str], containers: list[str], attach: 
     return status
 
 
-def restart(session: Session, patterns: list[str], containers: list[str], time: int, as_json: bool) -> int:
-    """Restart containers: stop (SIGKILL after --time seconds), then start."""
-    if time < 0:
+def restart(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:
+    """Restart containers: stop (SIGKILL after --time seconds; None: each one's --stop-timeout or 10), then start."""
+    if time is not None and time < 0:
         raise UsageError("--time must be >= 0")
     results = session.run(patterns, "restart", {"containers": list(containers), "time": time})
     return _result_table(results, "restarted", "restarted", as_json)
@@ -239,6 +239,8 @@ def update(session: Session, patterns: list[str], containers: list[str], resourc
     """Change resource limits of containers on every selected host (live on running ones, as docker)."""
     if all(v is None for v in resources.values()):
         raise UsageError("you must provide one or more flags when using this command")
+    if resources.get("restart") is not None and not resources["restart"].strip():
+        raise UsageError('invalid argument "" for "--restart" flag: empty')
     results = session.run(patterns, "update", dict(resources, containers=list(containers)))
     for r in results:
         for warning in (r.data or {}).get("warnings", []) if r.ok else []:
@@ -299,8 +301,11 @@ def unpause(session: Session, patterns: list[str], containers: list[str], as_jso
 
 
 def exec_(session: Session, patterns: list[str], container: str, command: list[str], detach: bool, env: list[str],
-          workdir: str | None, user: str | None, privileged: bool, as_json: bool) -> int:
-    """docker exec on every selected host (no -i/-t): output lines prefixed with the host, no time limit.
+          workdir: str | None, user: str | None, privileged: bool, as_json: bool, interactive: bool = False,
+          tty: bool = False) -> int:
+    """docker exec on every selected host: output lines prefixed with the host, no time limit.
+
+    -i/-t go to fleet.commands.interactive (stdin forwarded; -t: a TTY on exactly one host).
 
     Exit status: the command's for one host (docker's), else 1 if any host failed or any code was not 0.
     With -d the host PID of each started process is printed (it is reaped by the host's init, not fleet).
@@ -317,6 +322,13 @@ def exec_(session: Session, patterns: list[str], container: str, command: list[s
         raise UsageError("invalid --user: empty")
     args = {"container": container, "command": list(command), "env": _env(env), "workdir": workdir, "user": user,
             "detach": detach, "privileged": privileged}
+    if interactive or tty:
+        from fleet.commands import interactive as interactive_cmd
+        if detach:
+            raise UsageError("-d/--detach cannot be combined with -i/--interactive or -t/--tty")
+        if as_json:
+            raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty")
+        return interactive_cmd.exec_interactive(session, patterns, container, args, interactive, tty)
     hosts = session.select(patterns)
     on_event = None if as_json else log_printer(max(len(h.name) for h in hosts), False)
     results = session.run_hosts(hosts, "exec", args, on_event, bounded=detach)
@@ -331,3 +343,15 @@ def exec_(session: Session, patterns: list[str], container: str, command: list[s
         return status
     codes = [r.data.get("exit_code") or 0 for r in results]
     return codes[0] if len(codes) == 1 else (0 if not any(codes) else 1)
+
+
+def boot(session: Session, patterns: list[str], as_json: bool) -> int:
+    """``fleet system boot``: start what the restart policies want up after a reboot (the hook's job) per host."""
+    results = session.run(patterns, "boot", {})
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.host_table(["CONTAINER", "RESULT"], results, lambda d: (
+            [[tables.short_id(cid), "started"] for cid in d["started"]]
+            + [[tables.short_id(f["id"]), "failed: " + f["error"]] for f in d["failed"]])))
+    return exit_status(results)

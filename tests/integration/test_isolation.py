@@ -17,8 +17,8 @@ env = local.env  # the runtime fixture (private FLEET_ROOT, kills everything aft
 
 pytestmark = [pytest.mark.integration, needs_root]
 
-# Docker's default set (0xa80425fb) minus CAP_MKNOD (bit 27): fleet enforces no device cgroup yet (caps.DEFAULT)
-DOCKER_DEFAULT_MASK = 0x00000000A80425FB & ~(1 << 27)
+# Docker's default set (0xa80425fb), CAP_MKNOD included: the device cgroup confines it (caps.DEFAULT)
+DOCKER_DEFAULT_MASK = 0x00000000A80425FB
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
           "alice:x:1000:1000:Alice:/home/alice:/bin/sh\n"

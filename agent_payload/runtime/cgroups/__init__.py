@@ -7,6 +7,7 @@ Public API (everything a caller needs; v1 and v2 behave the same behind it)::
 
     lim = limits.parse(memory="32m", memory_swap=None, cpus="0.5", cpu_shares=None, pids_limit=10).with_defaults()
     mgr = cgroups.create(container_id, lim)   # mkdir fleet/<id> (every controller), apply limits
+    mgr.apply_devices(devices.rules_for(privileged))  # Docker's device policy (v1 files / v2 eBPF), before add
     mgr.add(pid)                              # move a process (and its future children) in
     mgr.apply(lim.updated(limits.parse(memory="64m", update=True)))  # live update
     mgr.freeze(); mgr.thaw()                  # pause / unpause; waits for FROZEN
@@ -52,6 +53,7 @@ CONTROLLERS_V2 = ("cpu", "memory", "pids", "io")
 DEFAULT_PARENT = "fleet"
 SYSTEMD_PARENT = "fleet.slice"
 PARENT_ENV = "FLEET_CGROUP_PARENT"
+VERSION_ENV = "FLEET_CGROUP_VERSION"  # "2": containers on a hybrid host's cgroup2 mount instead of v1
 SYSTEMD_DIR = "/run/systemd/system"
 MOUNTINFO = "/proc/self/mountinfo"
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -136,8 +138,9 @@ def detect(mountinfo=MOUNTINFO, systemd_dir=SYSTEMD_DIR):
 
 
 def manager_class(hierarchy):
-    """V2Manager on pure v2 hosts, V1Manager on v1 and hybrid ones (runc's choice); FailedPrecondition if none."""
-    if hierarchy.mode == "v2":
+    """V2Manager on pure v2 hosts, V1Manager on v1 and hybrid ones (runc's choice; ``$FLEET_CGROUP_VERSION=2``
+    picks the cgroup2 mount of a hybrid host, limited to the controllers it offers); FailedPrecondition if none."""
+    if hierarchy.mode == "v2" or (hierarchy.mode == "hybrid" and os.environ.get(VERSION_ENV) == "2"):
         from .v2 import V2Manager
         return V2Manager
     if hierarchy.mode in ("v1", "hybrid"):

@@ -1,12 +1,10 @@
 """Docker's resource flags (--memory, --memory-swap, --cpus, --cpu-shares, --pids-limit): parsing and validation."""
 
-import dataclasses
-import fractions
 import os
 import re
-from typing import Optional
 
 from ... import errors
+from ...record import Record
 
 MIN_MEMORY = 6 * 1024 * 1024  # moby daemon/daemon_unix.go linuxMinMemory
 MIN_CPU_SHARES = 2  # kernel clamps cpu.shares to [2, 262144]; Docker adjusts with a warning
@@ -60,20 +58,16 @@ def host_cpus():
         return os.cpu_count() or 1
 
 
-@dataclasses.dataclass
-class Limits:
+class Limits(Record):
     """Resource limits of one container, in Docker's HostConfig units; ``None`` means "not set / unchanged".
 
     ``memory``/``memory_swap`` are bytes (``memory_swap`` -1 = unlimited swap), ``nano_cpus`` is --cpus x 1e9,
     ``cpu_shares`` v1 shares (v2 weight derived), ``pids_limit`` -1 = unlimited.
     """
 
-    memory: Optional[int] = None
-    memory_swap: Optional[int] = None
-    nano_cpus: Optional[int] = None
-    cpu_shares: Optional[int] = None
-    pids_limit: Optional[int] = None
-    warnings: tuple = dataclasses.field(default=(), compare=False)
+    FIELDS = (("memory", None), ("memory_swap", None), ("nano_cpus", None), ("cpu_shares", None),
+              ("pids_limit", None), ("warnings", ()))
+    COMPARE_SKIP = ("warnings",)
 
     # ---------------------------------------------------------------- derived cgroup values
 
@@ -100,7 +94,7 @@ class Limits:
     def with_defaults(self):
         """Docker's create-time defaults: ``--memory`` without ``--memory-swap`` allows as much swap as memory."""
         if self.memory is not None and self.memory > 0 and self.memory_swap is None:
-            return dataclasses.replace(self, memory_swap=2 * self.memory)
+            return self.replace(memory_swap=2 * self.memory)
         return self
 
     def updated(self, change):
@@ -224,6 +218,7 @@ def _parse_cpus(value, ncpu):
     if isinstance(value, bool):
         raise _bad("--cpus", value, "failed to parse {} as a rational number".format(value))
     try:
+        import fractions  # only for --cpus, not on every start
         rat = fractions.Fraction(str(value).strip())
     except (ValueError, ZeroDivisionError):
         raise _bad("--cpus", value, "failed to parse {} as a rational number".format(value))

@@ -5,7 +5,7 @@ import os
 import time
 
 from ... import errors
-from . import CONTROLLERS_V1, Manager, fs, host_memory
+from . import CONTROLLERS_V1, Manager, devices, fs, host_memory
 
 # kernel v1 "no limit" for memory.limit_in_bytes reads as PAGE_COUNTER_MAX pages (about 2^63); writing -1 sets it
 UNLIMITED = -1
@@ -20,9 +20,10 @@ class V1Manager(Manager):
 
     def __init__(self, container_id, hierarchy, parent=None):
         super().__init__(container_id, hierarchy, parent)
-        # controller -> leaf dir; co-mounted controllers (cpu,cpuacct) share one dir
+        # controller -> leaf dir; co-mounted controllers (cpu,cpuacct) share one dir; "devices" carries the
+        # device policy (apply_devices), so it is one of ours whenever it is mounted
         self.dirs = {c: os.path.join(hierarchy.v1[c].mount_point, self.parent, self.id)
-                     for c in CONTROLLERS_V1 if c in hierarchy.v1}
+                     for c in CONTROLLERS_V1 + ("devices",) if c in hierarchy.v1}
 
     def paths(self):
         """Unique leaf dirs, in controller order."""
@@ -93,6 +94,16 @@ class V1Manager(Manager):
             self._w("memory", "memory.limit_in_bytes", memory)
         elif swap is not None:
             self._w("memory", "memory.memsw.limit_in_bytes", swap)
+
+    def apply_devices(self, rules):
+        """The device policy (``devices.rules_for``): deny-all then one devices.allow line per rule (as runc's
+        v1 devices controller); FailedPrecondition if the devices controller is not mounted (Docker refuses too).
+        """
+        if "devices" not in self.dirs:
+            raise errors.FailedPrecondition("the cgroup v1 devices controller is not mounted: cannot confine "
+                                            "the container's device access")
+        for name, value in devices.v1_writes(rules):
+            self._w("devices", name, value)
 
     # ------------------------------------------------------------ freezer
 

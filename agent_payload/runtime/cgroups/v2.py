@@ -4,7 +4,7 @@ import errno
 import os
 
 from ... import errors
-from . import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, fs, host_memory
+from . import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, devices, fs, host_memory
 
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"))
@@ -135,6 +135,42 @@ class V2Manager(Manager):
         if swap < memory:
             raise errors.InvalidArgument("--memory-swap {} is below the memory limit {}".format(swap, memory))
         return swap - memory
+
+    def apply_devices(self, rules):
+        """The device policy as an eBPF program attached to the leaf (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI as
+        runc, so a parent's program still applies too); programs attached before are detached after the new one
+        is in place. Allow-all (``--privileged``) attaches nothing. The kernel frees the program together with
+        the cgroup, so ``destroy`` needs no extra step. Returns the new program's ID (None for allow-all).
+        """
+        from ...linux import bpf
+
+        dfd = fs.open_dir(self.path, self._is_cgroupfs)
+        try:
+            old = bpf.prog_query(dfd, bpf.BPF_CGROUP_DEVICE)
+            new_id = None
+            if not devices.allows_all(rules):
+                pfd = bpf.prog_load(bpf.BPF_PROG_TYPE_CGROUP_DEVICE, devices.program(rules),
+                                    expected_attach_type=bpf.BPF_CGROUP_DEVICE)
+                try:
+                    bpf.prog_attach(dfd, pfd, bpf.BPF_CGROUP_DEVICE, bpf.BPF_F_ALLOW_MULTI)
+                    new_id = bpf.prog_id(pfd)
+                finally:
+                    os.close(pfd)
+            for prog in old:
+                try:
+                    pfd = bpf.prog_fd_by_id(prog)
+                except FileNotFoundError:
+                    continue
+                try:
+                    bpf.prog_detach(dfd, pfd, bpf.BPF_CGROUP_DEVICE)
+                finally:
+                    os.close(pfd)
+            return new_id
+        except OSError as exc:
+            raise errors.FailedPrecondition("cgroup {}: cannot set the device policy (eBPF): {}".format(
+                self.path, exc.strerror or exc), errno=exc.errno)
+        finally:
+            os.close(dfd)
 
     # ------------------------------------------------------------ freezer
 

@@ -82,7 +82,8 @@ def test_id_prefix_and_before_since():
     (["exited=x"], "invalid filter 'exited=x'"),
     (["noequals"], "bad format"),
     (["name=("], "name=("),
-    (["health=healthy"], "not supported"),
+    (["network=bridge"], "not supported"),
+    (["health=sick"], "Unrecognised filter value for health: sick"),
 ])
 def test_bad_filters_are_invalid_arguments(bad, needle):
     with pytest.raises(errors.InvalidArgument) as exc:

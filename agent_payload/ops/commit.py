@@ -1,0 +1,77 @@
+"""``commit``: where the runtime (the container's upper dir, pause) meets the image store (a new image).
+
+Order: every argument is checked (target reference, --change lines, the container) before anything is
+paused or written; then the container is frozen (unless ``pause`` is false or it is not running), its
+upper dir is archived into a new layer, and it is thawed again whatever happened.
+"""
+
+from agent_payload import errors
+from agent_payload.ops.args import string, string_list
+
+
+def _boolean(args, key, default):
+    value = args.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+    return value
+
+
+def container_config(image_config, inspect_config):
+    """The config docker commits: the image's config under the container's own (Env, Cmd, User, ...)."""
+    cfg = dict(image_config.get("config") or {})
+    for key, value in inspect_config.items():
+        cfg[key] = value
+    return cfg
+
+
+def op_commit(ctx, args, emit):
+    """Create an image from a container's changes: {"container", "repository", "author", "message",
+    "changes", "pause"} -> {"id", "repository", "layer", "diff_id", "size"}."""
+    from agent_payload.image import commit as commitmod
+    from agent_payload.image.instructions import apply_changes
+    from agent_payload.runtime import changes as changesmod
+    from agent_payload.runtime.containers import INIT_PATHS
+    from agent_payload.runtime.records import Layout
+    from agent_payload.runtime.spec import signal_number
+
+    container = string(args, "container", required=True)
+    target = string(args, "repository")
+    author = string(args, "author") or ""
+    message = string(args, "message") or ""
+    change_lines = string_list(args, "changes")
+    pause = _boolean(args, "pause", True)
+    if target is not None and not target:
+        target = None
+    commitmod.check_target(target)
+    runtime = ctx.runtime()
+    rec = runtime.lookup(container)
+    store = ctx.images()
+    cid = rec["id"]
+    inspect_cfg = runtime.inspect([cid])[0]["Config"]
+    try:
+        image_cfg = store.image_config(rec["image_id"])
+    except errors.NotFound:
+        raise errors.FailedPrecondition("the image of container {} ({}) is no longer in the image store".format(
+            cid, rec["image_id"]))
+    base = container_config(image_cfg, inspect_cfg)
+    new_cfg = apply_changes(base, change_lines, check_signal=signal_number)
+    created_by = " ".join(inspect_cfg.get("Cmd") or [])
+    upper = Layout(ctx.paths, cid).diff
+    lowers = list(reversed(rec.get("lowerdirs") or []))
+    froze = False
+    if pause and rec.get("status") == "running" and not rec.get("paused"):
+        runtime.pause([cid])
+        froze = True
+    try:
+        return commitmod.commit(store, rec["image_id"],
+                                lambda f: changesmod.write_layer_tar(upper, f, lowers, skip=INIT_PATHS),
+                                new_cfg, created_by=created_by, author=author, comment=message,
+                                container_id=cid, container_config=base, target=target)
+    finally:
+        if froze:
+            try:
+                runtime.unpause([cid])
+            except (errors.Conflict, errors.NotFound):
+                pass  # it exited (or was removed) meanwhile: nothing left to thaw

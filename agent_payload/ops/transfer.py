@@ -1,0 +1,76 @@
+"""``cp``: files between a container and a staging tar under the fleet root (the controller moves it by SFTP).
+
+``cp_in`` extracts an uploaded staging tar into the container and always deletes the staging file;
+``cp_out`` writes a tar of a container path to a new staging file and returns its path (the controller
+fetches and deletes it).  Arguments are checked and the container resolved before anything is written.
+"""
+
+import os
+
+from agent_payload import errors
+from agent_payload.ops.args import string
+
+
+def _boolean(args, key):
+    value = args.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+    return value
+
+
+def op_cp_in(ctx, args, emit):
+    """{"container", "path", "staging", "base", "is_dir", "contents", "archive"} -> {"entries", "path"}."""
+    from agent_payload.runtime import copy
+
+    staging = string(args, "staging", required=True)
+    try:
+        container = string(args, "container", required=True)
+        path = string(args, "path", required=True)
+        base = string(args, "base", required=True)
+        if base != "." and (not base or "/" in base or base == ".." or "\x00" in base):
+            raise errors.InvalidArgument("invalid source name: {!r}".format(base))
+        is_dir, contents, keep = _boolean(args, "is_dir"), _boolean(args, "contents"), _boolean(args, "archive")
+        runtime = ctx.runtime()
+        runtime.lookup(container)
+        fd = copy.open_staging(ctx.paths, staging)
+        try:
+            return copy.copy_in(runtime, container, path, fd, base, is_dir, contents=contents, keep_owner=keep)
+        finally:
+            os.close(fd)
+    finally:
+        _remove_staging(ctx, staging)
+
+
+def op_cp_out(ctx, args, emit):
+    """{"container", "path", "follow_link"} -> {"staging", "base", "type", "size"} (the caller deletes staging)."""
+    from agent_payload.runtime import copy
+
+    container = string(args, "container", required=True)
+    path = string(args, "path", required=True)
+    follow = _boolean(args, "follow_link")
+    runtime = ctx.runtime()
+    runtime.lookup(container)
+    fd, staging = copy.new_staging(ctx.paths)
+    try:
+        info = copy.copy_out(runtime, container, path, fd, follow_link=follow)
+        os.fsync(fd)
+    except BaseException:
+        os.unlink(staging)
+        raise
+    finally:
+        os.close(fd)
+    return dict(info, staging=staging, bytes=os.stat(staging).st_size)
+
+
+def _remove_staging(ctx, staging):
+    """Delete an uploaded staging file, but only one that really is in the fleet tmp dir."""
+    from agent_payload.runtime.copy import STAGING_PREFIX
+
+    if (isinstance(staging, str) and os.path.dirname(staging) == ctx.paths.tmp.rstrip("/")
+            and os.path.basename(staging).startswith(STAGING_PREFIX)):
+        try:
+            os.unlink(staging)
+        except FileNotFoundError:
+            pass
