@@ -21,6 +21,7 @@ class Sandbox:
     def __init__(self, settings, opened=()):
         self.settings = settings
         self.opened = list(opened)
+        self._services = []
 
     @property
     def netns(self):
@@ -31,6 +32,45 @@ class Sandbox:
         for _, sock in self.opened:
             sock.close()
         self.opened = []
+
+    def user_network_ids(self):
+        """IDs of the user-defined networks the container is on (they get the embedded resolver)."""
+        return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
+
+    def write_files(self, layout, hostname):
+        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks)."""
+        from ..runtime import rootfs
+        from ..state import store
+        from . import dns
+
+        endpoints = self.settings.get("endpoints") or []
+        if endpoints:
+            text = rootfs.HOSTS_TEMPLATE.format(hostname).replace(
+                "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
+            store.write_bytes_atomic(layout.hosts, text.encode())
+        if self.user_network_ids():
+            host = rootfs.resolv_conf(rootfs.host_resolv_conf())
+            extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
+            store.write_bytes_atomic(layout.resolv, ("nameserver {}\n".format(dns.ADDRESS) + "".join(extra) +
+                                                     "options ndots:0\n").encode())
+
+    def start_services(self, paths, cid):
+        """Once the init runs: the userland proxy for published ports, the resolver for user-defined networks."""
+        from . import dns
+        from .proxy import Proxy
+
+        if self.opened:
+            self._services.append(Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start())
+            self.opened = []  # the proxy owns (and closes) the sockets now
+        nets = self.user_network_ids()
+        if nets:
+            self._services.append(dns.Resolver(self.netns, dns.names_for(paths, cid, nets)).start())
+
+    def stop_services(self):
+        for service in self._services:
+            service.close()
+        self._services = []
+        self.close_sockets()
 
 
 def netns_path(paths, cid):

@@ -5,15 +5,15 @@ onto the file, so the namespace lives until ``destroy`` unmounts it, whatever ha
 While the holder lives, its PID names the namespace for ``ip link set DEV netns PID`` (iproute2 takes a PID or a
 name under /run/netns, not a path); ``holder(path)`` makes such a PID for an existing namespace file.
 
-The directory is made a private mount point first, so the bind mounts neither propagate into other mount
-namespaces (a container's, another tool's) nor receive any: an unmount here is final.
+The bind mounts follow the host's propagation like any other mount (an unmount propagates as the mount did);
+a container's own mount namespace drops its copies at pivot_root, so no container keeps another's namespace.
 """
 
 import os
 import socket
 
 from ..linux import libc
-from ..linux.consts import CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_PRIVATE
+from ..linux.consts import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
 
 def _is_mountpoint(path):
@@ -23,11 +23,8 @@ def _is_mountpoint(path):
 
 
 def ensure_dir(directory):
-    """Create ``directory`` as a private bind mount of itself (idempotent)."""
+    """Create the directory of namespace files (idempotent)."""
     os.makedirs(directory, 0o700, exist_ok=True)
-    if not _is_mountpoint(directory):
-        libc.mount(directory, directory, None, MS_BIND)
-    libc.mount(None, directory, None, MS_PRIVATE)
 
 
 class Holder:

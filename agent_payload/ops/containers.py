@@ -92,6 +92,8 @@ def create_container(ctx, args, emit):
     user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
     from agent_payload.runtime import logconfig
     log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
+    from agent_payload.ops.netvol import network_args
+    network = network_args(ctx, args, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
     store = ctx.images()
     if args.get("init") is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
@@ -114,7 +116,8 @@ def create_container(ctx, args, emit):
             limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
-            **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
+            **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
+                   **network(record.config)),
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
         if entrypoint is not None:

@@ -256,3 +256,58 @@ def _ufw_enabled():
             return any(line.strip().lower() == "enabled=yes" for line in f)
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- run/create
+
+def network_args(ctx, args, mode):
+    """Check ``run``/``create``'s network args before anything is pulled; returns a finisher taking the image
+    config that gives the spec fields {"network", "networks", "ports"} (``-P`` needs the image's EXPOSE).
+
+    args: "network" (mode, already syntax-checked in ``mode``; null = the default network, or "none" when
+    daemon.json says "bridge": "none"), "network_aliases", "ip", "publish" (-p values), "publish_all" (-P).
+    """
+    from agent_payload.net import ports
+    from agent_payload.net.networks import DEFAULT_NAME
+
+    if args.get("network") is None and ctx.images().config.bridge == "none":
+        mode = "none"
+    aliases = string_list(args, "network_aliases")
+    ip = string(args, "ip")
+    publish = string_list(args, "publish")
+    publish_all = args.get("publish_all") or False
+    if not isinstance(publish_all, bool):
+        raise errors.InvalidArgument("argument publish_all must be a boolean")
+    bindings = ports.parse_all(publish)  # syntax first: "-p" errors name the value
+    user_network = mode not in ("bridge", "host", "none", DEFAULT_NAME) and not mode.startswith("container:")
+    if user_network:
+        try:
+            _networks(ctx).get(mode)
+        except errors.NotFound:
+            raise errors.InvalidArgument("network {} not found".format(mode))
+    if (aliases or ip) and not user_network:
+        raise errors.InvalidArgument("network-scoped aliases and --ip are supported only for containers in user "
+                                     "defined networks")
+    if ip is not None:
+        import ipaddress
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise errors.InvalidArgument("invalid IPv4 address: {}".format(ip))
+    if mode.startswith("container:") or mode == "none":
+        if bindings or publish_all:
+            raise errors.InvalidArgument("conflicting options: port publishing and the container type network "
+                                         "mode" if mode != "none" else "conflicting options: port publishing and "
+                                         "--network none")
+        if mode.startswith("container:"):
+            ctx.runtime().lookup(mode.split(":", 1)[1])  # NotFound: "No such container: X"
+
+    def finish(image_config):
+        cfg = image_config.get("config") or {}
+        out = {"network": mode, "networks": {}, "ports": []}
+        if user_network:
+            out["networks"][mode] = {"aliases": list(aliases), "ip": ip}
+        if mode != "host":  # docker: published ports are discarded in host mode
+            out["ports"] = ports.parse_all(publish, publish_all, exposed=list((cfg.get("ExposedPorts") or {})))
+        return out
+    return finish

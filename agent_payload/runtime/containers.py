@@ -93,7 +93,8 @@ class Runtime:
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
                          shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
-                         oom_killed=False, paused=False, health=health.initial(config), **restart.fresh_start_fields())
+                         oom_killed=False, paused=False, health=health.initial(config),
+                         network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
             records.write_state(self.paths, cid, state)
         return records.make_record(self.paths, config, state)
 

@@ -250,7 +250,7 @@ def give_up(paths, container_id, error=None):
             records.write_state(paths, container_id, state)
 
 
-def record_restarted(paths, container_id, pid, pid_start):
+def record_restarted(paths, container_id, pid, pid_start, network_settings=None):
     """Publish a restart's new init in state.json; False if the restart was cancelled meanwhile: the caller then
     kills the init, removes the cgroup and only then records the exit (``give_up``), so that a stop or ``rm -f``
     waiting for "exited" finds nothing of the container left."""
@@ -261,7 +261,8 @@ def record_restarted(paths, container_id, pid, pid_start):
         from . import health
         state.update(status="running", pid=pid, pid_start=pid_start, started_at=records.format_ns(),
                      exit_code=None, error=None, oom_killed=False, paused=False,
-                     health=health.initial(records.read_config(paths, container_id)))
+                     health=health.initial(records.read_config(paths, container_id)),
+                     network_settings=network_settings)
         records.write_state(paths, container_id, state)
     return True
 

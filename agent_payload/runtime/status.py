@@ -37,12 +37,21 @@ def command_text(argv):
     return json.dumps(command, ensure_ascii=False)
 
 
+def _ports_text(record):
+    """Docker's PORTS column: published bindings while running ("0.0.0.0:8080->80/tcp"), else nothing."""
+    if record.get("status") not in ("running", "restarting"):
+        return ""
+    bindings = (record.get("network_settings") or {}).get("ports") or []
+    return ", ".join("{}:{}->{}/{}".format(b.get("host_ip") or "0.0.0.0", b["host_port"], b["container_port"],
+                                           b["proto"]) for b in bindings)
+
+
 def ps_row(record, now_ns=None):
     """A ``ps`` row from a container record."""
     return {"id": record["id"], "name": record["name"], "image": record["image"],
             "command": command_text(record["argv"]), "created": record["created"],
             "state": record["status"], "status": status_text(record, now_ns),
-            "exit_code": record.get("exit_code"), "ports": "", "image_id": record.get("image_id"),
+            "exit_code": record.get("exit_code"), "ports": _ports_text(record), "image_id": record.get("image_id"),
             "labels": dict(record.get("labels") or {})}
 
 

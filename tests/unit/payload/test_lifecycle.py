@@ -287,7 +287,8 @@ def test_inspect_object_has_dockers_shape(tmp_path):
     cfg = obj["Config"]
     assert cfg["Cmd"] == rec["cmd"] and cfg["Entrypoint"] == rec["entrypoint"]
     assert (cfg["Image"], cfg["StopSignal"], cfg["Labels"], cfg["Env"]) == ("nginx", "SIGQUIT", {"a": "b"}, ["A=1"])
-    assert obj["Mounts"] == [] and obj["NetworkSettings"] == {}
+    assert obj["Mounts"] == []
+    assert obj["NetworkSettings"]["Networks"] == {} and obj["NetworkSettings"]["SandboxKey"] == ""  # not running
     never = inspect.inspect_object(paths, dict(rec, status="created", started_at=None, finished_at=None))
     assert never["State"]["StartedAt"] == inspect.ZERO_TIME
 
