@@ -448,6 +448,18 @@ class Runtime:
             reclaimed += size
         return {"deleted": deleted, "reclaimed": reclaimed}
 
+    # ------------------------------------------------------------ networks
+
+    def connect(self, ref, network, aliases=(), ip=None):
+        """``network connect``: record the network, and attach a running container at once."""
+        from . import netconnect
+        return netconnect.connect(self, ref, network, aliases=aliases, ip=ip)
+
+    def disconnect(self, ref, network):
+        """``network disconnect``: forget the network, and detach a running container at once."""
+        from . import netconnect
+        return netconnect.disconnect(self, ref, network)
+
     # ------------------------------------------------------------ resources (cgroups)
 
     def update(self, refs, change):
