@@ -22,6 +22,8 @@ OP_MODULES = {
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
     "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
     "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
+    "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",
+    "volume_prune": "netvol",
 }
 
 

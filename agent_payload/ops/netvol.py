@@ -35,10 +35,8 @@ def _labels(args):
 
 def _configs(ctx):
     """{container id: config} of every container (what uses which volume)."""
-    from agent_payload.runtime import records
-    from agent_payload.state import store
-
-    return {cid: store.read_json(records.Layout(ctx.paths, cid).config) or {} for cid in records.list_ids(ctx.paths)}
+    from agent_payload.runtime.volumes import all_configs
+    return all_configs(ctx.paths)
 
 
 # ---------------------------------------------------------------- networks

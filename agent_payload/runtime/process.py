@@ -165,7 +165,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         if spec.network == "none":
             libc.interface_up("lo")  # Docker's "none": an empty netns with only loopback, up
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
-        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
+        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
             init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)

@@ -216,6 +216,10 @@ def stop(session: Session, patterns: list[str], containers: list[str], time: int
     return _lifecycle(session, patterns, "stop", {"containers": containers, "time": time}, "stopped", as_json)
 
 
-def rm(session: Session, patterns: list[str], containers: list[str], force: bool, as_json: bool) -> int:
-    """Remove containers (-f kills running ones first)."""
-    return _lifecycle(session, patterns, "rm", {"containers": containers, "force": force}, "removed", as_json)
+def rm(session: Session, patterns: list[str], containers: list[str], force: bool, as_json: bool,
+       volumes: bool = False) -> int:
+    """Remove containers (-f kills running ones first; -v their anonymous volumes too)."""
+    args = {"containers": containers, "force": force}
+    if volumes:
+        args["volumes"] = True  # only when asked: an older payload ignores unknown args anyway
+    return _lifecycle(session, patterns, "rm", args, "removed", as_json)
