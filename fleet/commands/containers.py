@@ -13,7 +13,7 @@ from fleet.render import tables
 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 # docker's ps filter keys the payload implements, and its container states (runtime/status.py has the matching)
-PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
+PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health", "volume")
 PS_HEALTH = ("starting", "healthy", "unhealthy", "none")
 PS_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _INT = re.compile(r"^-?\d+$")
