@@ -186,6 +186,10 @@ def test_volume_ops_and_in_use(env, layers):
     assert dispatch(ctx, "ps", {"all": True, "filters": ["volume=busy"]}, emit)["containers"][0]["id"] == rec["id"]
     assert dispatch(ctx, "ps", {"all": True, "filters": ["volume=/b"]}, emit)["containers"][0]["id"] == rec["id"]
     assert dispatch(ctx, "ps", {"all": True, "filters": ["volume=other"]}, emit)["containers"] == []
+    with open(os.path.join(made["Mountpoint"], "f"), "w") as f:
+        f.write("x" * 1000)
+    df = dispatch(ctx, "system_df", {}, emit)["volumes"]
+    assert (df["total"], df["active"], df["size"], df["reclaimable"]) == (1, 1, 1000, 0)
     inspected = env.inspect([rec["id"]])[0]
     assert inspected["Mounts"] == [{"Type": "volume", "Name": "busy", "Source": made["Mountpoint"],
                                     "Destination": "/b", "Driver": "local", "Mode": "", "RW": True,
