@@ -35,6 +35,8 @@ system_app = typer.Typer(help="Disk usage and boot-time restarts across hosts (d
 app.add_typer(system_app, name="system")
 network_app = typer.Typer(help="Manage networks on many hosts (docker network ...).", no_args_is_help=True)
 app.add_typer(network_app, name="network")
+volume_app = typer.Typer(help="Manage volumes on many hosts (docker volume ...).", no_args_is_help=True)
+app.add_typer(volume_app, name="volume")
 
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output: one JSON object per host.")
@@ -195,6 +197,17 @@ def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=
             "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
 
 
+VolumeOpt = typer.Option(None, "-v", "--volume", help="Bind mount or volume (repeatable): /ctr (anonymous), "
+                         "NAME:/ctr[:ro], /host:/ctr[:ro] (a missing /host is created).")
+MountOpt = typer.Option(None, "--mount", help="Mount (repeatable): type=bind|volume|tmpfs,source=...,target=...[,"
+                        "readonly][,volume-nocopy][,tmpfs-size=64m][,tmpfs-mode=1777]; a missing bind source is an "
+                        "error.")
+
+
+def _volume_args(volume, mount):
+    return {"volumes": list(volume or []), "mounts": list(mount or [])}
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -223,6 +236,7 @@ def run(
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
     no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
     log_opt: Optional[List[str]] = LogOptOpt,
+    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -238,7 +252,8 @@ def run(
                             **_stdio(interactive, tty, detach_keys),
                             **_supervision(restart, health_cmd, health_interval, health_timeout,
                                            health_retries, health_start_period, no_healthcheck,
-                                           log_driver, log_opt)))
+                                           log_driver, log_opt),
+                            **_volume_args(volume, mount)))
     _finish(go)
 
 
@@ -269,6 +284,7 @@ def create(
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
     no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
     log_opt: Optional[List[str]] = LogOptOpt,
+    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -284,7 +300,8 @@ def create(
                                open_stdin=interactive, tty=tty,
                                **_supervision(restart, health_cmd, health_interval, health_timeout,
                                               health_retries, health_start_period, no_healthcheck,
-                                              log_driver, log_opt)),
+                                              log_driver, log_opt),
+                               **_volume_args(volume, mount)),
                           as_json)
     _finish(go)
 
@@ -335,10 +352,12 @@ def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: Li
 
 def rm(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
        force: bool = typer.Option(False, "-f", "--force", help="Kill and remove running containers."),
+       volumes: bool = typer.Option(False, "-v", "--volumes", help="Remove anonymous volumes associated with the "
+                                    "container."),
        as_json: bool = JsonOpt):
     """Remove containers on each host."""
     from fleet.commands import containers as cmd
-    _finish(cmd.rm, _session(ctx), patterns, containers, force, as_json)
+    _finish(cmd.rm, _session(ctx), patterns, containers, force, as_json, volumes)
 
 
 def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
@@ -747,6 +766,62 @@ def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool 
     """Show disk usage of images, containers and build cache on each host."""
     from fleet.commands import images as cmd
     _finish(cmd.system_df, _session(ctx), patterns, as_json)
+
+
+# ---- volumes ----
+
+@volume_app.command("create")
+def volume_create(ctx: typer.Context, name: Optional[str] = typer.Argument(None, metavar="[VOLUME]",
+                                                                          help="Name (default: a random ID)."),
+                  patterns: List[str] = HostsOpt,
+                  driver: str = typer.Option("local", "-d", "--driver", help="Volume driver (only local)."),
+                  label: Optional[List[str]] = typer.Option(None, "--label", help="KEY=VALUE (repeatable)."),
+                  opt: Optional[List[str]] = typer.Option(None, "-o", "--opt", help="Driver option k=v (the local "
+                                                          "driver of fleet takes none)."),
+                  as_json: bool = JsonOpt):
+    """Create a volume on each host (an existing one is kept, as docker)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_create, _session(ctx), patterns, name, driver, list(label or []), list(opt or []), as_json)
+
+
+@volume_app.command("ls")
+def volume_ls(ctx: typer.Context, patterns: List[str] = HostsOpt,
+              filters: Optional[List[str]] = typer.Option(None, "-f", "--filter", help="name=, driver=, label=, "
+                                                          "dangling=true|false (repeatable)."),
+              quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show host and volume names."),
+              as_json: bool = JsonOpt):
+    """List volumes on each host."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_ls, _session(ctx), patterns, list(filters or []), quiet, as_json)
+
+
+@volume_app.command("inspect")
+def volume_inspect(ctx: typer.Context, volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+                   patterns: List[str] = HostsOpt):
+    """Print docker's inspect object of volumes as one JSON list; each object carries its "host"."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_inspect, _session(ctx), patterns, volumes)
+
+
+@volume_app.command("rm")
+def volume_rm(ctx: typer.Context, volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+              patterns: List[str] = HostsOpt,
+              force: bool = typer.Option(False, "-f", "--force", help="Ignore volumes that do not exist."),
+              as_json: bool = JsonOpt):
+    """Remove volumes on each host (one used by any container, running or not, is refused)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_rm, _session(ctx), patterns, volumes, force, as_json)
+
+
+@volume_app.command("prune")
+def volume_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                 all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused volumes, not just "
+                                           "anonymous ones."),
+                 force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+                 as_json: bool = JsonOpt):
+    """Remove unused volumes on each host (asks first unless -f)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_prune, _session(ctx), patterns, all_, force, as_json)
 
 
 # ---- registries ----

@@ -35,10 +35,8 @@ def _labels(args):
 
 def _configs(ctx):
     """{container id: config} of every container (what uses which volume)."""
-    from agent_payload.runtime import records
-    from agent_payload.state import store
-
-    return {cid: store.read_json(records.Layout(ctx.paths, cid).config) or {} for cid in records.list_ids(ctx.paths)}
+    from agent_payload.runtime.volumes import all_configs
+    return all_configs(ctx.paths)
 
 
 # ---------------------------------------------------------------- networks
@@ -197,15 +195,22 @@ def op_volume_rm(ctx, args, emit):
     """{"volumes": [name], "force"} -> {"removed": [name]} (in use: Conflict naming the containers)."""
     vols, configs = _volumes(ctx), _configs(ctx)
     names = string_list(args, "volumes")
+    if not names:
+        raise errors.InvalidArgument("volume rm requires at least 1 argument")
     force = bool(args.get("force"))
-    removed = []
-    for name in names:
+    present = []
+    for name in names:  # every name checked first: a missing or used one changes nothing
         try:
-            removed.append(vols.remove(name, configs))
+            vols.get(name)
         except errors.NotFound:
             if not force:  # docker: -f ignores missing volumes
                 raise
-    return {"removed": removed}
+            continue
+        users = vols.users(name, configs)
+        if users:
+            raise errors.Conflict("remove {}: volume is in use - [{}]".format(name, ", ".join(users)))
+        present.append(name)
+    return {"removed": [vols.remove(name, configs) for name in present]}
 
 
 def op_volume_prune(ctx, args, emit):

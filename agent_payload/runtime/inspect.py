@@ -25,6 +25,8 @@ def inspect_object(paths, record):
     if record.get("no_new_privileges"):
         security_opt = ["no-new-privileges"]
     labels = record.get("labels") or {}
+    from .volumes import docker_mounts
+    mount_points, binds, host_mounts = docker_mounts(record.get("mounts"))
     return {
         "Id": record["id"],
         "Created": record.get("created"),
@@ -71,13 +73,15 @@ def inspect_object(paths, record):
             "CpuShares": resources["CpuShares"],
             "PidsLimit": resources["PidsLimit"],
             **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
+            "Binds": binds,  # -v name:/ctr and -v /host:/ctr as typed (normalised)
+            **({"Mounts": host_mounts} if host_mounts else {}),  # --mount, docker omits it when empty
         },
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {"LowerDir": ":".join(lowers), "UpperDir": lay.diff, "WorkDir": lay.work,
                      "MergedDir": lay.rootfs},
         },
-        "Mounts": [],
+        "Mounts": mount_points,
         "Config": {
             "Hostname": record.get("hostname") or "",
             "User": record.get("user") or "",

@@ -166,7 +166,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         # the cgroup namespace is rooted where the init is now: cgroup placement must happen before this
         libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
-        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
+        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
             init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)

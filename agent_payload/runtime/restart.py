@@ -212,6 +212,8 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
             records.remove_dir(paths, container_id, tombstone=True)
     if config.get("auto_remove"):
         records.gc_tombstones(paths)
+        from . import volumes
+        volumes.remove_anonymous_of(paths, config.get("mounts"))  # --rm: anonymous volumes go too, as docker
     return None
 
 

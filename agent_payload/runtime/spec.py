@@ -42,6 +42,7 @@ class ContainerSpec(Record):
         ("restart_policy", Factory(lambda: {"Name": "no", "MaximumRetryCount": 0})),
         ("healthcheck", None),  # docker's Config.Healthcheck (runtime/health.py), image's merged in
         ("log_config", Factory(lambda: {"Type": "json-file", "Config": {}})),
+        ("mounts", list),  # -v/--mount/VOLUME: runtime/volumes.py mount dicts (resolved at create)
     )
 
     def validate(self):
@@ -78,6 +79,8 @@ class ContainerSpec(Record):
         self.healthcheck = health.check(self.healthcheck)
         from . import logconfig
         self.log_config = logconfig.check(self.log_config)
+        from . import volumes
+        self.mounts = volumes.check_mounts(self.mounts)
         return self.check_isolation()
 
     def check_isolation(self):

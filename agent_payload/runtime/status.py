@@ -58,8 +58,8 @@ def ps_row(record, now_ns=None):
 # ---------------------------------------------------------------- ps filters (docker's daemon/list.go rules)
 
 #: Docker's ``ps`` filter keys; the ones after ``since`` are docker's too but need features fleet lacks.
-FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
-UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish", "volume")
+FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health", "volume")
+UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -134,6 +134,9 @@ class PsFilters:
             return False
         if self.ancestors and not any(_ancestor_match(rec, refs, self.normalize) for refs in self.ancestors):
             return False
+        if "volume" in v and not any(m.get("source") == x or m.get("target") == x
+                                     for x in v["volume"] for m in rec.get("mounts") or []):
+            return False  # docker: a volume name, a bind source or a mount point
         created = parse_ns(rec["created"])
         if any(created >= parse_ns(b) for b in self.before) or any(created <= parse_ns(s) for s in self.since):
             return False

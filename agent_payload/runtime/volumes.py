@@ -13,7 +13,6 @@ A mount (``ContainerSpec.mounts``) is ``{"type": "bind"|"volume"|"tmpfs", "sourc
 
 import os
 import re
-import secrets
 import shutil
 import stat
 
@@ -124,7 +123,8 @@ def plan(volume_flags=(), mount_flags=(), image_volumes=()):
 
     Checks every bind source of ``--mount`` now (docker: a missing one is an error; ``-v`` creates it at start).
     """
-    mounts = [parse_volume_flag(v) for v in volume_flags or []] + [parse_mount_flag(m) for m in mount_flags or []]
+    mounts = [dict(parse_volume_flag(v), flag="volume") for v in volume_flags or []] + \
+        [dict(parse_mount_flag(m), flag="mount") for m in mount_flags or []]
     seen = set()
     for m in mounts:
         if m["target"] in seen:
@@ -181,7 +181,7 @@ class Volumes:
             raise errors.InvalidArgument("volume driver options are not supported by fleet's local driver: "
                                          "{}".format(", ".join(sorted(options))))
         if name is None:
-            name, anonymous = secrets.token_hex(32), True
+            name, anonymous = os.urandom(32).hex(), True
         elif not NAME_RE.match(name):
             raise errors.InvalidArgument('volume name "{}" includes invalid characters, only '
                                          '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'.format(name))
@@ -226,17 +226,103 @@ class Volumes:
                 reclaimed += size
         return removed, reclaimed
 
-    def resolve(self, mounts, labels=None):
-        """Give anonymous volumes names and create missing named ones; returns the mounts with sources set."""
-        out = []
-        for m in mounts:
-            m = dict(m)
-            if m["type"] == "volume":
-                rec = self.create(m.get("source"), anonymous=m.get("source") is None)
-                m["source"] = rec["Name"]
-                m["anonymous"] = bool(rec.get("Anonymous"))
-            out.append(m)
-        return out
+    def resolve(self, mounts):
+        """Give anonymous volumes names and create missing named ones; returns (mounts, names created now).
+
+        Each returned mount gains ``host_path`` (the volume's ``_data`` or the bind source), what the
+        container's init binds; volumes get ``anonymous``.
+        """
+        out, created = [], []
+        try:
+            for m in mounts:
+                m = dict(m)
+                if m["type"] == "volume":
+                    existed = m.get("source") is not None and store.read_json(self._meta(m["source"])) is not None
+                    rec = self.create(m.get("source"), anonymous=m.get("source") is None)
+                    if not existed:
+                        created.append(rec["Name"])
+                    m["source"] = rec["Name"]
+                    m["anonymous"] = bool(rec.get("Anonymous"))
+                    m["host_path"] = self.data_dir(rec["Name"])
+                elif m["type"] == "bind":
+                    m["host_path"] = m["source"]
+                out.append(m)
+        except BaseException:
+            self.discard(created)
+            raise
+        return out, created
+
+    def discard(self, names):
+        """Remove volumes just made for a container whose create failed (best effort, never raises)."""
+        for name in names:
+            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    def remove_anonymous(self, mounts, configs):
+        """``rm -v`` and ``--rm``: the container's anonymous volumes no other container uses; named ones stay."""
+        removed = []
+        for m in mounts or []:
+            if m.get("type") == "volume" and m.get("anonymous") and not self.users(m["source"], configs):
+                try:
+                    removed.append(self.remove(m["source"], configs))
+                except (errors.NotFound, errors.Conflict):
+                    continue
+        return removed
+
+
+def all_configs(paths):
+    """{container id: config} of every container on the host (who uses which volume)."""
+    from . import records
+    return {cid: store.read_json(records.Layout(paths, cid).config) or {} for cid in records.list_ids(paths)}
+
+
+def remove_anonymous_of(paths, mounts):
+    """After ``rm -v`` or ``--rm``: the removed container's anonymous volumes that no other container uses."""
+    if any(m.get("anonymous") for m in mounts or []):
+        return Volumes(paths).remove_anonymous(mounts, all_configs(paths))
+    return []
+
+
+def check_mounts(mounts):
+    """A spec's ``mounts``: a list of plan()/resolve() dicts (InvalidArgument otherwise)."""
+    if not isinstance(mounts, list):
+        raise errors.InvalidArgument("mounts must be a list")
+    seen = set()
+    for m in mounts:
+        if not isinstance(m, dict) or m.get("type") not in ("bind", "volume", "tmpfs"):
+            raise errors.InvalidArgument("invalid mount {!r}: want type bind, volume or tmpfs".format(m))
+        target = _check_target(m.get("target"), "mount")
+        if target in seen:
+            raise errors.InvalidArgument("Duplicate mount point: {}".format(target))
+        seen.add(target)
+        source = m.get("source")
+        if m["type"] == "bind" and not (isinstance(source, str) and source.startswith("/")):
+            raise errors.InvalidArgument("invalid bind source {!r}: must be an absolute path".format(source))
+        if m["type"] == "volume" and source is not None and not (isinstance(source, str) and NAME_RE.match(source)):
+            raise errors.InvalidArgument("invalid volume name {!r}".format(source))
+    return mounts
+
+
+def docker_mounts(mounts):
+    """inspect's ``Mounts`` (docker's MountPoint list) and HostConfig ``Binds``/``Mounts`` of resolved mounts."""
+    points, binds, host_mounts = [], [], []
+    for m in mounts or []:
+        rw = not m.get("readonly")
+        if m["type"] == "tmpfs":
+            points.append({"Type": "tmpfs", "Source": "", "Destination": m["target"], "Mode": "", "RW": rw,
+                           "Propagation": ""})
+        elif m["type"] == "bind":
+            points.append({"Type": "bind", "Source": m["source"], "Destination": m["target"],
+                           "Mode": "" if rw else "ro", "RW": rw, "Propagation": "rprivate"})
+        else:
+            points.append({"Type": "volume", "Name": m["source"], "Source": m.get("host_path") or "",
+                           "Destination": m["target"], "Driver": "local", "Mode": "" if rw else "ro", "RW": rw,
+                           "Propagation": ""})
+        if m.get("flag") == "mount":
+            host_mounts.append({"Type": m["type"], "Source": m.get("source") or "", "Target": m["target"],
+                                **({"ReadOnly": True} if not rw else {})})
+        elif m.get("flag") == "volume" and not m.get("anonymous"):  # docker: `-v /path` is Config.Volumes only
+            binds.append("{}:{}{}".format(m["source"], m["target"], "" if rw else ":ro"))
+    return points, binds or None, host_mounts or None
 
 
 # ---------------------------------------------------------------- inside the container's mount namespace
@@ -250,19 +336,26 @@ def _is_empty(path):
 
 def copy_up(src_dir, dst_dir):
     """Copy the image's content at a mount target into an empty volume (symlinks as links, owners and modes kept)."""
+    links = {}  # (dev, ino) -> first copy: hard links stay links (busybox's applets would be 400 copies)
     for dirpath, dirnames, filenames in os.walk(src_dir, followlinks=False):
         rel = os.path.relpath(dirpath, src_dir)
         target = dst_dir if rel == "." else os.path.join(dst_dir, rel)
         if rel != ".":
             st = os.lstat(dirpath)
-            os.mkdir(target, stat.S_IMODE(st.st_mode))
+            os.mkdir(target, 0o700)
             os.chown(target, st.st_uid, st.st_gid)
+            os.chmod(target, stat.S_IMODE(st.st_mode))
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             s, d = os.path.join(dirpath, name), os.path.join(target, name)
             st = os.lstat(s)
             if stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(s), d)
+            elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and (st.st_dev, st.st_ino) in links:
+                os.link(links[(st.st_dev, st.st_ino)], d)
+                continue
             elif stat.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    links[(st.st_dev, st.st_ino)] = d
                 fd = os.open(s, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
                     with open(fd, "rb", closefd=False) as fin, open(d, "xb") as fout:
@@ -274,18 +367,9 @@ def copy_up(src_dir, dst_dir):
                 continue  # devices, fifos, sockets in a volume path: docker copies them; fleet skips them
             os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-    st = os.lstat(src_dir)
+    st = os.stat(src_dir)  # followed: ``src_dir`` may be a /proc/self/fd/N link to the real directory
     os.chmod(dst_dir, stat.S_IMODE(st.st_mode))
     os.chown(dst_dir, st.st_uid, st.st_gid)
-
-
-def source_path(paths, mount):
-    """The host path a mount binds (a volume's _data or the bind source); None for tmpfs."""
-    if mount["type"] == "volume":
-        return Volumes(paths).data_dir(mount["source"])
-    if mount["type"] == "bind":
-        return mount["source"]
-    return None
 
 
 def prepare_bind_sources(mounts):

@@ -91,3 +91,62 @@ def test_copy_up_keeps_links_modes_and_owners(tmp_path):
     st = os.lstat(str(dst / "sub" / "f"))
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, 33)
     assert os.readlink(str(dst / "link")) == "sub/f" and os.readlink(str(dst / "dirlink")) == "/etc"
+
+
+def test_resolve_names_anonymous_volumes_and_discards_on_failure(tmp_path):
+    vols = volumes.Volumes(Paths(root=str(tmp_path / "root")))
+    vols.create("old")
+    mounts = volumes.plan(["/anon", "old:/o", "new:/n", str(tmp_path) + ":/b:ro"])
+    resolved, made = vols.resolve(mounts)
+    anon = resolved[0]["source"]
+    assert volumes.ANON_RE.match(anon) and resolved[0]["anonymous"] and not resolved[1]["anonymous"]
+    assert sorted(made) == sorted([anon, "new"])  # "old" existed before
+    assert resolved[1]["host_path"] == vols.data_dir("old") and resolved[3]["host_path"] == str(tmp_path)
+    assert volumes.check_mounts(resolved) is resolved
+    vols.discard(made)
+    assert [v["Name"] for v in vols.list()] == ["old"]
+    points, binds, host_mounts = volumes.docker_mounts(resolved + [dict(volumes.parse_mount_flag(
+        "type=tmpfs,dst=/t"), flag="mount")])
+    assert [p["Type"] for p in points] == ["volume", "volume", "volume", "bind", "tmpfs"]
+    assert points[3] == {"Type": "bind", "Source": str(tmp_path), "Destination": "/b", "Mode": "ro", "RW": False,
+                         "Propagation": "rprivate"}
+    assert binds == ["old:/o", "new:/n", str(tmp_path) + ":/b:ro"]  # anonymous -v /path is not a bind
+    assert host_mounts == [{"Type": "tmpfs", "Source": "", "Target": "/t"}]
+    # rm -v: anonymous volumes only, and only when no other container uses them
+    resolved, made = vols.resolve(mounts)
+    anon = resolved[0]["source"]
+    assert vols.remove_anonymous(resolved, {"other": {"mounts": [resolved[0]]}}) == []
+    assert vols.remove_anonymous(resolved, {}) == [anon]
+    assert sorted(v["Name"] for v in vols.list()) == ["new", "old"]
+
+
+@pytest.mark.parametrize("mounts,match", [
+    ("x", "list"), ([{"type": "nfs", "target": "/x"}], "type"), ([{"type": "bind", "source": "rel", "target": "/x"}],
+                                                                 "absolute"),
+    ([{"type": "volume", "source": "a b", "target": "/x"}], "volume name"),
+    ([{"type": "tmpfs", "target": "/x"}, {"type": "tmpfs", "target": "/x/"}], "Duplicate"),
+])
+def test_check_mounts_errors(mounts, match):
+    with pytest.raises(errors.InvalidArgument, match=match):
+        volumes.check_mounts(mounts)
+
+
+def test_resolve_in_root_keeps_symlinks_inside(tmp_path):
+    from agent_payload.runtime import rootfs
+
+    root = tmp_path / "root"
+    (root / "real" / "sub").mkdir(parents=True)
+    os.symlink("/real", str(root / "abs"))
+    os.symlink("../../../../../real/sub", str(root / "real" / "rel"))
+    os.symlink(str(tmp_path), str(root / "host"))  # a host path: taken as a path inside the root
+    os.symlink("loop", str(root / "loop"))
+    fd = os.open(str(root), os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert rootfs.resolve_in_root(fd, "/abs/sub") == "real/sub"
+        assert rootfs.resolve_in_root(fd, "/real/rel/x/y") == "real/sub/x/y"
+        assert rootfs.resolve_in_root(fd, "/host/z") == str(tmp_path).lstrip("/") + "/z"
+        assert rootfs.resolve_in_root(fd, "/../../etc") == "etc"
+        with pytest.raises(OSError, match="symbolic links"):
+            rootfs.resolve_in_root(fd, "/loop/x")
+    finally:
+        os.close(fd)
