@@ -43,7 +43,7 @@ import time
 import traceback
 
 from .. import errors, net
-from . import attach, cgroups, health, logs, process, records, restart
+from . import attach, cgroups, health, logs, process, records, restart, volumes
 from .cgroups import devices
 from .cgroups.limits import Limits
 
@@ -165,6 +165,7 @@ def _launch(paths, layout, config, sync_fd=None):
     """
     cgroup, fds, logf, io, sandbox = None, [], None, None, None
     try:
+        volumes.prepare_bind_sources(config.get("mounts") or [])  # -v /host:/ctr: (re)create a missing host dir
         io = attach.ShimIO.prepare(config, layout)  # -i/-t: attach socket, stdin pipe or TTY channel (per run)
         cgroup = cgroups.create(layout.id, Limits.from_dict(config.get("limits")))
         cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs

@@ -43,6 +43,7 @@ def layers(tmp_path_factory):
 
 
 def _create(rt, layers, argv, volume_flags=(), mount_flags=(), image_volumes=(), **kw):
+    kw.setdefault("network", "none")  # no bridge on this machine's own network namespace
     mounts = volumes.plan(list(volume_flags), list(mount_flags), list(image_volumes))
     return rt.create(ContainerSpec(image="busybox:test", image_id=local.IMAGE_ID, lowerdirs=layers["lowerdirs"],
                                    argv=argv, mounts=mounts, **kw))
