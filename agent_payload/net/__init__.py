@@ -77,6 +77,11 @@ def netns_path(paths, cid):
     return os.path.join(paths.run, "netns", cid)
 
 
+def sandbox_alive(paths):
+    """alive(cid) for Networks.reap: an endpoint is live while its container's namespace file exists."""
+    return lambda cid: os.path.exists(netns_path(paths, cid))
+
+
 def setup(paths, cid, config, lookup=None):
     """Build the container's network: namespace, endpoints on its networks, published ports and their rules.
 
@@ -101,7 +106,7 @@ def setup(paths, cid, config, lookup=None):
     if mode == "none":
         netns.create(path).close()
         return Sandbox({"mode": "none", "sandbox": path})
-    nets = Networks(paths)
+    nets = Networks(paths, alive=sandbox_alive(paths))
     wanted = [(mode, (config.get("networks") or {}).get(mode) or {})]
     wanted += [(name, opts or {}) for name, opts in (config.get("networks") or {}).items() if name != mode]
     records = [(nets.get(name), opts) for name, opts in wanted]  # NotFound before anything is made
@@ -112,6 +117,7 @@ def setup(paths, cid, config, lookup=None):
         opened = portsmod.bind(bindings)  # "port is already allocated" before anything else is made
         with netns.create(path) as holder:
             for index, (rec, opts) in enumerate(records):
+                nets.reap(rec, nets.alive)  # what a reboot or a killed shim left behind
                 fresh = not links.exists(rec["bridge"])
                 links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
                 if fresh or not firewall.backend(paths).rules(firewall.network_tag(rec["id"])):

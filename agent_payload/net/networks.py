@@ -59,8 +59,9 @@ def host_routes(path="/proc/net/route"):
 class Networks:
     """The networks of one host (``paths.root``/networks); ``daemon`` is the parsed daemon.json dict."""
 
-    def __init__(self, paths, daemon=None, routes=None):
+    def __init__(self, paths, daemon=None, routes=None, alive=None):
         self.paths = paths
+        self.alive = alive  # alive(cid): does the container's network namespace exist (see net.sandbox_alive)
         self.root = os.path.join(paths.root, "networks")
         self.daemon = daemon if daemon is not None else (store.read_json(paths.daemon_json) or {})
         self._routes = routes
@@ -257,6 +258,8 @@ class Networks:
         if rec.get("predefined") or rec.get("default"):
             raise errors.Conflict("{} is a pre-defined network and cannot be removed".format(rec["name"]))
         with self._lock():
+            if self.alive is not None:
+                self.reap(rec, self.alive)
             if self.endpoints(rec):
                 raise errors.Conflict("error while removing network: network {} id {} has active endpoints".format(
                     rec["name"], rec["id"]))
@@ -314,6 +317,14 @@ class Networks:
         except FileNotFoundError:
             pass
         self.pool(rec).release(cid)
+
+    def reap(self, rec, alive):
+        """Forget endpoints and addresses whose container ``alive(cid)`` says has no network namespace any more
+        (a reboot emptied /run, a shim was killed): nothing is leaked, and names stop resolving."""
+        for cid in list(self.endpoints(rec)):
+            if not alive(cid):
+                self.leave(rec, cid)
+        self.pool(rec).reap(alive)
 
     def endpoints_of(self, cid):
         """[(network record, endpoint)] for every network ``cid`` is attached to."""

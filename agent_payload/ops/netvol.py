@@ -42,8 +42,9 @@ def _configs(ctx):
 # ---------------------------------------------------------------- networks
 
 def _networks(ctx):
+    from agent_payload.net import sandbox_alive
     from agent_payload.net.networks import Networks
-    return Networks(ctx.paths)
+    return Networks(ctx.paths, alive=sandbox_alive(ctx.paths))
 
 
 def network_object(nets, rec):

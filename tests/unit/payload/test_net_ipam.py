@@ -128,3 +128,16 @@ def test_endpoints_and_remove_in_use(tmp_path):
     assert nets.prune() == ["app"]
     with pytest.raises(errors.NotFound):
         nets.get("app")
+
+
+def test_reap_forgets_endpoints_whose_namespace_is_gone(tmp_path):
+    live = {"a" * 64}
+    nets = Networks(Paths(root=str(tmp_path / "root"), config_dir=str(tmp_path / "etc")), {}, routes=[],
+                    alive=lambda cid: cid in live)
+    rec = nets.create("app", subnet="10.91.0.0/24")
+    nets.join(rec, "a" * 64, "alive")
+    nets.join(rec, "b" * 64, "gone-after-a-reboot")
+    nets.reap(rec, nets.alive)
+    assert list(nets.endpoints(rec)) == ["a" * 64] and list(nets.pool(rec).owners().values()) == ["a" * 64]
+    live.clear()
+    assert nets.remove("app")["name"] == "app"  # rm reaps first: a reboot does not leave it "in use" forever
