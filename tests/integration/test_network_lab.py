@@ -3,7 +3,6 @@ resolution and isolation, container:/host modes, bad input, and a clean host aft
 
 import concurrent.futures
 import json
-import time
 
 import pytest
 
@@ -21,6 +20,12 @@ def clean(lab):
         rc, nets = lab.fleet_json("network", "ls", "-H", host, "-f", "name=" + PREFIX)
         for n in nets[host].get("networks", []):
             lab.fleet("network", "rm", "-H", host, n["name"])
+
+
+def _inspect(lab, host, *names):
+    proc = lab.fleet("inspect", "-H", host, *names)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
 
 
 def _curl(lab, host, url):
@@ -52,8 +57,7 @@ def test_published_port_from_another_host_the_host_itself_and_port_table(lab, cl
     assert "nginx" in _curl(lab, "web2", "http://{}:8080/".format(web1))  # DNAT from another host
     assert "nginx" in _curl(lab, "web1", "http://{}:8080/".format(web1))  # the host's own address (OUTPUT)
     assert "nginx" in _curl(lab, "web1", "http://127.0.0.1:8080/")  # loopback: the userland proxy
-    rc, info = lab.fleet_json("inspect", "-H", "web1", PREFIX + "web")
-    obj = info[0]
+    obj = _inspect(lab, "web1", PREFIX + "web")[0]
     assert obj["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert obj["NetworkSettings"]["IPAddress"].startswith("172.") and obj["HostConfig"]["NetworkMode"] == "default"
     # a second container cannot take the port: error before it starts, the first keeps serving
@@ -70,16 +74,24 @@ def test_random_publish_all_and_udp(lab, clean):
     assert random_port > 1024 and "nginx" in _curl(lab, "web2", "http://{}:{}/".format(web1, random_port))
     missing = lab.fleet("port", "-H", "web1", PREFIX + "pall", "443")
     assert missing.returncode == 1 and "No public port '443/tcp'" in missing.stdout
+    # UDP: busybox has no UDP server, so the receiver is the host's python3 inside the container's network
+    # namespace (its SandboxKey) -- what a published port targets; it echoes one datagram and exits (timeout 20)
     rc = lab.fleet("run", "-H", "web1", "-d", "-p", "5353:5353/udp", "--name", PREFIX + "udp", "busybox",
-                   "sh", "-c", "nc -lu -p 5353")
+                   "sleep", "300")
     assert rc.returncode == 0, rc.stdout + rc.stderr
-    deadline = time.monotonic() + 10
-    while True:
-        _ssh(lab, "web2", "echo hello-udp | nc -u -w1 {} 5353".format(web1))
-        if "hello-udp" in lab.fleet("logs", "-H", "web1", PREFIX + "udp").stdout:
-            break
-        assert time.monotonic() < deadline, "UDP datagram never reached the container"
-        time.sleep(0.5)
+    sandbox = _inspect(lab, "web1", PREFIX + "udp")[0]["NetworkSettings"]["SandboxKey"]
+    echo = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); "
+            "d, a = s.recvfrom(100); s.sendto(b'echo:' + d, a)")
+    assert _ssh(lab, "web1", "nsenter --net={} timeout 20 python3 -c \"{}\" >/dev/null 2>&1 &".format(
+        sandbox, echo)).returncode == 0
+    send = ("import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)\n"
+            "for _ in range(10):\n"
+            "    s.sendto(b'hello-udp', ('{}', 5353))\n"
+            "    try:\n"
+            "        print(s.recv(100).decode()); break\n"
+            "    except OSError:\n"
+            "        time.sleep(0.5)\n").format(web1)
+    assert _ssh(lab, "web2", "python3 -c \"{}\"".format(send)).stdout.strip() == "echo:hello-udp"
 
 
 def test_user_network_names_isolation_and_modes(lab, clean):
@@ -94,7 +106,7 @@ def test_user_network_names_isolation_and_modes(lab, clean):
     ping = lab.fleet("exec", "-H", "web1", PREFIX + "busybox1", "ping", "-c", "1", "-W", "2", PREFIX + "busybox2")
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert lab.fleet("exec", "-H", "web1", PREFIX + "busybox1", "ping", "-c", "1", "-W", "2", "db").returncode == 0
-    rc, info = lab.fleet_json("inspect", "-H", "web1", PREFIX + "busybox1", PREFIX + "busybox3")
+    info = _inspect(lab, "web1", PREFIX + "busybox1", PREFIX + "busybox3")
     ip1 = info[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
     assert info[1]["NetworkSettings"]["Networks"][other]["IPAddress"].startswith("10.231.0.")
     assert lab.fleet("exec", "-H", "web1", PREFIX + "busybox3", "ping", "-c", "1", "-W", "2", ip1).returncode != 0
@@ -144,7 +156,7 @@ def test_rm_f_of_twenty_concurrent_containers_leaves_nothing(lab, clean):
     assert all(r.returncode == 0 for r in results), [r.stdout + r.stderr for r in results if r.returncode]
     during = _host_state(lab, "web2")
     assert len(during["container_rules"]) == 20 and len(during["veths"]) == 20 and during["addresses"] == 20
-    rc, info = lab.fleet_json("inspect", "-H", "web2", *["{}many{}".format(PREFIX, i) for i in range(20)])
+    info = _inspect(lab, "web2", *["{}many{}".format(PREFIX, i) for i in range(20)])
     ips = [o["NetworkSettings"]["IPAddress"] for o in info]
     assert len(set(ips)) == 20  # no address handed out twice
     lab.remove_containers(PREFIX + "many")
