@@ -98,11 +98,7 @@ def _supervise(paths, container_id, sync_fd):
     layout = records.Layout(paths, container_id)
     _detach_stdio(layout, sync_fd)
     _reset_inherited_signals()
-    try:
-        with open("/proc/self/comm", "wb") as f:
-            f.write(PROC_NAME)
-    except OSError:
-        pass  # cosmetic only
+    _name_process(container_id)
     write_pidfile(layout)
     try:
         config = records.read_config(paths, container_id)
@@ -262,6 +258,19 @@ def _lookup(paths):
     return lookup
 
 
+
+
+def _name_process(container_id):
+    """Show as ``fleet-shim <id>`` in ps (comm "fleet-shim"), not as the payload command it was forked from."""
+    from .init import set_title
+    try:
+        with open("/proc/self/comm", "wb") as f:
+            f.write(PROC_NAME)
+        env = dict(os.environ)  # set_title overwrites the environment's memory; the shim's children need PATH
+        set_title([PROC_NAME.decode(), container_id])
+        os.environ.update(env)
+    except (OSError, ValueError, IndexError):
+        pass  # cosmetic only
 
 
 def _reset_inherited_signals():

@@ -194,9 +194,9 @@ def test_healthcheck_timeout_and_start_period(env, layers):
         "Test": ["CMD", "false"], "Interval": 100 * 10 ** 6, "StartPeriod": 60 * 10 ** 9, "Retries": 1}))["id"]
     env.start(slow)
     env.start(grace)
-    assert _wait_for(lambda: _health(env, slow).get("Status") == "unhealthy", timeout=5)
+    assert _wait_for(lambda: _health(env, slow).get("Status") == "unhealthy", timeout=15)
     entry = _health(env, slow)["Log"][-1]
     assert entry["ExitCode"] == -1 and entry["Output"] == "Health check exceeded timeout (300ms)"
-    assert _wait_for(lambda: len(_health(env, grace).get("Log") or []) >= 3, timeout=5)
+    assert _wait_for(lambda: len(_health(env, grace).get("Log") or []) >= 3, timeout=15)
     assert _health(env, grace)["Status"] == "starting" and _health(env, grace)["FailingStreak"] == 0
     env.remove([slow, grace], force=True)
