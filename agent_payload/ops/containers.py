@@ -151,7 +151,9 @@ def op_run(ctx, args, emit):
     created = create_container(ctx, args, emit)
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
-    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
+    from agent_payload.runtime.status import ports_text
+    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None,
+              "ports": ports_text(started)}  # the host ports it got: docker's PORTS text
     if args.get("detach"):
         return result
     if attached:

@@ -37,7 +37,7 @@ def command_text(argv):
     return json.dumps(command, ensure_ascii=False)
 
 
-def _ports_text(record):
+def ports_text(record):
     """Docker's PORTS column: published bindings while running ("0.0.0.0:8080->80/tcp"), else nothing."""
     if record.get("status") not in ("running", "restarting"):
         return ""
@@ -51,7 +51,7 @@ def ps_row(record, now_ns=None):
     return {"id": record["id"], "name": record["name"], "image": record["image"],
             "command": command_text(record["argv"]), "created": record["created"],
             "state": record["status"], "status": status_text(record, now_ns),
-            "exit_code": record.get("exit_code"), "ports": _ports_text(record), "image_id": record.get("image_id"),
+            "exit_code": record.get("exit_code"), "ports": ports_text(record), "image_id": record.get("image_id"),
             "labels": dict(record.get("labels") or {})}
 
 

@@ -83,8 +83,8 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
     if as_json:
         output(tables.to_json(results))
     elif detach:
-        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE"], results,
-                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"]]]))
+        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE", "PORTS"], results,
+                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"], d.get("ports") or ""]]))
     else:
         output(tables.host_table(["CONTAINER ID", "NAME", "EXIT CODE"], results,
                                  lambda d: [[tables.short_id(d["id"]), d["name"], d["exit_code"]]]))

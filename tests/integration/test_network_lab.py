@@ -161,3 +161,16 @@ def test_rm_f_of_twenty_concurrent_containers_leaves_nothing(lab, clean):
     assert len(set(ips)) == 20  # no address handed out twice
     lab.remove_containers(PREFIX + "many")
     assert _host_state(lab, "web2") == before
+
+
+def test_two_containers_on_a_user_network_ping_each_other_by_name_on_every_host(lab, clean):
+    net = PREFIX + "pair"
+    assert lab.fleet("network", "create", "-H", "all", net).returncode == 0
+    for name in ("busybox1", "busybox2"):
+        rc = lab.fleet("run", "-H", "all", "-d", "--network", net, "--name", PREFIX + name, "busybox", "sleep", "300")
+        assert rc.returncode == 0, rc.stdout + rc.stderr
+    ping = lab.fleet("exec", "-H", "all", PREFIX + "busybox1", "ping", "-c", "1", "-W", "2", PREFIX + "busybox2")
+    assert ping.returncode == 0 and ping.stdout.count("1 packets received") == len(lab.hosts), ping.stdout
+    # fleet run -p on several hosts reports each host's mapping
+    run = lab.fleet("run", "-H", "all", "-d", "-p", "8081:80", "--name", PREFIX + "multi", "nginx")
+    assert run.returncode == 0 and run.stdout.count("0.0.0.0:8081->80/tcp") == len(lab.hosts), run.stdout
