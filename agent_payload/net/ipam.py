@@ -120,14 +120,16 @@ class Pool:
                 continue
         return found
 
-    def release(self, owner, ip=None):
-        """Free ``owner``'s addresses (only ``ip`` if given); returns what was freed. Idempotent."""
+    def _free(self, doomed, clean=False):
+        """Unlink, under the lock, every address whose ``doomed(address, owner)`` is true; returns them."""
         freed = []
         if not os.path.isdir(self.directory):
             return freed
         with self._lock():
+            if clean:
+                self._clean_temps()
             for addr, who in self.owners().items():
-                if who == owner and (ip is None or addr == str(ip)):
+                if doomed(addr, who):
                     try:
                         os.unlink(self._path(addr))
                         freed.append(addr)
@@ -135,18 +137,10 @@ class Pool:
                         pass
         return freed
 
+    def release(self, owner, ip=None):
+        """Free ``owner``'s addresses (only ``ip`` if given); returns what was freed. Idempotent."""
+        return self._free(lambda addr, who: who == owner and (ip is None or addr == str(ip)))
+
     def reap(self, alive):
         """Free addresses whose owner ``alive(owner)`` says is gone (a crashed start, a lost rm); returns them."""
-        freed = []
-        if not os.path.isdir(self.directory):
-            return freed
-        with self._lock():
-            self._clean_temps()
-            for addr, who in self.owners().items():
-                if not alive(who):
-                    try:
-                        os.unlink(self._path(addr))
-                        freed.append(addr)
-                    except FileNotFoundError:
-                        pass
-        return freed
+        return self._free(lambda addr, who: not alive(who), clean=True)

@@ -19,26 +19,19 @@ import os
 import subprocess
 
 from .. import errors
-from ..linux import libc
-from ..linux.consts import CLONE_NEWNET
 
 IP = "ip"
 
 
 def _ip_batch(lines, netns_path=None):
     """Run ``ip -batch -`` with ``lines`` (lists of words) in our namespace or the one bound at ``netns_path``."""
+    from .netns import enter
+
     script = "".join(" ".join(words) + "\n" for words in lines)
-
-    def enter():
-        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(fd, CLONE_NEWNET)
-        finally:
-            os.close(fd)
-
     try:
         proc = subprocess.run([IP, "-batch", "-"], input=script.encode(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, preexec_fn=enter if netns_path else None, check=False)
+                              stderr=subprocess.PIPE, preexec_fn=(lambda: enter(netns_path)) if netns_path else None,
+                              check=False)
     except FileNotFoundError:
         raise errors.FailedPrecondition("bridge networking needs the `ip` command (iproute2) on this host")
     if proc.returncode != 0:

@@ -100,16 +100,18 @@ def create(path):
     return holder
 
 
+def enter(path):
+    """Move the calling thread into the namespace bound at ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def holder(path):
     """A Holder inside the existing namespace bound at ``path`` (for ``ip link set ... netns PID``)."""
-    def enter():
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(fd, CLONE_NEWNET)
-        finally:
-            os.close(fd)
-
-    return _spawn(enter)
+    return _spawn(lambda: enter(path))
 
 
 def destroy(path):
