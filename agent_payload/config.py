@@ -62,6 +62,7 @@ class DaemonConfig(Record):
     FIELDS = (("registry_mirrors", list), ("insecure_registries", list), ("insecure_cidrs", Factory(_default_cidrs)),
               ("registries", dict),  # "host[:port]" | "default" -> RegistryHosts
               ("init", False),  # "init": true makes every run/create without --init=false use --init (dockerd)
+              ("bridge", None),  # "bridge": "none": no default bridge; containers without --network get none
               ("source", ""))
 
     def hosts_for(self, domain):
@@ -243,6 +244,10 @@ def from_dict(data, source="daemon.json"):
     if not isinstance(data.get("init", False), bool):
         raise errors.InvalidArgument("{}: init must be a boolean".format(source))
     cfg.init = data.get("init", False)
+    if data.get("bridge") not in (None, "none"):
+        raise errors.InvalidArgument('{}: bridge: only "none" is supported (fleet names its default bridge '
+                                     'fleet0; set its subnet with "bip")'.format(source))
+    cfg.bridge = data.get("bridge")
     return cfg
 
 

@@ -86,8 +86,9 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
             (a tar of the merged filesystem; an existing output is AlreadyExists unless force)
 ``container_prune`` {} -> {"deleted": [id], "reclaimed": bytes}
 ``stop``    {"containers": [str], "time": int|null} -> {"stopped": [id]} (null: the container's stop_timeout, else 10)
-``rm``      {"containers": [str], "force": bool} -> {"removed": [id]}
-            (also removes the container's cgroup; a paused container is thawed before stop/kill signal it)
+``rm``      {"containers": [str], "force": bool, "volumes": bool} -> {"removed": [id]}
+            (also removes the container's cgroup; a paused container is thawed before stop/kill signal it;
+            "volumes" (rm -v): its anonymous volumes too, named ones stay)
 resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
             each null or a docker flag value as typed ("32m", "-1", "0.5", 512); bad: InvalidArgument naming
             the flag, before anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap,
@@ -141,6 +142,23 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             container path is NotFound "Could not find the file P in container C".
 ``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
+
+volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
+            "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]
+            ("type=bind|volume|tmpfs,source=,target=[,readonly][,volume-nocopy][,tmpfs-size=][,tmpfs-mode=]",
+            a missing bind source is InvalidArgument); the image's VOLUMEs not covered become anonymous volumes.
+            Parse errors are InvalidArgument before anything is pulled or created. An empty volume mounted over
+            image content is first filled with it (copy-up, unless nocopy). Targets resolve inside the root
+            (symlinks never lead out). inspect: Mounts [{Type, Name, Source, Destination, Driver, Mode, RW,
+            Propagation}], HostConfig.Binds/Mounts; ps filter "volume=NAME|/ctr"; ``--rm`` removes anonymous ones.
+``volume_create``  {"name"|null, "driver": "local", "labels": {k: v}, "options": {}} -> docker's volume object
+            {CreatedAt, Driver, Labels, Mountpoint, Name, Options, Scope} (an existing name is returned as is)
+``volume_ls``      {"filters": ["name=", "driver=", "label=K[=V]", "dangling=true|false"]}
+            -> {"volumes": [{"name", "driver", "labels", "mountpoint", "in_use"}]}
+``volume_inspect`` {"volumes": [name]} -> {"volumes": [docker's volume object]} (every name resolved first)
+``volume_rm``      {"volumes": [name], "force": bool} -> {"removed": [name]} (used by any container, running or
+            not: Conflict "remove NAME: volume is in use - [ID, ...]"; missing: NotFound unless force)
+``volume_prune``   {"all": bool} -> {"removed": [name], "reclaimed": bytes} (unused anonymous volumes; all: named too)
 
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
 "interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";

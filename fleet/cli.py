@@ -33,6 +33,10 @@ app.add_typer(container_app, name="container")
 system_app = typer.Typer(help="Disk usage and boot-time restarts across hosts (docker system ...).",
                          no_args_is_help=True)
 app.add_typer(system_app, name="system")
+network_app = typer.Typer(help="Manage networks on many hosts (docker network ...).", no_args_is_help=True)
+app.add_typer(network_app, name="network")
+volume_app = typer.Typer(help="Manage volumes on many hosts (docker volume ...).", no_args_is_help=True)
+app.add_typer(volume_app, name="volume")
 
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output: one JSON object per host.")
@@ -114,7 +118,19 @@ CapDropOpt = typer.Option(None, "--cap-drop", help="Drop a Linux capability (rep
 PrivilegedOpt = typer.Option(False, "--privileged", help="Give extended privileges (all capabilities, no masks).")
 ReadOnlyOpt = typer.Option(False, "--read-only", help="Mount the container's root filesystem read-only.")
 SecurityOpt = typer.Option(None, "--security-opt", help="Security option; supported: no-new-privileges[:true|false].")
-NetworkOpt = typer.Option(None, "--network", help="Network mode: host (default until networking lands) or none.")
+NetworkOpt = typer.Option(None, "--network", help="Connect to a network: bridge (default), host, none, "
+                          "container:NAME|ID, or a user-defined network's name.")
+PublishOpt = typer.Option(None, "-p", "--publish", help="Publish a port: [ip:][hostPort:]containerPort[/tcp|udp], "
+                          "ranges allowed (repeatable).")
+PublishAllOpt = typer.Option(False, "-P", "--publish-all", help="Publish every EXPOSEd port on a random host port.")
+NetworkAliasOpt = typer.Option(None, "--network-alias", help="A name on the user-defined network (repeatable).")
+IpOpt = typer.Option(None, "--ip", help="IPv4 address on the user-defined network (e.g. 172.30.100.104).")
+
+
+def _net(publish, publish_all, network_alias, ip):
+    """-p/-P/--network-alias/--ip as op args (the payload checks them before anything is pulled)."""
+    return {"publish": list(publish or []), "publish_all": publish_all, "network_aliases": list(network_alias or []),
+            "ip": ip}
 EnvOpt = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's.")
 MemoryOpt = typer.Option(None, "-m", "--memory", help="Memory limit (e.g. 32m, 1g; at least 6MB).")
 MemorySwapOpt = typer.Option(None, "--memory-swap", help="Memory plus swap limit; -1 for unlimited swap.")
@@ -181,6 +197,17 @@ def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=
             "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
 
 
+VolumeOpt = typer.Option(None, "-v", "--volume", help="Bind mount or volume (repeatable): /ctr (anonymous), "
+                         "NAME:/ctr[:ro], /host:/ctr[:ro] (a missing /host is created).")
+MountOpt = typer.Option(None, "--mount", help="Mount (repeatable): type=bind|volume|tmpfs,source=...,target=...[,"
+                        "readonly][,volume-nocopy][,tmpfs-size=64m][,tmpfs-mode=1777]; a missing bind source is an "
+                        "error.")
+
+
+def _volume_args(volume, mount):
+    return {"volumes": list(volume or []), "mounts": list(mount or [])}
+
+
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
@@ -197,6 +224,8 @@ def run(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    publish: Optional[List[str]] = PublishOpt, publish_all: bool = PublishAllOpt,
+    network_alias: Optional[List[str]] = NetworkAliasOpt, ip: Optional[str] = IpOpt,
     env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
     label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
     stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
@@ -207,6 +236,7 @@ def run(
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
     no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
     log_opt: Optional[List[str]] = LogOptOpt,
+    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
@@ -217,11 +247,13 @@ def run(
         return cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, envs,
                        entrypoint, workdir, hostname, as_json,
                        dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                            **_net(publish, publish_all, network_alias, ip),
                             **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
                             **_stdio(interactive, tty, detach_keys),
                             **_supervision(restart, health_cmd, health_interval, health_timeout,
                                            health_retries, health_start_period, no_healthcheck,
-                                           log_driver, log_opt)))
+                                           log_driver, log_opt),
+                            **_volume_args(volume, mount)))
     _finish(go)
 
 
@@ -240,6 +272,8 @@ def create(
     user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
     cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
     security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
+    publish: Optional[List[str]] = PublishOpt, publish_all: bool = PublishAllOpt,
+    network_alias: Optional[List[str]] = NetworkAliasOpt, ip: Optional[str] = IpOpt,
     env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
     label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
     stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
@@ -250,6 +284,7 @@ def create(
     health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
     no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
     log_opt: Optional[List[str]] = LogOptOpt,
+    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
@@ -260,11 +295,13 @@ def create(
         return cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, envs,
                           entrypoint, workdir, hostname,
                           dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
+                               **_net(publish, publish_all, network_alias, ip),
                                **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
                                open_stdin=interactive, tty=tty,
                                **_supervision(restart, health_cmd, health_interval, health_timeout,
                                               health_retries, health_start_period, no_healthcheck,
-                                              log_driver, log_opt)),
+                                              log_driver, log_opt),
+                               **_volume_args(volume, mount)),
                           as_json)
     _finish(go)
 
@@ -315,10 +352,12 @@ def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: Li
 
 def rm(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
        force: bool = typer.Option(False, "-f", "--force", help="Kill and remove running containers."),
+       volumes: bool = typer.Option(False, "-v", "--volumes", help="Remove anonymous volumes associated with the "
+                                    "container."),
        as_json: bool = JsonOpt):
     """Remove containers on each host."""
     from fleet.commands import containers as cmd
-    _finish(cmd.rm, _session(ctx), patterns, containers, force, as_json)
+    _finish(cmd.rm, _session(ctx), patterns, containers, force, as_json, volumes)
 
 
 def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
@@ -541,6 +580,89 @@ for _name, _fn in (("commit", commit), ("cp", cp)):
     container_app.command(_name)(_fn)
 
 
+# ---- networks and ports ----
+
+@network_app.command("create")
+def network_create(ctx: typer.Context, name: str = typer.Argument(..., help="Network name (the same on every host)."),
+                   patterns: List[str] = HostsOpt,
+                   driver: str = typer.Option("bridge", "-d", "--driver", help="Driver (bridge)."),
+                   subnet: Optional[str] = typer.Option(None, "--subnet", help="IPv4 subnet in CIDR form (default: a "
+                                                        "free /16 of the address pools, per host)."),
+                   gateway: Optional[str] = typer.Option(None, "--gateway", help="Gateway address in the subnet."),
+                   internal: bool = typer.Option(False, "--internal", help="No traffic in or out of the network."),
+                   label: Optional[List[str]] = typer.Option(None, "--label", help="KEY=VALUE (repeatable)."),
+                   as_json: bool = JsonOpt):
+    """Create a bridge network on each host."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_create, _session(ctx), patterns, name, driver, subnet, gateway, internal, list(label or []),
+            as_json)
+
+
+@network_app.command("ls")
+def network_ls(ctx: typer.Context, patterns: List[str] = HostsOpt,
+               filters: Optional[List[str]] = typer.Option(None, "-f", "--filter", help="name=, id=, driver=, "
+                                                           "label=, type=custom|builtin."),
+               quiet: bool = typer.Option(False, "-q", "--quiet", help="Only IDs."),
+               no_trunc: bool = typer.Option(False, "--no-trunc", help="Full IDs."), as_json: bool = JsonOpt):
+    """List networks on each host."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_ls, _session(ctx), patterns, list(filters or []), quiet, no_trunc, as_json)
+
+
+@network_app.command("inspect")
+def network_inspect(ctx: typer.Context, networks: List[str] = typer.Argument(..., metavar="NETWORK..."),
+                    patterns: List[str] = HostsOpt):
+    """docker's network objects from every host, as one JSON list."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_inspect, _session(ctx), patterns, list(networks))
+
+
+@network_app.command("rm")
+def network_rm(ctx: typer.Context, networks: List[str] = typer.Argument(..., metavar="NETWORK..."),
+               patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Remove networks (refused while a container is attached)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_rm, _session(ctx), patterns, list(networks), as_json)
+
+
+@network_app.command("prune")
+def network_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                  force: bool = typer.Option(False, "-f", "--force", help="Do not ask."), as_json: bool = JsonOpt):
+    """Remove every user-defined network no container uses."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_prune, _session(ctx), patterns, force, as_json)
+
+
+@network_app.command("connect")
+def network_connect(ctx: typer.Context, network: str = typer.Argument(..., metavar="NETWORK"),
+                    container: str = ContainerArg, patterns: List[str] = HostsOpt,
+                    alias: Optional[List[str]] = typer.Option(None, "--alias", help="Network-scoped alias."),
+                    ip: Optional[str] = typer.Option(None, "--ip", help="IPv4 address."), as_json: bool = JsonOpt):
+    """Connect a container to a network (a running one at once)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_connect, _session(ctx), patterns, network, container, list(alias or []), ip, as_json)
+
+
+@network_app.command("disconnect")
+def network_disconnect(ctx: typer.Context, network: str = typer.Argument(..., metavar="NETWORK"),
+                       container: str = ContainerArg, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Disconnect a container from a network."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.network_disconnect, _session(ctx), patterns, network, container, as_json)
+
+
+def port(ctx: typer.Context, container: str = ContainerArg,
+         private_port: Optional[str] = typer.Argument(None, metavar="[PRIVATE_PORT[/PROTO]]"),
+         patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """The published ports of a container on each host."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.port, _session(ctx), patterns, container, private_port, as_json)
+
+
+app.command("port")(port)
+container_app.command("port")(port)
+
+
 # ---- images: top-level docker aliases and the `image` sub-app share one function per command ----
 
 ImageArg = typer.Argument(..., help="Image reference (nginx, user/app:1, reg:5000/app@sha256:...).")
@@ -644,6 +766,62 @@ def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool 
     """Show disk usage of images, containers and build cache on each host."""
     from fleet.commands import images as cmd
     _finish(cmd.system_df, _session(ctx), patterns, as_json)
+
+
+# ---- volumes ----
+
+@volume_app.command("create")
+def volume_create(ctx: typer.Context, name: Optional[str] = typer.Argument(None, metavar="[VOLUME]",
+                                                                          help="Name (default: a random ID)."),
+                  patterns: List[str] = HostsOpt,
+                  driver: str = typer.Option("local", "-d", "--driver", help="Volume driver (only local)."),
+                  label: Optional[List[str]] = typer.Option(None, "--label", help="KEY=VALUE (repeatable)."),
+                  opt: Optional[List[str]] = typer.Option(None, "-o", "--opt", help="Driver option k=v (the local "
+                                                          "driver of fleet takes none)."),
+                  as_json: bool = JsonOpt):
+    """Create a volume on each host (an existing one is kept, as docker)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_create, _session(ctx), patterns, name, driver, list(label or []), list(opt or []), as_json)
+
+
+@volume_app.command("ls")
+def volume_ls(ctx: typer.Context, patterns: List[str] = HostsOpt,
+              filters: Optional[List[str]] = typer.Option(None, "-f", "--filter", help="name=, driver=, label=, "
+                                                          "dangling=true|false (repeatable)."),
+              quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show host and volume names."),
+              as_json: bool = JsonOpt):
+    """List volumes on each host."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_ls, _session(ctx), patterns, list(filters or []), quiet, as_json)
+
+
+@volume_app.command("inspect")
+def volume_inspect(ctx: typer.Context, volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+                   patterns: List[str] = HostsOpt):
+    """Print docker's inspect object of volumes as one JSON list; each object carries its "host"."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_inspect, _session(ctx), patterns, volumes)
+
+
+@volume_app.command("rm")
+def volume_rm(ctx: typer.Context, volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
+              patterns: List[str] = HostsOpt,
+              force: bool = typer.Option(False, "-f", "--force", help="Ignore volumes that do not exist."),
+              as_json: bool = JsonOpt):
+    """Remove volumes on each host (one used by any container, running or not, is refused)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_rm, _session(ctx), patterns, volumes, force, as_json)
+
+
+@volume_app.command("prune")
+def volume_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                 all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused volumes, not just "
+                                           "anonymous ones."),
+                 force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+                 as_json: bool = JsonOpt):
+    """Remove unused volumes on each host (asks first unless -f)."""
+    from fleet.commands import netvol as cmd
+    _finish(cmd.volume_prune, _session(ctx), patterns, all_, force, as_json)
 
 
 # ---- registries ----

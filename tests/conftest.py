@@ -35,13 +35,28 @@ def pytest_collection_modifyitems(config, items):
 
 _CGROUP_PARENTS = "/sys/fs/cgroup/*/fleet"
 _parents_before = set()
+_bridge_before = []
+
+
+def _host_bridge():
+    return os.path.exists("/sys/class/net/fleet0")
 
 
 def pytest_sessionstart(session):
     _parents_before.update(glob.glob(_CGROUP_PARENTS))
+    _bridge_before.append(_host_bridge())
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _bridge_before and not _bridge_before[0] and _host_bridge():
+        # containers in tests on this machine use --network none; bridges belong in lab hosts' namespaces only
+        import subprocess
+        import sys
+        subprocess.run(["ip", "link", "del", "fleet0"], check=False)
+        subprocess.run(["nft", "delete", "table", "ip", "fleet"], check=False, stderr=subprocess.DEVNULL)
+        sys.stderr.write("\nERROR: a test built fleet's bridge (fleet0) in this machine's own network namespace; "
+                         "removed it (check net.ipv4.ip_forward too)\n")
+        session.exitstatus = 1
     for path in sorted(set(glob.glob(_CGROUP_PARENTS)) - _parents_before):
         try:
             os.rmdir(path)  # only succeeds when empty: a container still running elsewhere keeps its parent

@@ -22,6 +22,10 @@ OP_MODULES = {
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
     "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
     "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
+    "network_create": "netvol", "network_ls": "netvol", "network_inspect": "netvol", "network_rm": "netvol",
+    "network_prune": "netvol", "network_connect": "netvol", "network_disconnect": "netvol", "port": "netvol",
+    "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",
+    "volume_prune": "netvol",
 }
 
 

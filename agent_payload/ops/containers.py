@@ -92,6 +92,11 @@ def create_container(ctx, args, emit):
     user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
     from agent_payload.runtime import logconfig
     log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
+    from agent_payload.ops.netvol import network_args
+    network = network_args(ctx, args, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
+    from agent_payload.runtime import volumes
+    volume_flags, mount_flags = string_list(args, "volumes"), string_list(args, "mounts")
+    volumes.plan(volume_flags, mount_flags)  # -v/--mount: bad specs and missing --mount sources fail before a pull
     store = ctx.images()
     if args.get("init") is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
@@ -114,7 +119,9 @@ def create_container(ctx, args, emit):
             limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
-            **dict(isolation, user=isolation["user"] or cfg.get("User") or None),  # --user beats the image's USER
+            mounts=volumes.plan(volume_flags, mount_flags, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
+            **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
+                   **network(record.config)),
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
         if entrypoint is not None:
@@ -144,7 +151,9 @@ def op_run(ctx, args, emit):
     created = create_container(ctx, args, emit)
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
-    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None}
+    from agent_payload.runtime.status import ports_text
+    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None,
+              "ports": ports_text(started)}  # the host ports it got: docker's PORTS text
     if args.get("detach"):
         return result
     if attached:
@@ -224,8 +233,11 @@ def op_stop(ctx, args, emit):
 
 
 def op_rm(ctx, args, emit):
-    """Remove containers (force kills running ones first)."""
+    """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too)."""
     refs = string_list(args, "containers")
     if not refs:
         raise errors.InvalidArgument("rm requires at least one container")
-    return {"removed": ctx.runtime().remove(refs, force=bool(args.get("force")))}
+    remove_volumes = args.get("volumes") or False  # rm -v: the containers' anonymous volumes too
+    if not isinstance(remove_volumes, bool):
+        raise errors.InvalidArgument("argument volumes must be a boolean")
+    return {"removed": ctx.runtime().remove(refs, force=bool(args.get("force")), volumes=remove_volumes)}

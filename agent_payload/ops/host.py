@@ -14,7 +14,9 @@ def op_facts(ctx, args, emit):
     """Host facts for `fleet facts`."""
     from agent_payload import facts
     from agent_payload.runtime import boot
-    return dict(facts.gather(ctx.paths), boot_hook=boot.kind(ctx.paths))
+    from agent_payload.net import firewall
+    # "none": no nftables or iptables here; published ports then work through the userland proxy alone
+    return dict(facts.gather(ctx.paths), boot_hook=boot.kind(ctx.paths), firewall=firewall.backend(ctx.paths).name)
 
 
 def op_boot(ctx, args, emit):

@@ -100,5 +100,14 @@ def op_system_df(ctx, args, emit):
     containers = df_row(len(uses), sum(1 for u in uses if u.running), sum(sizes.values()),
                         sum(sizes[u.id] for u in uses if not u.running))
     return {"images": system_df_images(ctx.images(), uses), "containers": containers,
-            "volumes": df_row(0, 0, 0, 0), "build_cache": df_row(0, 0, 0, 0)}
+            "volumes": _volumes_df(ctx, df_row, disk_usage), "build_cache": df_row(0, 0, 0, 0)}
+
+
+def _volumes_df(ctx, df_row, disk_usage):
+    """docker's "Local Volumes" row: reclaimable is what unused volumes hold."""
+    from agent_payload.runtime.volumes import Volumes, all_configs
+    vols, configs = Volumes(ctx.paths), all_configs(ctx.paths)
+    rows = [(bool(vols.users(rec["Name"], configs)), disk_usage(vols.data_dir(rec["Name"]))) for rec in vols.list()]
+    return df_row(len(rows), sum(1 for used, _ in rows if used), sum(size for _, size in rows),
+                  sum(size for used, size in rows if not used))
 

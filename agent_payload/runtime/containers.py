@@ -11,6 +11,7 @@ from ..state import store
 from . import inspect as inspectmod
 from . import logs as logmod
 from . import health, names, process, records, resources, restart, rootfs, shim, status
+from . import volumes as volumes_mod
 from .spec import ContainerSpec, check_name, signal_number
 
 START_TIMEOUT = 90.0
@@ -57,6 +58,8 @@ class Runtime:
             while name is None or name in taken:
                 name = names.random_name(retry)
                 retry += 1
+            vols = volumes_mod.Volumes(self.paths)
+            spec.mounts, made = vols.resolve(spec.mounts)  # names anonymous volumes, creates missing named ones
             cid = records.new_id()
             while os.path.exists(self.paths.container_dir(cid)):
                 cid = records.new_id()
@@ -71,6 +74,7 @@ class Runtime:
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
             except BaseException:
                 shutil.rmtree(layout.dir, ignore_errors=True)
+                vols.discard(made)
                 raise
         records.gc_tombstones(self.paths)
         return records.make_record(self.paths, config, records.initial_state())
@@ -84,6 +88,10 @@ class Runtime:
             if state["status"] in ("running", "restarting"):
                 return records.make_record(self.paths, config, state)  # docker: already started, nothing to do
             resources.destroy_cgroup(cid)  # a dead shim's leftover: the new shim makes a fresh one
+            try:
+                volumes_mod.prepare_bind_sources(config.get("mounts") or [])  # -v /host:/ctr: docker makes /host
+            except OSError as exc:
+                raise errors.from_oserror(exc)
             msg = self._launch_shim(cid)
             if msg.get("type") != "started":
                 state.update(exit_code=128, error=msg.get("message"))
@@ -93,7 +101,8 @@ class Runtime:
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
                          shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
-                         oom_killed=False, paused=False, health=health.initial(config), **restart.fresh_start_fields())
+                         oom_killed=False, paused=False, health=health.initial(config),
+                         network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
             records.write_state(self.paths, cid, state)
         return records.make_record(self.paths, config, state)
 
@@ -310,8 +319,9 @@ class Runtime:
                 pass  # auto-removed once it exited: stopped
         return cids
 
-    def remove(self, refs, force=False):
-        """Remove containers; a running one needs ``force`` (SIGKILL first). Returns IDs."""
+    def remove(self, refs, force=False, volumes=False):
+        """Remove containers; a running one needs ``force`` (SIGKILL first); ``volumes`` (rm -v) also removes
+        their anonymous volumes. Returns IDs."""
         if isinstance(refs, str):
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]
@@ -331,7 +341,10 @@ class Runtime:
                         time.monotonic() < deadline:
                     time.sleep(0.01)
             with records.container_lock(self.paths, cid):
+                mounts = (store.read_json(records.Layout(self.paths, cid).config) or {}).get("mounts")
                 records.remove_dir(self.paths, cid)
+            if volumes:
+                volumes_mod.remove_anonymous_of(self.paths, mounts)
             resources.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
@@ -446,6 +459,18 @@ class Runtime:
             deleted.append(rec["id"])
             reclaimed += size
         return {"deleted": deleted, "reclaimed": reclaimed}
+
+    # ------------------------------------------------------------ networks
+
+    def connect(self, ref, network, aliases=(), ip=None):
+        """``network connect``: record the network, and attach a running container at once."""
+        from . import netconnect
+        return netconnect.connect(self, ref, network, aliases=aliases, ip=ip)
+
+    def disconnect(self, ref, network):
+        """``network disconnect``: forget the network, and detach a running container at once."""
+        from . import netconnect
+        return netconnect.disconnect(self, ref, network)
 
     # ------------------------------------------------------------ resources (cgroups)
 

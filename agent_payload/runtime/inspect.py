@@ -25,6 +25,8 @@ def inspect_object(paths, record):
     if record.get("no_new_privileges"):
         security_opt = ["no-new-privileges"]
     labels = record.get("labels") or {}
+    from .volumes import docker_mounts
+    mount_points, binds, host_mounts = docker_mounts(record.get("mounts"))
     return {
         "Id": record["id"],
         "Created": record.get("created"),
@@ -55,7 +57,9 @@ def inspect_object(paths, record):
         "Platform": "linux",
         "HostConfig": {
             "AutoRemove": bool(record.get("auto_remove")),
-            "NetworkMode": record.get("network") or "host",
+            "NetworkMode": "default" if (record.get("network") or "bridge") == "bridge" else record["network"],
+            "PortBindings": _port_bindings(record.get("ports") or []),
+            "PublishAllPorts": bool(record.get("publish_all")),
             "Privileged": bool(record.get("privileged")),
             "ReadonlyRootfs": bool(record.get("read_only")),
             "CapAdd": list(cap_add) if cap_add else None,
@@ -69,13 +73,15 @@ def inspect_object(paths, record):
             "CpuShares": resources["CpuShares"],
             "PidsLimit": resources["PidsLimit"],
             **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
+            "Binds": binds,  # -v name:/ctr and -v /host:/ctr as typed (normalised)
+            **({"Mounts": host_mounts} if host_mounts else {}),  # --mount, docker omits it when empty
         },
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {"LowerDir": ":".join(lowers), "UpperDir": lay.diff, "WorkDir": lay.work,
                      "MergedDir": lay.rootfs},
         },
-        "Mounts": [],
+        "Mounts": mount_points,
         "Config": {
             "Hostname": record.get("hostname") or "",
             "User": record.get("user") or "",
@@ -93,8 +99,47 @@ def inspect_object(paths, record):
             "AttachStdin": bool(record.get("attach_stdin")),
             **({"Healthcheck": record["healthcheck"]} if record.get("healthcheck") else {}),
         },
-        "NetworkSettings": {},
+        "NetworkSettings": network_settings(record),
     }
+
+
+def _port_bindings(bindings):
+    out = {}
+    for b in bindings:
+        out.setdefault("{}/{}".format(b["container_port"], b["proto"]), []).append(
+            {"HostIp": b.get("host_ip") or "", "HostPort": str(b["host_port"]) if b.get("host_port") else ""})
+    return out
+
+
+def network_settings(record):
+    """docker's NetworkSettings: the sandbox, published ports and one entry per network (while running)."""
+    running = record.get("status") in ("running", "restarting")
+    settings = (record.get("network_settings") or {}) if running else {}
+    endpoints = settings.get("endpoints") or []
+    nets = {}
+    requested = record.get("networks") or {}
+    for ep in endpoints:
+        aliases = list(ep.get("aliases") or [])
+        nets[ep["network"]] = {
+            "IPAMConfig": {"IPv4Address": ep["ip"]} if requested.get(ep["network"], {}).get("ip") else None,
+            "Links": None, "Aliases": aliases or None, "MacAddress": ep["mac"], "NetworkID": ep["network_id"],
+            "EndpointID": record["id"][:12] + ep["network_id"][:12], "Gateway": ep["gateway"],
+            "IPAddress": ep["ip"], "IPPrefixLen": ep["prefix"], "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [record.get("name"), record["id"][:12]] + aliases if ep["network"] != "bridge" else None}
+    mode = record.get("network") or "bridge"
+    if mode in ("host", "none"):
+        nets[mode] = {"NetworkID": mode, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                      "MacAddress": ""}
+    primary = endpoints[0] if endpoints and endpoints[0]["network"] == "bridge" else {}
+    from agent_payload.net.ports import docker_ports
+    ports = docker_ports(settings.get("ports") or [])
+    for b in record.get("ports") or []:  # exposed but not (or no longer) bound: docker shows null
+        ports.setdefault("{}/{}".format(b["container_port"], b["proto"]), None if not running else [])
+    return {"Bridge": "", "SandboxID": record["id"] if settings.get("sandbox") else "",
+            "SandboxKey": settings.get("sandbox") or "", "HairpinMode": False, "Ports": ports,
+            "Gateway": primary.get("gateway", ""), "IPAddress": primary.get("ip", ""),
+            "IPPrefixLen": primary.get("prefix", 0), "MacAddress": primary.get("mac", ""), "Networks": nets}
 
 
 def _limits(record):

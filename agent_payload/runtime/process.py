@@ -157,15 +157,16 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         for fd in (null, stdout_fd, stderr_fd):
             if fd > 2:
                 os.close(fd)
-        flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP
-        if spec.network == "none":
-            flags |= CLONE_NEWNET
+        if config.get("netns"):  # the namespace net.setup made (or another container's): join it
+            fd = os.open(config["netns"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                libc.setns(fd, CLONE_NEWNET)
+            finally:
+                os.close(fd)
         # the cgroup namespace is rooted where the init is now: cgroup placement must happen before this
-        libc.unshare(flags)
-        if spec.network == "none":
-            libc.interface_up("lo")  # Docker's "none": an empty netns with only loopback, up
+        libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
-        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged)
+        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
             init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)

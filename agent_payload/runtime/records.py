@@ -160,6 +160,11 @@ def reconcile(paths, container_id, state):
     signal_process(state.get("pid"), state.get("pid_start"), signal.SIGKILL)
     from .resources import destroy_cgroup  # cgroups import records: late, to keep the layering acyclic
     destroy_cgroup(container_id)  # kills what is left (a frozen init dies only once thawed) and removes it
+    try:
+        from .. import net
+        net.teardown(paths, container_id, state.get("network_settings"))  # rules, veths, addresses, netns
+    except errors.AgentError:
+        pass  # best effort: what is left is reaped by the next start of the same container or IPAM reap
     state = dict(state, status="exited", exit_code=-1, finished_at=format_ns(), paused=False,
                  error="shim (pid {}) exited unexpectedly; container exit status unknown".format(state.get("shim_pid")))
     write_state(paths, container_id, state)

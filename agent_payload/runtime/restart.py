@@ -212,6 +212,8 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
             records.remove_dir(paths, container_id, tombstone=True)
     if config.get("auto_remove"):
         records.gc_tombstones(paths)
+        from . import volumes
+        volumes.remove_anonymous_of(paths, config.get("mounts"))  # --rm: anonymous volumes go too, as docker
     return None
 
 
@@ -250,7 +252,7 @@ def give_up(paths, container_id, error=None):
             records.write_state(paths, container_id, state)
 
 
-def record_restarted(paths, container_id, pid, pid_start):
+def record_restarted(paths, container_id, pid, pid_start, network_settings=None):
     """Publish a restart's new init in state.json; False if the restart was cancelled meanwhile: the caller then
     kills the init, removes the cgroup and only then records the exit (``give_up``), so that a stop or ``rm -f``
     waiting for "exited" finds nothing of the container left."""
@@ -261,7 +263,8 @@ def record_restarted(paths, container_id, pid, pid_start):
         from . import health
         state.update(status="running", pid=pid, pid_start=pid_start, started_at=records.format_ns(),
                      exit_code=None, error=None, oom_killed=False, paused=False,
-                     health=health.initial(records.read_config(paths, container_id)))
+                     health=health.initial(records.read_config(paths, container_id)),
+                     network_settings=network_settings)
         records.write_state(paths, container_id, state)
     return True
 

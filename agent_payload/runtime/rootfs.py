@@ -9,6 +9,7 @@ from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
 from ..state import store
+from . import volumes  # copy-up runs in the init: imported now, before pivot_root hides the payload
 
 # moby oci/defaults.go (PITFALLS 3.4)
 MASKED_PATHS = ("proc/asound", "proc/acpi", "proc/interrupts", "proc/kcore", "proc/keys", "proc/latency_stats",
@@ -26,6 +27,10 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 HOST_DEV_SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
 HOST_DEV_SKIP_FILES = ("console", "ptmx")  # console only with a tty; ptmx is our link to pts/ptmx
 DOCKER_DEFAULT_DNS = ("nameserver 8.8.8.8\n", "nameserver 8.8.4.4\n")
+MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS for one resolution
+# statvfs f_flag bit -> the mount flag a read-only bind remount must keep (runc's getBindMountRemountFlags)
+_KEEP_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+               (os.ST_NOATIME, 1024), (os.ST_NODIRATIME, 2048), (os.ST_RELATIME, 1 << 21))
 
 
 # ---------------------------------------------------------------- host side, at create time
@@ -317,11 +322,109 @@ def _copy_host_devices(rootfs, host_dev="/dev", rel=""):
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
-def setup(layout, layer_count, privileged=False):
+def _open_dir_nofollow(root_fd, parts):
+    """O_PATH fd of the directory ``parts`` under ``root_fd``, refusing any symlink on the way."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts:
+            nfd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def resolve_in_root(root_fd, path):
+    """``path`` with every symlink resolved as if ``root_fd`` were "/" (securejoin): never leaves the root.
+
+    Returns a relative path without symlinks or ".." (missing components kept as they are, for
+    ``_open_in`` to create). A symlink swapped in later makes ``_open_in`` fail, never escape.
+    """
+    todo = [p for p in path.split("/") if p]
+    done, hops = [], 0
+    while todo:
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            parent = _open_dir_nofollow(root_fd, done)
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(part)  # below a missing (or non-directory) component: _open_in decides
+            continue
+        try:
+            link = os.readlink(part, dir_fd=parent)
+        except OSError:  # EINVAL: not a symlink; ENOENT: to be created
+            done.append(part)
+            continue
+        finally:
+            os.close(parent)
+        hops += 1
+        if hops > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+        if link.startswith("/"):
+            done = []
+        todo = [p for p in link.split("/") if p] + todo
+    return "/".join(done)
+
+
+def _remount_bind_ro(root_fd, rel, kind):
+    """Read-only remount of the bind now at ``rel``, keeping its nosuid/nodev/noexec/atime flags (as runc)."""
+    fd = _open_in(root_fd, rel, kind)
+    try:
+        keep = os.statvfs(_fdpath(fd)).f_flag
+        flags = 0
+        for st_flag, ms_flag in _KEEP_FLAGS:
+            if keep & st_flag:
+                flags |= ms_flag
+        libc.mount(None, _fdpath(fd), None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+    finally:
+        os.close(fd)
+
+
+def _mount_one(root_fd, m):
+    """One user mount (runtime/volumes.py's dict, resolved): copy-up, bind or tmpfs, then read-only."""
+    rel = resolve_in_root(root_fd, m["target"])
+    if m["type"] == "tmpfs":
+        data = ",".join("{}={}".format(k, m[k]) for k in ("size", "mode") if m.get(k))
+        _mount_at(root_fd, rel, "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | (MS_RDONLY if m.get("readonly")
+                                                                                  else 0), data or None)
+        return
+    source = m["host_path"]
+    kind = "dir" if os.path.isdir(source) else "file"
+    fd = _open_in(root_fd, rel, kind)
+    try:
+        if m["type"] == "volume" and m.get("copy", True) and kind == "dir" and not os.listdir(source):
+            if os.listdir(_fdpath(fd)):  # an empty volume over image content: filled with it first, as Docker
+                volumes.copy_up(_fdpath(fd), source)
+        libc.mount(source, _fdpath(fd), None, MS_BIND | MS_REC)
+    finally:
+        os.close(fd)
+    if m.get("readonly"):
+        _remount_bind_ro(root_fd, rel, kind)
+
+
+def mount_user(root_fd, mounts):
+    """``-v``/``--mount``/VOLUME mounts, parents first (docker sorts by the target's depth)."""
+    for m in sorted(mounts or [], key=lambda m: len([p for p in m["target"].split("/") if p])):
+        try:
+            _mount_one(root_fd, m)
+        except OSError as exc:
+            raise OSError(exc.errno, "mounting {} on {}: {}".format(
+                m.get("host_path") or m["type"], m["target"], exc.strerror or exc))
+
+
+def setup(layout, layer_count, privileged=False, mounts=()):
     """Build the container's root and pivot into it; call in fresh mount and cgroup namespaces (the init, pre-exec).
 
     Order as runc: private propagation, overlay, /proc, /dev, /sys, /sys/fs/cgroup, masks (or, privileged,
-    the host's devices and no masks), bind-mounted /etc files, pivot_root.
+    the host's devices and no masks), bind-mounted /etc files, the user's mounts (``mounts``: resolved
+    runtime/volumes.py dicts, sources are host paths), pivot_root.
     """
     libc.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate back to the host
     os.chdir(layout.dir)  # overlay resolves the relative l/<n>, diff and work against our cwd
@@ -341,6 +444,7 @@ def setup(layout, layer_count, privileged=False):
         for src, rel in ((layout.hostname, "etc/hostname"), (layout.hosts, "etc/hosts"),
                          (layout.resolv, "etc/resolv.conf")):
             _mount_at(root_fd, rel, "file", src, None, MS_BIND)
+        mount_user(root_fd, mounts)
     finally:
         os.close(root_fd)
     pivot(rootfs)

@@ -42,7 +42,8 @@ import sys
 import time
 import traceback
 
-from . import attach, cgroups, health, logs, process, records, restart
+from .. import errors, net
+from . import attach, cgroups, health, logs, process, records, restart, volumes
 from .cgroups import devices
 from .cgroups.limits import Limits
 
@@ -106,28 +107,29 @@ def _supervise(paths, container_id, sync_fd):
         traceback.print_exc()
         _answer(sync_fd, process.error_message(exc))
         return 1
-    run, msg = _launch(layout, config, sync_fd)
+    run, msg = _launch(paths, layout, config, sync_fd)
     if msg is not None:
         _answer(sync_fd, msg)
         return 1
     pid = run["pid"]
     started = {"type": "started", "pid": pid, "pid_start": run["pid_start"],
-               "shim_pid": os.getpid(), "shim_start": records.proc_starttime(os.getpid())}
+               "shim_pid": os.getpid(), "shim_start": records.proc_starttime(os.getpid()),
+               "network_settings": run["sandbox"].settings}
     if not _answer(sync_fd, started):
         sys.stderr.write("caller went away before the start was recorded; killing the container\n")
         _kill_and_reap(pid)
         _destroy(run["cgroup"])
-        _close_io(run)
+        _end_run(paths, run)
         return 1
     backoff = restart.Backoff()
     while True:
         monitor = health.start_monitor(paths, container_id, pid, run["pid_start"])  # HEALTHCHECK probes, if any
         status = _pump(pid, run["writers"])
         health.stop_monitor(monitor)
-        _close_io(run)
         run["log"].close()
         oom = _oom_killed(run["cgroup"])  # read before destroy: the counters go with the cgroup
         _destroy(run["cgroup"])
+        _end_run(paths, run)  # before the exit is recorded: whoever waits for it finds nothing of this run left
         ran_for = time.monotonic() - run["since"]
         delay = restart.after_exit(paths, container_id, exit_code(status), oom, ran_for, backoff)
         if delay is None or not restart.backoff_wait(paths, container_id, delay):
@@ -137,31 +139,35 @@ def _supervise(paths, container_id, sync_fd):
         except Exception:
             restart.give_up(paths, container_id)
             return 0
-        run, msg = _launch(layout, config)
+        run, msg = _launch(paths, layout, config)
         if msg is not None:
             sys.stderr.write("restart failed: {}\n".format(msg.get("message")))
             restart.give_up(paths, container_id, error=msg.get("message"))
             return 1
         pid = run["pid"]
-        if not restart.record_restarted(paths, container_id, pid, run["pid_start"]):
+        if not restart.record_restarted(paths, container_id, pid, run["pid_start"], run["sandbox"].settings):
             _kill_and_reap(pid)  # stopped or removed while the new init was being set up
             _destroy(run["cgroup"])
-            _close_io(run)
+            _end_run(paths, run)
             restart.give_up(paths, container_id)
             return 0
 
 
-def _launch(layout, config, sync_fd=None):
-    """Create the cgroup, fork the init in a fresh PID namespace and wait for its "ready".
+def _launch(paths, layout, config, sync_fd=None):
+    """Create the cgroup and the network, fork the init in a fresh PID namespace and wait for its "ready".
 
     Returns (run, None) with run = {"pid", "pid_start", "cgroup", "out", "err", "log", "since"}, or
     (None, error message) after cleaning up.  ``sync_fd`` (first start only) is closed in the init.
     """
-    cgroup, fds, logf, io = None, [], None, None
+    cgroup, fds, logf, io, sandbox = None, [], None, None, None
     try:
+        volumes.prepare_bind_sources(config.get("mounts") or [])  # -v /host:/ctr: (re)create a missing host dir
         io = attach.ShimIO.prepare(config, layout)  # -i/-t: attach socket, stdin pipe or TTY channel (per run)
         cgroup = cgroups.create(layout.id, Limits.from_dict(config.get("limits")))
         cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
+        sandbox = net.setup(paths, layout.id, config, lookup=_lookup(paths))  # netns, veths, ports (per run)
+        sandbox.write_files(layout, config["hostname"])
+        config = dict(config, netns=sandbox.netns)  # the init joins it
         for _ in range(4):
             fds += os.pipe()
         out_r, out_w, err_r, err_w, init_r, init_w, go_r, go_w = fds
@@ -176,6 +182,7 @@ def _launch(layout, config, sync_fd=None):
         if io is not None:
             io.close()
         _destroy(cgroup)
+        _net_down(paths, layout.id, sandbox)
         return None, process.error_message(exc)
     if pid == 0:
         for fd in (out_r, err_r, init_r, go_w) + ((sync_fd,) if sync_fd is not None else ()):
@@ -200,6 +207,11 @@ def _launch(layout, config, sync_fd=None):
             writers = io.serve(writers)  # takes the TTY master, copies output to attach clients
         except Exception as exc:
             msg = process.error_message(exc)
+    if msg.get("type") == "ready":
+        try:
+            sandbox.start_services(paths, layout.id)  # userland proxy, embedded resolver
+        except Exception as exc:
+            msg = process.error_message(exc)
     if msg.get("type") != "ready":
         _kill_and_reap(pid)
         _destroy(cgroup)
@@ -208,16 +220,42 @@ def _launch(layout, config, sync_fd=None):
         logf.close()
         if io:
             io.close()
+        _net_down(paths, layout.id, sandbox)
         return None, msg
     return {"pid": pid, "pid_start": records.proc_starttime(pid), "cgroup": cgroup, "writers": writers, "io": io,
-            "log": logf, "since": time.monotonic()}, None
+            "log": logf, "since": time.monotonic(), "sandbox": sandbox, "cid": layout.id}, None
 
 
-def _close_io(run):
-    """End this run's attach channel (socket, TTY master, stdin pipe)."""
+def _end_run(paths, run):
+    """End this run's attach channel (socket, TTY master, stdin pipe) and its network (rules, veths, netns)."""
     if run.get("io"):
         run["io"].close()
         run["io"] = None
+    if run.get("sandbox") is not None:
+        _net_down(paths, run["cid"], run["sandbox"])
+        run["sandbox"] = None
+
+
+def _net_down(paths, cid, sandbox):
+    """Stop the proxy and resolver, then undo the network; failures go to shim.log, never stop the shim."""
+    if sandbox is None:
+        return
+    try:
+        sandbox.stop_services()
+        net.teardown(paths, cid, sandbox.settings)
+    except Exception:
+        traceback.print_exc()
+
+
+def _lookup(paths):
+    """``container:<ref>``: the other container's record (status, network_settings)."""
+    def lookup(ref):
+        from .containers import Runtime
+        try:
+            return Runtime(paths).lookup(ref)
+        except errors.NotFound:
+            return None
+    return lookup
 
 
 

@@ -14,10 +14,12 @@ ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,62})$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
-NETWORK_MODES = ("host", "none")  # bridge networks come with the networking issue
+#: Network modes besides a network's name: "bridge" is the default network, "container:<name|id>" another's.
+NETWORK_MODES = ("bridge", "host", "none")
+NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "host", "init": False}
+                  "no_new_privileges": False, "network": "bridge", "init": False}
 
 
 class ContainerSpec(Record):
@@ -28,7 +30,10 @@ class ContainerSpec(Record):
         ("workdir", "/"), ("hostname", None), ("auto_remove", False), ("labels", dict), ("stop_signal", "SIGTERM"),
         ("stop_timeout", None),  # --stop-timeout: stop/restart's default -t (None: 10 s)
         ("user", None), ("cap_add", list), ("cap_drop", list), ("privileged", False), ("read_only", False),
-        ("no_new_privileges", False), ("network", "host"),
+        ("no_new_privileges", False),
+        ("network", "bridge"),  # a mode of NETWORK_MODES, "container:<ref>", or a user-defined network's name
+        ("networks", dict),  # {network name: {"aliases": [...], "ip": str|None}} (--network-alias, --ip, connect)
+        ("ports", list),  # published ports: net/ports.py bindings (-p, -P)
         ("init", False),  # --init: runtime/init.py is PID 1 and reaps
         ("limits", dict),  # cgroups.limits.Limits.to_dict()
         ("tty", False),  # -t: the init's stdio is a PTY (runtime/attach.py)
@@ -37,6 +42,7 @@ class ContainerSpec(Record):
         ("restart_policy", Factory(lambda: {"Name": "no", "MaximumRetryCount": 0})),
         ("healthcheck", None),  # docker's Config.Healthcheck (runtime/health.py), image's merged in
         ("log_config", Factory(lambda: {"Type": "json-file", "Config": {}})),
+        ("mounts", list),  # -v/--mount/VOLUME: runtime/volumes.py mount dicts (resolved at create)
     )
 
     def validate(self):
@@ -73,6 +79,8 @@ class ContainerSpec(Record):
         self.healthcheck = health.check(self.healthcheck)
         from . import logconfig
         self.log_config = logconfig.check(self.log_config)
+        from . import volumes
+        self.mounts = volumes.check_mounts(self.mounts)
         return self.check_isolation()
 
     def check_isolation(self):
@@ -83,9 +91,7 @@ class ContainerSpec(Record):
         for field in ("privileged", "read_only", "no_new_privileges", "init", "tty", "open_stdin", "stdin_once"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
-        if self.network not in NETWORK_MODES:
-            raise errors.InvalidArgument("invalid network mode {!r}: want one of {}".format(
-                self.network, ", ".join(NETWORK_MODES)))
+        check_network(self.network)
         return self
 
     def to_dict(self):
@@ -97,6 +103,23 @@ class ContainerSpec(Record):
         """Build a spec from a dict, ignoring unknown keys (forward compatibility of config.json)."""
         names = set(cls.field_names())
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def check_network(mode):
+    """A network mode's syntax (whether a named network exists is checked where networks are known)."""
+    if not isinstance(mode, str) or not mode:
+        raise errors.InvalidArgument("network mode must be a non-empty string")
+    if mode in NETWORK_MODES:
+        return mode
+    if mode.startswith("container:"):
+        if not mode[len("container:"):]:
+            raise errors.InvalidArgument("invalid network mode {!r}: container: needs a container name or ID".format(
+                mode))
+        return mode
+    if not NETWORK_NAME_RE.match(mode):
+        raise errors.InvalidArgument("invalid network mode {!r}: want bridge, host, none, container:<name|id> or "
+                                     "a network's name".format(mode))
+    return mode
 
 
 def check_name(name):

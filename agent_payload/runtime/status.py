@@ -37,20 +37,29 @@ def command_text(argv):
     return json.dumps(command, ensure_ascii=False)
 
 
+def ports_text(record):
+    """Docker's PORTS column: published bindings while running ("0.0.0.0:8080->80/tcp"), else nothing."""
+    if record.get("status") not in ("running", "restarting"):
+        return ""
+    bindings = (record.get("network_settings") or {}).get("ports") or []
+    return ", ".join("{}:{}->{}/{}".format(b.get("host_ip") or "0.0.0.0", b["host_port"], b["container_port"],
+                                           b["proto"]) for b in bindings)
+
+
 def ps_row(record, now_ns=None):
     """A ``ps`` row from a container record."""
     return {"id": record["id"], "name": record["name"], "image": record["image"],
             "command": command_text(record["argv"]), "created": record["created"],
             "state": record["status"], "status": status_text(record, now_ns),
-            "exit_code": record.get("exit_code"), "ports": "", "image_id": record.get("image_id"),
+            "exit_code": record.get("exit_code"), "ports": ports_text(record), "image_id": record.get("image_id"),
             "labels": dict(record.get("labels") or {})}
 
 
 # ---------------------------------------------------------------- ps filters (docker's daemon/list.go rules)
 
 #: Docker's ``ps`` filter keys; the ones after ``since`` are docker's too but need features fleet lacks.
-FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
-UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish", "volume")
+FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health", "volume")
+UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -125,6 +134,9 @@ class PsFilters:
             return False
         if self.ancestors and not any(_ancestor_match(rec, refs, self.normalize) for refs in self.ancestors):
             return False
+        if "volume" in v and not any(m.get("source") == x or m.get("target") == x
+                                     for x in v["volume"] for m in rec.get("mounts") or []):
+            return False  # docker: a volume name, a bind source or a mount point
         created = parse_ns(rec["created"])
         if any(created >= parse_ns(b) for b in self.before) or any(created <= parse_ns(s) for s in self.since):
             return False

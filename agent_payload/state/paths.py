@@ -4,6 +4,7 @@ import os
 
 DEFAULT_ROOT = "/var/lib/fleet"
 DEFAULT_CONFIG_DIR = "/etc/fleet"
+DEFAULT_RUN_DIR = "/run/fleet"
 
 
 class Paths:
@@ -12,9 +13,12 @@ class Paths:
     ``FLEET_ROOT`` and ``FLEET_CONFIG_DIR`` override the defaults (tests use private trees).
     """
 
-    def __init__(self, root=None, config_dir=None):
+    def __init__(self, root=None, config_dir=None, run=None):
         self.root = root or os.environ.get("FLEET_ROOT") or DEFAULT_ROOT
         self.config_dir = config_dir or os.environ.get("FLEET_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+        # runtime state that must not outlive a boot (network namespace files): tmpfs /run, or beside a private root
+        self.run = run or os.environ.get("FLEET_RUN_DIR") or (
+            DEFAULT_RUN_DIR if self.root == DEFAULT_ROOT else os.path.join(self.root, "run"))
 
     def _under(self, *parts):
         return os.path.join(self.root, *parts)

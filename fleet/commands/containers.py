@@ -13,7 +13,7 @@ from fleet.render import tables
 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 # docker's ps filter keys the payload implements, and its container states (runtime/status.py has the matching)
-PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health")
+PS_FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health", "volume")
 PS_HEALTH = ("starting", "healthy", "unhealthy", "none")
 PS_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _INT = re.compile(r"^-?\d+$")
@@ -83,8 +83,8 @@ def run(session: Session, patterns: list[str], image: str, command: list[str], d
     if as_json:
         output(tables.to_json(results))
     elif detach:
-        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE"], results,
-                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"]]]))
+        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE", "PORTS"], results,
+                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"], d.get("ports") or ""]]))
     else:
         output(tables.host_table(["CONTAINER ID", "NAME", "EXIT CODE"], results,
                                  lambda d: [[tables.short_id(d["id"]), d["name"], d["exit_code"]]]))
@@ -216,6 +216,10 @@ def stop(session: Session, patterns: list[str], containers: list[str], time: int
     return _lifecycle(session, patterns, "stop", {"containers": containers, "time": time}, "stopped", as_json)
 
 
-def rm(session: Session, patterns: list[str], containers: list[str], force: bool, as_json: bool) -> int:
-    """Remove containers (-f kills running ones first)."""
-    return _lifecycle(session, patterns, "rm", {"containers": containers, "force": force}, "removed", as_json)
+def rm(session: Session, patterns: list[str], containers: list[str], force: bool, as_json: bool,
+       volumes: bool = False) -> int:
+    """Remove containers (-f kills running ones first; -v their anonymous volumes too)."""
+    args = {"containers": containers, "force": force}
+    if volumes:
+        args["volumes"] = True  # only when asked: an older payload ignores unknown args anyway
+    return _lifecycle(session, patterns, "rm", args, "removed", as_json)

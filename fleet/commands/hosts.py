@@ -40,9 +40,10 @@ def facts(session: Session, patterns: list[str], as_json: bool) -> int:
     else:
         output(tables.host_table(
             ["HOSTNAME", "DISTRO", "KERNEL", "ARCH", "PYTHON", "CGROUP", "OVERLAY", "NAMESPACES", "DISK FREE",
-             "BOOT HOOK"],
+             "BOOT HOOK", "FIREWALL"],
             results,
             lambda d: [[d["hostname"], d["distro"], d["kernel"], d["arch"], d["python"], d["cgroup"],
                         "yes" if d["overlay"] else "no", ",".join(d["namespaces"]),
-                        tables.human_size(d["disk_free"]), d.get("boot_hook", "-")]]))
+                        tables.human_size(d["disk_free"]), d.get("boot_hook", "-"),
+                        d.get("firewall", "-") if d.get("firewall") != "none" else "none (proxy only)"]]))
     return exit_status(results)

@@ -16,7 +16,6 @@ from fleet.errors import UsageError
 from fleet.render import tables
 
 PRUNE_WARNING = "WARNING! This will remove all stopped containers."
-NETWORK_MODES = ("host", "none")
 
 
 def isolation_args(user: str | None, cap_add: list[str], cap_drop: list[str], privileged: bool, read_only: bool,
@@ -29,10 +28,8 @@ def isolation_args(user: str | None, cap_add: list[str], cap_drop: list[str], pr
             raise UsageError('unsupported security option "{}": fleet supports no-new-privileges[:true|false]'
                              .format(opt))
         no_new_privileges = value.lower() != "false"
-    network = network or "host"
-    if network not in NETWORK_MODES:
-        raise UsageError('unsupported network mode "{}": fleet supports {} until networking lands'.format(
-            network, " and ".join(NETWORK_MODES)))
+    if network is not None and not network:
+        raise UsageError("invalid --network: empty")
     if user is not None and not user:
         raise UsageError("invalid --user: empty")
     return {"user": user, "cap_add": list(cap_add), "cap_drop": list(cap_drop), "privileged": privileged,

@@ -72,7 +72,7 @@ def _image(fx, refs):
 
 def _container(fx, image_ref, argv):
     rec = fx.store.resolve(image_ref)
-    spec = ContainerSpec(image=image_ref, image_id=rec.id, lowerdirs=rec.layers, argv=argv)
+    spec = ContainerSpec(image=image_ref, image_id=rec.id, lowerdirs=rec.layers, argv=argv, network="none")
     return fx.rt.create(spec)["id"]
 
 

@@ -131,6 +131,7 @@ def _overlay_mounts(fragment=""):
 
 
 def _spec(layers, argv, **kw):
+    kw.setdefault("network", "none")  # no bridge on this machine's own network namespace
     return ContainerSpec(image="busybox:test", image_id=IMAGE_ID, lowerdirs=list(layers), argv=argv, **kw)
 
 
@@ -272,7 +273,7 @@ def test_shim_survives_the_session_that_started_it(env, layers):
         from agent_payload.runtime.spec import ContainerSpec
         from agent_payload.state.paths import Paths
         rt = Runtime(Paths())
-        rec = rt.create(ContainerSpec(image="busybox:test", image_id={image_id!r}, lowerdirs={layers!r},
+        rec = rt.create(ContainerSpec(image="busybox:test", image_id={image_id!r}, lowerdirs={layers!r}, network="none",
                                       argv=["sh", "-c", "echo up; sleep 1000"]))
         print(rt.start(rec["id"])["id"])
         """).format(repo=REPO, image_id=IMAGE_ID, layers=layers)

@@ -112,7 +112,7 @@ def test_read_file_refuses_fifo_and_reads_regular(tmp_path):
 
 def test_isolation_args_defaults_and_errors():
     assert isolation_args({}) == {"user": None, "cap_add": [], "cap_drop": [], "privileged": False,
-                                  "read_only": False, "no_new_privileges": False, "network": "host", "init": False}
+                                  "read_only": False, "no_new_privileges": False, "network": "bridge", "init": False}
     got = isolation_args({"user": "1000:50", "cap_add": ["net_admin"], "cap_drop": ["ALL"], "privileged": None,
                           "read_only": True, "no_new_privileges": True, "network": "none"})
     assert got["cap_add"] == ["CAP_NET_ADMIN"] and got["cap_drop"] == ["ALL"] and got["network"] == "none"
@@ -121,7 +121,8 @@ def test_isolation_args_defaults_and_errors():
                       ({"privileged": "yes"}, "privileged must be a boolean"),
                       ({"read_only": 1}, "read_only must be a boolean"),
                       ({"init": "yes"}, "init must be a boolean"),
-                      ({"network": "bridge"}, "invalid network mode 'bridge'"),
+                      ({"network": "-bad"}, "invalid network mode '-bad'"),
+                      ({"network": "container:"}, "container: needs"),
                       ({"user": "a:b:c"}, "invalid user")):
         with pytest.raises(errors.InvalidArgument, match=msg):
             isolation_args(args)
@@ -132,7 +133,7 @@ def test_spec_validate_normalises_and_round_trips():
                          cap_add=["net_admin"], user="alice", read_only=True).validate()
     assert spec.cap_add == ["CAP_NET_ADMIN"]
     again = ContainerSpec.from_dict(spec.to_dict())
-    assert again == spec and again.read_only and again.network == "host"
+    assert again == spec and again.read_only and again.network == "bridge"
     spec.no_new_privileges = "true"
     with pytest.raises(errors.InvalidArgument, match="no_new_privileges must be a boolean"):
         spec.validate()

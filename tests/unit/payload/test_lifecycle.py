@@ -287,7 +287,8 @@ def test_inspect_object_has_dockers_shape(tmp_path):
     cfg = obj["Config"]
     assert cfg["Cmd"] == rec["cmd"] and cfg["Entrypoint"] == rec["entrypoint"]
     assert (cfg["Image"], cfg["StopSignal"], cfg["Labels"], cfg["Env"]) == ("nginx", "SIGQUIT", {"a": "b"}, ["A=1"])
-    assert obj["Mounts"] == [] and obj["NetworkSettings"] == {}
+    assert obj["Mounts"] == []
+    assert obj["NetworkSettings"]["Networks"] == {} and obj["NetworkSettings"]["SandboxKey"] == ""  # not running
     never = inspect.inspect_object(paths, dict(rec, status="created", started_at=None, finished_at=None))
     assert never["State"]["StartedAt"] == inspect.ZERO_TIME
 
@@ -308,7 +309,7 @@ def test_security_options_and_network():
 
     args = isolation_args("1000:1000", ["NET_ADMIN"], ["ALL"], False, True, ["no-new-privileges"], None)
     assert args == {"user": "1000:1000", "cap_add": ["NET_ADMIN"], "cap_drop": ["ALL"], "privileged": False,
-                    "read_only": True, "no_new_privileges": True, "network": "host"}
+                    "read_only": True, "no_new_privileges": True, "network": None}  # None: the host's default
     assert isolation_args(None, [], [], False, False, ["no-new-privileges:false"], "none")["no_new_privileges"] \
         is False
     assert isolation_args(None, [], [], False, False, ["no-new-privileges=true"], None)["no_new_privileges"]
@@ -316,7 +317,8 @@ def test_security_options_and_network():
         with pytest.raises(UsageError, match="unsupported security option"):
             isolation_args(None, [], [], False, False, opt, None)
     with pytest.raises(UsageError, match="network"):
-        isolation_args(None, [], [], False, False, [], "bridge")
+        isolation_args(None, [], [], False, False, [], "")
+    assert isolation_args(None, [], [], False, False, [], "bridge")["network"] == "bridge"
 
 
 # ---------------------------------------------------------------- fleet CLI: args on the wire, usage errors first
@@ -363,7 +365,7 @@ def _cli(rec, *args, input=None):
     (["container", "export", "-H", "all", "c", "-o", "x.tar"], "absolute"),
     (["start", "-a", "-H", "all", "a", "b"], "multiple"),
     (["create", "-H", "all", "--security-opt", "label=disable", "busybox"], "unsupported security option"),
-    (["run", "-H", "all", "--network", "bridge", "busybox"], "network"),
+    (["run", "-H", "all", "--network", "", "busybox"], "network"),
     (["container", "prune", "-H", "all"], "-f"),
 ])
 def test_usage_errors_exit_2_before_any_host(cli_calls, args, needle):
@@ -403,7 +405,7 @@ def test_run_and_create_forward_isolation_args(cli_calls):
                                                  "no_new_privileges": True, "network": "none"}
     cli_calls.answers["run"] = {"id": "f" * 64, "name": "x", "image": "busybox", "exit_code": None}
     _cli(cli_calls, "run", "-d", "-H", "h1", "busybox")
-    assert cli_calls.calls[-1][2]["network"] == "host" and cli_calls.calls[-1][2]["no_new_privileges"] is False
+    assert cli_calls.calls[-1][2]["network"] is None and cli_calls.calls[-1][2]["no_new_privileges"] is False
 
 
 def test_wait_and_start_attach_are_unbounded_and_return_the_code(cli_calls):

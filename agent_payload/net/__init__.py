@@ -1,0 +1,169 @@
+"""Container networking: what the shim calls around a container's life (``setup`` before the init, ``teardown`` after).
+
+Modes (``config["network"]``): ``host`` (the host's namespace), ``none`` (a namespace with only loopback),
+``container:<id>`` (another running container's namespace), ``bridge`` (the default network) or the name of a
+user-defined network; ``config["networks"]`` may attach more networks ({name: {"aliases": [...]}}).
+
+``setup`` returns a Sandbox: ``settings`` (JSON for state.json: mode, sandbox path, endpoints, ports) and the
+opened host sockets of published ports, which the shim hands to the userland proxy once the container runs.
+Anything that fails half-way is undone before the error propagates; ``teardown`` is idempotent and is also what
+``rm -f``, the reconcile of a dead shim and the boot entry call.
+"""
+
+import os
+
+from .. import errors
+
+
+class Sandbox:
+    """The outcome of ``setup``: JSON ``settings`` and the open port sockets (for the proxy)."""
+
+    def __init__(self, settings, opened=()):
+        self.settings = settings
+        self.opened = list(opened)
+        self._services = []
+
+    @property
+    def netns(self):
+        """The namespace file the init must join, or None (host mode)."""
+        return self.settings.get("sandbox")
+
+    def close_sockets(self):
+        for _, sock in self.opened:
+            sock.close()
+        self.opened = []
+
+    def user_network_ids(self):
+        """IDs of the user-defined networks the container is on (they get the embedded resolver)."""
+        return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
+
+    def write_files(self, layout, hostname):
+        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks)."""
+        from ..runtime import rootfs
+        from ..state import store
+        from . import dns
+
+        endpoints = self.settings.get("endpoints") or []
+        if endpoints:
+            text = rootfs.HOSTS_TEMPLATE.format(hostname).replace(
+                "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
+            store.write_bytes_atomic(layout.hosts, text.encode())
+        if self.user_network_ids():
+            host = rootfs.resolv_conf(rootfs.host_resolv_conf())
+            extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
+            store.write_bytes_atomic(layout.resolv, ("nameserver {}\n".format(dns.ADDRESS) + "".join(extra) +
+                                                     "options ndots:0\n").encode())
+
+    def start_services(self, paths, cid):
+        """Once the init runs: the userland proxy for published ports, the resolver for user-defined networks."""
+        from . import dns
+        from .proxy import Proxy
+
+        if self.opened:
+            self._services.append(Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start())
+            self.opened = []  # the proxy owns (and closes) the sockets now
+        nets = self.user_network_ids()
+        if nets:
+            self._services.append(dns.Resolver(self.netns, dns.names_for(paths, cid, nets)).start())
+
+    def stop_services(self):
+        for service in self._services:
+            service.close()
+        self._services = []
+        self.close_sockets()
+
+
+def netns_path(paths, cid):
+    return os.path.join(paths.run, "netns", cid)
+
+
+def sandbox_alive(paths):
+    """alive(cid) for Networks.reap: an endpoint is live while its container's namespace file exists."""
+    return lambda cid: os.path.exists(netns_path(paths, cid))
+
+
+def setup(paths, cid, config, lookup=None):
+    """Build the container's network: namespace, endpoints on its networks, published ports and their rules.
+
+    ``lookup(ref)`` resolves ``container:<ref>`` to that container's record (the runtime passes its own).
+    """
+    from . import firewall, links, netns
+    from . import ports as portsmod
+    from .networks import Networks
+
+    mode = config.get("network") or "bridge"
+    if mode == "host":
+        return Sandbox({"mode": "host"})
+    if mode.startswith("container:"):
+        ref = mode.split(":", 1)[1]
+        other = lookup(ref) if lookup else None
+        sandbox = ((other or {}).get("network_settings") or {}).get("sandbox")
+        if not other or other.get("status") != "running" or not sandbox:
+            raise errors.Conflict("cannot join network of a non running container: {}".format(ref))
+        return Sandbox({"mode": "container:" + other["id"], "sandbox": sandbox, "shared": True})
+    path = netns_path(paths, cid)
+    netns.destroy(path)  # a leftover of a crashed shim
+    if mode == "none":
+        netns.create(path).close()
+        return Sandbox({"mode": "none", "sandbox": path})
+    nets = Networks(paths, alive=sandbox_alive(paths))
+    wanted = [(mode, (config.get("networks") or {}).get(mode) or {})]
+    wanted += [(name, opts or {}) for name, opts in (config.get("networks") or {}).items() if name != mode]
+    records = [(nets.get(name), opts) for name, opts in wanted]  # NotFound before anything is made
+    settings = {"mode": mode, "sandbox": path, "endpoints": [], "ports": []}
+    opened = []
+    try:
+        bindings = config.get("ports") or []
+        opened = portsmod.bind(bindings)  # "port is already allocated" before anything else is made
+        with netns.create(path) as holder:
+            for index, (rec, opts) in enumerate(records):
+                nets.reap(rec, nets.alive)  # what a reboot or a killed shim left behind
+                fresh = not links.exists(rec["bridge"])
+                links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
+                if fresh or not firewall.backend(paths).rules(firewall.network_tag(rec["id"])):
+                    links.set_sysctl("net.ipv4.ip_forward", 1)
+                    firewall.network_up(paths, rec)
+                aliases = list(opts.get("aliases") or [])
+                ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"))
+                settings["endpoints"].append(ep)
+                links.attach(holder.pid, path, rec["bridge"], ep["host_if"], ep["ip"], ep["prefix"], ep["gateway"],
+                             ifname=ep["ifname"], default_route=(index == 0 and not rec.get("internal")))
+        if opened:
+            primary = settings["endpoints"][0]["ip"]
+            bound = [dict(b, container_ip=primary) for b, _ in opened]
+            firewall.publish(paths, cid, bound)
+            settings["ports"] = [b for b, _ in opened]
+    except BaseException:
+        for _, sock in opened:
+            sock.close()
+        teardown(paths, cid, settings)
+        raise
+    return Sandbox(settings, opened)
+
+
+def teardown(paths, cid, settings):
+    """Undo ``setup``: port rules, veths, addresses, the namespace (never a shared one). Idempotent."""
+    from . import firewall, links, netns
+    from .networks import Networks
+
+    settings = settings or {}
+    if settings.get("mode") in (None, "host") or settings.get("shared"):
+        return
+    problems = []
+    try:
+        firewall.unpublish(paths, cid)
+    except errors.AgentError as exc:
+        problems.append(exc.message)
+    nets = Networks(paths)
+    for ep in settings.get("endpoints") or []:
+        try:
+            links.remove_link(ep["host_if"])
+        except errors.AgentError as exc:
+            problems.append(exc.message)
+        try:
+            nets.leave(nets.get(ep["network_id"]), cid)
+        except errors.NotFound:
+            pass
+    netns.destroy(settings.get("sandbox") or netns_path(paths, cid))
+    if problems:
+        raise errors.Internal("network teardown of {} incomplete: {}".format(cid, "; ".join(problems)))

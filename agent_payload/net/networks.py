@@ -1,0 +1,336 @@
+"""Network records: the default ``bridge`` network, user-defined bridge networks, their endpoints and addresses.
+
+On disk (``<root>/networks/<id>/``)::
+
+    network.json     {"id", "name", "driver", "subnet", "gateway", "bridge", "internal", "labels", "options",
+                      "created", "default"}
+    ipam/            addresses in use (ipam.Pool)
+    endpoints/<cid>  {"container", "name", "aliases", "ip", "mac", "ifname", "host_if"}: one per attached container
+
+``host`` and ``none`` are predefined (no record, as in Docker they cannot be created or removed). The default
+``bridge`` network is recorded on first use, with its subnet from daemon.json ``bip`` or the first free pool of
+``default-address-pools``; its Linux bridge is ``fleet0`` (Docker's docker0), a user network's is ``fl-<id12>``.
+Subnets never overlap another network's or a route of the host (the classic VPN/LAN clash).
+"""
+
+import ipaddress
+import os
+import re
+import secrets
+import shutil
+
+from .. import errors
+from ..state import locks, store
+from .ipam import Pool
+
+DEFAULT_NAME = "bridge"
+DEFAULT_BRIDGE = "fleet0"
+PREDEFINED = {"host": "host", "none": "null"}  # name -> driver
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+#: Docker's default-address-pools: 172.17-31.0.0/16 as /16s, then 192.168.0.0/16 as /20s.
+DEFAULT_POOLS = tuple(("172.{}.0.0/16".format(n), 16) for n in range(17, 32)) + (("192.168.0.0/16", 20),)
+
+
+def _now():
+    from ..runtime.records import format_ns
+    return format_ns()
+
+
+def host_routes(path="/proc/net/route"):
+    """IPv4 networks the host routes somewhere (default routes excluded): candidates must not overlap them."""
+    nets = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return nets
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+        if int(mask) == 0:
+            continue
+        nets.append(ipaddress.IPv4Network("{}/{}".format(dest, mask), strict=False))
+    return nets
+
+
+class Networks:
+    """The networks of one host (``paths.root``/networks); ``daemon`` is the parsed daemon.json dict."""
+
+    def __init__(self, paths, daemon=None, routes=None, alive=None):
+        self.paths = paths
+        self.alive = alive  # alive(cid): does the container's network namespace exist (see net.sandbox_alive)
+        self.root = os.path.join(paths.root, "networks")
+        self.daemon = daemon if daemon is not None else (store.read_json(paths.daemon_json) or {})
+        self._routes = routes
+
+    # ------------------------------------------------------------------ records
+
+    def _dir(self, nid):
+        return os.path.join(self.root, nid)
+
+    def _lock(self):
+        return locks.locked(self.paths.lock_file("networks"))
+
+    def _records(self):
+        out = []
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return out
+        for nid in names:
+            rec = store.read_json(os.path.join(self._dir(nid), "network.json"))
+            if rec:
+                out.append(rec)
+        return out
+
+    def list(self):
+        """Every network: the default bridge (recorded now if new), user networks, then host and none."""
+        self.default()
+        return self._records() + [self._predefined(name) for name in PREDEFINED]
+
+    def _predefined(self, name):
+        return {"id": name, "name": name, "driver": PREDEFINED[name], "subnet": None, "gateway": None,
+                "bridge": None, "internal": False, "labels": {}, "options": {}, "created": None, "default": False,
+                "predefined": True}
+
+    def get(self, ref):
+        """A network by name, full ID or unique ID prefix (Docker's order); NotFound otherwise."""
+        if not isinstance(ref, str) or not ref:
+            raise errors.InvalidArgument("network name must not be empty")
+        if ref in PREDEFINED:
+            return self._predefined(ref)
+        if ref == DEFAULT_NAME:
+            return self.default()
+        recs = self._records()
+        for rec in recs:
+            if rec["id"] == ref or rec["name"] == ref:
+                return rec
+        matches = [rec for rec in recs if rec["id"].startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise errors.InvalidArgument("network {} is ambiguous ({} matches found based on ID prefix)".format(
+                ref, len(matches)))
+        raise errors.NotFound("network {} not found".format(ref))
+
+    def pool(self, rec):
+        """The IPAM pool of a network record."""
+        return Pool(os.path.join(self._dir(rec["id"]), "ipam"), rec["subnet"], rec["gateway"])
+
+    # ------------------------------------------------------------------ subnets
+
+    def _taken(self, records):
+        taken = [ipaddress.ip_network(r["subnet"]) for r in records if r.get("subnet")]
+        routes = self._routes if self._routes is not None else host_routes()
+        return taken + routes  # our own bridges' connected routes equal subnets already taken
+
+    def _pools(self):
+        raw = self.daemon.get("default-address-pools")
+        if raw is None:
+            return DEFAULT_POOLS
+        where = "{} key default-address-pools".format(self.paths.daemon_json)
+        if not isinstance(raw, list) or not raw:
+            raise errors.InvalidArgument("{}: want a list of {{\"base\": CIDR, \"size\": N}}".format(where))
+        pools = []
+        for entry in raw:
+            try:
+                base, size = ipaddress.ip_network(entry["base"]), int(entry["size"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise errors.InvalidArgument("{}: bad entry {!r} ({})".format(where, entry, exc))
+            if base.version != 4 or not base.prefixlen <= size <= 30:
+                raise errors.InvalidArgument("{}: bad entry {!r}: IPv4 base with base prefix <= size <= 30".format(
+                    where, entry))
+            pools.append((str(base), size))
+        return tuple(pools)
+
+    def _free_subnet(self, records):
+        taken = self._taken(records)
+        for base, size in self._pools():
+            for candidate in ipaddress.ip_network(base).subnets(new_prefix=size):
+                if not any(candidate.overlaps(t) for t in taken):
+                    return candidate
+        raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool among the "
+                                 "defaults to assign to the network")
+
+    @staticmethod
+    def _gateway_of(subnet, gateway=None):
+        if gateway is None:
+            return str(next(subnet.hosts()))
+        return str(gateway)
+
+    # ------------------------------------------------------------------ default bridge
+
+    def default(self):
+        """The default ``bridge`` network's record, made on first use (from daemon.json ``bip`` if set)."""
+        for rec in self._records():
+            if rec.get("default"):
+                return rec
+        with self._lock():
+            recs = self._records()
+            for rec in recs:
+                if rec.get("default"):
+                    return rec
+            bip = self.daemon.get("bip")
+            if bip:
+                try:
+                    iface = ipaddress.ip_interface(bip)
+                except ValueError:
+                    raise errors.InvalidArgument("{} key bip: {!r} is not an address/prefix such as "
+                                                 "172.17.0.1/16".format(self.paths.daemon_json, bip))
+                subnet, gateway = iface.network, str(iface.ip)
+            else:
+                subnet = self._free_subnet(recs)
+                gateway = self._gateway_of(subnet)
+            return self._write(DEFAULT_NAME, subnet, gateway, DEFAULT_BRIDGE, default=True)
+
+    def _write(self, name, subnet, gateway, bridge=None, internal=False, labels=None, options=None, default=False):
+        nid = secrets.token_hex(32)
+        rec = {"id": nid, "name": name, "driver": "bridge", "subnet": str(subnet), "gateway": gateway,
+               "bridge": bridge or "fl-" + nid[:12], "internal": bool(internal), "labels": dict(labels or {}),
+               "options": dict(options or {}), "created": _now(), "default": default}
+        os.makedirs(self._dir(nid), 0o700)
+        store.write_json_atomic(os.path.join(self._dir(nid), "network.json"), rec)
+        return rec
+
+    # ------------------------------------------------------------------ user networks
+
+    def create(self, name, driver="bridge", subnet=None, gateway=None, internal=False, labels=None, options=None):
+        """``network create``: validate everything, then record the network (its bridge comes with a container)."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise errors.InvalidArgument("invalid network name {!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                                         "allowed".format(name))
+        if driver != "bridge":
+            raise errors.InvalidArgument('plugin "{}" not found: fleet networks use the bridge driver'.format(driver))
+        if name in PREDEFINED or name == DEFAULT_NAME:
+            raise errors.Conflict("network with name {} already exists".format(name))
+        net = gw = None
+        if subnet is not None:
+            try:
+                net = ipaddress.ip_network(subnet)
+            except ValueError:
+                raise errors.InvalidArgument("invalid subnet {}: want an IPv4 CIDR such as 10.10.0.0/24".format(
+                    subnet))
+            if net.version != 4 or net.prefixlen > 30:
+                raise errors.InvalidArgument("invalid subnet {}: want an IPv4 network of /30 or larger".format(
+                    subnet))
+        if gateway is not None:
+            if net is None:
+                raise errors.InvalidArgument("a gateway needs a --subnet")
+            try:
+                gw = ipaddress.ip_address(gateway)
+            except ValueError:
+                raise errors.InvalidArgument("invalid gateway {}".format(gateway))
+            if gw not in net or gw in (net.network_address, net.broadcast_address):
+                raise errors.InvalidArgument("no matching subnet for gateway {}".format(gateway))
+        self.default()
+        with self._lock():
+            recs = self._records()
+            if any(r["name"] == name for r in recs):
+                raise errors.Conflict("network with name {} already exists".format(name))
+            if net is None:
+                net = self._free_subnet(recs)
+            elif any(net.overlaps(t) for t in self._taken(recs)):
+                raise errors.Conflict("invalid pool request: Pool overlaps with other one on this address space "
+                                      "({})".format(net))
+            return self._write(name, net, self._gateway_of(net, gw), internal=internal, labels=labels,
+                               options=options)
+
+    def endpoints(self, rec):
+        """{container id: endpoint} of a network."""
+        d = os.path.join(self._dir(rec["id"]), "endpoints")
+        out = {}
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return out
+        for cid in names:
+            ep = store.read_json(os.path.join(d, cid))
+            if ep:
+                out[cid] = ep
+        return out
+
+    def remove(self, ref, remove_bridge=None):
+        """``network rm``: refused for predefined networks and networks with endpoints; returns the record."""
+        rec = self.get(ref)
+        if rec.get("predefined") or rec.get("default"):
+            raise errors.Conflict("{} is a pre-defined network and cannot be removed".format(rec["name"]))
+        with self._lock():
+            if self.alive is not None:
+                self.reap(rec, self.alive)
+            if self.endpoints(rec):
+                raise errors.Conflict("error while removing network: network {} id {} has active endpoints".format(
+                    rec["name"], rec["id"]))
+            if remove_bridge is not None:
+                remove_bridge(rec)
+            shutil.rmtree(self._dir(rec["id"]))
+        return rec
+
+    def prune(self, remove_bridge=None):
+        """``network prune``: remove every user network without endpoints; returns their names."""
+        removed = []
+        for rec in self._records():
+            if rec.get("default"):
+                continue
+            try:
+                self.remove(rec["id"], remove_bridge)
+            except (errors.Conflict, errors.NotFound):
+                continue
+            removed.append(rec["name"])
+        return removed
+
+    # ------------------------------------------------------------------ endpoints
+
+    def join(self, rec, cid, name, aliases=(), ip=None):
+        """Allocate an address for container ``cid`` on ``rec`` and record its endpoint; returns the endpoint."""
+        address = self.pool(rec).allocate(cid, ip)
+        subnet = ipaddress.ip_network(rec["subnet"])
+        index = self._index(rec, cid)
+        from .links import mac_for
+        ep = {"container": cid, "name": name, "aliases": list(aliases or []), "ip": address,
+              "prefix": subnet.prefixlen, "gateway": rec["gateway"], "mac": mac_for(address),
+              "network_id": rec["id"], "network": rec["name"], "bridge": rec["bridge"],
+              "host_if": "fv{}{}".format(cid[:10], index), "ifname": "eth{}".format(index)}
+        d = os.path.join(self._dir(rec["id"]), "endpoints")
+        os.makedirs(d, 0o700, exist_ok=True)
+        store.write_json_atomic(os.path.join(d, cid), ep)
+        return ep
+
+    def _index(self, rec, cid):
+        """The lowest interface index (eth<N>, host fv<id10><N>) ``cid`` does not use on any network yet."""
+        used = set()
+        for other in self._records():
+            ep = store.read_json(os.path.join(self._dir(other["id"]), "endpoints", cid))
+            if ep and other["id"] != rec["id"]:
+                used.add(int(ep["ifname"][3:]))
+        index = 0
+        while index in used:
+            index += 1
+        return index
+
+    def leave(self, rec, cid):
+        """Forget ``cid``'s endpoint on ``rec`` and free its address (idempotent)."""
+        try:
+            os.unlink(os.path.join(self._dir(rec["id"]), "endpoints", cid))
+        except FileNotFoundError:
+            pass
+        self.pool(rec).release(cid)
+
+    def reap(self, rec, alive):
+        """Forget endpoints and addresses whose container ``alive(cid)`` says has no network namespace any more
+        (a reboot emptied /run, a shim was killed): nothing is leaked, and names stop resolving."""
+        for cid in list(self.endpoints(rec)):
+            if not alive(cid):
+                self.leave(rec, cid)
+        self.pool(rec).reap(alive)
+
+    def endpoints_of(self, cid):
+        """[(network record, endpoint)] for every network ``cid`` is attached to."""
+        out = []
+        for rec in self._records():
+            ep = store.read_json(os.path.join(self._dir(rec["id"]), "endpoints", cid))
+            if ep:
+                out.append((rec, ep))
+        return out

@@ -1,0 +1,107 @@
+"""``network connect`` / ``network disconnect``: change a container's networks, live when it runs.
+
+The change is recorded in config.json (``network`` and ``networks``), so the next start builds the same set;
+a running container gets (or loses) the interface at once: a new veth into its namespace, an address, the
+network's rules. Its embedded resolver (if it has one) sees new names at once, as it reads endpoints live; a
+container that had no user-defined network before gets the resolver at its next start.
+"""
+
+from .. import errors
+from ..state import store
+from . import records
+
+
+def _sandbox(state):
+    settings = state.get("network_settings") or {}
+    if state.get("status") != "running" or not settings.get("sandbox") or settings.get("shared"):
+        return None, settings
+    return settings["sandbox"], settings
+
+
+def connect(runtime, ref, network, aliases=(), ip=None):
+    """Attach container ``ref`` to ``network``; returns {"network", "container", "ip"|null}."""
+    from ..net import firewall, links, netns
+    from ..net.networks import Networks
+
+    nets = Networks(runtime.paths)
+    rec = nets.get(network)
+    if rec.get("predefined"):
+        raise errors.InvalidArgument("container cannot be disconnected from host network or connected to host "
+                                     "network" if rec["name"] == "host" else
+                                     "container cannot be connected to network {}".format(rec["name"]))
+    if (aliases or ip) and rec.get("default"):
+        raise errors.InvalidArgument("network-scoped aliases and --ip are supported only for containers in user "
+                                     "defined networks")
+    cid = runtime._resolve(ref)
+    with records.container_lock(runtime.paths, cid):
+        config = records.read_config(runtime.paths, cid)
+        state = records.read_state(runtime.paths, cid)
+        mode = config.get("network") or "bridge"
+        if mode == "host" or mode.startswith("container:"):
+            raise errors.Conflict("container sharing network namespace with another container or host cannot be "
+                                  "connected to any other network")
+        current = set(config.get("networks") or {}) | ({mode} if mode not in ("none",) else set())
+        if rec["name"] in current or (rec.get("default") and mode == "bridge"):
+            raise errors.Conflict("endpoint with name {} already exists in network {}".format(
+                config.get("name"), rec["name"]))
+        sandbox, settings = _sandbox(state)
+        address = None
+        if sandbox:
+            with netns.holder(sandbox) as holder:
+                fresh = not links.exists(rec["bridge"])
+                links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
+                if fresh or not firewall.backend(runtime.paths).rules(firewall.network_tag(rec["id"])):
+                    links.set_sysctl("net.ipv4.ip_forward", 1)
+                    firewall.network_up(runtime.paths, rec)
+                ep = nets.join(rec, cid, config.get("name"), list(aliases or []), ip)
+                try:
+                    links.attach(holder.pid, sandbox, rec["bridge"], ep["host_if"], ep["ip"], ep["prefix"],
+                                 ep["gateway"], ifname=ep["ifname"], default_route=not settings.get("endpoints"))
+                except BaseException:
+                    nets.leave(rec, cid)
+                    raise
+            settings = dict(settings, endpoints=list(settings.get("endpoints") or []) + [ep])
+            state["network_settings"] = settings
+            records.write_state(runtime.paths, cid, state)
+            address = ep["ip"]
+        if mode == "none" and not config.get("networks"):
+            config["network"] = rec["name"] if not rec.get("default") else "bridge"
+        if not rec.get("default"):
+            config.setdefault("networks", {})[rec["name"]] = {"aliases": list(aliases or []), "ip": ip}
+        store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
+    return {"network": rec["name"], "container": config.get("name"), "ip": address}
+
+
+def disconnect(runtime, ref, network):
+    """Detach container ``ref`` from ``network``; returns {"network", "container"}."""
+    from ..net import links
+    from ..net.networks import Networks
+
+    nets = Networks(runtime.paths)
+    rec = nets.get(network)
+    cid = runtime._resolve(ref)
+    with records.container_lock(runtime.paths, cid):
+        config = records.read_config(runtime.paths, cid)
+        state = records.read_state(runtime.paths, cid)
+        mode = config.get("network") or "bridge"
+        named = dict(config.get("networks") or {})
+        attached = rec["name"] in named or rec["name"] == mode or (rec.get("default") and mode == "bridge")
+        if not attached:
+            raise errors.Conflict("container {} is not connected to network {}".format(cid, rec["name"]))
+        sandbox, settings = _sandbox(state)
+        if sandbox:
+            kept = []
+            for ep in settings.get("endpoints") or []:
+                if ep["network_id"] == rec["id"]:
+                    links.detach(sandbox, ep["ifname"])
+                    nets.leave(rec, cid)
+                else:
+                    kept.append(ep)
+            state["network_settings"] = dict(settings, endpoints=kept)
+            records.write_state(runtime.paths, cid, state)
+        named.pop(rec["name"], None)
+        config["networks"] = named
+        if rec["name"] == mode or (rec.get("default") and mode == "bridge"):
+            config["network"] = next(iter(named), "none")  # no network left: the next start gets none
+        store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
+    return {"network": rec["name"], "container": config.get("name")}

@@ -1,0 +1,111 @@
+"""User-defined networks: name resolution through the embedded resolver, and isolation between networks."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
+
+SCRIPT = textwrap.dedent("""\
+    import json, os, socket, struct, sys
+    sys.path.insert(0, {repo!r})
+    from agent_payload import net
+    from agent_payload.linux import libc
+    from agent_payload.linux.consts import CLONE_NEWNET
+    from agent_payload.net import dns
+    from agent_payload.net.networks import Networks
+    from agent_payload.state.paths import Paths
+
+    paths = Paths(root={root!r}, config_dir={etc!r})
+    nets = Networks(paths)
+    app = nets.create("app", subnet="10.79.1.0/24")
+    other = nets.create("other", subnet="10.79.2.0/24")
+    ids = ["a" * 64, "b" * 64, "c" * 64]
+    boxes = [net.setup(paths, ids[0], {{"name": "web1", "network": "app"}}),
+             net.setup(paths, ids[1], {{"name": "web2", "network": "app",
+                                        "networks": {{"app": {{"aliases": ["db"]}}}}}}),
+             net.setup(paths, ids[2], {{"name": "web3", "network": "other"}})]
+    resolver = dns.Resolver(boxes[0].netns, dns.names_for(paths, ids[0], [app["id"]]), upstreams=[]).start()
+
+    def inside(box, fn):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            libc.setns(os.open(box.netns, os.O_RDONLY), CLONE_NEWNET)
+            try:
+                os.write(w, json.dumps(fn()).encode())
+            except Exception as exc:
+                os.write(w, json.dumps("ERR " + str(exc)).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return json.loads(os.read(r, 65536).decode())
+
+    def query(name, qtype=1):
+        def ask():
+            q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+            q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack("!HH", qtype, 1)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            s.sendto(q, ("127.0.0.11", 53))
+            resp = s.recv(4096)
+            rcode = resp[3] & 0xF
+            count = struct.unpack("!H", resp[6:8])[0]
+            return [rcode, [socket.inet_ntoa(resp[-4 - 16 * i:len(resp) - 16 * i]) for i in range(count)]]
+        return inside(boxes[0], ask)
+
+    def connect(box, ip):
+        def go():
+            try:
+                socket.create_connection((ip, 9), timeout=2).close()
+                return "connected"
+            except ConnectionRefusedError:
+                return "refused"  # reached the peer (nothing listens on 9): routable
+            except OSError as exc:
+                return "ERR " + str(exc)
+        return inside(box, go)
+
+    ip2 = boxes[1].settings["endpoints"][0]["ip"]
+    ip1 = boxes[0].settings["endpoints"][0]["ip"]
+    out = {{
+        "ip2": ip2,
+        "web2": query("web2"), "alias": query("db"), "qualified": query("web2.app"), "short_id": query("b" * 12),
+        "aaaa": query("web2", 28), "other_net": query("web3"), "unknown": query("nosuch"),
+        "same_net": connect(boxes[1], ip1), "across_nets": connect(boxes[2], ip1),
+    }}
+    resolver.close()
+    for cid, box in zip(ids, boxes):
+        net.teardown(paths, cid, box.settings)
+    print(json.dumps(out))
+    """)
+
+
+@pytest.fixture
+def host_ns():
+    name = "fldnstest{}".format(os.getpid() % 100000)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_path, backend):
+    script = SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), etc=str(tmp_path / "etc"))
+    done = subprocess.run(["ip", "netns", "exec", host_ns, sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, FLEET_FIREWALL=backend))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    for key in ("web2", "alias", "qualified", "short_id"):
+        assert out[key] == [0, [out["ip2"]]], (key, out[key])
+    assert out["aaaa"] == [0, []]
+    assert out["other_net"] == [2, []] and out["unknown"] == [2, []]  # not ours; no upstream: SERVFAIL
+    assert out["same_net"] == "refused"  # reachable
+    assert out["across_nets"].startswith("ERR")  # dropped by the isolation rules
