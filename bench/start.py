@@ -6,8 +6,10 @@ deterministically into /var/cache/fleet-bench/ as an OCI layout, pushed with sko
 docker-registry on a free 127.0.0.1 port, pulled once into a private fleet store and a private podman store,
 and unpacked once into a runc bundle.  Then N interleaved rounds (the order rotates each round) time:
 
-  fleet         `python3 -S -E -m agent_payload run --rm REF true` from this checkout (as a host runs it),
-                private FLEET_ROOT and FLEET_CONFIG_DIR.
+  fleet         `python3 -S -E -m agent_payload run --rm --network none REF true` from this checkout (as a
+                host runs it), private FLEET_ROOT and FLEET_CONFIG_DIR.
+  fleet-bridge  the same on fleet's default bridge (fleet0: netns, veth, address, NAT rules), fleet's own
+                bridge and nft table removed again at the end if they were not there before.
   podman-none   `podman run --rm --network none REF true` (private --root/--runroot/--tmpdir, overlay).
   podman-bridge `podman run --rm REF true` on podman's default bridge (a private network config dir, a subnet
                 no route uses); n/a, with the reason, when that network cannot come up here.
@@ -56,7 +58,8 @@ from pull import (  # noqa: E402 - the shared bench plumbing (registry, run, unm
 BUSYBOX = "/bin/busybox"
 REPO, TAG = "bench/busybox", "latest"
 MTIME = 1700000000
-TOOLS = ["fleet", "podman-none", "podman-bridge", "runc", "python"]
+TOOLS = ["fleet", "fleet-bridge", "podman-none", "podman-bridge", "runc", "python"]
+FLEET_BRIDGE = "fleet0"
 # Podman's default bridge: its name, the host state netavark changes (and we put back), subnets to try.
 BRIDGE = "podman0"
 SUBNETS = ["10.231.{}.0/24".format(i) for i in range(200, 250)]
@@ -165,6 +168,8 @@ def _cgroup_parents() -> list:
 def host_snapshot() -> dict:
     """What netavark may add: the bridge, ip_forward, NETAVARK* iptables chains, /run/containers dirs."""
     snap = {"bridge": os.path.exists("/sys/class/net/" + BRIDGE),
+            "fleet_bridge": os.path.exists("/sys/class/net/" + FLEET_BRIDGE),
+            "fleet_table": subprocess.run(["nft", "list", "table", "ip", "fleet"], capture_output=True).returncode == 0,
             "forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
             "run_dirs": [d for d in RUN_DIRS if os.path.exists(d)], "chains": set(),
             "cgroups": set(_cgroup_parents())}
@@ -199,6 +204,12 @@ def host_restore(before: dict) -> list:
     if not before["bridge"] and os.path.exists("/sys/class/net/" + BRIDGE):
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
         undone.append("bridge " + BRIDGE)
+    if not before["fleet_bridge"] and os.path.exists("/sys/class/net/" + FLEET_BRIDGE):
+        subprocess.run(["ip", "link", "del", FLEET_BRIDGE], capture_output=True)
+        undone.append("bridge " + FLEET_BRIDGE)
+    if not before["fleet_table"] and subprocess.run(["nft", "delete", "table", "ip", "fleet"],
+                                                    capture_output=True).returncode == 0:
+        undone.append("nft table ip fleet")
     fwd = Path("/proc/sys/net/ipv4/ip_forward")
     if fwd.read_text().strip() != before["forward"]:
         fwd.write_text(before["forward"])
@@ -382,8 +393,8 @@ class Bench:
 
     # the timed runs
 
-    def fleet(self):
-        t = run(self.fleet_cmd("run", "--rm", self.ref, "true"), env=self.fleet_env, cwd=ROOT)[0]
+    def fleet(self, network=("--network", "none")):
+        t = run(self.fleet_cmd("run", "--rm", *network, self.ref, "true"), env=self.fleet_env, cwd=ROOT)[0]
         left = self.fleet_root / "containers"
         deadline = time.monotonic() + 5
         names = [n for n in os.listdir(left) if not n.startswith(".")] if left.is_dir() else []
@@ -393,6 +404,9 @@ class Bench:
                 time.sleep(0.02)
                 names = [n for n in os.listdir(left) if not n.startswith(".")]
         return t
+
+    def fleet_bridge(self):
+        return self.fleet(network=())
 
     def podman_none(self):
         return run(self.podman_cmd("run", "--rm", "--pull", "never", "--network", "none", self.ref, "true"),
@@ -557,7 +571,7 @@ def bench(opts) -> int:
         b.setup_fleet()
         b.setup_podman()
         podman_ns = b.podman_namespaces()
-        fleet_ns = b.namespaces(b.fleet_cmd("run", "--rm", b.ref), b.fleet_env, cwd=ROOT)
+        fleet_ns = b.namespaces(b.fleet_cmd("run", "--rm", "--network", "none", b.ref), b.fleet_env, cwd=ROOT)
         b.setup_runc(image_dir / "layer.tar.gz", [t for t in podman_ns if t != "user"])
         runtime = "runc, as crun refuses this hybrid-cgroup host"
         if not b.runtime:
@@ -607,24 +621,23 @@ def bench(opts) -> int:
         if image_dir is not None and not opts.keep_image:
             shutil.rmtree(image_dir, ignore_errors=True)
     med = {t: statistics.median(v) * 1000 for t, v in times.items()}
-    net = "network" in fleet_ns
     if bridge_na:
         bridge = "podman bridge n/a ({})".format(bridge_na)
-        rbridge = "fleet/podman-bridge n/a"
+        rbridge = "fleet-bridge/podman-bridge n/a"
     else:
         bridge = "podman bridge {:.1f} ms".format(med["podman-bridge"])
-        rbridge = "fleet/podman-bridge {:.2f}x (target <= 0.33x{})".format(
-            med["fleet"] / med["podman-bridge"],
-            "" if net else "; n/a until networking lands: fleet containers have no network namespace yet, "
-                           "they use the host's network")
+        rbridge = "fleet-bridge/podman-bridge {:.2f}x (target <= 0.33x)".format(
+            med["fleet-bridge"] / med["podman-bridge"])
     line = ("| {date} | start | busybox `true` ({n} applets, static), {r} rounds, fleet ns: {fns} | "
-            "fleet {f:.1f} ms | podman --network none ({rt}, {drv}) {pn:.1f} ms | {bridge} | runc {rc:.1f} ms | "
+            "fleet --network none {f:.1f} ms | fleet bridge {fb:.1f} ms | "
+            "podman --network none ({rt}, {drv}) {pn:.1f} ms | {bridge} | runc {rc:.1f} ms | "
             "fleet/podman-none {r1:.2f}x (target <= 0.25x) | {rbridge} | fleet/runc {r3:.2f}x | "
-            "python3 -S -E floor {py:.1f} ms; fleet --rm container still present after return: {ling}/{r} |").format(
+            "python3 -S -E floor {py:.1f} ms; fleet --rm container still present after return: {ling}/{lr} |").format(
         date=datetime.date.today(), n=n_applets, r=opts.rounds, fns=" ".join(fleet_ns), f=med["fleet"],
+        fb=med["fleet-bridge"],
         rt=runtime, drv=b.driver, pn=med["podman-none"], bridge=bridge, rc=med["runc"],
         r1=med["fleet"] / med["podman-none"], rbridge=rbridge, r3=med["fleet"] / med["runc"], py=med["python"],
-        ling=b.lingering)
+        ling=b.lingering, lr=2 * opts.rounds)
     print("\nmedians: " + "  ".join("{} {:.1f} ms".format(t, v) for t, v in med.items()))
     print(line)
     if not opts.no_record:
