@@ -51,12 +51,12 @@ SCRIPT = textwrap.dedent("""\
     os.read(r, 2)
     proxy = Proxy(box.opened, ep["ip"]).start()
 
-    def fetch(host, port, ns=None):
+    def fetch(host, port, ns=None, path=None):
         rr, ww = os.pipe()
         pid = os.fork()
         if pid == 0:
-            if ns:
-                libc.setns(os.open("/run/netns/" + ns, os.O_RDONLY), CLONE_NEWNET)
+            if ns or path:
+                libc.setns(os.open(path or "/run/netns/" + ns, os.O_RDONLY), CLONE_NEWNET)
             try:
                 s = socket.create_connection((host, port), timeout=3)
                 os.write(ww, s.recv(200))
@@ -72,6 +72,7 @@ SCRIPT = textwrap.dedent("""\
     out["remote"] = fetch({host_ip!r}, 8080, ns={other!r})
     out["own_address"] = fetch({host_ip!r}, 8080)
     out["loopback"] = fetch("127.0.0.1", 8080)
+    out["hairpin"] = fetch({host_ip!r}, 8080, path=box.netns)  # the container to its own published port
     random_port = box.settings["ports"][1]["host_port"]
     out["random_loopback"] = fetch("127.0.0.1", random_port)
     out["random_not_on_other_addresses"] = fetch({host_ip!r}, random_port)
@@ -137,6 +138,7 @@ def test_published_port_via_dnat_and_proxy_then_nothing_left(two_hosts, tmp_path
         assert out["remote"].startswith("hello from web to 10.78.0.2")  # DNAT keeps the client's address
     assert out["own_address"].startswith("hello from web")
     assert out["loopback"].startswith("hello from web")  # the proxy
+    assert out["hairpin"].startswith("hello from web")
     assert out["random_loopback"].startswith("hello from web")
     assert out["random_not_on_other_addresses"].startswith("ERR")  # bound to 127.0.0.1 only
     assert "already allocated" in out["second"] and out["d_addresses"] == []
