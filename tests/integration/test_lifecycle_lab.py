@@ -298,6 +298,6 @@ def test_isolation_flags_reach_the_payload(clean):
     assert host["ReadonlyRootfs"] is True and host["NetworkMode"] == "none"
     assert host["SecurityOpt"] == ["no-new-privileges"] and host["CapDrop"]
     for bad, needle in ((["--security-opt", "seccomp=unconfined"], "unsupported security option"),
-                        (["--network", "bridge"], "network")):
+                        (["--network", "no-such-net"], "network no-such-net not found")):
         proc = lab.fleet("create", "-H", "db1", *bad, "busybox", "true")
         assert proc.returncode == 2 and needle in proc.stderr
