@@ -96,7 +96,7 @@ def test_pull_through_the_mirror_matches_skopeo(lab):
 
 def test_run_nginx_ps_logs_stop_rm(lab):
     lab.fleet("rm", "-f", "-H", "web*", "web")  # leftovers of an interrupted earlier run, if any
-    proc = lab.fleet("run", "-H", "web*", "-d", "--name", "web", "nginx", check=True)
+    proc = lab.fleet("run", "-H", "web*", "-d", "-p", "80:80", "--name", "web", "nginx", check=True)
     header = proc.stdout.splitlines()[0].split()
     assert header[:3] == ["HOST", "CONTAINER", "ID"]
     try:
