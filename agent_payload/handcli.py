@@ -31,6 +31,9 @@ def _parser():
     s.add_argument("-w", "--workdir")
     s.add_argument("-h", "--hostname")
     s.add_argument("--restart")
+    s.add_argument("--network")
+    s.add_argument("-p", "--publish", action="append", default=[])
+    s.add_argument("-v", "--volume", action="append", default=[])
     s.add_argument("image")
     s.add_argument("command", nargs=argparse.REMAINDER)
     s = sub.add_parser("ps", help="list containers")
@@ -63,7 +66,8 @@ def _hand_args(ns):
                 "env": [e for e in map(_env_value, ns.env) if e is not None],
                 "command": ns.command or None,
                 "entrypoint": None if ns.entrypoint is None else [ns.entrypoint],
-                "workdir": ns.workdir, "hostname": ns.hostname, "restart": ns.restart}
+                "workdir": ns.workdir, "hostname": ns.hostname, "restart": ns.restart,
+                "network": ns.network, "publish": ns.publish, "volumes": ns.volume}
     if ns.cmd == "logs":
         tail = None if ns.tail == "all" else ns.tail
         try:
