@@ -25,7 +25,7 @@ class Sandbox:
 
     @property
     def netns(self):
-        """The namespace file the init must join, or None (host mode)."""
+        """The namespace file the init must join, or None (host mode; none mode: the init unshares one)."""
         return self.settings.get("sandbox")
 
     def close_sockets(self):
@@ -87,25 +87,25 @@ def setup(paths, cid, config, lookup=None):
 
     ``lookup(ref)`` resolves ``container:<ref>`` to that container's record (the runtime passes its own).
     """
-    from . import firewall, links, netns
-    from . import ports as portsmod
-    from .networks import Networks
-
     mode = config.get("network") or "bridge"
     if mode == "host":
         return Sandbox({"mode": "host"})
     if mode.startswith("container:"):
         ref = mode.split(":", 1)[1]
         other = lookup(ref) if lookup else None
-        sandbox = ((other or {}).get("network_settings") or {}).get("sandbox")
-        if not other or other.get("status") != "running" or not sandbox:
+        if not other or other.get("status") != "running":
             raise errors.Conflict("cannot join network of a non running container: {}".format(ref))
+        # its namespace file, or (--network none, host) its init's namespace
+        sandbox = (other.get("network_settings") or {}).get("sandbox") or "/proc/{}/ns/net".format(other["pid"])
         return Sandbox({"mode": "container:" + other["id"], "sandbox": sandbox, "shared": True})
+    if mode == "none":
+        return Sandbox({"mode": "none", "unshare": True})  # the init unshares an empty namespace with lo up
+    from . import firewall, links, netns  # only bridge networks need them (imports cost every start)
+    from . import ports as portsmod
+    from .networks import Networks
+
     path = netns_path(paths, cid)
     netns.destroy(path)  # a leftover of a crashed shim
-    if mode == "none":
-        netns.create(path).close()
-        return Sandbox({"mode": "none", "sandbox": path})
     nets = Networks(paths, alive=sandbox_alive(paths))
     wanted = [(mode, (config.get("networks") or {}).get(mode) or {})]
     wanted += [(name, opts or {}) for name, opts in (config.get("networks") or {}).items() if name != mode]
@@ -143,12 +143,12 @@ def setup(paths, cid, config, lookup=None):
 
 def teardown(paths, cid, settings):
     """Undo ``setup``: port rules, veths, addresses, the namespace (never a shared one). Idempotent."""
+    settings = settings or {}
+    if settings.get("mode") in (None, "host", "none") or settings.get("shared"):
+        return
     from . import firewall, links, netns
     from .networks import Networks
 
-    settings = settings or {}
-    if settings.get("mode") in (None, "host") or settings.get("shared"):
-        return
     problems = []
     try:
         firewall.unpublish(paths, cid)

@@ -163,8 +163,13 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
                 libc.setns(fd, CLONE_NEWNET)
             finally:
                 os.close(fd)
+        flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP
+        if config.get("netns_new"):
+            flags |= CLONE_NEWNET  # --network none: an empty namespace of its own
         # the cgroup namespace is rooted where the init is now: cgroup placement must happen before this
-        libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
+        libc.unshare(flags)
+        if config.get("netns_new"):
+            libc.interface_up("lo")  # Docker's "none": only loopback, up
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
         if stdio and stdio.get("tty_sock") is not None:

@@ -167,7 +167,7 @@ def _launch(paths, layout, config, sync_fd=None):
         cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
         sandbox = net.setup(paths, layout.id, config, lookup=_lookup(paths))  # netns, veths, ports (per run)
         sandbox.write_files(layout, config["hostname"])
-        config = dict(config, netns=sandbox.netns)  # the init joins it
+        config = dict(config, netns=sandbox.netns, netns_new=bool(sandbox.settings.get("unshare")))  # for the init
         for _ in range(4):
             fds += os.pipe()
         out_r, out_w, err_r, err_w, init_r, init_w, go_r, go_w = fds
