@@ -118,9 +118,8 @@ def setup(paths, cid, config, lookup=None):
         with netns.create(path) as holder:
             for index, (rec, opts) in enumerate(records):
                 nets.reap(rec, nets.alive)  # what a reboot or a killed shim left behind
-                fresh = not links.exists(rec["bridge"])
-                links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
-                if fresh or not firewall.backend(paths).rules(firewall.network_tag(rec["id"])):
+                if not links.exists(rec["bridge"]):  # its rules come and go with it (a boot, network rm)
+                    links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
                     links.set_sysctl("net.ipv4.ip_forward", 1)
                     firewall.network_up(paths, rec)
                 aliases = list(opts.get("aliases") or [])
@@ -150,10 +149,11 @@ def teardown(paths, cid, settings):
     from .networks import Networks
 
     problems = []
-    try:
-        firewall.unpublish(paths, cid)
-    except errors.AgentError as exc:
-        problems.append(exc.message)
+    if settings.get("ports"):
+        try:
+            firewall.unpublish(paths, cid)
+        except errors.AgentError as exc:
+            problems.append(exc.message)
     nets = Networks(paths)
     for ep in settings.get("endpoints") or []:
         try:
