@@ -38,6 +38,11 @@ def _serve_tcp_conn(client, target):
         client.close()
         return
     upstream.settimeout(None)
+    for sock in (client, upstream):  # relay at once: Nagle plus delayed ACKs would stall each small reply ~40 ms
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
     back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
     back.start()
     _pipe(client, upstream)
