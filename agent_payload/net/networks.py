@@ -247,6 +247,8 @@ class Networks:
         except FileNotFoundError:
             return out
         for cid in names:
+            if cid.startswith("."):
+                continue  # another writer's temp file (store.write_json_atomic), not an endpoint
             ep = store.read_json(os.path.join(d, cid))
             if ep:
                 out[cid] = ep

@@ -34,3 +34,13 @@ def integer(args, key, default=None, minimum=None):
     if minimum is not None and value < minimum:
         raise errors.InvalidArgument("argument {} must be >= {}".format(key, minimum))
     return value
+
+
+def boolean(args, key, default=False):
+    """A boolean arg; missing or null is ``default``."""
+    value = args.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
+    return value

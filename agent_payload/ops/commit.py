@@ -6,16 +6,7 @@ upper dir is archived into a new layer, and it is thawed again whatever happened
 """
 
 from agent_payload import errors
-from agent_payload.ops.args import string, string_list
-
-
-def _boolean(args, key, default):
-    value = args.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
-    return value
+from agent_payload.ops.args import boolean, string, string_list
 
 
 def container_config(image_config, inspect_config):
@@ -41,7 +32,7 @@ def op_commit(ctx, args, emit):
     author = string(args, "author") or ""
     message = string(args, "message") or ""
     change_lines = string_list(args, "changes")
-    pause = _boolean(args, "pause", True)
+    pause = boolean(args, "pause", True)
     if target is not None and not target:
         target = None
     commitmod.check_target(target)

@@ -6,7 +6,7 @@ several, a bad signal, a name clash, an existing export target): bad input leave
 """
 
 from agent_payload import errors
-from agent_payload.ops.args import integer, string, string_list
+from agent_payload.ops.args import boolean, integer, string, string_list
 
 
 def _containers(args, op):
@@ -14,15 +14,6 @@ def _containers(args, op):
     if not refs:
         raise errors.InvalidArgument("{} requires at least one container".format(op))
     return refs
-
-
-def _boolean(args, key):
-    value = args.get(key, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
-    return value
 
 
 def op_create(ctx, args, emit):
@@ -35,10 +26,10 @@ def op_create(ctx, args, emit):
 def op_start(ctx, args, emit):
     """Start containers; with ``attach`` (one container) stream its output until it exits and return its code."""
     refs = _containers(args, "start")
-    attach = _boolean(args, "attach")
+    attach = boolean(args, "attach")
     if attach and len(refs) > 1:
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
-    attach_stdin = attach and _boolean(args, "attach_stdin")
+    attach_stdin = attach and boolean(args, "attach_stdin")
     if attach_stdin:
         from agent_payload.runtime import attach_client as attachmod
         attachmod.parse_detach_keys(string(args, "detach_keys"))
@@ -111,7 +102,7 @@ def op_export(ctx, args, emit):
     """Write a container's filesystem as a tar to ``output`` on this host (``force`` replaces a file)."""
     container = string(args, "container", required=True)
     output = string(args, "output", required=True)
-    return ctx.runtime().export(container, output, force=_boolean(args, "force"))
+    return ctx.runtime().export(container, output, force=boolean(args, "force"))
 
 
 def op_container_prune(ctx, args, emit):
@@ -148,7 +139,7 @@ def op_update(ctx, args, emit):
 def op_stats(ctx, args, emit):
     """One resource-usage sample per container (docker stats --no-stream): given containers, else running (all)."""
     refs = string_list(args, "containers")
-    return ctx.runtime().stats(refs or None, all=_boolean(args, "all"))
+    return ctx.runtime().stats(refs or None, all=boolean(args, "all"))
 
 
 def op_pause(ctx, args, emit):
@@ -194,8 +185,8 @@ def op_exec(ctx, args, emit):
     command = string_list(args, "command")
     env = string_list(args, "env")
     workdir, user = string(args, "workdir"), string(args, "user")
-    detach, privileged = _boolean(args, "detach"), _boolean(args, "privileged")
-    interactive, tty = _boolean(args, "interactive"), _boolean(args, "tty")
+    detach, privileged = boolean(args, "detach"), boolean(args, "privileged")
+    interactive, tty = boolean(args, "interactive"), boolean(args, "tty")
     execmod.check_args(command, env, workdir, user)
     frames = None
     if interactive or tty:

@@ -8,16 +8,7 @@ fetches and deletes it).  Arguments are checked and the container resolved befor
 import os
 
 from agent_payload import errors
-from agent_payload.ops.args import string
-
-
-def _boolean(args, key):
-    value = args.get(key, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
-    return value
+from agent_payload.ops.args import boolean, string
 
 
 def op_cp_in(ctx, args, emit):
@@ -31,7 +22,7 @@ def op_cp_in(ctx, args, emit):
         base = string(args, "base", required=True)
         if base != "." and (not base or "/" in base or base == ".." or "\x00" in base):
             raise errors.InvalidArgument("invalid source name: {!r}".format(base))
-        is_dir, contents, keep = _boolean(args, "is_dir"), _boolean(args, "contents"), _boolean(args, "archive")
+        is_dir, contents, keep = boolean(args, "is_dir"), boolean(args, "contents"), boolean(args, "archive")
         runtime = ctx.runtime()
         runtime.lookup(container)
         fd = copy.open_staging(ctx.paths, staging)
@@ -49,7 +40,7 @@ def op_cp_out(ctx, args, emit):
 
     container = string(args, "container", required=True)
     path = string(args, "path", required=True)
-    follow = _boolean(args, "follow_link")
+    follow = boolean(args, "follow_link")
     runtime = ctx.runtime()
     runtime.lookup(container)
     fd, staging = copy.new_staging(ctx.paths)

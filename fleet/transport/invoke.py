@@ -77,6 +77,24 @@ async def upload(conn, host, payload: Payload) -> None:
             raise
 
 
+async def read_result(proc, on_event: EventCallback | None) -> dict | None:
+    """Read the payload's stdout: events go to ``on_event``; returns the result line (None if there was none)."""
+    result = None
+    async for line in proc.stdout:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue  # not ours (a noisy login script); the result line is what counts
+        if msg.get("type") == "event" and on_event is not None:
+            on_event(msg.get("event"), msg.get("data") or {})
+        elif msg.get("type") == "result":
+            result = msg
+    return result
+
+
 async def _exec(conn, command: str, request: dict, on_event: EventCallback | None):
     """Run ``command`` with ``request`` on stdin; return (exit_status, result or None, stderr tail)."""
     proc = await conn.create_process(command, encoding="utf-8", errors="replace")
@@ -86,19 +104,7 @@ async def _exec(conn, command: str, request: dict, on_event: EventCallback | Non
             proc.stdin.write_eof()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the remote side exited without reading; its exit status says why
-        result = None
-        async for line in proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue  # not ours (a noisy login script); the result line is what counts
-            if msg.get("type") == "event" and on_event is not None:
-                on_event(msg.get("event"), msg.get("data") or {})
-            elif msg.get("type") == "result":
-                result = msg
+        result = await read_result(proc, on_event)
         stderr = await proc.stderr.read()
         completed = await proc.wait()
     finally:

@@ -42,19 +42,7 @@ async def call(conn, host, payload, op: str, args: dict, frames: asyncio.Queue, 
     try:
         proc.stdin.write(json.dumps(request) + "\n")
         pump = asyncio.ensure_future(_pump_frames(proc, frames))
-        result = None
-        async for line in proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("type") == "event" and on_event is not None:
-                on_event(msg.get("event"), msg.get("data") or {})
-            elif msg.get("type") == "result":
-                result = msg
+        result = await invoke.read_result(proc, on_event)
         stderr = await proc.stderr.read()
         completed = await proc.wait()
     finally:

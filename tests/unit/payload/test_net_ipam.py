@@ -141,3 +141,15 @@ def test_reap_forgets_endpoints_whose_namespace_is_gone(tmp_path):
     assert list(nets.endpoints(rec)) == ["a" * 64] and list(nets.pool(rec).owners().values()) == ["a" * 64]
     live.clear()
     assert nets.remove("app")["name"] == "app"  # rm reaps first: a reboot does not leave it "in use" forever
+
+
+def test_endpoint_listing_ignores_a_concurrent_writers_temp_file(tmp_path):
+    nets = Networks(Paths(root=str(tmp_path / "root"), config_dir=str(tmp_path / "etc")), {}, routes=[],
+                    alive=lambda cid: False)
+    rec = nets.create("app", subnet="10.92.0.0/24")
+    temp = os.path.join(nets.root, rec["id"], "endpoints", ".tmp-1234-abcd")
+    os.makedirs(os.path.dirname(temp))
+    with open(temp, "w") as f:
+        f.write('{"container": "x"}')  # mid-write of another start: renamed into place a moment later
+    nets.reap(rec, nets.alive)
+    assert os.path.exists(temp) and nets.endpoints(rec) == {}
