@@ -159,6 +159,26 @@ volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAM
 ``volume_rm``      {"volumes": [name], "force": bool} -> {"removed": [name]} (used by any container, running or
             not: Conflict "remove NAME: volume is in use - [ID, ...]"; missing: NotFound unless force)
 ``volume_prune``   {"all": bool} -> {"removed": [name], "reclaimed": bytes} (unused anonymous volumes; all: named too)
+run/create network args: "network" (null: the default "bridge", or none when daemon.json "bridge": "none";
+            "host", "none", "container:<ref>", or a user-defined network's name: unknown is InvalidArgument),
+            "publish": [docker's -p values], "publish_all": bool (-P: EXPOSE), "network_aliases": [str], "ip": str
+            (the last two on user-defined networks only). Checked before anything is pulled; a host port in use
+            is Conflict "... port is already allocated" at start, before the container runs. ``run``'s result adds
+            "ports" (docker's PORTS text); ps rows carry it; inspect has NetworkSettings and PortBindings.
+``network_create``  {"name", "driver": "bridge", "subnet"|null, "gateway"|null, "internal", "labels"} -> {"id",
+            "name"} (subnet default: the first free pool of daemon.json default-address-pools; overlapping another
+            network or a host route: Conflict "... Pool overlaps ..."; name taken: Conflict)
+``network_ls``      {"filters": ["name=", "id=", "driver=", "label=", "type=custom|builtin"]} -> {"networks":
+            [{"id", "name", "driver", "scope", "subnet", "internal", "labels"}]} (bridge, user networks, host, none)
+``network_inspect`` {"networks": [ref]} -> {"networks": [docker's network object with Containers]}
+``network_rm``      {"networks": [ref]} -> {"removed": [name]} (predefined or with endpoints: Conflict)
+``network_prune``   {} -> {"removed": [name]}
+``network_connect`` {"network", "container", "aliases", "ip"} -> {"network", "container", "ip"|null} (live for a
+            running container; recorded for its next start)
+``network_disconnect`` {"network", "container"} -> {"network", "container"}
+``port``    {"container", "port": "80[/tcp]"|null} -> {"id", "name", "backend", "ports": [{"container_port",
+            "proto", "host_ip", "host_port"}], "warnings": [str]} (a port not published: NotFound docker's "No
+            public port '80/tcp' published for NAME"; warnings when ufw/firewalld would be bypassed)
 
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
 "interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
