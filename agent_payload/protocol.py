@@ -31,8 +31,9 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
 ``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root", "boot_hook"} (boot_hook: "systemd" | "cron" | "none", the restart
-            policies' boot hook this host gets; see ``boot``)
+                    "disk_free", "root", "boot_hook", "firewall"} (boot_hook: "systemd" | "cron" | "none", the
+            restart policies' boot hook this host gets, see ``boot``; firewall: "nftables" | "iptables (BINARY)" |
+            "none": published ports then work through the userland proxy alone)
 ``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
             daemon would restart at its start (the boot hook runs it: systemd fleet-boot.service or
             /etc/cron.d/fleet-boot, under $FLEET_HOOK_ROOT if set); refreshes the hook to this payload
