@@ -181,6 +181,7 @@ def down(cfg: LabConfig, log: Log = print) -> None:
         return pids
 
     _state.kill_pids(victims, log)
+    _remove_container_cgroups(cfg, log)
     _netns.teardown(cfg.name, log)
     _state.release_mountpoints(cfg.name, log)
     _hosts.remove_inventory(Path(st["inventory"]) if st.get("inventory") else cfg.inventory, cfg.name, log)
@@ -192,6 +193,23 @@ def down(cfg: LabConfig, log: Log = print) -> None:
         log("removed {}".format(cfg.state_dir))
     elif cfg.state_dir.exists():
         log("left {}: it holds no lab.json".format(cfg.state_dir))
+
+
+def _remove_container_cgroups(cfg: LabConfig, log: Log) -> None:
+    """The cgroups of containers still running on lab hosts when the lab went down (their shims were killed with
+    the lab, so nobody else removes them): empty now that every process is gone, removed bottom-up."""
+    ids = {p.name for p in cfg.state_dir.glob("hosts/*/var-lib-fleet/containers/*") if len(p.name) == 64}
+    removed = set()
+    for cid in ids:
+        for top in list(Path("/sys/fs/cgroup").glob("*/fleet/" + cid)) + list(Path("/sys/fs/cgroup").glob(
+                "fleet*/" + cid)):
+            for sub in sorted((Path(d) for d, _s, _f in os.walk(top)), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            if not top.exists():
+                removed.add(cid)
+    if removed:
+        log("removed the cgroups of {} container(s) left running".format(len(removed)))
 
 
 def status(cfg: LabConfig) -> dict:
