@@ -111,7 +111,7 @@ def write_tree(fileobj, path, base, follow_link=False):
             info.size = st.st_size
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as f:
-                tar.addfile(info, _Exact(f, info.size))
+                tar.addfile(info, ExactReader(f, info.size))
             total[0] += info.size
             return
         if stat.S_ISDIR(mode):
@@ -146,7 +146,7 @@ def write_tree(fileobj, path, base, follow_link=False):
     return {"type": kind_of(st), "size": total[0]}
 
 
-class _Exact:
+class ExactReader:
     """Exactly ``size`` bytes of ``f`` (zeros if it shrank meanwhile), so a file changing under us cannot break
     the tar stream."""
 

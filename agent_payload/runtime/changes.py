@@ -13,6 +13,7 @@ import stat
 import tarfile
 
 from .. import errors
+from ..archive import ExactReader
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
@@ -442,7 +443,7 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
             if info.type == tarfile.REGTYPE:
                 fd = open_in(upper, child, os.O_RDONLY)
                 with os.fdopen(fd, "rb") as f:
-                    add(info, _Exact(f, info.size))
+                    add(info, ExactReader(f, info.size))
             elif info.type != tarfile.DIRTYPE:
                 add(info)
             else:
@@ -459,21 +460,3 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
     walk("")
     tar.close()
     return count[0]
-
-
-class _Exact:
-    """A file that yields exactly ``size`` bytes: one that grew or shrank while being archived (a running
-    container without --pause) cannot break the tar stream; a short file is padded with zeros."""
-
-    def __init__(self, f, size):
-        self.f, self.left = f, size
-
-    def read(self, n=-1):
-        if self.left <= 0:
-            return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.f.read(n)
-        if not data:
-            data = b"\0" * n
-        self.left -= len(data)
-        return data

@@ -86,6 +86,15 @@ def _merged_env(config_env, overrides):
     return ["{}={}".format(k, v) for k, v in merged.items()]
 
 
+def _report_and_die(sync_w, exc):
+    """In an exec child: send the error to the payload over the sync pipe, then exit (never returns)."""
+    try:
+        process.send(sync_w, process.error_message(exc))
+    except BaseException:
+        pass
+    os._exit(1)
+
+
 def _exec(argv, env, sync_fd):
     """execvpe; on failure tell P (detach needs it) and stderr, then exit 127/126 as Docker (never returns)."""
     try:
@@ -135,11 +144,7 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None):
         libc.prctl(PR_SET_KEEPCAPS, 0)
         caps.apply_sets(keep)
     except BaseException as exc:
-        try:
-            process.send(sync_w, process.error_message(exc))
-        except BaseException:
-            pass
-        os._exit(1)
+        _report_and_die(sync_w, exc)
     _exec(req["command"], env, sync_w)
 
 
@@ -176,11 +181,7 @@ def _c1(spec, hostname, req, fds, stdio, go, sync_w, tty_sock=None):
         process.send(sync_w, {"type": "pid", "pid": pid})
         os.close(sync_w)
     except BaseException as exc:
-        try:
-            process.send(sync_w, process.error_message(exc))
-        except BaseException:
-            pass
-        os._exit(1)
+        _report_and_die(sync_w, exc)
     if req["detach"]:
         os._exit(0)  # C2 is reparented to the host's init (or a subreaper), which reaps it
     while True:
