@@ -152,7 +152,9 @@ def repair(paths):
         if not _chmod(d, 0o710, True):
             continue
         for f in _entries(d):
-            if f not in SHARED_FILES:
+            if f in SHARED_FILES:
+                _chmod(os.path.join(d, f), SHARED_FILE_MODE, False)
+            else:
                 _private_file(os.path.join(d, f))
     volumes = os.path.join(root, "volumes")
     for name in _entries(volumes):
