@@ -10,6 +10,7 @@ import sys
 
 from agent_payload import errors, protocol
 from agent_payload.ops import Context, dispatch, payload_identity
+from agent_payload.state import perms
 from agent_payload.state.paths import Paths
 
 
@@ -26,7 +27,12 @@ def launcher():
 
 def _context():
     sha, _path = payload_identity(sys.argv[0])
-    return Context(Paths(), sha, launcher())
+    paths = Paths()
+    try:
+        perms.ensure_root(paths)  # one stat when all is well; a private root first (state/perms.py)
+    except perms.StateRootError as exc:
+        raise errors.FailedPrecondition(str(exc))
+    return Context(paths, sha, launcher())
 
 
 def _error_result(exc):
@@ -137,6 +143,9 @@ def serve_rpc(stdin, stdout):
 def main(argv=None):
     """Entry point: ``--rpc`` or a docker-style command."""
     argv = sys.argv[1:] if argv is None else argv
+    # Docker's daemon sets umask 0022 whatever it inherited; so do we: files the runtime makes without an explicit
+    # mode (and the processes of containers, which inherit it) never depend on the SSH session's umask.
+    os.umask(0o022)
     if argv[:1] == ["--rpc"]:
         return serve_rpc(sys.stdin, sys.stdout)
     from agent_payload.handcli import run_by_hand

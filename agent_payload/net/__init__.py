@@ -47,12 +47,12 @@ class Sandbox:
         if endpoints:
             text = rootfs.HOSTS_TEMPLATE.format(hostname).replace(
                 "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
-            store.write_bytes_atomic(layout.hosts, text.encode())
+            store.write_bytes_atomic(layout.hosts, text.encode(), mode=0o644)  # bind-mounted: readable inside
         if self.user_network_ids():
             host = rootfs.resolv_conf(rootfs.host_resolv_conf())
             extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
             store.write_bytes_atomic(layout.resolv, ("nameserver {}\n".format(dns.ADDRESS) + "".join(extra) +
-                                                     "options ndots:0\n").encode())
+                                                     "options ndots:0\n").encode(), mode=0o644)
 
     def start_services(self, paths, cid):
         """Once the init runs: the userland proxy for published ports, the resolver for user-defined networks."""

@@ -14,6 +14,7 @@ import socket
 
 from ..linux import libc
 from ..linux.consts import CLONE_NEWNET, MNT_DETACH, MS_BIND
+from ..state import perms
 
 
 def _is_mountpoint(path):
@@ -24,7 +25,7 @@ def _is_mountpoint(path):
 
 def ensure_dir(directory):
     """Create the directory of namespace files (idempotent)."""
-    os.makedirs(directory, 0o700, exist_ok=True)
+    perms.makedirs(directory)  # the run dir (/run/fleet) too: 0700
 
 
 class Holder:

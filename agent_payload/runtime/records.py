@@ -7,7 +7,7 @@ import signal
 import time
 
 from .. import errors
-from ..state import locks, store
+from ..state import locks, perms, store
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 TOMBSTONES = ".removed"  # auto-removed containers keep state + log here briefly (for wait/logs of `run --rm`)
@@ -206,7 +206,7 @@ def remove_dir(paths, container_id, tombstone=False):
     lay = Layout(paths, container_id)
     if tombstone and os.path.isdir(lay.dir):
         tomb = os.path.join(paths.containers, TOMBSTONES, container_id)
-        os.makedirs(tomb, exist_ok=True)
+        perms.makedirs(tomb)  # 0700: the config inside carries the container's env
         for src in (lay.state, lay.config, lay.log):
             if os.path.exists(src):
                 os.rename(src, os.path.join(tomb, os.path.basename(src)))

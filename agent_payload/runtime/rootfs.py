@@ -90,9 +90,10 @@ def prepare(layout, lowerdirs, hostname):
         os.symlink(d, os.path.join(layout.layers, str(i)))
     for d in (layout.diff, layout.work, layout.rootfs):
         os.makedirs(d, exist_ok=True)
-    store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode())
-    store.write_bytes_atomic(layout.hosts, HOSTS_TEMPLATE.format(hostname).encode())
-    store.write_bytes_atomic(layout.resolv, resolv_conf(host_resolv_conf()).encode())
+    # bind-mounted into the container, where any user reads them (nginx's workers): 0644 (state/perms.py)
+    store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode(), mode=0o644)
+    store.write_bytes_atomic(layout.hosts, HOSTS_TEMPLATE.format(hostname).encode(), mode=0o644)
+    store.write_bytes_atomic(layout.resolv, resolv_conf(host_resolv_conf()).encode(), mode=0o644)
     store.write_bytes_atomic(layout.log, b"", mode=0o640)
 
 

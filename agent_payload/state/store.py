@@ -12,8 +12,12 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def write_bytes_atomic(path, data, mode=0o644):
-    """Write ``data`` to ``path`` so that readers see either the old or the whole new content."""
+def write_bytes_atomic(path, data, mode=0o600):
+    """Write ``data`` to ``path`` so that readers see either the old or the whole new content.
+
+    Private (0600) unless the caller says otherwise: config and state files carry secrets (a container's env).
+    The only wider files under the state root are those bind-mounted into containers (state/perms.py).
+    """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     # A unique temp name without importing tempfile (~5 ms, paid by every payload command that writes state).
@@ -35,7 +39,7 @@ def write_bytes_atomic(path, data, mode=0o644):
     _fsync_dir(directory)
 
 
-def write_json_atomic(path, obj, mode=0o644):
+def write_json_atomic(path, obj, mode=0o600):
     """Serialise ``obj`` as JSON and write it atomically."""
     data = json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
     write_bytes_atomic(path, data, mode)

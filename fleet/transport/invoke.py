@@ -18,9 +18,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncssh
+
 from agent_payload import protocol
 from fleet.errors import PayloadCrash, TransportError, from_wire
-from fleet.transport.payload import Payload
+from fleet.transport.payload import _CHECK, Payload
 
 DEFAULT_ROOT = "/var/lib/fleet"
 EventCallback = Callable[[str, dict], None]
@@ -41,8 +43,22 @@ def payload_path(host, payload: Payload) -> str:
 
 # Runs the payload from its unpacked code cache (<sha256>.d, made by the zipapp on its first run), skipping
 # runpy and zipimport (~8 ms per command); argv[0] stays the .pyz so the payload still knows its identity.
-_FROM_CACHE = ('import sys; sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0][:-4] + ".d"); '
-               'from agent_payload.cli import main; sys.exit(main())')
+# Root runs this code, so first (payload._CHECK, the reasoning is at payload._MAIN): the payload/ dir and the
+# .pyz must be owned by this user and writable by nobody else, or nothing runs (exit 3, a message naming them);
+# the cache tree likewise, or the .pyz's own __main__ runs instead, which replaces the cache.
+_FROM_CACHE = _CHECK + (
+    "sys.argv = sys.argv[1:]\n"
+    "p = sys.argv[0]\n"
+    "if not (_trusted(os.path.dirname(p), True) and _trusted(p, False)):\n"
+    "    sys.stderr.write('fleet payload {} or its directory is not owned by uid {} or is writable by others: '\n"
+    "                     'refusing to run it; remove it to have it uploaded again\\n'.format(p, os.geteuid()))\n"
+    "    sys.exit(3)\n"
+    "if _trusted_tree(p[:-4] + '.d'):\n"
+    "    sys.path.insert(0, p[:-4] + '.d')\n"
+    "    from agent_payload.cli import main\n"
+    "    sys.exit(main())\n"
+    "import runpy\n"
+    "runpy.run_path(p, run_name='__main__')\n")
 
 
 def remote_command(host, payload: Payload) -> str:
@@ -53,21 +69,47 @@ def remote_command(host, payload: Payload) -> str:
     never races the channel closing (a BrokenPipeError on a cold host otherwise).
     """
     pyz = payload_path(host, payload)
-    return ("if [ -f {p} ] && [ -d {d} ]; then exec {py} -S -E -c {code} {p} --rpc; "
-            "elif [ -f {p} ]; then exec {py} -S -E {p} --rpc; "
+    return ("if [ -f {p} ]; then exec {py} -S -E -c {code} {p} --rpc; "
             "else cat >/dev/null; exit {missing}; fi").format(
-        p=shlex.quote(pyz), d=shlex.quote(pyz[:-4] + ".d"), py=shlex.quote(host.python),
-        code=shlex.quote(_FROM_CACHE), missing=protocol.EXIT_PAYLOAD_MISSING)
+        p=shlex.quote(pyz), py=shlex.quote(host.python), code=shlex.quote(_FROM_CACHE),
+        missing=protocol.EXIT_PAYLOAD_MISSING)
+
+
+async def _mkdir(sftp, path: str, mode: int) -> None:
+    """mkdir ``path`` if missing, with exactly ``mode`` (the server applies its umask to mkdir: chmod after)."""
+    if await sftp.isdir(path):
+        return
+    try:
+        await sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode & 0o700))
+    except asyncssh.SFTPFailure:
+        if not await sftp.isdir(path):  # another upload made it meanwhile
+            raise
+        return
+    await sftp.chmod(path, mode)
 
 
 async def upload(conn, host, payload: Payload) -> None:
-    """Put the payload at its content-addressed path: temp name, then an atomic rename."""
+    """Put the payload at its content-addressed path: temp name, then an atomic rename.
+
+    Modes are explicit, never the remote umask: a state root this makes is 0700 (the payload's first run sets it
+    up and makes it 0710, agent_payload/state/perms.py), the payload/ dir 0755 and the .pyz 0644, both checked by
+    every run (_FROM_CACHE).  A <sha>.d left without its .pyz is removed: the payload unpacks its own.
+    """
     final = payload_path(host, payload)
     directory = final.rsplit("/", 1)[0]
+    root = directory.rsplit("/", 1)[0] or "/"
     tmp = "{}/.{}.tmp-{}".format(directory, payload.filename, secrets.token_hex(4))
     async with conn.start_sftp_client() as sftp:
-        await sftp.makedirs(directory, exist_ok=True)
-        async with sftp.open(tmp, "wb") as f:
+        parent = root.rsplit("/", 1)[0]
+        if parent:
+            await sftp.makedirs(parent, exist_ok=True)
+        await _mkdir(sftp, root, 0o700)
+        await _mkdir(sftp, directory, 0o755)
+        await sftp.chmod(directory, 0o755)
+        if await sftp.lexists(final[:-4] + ".d"):
+            await sftp.rmtree(final[:-4] + ".d", ignore_errors=True)
+        # 0600 while it is written (a fd opened on a wider file would outlive the chmod), 0644 once complete
+        async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as f:
             await f.write(payload.data)
         await sftp.chmod(tmp, 0o644)
         try:

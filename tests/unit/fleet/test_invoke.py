@@ -7,6 +7,7 @@ and host-key policy (strict, trust on first use, changed key).
 
 import asyncio
 import hashlib
+import os
 import shlex
 import sys
 
@@ -115,6 +116,52 @@ def test_cold_host_gets_one_upload_then_warm_calls_are_one_exec(fake, tmp_path):
     assert oct(placed.stat().st_mode & 0o777) == "0o644"
     # no temp file left behind; the payload unpacked its code cache next to itself on first run
     assert sorted(p.name for p in placed.parent.iterdir()) == [built.sha256 + ".d", built.filename]
+
+
+def test_upload_never_uses_the_remote_umask(fake, tmp_path, monkeypatch):
+    """At umask 000 on the host: the state root is made private (0700, then 0710 by the payload's first run),
+    payload/ 0755, the .pyz 0644; a stale <sha>.d without its .pyz is removed, not trusted."""
+    monkeypatch.setenv("FLEET_ROOT", str(tmp_path / "root"))  # the payload's state root (the shell inherits it)
+    kh = tmp_path / "known_hosts"
+    built = payload.build()
+    stale = tmp_path / "root" / "payload" / (built.sha256 + ".d")
+
+    async def scenario():
+        kh.write_text(fake.known_hosts_line())
+        old = os.umask(0)  # the in-process SFTP server and the shell both run at it
+        try:
+            stale.mkdir(parents=True)
+            os.chmod(tmp_path / "root", 0o700)
+            (stale / "planted").write_text("x")
+            return await _call(fake, kh)
+        finally:
+            os.umask(old)
+
+    result = _with_server(fake, scenario)
+    assert result.uploaded
+    root = tmp_path / "root"
+    modes = {p: oct(p.stat().st_mode & 0o7777) for p in (root, root / "payload", root / "payload" / built.filename)}
+    assert list(modes.values()) == ["0o710", "0o755", "0o644"], modes
+    assert not (stale / "planted").exists()
+
+
+def test_a_fresh_root_made_by_the_upload_is_never_wider_than_0700(fake, tmp_path):
+    kh = tmp_path / "known_hosts"
+    seen = {}
+
+    async def scenario():
+        kh.write_text(fake.known_hosts_line())
+        old = os.umask(0)
+        try:
+            conn = await ssh.connect(fake.host(kh), ssh.SSHOptions())
+            async with conn:
+                await invoke.upload(conn, fake.host(kh), payload.build())
+            seen["root"] = oct((tmp_path / "root").stat().st_mode & 0o7777)
+        finally:
+            os.umask(old)
+
+    _with_server(fake, scenario)
+    assert seen["root"] == "0o700"
 
 
 def test_a_host_that_closes_before_reading_the_request_still_gets_the_payload(tmp_path):
