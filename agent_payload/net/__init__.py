@@ -54,17 +54,27 @@ class Sandbox:
             store.write_bytes_atomic(layout.resolv, ("nameserver {}\n".format(dns.ADDRESS) + "".join(extra) +
                                                      "options ndots:0\n").encode())
 
-    def start_services(self, paths, cid):
-        """Once the init runs: the userland proxy for published ports, the resolver for user-defined networks."""
+    def start_resolver(self, paths, cid):
+        """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
+        namespace and serving, so that the command's very first lookup is answered (Docker starts its resolver
+        while it builds the sandbox, before the container's process runs).  Failing here fails the start."""
         from . import dns
+
+        if not self.user_network_ids() or any(isinstance(s, dns.Resolver) for s in self._services):
+            return
+        try:
+            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid)).start()
+        except Exception as exc:
+            raise errors.Internal("cannot start the embedded DNS server ({}:53): {}".format(dns.ADDRESS, exc))
+        self._services.append(resolver)
+
+    def start_services(self, paths, cid):
+        """Once the init runs: the userland proxy for published ports (the resolver started before the init)."""
         from .proxy import Proxy
 
         if self.opened:
             self._services.append(Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start())
             self.opened = []  # the proxy owns (and closes) the sockets now
-        nets = self.user_network_ids()
-        if nets:
-            self._services.append(dns.Resolver(self.netns, dns.names_for(paths, cid, nets)).start())
 
     def stop_services(self):
         for service in self._services:

@@ -197,7 +197,11 @@ def _launch(paths, layout, config, sync_fd=None):
         os.close(fd)
     if io:
         io.after_fork()
-    msg = _place_in_cgroup(cgroup, pid, go_w)
+    msg = _start_resolver(paths, layout.id, sandbox)  # before "go": the command's first lookup must be answered
+    if msg is None:
+        msg = _place_in_cgroup(cgroup, pid, go_w)
+    else:
+        os.close(go_w)  # the init reads EOF and exits without running anything
     if msg is None:
         msg = _await_ready(init_r, pid)
     os.close(init_r)
@@ -209,7 +213,7 @@ def _launch(paths, layout, config, sync_fd=None):
             msg = process.error_message(exc)
     if msg.get("type") == "ready":
         try:
-            sandbox.start_services(paths, layout.id)  # userland proxy, embedded resolver
+            sandbox.start_services(paths, layout.id)  # userland proxy
         except Exception as exc:
             msg = process.error_message(exc)
     if msg.get("type") != "ready":
@@ -297,6 +301,20 @@ def read_pidfile(layout):
         return int(pid), int(start)
     except (OSError, ValueError):
         return None, None
+
+
+def _start_resolver(paths, cid, sandbox):
+    """The embedded resolver of user-defined networks, serving before the init is released; an error message or None.
+
+    Started after the fork (the init must not be forked from a process with threads) and before "go", so it is
+    up before the init's first setup step, let alone its exec.  No user-defined network: nothing to do, no cost.
+    """
+    try:
+        sandbox.start_resolver(paths, cid)
+    except Exception as exc:
+        traceback.print_exc()
+        return process.error_message(exc)
+    return None
 
 
 def _place_in_cgroup(cgroup, pid, go_w):

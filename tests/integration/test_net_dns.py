@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""\
              net.setup(paths, ids[1], {{"name": "web2", "network": "app",
                                         "networks": {{"app": {{"aliases": ["db"]}}}}}}),
              net.setup(paths, ids[2], {{"name": "web3", "network": "other"}})]
-    resolver = dns.Resolver(boxes[0].netns, dns.names_for(paths, ids[0], [app["id"]]), upstreams=[]).start()
+    resolver = dns.Resolver(boxes[0].netns, dns.names_for(paths, ids[0]), upstreams=[]).start()
 
     def inside(box, fn):
         r, w = os.pipe()
@@ -109,3 +109,77 @@ def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_
     assert out["other_net"] == [2, []] and out["unknown"] == [2, []]  # not ours; no upstream: SERVFAIL
     assert out["same_net"] == "refused"  # reachable
     assert out["across_nets"].startswith("ERR")  # dropped by the isolation rules
+
+
+# Real containers (host busybox as the image, private state root) on a user network, inside a network namespace
+# of the test's own: each one's command *is* the lookup, started at once.  The resolver must answer before it runs.
+START_SCRIPT = textwrap.dedent("""\
+    import json, os, shutil, subprocess, sys, time
+    sys.path.insert(0, {repo!r})
+    from agent_payload.net.networks import Networks
+    from agent_payload.runtime.containers import Runtime
+    from agent_payload.runtime.spec import ContainerSpec
+    from agent_payload.state.paths import Paths
+
+    layer = {layer!r}
+    os.makedirs(os.path.join(layer, "bin"))
+    os.makedirs(os.path.join(layer, "etc"))
+    shutil.copy2("/usr/bin/busybox", os.path.join(layer, "bin", "busybox"))
+    for applet in subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True, text=True).stdout.split():
+        if not os.path.lexists(os.path.join(layer, "bin", applet)):
+            os.symlink("busybox", os.path.join(layer, "bin", applet))
+    paths = Paths(root={root!r})
+    rt = Runtime(paths)
+    Networks(paths).create("app", subnet="10.79.4.0/24")
+
+    def spec(name, argv, **kw):
+        return ContainerSpec(image="busybox:test", image_id="sha256:" + "ab" * 32, lowerdirs=[layer], argv=argv,
+                             network="app", name=name, **kw)
+
+    def output(cid):
+        return "".join(ev["line"] for ev in rt.logs(cid))
+
+    ids, out = [], {{"failures": [], "restarts": None}}
+    try:
+        ids.append(rt.create(spec("target", ["sleep", "300"]))["id"])
+        rt.start(ids[0])
+        for i in range({tries}):  # half through busybox's own DNS client, half through ping's getaddrinfo
+            argv = ["nslookup", "target", "127.0.0.11"] if i % 2 else ["ping", "-c1", "-W1", "target"]
+            cid = rt.create(spec("try%d" % i, argv))["id"]
+            ids.append(cid)
+            rt.start(cid)
+            code = rt.wait(cid, timeout=30)
+            if code != 0:
+                out["failures"].append([argv[0], code, output(cid)])
+        # a restart policy: every run's first action is the lookup too
+        cid = rt.create(spec("again", ["sh", "-c", "nslookup target 127.0.0.11 && echo RESOLVED; exit 3"],
+                             restart_policy={{"Name": "on-failure", "MaximumRetryCount": 3}}))["id"]
+        ids.append(cid)
+        rt.start(cid)
+        deadline = time.monotonic() + 30
+        while rt.lookup(cid)["status"] != "exited" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out["restarts"] = [rt.lookup(cid)["status"], output(cid).count("RESOLVED"), output(cid)]
+    finally:
+        rt.remove(ids, force=True)
+        Networks(paths).remove("app")
+    print(json.dumps(out))
+    """)
+
+# a mount namespace of its own whose /sys shows the test namespace's links, with the host's cgroups bound back in
+IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
+            "exec nsenter --net=/run/netns/\"$0\" sh -c "
+            "'mount -t sysfs sysfs /sys && mount --rbind \"$0\" /sys/fs/cgroup && exec \"$@\"' \"$cg\" \"$@\"")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/busybox"), reason="needs /usr/bin/busybox (busybox-static)")
+def test_resolver_answers_the_first_lookup_of_a_container_and_of_each_restart(host_ns, tmp_path):
+    tries = 50
+    script = START_SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), layer=str(tmp_path / "layer"), tries=tries)
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host_ns,
+                           sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["failures"] == [], "{} of {} lookups failed: {}".format(len(out["failures"]), tries, out["failures"][:3])
+    status, resolved, log = out["restarts"]
+    assert status == "exited" and resolved == 4, log  # the first run and its 3 restarts
