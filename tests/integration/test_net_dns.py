@@ -78,6 +78,11 @@ SCRIPT = textwrap.dedent("""\
         "aaaa": query("web2", 28), "other_net": query("web3"), "unknown": query("nosuch"),
         "same_net": connect(boxes[1], ip1), "across_nets": connect(boxes[2], ip1),
     }}
+    # network connect / disconnect of the running container: what its resolver answers follows at once
+    nets.join(other, ids[0], "web1")
+    out["ip3"], out["connected"] = boxes[2].settings["endpoints"][0]["ip"], query("web3")
+    nets.leave(other, ids[0])
+    out["disconnected"] = query("web3")
     resolver.close()
     for cid, box in zip(ids, boxes):
         net.teardown(paths, cid, box.settings)
@@ -109,6 +114,7 @@ def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_
     assert out["other_net"] == [2, []] and out["unknown"] == [2, []]  # not ours; no upstream: SERVFAIL
     assert out["same_net"] == "refused"  # reachable
     assert out["across_nets"].startswith("ERR")  # dropped by the isolation rules
+    assert out["connected"] == [0, [out["ip3"]]] and out["disconnected"] == [2, []]
 
 
 # Real containers (host busybox as the image, private state root) on a user network, inside a network namespace
