@@ -98,6 +98,7 @@ def _supervise(paths, container_id, sync_fd):
     layout = records.Layout(paths, container_id)
     _detach_stdio(layout, sync_fd)
     _reset_inherited_signals()
+    signal.signal(signal.SIGHUP, _on_sighup)  # "network settings changed" (network connect/disconnect)
     _name_process(container_id)
     write_pidfile(layout)
     try:
@@ -124,7 +125,7 @@ def _supervise(paths, container_id, sync_fd):
     backoff = restart.Backoff()
     while True:
         monitor = health.start_monitor(paths, container_id, pid, run["pid_start"])  # HEALTHCHECK probes, if any
-        status = _pump(pid, run["writers"])
+        status = _pump(pid, run["writers"], on_reload=lambda run=run: _reload_network(paths, layout, run))
         health.stop_monitor(monitor)
         run["log"].close()
         oom = _oom_killed(run["cgroup"])  # read before destroy: the counters go with the cgroup
@@ -303,6 +304,38 @@ def read_pidfile(layout):
         return None, None
 
 
+_RELOAD = []  # set by SIGHUP, taken by _pump
+
+
+def _on_sighup(_signum, _frame):
+    _RELOAD.append(True)
+
+
+def _reload_network(paths, layout, run):
+    """SIGHUP from ``network connect``/``disconnect`` of the running container: adopt its network settings from
+    state.json (the end of this run then undoes what was connected since), and if it is now on a user-defined
+    network and had no resolver, start one and point its resolv.conf there (Docker does both at connect).
+
+    resolv.conf is rewritten in place (the container has the file bind-mounted) and only once the resolver
+    serves, which is what ``network connect`` waits for.  Failures go to shim.log and leave the container as it
+    was, with its host nameservers (Docker, too, only logs a resolver that did not start).
+    """
+    sandbox = run.get("sandbox")
+    if sandbox is None:
+        return
+    try:
+        state = records.read_state(paths, layout.id)
+        if state.get("pid") != run["pid"] or not state.get("network_settings"):
+            return  # not this run's record
+        sandbox.settings = state["network_settings"]
+        if sandbox.start_resolver(paths, layout.id):
+            with open(layout.resolv, "r+b") as f:
+                f.write(net.resolver_resolv_conf())
+                f.truncate()
+    except Exception:
+        traceback.print_exc()
+
+
 def _start_resolver(paths, cid, sandbox):
     """The embedded resolver of user-defined networks, serving before the init is released; an error message or None.
 
@@ -380,8 +413,11 @@ def _kill_and_reap(pid):
     os.waitpid(pid, 0)
 
 
-def _pump(pid, writers):
-    """Copy the container's output into the log until it exits; returns the raw wait status."""
+def _pump(pid, writers, on_reload=None):
+    """Copy the container's output into the log until it exits; returns the raw wait status.
+
+    ``on_reload()`` runs (in this, the main thread) after a SIGHUP, within one poll interval.
+    """
     sel = selectors.DefaultSelector()
     for fd in writers:
         sel.register(fd, selectors.EVENT_READ)
@@ -395,6 +431,9 @@ def _pump(pid, writers):
                 sel.unregister(key.fd)
                 os.close(key.fd)
                 writers[key.fd].close()
+        if _RELOAD and on_reload is not None and status is None:
+            del _RELOAD[:]
+            on_reload()
         if status is None:
             done, st = os.waitpid(pid, os.WNOHANG)
             if done:
