@@ -10,7 +10,9 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
                                                                                   shim.pid written,
                                                                                   cgroups.create(id, limits),
                                                                                   device policy (cgroups/devices),
+                                                                                  net.setup (netns, veths, ports),
                                                                                   fork init in a new PID ns,
+                                                                                  resolver serving (user networks),
                                                                                   cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)
       <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
@@ -33,6 +35,12 @@ none of its threads, and drops the caller's stdio, fds and signal handlers first
 The init is placed in its cgroup while it is still blocked on the "go" pipe, before its first setup step:
 it unshares its cgroup namespace at setup (rooted where it is then), and nothing of the container may run
 unconfined. Every container gets a cgroup, limits or not (``stats`` and ``pause`` need one).
+
+The embedded resolver (net/dns.py) of a container on a user-defined network is bound in its namespace and
+serving before "go" too, on every start and restart: the command's first lookup is answered (Docker's resolver
+is up before the container's process runs).  It is started after the fork, as the init must not be forked from
+a process with threads; a resolver that cannot start fails the start.  Later, SIGHUP (``network connect`` and
+``disconnect``) makes the shim re-read the run's network settings and start a resolver the container now needs.
 """
 
 import os
