@@ -60,9 +60,11 @@ class Sandbox:
 
         Returns True if it started one now (False: no user-defined network, or one runs already).
         """
+        if not self.user_network_ids():
+            return False  # default bridge, none, host, container:<id>: no embedded DNS, no cost
         from . import dns
 
-        if not self.user_network_ids() or any(isinstance(s, dns.Resolver) for s in self._services):
+        if any(isinstance(s, dns.Resolver) for s in self._services):
             return False
         try:
             resolver = dns.Resolver(self.netns, dns.names_for(paths, cid)).start()
