@@ -38,10 +38,10 @@ class Sandbox:
         return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
 
     def write_files(self, layout, hostname):
-        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks)."""
+        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks; the host's
+        servers again when a container that was on one no longer is)."""
         from ..runtime import rootfs
         from ..state import store
-        from . import dns
 
         endpoints = self.settings.get("endpoints") or []
         if endpoints:
@@ -49,28 +49,65 @@ class Sandbox:
                 "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
             store.write_bytes_atomic(layout.hosts, text.encode(), mode=0o644)  # bind-mounted: readable inside
         if self.user_network_ids():
-            host = rootfs.resolv_conf(rootfs.host_resolv_conf())
-            extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
-            store.write_bytes_atomic(layout.resolv, ("nameserver {}\n".format(dns.ADDRESS) + "".join(extra) +
-                                                     "options ndots:0\n").encode(), mode=0o644)
+            store.write_bytes_atomic(layout.resolv, resolver_resolv_conf(), mode=0o644)  # bind-mounted
+        elif points_at_resolver(layout.resolv):  # left by a start on a user network it was disconnected from since
+            store.write_bytes_atomic(layout.resolv, rootfs.resolv_conf(rootfs.host_resolv_conf()).encode(),
+                                     mode=0o644)
+
+    def start_resolver(self, paths, cid):
+        """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
+        namespace and serving, so that the command's very first lookup is answered (Docker starts its resolver
+        while it builds the sandbox, before the container's process runs).  Failing here fails the start.
+
+        Returns True if it started one now (False: no user-defined network, or one runs already).
+        """
+        if not self.user_network_ids():
+            return False  # default bridge, none, host, container:<id>: no embedded DNS, no cost
+        from . import dns
+
+        if any(isinstance(s, dns.Resolver) for s in self._services):
+            return False
+        try:
+            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid)).start()
+        except Exception as exc:
+            raise errors.Internal("cannot start the embedded DNS server ({}:53): {}".format(dns.ADDRESS, exc))
+        self._services.append(resolver)
+        return True
 
     def start_services(self, paths, cid):
-        """Once the init runs: the userland proxy for published ports, the resolver for user-defined networks."""
-        from . import dns
+        """Once the init runs: the userland proxy for published ports (the resolver started before the init)."""
         from .proxy import Proxy
 
         if self.opened:
             self._services.append(Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start())
             self.opened = []  # the proxy owns (and closes) the sockets now
-        nets = self.user_network_ids()
-        if nets:
-            self._services.append(dns.Resolver(self.netns, dns.names_for(paths, cid, nets)).start())
 
     def stop_services(self):
         for service in self._services:
             service.close()
         self._services = []
         self.close_sockets()
+
+
+def resolver_resolv_conf():
+    """resolv.conf of a container on a user-defined network: the embedded resolver, the host's search domains."""
+    from ..runtime import rootfs
+    from .dns import ADDRESS
+
+    host = rootfs.resolv_conf(rootfs.host_resolv_conf())
+    extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
+    return ("nameserver {}\n".format(ADDRESS) + "".join(extra) + "options ndots:0\n").encode()
+
+
+def points_at_resolver(path):
+    """Is the resolv.conf at ``path`` the one ``resolver_resolv_conf`` writes (first line: the embedded resolver)?"""
+    from .dns import ADDRESS
+
+    try:
+        with open(path, "rb") as f:
+            return f.readline().split() == [b"nameserver", ADDRESS.encode()]
+    except OSError:
+        return False
 
 
 def netns_path(paths, cid):

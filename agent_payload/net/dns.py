@@ -4,7 +4,10 @@ A thread joins the container's network namespace just long enough to bind 127.0.
 then returns to the shim's own namespace: the listening sockets stay in the container, the upstream queries leave
 from the host (so a host resolver on loopback, such as systemd-resolved's 127.0.0.53, works too).
 
-Answers are live: every query reads the endpoint records of the networks the container is on, so connect,
+The shim starts it before the container's init is released (runtime/shim.py), on every start and restart, so
+the command's first lookup is answered, as Docker's resolver is up before the container's process runs.
+
+Answers are live: every query reads the endpoint records of the networks the container is on now, so connect,
 disconnect, restarts and new containers are seen at once. A name is a container name, an alias, or the short
 (12 hex) ID of a container sharing a network; a known name gets its A records (none for AAAA, as Docker answers
 an empty NOERROR); anything else is forwarded unchanged to the host's upstream servers (SERVFAIL without any).
@@ -108,7 +111,12 @@ class Resolver:
             os.close(target)
 
     def start(self):
-        """Bind inside the container (errors raise here), then serve in daemon threads."""
+        """Load the name table once and bind inside the container (errors raise here), then serve in daemon threads.
+
+        When this returns the sockets are bound and listening and the serving threads run: a query sent from the
+        container from now on is answered (the shim calls this before it lets the container's init go on).
+        """
+        self.names()  # a table that cannot be read fails the start, not the container's first query
         ready, failure = threading.Event(), []
 
         def bind():
@@ -209,18 +217,17 @@ class Resolver:
                 sock.close()
 
 
-def names_for(paths, cid, network_ids):
-    """A ``names()`` callable: {name: {ip}} over the networks ``network_ids`` (user-defined ones) of ``cid``."""
+def names_for(paths, cid):
+    """A ``names()`` callable: {name: {ip}} over the user-defined networks ``cid`` is on *now* (read per call, so a
+    ``network connect``/``disconnect`` of the running container changes what it resolves at once)."""
     from .networks import Networks
 
     def names():
         nets = Networks(paths)
         table = {}
-        for nid in network_ids:
-            try:
-                rec = nets.get(nid)
-            except Exception:  # noqa: BLE001 - a network removed meanwhile answers nothing
-                continue
+        for rec, _own in nets.endpoints_of(cid):
+            if rec.get("default"):
+                continue  # the default bridge has no name resolution (Docker)
             for other, ep in nets.endpoints(rec).items():
                 for key in [ep.get("name"), other[:12]] + list(ep.get("aliases") or []):
                     if key:

@@ -2,13 +2,20 @@
 
 The change is recorded in config.json (``network`` and ``networks``), so the next start builds the same set;
 a running container gets (or loses) the interface at once: a new veth into its namespace, an address, the
-network's rules. Its embedded resolver (if it has one) sees new names at once, as it reads endpoints live; a
-container that had no user-defined network before gets the resolver at its next start.
+network's rules. Its embedded resolver (if it has one) sees the change at once, as it reads the container's
+endpoints per query. The shim is told (SIGHUP: it re-reads the network settings from state.json, so the end of
+the run undoes what was connected); a container that had no user-defined network before gets its resolver then,
+and ``connect`` returns once resolv.conf points at it (Docker starts the resolver at connect, too).
 """
+
+import signal
+import time
 
 from .. import errors
 from ..state import store
 from . import records
+
+RESOLVER_WAIT = 5.0  # how long connect waits for the shim to start a resolver (it logs why not in shim.log)
 
 
 def _sandbox(state):
@@ -16,6 +23,21 @@ def _sandbox(state):
     if state.get("status") != "running" or not settings.get("sandbox") or settings.get("shared"):
         return None, settings
     return settings["sandbox"], settings
+
+
+def _tell_shim(state):
+    """The running container's network settings changed: its shim re-reads them (False: no live shim)."""
+    return records.signal_process(state.get("shim_pid"), state.get("shim_start"), signal.SIGHUP)
+
+
+def _await_resolver(layout, deadline):
+    """Until the shim has started the resolver and pointed resolv.conf at it, or ``deadline`` (monotonic)."""
+    from ..net import points_at_resolver
+
+    delay = 0.005
+    while not points_at_resolver(layout.resolv) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def connect(runtime, ref, network, aliases=(), ip=None):
@@ -33,6 +55,7 @@ def connect(runtime, ref, network, aliases=(), ip=None):
         raise errors.InvalidArgument("network-scoped aliases and --ip are supported only for containers in user "
                                      "defined networks")
     cid = runtime._resolve(ref)
+    wait_resolver = False
     with records.container_lock(runtime.paths, cid):
         config = records.read_config(runtime.paths, cid)
         state = records.read_state(runtime.paths, cid)
@@ -60,15 +83,19 @@ def connect(runtime, ref, network, aliases=(), ip=None):
                 except BaseException:
                     nets.leave(rec, cid)
                     raise
+            had_resolver = any(e["network"] != "bridge" for e in settings.get("endpoints") or [])
             settings = dict(settings, endpoints=list(settings.get("endpoints") or []) + [ep])
             state["network_settings"] = settings
             records.write_state(runtime.paths, cid, state)
             address = ep["ip"]
+            wait_resolver = _tell_shim(state) and not rec.get("default") and not had_resolver
         if mode == "none" and not config.get("networks"):
             config["network"] = rec["name"] if not rec.get("default") else "bridge"
         if not rec.get("default"):
             config.setdefault("networks", {})[rec["name"]] = {"aliases": list(aliases or []), "ip": ip}
         store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
+    if wait_resolver:  # outside the lock: the shim takes it when the container exits meanwhile
+        _await_resolver(records.Layout(runtime.paths, cid), time.monotonic() + RESOLVER_WAIT)
     return {"network": rec["name"], "container": config.get("name"), "ip": address}
 
 
@@ -99,6 +126,7 @@ def disconnect(runtime, ref, network):
                     kept.append(ep)
             state["network_settings"] = dict(settings, endpoints=kept)
             records.write_state(runtime.paths, cid, state)
+            _tell_shim(state)
         named.pop(rec["name"], None)
         config["networks"] = named
         if rec["name"] == mode or (rec.get("default") and mode == "bridge"):

@@ -10,7 +10,9 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
                                                                                   shim.pid written,
                                                                                   cgroups.create(id, limits),
                                                                                   device policy (cgroups/devices),
+                                                                                  net.setup (netns, veths, ports),
                                                                                   fork init in a new PID ns,
+                                                                                  resolver serving (user networks),
                                                                                   cgroup.add(init); "go" to init,
                                                                                   wait init's "ready" (process.py)
       <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
@@ -33,6 +35,12 @@ none of its threads, and drops the caller's stdio, fds and signal handlers first
 The init is placed in its cgroup while it is still blocked on the "go" pipe, before its first setup step:
 it unshares its cgroup namespace at setup (rooted where it is then), and nothing of the container may run
 unconfined. Every container gets a cgroup, limits or not (``stats`` and ``pause`` need one).
+
+The embedded resolver (net/dns.py) of a container on a user-defined network is bound in its namespace and
+serving before "go" too, on every start and restart: the command's first lookup is answered (Docker's resolver
+is up before the container's process runs).  It is started after the fork, as the init must not be forked from
+a process with threads; a resolver that cannot start fails the start.  Later, SIGHUP (``network connect`` and
+``disconnect``) makes the shim re-read the run's network settings and start a resolver the container now needs.
 """
 
 import os
@@ -98,6 +106,7 @@ def _supervise(paths, container_id, sync_fd):
     layout = records.Layout(paths, container_id)
     _detach_stdio(layout, sync_fd)
     _reset_inherited_signals()
+    signal.signal(signal.SIGHUP, _on_sighup)  # "network settings changed" (network connect/disconnect)
     _name_process(container_id)
     write_pidfile(layout)
     try:
@@ -124,7 +133,7 @@ def _supervise(paths, container_id, sync_fd):
     backoff = restart.Backoff()
     while True:
         monitor = health.start_monitor(paths, container_id, pid, run["pid_start"])  # HEALTHCHECK probes, if any
-        status = _pump(pid, run["writers"])
+        status = _pump(pid, run["writers"], on_reload=lambda run=run: _reload_network(paths, layout, run))
         health.stop_monitor(monitor)
         run["log"].close()
         oom = _oom_killed(run["cgroup"])  # read before destroy: the counters go with the cgroup
@@ -197,7 +206,11 @@ def _launch(paths, layout, config, sync_fd=None):
         os.close(fd)
     if io:
         io.after_fork()
-    msg = _place_in_cgroup(cgroup, pid, go_w)
+    msg = _start_resolver(paths, layout.id, sandbox)  # before "go": the command's first lookup must be answered
+    if msg is None:
+        msg = _place_in_cgroup(cgroup, pid, go_w)
+    else:
+        os.close(go_w)  # the init reads EOF and exits without running anything
     if msg is None:
         msg = _await_ready(init_r, pid)
     os.close(init_r)
@@ -209,7 +222,7 @@ def _launch(paths, layout, config, sync_fd=None):
             msg = process.error_message(exc)
     if msg.get("type") == "ready":
         try:
-            sandbox.start_services(paths, layout.id)  # userland proxy, embedded resolver
+            sandbox.start_services(paths, layout.id)  # userland proxy
         except Exception as exc:
             msg = process.error_message(exc)
     if msg.get("type") != "ready":
@@ -299,6 +312,52 @@ def read_pidfile(layout):
         return None, None
 
 
+_RELOAD = []  # set by SIGHUP, taken by _pump
+
+
+def _on_sighup(_signum, _frame):
+    _RELOAD.append(True)
+
+
+def _reload_network(paths, layout, run):
+    """SIGHUP from ``network connect``/``disconnect`` of the running container: adopt its network settings from
+    state.json (the end of this run then undoes what was connected since), and if it is now on a user-defined
+    network and had no resolver, start one and point its resolv.conf there (Docker does both at connect).
+
+    resolv.conf is rewritten in place (the container has the file bind-mounted) and only once the resolver
+    serves, which is what ``network connect`` waits for.  Failures go to shim.log and leave the container as it
+    was, with its host nameservers (Docker, too, only logs a resolver that did not start).
+    """
+    sandbox = run.get("sandbox")
+    if sandbox is None:
+        return
+    try:
+        state = records.read_state(paths, layout.id)
+        if state.get("pid") != run["pid"] or not state.get("network_settings"):
+            return  # not this run's record
+        sandbox.settings = state["network_settings"]
+        if sandbox.start_resolver(paths, layout.id):
+            with open(layout.resolv, "r+b") as f:
+                f.write(net.resolver_resolv_conf())
+                f.truncate()
+    except Exception:
+        traceback.print_exc()
+
+
+def _start_resolver(paths, cid, sandbox):
+    """The embedded resolver of user-defined networks, serving before the init is released; an error message or None.
+
+    Started after the fork (the init must not be forked from a process with threads) and before "go", so it is
+    up before the init's first setup step, let alone its exec.  No user-defined network: nothing to do, no cost.
+    """
+    try:
+        sandbox.start_resolver(paths, cid)
+    except Exception as exc:
+        traceback.print_exc()
+        return process.error_message(exc)
+    return None
+
+
 def _place_in_cgroup(cgroup, pid, go_w):
     """Move the (blocked) init into the container's cgroup, then release it; an error message or None."""
     try:
@@ -362,8 +421,11 @@ def _kill_and_reap(pid):
     os.waitpid(pid, 0)
 
 
-def _pump(pid, writers):
-    """Copy the container's output into the log until it exits; returns the raw wait status."""
+def _pump(pid, writers, on_reload=None):
+    """Copy the container's output into the log until it exits; returns the raw wait status.
+
+    ``on_reload()`` runs (in this, the main thread) after a SIGHUP, within one poll interval.
+    """
     sel = selectors.DefaultSelector()
     for fd in writers:
         sel.register(fd, selectors.EVENT_READ)
@@ -377,6 +439,9 @@ def _pump(pid, writers):
                 sel.unregister(key.fd)
                 os.close(key.fd)
                 writers[key.fd].close()
+        if _RELOAD and on_reload is not None and status is None:
+            del _RELOAD[:]
+            on_reload()
         if status is None:
             done, st = os.waitpid(pid, os.WNOHANG)
             if done:

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""\
              net.setup(paths, ids[1], {{"name": "web2", "network": "app",
                                         "networks": {{"app": {{"aliases": ["db"]}}}}}}),
              net.setup(paths, ids[2], {{"name": "web3", "network": "other"}})]
-    resolver = dns.Resolver(boxes[0].netns, dns.names_for(paths, ids[0], [app["id"]]), upstreams=[]).start()
+    resolver = dns.Resolver(boxes[0].netns, dns.names_for(paths, ids[0]), upstreams=[]).start()
 
     def inside(box, fn):
         r, w = os.pipe()
@@ -78,6 +78,11 @@ SCRIPT = textwrap.dedent("""\
         "aaaa": query("web2", 28), "other_net": query("web3"), "unknown": query("nosuch"),
         "same_net": connect(boxes[1], ip1), "across_nets": connect(boxes[2], ip1),
     }}
+    # network connect / disconnect of the running container: what its resolver answers follows at once
+    nets.join(other, ids[0], "web1")
+    out["ip3"], out["connected"] = boxes[2].settings["endpoints"][0]["ip"], query("web3")
+    nets.leave(other, ids[0])
+    out["disconnected"] = query("web3")
     resolver.close()
     for cid, box in zip(ids, boxes):
         net.teardown(paths, cid, box.settings)
@@ -109,3 +114,137 @@ def test_names_resolve_on_a_user_network_and_networks_are_isolated(host_ns, tmp_
     assert out["other_net"] == [2, []] and out["unknown"] == [2, []]  # not ours; no upstream: SERVFAIL
     assert out["same_net"] == "refused"  # reachable
     assert out["across_nets"].startswith("ERR")  # dropped by the isolation rules
+    assert out["connected"] == [0, [out["ip3"]]] and out["disconnected"] == [2, []]
+
+
+# Real containers (host busybox as the image, private state root) on a user network, inside a network namespace
+# of the test's own.  PRELUDE makes the layer, the runtime, network "app" and container "target" on it; a scenario
+# fills ``out`` and leaves its containers in ``ids``; everything is removed, and must leave no endpoint behind.
+PRELUDE = """\
+import json, os, shutil, subprocess, sys, time
+sys.path.insert(0, {repo!r})
+from agent_payload.net.networks import Networks
+from agent_payload.runtime.containers import Runtime
+from agent_payload.runtime.spec import ContainerSpec
+from agent_payload.state.paths import Paths
+
+layer = {layer!r}
+os.makedirs(os.path.join(layer, "bin"))
+os.makedirs(os.path.join(layer, "etc"))
+shutil.copy2("/usr/bin/busybox", os.path.join(layer, "bin", "busybox"))
+for applet in subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True, text=True).stdout.split():
+    if not os.path.lexists(os.path.join(layer, "bin", applet)):
+        os.symlink("busybox", os.path.join(layer, "bin", applet))
+paths = Paths(root={root!r})
+rt = Runtime(paths)
+app = Networks(paths).create("app", subnet="10.79.4.0/24")
+
+def spec(name, argv, network="app", **kw):
+    return ContainerSpec(image="busybox:test", image_id="sha256:" + "ab" * 32, lowerdirs=[layer], argv=argv,
+                         network=network, name=name, **kw)
+
+def output(cid):
+    return "".join(ev["line"] for ev in rt.logs(cid))
+
+ids, out = [], {{}}
+try:
+    ids.append(rt.create(spec("target", ["sleep", "300"]))["id"])
+    rt.start(ids[0])
+{scenario}
+finally:
+    rt.remove(ids, force=True)
+    out["leftover_endpoints"] = sorted(Networks(paths).endpoints(app))
+    if not out["leftover_endpoints"]:
+        Networks(paths).remove("app")
+print(json.dumps(out))
+"""
+
+# each container's command *is* the lookup, started at once: the resolver must answer before it runs
+FIRST_LOOKUPS = """\
+out["failures"] = []
+for i in range({tries}):  # half through busybox's own DNS client, half through ping's getaddrinfo
+    argv = ["nslookup", "target", "127.0.0.11"] if i % 2 else ["ping", "-c1", "-W1", "target"]
+    cid = rt.create(spec("try%d" % i, argv))["id"]
+    ids.append(cid)
+    rt.start(cid)
+    code = rt.wait(cid, timeout=30)
+    if code != 0:
+        out["failures"].append([argv[0], code, output(cid)])
+# a restart policy: every run's first action is the lookup too
+cid = rt.create(spec("again", ["nslookup", "target", "127.0.0.11"], restart_policy={{"Name": "always"}}))["id"]
+ids.append(cid)
+rt.start(cid)
+deadline = time.monotonic() + 30
+while (rt.lookup(cid).get("restart_count") or 0) < 4 and time.monotonic() < deadline:
+    time.sleep(0.05)
+log = output(cid)
+out["restarts"] = [rt.lookup(cid).get("restart_count"), log.count("Name:"), log.count("no servers"), log]
+"""
+
+# a running container on the default bridge (no resolver) is connected to "app": when connect returns, its
+# resolv.conf names 127.0.0.11 and that answers; after a disconnect the end of its run leaves nothing behind
+CONNECT = """\
+cid = rt.create(spec("late", ["sleep", "300"], network="bridge"))["id"]
+ids.append(cid)
+rt.start(cid)
+pid, sandbox = rt.lookup(cid)["pid"], rt.lookup(cid)["network_settings"]["sandbox"]
+def resolv():
+    with open("/proc/{{}}/root/etc/resolv.conf".format(pid)) as f:
+        return f.read()
+def lookup(name):
+    return subprocess.run(["nsenter", "--net=" + sandbox, "/usr/bin/busybox", "nslookup", name, "127.0.0.11"],
+                          capture_output=True, text=True, timeout=20).returncode
+out["before"] = resolv()
+rt.connect(cid, "app")
+out["after"], out["lookup"] = resolv(), lookup("target")
+cid2 = rt.create(spec("later", ["sleep", "300"], network="bridge"))["id"]
+ids.append(cid2)
+rt.start(cid2)
+rt.connect(cid2, "app")
+rt.disconnect(cid2, "bridge")  # the shim must learn of both, or the end of its run forgets the app endpoint
+# disconnected from its only user network while stopped: the next run's resolv.conf is the host's again
+cid3 = rt.create(spec("gone", ["cat", "/etc/resolv.conf"]))["id"]
+ids.append(cid3)
+rt.start(cid3)
+rt.wait(cid3, timeout=20)
+rt.disconnect(cid3, "app")
+rt.start(cid3)
+rt.wait(cid3, timeout=20)
+out["runs"] = output(cid3)
+"""
+
+
+def _in_netns(host_ns, tmp_path, scenario, **kw):
+    """Run PRELUDE + ``scenario`` in ``host_ns``; returns its ``out``."""
+    body = textwrap.indent(scenario.format(**kw), "    ")
+    script = PRELUDE.format(repo=REPO, root=str(tmp_path / "root"), layer=str(tmp_path / "layer"), scenario=body)
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host_ns,
+                           sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+# a mount namespace of its own whose /sys shows the test namespace's links, with the host's cgroups bound back in
+IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
+            "exec nsenter --net=/run/netns/\"$0\" sh -c "
+            "'mount -t sysfs sysfs /sys && mount --rbind \"$0\" /sys/fs/cgroup && exec \"$@\"' \"$cg\" \"$@\"")
+needs_busybox = pytest.mark.skipif(not os.path.exists("/usr/bin/busybox"), reason="needs /usr/bin/busybox")
+
+
+@needs_busybox
+def test_resolver_answers_the_first_lookup_of_a_container_and_of_each_restart(host_ns, tmp_path):
+    tries = 50
+    out = _in_netns(host_ns, tmp_path, FIRST_LOOKUPS, tries=tries)
+    assert out["failures"] == [], "{} of {} lookups failed: {}".format(len(out["failures"]), tries, out["failures"][:3])
+    restarts, resolved, unanswered, log = out["restarts"]
+    assert restarts >= 4 and resolved >= 4 and unanswered == 0, log  # the first run and at least 3 restarts
+    assert out["leftover_endpoints"] == []
+
+
+@needs_busybox
+def test_connect_to_a_user_network_starts_the_resolver_before_it_returns(host_ns, tmp_path):
+    out = _in_netns(host_ns, tmp_path, CONNECT)
+    assert "127.0.0.11" not in out["before"]  # the default bridge has no embedded DNS
+    assert out["after"].startswith("nameserver 127.0.0.11\n") and out["lookup"] == 0, out
+    assert out["leftover_endpoints"] == []  # "later" was connected, then left "bridge": its shim knew of both
+    assert out["runs"].startswith("nameserver 127.0.0.11\n") and out["runs"].count("127.0.0.11") == 1, out["runs"]
