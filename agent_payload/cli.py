@@ -25,9 +25,22 @@ def launcher():
             "import sys; sys.path.insert(0, {!r}); from agent_payload.cli import main; sys.exit(main())".format(parent)]
 
 
+def state_root_of(path):
+    """The state root a payload at ``<root>/payload/<sha>.pyz`` belongs to (an inventory's ``fleet_root``).
+
+    ``FLEET_ROOT`` still wins (tests, a hand run with a private tree); a payload elsewhere (a copy in /tmp
+    run by hand) uses the default root.
+    """
+    if path and not os.environ.get("FLEET_ROOT"):
+        directory = os.path.dirname(path)
+        if os.path.basename(directory) == "payload":
+            return os.path.dirname(directory)
+    return None
+
+
 def _context():
-    sha, _path = payload_identity(sys.argv[0])
-    paths = Paths()
+    sha, path = payload_identity(sys.argv[0])
+    paths = Paths(root=state_root_of(path))
     try:
         perms.ensure_root(paths)  # one stat when all is well; a private root first (state/perms.py)
     except perms.StateRootError as exc:

@@ -118,6 +118,21 @@ def test_cold_host_gets_one_upload_then_warm_calls_are_one_exec(fake, tmp_path):
     assert sorted(p.name for p in placed.parent.iterdir()) == [built.sha256 + ".d", built.filename]
 
 
+def test_the_payload_keeps_its_state_under_the_inventorys_fleet_root(fake, tmp_path, monkeypatch):
+    """fleet_root moves the whole state root, not only the .pyz: the payload finds its root from its own path."""
+    monkeypatch.delenv("FLEET_ROOT", raising=False)
+    kh = tmp_path / "known_hosts"
+
+    async def scenario():
+        kh.write_text(fake.known_hosts_line())
+        return await _call(fake, kh, op="volume_create", args={"name": "rootcheck"})
+
+    _with_server(fake, scenario)
+    root = tmp_path / "root"
+    assert (root / "volumes" / "rootcheck").is_dir()
+    assert oct(root.stat().st_mode & 0o777) == "0o710"
+
+
 def test_upload_never_uses_the_remote_umask(fake, tmp_path, monkeypatch):
     """At umask 000 on the host: the state root is made private (0700, then 0710 by the payload's first run),
     payload/ 0755, the .pyz 0644; a stale <sha>.d without its .pyz is removed, not trusted."""
