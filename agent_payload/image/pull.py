@@ -60,7 +60,7 @@ class BlobStream:
         self.ingest, self.clients, self.desc = ingest, list(clients), desc
         self.digest, self.size = desc["digest"], desc.get("size")
         self.cancel, self.progress = cancel, progress
-        self.resp, self.next_client, self.failures = None, 0, []
+        self.resp, self.guard, self.next_client, self.failures = None, None, 0, []
         self._last, self._last_t = 0, 0.0
 
     def read(self, n=-1):
@@ -77,10 +77,15 @@ class BlobStream:
             if self.resp is None:
                 self._connect()
             try:
-                data = self.resp.read(n)
+                data = self.guard.read(n)
+            except registry.Stalled as exc:
+                data = None
+                self._failed("{} ({} of {} bytes)".format(exc.message, self.ingest.offset, self.size))
             except _NETWORK_ERRORS as exc:
                 data = None
                 self._failed("read failed after {} bytes: {}".format(self.ingest.offset, exc or type(exc).__name__))
+            if data is None:
+                continue
             if data == b"" and self.size is None:
                 return b""
             if data == b"":
@@ -101,7 +106,7 @@ class BlobStream:
     def _failed(self, why):
         self.failures.append({"endpoint": self.clients[self.next_client - 1].endpoint.url, "error": why})
         self.resp.close()
-        self.resp = None
+        self.resp = self.guard = None
 
     def _connect(self):
         """Open the blob at the current offset on the next endpoint that answers; Unavailable when none do."""
@@ -121,20 +126,25 @@ class BlobStream:
                 kind = "blob unknown" if code == 404 else "HTTP {}".format(code)
                 self.failures.append({"endpoint": client.endpoint.url, "error": kind})
                 continue
+            guard = registry.StallGuard(resp, client.timeout, "blob " + self.digest, client.endpoint.url)
             try:
-                if offset and not self._skip_to(resp, offset):
+                if offset and not self._skip_to(resp, guard, offset):
                     continue
+            except registry.Stalled as exc:
+                resp.close()
+                self.failures.append({"endpoint": client.endpoint.url, "error": exc.message})
+                continue
             except _NETWORK_ERRORS as exc:
                 resp.close()
                 self.failures.append({"endpoint": client.endpoint.url, "error": str(exc)})
                 continue
-            self.resp = resp
+            self.resp, self.guard = resp, guard
             return
         first = self.failures[0]["error"] if self.failures else "no endpoint"
         raise errors.Unavailable("downloading blob {} failed: {}".format(self.digest, first),
                                  details={"tried": self.failures})
 
-    def _skip_to(self, resp, offset):
+    def _skip_to(self, resp, guard, offset):
         """Position a fresh response at ``offset``: 206 with the right Content-Range, or skip bytes of a 200."""
         if resp.getcode() == 206:
             m = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range") or "")
@@ -145,7 +155,7 @@ class BlobStream:
             return False
         left = offset
         while left:
-            chunk = resp.read(min(left, 1024 * 1024))
+            chunk = guard.read(min(left, 1024 * 1024))
             if not chunk:
                 resp.close()
                 self.failures.append({"endpoint": resp.geturl(), "error": "body shorter than the resumed part"})
@@ -170,7 +180,7 @@ class BlobStream:
         """Close the current response, if any."""
         if self.resp is not None:
             self.resp.close()
-            self.resp = None
+            self.resp = self.guard = None
 
 
 class _Prepared:
@@ -272,7 +282,7 @@ class Puller:
         endpoints = registry.endpoints_for(r.domain, self.config, "resolve")
         failures = []
         for i, ep in enumerate(endpoints):
-            client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain))
+            client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain), self._timeout())
             try:
                 top, docs = registry.resolve_manifest(client, r.digest or r.tag, r.familiar(), platform)
                 return client, top, docs
@@ -285,16 +295,21 @@ class Puller:
                 failures.append({"endpoint": ep.url, "error": exc.message})
         raise errors.Internal("no endpoint for {}".format(r.string()))  # unreachable: the origin is always last
 
+    def _timeout(self):
+        """daemon.json's ``fleet-stall-timeout`` (registry.TIMEOUT when the store has no parsed config)."""
+        return getattr(self.config, "stall_timeout", None) or registry.TIMEOUT
+
     def _clients(self, r, serving):
         """Blob sources in order: the serving endpoint's pull-only mirrors, that endpoint, then every other
         endpoint that may serve content (a blob is verified by digest, so any of them is safe)."""
-        out = [registry.RegistryClient(m, r.path, None) for m in serving.endpoint.content_mirrors]
+        out = [registry.RegistryClient(m, r.path, None, self._timeout()) for m in serving.endpoint.content_mirrors]
         out.append(serving)
         seen = {c.endpoint.url for c in out}
         for ep in registry.endpoints_for(r.domain, self.config, "pull"):
             if ep.url not in seen:
                 seen.add(ep.url)
-                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain)))
+                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain),
+                                                   self._timeout()))
         return out
 
     def _fetch_small(self, clients, desc):
@@ -414,7 +429,7 @@ def pull_all_tags(store, ref, emit=None, platform=None):
     puller = Puller(store)
     tags, failures = None, []
     for ep in registry.endpoints_for(r.domain, store.config, "resolve"):
-        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain))
+        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain), puller._timeout())
         try:
             tags = client.list_tags()
             break
