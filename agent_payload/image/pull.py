@@ -3,12 +3,9 @@
 import errno
 import http.client
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -184,16 +181,19 @@ class BlobStream:
 
 
 class _Prepared:
-    """A layer that was downloaded and unpacked but not committed: verified ingest + extracted temp tree."""
+    """A layer that was downloaded and unpacked but not committed: verified ingest + the held chain lock
+    whose temp tree holds the extracted layer."""
 
-    def __init__(self, index, tmp, ingest):
-        self.index, self.tmp, self.ingest = index, tmp, ingest
+    def __init__(self, index, lock, ingest):
+        self.index, self.lock, self.ingest = index, lock, ingest
 
     def discard(self):
-        if self.ingest is not None:
-            self.ingest.discard()
-        if self.tmp and os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp)
+        """Drop what was not committed and release the chain lock (idempotent)."""
+        try:
+            if self.ingest is not None:
+                self.ingest.discard()
+        finally:
+            self.lock.release()
 
 
 class Puller:
@@ -233,13 +233,14 @@ class Puller:
                     r.familiar(), desc.get("mediaType")))
         image_id = cfg_desc["digest"]
         clients = self._clients(r, client)
+        # Leftovers of killed pulls: temp trees whose owner's lock is free, ingest files nobody resumes.
+        self.snapshots.reclaim_temp()
         self.content.clean_ingest(keep=[content.digest_hex(d["digest"]) for d in [cfg_desc] + layers])
         cfg_ingest = None
-        if self.content.has(image_id):
-            cfg_bytes = self.content.read_bytes(image_id)
-        else:
-            cfg_ingest, cfg_bytes = self._fetch_small(clients, cfg_desc)
+        prepared = []
         try:
+            cfg_ingest, cfg_bytes = self._fetch_config(clients, cfg_desc, lambda: [
+                emit("progress", _progress(d, "Waiting")) for d in layers])
             config = json.loads(cfg_bytes.decode())
             diff_ids = ((config.get("rootfs") or {}).get("diff_ids")) or []
             if len(diff_ids) != len(layers):
@@ -250,7 +251,7 @@ class Puller:
             for i in range(len(layers)):
                 if i not in todo:
                     emit("progress", _progress(layers[i], "Already exists"))
-            prepared = self._prepare_layers(clients, layers, diff_ids, todo, emit)
+            prepared = self._prepare_layers(clients, layers, diff_ids, chains, todo, emit)
             downloaded = sum(1 for p in prepared if p.ingest is not None)
             # Commit: small documents first (they are verified already), then blobs and snapshots in order.
             for digest, _mt, body in docs:
@@ -259,6 +260,8 @@ class Puller:
                 cfg_ingest.publish()
             self._commit(prepared, layers, diff_ids, chains, emit)
         finally:
+            for p in prepared:
+                p.discard()  # releases the chain locks (a no-op for what was committed)
             if cfg_ingest is not None:
                 cfg_ingest.discard()  # a no-op once published
         size = sum(int(d.get("size") or 0) for d in layers)
@@ -312,9 +315,19 @@ class Puller:
                                                    self._timeout()))
         return out
 
-    def _fetch_small(self, clients, desc):
-        """Download a config blob into a verified (unpublished) ingest; return (ingest, bytes)."""
-        ing = self.content.begin(desc["digest"], desc.get("size"))
+    def _fetch_config(self, clients, desc, on_wait):
+        """The config blob: (None, bytes) when it is in the store, else (verified unpublished ingest, bytes).
+
+        A concurrent pull of the same image holds the config's ingest lock until it commits: waiting for it
+        here (holding no other lock, so no deadlock; ``on_wait()`` first) means finding its whole image
+        committed afterwards, or taking over if that pull failed or died.
+        """
+        digest = desc["digest"]
+        ing = None
+        if not self.content.has(digest):
+            ing = self.content.begin_shared(digest, desc.get("size"), on_wait)
+        if ing is None:
+            return None, self.content.read_bytes(digest)
         try:
             stream = BlobStream(ing, clients, desc)
             chunks = []
@@ -323,40 +336,71 @@ class Puller:
                 if not data:
                     break
                 chunks.append(data)
+            stream.close()
             ing.verify()
             return ing, b"".join(chunks)
         except BaseException:
             ing.discard()
             raise
 
-    def _prepare_layers(self, clients, layers, diff_ids, todo, emit):
-        """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none."""
+    def _prepare_layers(self, clients, layers, diff_ids, chains, todo, emit):
+        """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none.
+
+        Each layer is prepared under its chain's extraction lock (``SnapshotStore.lock_chain``), held until
+        this pull commits or gives up: a concurrent pull of the same layer waits, then finds it committed
+        (or, if this pull failed or died, takes over, resuming the partial download). Locks are taken here,
+        one by one in ChainID order, and never while a thread waits: every pull waits in the same global
+        order, so two pulls can never each hold a layer the other waits for. A layer's thread starts as
+        soon as its lock is held; one committed meanwhile by the pull we waited for is not pulled again.
+        """
         cancel = threading.Event()
         pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
-        futures = [pool.submit(self._prepare_one, clients, i, layers[i], diff_ids[i], cancel, emit) for i in todo]
+        futures, held, ok = [], [], False
         try:
-            done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-            if any(f.exception() is not None for f in done):
+            for i in sorted(todo, key=lambda j: chains[j]):
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break
+                lock = self.snapshots.lock_chain(chains[i], blocking=False)
+                if lock is None:
+                    emit("progress", _progress(layers[i], "Waiting"))
+                    lock = self.snapshots.lock_chain(chains[i])
+                if self.snapshots.lookup(chains[i]) is not None:
+                    lock.release()  # the pull we waited for committed it
+                    emit("progress", _progress(layers[i], "Already exists"))
+                    continue
+                held.append(lock)
+                futures.append(pool.submit(self._prepare_one, clients, i, layers[i], diff_ids[i], lock, cancel,
+                                           emit))
+            wait(futures, return_when="FIRST_EXCEPTION")
+            failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
+            if failed:
                 cancel.set()
+                pool.shutdown(wait=True)
+                failed = [f.exception() for f in futures if f.exception() is not None]
+                real = [e for e in failed if not isinstance(e, Cancelled)]
+                raise (real or failed)[0]
+            ok = True
+            return sorted((f.result() for f in futures), key=lambda p: p.index)
         finally:
+            if not ok:
+                cancel.set()
             pool.shutdown(wait=True)
-        failures = [f.exception() for f in futures if f.exception() is not None]
-        if failures:
-            for f in futures:
-                if f.exception() is None:
-                    f.result().discard()
-            real = [e for e in failures if not isinstance(e, Cancelled)]
-            raise (real or failures)[0]
-        return [f.result() for f in futures]
+            if not ok:
+                for f in futures:
+                    if f.exception() is None:
+                        f.result().discard()
+                for lock in held:
+                    lock.release()  # idempotent: removes the temp tree, then unlocks
 
-    def _prepare_one(self, clients, i, desc, diff_id, cancel, emit):
-        """Download layer ``i`` while unpacking it into its own temp dir; verify blob then diff_id."""
-        os.makedirs(self.snapshots.root, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.snapshots.root)
+    def _prepare_one(self, clients, i, desc, diff_id, lock, cancel, emit):
+        """Download layer ``i`` while unpacking it into its chain's temp dir; verify blob then diff_id.
+
+        The blob's ingest file is locked too: a pull of the same blob under another chain downloads it to a
+        private file meanwhile rather than wait (waiting there, out of ChainID order, could deadlock).
+        """
         ing = None
         try:
-            fs = os.path.join(tmp, "fs")
-            os.mkdir(fs, 0o755)
+            fs = lock.prepare()
             if self.content.has(desc["digest"]):
                 emit("progress", _progress(desc, "Extracting", 0))
                 with self.content.open(desc["digest"]) as f:
@@ -384,13 +428,18 @@ class Puller:
             if actual != diff_id:
                 raise errors.FailedPrecondition("layer {} diff_id mismatch: config says {}, content is {}".format(
                     desc["digest"], diff_id, actual))
-            return _Prepared(i, tmp, ing)
+            return _Prepared(i, lock, ing)
         except BaseException:
-            _Prepared(i, tmp, ing).discard()
+            if ing is not None:
+                ing.discard()
             raise
 
     def _commit(self, prepared, layers, diff_ids, chains, emit):
-        """Publish blobs and commit snapshots in layer order; undo what this pull committed if one fails."""
+        """Publish blobs and commit snapshots in layer order; undo what this pull committed if one fails.
+
+        The chain locks are still held here (released by the caller afterwards), so a waiting pull sees
+        either the committed snapshot or, after an undo, nothing, never a snapshot about to vanish.
+        """
         created, published = [], []
         try:
             for p in prepared:
@@ -399,8 +448,7 @@ class Puller:
                     published.append(layers[i]["digest"])
                     p.ingest.publish()
                 emit("progress", _progress(layers[i], "Extracting", layers[i].get("size")))
-                _path, new = self.snapshots.ensure(chains[i], chains[i - 1] if i else None, diff_ids[i],
-                                                   lambda fs, src=os.path.join(p.tmp, "fs"): _move_tree(src, fs))
+                _path, new = p.lock.commit(chains[i - 1] if i else None, diff_ids[i])
                 if new:
                     created.append(chains[i])
                 emit("progress", _progress(layers[i], "Pull complete", layers[i].get("size")))
@@ -410,15 +458,6 @@ class Puller:
             for digest in published:
                 self.content.delete(digest)
             raise
-        finally:
-            for p in prepared:
-                p.discard()
-
-
-def _move_tree(src, dst):
-    """Put the prepared tree ``src`` where ``SnapshotStore.ensure`` wants it (same filesystem: a rename)."""
-    os.rmdir(dst)
-    os.rename(src, dst)
 
 
 def pull_all_tags(store, ref, emit=None, platform=None):
