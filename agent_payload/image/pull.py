@@ -346,31 +346,51 @@ class Puller:
     def _prepare_layers(self, clients, layers, diff_ids, chains, todo, emit):
         """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none.
 
-        Each layer is prepared under its chain's extraction lock (``SnapshotStore.lock_chain``), held until
-        this pull commits or gives up: a concurrent pull of the same layer waits, then finds it committed
-        (or, if this pull failed or died, takes over, resuming the partial download). Locks are taken here,
-        one by one in ChainID order, and never while a thread waits: every pull waits in the same global
-        order, so two pulls can never each hold a layer the other waits for. A layer's thread starts as
-        soon as its lock is held; one committed meanwhile by the pull we waited for is not pulled again.
+        Two locks per layer, both held until this pull commits or gives up: its chain's extraction lock
+        (``SnapshotStore.lock_chain``) and, unless the blob is in the store, the blob's ingest lock
+        (``ContentStore.begin_shared``). A concurrent pull of the same layer or blob waits for them, then
+        finds the snapshot committed or the blob stored (or, if this pull failed or died, takes over and
+        resumes the partial download). All of a pull's waiting happens here, one lock at a time in one
+        global order (by digest, chains before blobs on a tie): no two pulls can each hold a lock the
+        other waits for, whatever layers their images share. The layers of one blob are prepared by one
+        thread, started as soon as all their locks are held.
         """
+        groups = {}  # blob digest -> [layer index] (a blob may appear twice in one image)
+        for i in todo:
+            groups.setdefault(layers[i]["digest"], []).append(i)
+        keys = [(chains[i], 0, i) for i in todo]
+        keys += [(digest, 1, digest) for digest in groups if not self.content.has(digest)]
+        remaining = {digest: len(g) + (0 if self.content.has(digest) else 1) for digest, g in groups.items()}
         cancel = threading.Event()
         pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
-        futures, held, ok = [], [], False
+        futures, held, ingests, started, ok = [], {}, {}, set(), False
         try:
-            for i in sorted(todo, key=lambda j: chains[j]):
+            for _key, kind, what in sorted(keys):
                 if any(f.done() and f.exception() is not None for f in futures):
                     break
-                lock = self.snapshots.lock_chain(chains[i], blocking=False)
-                if lock is None:
-                    emit("progress", _progress(layers[i], "Waiting"))
-                    lock = self.snapshots.lock_chain(chains[i])
-                if self.snapshots.lookup(chains[i]) is not None:
-                    lock.release()  # the pull we waited for committed it
-                    emit("progress", _progress(layers[i], "Already exists"))
-                    continue
-                held.append(lock)
-                futures.append(pool.submit(self._prepare_one, clients, i, layers[i], diff_ids[i], lock, cancel,
-                                           emit))
+                if kind == 0:
+                    i, digest = what, layers[what]["digest"]
+                    lock = self.snapshots.lock_chain(chains[i], blocking=False)
+                    if lock is None:
+                        emit("progress", _progress(layers[i], "Waiting"))
+                        lock = self.snapshots.lock_chain(chains[i])
+                    if self.snapshots.lookup(chains[i]) is not None:
+                        lock.release()  # the pull we waited for committed it
+                        emit("progress", _progress(layers[i], "Already exists"))
+                        groups[digest].remove(i)
+                    else:
+                        held[i] = lock
+                else:
+                    digest = what
+                    if groups[digest]:
+                        waiting = [layers[j] for j in groups[digest]]
+                        ingests[digest] = self.content.begin_shared(digest, waiting[0].get("size"), lambda: [
+                            emit("progress", _progress(d, "Waiting")) for d in waiting])
+                remaining[digest] -= 1
+                if remaining[digest] == 0 and groups[digest]:
+                    started.add(digest)
+                    futures.append(pool.submit(self._prepare_group, clients, layers, diff_ids, groups[digest],
+                                               [held[j] for j in groups[digest]], ingests.get(digest), cancel, emit))
             wait(futures, return_when="FIRST_EXCEPTION")
             failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
             if failed:
@@ -380,7 +400,7 @@ class Puller:
                 real = [e for e in failed if not isinstance(e, Cancelled)]
                 raise (real or failed)[0]
             ok = True
-            return sorted((f.result() for f in futures), key=lambda p: p.index)
+            return sorted((p for f in futures for p in f.result()), key=lambda p: p.index)
         finally:
             if not ok:
                 cancel.set()
@@ -388,26 +408,44 @@ class Puller:
             if not ok:
                 for f in futures:
                     if f.exception() is None:
-                        f.result().discard()
-                for lock in held:
+                        for p in f.result():
+                            p.discard()
+                for lock in held.values():
                     lock.release()  # idempotent: removes the temp tree, then unlocks
+            for digest, ing in ingests.items():
+                if ing is not None and (digest not in started or not ok):
+                    # Never used (the layers were committed by the pull we waited for): keep its bytes for
+                    # a later resume. A started one was published or discarded by its thread already.
+                    ing.close()
 
-    def _prepare_one(self, clients, i, desc, diff_id, lock, cancel, emit):
-        """Download layer ``i`` while unpacking it into its chain's temp dir; verify blob then diff_id.
+    def _prepare_group(self, clients, layers, diff_ids, indexes, locks, ing, cancel, emit):
+        """Prepare the layers ``indexes`` of one blob (``ing``: its held ingest, None when it is in the store);
+        the first downloads it, the others (the same blob again in this image) read what it verified."""
+        out = []
+        try:
+            for n, (i, lock) in enumerate(zip(indexes, locks)):
+                if n == 0:
+                    out.append(self._prepare_one(clients, i, layers[i], diff_ids[i], lock, ing, None, cancel, emit))
+                else:
+                    out.append(self._prepare_one(clients, i, layers[i], diff_ids[i], lock, None,
+                                                 ing.path if ing is not None else None, cancel, emit))
+            return out
+        except BaseException:
+            for p in out:
+                p.discard()
+            raise
 
-        The blob's ingest file is locked too: a pull of the same blob under another chain downloads it to a
-        private file meanwhile rather than wait (waiting there, out of ChainID order, could deadlock).
-        """
-        ing = None
+    def _prepare_one(self, clients, i, desc, diff_id, lock, ing, local, cancel, emit):
+        """Unpack layer ``i`` into its chain's temp dir: streamed while downloading into ``ing`` (then
+        verified), else read from ``local`` (a verified ingest file) or the store; then check diff_id."""
         try:
             fs = lock.prepare()
-            if self.content.has(desc["digest"]):
+            if ing is None:
                 emit("progress", _progress(desc, "Extracting", 0))
-                with self.content.open(desc["digest"]) as f:
+                with open(local or self.content.path(desc["digest"]), "rb") as f:
                     actual = unpack.apply_layer(f, fs, desc.get("mediaType", ""), progress=lambda n: emit(
                         "progress", _progress(desc, "Extracting", n)))
             else:
-                ing = self.content.begin(desc["digest"], desc.get("size"))
                 emit("progress", _progress(desc, "Downloading", ing.existing))
                 stream = BlobStream(ing, clients, desc, cancel,
                                     lambda cur: emit("progress", _progress(desc, "Downloading", cur)))

@@ -32,15 +32,31 @@ def test_ten_concurrent_pulls_download_each_blob_once(stubs, paths):
 
 
 def test_concurrent_pulls_of_images_sharing_layers_do_not_deadlock(stubs, paths):
+    """Images sharing chains ("ab", "abc") and blobs under other chains, in the other order ("xba", "yab"):
+    every pull waits for what another one holds, in whatever order its threads come; none deadlocks and
+    each blob is still fetched once."""
     stub = stubs(delay=0.002)
-    base = [make_layer("a", 120 * 1024, b"a"), make_layer("b", 120 * 1024, b"b")]
-    stub.add_image("short", base)
-    stub.add_image("long", base + [make_layer("c", 120 * 1024, b"c")])
-    refs = ["{}/{}:{}".format(stub.host, REPO, t) for t in ("short", "long")]
-    results = run_threads([lambda r=refs[i % 2]: pull(paths, r) for i in range(8)])
+    a, b, c, x, y = (make_layer(n, 120 * 1024, n.encode()) for n in "abcxy")
+    shapes = {"ab": [a, b], "abc": [a, b, c], "xba": [x, b, a], "yab": [y, a, b]}
+    for tag, layers in shapes.items():
+        stub.add_image(tag, layers)
+    refs = ["{}/{}:{}".format(stub.host, REPO, t) for t in shapes]
+    results = run_threads([lambda r=refs[i % 4]: pull(paths, r) for i in range(8)])
     assert [exc for _r, exc in results if exc] == []
-    for blob, _d in base:
-        assert stub.blob_gets(sha(blob)) == [None]  # same chain in "short" and "long": one download
+    for blob, _d in (a, b, c, x, y):
+        assert stub.blob_gets(sha(blob)) == [None]
+    assert len(images.ImageStore(paths).snapshots.walk()) == 3 + 3 + 3  # ab(c), xba, yab: no chain twice
+    assert temp_entries(paths) == ([], [])
+
+
+def test_a_blob_twice_in_one_image_is_downloaded_once(stubs, paths):
+    stub = stubs()
+    a, z = make_layer("a", 64 * 1024, b"a"), make_layer("z", 64 * 1024, b"z")
+    stub.add_image("dup", [a, z, a])
+    rec, info = pull(paths, stub.host + "/" + REPO + ":dup")
+    assert stub.blob_gets(sha(a[0])) == [None]
+    assert info["downloaded"] == 2 and len(rec.layers) == 3
+    assert os.listdir(rec.layers[0]) == os.listdir(rec.layers[2]) == ["a"]
     assert temp_entries(paths) == ([], [])
 
 

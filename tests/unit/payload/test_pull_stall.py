@@ -34,17 +34,18 @@ def test_stalled_mirror_falls_through_to_origin(stubs, paths, mode):
     assert elapsed < 6  # stall timeout 1 s: the mirror is left within ~1-2 s, not after minutes
 
 
-def test_stall_on_the_only_endpoint_fails_naming_registry_and_blob(stubs, paths):
+@pytest.mark.parametrize("mode,says", [("trickle", "sent only"), ("silent", "sent no data for 1s")])
+def test_stall_on_the_only_endpoint_fails_naming_registry_and_blob(stubs, paths, mode, says):
     stub = stubs()
     layers = [make_layer("a", 80 * 1024, b"a")]
     stub.add_image("v1", layers)
     digest = sha(layers[0][0])
-    stub.mode[digest] = "trickle"
+    stub.mode[digest] = mode
     write_daemon_json(paths, {"fleet-stall-timeout": 1})
     results = run_threads([lambda: pull(paths, stub.host + "/" + REPO + ":v1")], timeout=20)
     exc = results[0][1]
     assert isinstance(exc, errors.Unavailable)
-    assert "registry {} sent only".format(stub.host) in exc.message
+    assert "registry {} {}".format(stub.host, says) in exc.message
     assert "while fetching blob " + digest in exc.message
     assert temp_entries(paths) == ([], [])
 
