@@ -36,8 +36,9 @@ ACTIVE_REFERENCE = 2
 STOPPED = 4
 HARD = RUNNING
 SOFT = ACTIVE_REFERENCE | STOPPED
-#: Unclaimed blobs, snapshots and ingest files younger than this (seconds) survive a sweep: a pull that
-#: holds no lease may be about to reference them (index_add refuses if they went anyway).
+#: Unclaimed blobs and snapshots younger than this (seconds) survive a sweep: a pull that holds no lease
+#: may be about to reference them (index_add refuses if they went anyway). Temp trees and ingest files
+#: need no grace: their writers hold flocks, so those of dead writers go at once, even while pulls run.
 GRACE = 600
 
 
