@@ -358,9 +358,9 @@ class Puller:
         groups = {}  # blob digest -> [layer index] (a blob may appear twice in one image)
         for i in todo:
             groups.setdefault(layers[i]["digest"], []).append(i)
-        keys = [(chains[i], 0, i) for i in todo]
-        keys += [(digest, 1, digest) for digest in groups if not self.content.has(digest)]
-        remaining = {digest: len(g) + (0 if self.content.has(digest) else 1) for digest, g in groups.items()}
+        missing = [digest for digest in groups if not self.content.has(digest)]
+        keys = [(chains[i], 0, i) for i in todo] + [(digest, 1, digest) for digest in missing]
+        remaining = {digest: len(g) + (digest in missing) for digest, g in groups.items()}  # locks to take
         cancel = threading.Event()
         pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
         futures, held, ingests, started, ok = [], {}, {}, set(), False
