@@ -9,13 +9,19 @@ Keys honoured (unknown keys are kept and ignored, as dockerd ignores keys it doe
             "mirrors": [{"url": "http://cache.lan:5000", "capabilities": ["pull"]},
                         {"url": "https://full.lan", "capabilities": ["pull", "resolve"], "skip_verify": true}],
             "origin": true},
-        "default": {"mirrors": [{"url": "http://cache.lan:5000", "capabilities": ["pull"]}]}}}
+        "default": {"mirrors": [{"url": "http://cache.lan:5000", "capabilities": ["pull"]}]}},
+     "fleet-stall-timeout": 30}                             # fleet's own: seconds a registry may stall a pull
 
 Hosts are tried in order, the origin (the registry itself) last unless ``"origin": false``.  ``default`` applies
 to every registry without its own entry.  A ``pull`` mirror only serves content addressed by digest (manifests
 by digest, blobs: the digest check makes an untrusted cache safe); only ``resolve`` hosts may turn a tag into
 a digest.  ``capabilities`` defaults to ``["pull", "resolve"]`` as in containerd.  For docker.io the
 ``registries`` hosts come first, then ``registry-mirrors``.  Every validation error names the file and key.
+
+``fleet-stall-timeout`` (no dockerd equivalent; default 30): a registry response that sends nothing for that
+many seconds, or fewer than 32 KiB in any window of that many seconds (a trickle), is abandoned; the blob
+download continues on the next host (mirror -> origin, with a Range request) or the pull fails naming the
+registry and the blob.  It is also the socket timeout of every registry request.
 """
 
 import json
@@ -29,6 +35,9 @@ from .state import locks, store
 
 #: Docker treats loopback registries as insecure out of the box (moby registry/config.go).
 DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
+
+#: daemon.json key of the registry stall timeout (fleet's own; dockerd has none).
+STALL_KEY = "fleet-stall-timeout"
 
 #: The hosts that make up Docker Hub: always secure, whatever the configuration says.
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
@@ -63,6 +72,7 @@ class DaemonConfig(Record):
               ("registries", dict),  # "host[:port]" | "default" -> RegistryHosts
               ("init", False),  # "init": true makes every run/create without --init=false use --init (dockerd)
               ("bridge", None),  # "bridge": "none": no default bridge; containers without --network get none
+              ("stall_timeout", 30),  # "fleet-stall-timeout": seconds without progress before a registry is left
               ("source", ""))
 
     def hosts_for(self, domain):
@@ -248,6 +258,11 @@ def from_dict(data, source="daemon.json"):
         raise errors.InvalidArgument('{}: bridge: only "none" is supported (fleet names its default bridge '
                                      'fleet0; set its subnet with "bip")'.format(source))
     cfg.bridge = data.get("bridge")
+    stall = data.get(STALL_KEY, cfg.stall_timeout)
+    if isinstance(stall, bool) or not isinstance(stall, (int, float)) or not 0 < stall <= 3600:
+        raise errors.InvalidArgument("{}: {} must be a number of seconds between 0 and 3600 (got {!r})".format(
+            source, STALL_KEY, stall))
+    cfg.stall_timeout = stall
     return cfg
 
 

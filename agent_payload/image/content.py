@@ -203,19 +203,43 @@ class ContentStore:
         os.makedirs(self.paths.ingest, exist_ok=True)
         if resume:
             path = os.path.join(self.paths.ingest, hexd + PARTIAL_SUFFIX)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = _open_locked(path, blocking=False)
+            if fd is not None:
                 return Ingest(self, digest, size, fd, path)
-            except BlockingIOError:
-                os.close(fd)
-            except BaseException:
-                os.close(fd)
-                raise
         import tempfile
         fd, path = tempfile.mkstemp(prefix=hexd[:12] + "-", dir=self.paths.ingest)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # so clean_ingest never takes it for a leftover
         return Ingest(self, digest, size, fd, path)
+
+    def begin_shared(self, digest, size, on_wait=None):
+        """The one download of blob ``digest`` on this host (containerd's ingest ref lock).
+
+        Takes the flock of ``ingest/<hex>.partial``, waiting while another process (or thread) downloads
+        the blob (``on_wait()`` is called once first); returns an ``Ingest`` to write (resuming the bytes a
+        dead writer left), or None when the blob is in the store (the writer we waited for published it).
+        The lock is released by the Ingest's ``publish``/``discard``/``close``; a waiter whose writer dies
+        gets the lock at once and continues the download.
+        """
+        hexd = digest_hex(digest)
+        os.makedirs(self.paths.blobs, exist_ok=True)
+        os.makedirs(self.paths.ingest, exist_ok=True)
+        path = os.path.join(self.paths.ingest, hexd + PARTIAL_SUFFIX)
+        while True:
+            if self.has(digest):
+                return None
+            fd = _open_locked(path, blocking=False)
+            if fd is None:
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
+                fd = _open_locked(path, blocking=True)
+            if fd is None:
+                continue  # the file we waited on was published or removed: look again
+            if self.has(digest):
+                _unlink_quiet(path)  # a leftover next to the published blob: ours to remove, we hold it
+                os.close(fd)
+                return None
+            return Ingest(self, digest, size, fd, path)
 
     def clean_ingest(self, keep=()):
         """Remove ingest leftovers of dead writers; return the names removed.
@@ -242,6 +266,8 @@ class ContentStore:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a live writer
+                if not _names(path, fd):
+                    continue  # unlinked or replaced since we opened it: the new file is someone else's
                 hexd = name[:-len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else None
                 fresh = now - os.fstat(fd).st_mtime < STALE_SECONDS
                 if hexd in keep and fresh and not os.path.isfile(os.path.join(self.paths.blobs, hexd)):
@@ -255,6 +281,34 @@ class ContentStore:
     def delete(self, digest):
         """Remove a blob if present (garbage collection hook)."""
         _unlink_quiet(self.path(digest))
+
+
+def _open_locked(path, blocking):
+    """An fd of ``path`` (created if missing) holding its exclusive flock, or None when it is busy (only
+    without ``blocking``) or when ``path`` no longer names the file we locked (published or removed by the
+    writer we waited for: look again)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        if _names(path, fd):
+            return fd
+    except BlockingIOError:
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def _names(path, fd):
+    """True while ``path`` is the file open as ``fd`` (not unlinked, not replaced)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def _unlink_quiet(path):

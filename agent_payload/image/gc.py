@@ -36,8 +36,9 @@ ACTIVE_REFERENCE = 2
 STOPPED = 4
 HARD = RUNNING
 SOFT = ACTIVE_REFERENCE | STOPPED
-#: Unclaimed blobs, snapshots and ingest files younger than this (seconds) survive a sweep: a pull that
-#: holds no lease may be about to reference them (index_add refuses if they went anyway).
+#: Unclaimed blobs and snapshots younger than this (seconds) survive a sweep: a pull that holds no lease
+#: may be about to reference them (index_add refuses if they went anyway). Temp trees and ingest files
+#: need no grace: their writers hold flocks, so those of dead writers go at once, even while pulls run.
 GRACE = 600
 
 
@@ -208,16 +209,19 @@ class Collector:
 
     def _sweep(self, index, uses):
         """Delete unreferenced blobs and snapshots if no lease is held; returns the bytes freed (see module doc)."""
+        # Temp trees and ingest files of dead pulls go now whatever the lease: their owners' flocks tell.
+        freed = self.store.snapshots.reclaim_temp() + self._clean_ingest()
         with self.store.exclusive_lease() as free:
             if not free:
-                return 0
+                return freed
             keep_blobs, keep_chains = set(), set()
             for image_id, entry in index["images"].items():
                 keep_blobs.update(_blobs(image_id, entry))
                 keep_chains.update(entry.get("chain_ids") or [])
             keep_blobs.update(v.get("digest") for v in index["refs"].values() if v.get("digest"))
             lowerdirs = [d for u in uses for d in u.lowerdirs]
-            _removed, freed = self.store.snapshots.sweep(keep_chains, lowerdirs, GRACE, self.doomed_chains)
+            _removed, swept = self.store.snapshots.sweep(keep_chains, lowerdirs, GRACE, self.doomed_chains)
+            freed += swept
             paths = self.store.paths
             cutoff = time.time() - GRACE
             for name in _listdir(paths.blobs):
@@ -225,11 +229,17 @@ class Collector:
                 path = os.path.join(paths.blobs, name)
                 if digest not in keep_blobs and (digest in self.doomed_blobs or _mtime(path) < cutoff):
                     freed += _unlink(path)
-            for name in _listdir(paths.ingest):
-                path = os.path.join(paths.ingest, name)
-                if os.path.isfile(path) and _mtime(path) < cutoff:
-                    freed += _unlink(path)
             return freed
+
+    def _clean_ingest(self):
+        """Remove every ingest file whose writer is gone (its flock free); the bytes freed."""
+        sizes = {}
+        for name in _listdir(self.store.paths.ingest):
+            try:
+                sizes[name] = os.lstat(os.path.join(self.store.paths.ingest, name)).st_size
+            except FileNotFoundError:
+                continue
+        return sum(sizes.get(name, 0) for name in self.store.content.clean_ingest())
 
 
 def system_df_images(store, uses):

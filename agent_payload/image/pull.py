@@ -3,12 +3,9 @@
 import errno
 import http.client
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -60,7 +57,7 @@ class BlobStream:
         self.ingest, self.clients, self.desc = ingest, list(clients), desc
         self.digest, self.size = desc["digest"], desc.get("size")
         self.cancel, self.progress = cancel, progress
-        self.resp, self.next_client, self.failures = None, 0, []
+        self.resp, self.guard, self.next_client, self.failures = None, None, 0, []
         self._last, self._last_t = 0, 0.0
 
     def read(self, n=-1):
@@ -77,10 +74,15 @@ class BlobStream:
             if self.resp is None:
                 self._connect()
             try:
-                data = self.resp.read(n)
+                data = self.guard.read(n)
+            except registry.Stalled as exc:
+                data = None
+                self._failed("{} ({} of {} bytes)".format(exc.message, self.ingest.offset, self.size))
             except _NETWORK_ERRORS as exc:
                 data = None
                 self._failed("read failed after {} bytes: {}".format(self.ingest.offset, exc or type(exc).__name__))
+            if data is None:
+                continue
             if data == b"" and self.size is None:
                 return b""
             if data == b"":
@@ -101,7 +103,7 @@ class BlobStream:
     def _failed(self, why):
         self.failures.append({"endpoint": self.clients[self.next_client - 1].endpoint.url, "error": why})
         self.resp.close()
-        self.resp = None
+        self.resp = self.guard = None
 
     def _connect(self):
         """Open the blob at the current offset on the next endpoint that answers; Unavailable when none do."""
@@ -121,20 +123,25 @@ class BlobStream:
                 kind = "blob unknown" if code == 404 else "HTTP {}".format(code)
                 self.failures.append({"endpoint": client.endpoint.url, "error": kind})
                 continue
+            guard = registry.StallGuard(resp, client.timeout, "blob " + self.digest, client.endpoint.url)
             try:
-                if offset and not self._skip_to(resp, offset):
+                if offset and not self._skip_to(resp, guard, offset):
                     continue
+            except registry.Stalled as exc:
+                resp.close()
+                self.failures.append({"endpoint": client.endpoint.url, "error": exc.message})
+                continue
             except _NETWORK_ERRORS as exc:
                 resp.close()
                 self.failures.append({"endpoint": client.endpoint.url, "error": str(exc)})
                 continue
-            self.resp = resp
+            self.resp, self.guard = resp, guard
             return
         first = self.failures[0]["error"] if self.failures else "no endpoint"
         raise errors.Unavailable("downloading blob {} failed: {}".format(self.digest, first),
                                  details={"tried": self.failures})
 
-    def _skip_to(self, resp, offset):
+    def _skip_to(self, resp, guard, offset):
         """Position a fresh response at ``offset``: 206 with the right Content-Range, or skip bytes of a 200."""
         if resp.getcode() == 206:
             m = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range") or "")
@@ -145,7 +152,7 @@ class BlobStream:
             return False
         left = offset
         while left:
-            chunk = resp.read(min(left, 1024 * 1024))
+            chunk = guard.read(min(left, 1024 * 1024))
             if not chunk:
                 resp.close()
                 self.failures.append({"endpoint": resp.geturl(), "error": "body shorter than the resumed part"})
@@ -170,20 +177,23 @@ class BlobStream:
         """Close the current response, if any."""
         if self.resp is not None:
             self.resp.close()
-            self.resp = None
+            self.resp = self.guard = None
 
 
 class _Prepared:
-    """A layer that was downloaded and unpacked but not committed: verified ingest + extracted temp tree."""
+    """A layer that was downloaded and unpacked but not committed: verified ingest + the held chain lock
+    whose temp tree holds the extracted layer."""
 
-    def __init__(self, index, tmp, ingest):
-        self.index, self.tmp, self.ingest = index, tmp, ingest
+    def __init__(self, index, lock, ingest):
+        self.index, self.lock, self.ingest = index, lock, ingest
 
     def discard(self):
-        if self.ingest is not None:
-            self.ingest.discard()
-        if self.tmp and os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp)
+        """Drop what was not committed and release the chain lock (idempotent)."""
+        try:
+            if self.ingest is not None:
+                self.ingest.discard()
+        finally:
+            self.lock.release()
 
 
 class Puller:
@@ -223,13 +233,14 @@ class Puller:
                     r.familiar(), desc.get("mediaType")))
         image_id = cfg_desc["digest"]
         clients = self._clients(r, client)
+        # Leftovers of killed pulls: temp trees whose owner's lock is free, ingest files nobody resumes.
+        self.snapshots.reclaim_temp()
         self.content.clean_ingest(keep=[content.digest_hex(d["digest"]) for d in [cfg_desc] + layers])
         cfg_ingest = None
-        if self.content.has(image_id):
-            cfg_bytes = self.content.read_bytes(image_id)
-        else:
-            cfg_ingest, cfg_bytes = self._fetch_small(clients, cfg_desc)
+        prepared = []
         try:
+            cfg_ingest, cfg_bytes = self._fetch_config(clients, cfg_desc, lambda: [
+                emit("progress", _progress(d, "Waiting")) for d in layers])
             config = json.loads(cfg_bytes.decode())
             diff_ids = ((config.get("rootfs") or {}).get("diff_ids")) or []
             if len(diff_ids) != len(layers):
@@ -240,7 +251,7 @@ class Puller:
             for i in range(len(layers)):
                 if i not in todo:
                     emit("progress", _progress(layers[i], "Already exists"))
-            prepared = self._prepare_layers(clients, layers, diff_ids, todo, emit)
+            prepared = self._prepare_layers(clients, layers, diff_ids, chains, todo, emit)
             downloaded = sum(1 for p in prepared if p.ingest is not None)
             # Commit: small documents first (they are verified already), then blobs and snapshots in order.
             for digest, _mt, body in docs:
@@ -249,6 +260,8 @@ class Puller:
                 cfg_ingest.publish()
             self._commit(prepared, layers, diff_ids, chains, emit)
         finally:
+            for p in prepared:
+                p.discard()  # releases the chain locks (a no-op for what was committed)
             if cfg_ingest is not None:
                 cfg_ingest.discard()  # a no-op once published
         size = sum(int(d.get("size") or 0) for d in layers)
@@ -272,7 +285,7 @@ class Puller:
         endpoints = registry.endpoints_for(r.domain, self.config, "resolve")
         failures = []
         for i, ep in enumerate(endpoints):
-            client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain))
+            client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain), self._timeout())
             try:
                 top, docs = registry.resolve_manifest(client, r.digest or r.tag, r.familiar(), platform)
                 return client, top, docs
@@ -285,21 +298,36 @@ class Puller:
                 failures.append({"endpoint": ep.url, "error": exc.message})
         raise errors.Internal("no endpoint for {}".format(r.string()))  # unreachable: the origin is always last
 
+    def _timeout(self):
+        """daemon.json's ``fleet-stall-timeout`` (registry.TIMEOUT when the store has no parsed config)."""
+        return getattr(self.config, "stall_timeout", None) or registry.TIMEOUT
+
     def _clients(self, r, serving):
         """Blob sources in order: the serving endpoint's pull-only mirrors, that endpoint, then every other
         endpoint that may serve content (a blob is verified by digest, so any of them is safe)."""
-        out = [registry.RegistryClient(m, r.path, None) for m in serving.endpoint.content_mirrors]
+        out = [registry.RegistryClient(m, r.path, None, self._timeout()) for m in serving.endpoint.content_mirrors]
         out.append(serving)
         seen = {c.endpoint.url for c in out}
         for ep in registry.endpoints_for(r.domain, self.config, "pull"):
             if ep.url not in seen:
                 seen.add(ep.url)
-                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain)))
+                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain),
+                                                   self._timeout()))
         return out
 
-    def _fetch_small(self, clients, desc):
-        """Download a config blob into a verified (unpublished) ingest; return (ingest, bytes)."""
-        ing = self.content.begin(desc["digest"], desc.get("size"))
+    def _fetch_config(self, clients, desc, on_wait):
+        """The config blob: (None, bytes) when it is in the store, else (verified unpublished ingest, bytes).
+
+        A concurrent pull of the same image holds the config's ingest lock until it commits: waiting for it
+        here (holding no other lock, so no deadlock; ``on_wait()`` first) means finding its whole image
+        committed afterwards, or taking over if that pull failed or died.
+        """
+        digest = desc["digest"]
+        ing = None
+        if not self.content.has(digest):
+            ing = self.content.begin_shared(digest, desc.get("size"), on_wait)
+        if ing is None:
+            return None, self.content.read_bytes(digest)
         try:
             stream = BlobStream(ing, clients, desc)
             chunks = []
@@ -308,47 +336,116 @@ class Puller:
                 if not data:
                     break
                 chunks.append(data)
+            stream.close()
             ing.verify()
             return ing, b"".join(chunks)
         except BaseException:
             ing.discard()
             raise
 
-    def _prepare_layers(self, clients, layers, diff_ids, todo, emit):
-        """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none."""
+    def _prepare_layers(self, clients, layers, diff_ids, chains, todo, emit):
+        """Stream the ``todo`` layers in parallel; all prepared (in layer order) or an error and none.
+
+        Two locks per layer, both held until this pull commits or gives up: its chain's extraction lock
+        (``SnapshotStore.lock_chain``) and, unless the blob is in the store, the blob's ingest lock
+        (``ContentStore.begin_shared``). A concurrent pull of the same layer or blob waits for them, then
+        finds the snapshot committed or the blob stored (or, if this pull failed or died, takes over and
+        resumes the partial download). All of a pull's waiting happens here, one lock at a time in one
+        global order (by digest, chains before blobs on a tie): no two pulls can each hold a lock the
+        other waits for, whatever layers their images share. The layers of one blob are prepared by one
+        thread, started as soon as all their locks are held.
+        """
+        groups = {}  # blob digest -> [layer index] (a blob may appear twice in one image)
+        for i in todo:
+            groups.setdefault(layers[i]["digest"], []).append(i)
+        missing = [digest for digest in groups if not self.content.has(digest)]
+        keys = [(chains[i], 0, i) for i in todo] + [(digest, 1, digest) for digest in missing]
+        remaining = {digest: len(g) + (digest in missing) for digest, g in groups.items()}  # locks to take
         cancel = threading.Event()
         pool = ThreadPoolExecutor(max_workers=MAX_DOWNLOADS)
-        futures = [pool.submit(self._prepare_one, clients, i, layers[i], diff_ids[i], cancel, emit) for i in todo]
+        futures, held, ingests, started, ok = [], {}, {}, set(), False
         try:
-            done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-            if any(f.exception() is not None for f in done):
+            for _key, kind, what in sorted(keys):
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break
+                if kind == 0:
+                    i, digest = what, layers[what]["digest"]
+                    lock = self.snapshots.lock_chain(chains[i], blocking=False)
+                    if lock is None:
+                        emit("progress", _progress(layers[i], "Waiting"))
+                        lock = self.snapshots.lock_chain(chains[i])
+                    if self.snapshots.lookup(chains[i]) is not None:
+                        lock.release()  # the pull we waited for committed it
+                        emit("progress", _progress(layers[i], "Already exists"))
+                        groups[digest].remove(i)
+                    else:
+                        held[i] = lock
+                else:
+                    digest = what
+                    if groups[digest]:
+                        waiting = [layers[j] for j in groups[digest]]
+                        ingests[digest] = self.content.begin_shared(digest, waiting[0].get("size"), lambda: [
+                            emit("progress", _progress(d, "Waiting")) for d in waiting])
+                remaining[digest] -= 1
+                if remaining[digest] == 0 and groups[digest]:
+                    started.add(digest)
+                    futures.append(pool.submit(self._prepare_group, clients, layers, diff_ids, groups[digest],
+                                               [held[j] for j in groups[digest]], ingests.get(digest), cancel, emit))
+            wait(futures, return_when="FIRST_EXCEPTION")
+            failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
+            if failed:
                 cancel.set()
+                pool.shutdown(wait=True)
+                failed = [f.exception() for f in futures if f.exception() is not None]
+                real = [e for e in failed if not isinstance(e, Cancelled)]
+                raise (real or failed)[0]
+            ok = True
+            return sorted((p for f in futures for p in f.result()), key=lambda p: p.index)
         finally:
+            if not ok:
+                cancel.set()
             pool.shutdown(wait=True)
-        failures = [f.exception() for f in futures if f.exception() is not None]
-        if failures:
-            for f in futures:
-                if f.exception() is None:
-                    f.result().discard()
-            real = [e for e in failures if not isinstance(e, Cancelled)]
-            raise (real or failures)[0]
-        return [f.result() for f in futures]
+            if not ok:
+                for f in futures:
+                    if f.exception() is None:
+                        for p in f.result():
+                            p.discard()
+                for lock in held.values():
+                    lock.release()  # idempotent: removes the temp tree, then unlocks
+            for digest, ing in ingests.items():
+                if ing is not None and (digest not in started or not ok):
+                    # Never used (the layers were committed by the pull we waited for): keep its bytes for
+                    # a later resume. A started one was published or discarded by its thread already.
+                    ing.close()
 
-    def _prepare_one(self, clients, i, desc, diff_id, cancel, emit):
-        """Download layer ``i`` while unpacking it into its own temp dir; verify blob then diff_id."""
-        os.makedirs(self.snapshots.root, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.snapshots.root)
-        ing = None
+    def _prepare_group(self, clients, layers, diff_ids, indexes, locks, ing, cancel, emit):
+        """Prepare the layers ``indexes`` of one blob (``ing``: its held ingest, None when it is in the store);
+        the first downloads it, the others (the same blob again in this image) read what it verified."""
+        out = []
         try:
-            fs = os.path.join(tmp, "fs")
-            os.mkdir(fs, 0o755)
-            if self.content.has(desc["digest"]):
+            for n, (i, lock) in enumerate(zip(indexes, locks)):
+                if n == 0:
+                    out.append(self._prepare_one(clients, i, layers[i], diff_ids[i], lock, ing, None, cancel, emit))
+                else:
+                    out.append(self._prepare_one(clients, i, layers[i], diff_ids[i], lock, None,
+                                                 ing.path if ing is not None else None, cancel, emit))
+            return out
+        except BaseException:
+            for p in out:
+                p.discard()
+            raise
+
+    def _prepare_one(self, clients, i, desc, diff_id, lock, ing, local, cancel, emit):
+        """Unpack layer ``i`` into its chain's temp dir: streamed while downloading into ``ing`` (then
+        verified), else read from ``local`` (a verified ingest file) or the store; then check diff_id."""
+        try:
+            fs = lock.prepare()
+            if ing is None:
                 emit("progress", _progress(desc, "Extracting", 0))
-                with self.content.open(desc["digest"]) as f:
+                with open(local or self.content.path(desc["digest"]), "rb") as f:
                     actual = unpack.apply_layer(f, fs, desc.get("mediaType", ""), progress=lambda n: emit(
                         "progress", _progress(desc, "Extracting", n)))
             else:
-                ing = self.content.begin(desc["digest"], desc.get("size"))
                 emit("progress", _progress(desc, "Downloading", ing.existing))
                 stream = BlobStream(ing, clients, desc, cancel,
                                     lambda cur: emit("progress", _progress(desc, "Downloading", cur)))
@@ -369,13 +466,18 @@ class Puller:
             if actual != diff_id:
                 raise errors.FailedPrecondition("layer {} diff_id mismatch: config says {}, content is {}".format(
                     desc["digest"], diff_id, actual))
-            return _Prepared(i, tmp, ing)
+            return _Prepared(i, lock, ing)
         except BaseException:
-            _Prepared(i, tmp, ing).discard()
+            if ing is not None:
+                ing.discard()
             raise
 
     def _commit(self, prepared, layers, diff_ids, chains, emit):
-        """Publish blobs and commit snapshots in layer order; undo what this pull committed if one fails."""
+        """Publish blobs and commit snapshots in layer order; undo what this pull committed if one fails.
+
+        The chain locks are still held here (released by the caller afterwards), so a waiting pull sees
+        either the committed snapshot or, after an undo, nothing, never a snapshot about to vanish.
+        """
         created, published = [], []
         try:
             for p in prepared:
@@ -384,8 +486,7 @@ class Puller:
                     published.append(layers[i]["digest"])
                     p.ingest.publish()
                 emit("progress", _progress(layers[i], "Extracting", layers[i].get("size")))
-                _path, new = self.snapshots.ensure(chains[i], chains[i - 1] if i else None, diff_ids[i],
-                                                   lambda fs, src=os.path.join(p.tmp, "fs"): _move_tree(src, fs))
+                _path, new = p.lock.commit(chains[i - 1] if i else None, diff_ids[i])
                 if new:
                     created.append(chains[i])
                 emit("progress", _progress(layers[i], "Pull complete", layers[i].get("size")))
@@ -395,15 +496,6 @@ class Puller:
             for digest in published:
                 self.content.delete(digest)
             raise
-        finally:
-            for p in prepared:
-                p.discard()
-
-
-def _move_tree(src, dst):
-    """Put the prepared tree ``src`` where ``SnapshotStore.ensure`` wants it (same filesystem: a rename)."""
-    os.rmdir(dst)
-    os.rename(src, dst)
 
 
 def pull_all_tags(store, ref, emit=None, platform=None):
@@ -414,7 +506,7 @@ def pull_all_tags(store, ref, emit=None, platform=None):
     puller = Puller(store)
     tags, failures = None, []
     for ep in registry.endpoints_for(r.domain, store.config, "resolve"):
-        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain))
+        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain), puller._timeout())
         try:
             tags = client.list_tags()
             break

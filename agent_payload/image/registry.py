@@ -19,6 +19,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,7 +41,12 @@ MANIFEST_TYPES = (MT_DOCKER_MANIFEST, MT_OCI_MANIFEST)
 
 #: Manifests are small; refuse anything bigger (Docker/containerd cap them at 4 MiB).
 MAX_MANIFEST = 4 * 1024 * 1024
+#: Seconds without progress after which a transfer is stalled (daemon.json ``fleet-stall-timeout``); also
+#: the socket timeout of every request, so a silent peer trips it on the first ``recv`` that waits that long.
 TIMEOUT = 30
+#: A body must bring at least this many bytes per ``timeout``-second window: a peer that trickles (1 byte/s
+#: never trips a per-``recv`` socket timeout) is stalled too. 32 KiB per 30 s is ~1 KiB/s.
+STALL_MIN_BYTES = 32 * 1024
 USER_AGENT = "fleet-payload/1"
 
 _ARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
@@ -152,6 +158,57 @@ def parse_challenge(header):
 
 
 _parse_challenge = parse_challenge  # the name earlier code used
+
+
+class Stalled(errors.Unavailable):
+    """A response body stopped making progress (see ``StallGuard``)."""
+
+
+class StallGuard:
+    """Reads a response body chunk by chunk (``read1``: what arrived, without waiting to fill ``n``) and
+    raises Stalled when the peer sends nothing for ``timeout`` seconds (the socket timeout) or fewer than
+    ``min_bytes`` over a ``timeout``-second window (a trickle). ``what`` names the transfer in the error."""
+
+    def __init__(self, resp, timeout, what, url, min_bytes=None):
+        self.resp, self.timeout, self.what = resp, timeout, what
+        self.host = urllib.parse.urlsplit(url).netloc or url
+        self.min_bytes = STALL_MIN_BYTES if min_bytes is None else min_bytes
+        self.total = 0
+        self._start, self._start_bytes = time.monotonic(), 0
+
+    def read(self, n):
+        """Up to ``n`` bytes, b"" at the end; Stalled when the window rule above is broken."""
+        try:
+            data = self.resp.read1(n)
+        except socket.timeout:
+            raise Stalled("registry {} sent no data for {}s while fetching {}".format(
+                self.host, _secs(self.timeout), self.what))
+        self.total += len(data)
+        now = time.monotonic()
+        if data and now - self._start >= self.timeout:
+            got = self.total - self._start_bytes
+            if got < self.min_bytes:
+                raise Stalled("registry {} sent only {} bytes in {}s while fetching {} (stalled: less than {} "
+                              "bytes per {}s)".format(self.host, got, _secs(now - self._start), self.what,
+                                                      self.min_bytes, _secs(self.timeout)))
+            self._start, self._start_bytes = now, self.total
+        return data
+
+    def read_all(self, limit):
+        """The whole body, at most ``limit`` + 1 bytes (so the caller can tell it is too big)."""
+        chunks, size = [], 0
+        while size <= limit:
+            data = self.read(min(64 * 1024, limit + 1 - size))
+            if not data:
+                break
+            chunks.append(data)
+            size += len(data)
+        return b"".join(chunks)
+
+
+def _secs(value):
+    """30 -> "30", 1.5 -> "1.5" (for messages)."""
+    return "{:g}".format(round(value, 1))
 
 
 class Unauthorized(errors.FailedPrecondition):
@@ -439,7 +496,7 @@ class RegistryClient:
                 raise errors.NotFound("manifest unknown: {}".format(display or ref))
             raise errors.Unavailable("{}: HTTP {} {}".format(url, exc.code, exc.reason))
         with resp:
-            body = resp.read(MAX_MANIFEST + 1)
+            body = StallGuard(resp, self.timeout, "manifest {}".format(display or ref), url).read_all(MAX_MANIFEST)
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             header_digest = resp.headers.get("Docker-Content-Digest")
         if len(body) > MAX_MANIFEST:

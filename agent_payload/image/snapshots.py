@@ -5,10 +5,18 @@ Layout (short names keep overlay's one-page ``lowerdir=`` option small, PITFALLS
     snapshots/index.json        {"next": 8, "chains": {"sha256:<chain>": {"id": "7", "parent", "diff_id",
                                                                           "size" (unpacked bytes, cached), ...}}}
     snapshots/7/fs/             the unpacked layer (whiteouts as overlay char devices / opaque xattrs)
-    snapshots/.tmp-XXXXXX/fs/   an extraction in progress; renamed to snapshots/<id> only once verified
+    snapshots/.tmp-<chain hex>/fs/   an extraction in progress; renamed to snapshots/<id> only once verified
+    snapshots/.tmp-<chain hex>.lock  its owner's flock, held from before the dir exists until after it is gone
+
+The ``.lock`` file is the extraction lock of one ChainID (``ChainLock``): one process at a time extracts a
+given chain, a second pull of the same layer waits for the first one's result, and a temp dir whose lock is
+free belongs to a dead process, so the next pull or prune reclaims it at once (``reclaim_temp``).
 """
 
+import contextlib
+import fcntl
 import os
+import re
 import shutil
 import time
 
@@ -16,6 +24,9 @@ from .. import errors
 from ..state import locks, store
 
 INDEX = "index.json"
+TMP_PREFIX = ".tmp-"
+LOCK_SUFFIX = ".lock"
+_TMP_RE = re.compile(r"^\.tmp-([0-9a-f]{64})(\.lock)?$")
 
 
 def chain_ids(diff_ids):
@@ -78,28 +89,55 @@ class SnapshotStore:
         existing = self.lookup(chain_id)
         if existing:
             return existing, False
+        with self.lock_chain(chain_id) as lock:
+            existing = self.lookup(chain_id)  # another process extracted it while we waited
+            if existing:
+                return existing, False
+            apply_fn(lock.prepare())
+            return lock.commit(parent, diff_id)
+
+    def lock_chain(self, chain_id, blocking=True):
+        """Take the extraction lock of ``chain_id`` (waiting for its holder unless ``blocking`` is False: then
+        None when busy); returns a ``ChainLock`` (a context manager releasing it). A temp tree a dead holder
+        left is removed by ``ChainLock.prepare``."""
+        hexd = _chain_hex(chain_id)
         os.makedirs(self.root, exist_ok=True)
-        import tempfile
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.root)
+        lock_path = os.path.join(self.root, TMP_PREFIX + hexd + LOCK_SUFFIX)
+        stack = contextlib.ExitStack()
         try:
-            fs = os.path.join(tmp, "fs")
-            os.mkdir(fs, 0o755)
-            apply_fn(fs)
-            with locks.locked(self.lock_path):
-                index = self._read_index()
-                entry = index["chains"].get(chain_id)
-                if entry and os.path.isdir(self.fs_dir(entry["id"])):
-                    # Another pull committed the same chain while we extracted: keep theirs.
-                    return self.fs_dir(entry["id"]), False
-                short_id = self._allocate(index)
-                os.rename(tmp, os.path.join(self.root, short_id))
-                index["chains"][chain_id] = {"id": short_id, "parent": parent, "diff_id": diff_id,
-                                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                store.write_json_atomic(self.index_path, index)
-                return self.fs_dir(short_id), True
-        finally:
-            if os.path.isdir(tmp):
-                _remove_tree(tmp)
+            while True:
+                if not blocking:
+                    fd = _try_lock(lock_path)
+                    if fd is None:
+                        return None
+                    stack.callback(os.close, fd)
+                else:
+                    fd = stack.enter_context(locks.locked(lock_path))
+                if _same_file(fd, lock_path):
+                    return ChainLock(self, chain_id, os.path.join(self.root, TMP_PREFIX + hexd), lock_path, stack)
+                # The previous holder removed the file after we opened it: lock the current one instead.
+                stack.close()
+        except BaseException:
+            stack.close()
+            raise
+
+    def reclaim_temp(self):
+        """Remove the temp dirs (and lock files) of extractions whose owner is gone; return the bytes freed.
+
+        A live owner holds the ``.lock`` flock, so this never waits and never touches its work. Temp dirs
+        with other names (left by older versions, which held no lock) are left to ``sweep``'s grace period.
+        """
+        freed = 0
+        for name in _listdir(self.root):
+            m = _TMP_RE.match(name)
+            if not m:
+                continue
+            lock = self.lock_chain("sha256:" + m.group(1), blocking=False)
+            if lock is not None:
+                with lock:
+                    if os.path.isdir(lock.tmp) and not os.path.islink(lock.tmp):
+                        freed += disk_usage(lock.tmp)
+        return freed
 
     def _allocate(self, index):
         """Next free counter value as the directory name (caller holds the lock)."""
@@ -148,7 +186,7 @@ class SnapshotStore:
         """
         keep_dirs = {os.path.realpath(d) for d in keep_dirs}
         cutoff = time.time() - grace
-        removed, freed = [], 0
+        removed, freed = [], self.reclaim_temp()
         with locks.locked(self.lock_path):
             index = self._read_index()
             known = set()
@@ -170,7 +208,8 @@ class SnapshotStore:
                 path = os.path.join(self.root, name)
                 orphan = name.isdigit() and name not in known and os.path.realpath(
                     os.path.join(path, "fs")) not in keep_dirs
-                if ((orphan or name.startswith(".tmp-")) and os.path.isdir(path) and not os.path.islink(path)
+                legacy_tmp = name.startswith(TMP_PREFIX) and not _TMP_RE.match(name)
+                if ((orphan or legacy_tmp) and os.path.isdir(path) and not os.path.islink(path)
                         and _mtime(path) <= cutoff):
                     freed += disk_usage(path)
                     _remove_tree(path)
@@ -185,6 +224,99 @@ class SnapshotStore:
                 raise errors.NotFound("snapshot {} is missing; pull the image again".format(chain_id))
             out.append(path)
         return out
+
+
+class ChainLock:
+    """The held extraction lock of one chain: ``prepare`` a fresh temp tree, fill it, ``commit`` it; leaving
+    the ``with`` block removes whatever was not committed, then the lock file, then releases the lock."""
+
+    def __init__(self, snaps, chain_id, tmp, lock_path, stack):
+        self.snaps, self.chain_id, self.tmp, self.lock_path = snaps, chain_id, tmp, lock_path
+        self._stack = stack
+        self.released = False
+
+    @property
+    def fs(self):
+        return os.path.join(self.tmp, "fs")
+
+    def prepare(self):
+        """An empty ``<tmp>/fs`` (a dead holder's leftovers removed first); returns its path."""
+        if os.path.isdir(self.tmp) and not os.path.islink(self.tmp):
+            _remove_tree(self.tmp)
+        elif os.path.lexists(self.tmp):
+            os.unlink(self.tmp)
+        os.mkdir(self.tmp, 0o700)
+        os.mkdir(self.fs, 0o755)
+        return self.fs
+
+    def commit(self, parent, diff_id):
+        """Rename the prepared tree to a new snapshot of the chain; ``(fs_dir, created)`` (created False when
+        the chain is committed already: then the prepared tree is dropped)."""
+        snaps = self.snaps
+        with locks.locked(snaps.lock_path):
+            index = snaps._read_index()
+            entry = index["chains"].get(self.chain_id)
+            if entry and os.path.isdir(snaps.fs_dir(entry["id"])):
+                return snaps.fs_dir(entry["id"]), False
+            short_id = snaps._allocate(index)
+            os.rename(self.tmp, os.path.join(snaps.root, short_id))
+            index["chains"][self.chain_id] = {"id": short_id, "parent": parent, "diff_id": diff_id,
+                                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            store.write_json_atomic(snaps.index_path, index)
+            return snaps.fs_dir(short_id), True
+
+    def release(self):
+        """Remove the uncommitted tree and the lock file (still holding the lock), then release it; once."""
+        if self.released:
+            return
+        self.released = True
+        try:
+            if os.path.isdir(self.tmp) and not os.path.islink(self.tmp):
+                _remove_tree(self.tmp)
+            try:
+                os.unlink(self.lock_path)  # waiters notice (inode check) and lock a fresh file
+            except FileNotFoundError:
+                pass
+        finally:
+            self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _chain_hex(chain_id):
+    m = re.match(r"^sha256:([0-9a-f]{64})$", chain_id or "")
+    if not m:
+        raise errors.InvalidArgument("malformed chain ID {!r}".format(chain_id))
+    return m.group(1)
+
+
+def _try_lock(path):
+    """An fd holding an exclusive flock on ``path`` (created if missing), or None when someone holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _same_file(fd, path):
+    """True while ``path`` still names the file open as ``fd`` (a lock file unlinked by its last holder
+    does not lock anything any more)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def disk_usage(path):

@@ -128,7 +128,12 @@ class _Gunzip:
 
 def _decompressed(fileobj, media_type):
     """Pick the decompressor from the magic bytes (media types lie in the wild); zstd is refused clearly."""
-    head = fileobj.read(4)
+    head = b""
+    while len(head) < 4:  # a network stream may hand out fewer bytes than asked
+        more = fileobj.read(4 - len(head))
+        if not more:
+            break
+        head += more
     if head.startswith(_ZSTD_MAGIC) or "zstd" in (media_type or ""):
         raise errors.FailedPrecondition(
             "zstd-compressed layers are not supported (media type {!r}): the payload is stdlib-only".format(

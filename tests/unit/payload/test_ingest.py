@@ -33,6 +33,7 @@ class FakeClient:
     def __init__(self, url, ranges=True, cut=None):
         self.endpoint = type("E", (), {"url": url})()
         self.repository = "r"
+        self.timeout = 30
         self.ranges, self.cut, self.calls = ranges, cut, []
 
     def request(self, method, url, headers=None, **kw):
