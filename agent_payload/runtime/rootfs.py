@@ -5,6 +5,7 @@ import os
 import socket
 import stat
 
+from .. import errors
 from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
@@ -390,6 +391,9 @@ def _remount_bind_ro(root_fd, rel, kind):
 def _mount_one(root_fd, m):
     """One user mount (runtime/volumes.py's dict, resolved): copy-up, bind or tmpfs, then read-only."""
     rel = resolve_in_root(root_fd, m["target"])
+    reason = volumes.refused_destination("/" + rel)  # again once resolved: an image symlink or VOLUME into /proc
+    if reason:
+        raise errors.InvalidArgument("invalid mount config for {} {}: {}".format(m["type"], m["target"], reason))
     if m["type"] == "tmpfs":
         data = ",".join("{}={}".format(k, m[k]) for k in ("size", "mode") if m.get(k))
         _mount_at(root_fd, rel, "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | (MS_RDONLY if m.get("readonly")
