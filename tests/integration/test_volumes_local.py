@@ -225,3 +225,19 @@ def test_a_mount_that_resolves_into_proc_is_refused_at_start(env, layers):
                         volume_flags=["{}:/proc/meminfo:ro".format(meminfo)])
     assert (code, out.splitlines()[0]) == (0, "MemTotal: 42 kB"), out
     assert int(out.splitlines()[1]) >= 1
+
+
+def test_a_user_mount_over_sys_stays_masked_as_runc_masks_after_mounts(env, layers):
+    """docker accepts -v /sys:/sys (the user's mount replaces the default one); runc still masks /sys/firmware."""
+    if not os.listdir("/sys/firmware"):
+        pytest.skip("this host's /sys/firmware is empty: nothing to see masked")
+    link = env.tmp_path / "link-layer"
+    link.mkdir()
+    os.symlink("/sys", str(link / "s"))
+    linked = dict(layers, lowerdirs=layers["lowerdirs"] + [str(link)])
+    for lay, kw, path in ((layers, {"volume_flags": ["/sys:/sys:ro"]}, "/sys/firmware"),
+                          (layers, {"mount_flags": ["type=bind,src=/sys/firmware,dst=/sys/firmware"]},
+                           "/sys/firmware"),
+                          (linked, {"volume_flags": ["/sys:/s"]}, "/sys/firmware")):
+        _, code, out = _run(env, lay, ["sh", "-c", "ls -A {}; echo end".format(path)], **kw)
+        assert (code, out) == (0, "end\n"), (kw, out)
