@@ -83,7 +83,12 @@ def test_a_start_that_fails_on_a_host_is_exit_1_naming_it_and_run_rm_leaves_noth
             assert [line for line in out.splitlines() if line.startswith("web1") and text in line], (flags, out)
             assert "already allocated" not in out
             assert _containers(lab, "web1") == {}, (flags, mode)  # docker run --rm leaves nothing
-    assert _volumes(lab, "web1") == volumes_before  # --rm took the anonymous volume with it
+    # attached with stdin (-i: commands/interactive.py): the same
+    proc = lab.fleet("run", "-H", "web1", "--rm", "-i", "--name", PREFIX + "rm", "-v", "/anon", "--user", "ghost",
+                     "busybox", "cat", input="")
+    assert proc.returncode == 1 and "unable to find user ghost" in proc.stderr, (proc.stdout, proc.stderr)
+    assert "web1" in proc.stderr and _containers(lab, "web1") == {}
+    assert _volumes(lab, "web1") == volumes_before  # --rm took the anonymous volumes with it
     # without --rm the Created container stays, as docker leaves it; still exit 1 naming the host
     proc = lab.fleet("run", "-H", "web1", "-d", "--name", PREFIX + "kept", "--user", "ghost", "busybox", "true")
     assert proc.returncode == 1 and "web1" in proc.stdout and "unable to find user ghost" in proc.stdout, proc.stdout
