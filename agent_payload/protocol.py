@@ -62,6 +62,8 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
             without detach: log events while the container runs, then the result with its exit code.
+            A start that fails (here or in ``start``) is never InvalidArgument (the host was changed: exit 1, not
+            2); with "rm" the container and its anonymous volumes are removed first, as docker's daemon does.
 ``ps``      {"all": bool, "filters": ["status=exited", "name=RE", "label=K[=V]", "ancestor=REF|ID", "exited=N",
              "id=PREFIX", "before=C", "since=C"], "last": int|null (-n; -l is 1), "size": bool}
             -> {"containers": [{"id", "name", "image", "image_id", "labels", "command", "created", "state",
@@ -148,7 +150,9 @@ volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAM
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]
             ("type=bind|volume|tmpfs,source=,target=[,readonly][,volume-nocopy][,tmpfs-size=][,tmpfs-mode=]",
             a missing bind source is InvalidArgument); the image's VOLUMEs not covered become anonymous volumes.
-            Parse errors are InvalidArgument before anything is pulled or created. An empty volume mounted over
+            Parse errors are InvalidArgument before anything is pulled or created (runc's rules: no target
+            "/", "/proc" or inside /proc but lxcfs's files; "-v :/x" is "empty section between colons"; a
+            mount resolved into /proc fails the start). An empty volume mounted over
             image content is first filled with it (copy-up, unless nocopy). Targets resolve inside the root
             (symlinks never lead out). inspect: Mounts [{Type, Name, Source, Destination, Driver, Mode, RW,
             Propagation}], HostConfig.Binds/Mounts; ps filter "volume=NAME|/ctr"; ``--rm`` removes anonymous ones.
@@ -164,11 +168,13 @@ run/create network args: "network" (null: the default "bridge", or none when dae
             "host", "none", "container:<ref>", or a user-defined network's name: unknown is InvalidArgument),
             "publish": [docker's -p values], "publish_all": bool (-P: EXPOSE), "network_aliases": [str], "ip": str
             (the last two on user-defined networks only). Checked before anything is pulled; a host port in use
-            is Conflict "... port is already allocated" at start, before the container runs. ``run``'s result adds
+            is Conflict "... port is already allocated" at start, before the container runs (an address the
+            host lacks: FailedPrecondition "... bind: cannot assign requested address"). ``run``'s result adds
             "ports" (docker's PORTS text); ps rows carry it; inspect has NetworkSettings and PortBindings.
 ``network_create``  {"name", "driver": "bridge", "subnet"|null, "gateway"|null, "internal", "labels"} -> {"id",
             "name"} (subnet default: the first free pool of daemon.json default-address-pools; overlapping another
-            network or a host route: Conflict "... Pool overlaps ..."; name taken: Conflict)
+            network or a host route: Conflict "... Pool overlaps ..."; loopback, link-local, multicast, 0.0.0.0/8
+            or reserved: InvalidArgument; name taken: Conflict)
 ``network_ls``      {"filters": ["name=", "id=", "driver=", "label=", "type=custom|builtin"]} -> {"networks":
             [{"id", "name", "driver", "scope", "subnet", "internal", "labels"}]} (bridge, user networks, host, none)
 ``network_inspect`` {"networks": [ref]} -> {"networks": [docker's network object with Containers]}

@@ -31,6 +31,21 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 DEFAULT_POOLS = tuple(("172.{}.0.0/16".format(n), 16) for n in range(17, 32)) + (("192.168.0.0/16", 20),)
 
 
+#: IPv4 ranges a bridge may not take: its gateway address would be the host's loopback, a link-local or
+#: multicast address, "this network" or the reserved/broadcast block (RFC 6890).
+UNUSABLE = tuple((ipaddress.IPv4Network(net), what) for net, what in (
+    ("0.0.0.0/8", "\"this network\""), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved")))
+
+
+def check_usable(net, what):
+    """InvalidArgument naming ``what`` when IPv4 network ``net`` overlaps a range no bridge may use."""
+    for bad, kind in UNUSABLE:
+        if net.overlaps(bad):
+            raise errors.InvalidArgument("invalid {} {}: it overlaps the {} range {}".format(what, net, kind, bad))
+    return net
+
+
 def _now():
     from ..runtime.records import format_ns
     return format_ns()
@@ -143,6 +158,7 @@ class Networks:
             if base.version != 4 or not base.prefixlen <= size <= 30:
                 raise errors.InvalidArgument("{}: bad entry {!r}: IPv4 base with base prefix <= size <= 30".format(
                     where, entry))
+            check_usable(base, "base in " + where)
             pools.append((str(base), size))
         return tuple(pools)
 
@@ -180,7 +196,8 @@ class Networks:
                 except ValueError:
                     raise errors.InvalidArgument("{} key bip: {!r} is not an address/prefix such as "
                                                  "172.17.0.1/16".format(self.paths.daemon_json, bip))
-                subnet, gateway = iface.network, str(iface.ip)
+                subnet, gateway = check_usable(iface.network, "{} key bip".format(self.paths.daemon_json)), \
+                    str(iface.ip)
             else:
                 subnet = self._free_subnet(recs)
                 gateway = self._gateway_of(subnet)
@@ -216,6 +233,7 @@ class Networks:
             if net.version != 4 or net.prefixlen > 30:
                 raise errors.InvalidArgument("invalid subnet {}: want an IPv4 network of /30 or larger".format(
                     subnet))
+            check_usable(net, "subnet")
         if gateway is not None:
             if net is None:
                 raise errors.InvalidArgument("a gateway needs a --subnet")

@@ -14,6 +14,7 @@ every address and ``host_port`` 0 for a random one. ``bind`` opens the host sock
 address already in use is an error before the container starts, as with Docker.
 """
 
+import errno
 import ipaddress
 import socket
 
@@ -120,20 +121,24 @@ def _open(proto, host_ip, port):
 def bind(bindings):
     """Open the host socket of every binding; returns [(binding with its real host_port, socket)].
 
-    A port in use is Conflict naming it (nothing stays open); a random port is the kernel's choice.
+    A port in use is Conflict naming it (docker's "port is already allocated"); any other failure, such as an
+    address this host does not have, says what the kernel said (docker's "listen tcp4 IP:PORT: bind: cannot
+    assign requested address"). Nothing stays open; a random port is the kernel's choice.
     """
     opened = []
     try:
         for b in bindings:
-            last_error = None
             ports = range(b["host_port"], (b.get("host_port_end") or b["host_port"]) + 1) if b["host_port"] else [0]
+            sock = None
             for port in ports:
                 try:
                     sock = _open(b["proto"], b["host_ip"], port)
                     break
                 except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise _not_bound(b, port, exc)  # not about this port: the rest of a range fails alike
                     last_error = exc
-            else:
+            if sock is None:
                 where = "{}:{}".format(b["host_ip"] or "0.0.0.0", b["host_port"] if len(ports) == 1 else
                                        "{}-{}".format(ports[0], ports[-1]))
                 raise errors.Conflict("driver failed programming external connectivity: Bind for {}/{} failed: "
@@ -144,6 +149,15 @@ def bind(bindings):
             sock.close()
         raise
     return opened
+
+
+def _not_bound(b, port, exc):
+    """A binding's socket failed for another reason than a port in use, e.g. an address this host lacks."""
+    cls = errors.FailedPrecondition if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM) \
+        else errors.Unavailable
+    return cls("driver failed programming external connectivity: Error starting userland proxy: listen {}4 {}:{}: "
+               "bind: {}".format(b["proto"], b["host_ip"] or "0.0.0.0", port, (exc.strerror or str(exc)).lower()),
+               errno=exc.errno)
 
 
 def docker_ports(bindings):

@@ -80,8 +80,24 @@ class Runtime:
         return records.make_record(self.paths, config, records.initial_state())
 
     def start(self, ref):
-        """Start the container's shim and init; returns the record ("running") or raises the init's error."""
+        """Start the container's shim and init; returns the record ("running") or raises the init's error.
+
+        A ``--rm`` container whose start fails is removed with its anonymous volumes (docker's daemon does).
+        """
         cid = self._resolve(ref)
+        try:
+            return self._start(cid)
+        except errors.AgentError:
+            config = store.read_json(records.Layout(self.paths, cid).config) or {}
+            state = store.read_json(records.Layout(self.paths, cid).state) or {}
+            if config.get("auto_remove") and state.get("status") not in ("running", "restarting"):
+                try:
+                    self.remove([cid], force=True, volumes=True)
+                except errors.AgentError:
+                    pass  # the start's error is the one to report; ps -a shows what is left
+            raise
+
+    def _start(self, cid):
         with records.container_lock(self.paths, cid):
             config = records.read_config(self.paths, cid)
             state = records.reconcile(self.paths, cid, records.read_state(self.paths, cid))
@@ -96,7 +112,12 @@ class Runtime:
             if msg.get("type") != "started":
                 state.update(exit_code=128, error=msg.get("message"))
                 records.write_state(self.paths, cid, state)
+                # the request was valid: what failed is this container on this host (a user missing from its
+                # /etc/passwd, -w on a file, an address the host lacks), so never InvalidArgument, which the
+                # controller reads as "bad input, nothing changed" (exit 2); as exec's _raise
                 cls = _KINDS.get(msg.get("kind"), errors.Internal)
+                if cls is errors.InvalidArgument:
+                    cls = errors.FailedPrecondition
                 raise cls("failed to start container {}: {}".format(cid, msg.get("message")),
                           errno=msg.get("errno"), details=msg.get("details"))
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],

@@ -5,6 +5,7 @@ import os
 import socket
 import stat
 
+from .. import errors
 from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
@@ -176,11 +177,11 @@ def _dev_null_fd(rootfs):
     return fd
 
 
-def _mask_and_protect(root_fd, rootfs):
-    """Mask sensitive /proc and /sys entries and make kernel tunables read-only, as Docker's defaults."""
-    null_fd = _dev_null_fd(rootfs)
+def _mask(root_fd, rootfs, rels):
+    """Hide each of ``rels`` (relative to the root): a directory under a read-only tmpfs, a file under /dev/null."""
+    null_fd = None
     try:
-        for rel in MASKED_PATHS:
+        for rel in rels:
             try:
                 fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
             except FileNotFoundError:
@@ -189,11 +190,25 @@ def _mask_and_protect(root_fd, rootfs):
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
                     libc.mount("tmpfs", _fdpath(fd), "tmpfs", MS_RDONLY, None)
                 else:
+                    if null_fd is None:
+                        null_fd = _dev_null_fd(rootfs)
                     libc.mount(_fdpath(null_fd), _fdpath(fd), None, MS_BIND)
             finally:
                 os.close(fd)
     finally:
-        os.close(null_fd)
+        if null_fd is not None:
+            os.close(null_fd)
+
+
+def _masked_under(root_fd, mounts):
+    """The masked paths a user mount covers (``-v /sys:/sys``): runc masks after the user's mounts, so must we."""
+    targets = ["/" + resolve_in_root(root_fd, m["target"]) + "/" for m in mounts or []]
+    return [rel for rel in MASKED_PATHS if any(("/" + rel + "/").startswith(t) for t in targets)]
+
+
+def _mask_and_protect(root_fd, rootfs):
+    """Mask sensitive /proc and /sys entries and make kernel tunables read-only, as Docker's defaults."""
+    _mask(root_fd, rootfs, MASKED_PATHS)
     for rel in READONLY_PATHS:
         try:
             fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
@@ -391,6 +406,9 @@ def _remount_bind_ro(root_fd, rel, kind):
 def _mount_one(root_fd, m):
     """One user mount (runtime/volumes.py's dict, resolved): copy-up, bind or tmpfs, then read-only."""
     rel = resolve_in_root(root_fd, m["target"])
+    reason = volumes.refused_destination("/" + rel)  # again once resolved: an image symlink or VOLUME into /proc
+    if reason:
+        raise errors.InvalidArgument("invalid mount config for {} {}: {}".format(m["type"], m["target"], reason))
     if m["type"] == "tmpfs":
         data = ",".join("{}={}".format(k, m[k]) for k in ("size", "mode") if m.get(k))
         _mount_at(root_fd, rel, "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | (MS_RDONLY if m.get("readonly")
@@ -446,6 +464,8 @@ def setup(layout, layer_count, privileged=False, mounts=()):
                          (layout.resolv, "etc/resolv.conf")):
             _mount_at(root_fd, rel, "file", src, None, MS_BIND)
         mount_user(root_fd, mounts)
+        if not privileged:
+            _mask(root_fd, rootfs, _masked_under(root_fd, mounts))
     finally:
         os.close(root_fd)
     pivot(rootfs)

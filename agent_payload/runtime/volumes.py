@@ -25,12 +25,37 @@ ANON_RE = re.compile(r"^[0-9a-f]{64}$")
 
 # ---------------------------------------------------------------- parsing (before anything is created)
 
+#: What runc lets a mount cover inside /proc (checkProcMount): the files lxcfs emulates, nothing else.
+PROC_MOUNTABLE = frozenset(("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                            "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                            "/proc/sys/kernel/ns_last_pid"))
+
+
+def refused_destination(norm):
+    """Why a user mount may not go at ``norm`` (absolute, normalised), or None: runc's rules for /proc.
+
+    The container's /proc stays the procfs the runtime mounts (a mount over it would leave the container
+    without one, or undo the masked paths). /sys, /dev, /dev/pts and /dev/shm may be covered, as with docker,
+    where a user mount replaces the default one (``-v /dev/shm:/dev/shm``, ``--mount type=tmpfs,dst=/dev/shm``).
+    """
+    if norm == "/proc":
+        return '"/proc" cannot be mounted because it is not of type proc'
+    if norm.startswith("/proc/") and norm not in PROC_MOUNTABLE:
+        return '"{}" cannot be mounted because it is inside /proc'.format(norm)
+    return None
+
+
 def _check_target(target, what):
     if not isinstance(target, str) or not target.startswith("/") or "\x00" in target:
         raise errors.InvalidArgument("invalid mount config: {}: mount path must be absolute".format(what))
     norm = os.path.normpath(target)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")  # POSIX keeps a leading "//"; it is "/" here
     if norm == "/":
         raise errors.InvalidArgument("invalid mount config: {}: destination can't be '/'".format(what))
+    reason = refused_destination(norm)
+    if reason:
+        raise errors.InvalidArgument("invalid mount config: {}: {}".format(what, reason))
     return norm
 
 
@@ -48,6 +73,8 @@ def parse_volume_flag(text):
         source, target = "", parts[0]
     else:
         raise errors.InvalidArgument("invalid volume specification: '{}'".format(text))
+    if len(parts) > 1 and "" in parts:  # docker's CLI: ":/x" is not an anonymous volume
+        raise errors.InvalidArgument("invalid spec: {}: empty section between colons".format(text))
     modes = set(m for m in mode.split(",") if m)
     if not modes <= {"ro", "rw", "z", "Z", "nocopy"} or {"ro", "rw"} <= modes:
         raise errors.InvalidArgument("invalid mode: {} (in -v {})".format(mode, text))
@@ -135,6 +162,9 @@ def plan(volume_flags=(), mount_flags=(), image_volumes=()):
                                          '{}'.format(m["source"]))
     for target in sorted(image_volumes or []):
         norm = os.path.normpath(target) if isinstance(target, str) and target.startswith("/") else None
+        if norm and refused_destination(norm):
+            raise errors.InvalidArgument("invalid mount config: the image's VOLUME {}: {}".format(
+                target, refused_destination(norm)))
         if norm and norm != "/" and norm not in seen:
             mounts.append({"type": "volume", "source": None, "target": norm, "readonly": False, "copy": True})
             seen.add(norm)

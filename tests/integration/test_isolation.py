@@ -201,11 +201,11 @@ def test_user_resolution(env, layers):
     out, _ = _sh(env, layers, "id")
     assert out[0] == "uid=0(root) gid=0(root) groups=0(root),10(wheel)"
     rec = env.create(_spec(layers, ["true"], user="ghost"))
-    with pytest.raises(errors.InvalidArgument,
+    with pytest.raises(errors.FailedPrecondition,
                        match="unable to find user ghost: no matching entries in passwd file"):
         env.start(rec["id"])
     rec = env.create(_spec(layers, ["true"], user="alice:ghosts"))
-    with pytest.raises(errors.InvalidArgument, match="unable to find group ghosts: no matching entries in group"):
+    with pytest.raises(errors.FailedPrecondition, match="unable to find group ghosts: no matching entries in group"):
         env.start(rec["id"])
 
 
@@ -216,19 +216,19 @@ def test_user_lookup_stays_inside_the_rootfs(env, layers, tmp_path):
     (evil / "etc").mkdir(parents=True)
     os.symlink(str(host_passwd), str(evil / "etc" / "passwd"))  # a host file, if it were resolved on the host
     rec = env.create(_spec(layers + [str(evil)], ["true"], user="intruder"))
-    with pytest.raises(errors.InvalidArgument, match="unable to find user intruder: no matching entries"):
+    with pytest.raises(errors.FailedPrecondition, match="unable to find user intruder: no matching entries"):
         env.start(rec["id"])
     loop = tmp_path / "loop"
     (loop / "etc").mkdir(parents=True)
     os.symlink("/proc/1/root/etc/passwd", str(loop / "etc" / "passwd"))  # the container's own root: a loop
     rec = env.create(_spec(layers + [str(loop)], ["true"], user="alice"))
-    with pytest.raises(errors.InvalidArgument, match="cannot read /etc/passwd"):
+    with pytest.raises(errors.FailedPrecondition, match="cannot read /etc/passwd"):
         env.start(rec["id"])
     fifo = tmp_path / "fifo"
     (fifo / "etc").mkdir(parents=True)
     os.mkfifo(str(fifo / "etc" / "passwd"))
     rec = env.create(_spec(layers + [str(fifo)], ["true"], user="alice"))
-    with pytest.raises(errors.InvalidArgument, match="not a regular file"):
+    with pytest.raises(errors.FailedPrecondition, match="not a regular file"):
         env.start(rec["id"])
 
 

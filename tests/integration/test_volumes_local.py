@@ -201,3 +201,43 @@ def test_volume_ops_and_in_use(env, layers):
     with pytest.raises(errors.NotFound):
         dispatch(ctx, "volume_rm", {"volumes": ["busy"]}, emit)
     assert dispatch(ctx, "volume_rm", {"volumes": ["busy"], "force": True}, emit) == {"removed": []}
+
+
+def test_a_mount_that_resolves_into_proc_is_refused_at_start(env, layers):
+    """runc checks the resolved destination too: an image symlink or VOLUME cannot put a mount over procfs."""
+    evil = env.tmp_path / "evil-layer"
+    evil.mkdir()
+    os.symlink("/proc", str(evil / "sneaky"))  # absolute: resolved inside the container's root, to its /proc
+    host = env.tmp_path / "over-proc"
+    host.mkdir()
+    sneaky = dict(layers, lowerdirs=layers["lowerdirs"] + [str(evil)])
+    for kw in ({"volume_flags": ["{}:/sneaky".format(host)]}, {"mount_flags": ["type=tmpfs,dst=/sneaky/sys"]}):
+        rec = _create(env, sneaky, ["true"], **kw)
+        with pytest.raises(errors.FailedPrecondition, match="cannot be mounted because it is"):
+            env.start(rec["id"])
+        assert env.lookup(rec["id"])["status"] == "created"
+    with pytest.raises(errors.InvalidArgument, match="the image's VOLUME /proc/sys: .* inside /proc"):
+        _create(env, layers, ["true"], image_volumes=["/proc/sys"])
+    # what runc lets through: a file lxcfs emulates, and the rest of /proc is still procfs
+    meminfo = env.tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 42 kB\n")
+    _, code, out = _run(env, layers, ["sh", "-c", "cat /proc/meminfo; grep -c ^proc /proc/mounts"],
+                        volume_flags=["{}:/proc/meminfo:ro".format(meminfo)])
+    assert (code, out.splitlines()[0]) == (0, "MemTotal: 42 kB"), out
+    assert int(out.splitlines()[1]) >= 1
+
+
+def test_a_user_mount_over_sys_stays_masked_as_runc_masks_after_mounts(env, layers):
+    """docker accepts -v /sys:/sys (the user's mount replaces the default one); runc still masks /sys/firmware."""
+    if not os.listdir("/sys/firmware"):
+        pytest.skip("this host's /sys/firmware is empty: nothing to see masked")
+    link = env.tmp_path / "link-layer"
+    link.mkdir()
+    os.symlink("/sys", str(link / "s"))
+    linked = dict(layers, lowerdirs=layers["lowerdirs"] + [str(link)])
+    for lay, kw, path in ((layers, {"volume_flags": ["/sys:/sys:ro"]}, "/sys/firmware"),
+                          (layers, {"mount_flags": ["type=bind,src=/sys/firmware,dst=/sys/firmware"]},
+                           "/sys/firmware"),
+                          (linked, {"volume_flags": ["/sys:/s"]}, "/sys/firmware")):
+        _, code, out = _run(env, lay, ["sh", "-c", "ls -A {}; echo end".format(path)], **kw)
+        assert (code, out) == (0, "end\n"), (kw, out)

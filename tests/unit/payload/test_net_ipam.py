@@ -153,3 +153,29 @@ def test_endpoint_listing_ignores_a_concurrent_writers_temp_file(tmp_path):
         f.write('{"container": "x"}')  # mid-write of another start: renamed into place a moment later
     nets.reap(rec, nets.alive)
     assert os.path.exists(temp) and nets.endpoints(rec) == {}
+
+
+@pytest.mark.parametrize("subnet,kind", [
+    ("127.0.0.0/8", "loopback"), ("127.5.0.0/24", "loopback"), ("96.0.0.0/3", "loopback"),
+    ("169.254.0.0/16", "link-local"), ("169.254.10.0/24", "link-local"), ("224.0.0.0/4", "multicast"),
+    ("239.1.0.0/16", "multicast"), ("0.0.0.0/8", '"this network"'), ("0.0.0.0/0", '"this network"'),
+    ("240.0.0.0/4", "reserved"), ("255.255.255.0/24", "reserved"),
+])
+def test_create_refuses_subnets_no_bridge_may_use(tmp_path, subnet, kind):
+    nets = _nets(tmp_path)
+    nets.default()
+    before = sorted(os.listdir(nets.root))
+    with pytest.raises(errors.InvalidArgument, match="invalid subnet {}: it overlaps the {} range".format(
+            subnet.replace(".", r"\."), kind)):
+        nets.create("lo", subnet=subnet)
+    assert sorted(os.listdir(nets.root)) == before
+    with pytest.raises(errors.InvalidArgument, match="IPv4"):
+        nets.create("v6", subnet="fd00::/64")  # IPv6 subnets are refused as a whole
+
+
+def test_daemon_json_bip_and_pools_in_unusable_ranges_are_refused(tmp_path):
+    with pytest.raises(errors.InvalidArgument, match="bip 127.0.0.0/8: it overlaps the loopback"):
+        _nets(tmp_path / "a", {"bip": "127.0.0.1/8"}).default()
+    with pytest.raises(errors.InvalidArgument, match="default-address-pools 169.254.0.0/16: it overlaps the link"):
+        _nets(tmp_path / "b", {"default-address-pools": [{"base": "169.254.0.0/16", "size": 24}]}).default()
+    assert _nets(tmp_path / "c").create("ok", subnet="10.1.0.0/16")["gateway"] == "10.1.0.1"

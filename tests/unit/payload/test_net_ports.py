@@ -1,5 +1,6 @@
 """docker's -p grammar, -P, host sockets (port in use) and the PORTS/inspect renderings."""
 
+import errno
 import socket
 
 import pytest
@@ -69,3 +70,26 @@ def test_renderings():
     assert ports.ps_text(bs) == "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"
     assert ports.docker_ports(bs) == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}],
                                       "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}]}
+
+
+def test_bind_an_address_the_host_lacks_says_so_not_already_allocated():
+    """192.0.2.1 (TEST-NET-1) is on no interface: docker says "cannot assign requested address"."""
+    if open("/proc/sys/net/ipv4/ip_nonlocal_bind").read().strip() != "0":
+        pytest.skip("net.ipv4.ip_nonlocal_bind is set: any address binds")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        for b in (_b("tcp", "192.0.2.1", 8080, 80), _b("udp", "192.0.2.1", 0, 53),
+                  _b("tcp", "192.0.2.1", 8000, 80, 8010)):
+            with pytest.raises(errors.FailedPrecondition) as exc:
+                ports.bind([_b("tcp", "127.0.0.1", 0, 81), b])
+            assert "already allocated" not in exc.value.message
+            assert exc.value.message.endswith("listen {}4 192.0.2.1:{}: bind: cannot assign requested address".format(
+                b["proto"], b["host_port"])), exc.value.message
+            assert exc.value.errno == errno.EADDRNOTAVAIL
+        with pytest.raises(errors.Conflict, match="127.0.0.1:{}/tcp failed: port is already allocated".format(port)):
+            ports.bind([_b("tcp", "127.0.0.1", port, 80)])
+    finally:
+        taken.close()

@@ -30,6 +30,34 @@ def test_volume_flag_errors(text, match):
         volumes.parse_volume_flag(text)
 
 
+@pytest.mark.parametrize("text,match", [
+    (":/x", "invalid spec: :/x: empty section between colons"), ("::/x", "empty section"),
+    ("/h::ro", "empty section"), ("/h:/x:", "empty section"), ("v:", "empty section"),
+    ("/h:/proc", '"/proc" cannot be mounted because it is not of type proc'), ("/proc", "not of type proc"),
+    ("v:/proc/", "not of type proc"), ("/h://proc", "not of type proc"), ("/h:/x/../proc", "not of type proc"),
+    ("/h:/proc/sys", '"/proc/sys" cannot be mounted because it is inside /proc'), ("/proc/1/root", "inside /proc"),
+])
+def test_volume_flag_refused_as_docker_and_runc_refuse(text, match):
+    with pytest.raises(errors.InvalidArgument, match=match):
+        volumes.parse_volume_flag(text)
+
+
+@pytest.mark.parametrize("text", ["type=tmpfs,dst=/proc", "type=bind,src=/etc,dst=/proc/sys/kernel",
+                                  "type=volume,target=/proc", "src=v,dst=//proc/self"])
+def test_mount_flag_refuses_proc(text):
+    with pytest.raises(errors.InvalidArgument, match="cannot be mounted because it is"):
+        volumes.parse_mount_flag(text)
+
+
+def test_destinations_docker_lets_a_user_mount_replace_stay_allowed():
+    assert volumes.parse_volume_flag("/var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro")["target"] == "/proc/meminfo"
+    for target in ("/sys", "/dev", "/dev/pts", "/dev/shm", "/procfs", "/x/proc"):
+        assert volumes.parse_volume_flag("/h:" + target)["target"] == target
+    assert volumes.parse_mount_flag("type=tmpfs,dst=/dev/shm,tmpfs-size=1g")["target"] == "/dev/shm"
+    assert volumes.refused_destination("/proc/net/dev") is None
+    assert volumes.refused_destination("/proc/net") is not None
+
+
 def test_mount_flag_forms():
     assert volumes.parse_mount_flag("type=bind,source=/etc,target=/h,readonly") == {
         "type": "bind", "source": "/etc", "target": "/h", "readonly": True, "create": False}
