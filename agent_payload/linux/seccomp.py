@@ -243,24 +243,16 @@ def parse(text, source="seccomp profile"):
 
 
 def check_option(value, source="seccomp profile"):
-    """A container's seccomp setting: None (the default), "builtin", "unconfined", or a profile (dict, or its
-    JSON text as the ``seccomp`` op arg carries it). Returns None, the keyword, or the validated dict."""
+    """A container's seccomp setting as ContainerSpec.seccomp keeps it: None (the default), "builtin",
+    "unconfined", or a checked profile as compact JSON text (what Docker keeps after "seccomp=" and inspect
+    shows, in the file's key order). ``value`` may be any of these, or a profile dict."""
     if value is None or value in (BUILTIN, UNCONFINED):
         return value
     if isinstance(value, str):
-        return parse(value, source)
+        value = parse(value, source)
     if isinstance(value, dict):
-        return validate(value, source)
+        return json.dumps(validate(value, source), separators=(",", ":"))
     raise _bad(source, 'want "builtin", "unconfined" or a profile')
-
-
-def option_text(value):
-    """What Docker's inspect shows after "seccomp=" (the profile as compact JSON), or None for the default."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return value
 
 
 # ------------------------------------------------------------------------------------------ compiling
@@ -443,7 +435,7 @@ def compile_profile(profile, caps, machine=None, release=None):
 def container_filter(setting, caps, privileged=False):
     """The filter a container gets, or None when it runs unconfined.
 
-    ``setting`` is ContainerSpec.seccomp (None/"builtin": Docker's default, "unconfined", or a profile dict),
+    ``setting`` is ContainerSpec.seccomp (None/"builtin": Docker's default, "unconfined", or a profile's JSON),
     ``caps`` the names in the container's bounding set. ``--privileged`` is unconfined, as in Docker. On a
     kernel without seccomp filters the default profile is skipped and a custom one is FailedPrecondition
     (Docker's rules).
@@ -453,7 +445,9 @@ def container_filter(setting, caps, privileged=False):
     """
     if privileged or setting == UNCONFINED:
         return None
-    custom = isinstance(setting, dict)
+    custom = setting not in (None, BUILTIN)
+    if custom:
+        setting = parse(setting) if isinstance(setting, str) else validate(setting)  # checked at create already
     if not supported():
         if custom:
             raise errors.FailedPrecondition("seccomp is not enabled in your kernel, cannot run a custom seccomp "

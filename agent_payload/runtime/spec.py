@@ -19,7 +19,7 @@ NETWORK_MODES = ("bridge", "host", "none")
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "bridge", "init": False}
+                  "no_new_privileges": False, "seccomp": None, "network": "bridge", "init": False}
 
 
 class ContainerSpec(Record):
@@ -31,6 +31,7 @@ class ContainerSpec(Record):
         ("stop_timeout", None),  # --stop-timeout: stop/restart's default -t (None: 10 s)
         ("user", None), ("cap_add", list), ("cap_drop", list), ("privileged", False), ("read_only", False),
         ("no_new_privileges", False),
+        ("seccomp", None),  # None/"builtin": Docker's default profile, "unconfined", or a profile (linux/seccomp.py)
         ("network", "bridge"),  # a mode of NETWORK_MODES, "container:<ref>", or a user-defined network's name
         ("networks", dict),  # {network name: {"aliases": [...], "ip": str|None}} (--network-alias, --ip, connect)
         ("ports", list),  # published ports: net/ports.py bindings (-p, -P)
@@ -91,6 +92,8 @@ class ContainerSpec(Record):
         for field in ("privileged", "read_only", "no_new_privileges", "init", "tty", "open_stdin", "stdin_once"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
+        from ..linux import seccomp
+        self.seccomp = seccomp.check_option(self.seccomp)
         check_network(self.network)
         return self
 
@@ -205,7 +208,52 @@ def isolation_args(args):
         out[key] = list(default) if value is None and isinstance(default, list) else (
             default if value is None else value)
     probe = ContainerSpec(**out).check_isolation()
+    if probe.seccomp not in (None, "builtin", "unconfined") and not probe.privileged:
+        from ..linux import seccomp
+        # a profile that cannot become a program (too long for the kernel) is bad input now, not a failed start
+        seccomp.compile_profile(seccomp.parse(probe.seccomp), caps.tweak(probe.cap_add, probe.cap_drop))
     return {key: getattr(probe, key) for key in ISOLATION_ARGS}
+
+
+def security_opt_args(opts, read_file):
+    """docker's --security-opt values as the op args {"no_new_privileges": bool, "seccomp": str|None}.
+
+    As the docker CLI (and daemon) parse them: ``no-new-privileges[=|:true|false]``, ``seccomp=unconfined``,
+    ``seccomp=builtin``, ``seccomp=PROFILE.json`` (the file is read here, on the client, by
+    ``read_file(path) -> text``, checked, and sent as compact JSON text); ``key:value`` is accepted for
+    ``key=value``; the last value of a key wins. Anything else (label=, apparmor=, ...) is InvalidArgument.
+    """
+    from ..linux import seccomp
+
+    out = {"no_new_privileges": False, "seccomp": None}
+    for opt in opts:
+        if "=" in opt:
+            key, _, value = opt.partition("=")
+        else:
+            key, _, value = opt.partition(":")
+        if key == "no-new-privileges":
+            if value.lower() not in ("", "true", "false") or (opt != key and not value):
+                raise errors.InvalidArgument('invalid --security-opt "{}": want no-new-privileges[=true|false]'
+                                             .format(opt))
+            out["no_new_privileges"] = value.lower() != "false"
+        elif key == "seccomp":
+            if not value:
+                raise errors.InvalidArgument('invalid --security-opt "{}": want seccomp=unconfined|builtin|'
+                                             'PROFILE.json'.format(opt))
+            if value in (seccomp.BUILTIN, seccomp.UNCONFINED):
+                out["seccomp"] = value
+                continue
+            try:
+                text = read_file(value)
+            except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+                raise errors.InvalidArgument("opening seccomp profile ({}) failed: {}".format(
+                    value, (getattr(exc, "strerror", None) or str(exc)).lower()))
+            out["seccomp"] = seccomp.check_option(text, "seccomp profile ({})".format(value))
+        else:
+            raise errors.InvalidArgument('unsupported security option "{}": fleet supports '
+                                         'no-new-privileges[=true|false] and seccomp=unconfined|builtin|PROFILE.json'
+                                         .format(opt))
+    return out
 
 
 #: docker's resource flags as ``run``/``create``/``update`` op args (cgroups.limits.parse keywords).
