@@ -26,6 +26,7 @@ way it is in place before the "ready" message and the exec, and a --init PID 1 a
 """
 
 import errno
+import gc
 import json
 import os
 import signal
@@ -84,7 +85,12 @@ def close_fds_except(keep):
     """Close every fd >= 3 except ``keep`` (PITFALLS 3.10: no host fd may reach the container).
 
     Lists /proc/self/fd rather than looping to SC_OPEN_MAX (which can be 10^6 close() calls on 3.8).
+    Every caller is a forked child: Python objects it inherited (a selector, a file) may still own fds closed
+    here, whose numbers the next pipe reuses. A garbage collection would finalize the unreachable ones and
+    close those reused fds (a health probe's result pipe was lost so), so everything alive now is frozen out
+    of the collector first (gc.freeze: never collected in this process).
     """
+    gc.freeze()
     try:
         fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:

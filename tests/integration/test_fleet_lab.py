@@ -103,6 +103,10 @@ def test_run_nginx_ps_logs_stop_rm(lab):
         for name in WEB:
             status, body = _wait_http("http://{}/".format(lab.address(name)))
             assert status == 200 and "Welcome to the fleet lab" in body
+        # nginx serves under Docker's default seccomp profile (its master, PID 1, and the exec'd cat alike)
+        status = lab.fleet("exec", "-H", "web1", "web", "sh", "-c", "cat /proc/1/status /proc/self/status",
+                           check=True).stdout
+        assert [line.split()[-1] for line in status.splitlines() if "Seccomp:" in line] == ["2", "2"], status
 
         rc, ps = lab.fleet_json("ps", "-H", "all")
         assert rc == 0

@@ -361,3 +361,51 @@ def test_installed_filter_blocks_in_the_kernel():
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     assert out == "2 -1 {} True".format(errno.EPERM)
+
+
+# ------------------------------------------------------------------------------------------ the op args
+
+def test_run_args_seccomp_checked_before_anything():
+    from agent_payload.runtime.spec import isolation_args
+
+    assert isolation_args({})["seccomp"] is None
+    assert isolation_args({"seccomp": "unconfined"})["seccomp"] == "unconfined"
+    text = json.dumps(profile({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                              default="SCMP_ACT_ALLOW"), indent=2)
+    assert json.loads(isolation_args({"seccomp": text})["seccomp"]) == json.loads(text)
+    with pytest.raises(errors.InvalidArgument, match="seccomp profile: syscalls.0.: invalid action 'NOPE'"):
+        isolation_args({"seccomp": json.dumps(profile({"names": ["read"], "action": "NOPE"}))})
+    huge = profile(*[{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 1, "value": v, "op": "SCMP_CMP_EQ"}]} for v in range(1500)])
+    with pytest.raises(errors.InvalidArgument, match="program too long"):
+        isolation_args({"seccomp": json.dumps(huge)})
+    assert isolation_args({"seccomp": json.dumps(huge), "privileged": True})["privileged"]  # never compiled
+
+
+def test_hand_cli_run_reads_the_profile_on_the_host(tmp_path):
+    from agent_payload import handcli
+
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(profile(default="SCMP_ACT_ALLOW")))
+    ns = handcli._parser().parse_args(["run", "--security-opt", "seccomp=" + str(f), "--security-opt",
+                                       "no-new-privileges", "--privileged", "busybox", "true"])
+    args = handcli._hand_args(ns)
+    assert json.loads(args["seccomp"]) == profile(default="SCMP_ACT_ALLOW")
+    assert args["no_new_privileges"] is True and args["privileged"] is True and args["command"] == ["true"]
+    ns = handcli._parser().parse_args(["run", "--security-opt", "seccomp=" + str(tmp_path / "nope.json"), "busybox"])
+    with pytest.raises(errors.InvalidArgument, match="opening seccomp profile .*nope.json.* failed"):
+        handcli._hand_args(ns)
+
+
+def test_inspect_security_opt(tmp_path):
+    from agent_payload.runtime import inspect
+    from agent_payload.state.paths import Paths
+
+    rec = {"id": "f" * 64, "name": "c", "status": "created", "argv": ["true"]}
+    paths = Paths(root=str(tmp_path))
+    assert inspect.inspect_object(paths, rec)["HostConfig"]["SecurityOpt"] is None
+    obj = inspect.inspect_object(paths, dict(rec, no_new_privileges=True, seccomp="unconfined"))
+    assert obj["HostConfig"]["SecurityOpt"] == ["no-new-privileges", "seccomp=unconfined"]
+    obj = inspect.inspect_object(paths, dict(rec, seccomp='{"defaultAction":"SCMP_ACT_ALLOW"}'))
+    assert obj["HostConfig"]["SecurityOpt"] == ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']
+
