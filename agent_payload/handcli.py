@@ -69,7 +69,7 @@ def _read_text(path):
 
 def _hand_args(ns):
     if ns.cmd == "run":
-        from agent_payload.runtime.spec import security_opt_args
+        from agent_payload.linux.seccomp import security_opt_args
         security = security_opt_args(ns.security_opt, _read_text)  # seccomp=FILE is read here, as docker's CLI does
         args = {"image": ns.image, "name": ns.name, "detach": ns.detach, "rm": ns.rm,
                 "env": [e for e in map(_env_value, ns.env) if e is not None],

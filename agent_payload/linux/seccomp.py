@@ -24,6 +24,9 @@ SECCOMP_RET_KILL_PROCESS (libseccomp's default bad-arch action kills too): a 32-
 confined container. Syscall tables exist for x86_64 and aarch64 (``seccomp_tables.py``); on another machine a
 confined container does not start (FailedPrecondition, naming ``seccomp=unconfined``).
 
+The controller imports this module too (``security_opt_args``, ``check_option``): --security-opt is parsed
+and a PROFILE.json checked by the same code on both ends, before any host is contacted.
+
 Installing (``install``) needs no_new_privs or CAP_SYS_ADMIN: the init and exec'd processes install the filter
 while still privileged unless no-new-privileges is set, as runc does (``runtime/process.py``).
 """
@@ -253,6 +256,45 @@ def check_option(value, source="seccomp profile"):
     if isinstance(value, dict):
         return json.dumps(validate(value, source), separators=(",", ":"))
     raise _bad(source, 'want "builtin", "unconfined" or a profile')
+
+
+def security_opt_args(opts, read_file):
+    """docker's --security-opt values as the op args {"no_new_privileges": bool, "seccomp": str|None}.
+
+    As the docker CLI (and daemon) parse them: ``no-new-privileges[=|:true|false]``, ``seccomp=unconfined``,
+    ``seccomp=builtin``, ``seccomp=PROFILE.json`` (the file is read here, on the client, by
+    ``read_file(path) -> text``, checked, and sent as compact JSON text); ``key:value`` is accepted for
+    ``key=value``; the last value of a key wins. Anything else (label=, apparmor=, ...) is InvalidArgument.
+    """
+    out = {"no_new_privileges": False, "seccomp": None}
+    for opt in opts:
+        if "=" in opt:
+            key, _, value = opt.partition("=")
+        else:
+            key, _, value = opt.partition(":")
+        if key == "no-new-privileges":
+            if value.lower() not in ("", "true", "false") or (opt != key and not value):
+                raise errors.InvalidArgument('invalid --security-opt "{}": want no-new-privileges[=true|false]'
+                                             .format(opt))
+            out["no_new_privileges"] = value.lower() != "false"
+        elif key == "seccomp":
+            if not value:
+                raise errors.InvalidArgument('invalid --security-opt "{}": want seccomp=unconfined|builtin|'
+                                             'PROFILE.json'.format(opt))
+            if value in (BUILTIN, UNCONFINED):
+                out["seccomp"] = value
+                continue
+            try:
+                text = read_file(value)
+            except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+                raise errors.InvalidArgument("opening seccomp profile ({}) failed: {}".format(
+                    value, (getattr(exc, "strerror", None) or str(exc)).lower()))
+            out["seccomp"] = check_option(text, "seccomp profile ({})".format(value))
+        else:
+            raise errors.InvalidArgument('unsupported security option "{}": fleet supports '
+                                         'no-new-privileges[=true|false] and seccomp=unconfined|builtin|PROFILE.json'
+                                         .format(opt))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ compiling

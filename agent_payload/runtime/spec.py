@@ -215,47 +215,6 @@ def isolation_args(args):
     return {key: getattr(probe, key) for key in ISOLATION_ARGS}
 
 
-def security_opt_args(opts, read_file):
-    """docker's --security-opt values as the op args {"no_new_privileges": bool, "seccomp": str|None}.
-
-    As the docker CLI (and daemon) parse them: ``no-new-privileges[=|:true|false]``, ``seccomp=unconfined``,
-    ``seccomp=builtin``, ``seccomp=PROFILE.json`` (the file is read here, on the client, by
-    ``read_file(path) -> text``, checked, and sent as compact JSON text); ``key:value`` is accepted for
-    ``key=value``; the last value of a key wins. Anything else (label=, apparmor=, ...) is InvalidArgument.
-    """
-    from ..linux import seccomp
-
-    out = {"no_new_privileges": False, "seccomp": None}
-    for opt in opts:
-        if "=" in opt:
-            key, _, value = opt.partition("=")
-        else:
-            key, _, value = opt.partition(":")
-        if key == "no-new-privileges":
-            if value.lower() not in ("", "true", "false") or (opt != key and not value):
-                raise errors.InvalidArgument('invalid --security-opt "{}": want no-new-privileges[=true|false]'
-                                             .format(opt))
-            out["no_new_privileges"] = value.lower() != "false"
-        elif key == "seccomp":
-            if not value:
-                raise errors.InvalidArgument('invalid --security-opt "{}": want seccomp=unconfined|builtin|'
-                                             'PROFILE.json'.format(opt))
-            if value in (seccomp.BUILTIN, seccomp.UNCONFINED):
-                out["seccomp"] = value
-                continue
-            try:
-                text = read_file(value)
-            except (OSError, ValueError) as exc:  # ValueError: not UTF-8
-                raise errors.InvalidArgument("opening seccomp profile ({}) failed: {}".format(
-                    value, (getattr(exc, "strerror", None) or str(exc)).lower()))
-            out["seccomp"] = seccomp.check_option(text, "seccomp profile ({})".format(value))
-        else:
-            raise errors.InvalidArgument('unsupported security option "{}": fleet supports '
-                                         'no-new-privileges[=true|false] and seccomp=unconfined|builtin|PROFILE.json'
-                                         .format(opt))
-    return out
-
-
 #: docker's resource flags as ``run``/``create``/``update`` op args (cgroups.limits.parse keywords).
 LIMIT_ARGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit")
 

@@ -91,13 +91,13 @@ def _read_profile(path: str) -> str:
 
 
 def security_args(security_opts: list[str]) -> dict:
-    """--security-opt as op args {"no_new_privileges", "seccomp"} (runtime/spec.py's security_opt_args).
+    """--security-opt as op args {"no_new_privileges", "seccomp"} (linux/seccomp.py's security_opt_args).
 
     As the docker CLI does, ``seccomp=PROFILE.json`` is read here and its checked content (compact JSON) is what
     the hosts get; a missing or bad file is a UsageError naming it.
     """
     from agent_payload import errors
-    from agent_payload.runtime.spec import security_opt_args
+    from agent_payload.linux.seccomp import security_opt_args
 
     try:
         return security_opt_args(security_opts, _read_profile)
