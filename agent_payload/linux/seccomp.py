@@ -8,9 +8,10 @@ runc (rule conversion) and libseccomp (code generation) do between them:
    do not (every listed cap, the arch, the kernel version). Arch names are libseccomp's (``amd64``, ``arm64``).
 2. **Conversion** (runc ``InitSeccomp``/``matchCall``): names this machine's syscall table lacks are skipped; a
    rule with the default action is redundant and skipped; args on distinct indexes are ANDed in one rule, args
-   repeating an index become one rule each (ORed). For one syscall, conditional rules are tried in profile
-   order, then the first unconditional rule, then the default action (libseccomp's tree gives the same answer
-   for every profile that does not give one syscall two unconditional actions).
+   repeating an index become one rule each (ORed). For one syscall, rules with arguments are tried in profile
+   order, then its first rule without arguments, then the default action. (Docker's default profile never
+   gives one syscall rules that overlap; for a custom profile that does, libseccomp's merging of its decision
+   tree may pick differently, or refuse the profile.)
 3. **Code** (libseccomp's generator, plus runc's ``patchbpf`` stub): check ``seccomp_data.arch`` against the
    native AUDIT_ARCH, on x86_64 also refuse the x32 ABI (syscall numbers with bit 0x40000000, except -1) as
    libseccomp does for a filter without x32; then a binary search over the syscall number (ranges with one
@@ -60,7 +61,7 @@ MAX_ARGS = 6
 
 BUILTIN, UNCONFINED = "builtin", "unconfined"
 
-#: profile action -> (return value, takes errnoRet as data); SCMP_ACT_KILL is runc's KillThread
+#: profile action -> return value (ERRNO and TRACE add errnoRet, EPERM by default); SCMP_ACT_KILL is KillThread
 ACTIONS = {
     "SCMP_ACT_KILL": RET_KILL_THREAD, "SCMP_ACT_KILL_THREAD": RET_KILL_THREAD,
     "SCMP_ACT_KILL_PROCESS": RET_KILL_PROCESS, "SCMP_ACT_TRAP": RET_TRAP, "SCMP_ACT_ERRNO": RET_ERRNO,
