@@ -34,6 +34,8 @@ def _parser():
     s.add_argument("--network")
     s.add_argument("-p", "--publish", action="append", default=[])
     s.add_argument("-v", "--volume", action="append", default=[])
+    s.add_argument("--privileged", action="store_true")
+    s.add_argument("--security-opt", action="append", default=[])
     s.add_argument("image")
     s.add_argument("command", nargs=argparse.REMAINDER)
     s = sub.add_parser("ps", help="list containers")
@@ -60,14 +62,23 @@ def _env_value(entry):
     return "{}={}".format(entry, os.environ[entry]) if entry in os.environ else None
 
 
+def _read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def _hand_args(ns):
     if ns.cmd == "run":
-        return {"image": ns.image, "name": ns.name, "detach": ns.detach, "rm": ns.rm,
+        from agent_payload.linux.seccomp import security_opt_args
+        security = security_opt_args(ns.security_opt, _read_text)  # seccomp=FILE is read here, as docker's CLI does
+        args = {"image": ns.image, "name": ns.name, "detach": ns.detach, "rm": ns.rm,
                 "env": [e for e in map(_env_value, ns.env) if e is not None],
                 "command": ns.command or None,
                 "entrypoint": None if ns.entrypoint is None else [ns.entrypoint],
                 "workdir": ns.workdir, "hostname": ns.hostname, "restart": ns.restart,
-                "network": ns.network, "publish": ns.publish, "volumes": ns.volume}
+                "network": ns.network, "publish": ns.publish, "volumes": ns.volume, "privileged": ns.privileged}
+        args.update(security)
+        return args
     if ns.cmd == "logs":
         tail = None if ns.tail == "all" else ns.tail
         try:

@@ -102,6 +102,15 @@ process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, pa
             "init", default false; true: a reaper is PID 1, inspect HostConfig.Init). --env-file is read by the
             controller and arrives as "env" entries. Every container gets Docker's device cgroup policy
             (--privileged: all devices).
+isolation args of ``run``/``create``: "user", "cap_add": [str], "cap_drop": [str], "privileged", "read_only",
+            "no_new_privileges": bool, and "seccomp": null|"builtin"|"unconfined"|profile JSON text (--security-opt
+            seccomp=...; the controller reads a PROFILE.json as the docker CLI does and sends its content). null
+            and "builtin" mean Docker's default profile (moby's default.json, compiled for the container's
+            capabilities: unshare, mount, setns, bpf, keyctl, ... answer EPERM); "unconfined" and --privileged mean
+            no filter; a profile is Docker's JSON format (bad: InvalidArgument naming it, before anything is pulled;
+            SCMP_ACT_NOTIFY/listenerPath are refused). The filter holds for the container's processes and every
+            ``exec``; only the native ABI passes it (i386/x32 and arm32 syscalls are killed). inspect
+            HostConfig.SecurityOpt: ["no-new-privileges", "seccomp=unconfined"|"seccomp={...profile...}"].
 ``update``  {"containers": [str], + resource args (at least one)} -> {"updated": [id], "warnings": [str]}
             (persisted; applied live to running containers)
 supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]"|"unless-stopped"|null (docker's

@@ -117,7 +117,8 @@ CapAddOpt = typer.Option(None, "--cap-add", help="Add a Linux capability (repeat
 CapDropOpt = typer.Option(None, "--cap-drop", help="Drop a Linux capability (repeatable; ALL for every one).")
 PrivilegedOpt = typer.Option(False, "--privileged", help="Give extended privileges (all capabilities, no masks).")
 ReadOnlyOpt = typer.Option(False, "--read-only", help="Mount the container's root filesystem read-only.")
-SecurityOpt = typer.Option(None, "--security-opt", help="Security option; supported: no-new-privileges[:true|false].")
+SecurityOpt = typer.Option(None, "--security-opt", help="Security option (repeatable): no-new-privileges[=true|false], "
+                           "seccomp=unconfined|builtin|PROFILE.json.")
 NetworkOpt = typer.Option(None, "--network", help="Connect to a network: bridge (default), host, none, "
                           "container:NAME|ID, or a user-defined network's name.")
 PublishOpt = typer.Option(None, "-p", "--publish", help="Publish a port: [ip:][hostPort:]containerPort[/tcp|udp], "

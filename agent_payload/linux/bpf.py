@@ -1,9 +1,14 @@
-"""bpf(2) through ctypes: load, attach, query and detach cgroup programs, and encode eBPF instructions.
+"""BPF through ctypes: eBPF for cgroup programs (bpf(2)), and an assembler of classic BPF for seccomp filters.
 
-Only what the cgroup v2 device policy needs (``runtime/cgroups/devices.py``): BPF_PROG_LOAD of a
+eBPF: only what the cgroup v2 device policy needs (``runtime/cgroups/devices.py``): BPF_PROG_LOAD of a
 BPF_PROG_TYPE_CGROUP_DEVICE program, BPF_PROG_ATTACH/DETACH on a cgroup directory fd, BPF_PROG_QUERY of what is
 attached there, and prog id <-> fd lookups (to detach programs we no longer hold an fd of, and for tests).
 ``union bpf_attr`` layouts are from <linux/bpf.h>; every command zero-fills the whole attr as the kernel demands.
+
+Classic BPF (``struct sock_filter``, <linux/filter.h>), what seccomp filters are written in
+(``linux/seccomp.py``): ``CInsn`` instructions whose jump targets are ``Label`` objects, and ``assemble`` which
+lays them out, turning a conditional jump whose target lies beyond the 8-bit jt/jf reach into a jump to a
+``BPF_JA`` (32-bit offset) trampoline. The class, size, mode and jump-op codes below are shared by both forms.
 """
 
 import ctypes
@@ -29,11 +34,13 @@ ATTR_SIZE = 144  # bigger than every attr we fill; the kernel accepts trailing z
 LOG_SIZE = 1 << 16
 
 # instruction classes and fields (<linux/bpf_common.h>, <linux/bpf.h>)
-BPF_LDX, BPF_ALU, BPF_JMP = 0x01, 0x04, 0x05
-BPF_W, BPF_MEM = 0x00, 0x60
+BPF_LD, BPF_LDX, BPF_ALU, BPF_JMP, BPF_RET = 0x00, 0x01, 0x04, 0x05, 0x06
+BPF_W, BPF_ABS, BPF_MEM = 0x00, 0x20, 0x60
 BPF_K, BPF_X = 0x00, 0x08
 BPF_AND, BPF_RSH, BPF_MOV = 0x50, 0x70, 0xb0
-BPF_JNE, BPF_EXIT = 0x50, 0x90
+BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET = 0x00, 0x10, 0x20, 0x30, 0x40
+BPF_JNE, BPF_EXIT = 0x50, 0x90  # eBPF only
+BPF_MAXINSNS = 4096  # the kernel's limit on a classic program
 
 
 class Insn(tuple):
@@ -88,6 +95,148 @@ def exit_insn():
 def encode(insns):
     """The instruction array as bytes."""
     return b"".join(i.encode() for i in insns)
+
+
+# ------------------------------------------------------------------------------------------ classic BPF
+
+class Label(object):
+    """A position in a classic program; place it in the instruction list where it points."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name=""):
+        self.name = name
+
+    def __repr__(self):
+        return "Label({!r})".format(self.name)
+
+
+class CInsn(tuple):
+    """One classic instruction (code, jt, jf, k); in a conditional jump jt/jf are Labels or None (the next one)."""
+
+    __slots__ = ()
+
+    def __new__(cls, code, jt=None, jf=None, k=0):
+        return tuple.__new__(cls, (code, jt, jf, k & 0xFFFFFFFF))
+
+    code = property(lambda self: self[0])
+    jt = property(lambda self: self[1])
+    jf = property(lambda self: self[2])
+    k = property(lambda self: self[3])
+
+
+def ld_abs(offset):
+    """A = *(u32 *)(data + offset) (for seccomp: the struct seccomp_data)"""
+    return CInsn(BPF_LD | BPF_W | BPF_ABS, k=offset)
+
+
+def and_k(mask):
+    """A &= mask"""
+    return CInsn(BPF_ALU | BPF_AND | BPF_K, k=mask)
+
+
+def jump(op, k, jt=None, jf=None):
+    """if (A op k) goto jt else goto jf (None: the next instruction); op is BPF_JEQ, BPF_JGT, BPF_JGE or BPF_JSET"""
+    return CInsn(BPF_JMP | op | BPF_K, jt, jf, k)
+
+
+def goto(label):
+    """goto label (BPF_JA: a 32-bit offset, any distance forward)"""
+    return CInsn(BPF_JMP | BPF_JA, label)
+
+
+def ret(k):
+    """return k"""
+    return CInsn(BPF_RET | BPF_K, k=k)
+
+
+def _is_cond(insn):
+    return insn.code & 0x07 == BPF_JMP and insn.code & 0xF0 != BPF_JA
+
+
+def assemble(items):
+    """Lay out a list of CInsn and Label items; returns the program as ``struct sock_filter`` bytes.
+
+    Jumps only go forward (the kernel rejects anything else). A conditional jump's jt/jf reach at most 255
+    instructions: a farther target gets a ``goto`` trampoline right after the jump, and layout is redone until
+    every jump fits (trampolines only ever lengthen jumps, so this ends). ValueError on a backward jump, a
+    label placed twice or never, or a program longer than BPF_MAXINSNS.
+    """
+    insns, labels = [], {}
+    for item in items:
+        if isinstance(item, Label):
+            if item in labels:
+                raise ValueError("label {!r} placed twice".format(item))
+            labels[item] = len(insns)
+        else:
+            insns.append(item)
+    far = set()  # (instruction index, 0 for jt / 1 for jf) that go through a trampoline
+    while True:
+        pos, at = [], 0
+        for i, insn in enumerate(insns):
+            pos.append(at)
+            at += 1 + sum(1 for side in (0, 1) if (i, side) in far)
+        end = at
+        where = {label: (pos[i] if i < len(insns) else end) for label, i in labels.items()}
+
+        def target(i, label):
+            if label is None:
+                return pos[i + 1] if i + 1 < len(insns) else end  # the next original instruction
+            if label not in where:
+                raise ValueError("label {!r} used but never placed".format(label))
+            return where[label]
+
+        grew = False
+        for i, insn in enumerate(insns):
+            if not _is_cond(insn):
+                continue
+            for side in (0, 1):
+                if (i, side) in far:
+                    continue
+                dist = target(i, insn[1 + side]) - pos[i] - 1
+                if dist < 0:
+                    raise ValueError("backward jump at instruction {}".format(i))
+                if dist > 255:
+                    far.add((i, side))
+                    grew = True
+        if not grew:
+            break
+    if end > BPF_MAXINSNS:
+        raise ValueError("program too long: {} instructions > {}".format(end, BPF_MAXINSNS))
+    out = []
+    for i, insn in enumerate(insns):
+        here = pos[i]
+        if _is_cond(insn):
+            jt = jf = 0
+            tramp = here + 1
+            offs = []
+            for side in (0, 1):
+                if (i, side) in far:
+                    offs.append(tramp - here - 1)
+                    tramp += 1
+                else:
+                    offs.append(target(i, insn[1 + side]) - here - 1)
+            jt, jf = offs
+            out.append(struct.pack("=HBBI", insn.code, jt, jf, insn.k))
+            tramp = here + 1
+            for side in (0, 1):
+                if (i, side) in far:
+                    out.append(struct.pack("=HBBI", BPF_JMP | BPF_JA, 0, 0,
+                                           target(i, insn[1 + side]) - tramp - 1))
+                    tramp += 1
+        elif insn.code == BPF_JMP | BPF_JA:
+            dist = target(i, insn.jt) - here - 1
+            if dist < 0:
+                raise ValueError("backward jump at instruction {}".format(i))
+            out.append(struct.pack("=HBBI", insn.code, 0, 0, dist))
+        else:
+            out.append(struct.pack("=HBBI", insn.code, 0, 0, insn.k))
+    return b"".join(out)
+
+
+def disassemble(code):
+    """(code, jt, jf, k) tuples of ``struct sock_filter`` bytes (for tests and debugging)."""
+    return [struct.unpack_from("=HBBI", code, off) for off in range(0, len(code), 8)]
 
 
 # ------------------------------------------------------------------------------------------ syscall

@@ -8,7 +8,8 @@ Processes (P = this payload on the host, never inside the container)::
       |<- C1 sends {"type": "pid", "pid": <C2 host pid>}, then waits for C2 (or exits at once with detach)
     P: cgroups.attach(id).add(C2); "go" -> C2
           C2: setns(cgroup) (rooted at the container's cgroup now), stdio, user from the container's
-              /etc/passwd, env, chdir, close fds >= 3, no_new_privs, bounding set, setuid, capset, exec
+              /etc/passwd, env, chdir, close fds >= 3, [seccomp], no_new_privs, bounding set, setuid, capset,
+              [seccomp with no_new_privs], exec
     P: sync pipe EOF = exec happened (it is O_CLOEXEC); any {"type": "error"} before is raised.
 
 C1 and C2 are non-dumpable from before the PID namespace is joined until exec (CVE-2019-5736): nothing in
@@ -21,6 +22,10 @@ Interactive (-i: a stdin pipe whose write end P keeps; -t: a TTY): after "go", C
 mount namespace) opens a PTY from the container's devpts (tty.open_pty), sets the initial size, sends the
 master to P over a socketpair (SCM_RIGHTS, as runc's console socket), makes the slave its controlling
 terminal and its stdio. P relays stdin frames and the output with tty.Relay until C1 exits.
+
+Seccomp: the exec'd process gets the container's filter, compiled by P for the container's capabilities (as
+Docker, whose exec processes share the container's profile, --privileged or not) and installed by C2 where the
+init installs it (``process.drop_privileges``).
 """
 
 import errno
@@ -29,7 +34,7 @@ import os
 import select
 
 from .. import errors
-from ..linux import libc
+from ..linux import libc, seccomp
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS,
                             PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS)
 from . import caps, cgroups, process, records, tty, user
@@ -113,7 +118,7 @@ def _exec(argv, env, sync_fd):
         os._exit(code)
 
 
-def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None):
+def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, seccomp_filter=None):
     """The exec'd process up to exec, inside the container's PID namespace; never returns."""
     try:
         os.setsid()
@@ -136,6 +141,8 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None):
         os.chdir(req["workdir"] or spec.workdir or "/")
         if spec.no_new_privileges:
             libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        elif seccomp_filter is not None:
+            seccomp.install(seccomp_filter)  # still privileged: CAP_SYS_ADMIN stands in for no_new_privs
         caps.drop_bounding(keep)
         libc.prctl(PR_SET_KEEPCAPS, 1)
         user.chown_stdio(who)
@@ -143,6 +150,8 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None):
         libc.prctl(PR_SET_DUMPABLE, 0)  # setuid reset it to fs.suid_dumpable, which may be 1
         libc.prctl(PR_SET_KEEPCAPS, 0)
         caps.apply_sets(keep)
+        if spec.no_new_privileges and seccomp_filter is not None:
+            seccomp.install(seccomp_filter)
     except BaseException as exc:
         _report_and_die(sync_w, exc)
     _exec(req["command"], env, sync_w)
@@ -160,7 +169,7 @@ def _own_tty(req, tty_sock):
     return (slave, slave, slave)
 
 
-def _c1(spec, hostname, req, fds, stdio, go, sync_w, tty_sock=None):
+def _c1(spec, hostname, req, fds, stdio, go, sync_w, tty_sock=None, seccomp_filter=None):
     """Join the namespaces, fork the exec'd process, report its pid, then wait for it; never returns."""
     try:
         libc.prctl(PR_SET_DUMPABLE, 0)  # before the PID namespace: nothing inside may open our /proc/<pid>/exe
@@ -172,7 +181,7 @@ def _c1(spec, hostname, req, fds, stdio, go, sync_w, tty_sock=None):
                 libc.setns(fds[name], flag)
         pid = os.fork()
         if pid == 0:
-            _c2(spec, hostname, req, fds.get("cgroup"), stdio, go[0], sync_w, tty_sock)
+            _c2(spec, hostname, req, fds.get("cgroup"), stdio, go[0], sync_w, tty_sock, seccomp_filter)
         os.close(go[0])
         if tty_sock is not None:
             os.close(tty_sock)  # P sees EOF on the socket if C2 dies before passing the master
@@ -267,6 +276,7 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
     if state.get("paused"):
         raise errors.Conflict("container {} is paused, unpause the container before exec".format(cid))
     spec = ContainerSpec.from_dict(config)
+    seccomp_filter = process.container_seccomp(spec, caps.container_mask(spec))  # the container's, not -privileged's
     req = {"command": list(command), "env": list(env), "workdir": workdir, "user": user_spec,
            "detach": bool(detach), "privileged": bool(privileged), "console_size": console_size}
     cgroup = cgroups.attach(cid)
@@ -299,7 +309,7 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
             for fd in list(readers) + [io["stdin_w"], io["sock"]]:
                 if fd is not None:
                     os.close(fd)  # C1 holding P's stdin end would keep the process from ever seeing EOF
-            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w, io["child_sock"])
+            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w, io["child_sock"], seccomp_filter)
     except BaseException:
         for fd in owned + [v for k, v in io.items() if k != "child_sock" and v is not None]:
             os.close(fd)

@@ -18,6 +18,10 @@ the same user always is), but narrows its own capabilities to CAP_KILL alone (wh
 enough to forward a signal to a command that changed its uid (su-exec, gosu), nothing else to steal. tini keeps
 the whole set; we have no use for it.
 
+Seccomp: ``drop_privileges`` installs the container's filter before the fork, so the command inherits it and
+PID 1 runs under it too (as tini does under Docker); everything PID 1 does afterwards (fork, prctl, capset,
+rt_sigtimedwait, kill, wait4, exit_group) is allowed by Docker's default profile.
+
 Exposure: PID 1 runs the host's Python interpreter, so /proc/1/exe names a host binary (CVE-2019-5736). PID 1 is
 made non-dumpable (PR_SET_DUMPABLE 0) before the container is reported ready: /proc/1/exe, fd/*, mem, environ
 then need CAP_SYS_PTRACE, which a default container lacks. It holds no host fds (``process.close_fds_except``

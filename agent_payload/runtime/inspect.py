@@ -21,9 +21,11 @@ def inspect_object(paths, record):
     resources = _limits(record)
     lowers = list(reversed(record.get("lowerdirs") or []))  # docker lists the top layer first
     cap_add, cap_drop = record.get("cap_add"), record.get("cap_drop")
-    security_opt = None
+    security_opt = []
     if record.get("no_new_privileges"):
-        security_opt = ["no-new-privileges"]
+        security_opt.append("no-new-privileges")
+    if record.get("seccomp") is not None:  # docker keeps the option as given; a profile file as its content
+        security_opt.append("seccomp=" + record["seccomp"])
     labels = record.get("labels") or {}
     from .volumes import docker_mounts
     mount_points, binds, host_mounts = docker_mounts(record.get("mounts"))
@@ -64,7 +66,7 @@ def inspect_object(paths, record):
             "ReadonlyRootfs": bool(record.get("read_only")),
             "CapAdd": list(cap_add) if cap_add else None,
             "CapDrop": list(cap_drop) if cap_drop else None,
-            "SecurityOpt": security_opt,
+            "SecurityOpt": security_opt or None,
             "RestartPolicy": dict(record.get("restart_policy") or {"Name": "no", "MaximumRetryCount": 0}),
             "LogConfig": dict(record.get("log_config") or {"Type": "json-file", "Config": {}}),
             "Memory": resources["Memory"],

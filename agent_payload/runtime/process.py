@@ -9,15 +9,24 @@ only fd the init keeps besides stdio until just before exec)::
       |                                         rootfs.setup() (mounts, masks, pivot_root), sethostname,
       |                                         resolve --user in the container's /etc/passwd,
       |                                         close fds >= 3, chdir(workdir), [read-only /],
-      |                                         no_new_privs, drop bounding caps, setuid, capset
+      |                                         [seccomp filter], no_new_privs, drop bounding caps, setuid,
+      |                                         capset, [seccomp filter with no_new_privs]
       |<------------- {"type": "ready"} -------  (or {"type": "error", ...} and _exit(1))
       |                                         close pipe, execvpe(argv)
       |                                         exec failed: message on stderr, _exit(127 or 126)
 
 EOF on the pipe without a message means the init died during setup.
+
+Seccomp (``linux/seccomp.py``): the container's filter (Docker's default profile unless ``seccomp`` says
+otherwise; none with --privileged or seccomp=unconfined) is compiled before pivot_root, while the payload's
+modules are reachable, and installed as runc does: without no_new_privs the kernel only lets a process holding
+CAP_SYS_ADMIN install one, so it goes in just before the privileges are dropped (Docker's profile allows what
+follows: prctl, capset, setgroups, setres[ug]id, fchown); with no_new_privs it goes in last, after capset. Either
+way it is in place before the "ready" message and the exec, and a --init PID 1 and its child both run under it.
 """
 
 import errno
+import gc
 import json
 import os
 import signal
@@ -25,7 +34,7 @@ import sys
 import traceback
 
 from .. import errors
-from ..linux import libc
+from ..linux import libc, seccomp
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                             PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG)
 from . import caps, rootfs, user
@@ -76,7 +85,12 @@ def close_fds_except(keep):
     """Close every fd >= 3 except ``keep`` (PITFALLS 3.10: no host fd may reach the container).
 
     Lists /proc/self/fd rather than looping to SC_OPEN_MAX (which can be 10^6 close() calls on 3.8).
+    Every caller is a forked child: Python objects it inherited (a selector, a file) may still own fds closed
+    here, whose numbers the next pipe reuses. A garbage collection would finalize the unreachable ones and
+    close those reused fds (a health probe's result pipe was lost so), so everything alive now is frozen out
+    of the collector first (gc.freeze: never collected in this process).
     """
+    gc.freeze()
     try:
         fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:
@@ -123,8 +137,9 @@ def exec_container(argv, env):
         os._exit(code)
 
 
-def drop_privileges(spec, who, keep):
-    """The last step before exec, after every mount: no_new_privs, bounding set, user switch, capability sets.
+def drop_privileges(spec, who, keep, seccomp_filter=None):
+    """The last step before exec, after every mount: no_new_privs, bounding set, user switch, capability sets,
+    and the seccomp filter (if any) where runc installs it (see the module docstring).
 
     Order as runc's finalizeNamespace: the bounding set is cut while we still hold CAP_SETPCAP;
     PR_SET_KEEPCAPS carries the permitted set across setuid so capset can still narrow it; exec then
@@ -132,6 +147,8 @@ def drop_privileges(spec, who, keep):
     """
     if spec.no_new_privileges:
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    elif seccomp_filter is not None:
+        seccomp.install(seccomp_filter)  # needs CAP_SYS_ADMIN without no_new_privs: while we still hold it
     caps.drop_bounding(keep)
     libc.prctl(PR_SET_KEEPCAPS, 1)
     user.chown_stdio(who)
@@ -139,6 +156,13 @@ def drop_privileges(spec, who, keep):
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a uid/gid change cleared it
     libc.prctl(PR_SET_KEEPCAPS, 0)
     caps.apply_sets(keep)
+    if spec.no_new_privileges and seccomp_filter is not None:
+        seccomp.install(seccomp_filter)  # as late as possible: the fewer of our own syscalls pass through it
+
+
+def container_seccomp(spec, keep):
+    """The container's compiled seccomp filter (None: unconfined), for bounding set ``keep``; exec's too."""
+    return seccomp.container_filter(spec.seccomp, caps.mask_names(keep), privileged=spec.privileged)
 
 
 def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
@@ -171,6 +195,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         if config.get("netns_new"):
             libc.interface_up("lo")  # Docker's "none": only loopback, up
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
+        seccomp_filter = container_seccomp(spec, keep)  # before pivot too: the compiler's tables are host files
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
@@ -187,7 +212,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
             rootfs.make_root_readonly()
         if spec.init:
             initmod.prepare(spec.argv)  # --init: non-dumpable PID 1, while it still holds every capability
-        drop_privileges(spec, who, keep)
+        drop_privileges(spec, who, keep, seccomp_filter)
         send(sync_fd, {"type": "ready"})
         os.close(sync_fd)
     except BaseException as exc:  # report anything, then die: we are a forked copy of the shim

@@ -392,8 +392,12 @@ def _destroy(cgroup):
 def _await_ready(init_r, pid):
     """The init's first sync message, or an error if it does not arrive in time."""
     sel = selectors.DefaultSelector()
-    sel.register(init_r, selectors.EVENT_READ)
-    if not sel.select(READY_TIMEOUT):
+    try:  # closed here: left to the collector, its epoll fd number went stale in the forked health monitor
+        sel.register(init_r, selectors.EVENT_READ)
+        ready = sel.select(READY_TIMEOUT)
+    finally:
+        sel.close()
+    if not ready:
         return {"type": "error", "kind": "Unavailable",
                 "message": "container init did not get ready within {:.0f}s".format(READY_TIMEOUT)}
     msg = process.recv(init_r)

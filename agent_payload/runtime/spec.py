@@ -19,7 +19,7 @@ NETWORK_MODES = ("bridge", "host", "none")
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 #: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
-                  "no_new_privileges": False, "network": "bridge", "init": False}
+                  "no_new_privileges": False, "seccomp": None, "network": "bridge", "init": False}
 
 
 class ContainerSpec(Record):
@@ -31,6 +31,7 @@ class ContainerSpec(Record):
         ("stop_timeout", None),  # --stop-timeout: stop/restart's default -t (None: 10 s)
         ("user", None), ("cap_add", list), ("cap_drop", list), ("privileged", False), ("read_only", False),
         ("no_new_privileges", False),
+        ("seccomp", None),  # None/"builtin": Docker's default profile, "unconfined", or a profile (linux/seccomp.py)
         ("network", "bridge"),  # a mode of NETWORK_MODES, "container:<ref>", or a user-defined network's name
         ("networks", dict),  # {network name: {"aliases": [...], "ip": str|None}} (--network-alias, --ip, connect)
         ("ports", list),  # published ports: net/ports.py bindings (-p, -P)
@@ -91,6 +92,8 @@ class ContainerSpec(Record):
         for field in ("privileged", "read_only", "no_new_privileges", "init", "tty", "open_stdin", "stdin_once"):
             if not isinstance(getattr(self, field), bool):
                 raise errors.InvalidArgument("{} must be a boolean".format(field))
+        from ..linux import seccomp
+        self.seccomp = seccomp.check_option(self.seccomp)
         check_network(self.network)
         return self
 
@@ -205,6 +208,10 @@ def isolation_args(args):
         out[key] = list(default) if value is None and isinstance(default, list) else (
             default if value is None else value)
     probe = ContainerSpec(**out).check_isolation()
+    if probe.seccomp not in (None, "builtin", "unconfined") and not probe.privileged:
+        from ..linux import seccomp
+        # a profile that cannot become a program (too long for the kernel) is bad input now, not a failed start
+        seccomp.compile_profile(seccomp.parse(probe.seccomp), caps.tweak(probe.cap_add, probe.cap_drop))
     return {key: getattr(probe, key) for key in ISOLATION_ARGS}
 
 

@@ -21,19 +21,15 @@ PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 def isolation_args(user: str | None, cap_add: list[str], cap_drop: list[str], privileged: bool, read_only: bool,
                    security_opts: list[str], network: str | None) -> dict:
     """docker's --user/--cap-add/--cap-drop/--privileged/--read-only/--security-opt/--network as op args."""
-    no_new_privileges = False
-    for opt in security_opts:
-        key, sep, value = opt.replace("=", ":", 1).partition(":")
-        if key != "no-new-privileges" or value.lower() not in ("", "true", "false") or (sep and not value):
-            raise UsageError('unsupported security option "{}": fleet supports no-new-privileges[:true|false]'
-                             .format(opt))
-        no_new_privileges = value.lower() != "false"
+    from fleet.commands.runflags import security_args
+
+    security = security_args(security_opts)  # no-new-privileges, seccomp=unconfined|builtin|PROFILE.json
     if network is not None and not network:
         raise UsageError("invalid --network: empty")
     if user is not None and not user:
         raise UsageError("invalid --user: empty")
     return {"user": user, "cap_add": list(cap_add), "cap_drop": list(cap_drop), "privileged": privileged,
-            "read_only": read_only, "no_new_privileges": no_new_privileges, "network": network}
+            "read_only": read_only, **security, "network": network}
 
 
 def create(session: Session, patterns: list[str], image: str, command: list[str], name: str | None, rm: bool,

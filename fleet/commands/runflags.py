@@ -1,4 +1,5 @@
-"""docker run/create's --env-file, -l/--label, --label-file, --stop-signal, --stop-timeout and --init as op args.
+"""docker run/create's --env-file, -l/--label, --label-file, --stop-signal, --stop-timeout, --init and
+--security-opt as op args.
 
 Files are read here, on the controller, as the docker CLI reads them on the client: the hosts get plain values.
 Bad input raises UsageError (exit 2) naming the file or flag before any host is contacted.
@@ -82,3 +83,23 @@ def process_args(labels: list[str], label_files: list[str], stop_signal: str | N
         raise UsageError('invalid argument "{}" for "--stop-timeout" flag: want seconds >= 0'.format(stop_timeout))
     return {"labels": label_map(labels, label_files), "stop_signal": stop_signal, "stop_timeout": stop_timeout,
             "init": init}
+
+
+def _read_profile(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def security_args(security_opts: list[str]) -> dict:
+    """--security-opt as op args {"no_new_privileges", "seccomp"} (linux/seccomp.py's security_opt_args).
+
+    As the docker CLI does, ``seccomp=PROFILE.json`` is read here and its checked content (compact JSON) is what
+    the hosts get; a missing or bad file is a UsageError naming it.
+    """
+    from agent_payload import errors
+    from agent_payload.linux.seccomp import security_opt_args
+
+    try:
+        return security_opt_args(security_opts, _read_profile)
+    except errors.InvalidArgument as exc:
+        raise UsageError(exc.message)

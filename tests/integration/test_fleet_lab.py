@@ -103,6 +103,11 @@ def test_run_nginx_ps_logs_stop_rm(lab):
         for name in WEB:
             status, body = _wait_http("http://{}/".format(lab.address(name)))
             assert status == 200 and "Welcome to the fleet lab" in body
+        # nginx serves under Docker's default seccomp profile (the image has no shell: read its status on the host)
+        (obj,) = json.loads(lab.fleet("inspect", "-H", "web1", "web", check=True).stdout)
+        pid = obj["State"]["Pid"]
+        status = _ssh(lab, "web1", "grep -E '^(Name|Seccomp):' /proc/{}/status".format(pid)).stdout
+        assert "nginx" in status and "Seccomp:\t2" in status, status
 
         rc, ps = lab.fleet_json("ps", "-H", "all")
         assert rc == 0

@@ -291,13 +291,16 @@ def test_isolation_flags_reach_the_payload(clean):
     lab = clean
     name = PREFIX + "iso"
     lab.fleet("create", "-H", "db1", "--name", name, "--user", "1000", "--read-only", "--network", "none",
-              "--security-opt", "no-new-privileges", "--cap-drop", "NET_RAW", "busybox", "id", check=True)
+              "--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "--cap-drop", "NET_RAW",
+              "busybox", "id", check=True)
     obj = _inspect(lab, "db1", name)
     assert obj["Config"]["User"] == "1000"
     host = obj["HostConfig"]
     assert host["ReadonlyRootfs"] is True and host["NetworkMode"] == "none"
-    assert host["SecurityOpt"] == ["no-new-privileges"] and host["CapDrop"]
-    for bad, needle in ((["--security-opt", "seccomp=unconfined"], "unsupported security option"),
+    assert host["SecurityOpt"] == ["no-new-privileges", "seccomp=unconfined"] and host["CapDrop"]
+    for bad, needle in ((["--security-opt", "apparmor=docker-default"], "unsupported security option"),
+                        (["--security-opt", "seccomp=/no/such/profile.json"],
+                         "opening seccomp profile (/no/such/profile.json) failed"),
                         (["--network", "no-such-net"], "network no-such-net not found")):
         proc = lab.fleet("create", "-H", "db1", *bad, "busybox", "true")
         assert proc.returncode == 2 and needle in proc.stderr

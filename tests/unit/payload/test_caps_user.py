@@ -112,7 +112,8 @@ def test_read_file_refuses_fifo_and_reads_regular(tmp_path):
 
 def test_isolation_args_defaults_and_errors():
     assert isolation_args({}) == {"user": None, "cap_add": [], "cap_drop": [], "privileged": False,
-                                  "read_only": False, "no_new_privileges": False, "network": "bridge", "init": False}
+                                  "read_only": False, "no_new_privileges": False, "seccomp": None,
+                                  "network": "bridge", "init": False}
     got = isolation_args({"user": "1000:50", "cap_add": ["net_admin"], "cap_drop": ["ALL"], "privileged": None,
                           "read_only": True, "no_new_privileges": True, "network": "none"})
     assert got["cap_add"] == ["CAP_NET_ADMIN"] and got["cap_drop"] == ["ALL"] and got["network"] == "none"

@@ -309,12 +309,16 @@ def test_security_options_and_network():
 
     args = isolation_args("1000:1000", ["NET_ADMIN"], ["ALL"], False, True, ["no-new-privileges"], None)
     assert args == {"user": "1000:1000", "cap_add": ["NET_ADMIN"], "cap_drop": ["ALL"], "privileged": False,
-                    "read_only": True, "no_new_privileges": True, "network": None}  # None: the host's default
+                    "read_only": True, "no_new_privileges": True, "seccomp": None,
+                    "network": None}  # None: the host's default
     assert isolation_args(None, [], [], False, False, ["no-new-privileges:false"], "none")["no_new_privileges"] \
         is False
     assert isolation_args(None, [], [], False, False, ["no-new-privileges=true"], None)["no_new_privileges"]
-    for opt in (["seccomp=unconfined"], ["apparmor=x"], ["no-new-privileges:maybe"]):
+    for opt in (["apparmor=x"], ["label=disable"], ["seccomp-profile=x"]):
         with pytest.raises(UsageError, match="unsupported security option"):
+            isolation_args(None, [], [], False, False, opt, None)
+    for opt in (["no-new-privileges:maybe"], ["no-new-privileges="], ["seccomp="], ["seccomp"]):
+        with pytest.raises(UsageError, match="invalid --security-opt"):
             isolation_args(None, [], [], False, False, opt, None)
     with pytest.raises(UsageError, match="network"):
         isolation_args(None, [], [], False, False, [], "")
