@@ -77,6 +77,7 @@ class Runtime:
                 vols.discard(made)
                 raise
         records.gc_tombstones(self.paths)
+        records.reap(self.paths)
         return records.make_record(self.paths, config, records.initial_state())
 
     def start(self, ref):
@@ -161,7 +162,8 @@ class Runtime:
             raise errors.NotFound("No such container: {}".format(ref))
 
     def all_records(self):
-        """Every container's record, newest first."""
+        """Every container's record, newest first (what killed payloads left behind is reaped first)."""
+        records.reap(self.paths)
         recs = []
         for cid in records.list_ids(self.paths):
             try:

@@ -1,0 +1,69 @@
+"""runtime/records.py: the per-container lock file's life, and what killed payloads leave in containers/."""
+
+import fcntl
+import os
+
+from agent_payload.runtime import records
+from agent_payload.runtime.containers import Runtime
+from agent_payload.state import store
+from agent_payload.state.paths import Paths
+
+CID = "c" * 64
+OTHER = "d" * 64
+
+
+def _container(paths, cid, config=True):
+    os.makedirs(paths.container_dir(cid))
+    if config:
+        store.write_json_atomic(records.Layout(paths, cid).config, {"id": cid, "name": "n" + cid[:4],
+                                                                     "created": records.format_ns()})
+        records.write_state(paths, cid, records.initial_state())
+
+
+def test_the_lock_file_goes_with_the_container(tmp_path):
+    paths = Paths(root=str(tmp_path / "root"))
+    _container(paths, CID)
+    with records.container_lock(paths, CID):
+        pass
+    assert os.listdir(paths.locks) == ["container-{}.lock".format(CID)]  # kept while the container exists
+    with records.container_lock(paths, CID):
+        records.remove_dir(paths, CID)
+    assert os.listdir(paths.locks) == []
+    # `wait`/`logs` of an auto-removed container look it up once more: no lock file comes back
+    try:
+        records.load(paths, CID)
+    except records.errors.NotFound:
+        pass
+    assert os.listdir(paths.locks) == []
+
+
+def test_listing_reaps_partial_dirs_dead_trash_and_orphan_locks(tmp_path):
+    paths = Paths(root=str(tmp_path / "root"))
+    _container(paths, CID)
+    _container(paths, OTHER, config=False)  # create killed before config.json
+    os.makedirs(os.path.join(paths.containers, ".trash-0011", "diff"))  # rm killed inside the rmtree
+    os.makedirs(paths.locks, exist_ok=True)
+    gone = "e" * 64
+    for cid in (CID, gone):  # a removal killed after the rename, before the lock file went
+        open(records.lock_path(paths, cid), "w").close()
+    busy = "f" * 64  # a lock someone holds right now is never deleted under them
+    fd = os.open(records.lock_path(paths, busy), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert [r["id"] for r in Runtime(paths).all_records()] == [CID]
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(paths.containers)) == [CID]
+    assert sorted(n for n in os.listdir(paths.locks) if n.startswith("container-")) == sorted(
+        ["container-{}.lock".format(c) for c in (CID, busy)])
+
+
+def test_a_create_in_progress_is_left_alone(tmp_path):
+    """A dir without config.json while its creator holds the names lock is being made: not reaped."""
+    paths = Paths(root=str(tmp_path / "root"))
+    _container(paths, OTHER, config=False)
+    with records.names_lock(paths):
+        records.reap(paths)
+        assert os.listdir(paths.containers) == [OTHER]
+    records.reap(paths)
+    assert os.listdir(paths.containers) == []
