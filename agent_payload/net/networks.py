@@ -101,6 +101,8 @@ class Networks:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return
+        for name in names:  # an endpoint write killed midway (its temp file names its dead writer)
+            locks.reap_temp_files(os.path.join(self._dir(name), "endpoints"))
         if not any(n.startswith(".") or not os.path.exists(os.path.join(self._dir(n), "network.json"))
                    for n in names):
             return

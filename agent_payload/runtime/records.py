@@ -100,7 +100,8 @@ def reap(paths):
     * a container dir without config.json: creation writes config.json last, all under ``names_lock``, so once
       we hold that lock such a dir is a dead creator's (or one a removal is deleting anyway);
     * ``.trash-*`` dirs whose remover died (``locks.remove_tree``);
-    * ``container-<id>.lock`` files of containers that no longer exist.
+    * ``container-<id>.lock`` files of containers that no longer exist;
+    * temp files of atomic writes (config, state) whose writer was killed.
     """
     try:
         entries = os.listdir(paths.containers)
@@ -119,6 +120,9 @@ def reap(paths):
                 os.close(fd)
     if any(e.startswith(locks.TRASH) for e in entries):
         locks.reap_dirs(paths.containers)
+    for cid in entries:
+        if ID_RE.match(cid):
+            locks.reap_temp_files(os.path.join(paths.containers, cid))
     try:
         lock_names = os.listdir(paths.locks)
     except FileNotFoundError:

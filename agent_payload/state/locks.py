@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 
 
@@ -167,4 +168,29 @@ def reap_dirs(parent, prefixes=(TRASH,)):
             reaped.append(name)
         finally:
             os.close(fd)
+    return reaped
+
+
+_TEMP_FILE_RE = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+$")
+
+
+def reap_temp_files(directory):
+    """Delete ``.tmp-<pid>-<hex>`` files (``store.write_bytes_atomic``'s) whose writer is dead.
+
+    The writer names its temp file with its own PID and nothing in another PID namespace writes state, so a
+    PID that no longer exists means a dead writer; a reused PID only delays the reaping. Returns the names.
+    """
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    reaped = []
+    for name in names:
+        m = _TEMP_FILE_RE.match(name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            try:
+                os.unlink(os.path.join(directory, name))
+                reaped.append(name)
+            except (FileNotFoundError, IsADirectoryError):
+                pass
     return reaped

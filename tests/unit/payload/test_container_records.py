@@ -67,3 +67,16 @@ def test_a_create_in_progress_is_left_alone(tmp_path):
         assert os.listdir(paths.containers) == [OTHER]
     records.reap(paths)
     assert os.listdir(paths.containers) == []
+
+
+def test_listing_reaps_a_killed_writers_temp_file(tmp_path):
+    import subprocess
+    import sys
+    paths = Paths(root=str(tmp_path / "root"))
+    _container(paths, CID)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    leftover = os.path.join(paths.container_dir(CID), ".tmp-{}-00ff".format(dead))
+    open(leftover, "w").close()  # `rm -f` killed inside the state write
+    Runtime(paths).all_records()
+    assert not os.path.exists(leftover)

@@ -101,3 +101,15 @@ def test_remove_tree_and_reap_dirs(tmp_path):
         os.close(fd)
     assert sorted(os.listdir(str(tmp_path))) == [".trash-live", "keep"]
     assert locks.reap_dirs(str(tmp_path)) == [".trash-live"]
+
+
+def test_reap_temp_files_of_dead_writers_only(tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a PID that just ended
+    for name in (".tmp-{}-0a1b".format(dead), ".tmp-{}-0a1b".format(os.getpid()), "state.json", ".tmp-x"):
+        (tmp_path / name).write_text("{}")
+    if not os.path.exists("/proc/" + dead):
+        assert locks.reap_temp_files(str(tmp_path)) == [".tmp-{}-0a1b".format(dead)]
+    assert sorted(os.listdir(str(tmp_path))) == sorted([".tmp-{}-0a1b".format(os.getpid()), "state.json", ".tmp-x"])
