@@ -59,19 +59,24 @@ class Runtime:
                 name = names.random_name(retry)
                 retry += 1
             vols = volumes_mod.Volumes(self.paths)
-            spec.mounts, made = vols.resolve(spec.mounts)  # names anonymous volumes, creates missing named ones
             cid = records.new_id()
             while os.path.exists(self.paths.container_dir(cid)):
                 cid = records.new_id()
-            config = dict(extra or {})
-            config.update(spec.to_dict())
-            config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
             layout = records.Layout(self.paths, cid)
+            made = []
             try:
                 os.mkdir(layout.dir, 0o710)
+                # names anonymous volumes, creates missing named ones; the dir lists them first, so that if we
+                # are killed before config.json, whoever reaps the dir removes them too (records.reap)
+                spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
+                config = dict(extra or {})
+                config.update(spec.to_dict())
+                config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
                 rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
+                if made:
+                    os.unlink(layout.pending_volumes)
             except BaseException:
                 shutil.rmtree(layout.dir, ignore_errors=True)
                 vols.discard(made)

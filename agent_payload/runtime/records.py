@@ -72,6 +72,7 @@ class Layout:
         self.hostname = j("hostname")
         self.hosts = j("hosts")
         self.resolv = j("resolv.conf")
+        self.pending_volumes = j("volumes.pending")  # volumes a create is making (gone once config.json is)
 
 
 def container_lock(paths, container_id, shared=False):
@@ -114,8 +115,13 @@ def reap(paths):
         if fd is not None:
             try:
                 for cid in partial:
-                    if not os.path.exists(Layout(paths, cid).config):
-                        locks.remove_tree(paths.container_dir(cid))
+                    lay = Layout(paths, cid)
+                    if not os.path.exists(lay.config):
+                        made = store.read_json(lay.pending_volumes)
+                        if made:  # the dead create's new volumes, unless a container uses them since
+                            from . import volumes
+                            volumes.Volumes(paths).discard(made, volumes.all_configs(paths))
+                        locks.remove_tree(lay.dir)
             finally:
                 os.close(fd)
     if any(e.startswith(locks.TRASH) for e in entries):

@@ -280,19 +280,25 @@ class Volumes:
                 reclaimed += size
         return removed, reclaimed
 
-    def resolve(self, mounts):
+    def resolve(self, mounts, pending=None):
         """Give anonymous volumes names and create missing named ones; returns (mounts, names created now).
 
         Each returned mount gains ``host_path`` (the volume's ``_data`` or the bind source), what the
-        container's init binds; volumes get ``anonymous``.
+        container's init binds; volumes get ``anonymous``. ``pending``: a file to list the volumes about to be
+        made in before any is (for whoever cleans up after a killed create).
         """
         out, created = [], []
+        mounts = [dict(m, source=os.urandom(32).hex(), anonymous=True) if m["type"] == "volume" and
+                  m.get("source") is None else dict(m) for m in mounts]
+        new = [m["source"] for m in mounts
+               if m["type"] == "volume" and store.read_json(self._meta(m["source"])) is None]
+        if pending and new:
+            store.write_json_atomic(pending, new)
         try:
             for m in mounts:
-                m = dict(m)
                 if m["type"] == "volume":
-                    existed = m.get("source") is not None and store.read_json(self._meta(m["source"])) is not None
-                    rec = self.create(m.get("source"), anonymous=m.get("source") is None)
+                    existed = store.read_json(self._meta(m["source"])) is not None
+                    rec = self.create(m["source"], anonymous=bool(m.get("anonymous")))
                     if not existed:
                         created.append(rec["Name"])
                     m["source"] = rec["Name"]
@@ -306,8 +312,11 @@ class Volumes:
             raise
         return out, created
 
-    def discard(self, names):
-        """Remove volumes just made for a container whose create failed (best effort, never raises)."""
+    def discard(self, names, configs=None):
+        """Remove volumes just made for a container whose create failed (best effort); with ``configs``
+        ({id: config}) only those no container uses."""
+        names = [n for n in names or [] if isinstance(n, str) and NAME_RE.match(n) and not (
+            configs is not None and self.users(n, configs))]
         if names:
             with self._lock():
                 for name in names:

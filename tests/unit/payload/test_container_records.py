@@ -80,3 +80,30 @@ def test_listing_reaps_a_killed_writers_temp_file(tmp_path):
     open(leftover, "w").close()  # `rm -f` killed inside the state write
     Runtime(paths).all_records()
     assert not os.path.exists(leftover)
+
+
+def test_a_create_killed_after_making_its_volumes_leaves_none(tmp_path):
+    """`run -v /anon -v new:/n` killed between making the volumes and writing config.json: the next listing
+    removes the partial dir and those volumes (a named one only if no container uses it since)."""
+    from agent_payload.runtime import rootfs, volumes
+    from agent_payload.runtime.spec import ContainerSpec
+
+    paths = Paths(root=str(tmp_path / "root"))
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    spec = ContainerSpec(image="busybox:test", image_id="sha256:" + "ab" * 32, lowerdirs=[str(layer)],
+                         argv=["true"], network="none", mounts=volumes.plan(["/anon", "new:/n", "old:/o"]))
+    volumes.Volumes(paths).create("old")
+    pid = os.fork()
+    if pid == 0:  # the payload, killed right after the volumes were made (no except clause, no finally runs)
+        rootfs.prepare = lambda *a, **kw: os._exit(9)
+        try:
+            Runtime(paths).create(spec)
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] >> 8 == 9
+    assert len(os.listdir(paths.containers)) == 1  # the partial dir
+    assert len(volumes.Volumes(paths).list()) == 3  # old, new and the anonymous one
+    assert Runtime(paths).all_records() == []
+    assert os.listdir(paths.containers) == []
+    assert [v["Name"] for v in volumes.Volumes(paths).list()] == ["old"]
