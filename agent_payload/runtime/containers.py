@@ -349,9 +349,9 @@ class Runtime:
                     time.sleep(0.01)
             with records.container_lock(self.paths, cid):
                 mounts = (store.read_json(records.Layout(self.paths, cid).config) or {}).get("mounts")
+                if volumes:  # first: a kill after them leaves the container, which the next rm removes
+                    volumes_mod.remove_anonymous_of(self.paths, mounts, cid)
                 records.remove_dir(self.paths, cid)
-            if volumes:
-                volumes_mod.remove_anonymous_of(self.paths, mounts)
             resources.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids

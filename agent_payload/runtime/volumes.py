@@ -340,10 +340,15 @@ def all_configs(paths):
     return {cid: store.read_json(records.Layout(paths, cid).config) or {} for cid in records.list_ids(paths)}
 
 
-def remove_anonymous_of(paths, mounts):
-    """After ``rm -v`` or ``--rm``: the removed container's anonymous volumes that no other container uses."""
+def remove_anonymous_of(paths, mounts, container_id=None):
+    """``rm -v`` or ``--rm``: the container's anonymous volumes that no other container uses.
+
+    ``container_id``: the container being removed, still on disk (its volumes go first, so that a kill in
+    between leaves a container that ``rm`` finishes, never volumes nothing refers to)."""
     if any(m.get("anonymous") for m in mounts or []):
-        return Volumes(paths).remove_anonymous(mounts, all_configs(paths))
+        configs = all_configs(paths)
+        configs.pop(container_id, None)
+        return Volumes(paths).remove_anonymous(mounts, configs)
     return []
 
 

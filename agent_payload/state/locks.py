@@ -30,7 +30,7 @@ def _same_file(fd, path):
 def acquire(path, shared=False, blocking=True):
     """An fd holding an exclusive (or shared) flock on ``path``, creating the file if needed; None when
     ``blocking`` is false and someone else holds it. Close the fd to release."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

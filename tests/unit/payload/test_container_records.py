@@ -107,3 +107,30 @@ def test_a_create_killed_after_making_its_volumes_leaves_none(tmp_path):
     assert Runtime(paths).all_records() == []
     assert os.listdir(paths.containers) == []
     assert [v["Name"] for v in volumes.Volumes(paths).list()] == ["old"]
+
+
+def test_rm_v_killed_midway_never_leaves_volumes_nothing_refers_to(tmp_path):
+    """`rm -v` removes the anonymous volumes before the container: a kill in between leaves the container
+    (the next rm finishes the job), never an anonymous volume no container refers to."""
+    from agent_payload.runtime import volumes
+    from agent_payload.runtime.spec import ContainerSpec
+
+    paths = Paths(root=str(tmp_path / "root"))
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    spec = ContainerSpec(image="busybox:test", image_id="sha256:" + "ab" * 32, lowerdirs=[str(layer)],
+                         argv=["true"], network="none", mounts=volumes.plan(["/anon"]))
+    cid = Runtime(paths).create(spec)["id"]
+    pid = os.fork()
+    if pid == 0:  # killed at the step that removes the volumes
+        volumes.Volumes.remove_anonymous = lambda *a, **kw: os._exit(9)
+        try:
+            Runtime(paths).remove([cid], volumes=True)
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] >> 8 == 9
+    try:
+        Runtime(paths).remove([cid], volumes=True)  # the next rm
+    except records.errors.NotFound:
+        pass
+    assert Runtime(paths).all_records() == [] and volumes.Volumes(paths).list() == []
