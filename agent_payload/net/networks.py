@@ -96,6 +96,8 @@ class Networks:
         except FileNotFoundError:
             return out
         for nid in names:
+            if nid.startswith("."):
+                continue  # a create's temp dir or a removal's trash
             rec = store.read_json(os.path.join(self._dir(nid), "network.json"))
             if rec:
                 out.append(rec)
@@ -103,8 +105,36 @@ class Networks:
 
     def list(self):
         """Every network: the default bridge (recorded now if new), user networks, then host and none."""
+        self.reap_leftovers()
         self.default()
         return self._records() + [self._predefined(name) for name in PREDEFINED]
+
+    def reap_leftovers(self):
+        """Delete what killed payloads left (never waits: a busy lock means a writer is at work, the next listing
+        reaps): ``.tmp-*`` of a killed create, ``.trash-*`` of a killed rm, a network dir without network.json."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        for name in names:  # an endpoint write killed midway (its temp file names its dead writer)
+            locks.reap_temp_files(os.path.join(self._dir(name), "endpoints"))
+        if not any(n.startswith(".") or not os.path.exists(os.path.join(self._dir(n), "network.json"))
+                   for n in names):
+            return
+        fd = locks.acquire(self.paths.lock_file("networks"), blocking=False)
+        if fd is None:
+            return
+        try:
+            self._reap_locked()
+        finally:
+            os.close(fd)
+
+    def _reap_locked(self):
+        """Under the networks lock every ``.tmp-*`` is a dead writer's (create writes under it)."""
+        locks.reap_dirs(self.root, (".tmp-", locks.TRASH))
+        for name in _listdir(self.root):
+            if not name.startswith(".") and not os.path.exists(os.path.join(self._dir(name), "network.json")):
+                locks.remove_tree(self._dir(name))  # older payloads: mkdir first, or a killed rmtree
 
     def _predefined(self, name):
         return {"id": name, "name": name, "driver": PREDEFINED[name], "subnet": None, "gateway": None,
@@ -208,8 +238,17 @@ class Networks:
         rec = {"id": nid, "name": name, "driver": "bridge", "subnet": str(subnet), "gateway": gateway,
                "bridge": bridge or "fl-" + nid[:12], "internal": bool(internal), "labels": dict(labels or {}),
                "options": dict(options or {}), "created": _now(), "default": default}
-        os.makedirs(self._dir(nid), 0o700)
-        store.write_json_atomic(os.path.join(self._dir(nid), "network.json"), rec)
+        # made whole in a temp dir, then renamed: a kill never leaves a network dir without its record
+        self._reap_locked()
+        os.makedirs(self.root, exist_ok=True)
+        tmp = os.path.join(self.root, ".tmp-" + os.urandom(8).hex())
+        try:
+            os.mkdir(tmp, 0o700)
+            store.write_json_atomic(os.path.join(tmp, "network.json"), rec)
+            os.rename(tmp, self._dir(nid))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return rec
 
     # ------------------------------------------------------------------ user networks
@@ -285,7 +324,7 @@ class Networks:
                     rec["name"], rec["id"]))
             if remove_bridge is not None:
                 remove_bridge(rec)
-            shutil.rmtree(self._dir(rec["id"]))
+            locks.remove_tree(self._dir(rec["id"]))  # renamed away first: never seen half-deleted
         return rec
 
     def prune(self, remove_bridge=None):
@@ -354,3 +393,10 @@ class Networks:
             if ep:
                 out.append((rec, ep))
         return out
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []

@@ -59,24 +59,30 @@ class Runtime:
                 name = names.random_name(retry)
                 retry += 1
             vols = volumes_mod.Volumes(self.paths)
-            spec.mounts, made = vols.resolve(spec.mounts)  # names anonymous volumes, creates missing named ones
             cid = records.new_id()
             while os.path.exists(self.paths.container_dir(cid)):
                 cid = records.new_id()
-            config = dict(extra or {})
-            config.update(spec.to_dict())
-            config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
             layout = records.Layout(self.paths, cid)
+            made = []
             try:
                 os.mkdir(layout.dir, 0o710)
+                # names anonymous volumes, creates missing named ones; the dir lists them first, so that if we
+                # are killed before config.json, whoever reaps the dir removes them too (records.reap)
+                spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
+                config = dict(extra or {})
+                config.update(spec.to_dict())
+                config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
                 rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
+                if made:
+                    os.unlink(layout.pending_volumes)
             except BaseException:
                 shutil.rmtree(layout.dir, ignore_errors=True)
                 vols.discard(made)
                 raise
         records.gc_tombstones(self.paths)
+        records.reap(self.paths)
         return records.make_record(self.paths, config, records.initial_state())
 
     def start(self, ref):
@@ -182,7 +188,8 @@ class Runtime:
             raise errors.NotFound("No such container: {}".format(ref))
 
     def all_records(self):
-        """Every container's record, newest first."""
+        """Every container's record, newest first (what killed payloads left behind is reaped first)."""
+        records.reap(self.paths)
         recs = []
         for cid in records.list_ids(self.paths):
             try:
@@ -363,9 +370,9 @@ class Runtime:
                     time.sleep(0.01)
             with records.container_lock(self.paths, cid):
                 mounts = (store.read_json(records.Layout(self.paths, cid).config) or {}).get("mounts")
+                if volumes:  # first: a kill after them leaves the container, which the next rm removes
+                    volumes_mod.remove_anonymous_of(self.paths, mounts, cid)
                 records.remove_dir(self.paths, cid)
-            if volumes:
-                volumes_mod.remove_anonymous_of(self.paths, mounts)
             resources.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids

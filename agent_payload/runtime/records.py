@@ -12,6 +12,7 @@ from ..state import locks, perms, store
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 TOMBSTONES = ".removed"  # auto-removed containers keep state + log here briefly (for wait/logs of `run --rm`)
 TOMBSTONE_TTL = 600
+LOCK_PREFIX = "container-"
 
 
 def new_id():
@@ -71,16 +72,71 @@ class Layout:
         self.hostname = j("hostname")
         self.hosts = j("hosts")
         self.resolv = j("resolv.conf")
+        self.pending_volumes = j("volumes.pending")  # volumes a create is making (gone once config.json is)
 
 
 def container_lock(paths, container_id, shared=False):
-    """The per-container flock guarding config/state read-modify-write."""
-    return locks.locked(paths.lock_file("container-" + container_id), shared=shared)
+    """The per-container flock guarding config/state read-modify-write.
+
+    An exclusive holder deletes the lock file on the way out once the container's directory is gone (removed,
+    or never there: ``wait`` on an auto-removed container), so locks/ holds one file per existing container.
+    """
+    directory = paths.container_dir(container_id)
+    return locks.locked(lock_path(paths, container_id), shared=shared,
+                        remove_if=None if shared else lambda: not os.path.isdir(directory))
+
+
+def lock_path(paths, container_id):
+    return paths.lock_file(LOCK_PREFIX + container_id)
 
 
 def names_lock(paths):
     """The host-wide flock serialising name allocation and container creation."""
     return locks.locked(paths.lock_file("containers"))
+
+
+def reap(paths):
+    """Delete what killed payloads left in containers/ and locks/; never waits (a busy lock skips that part).
+
+    * a container dir without config.json: creation writes config.json last, all under ``names_lock``, so once
+      we hold that lock such a dir is a dead creator's (or one a removal is deleting anyway);
+    * ``.trash-*`` dirs whose remover died (``locks.remove_tree``);
+    * ``container-<id>.lock`` files of containers that no longer exist;
+    * temp files of atomic writes (config, state) whose writer was killed.
+    """
+    try:
+        entries = os.listdir(paths.containers)
+    except FileNotFoundError:
+        entries = []
+    partial = [e for e in entries if ID_RE.match(e) and not os.path.exists(os.path.join(paths.containers, e,
+                                                                                         "config.json"))]
+    if partial:
+        fd = locks.acquire(paths.lock_file("containers"), blocking=False)
+        if fd is not None:
+            try:
+                for cid in partial:
+                    lay = Layout(paths, cid)
+                    if not os.path.exists(lay.config):
+                        made = store.read_json(lay.pending_volumes)
+                        if made:  # the dead create's new volumes, unless a container uses them since
+                            from . import volumes
+                            volumes.Volumes(paths).discard(made, volumes.all_configs(paths))
+                        locks.remove_tree(lay.dir)
+            finally:
+                os.close(fd)
+    if any(e.startswith(locks.TRASH) for e in entries):
+        locks.reap_dirs(paths.containers)
+    for cid in entries:
+        if ID_RE.match(cid):
+            locks.reap_temp_files(os.path.join(paths.containers, cid))
+    try:
+        lock_names = os.listdir(paths.locks)
+    except FileNotFoundError:
+        lock_names = []
+    for name in lock_names:
+        cid = name[len(LOCK_PREFIX):-len(".lock")] if name.startswith(LOCK_PREFIX) and name.endswith(".lock") else ""
+        if ID_RE.match(cid) and not os.path.isdir(paths.container_dir(cid)):
+            locks.reap(lock_path(paths, cid), lambda cid=cid: not os.path.isdir(paths.container_dir(cid)))
 
 
 def list_ids(paths):
@@ -187,21 +243,11 @@ def make_record(paths, config, state):
     return rec
 
 
-def _trash(paths, directory):
-    """Rename ``directory`` out of the container namespace, then delete it (never half-visible)."""
-    trash = os.path.join(paths.containers, ".trash-" + os.urandom(8).hex())
-    try:
-        os.rename(directory, trash)
-    except FileNotFoundError:
-        return False
-    shutil.rmtree(trash, ignore_errors=True)
-    return True
-
-
 def remove_dir(paths, container_id, tombstone=False):
     """Delete a container dir (caller holds its lock); with ``tombstone`` keep state + log under ``.removed``.
 
-    Returns False if the directory was already gone.
+    The dir is renamed out of the container namespace first (never half-visible); releasing the container lock
+    then deletes the lock file. Returns False if the directory was already gone.
     """
     lay = Layout(paths, container_id)
     if tombstone and os.path.isdir(lay.dir):
@@ -210,12 +256,7 @@ def remove_dir(paths, container_id, tombstone=False):
         for src in (lay.state, lay.config, lay.log):
             if os.path.exists(src):
                 os.rename(src, os.path.join(tomb, os.path.basename(src)))
-    gone = _trash(paths, lay.dir)
-    try:
-        os.unlink(paths.lock_file("container-" + container_id))
-    except FileNotFoundError:
-        pass
-    return gone
+    return locks.remove_tree(lay.dir)
 
 
 def tombstone(paths, container_id):

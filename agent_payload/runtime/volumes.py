@@ -174,7 +174,13 @@ def plan(volume_flags=(), mount_flags=(), image_volumes=()):
 # ---------------------------------------------------------------- the store
 
 class Volumes:
-    """The local volumes of one host."""
+    """The local volumes of one host.
+
+    Every change happens under the host-wide ``volumes`` flock. A volume is made in ``.tmp-<random>/`` (data
+    dir and volume.json) and renamed to its name, and removed by renaming it to ``.trash-<random>/`` first, so
+    a killed payload never leaves a name taken by a directory without metadata. Whoever holds the lock next
+    knows any ``.tmp-*``/``.trash-*`` is a dead writer's and deletes it (``reap``: every listing, create and rm).
+    """
 
     def __init__(self, paths):
         self.paths = paths
@@ -196,11 +202,50 @@ class Volumes:
         return rec
 
     def list(self):
+        self.reap()
         try:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
-        return [rec for rec in (store.read_json(self._meta(n)) for n in names) if rec]
+        return [rec for rec in (store.read_json(self._meta(n)) for n in names if NAME_RE.match(n)) if rec]
+
+    def reap(self):
+        """Delete dead writers' leftovers if the volumes lock is free now (never waits); see the class doc."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        if not any(self._leftover(n) for n in names):
+            return
+        fd = locks.acquire(self.paths.lock_file("volumes"), blocking=False)
+        if fd is None:
+            return  # a writer is at work: the next listing reaps
+        try:
+            self._reap_locked()
+        finally:
+            os.close(fd)
+
+    def _leftover(self, name):
+        return name.startswith((".tmp-", locks.TRASH)) or (
+            NAME_RE.match(name) is not None and not os.path.exists(self._meta(name)))
+
+    def _reap_locked(self):
+        locks.reap_dirs(self.root, (".tmp-", locks.TRASH))
+        for name in os.listdir(self.root):
+            if NAME_RE.match(name) and os.path.isdir(os.path.join(self.root, name)) and \
+                    not os.path.exists(self._meta(name)):
+                # A name dir without volume.json (older payloads made the dir first, or an rmtree was killed).
+                if _is_empty(self.data_dir(name)):
+                    locks.remove_tree(os.path.join(self.root, name))
+                else:  # data without metadata: keep the data, make it a volume again (docker lists every dir)
+                    os.makedirs(self.data_dir(name), exist_ok=True)
+                    store.write_json_atomic(self._meta(name), self._record(name, anonymous=bool(ANON_RE.match(
+                        name))))
+
+    def _record(self, name, labels=None, anonymous=False):
+        from .records import format_ns
+        return {"Name": name, "Driver": "local", "Mountpoint": self.data_dir(name), "CreatedAt": format_ns(),
+                "Labels": dict(labels or {}), "Options": {}, "Scope": "local", "Anonymous": bool(anonymous)}
 
     def create(self, name=None, labels=None, driver="local", options=None, anonymous=False):
         """``volume create``; an existing name is returned as it is (docker's create is idempotent)."""
@@ -215,15 +260,22 @@ class Volumes:
         elif not NAME_RE.match(name):
             raise errors.InvalidArgument('volume name "{}" includes invalid characters, only '
                                          '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'.format(name))
+        os.makedirs(self.root, exist_ok=True)
         with self._lock():
+            self._reap_locked()
             rec = store.read_json(self._meta(name))
             if rec:
                 return rec
-            from .records import format_ns
-            os.makedirs(self.data_dir(name), 0o755)
-            rec = {"Name": name, "Driver": "local", "Mountpoint": self.data_dir(name), "CreatedAt": format_ns(),
-                   "Labels": dict(labels or {}), "Options": {}, "Scope": "local", "Anonymous": bool(anonymous)}
-            store.write_json_atomic(self._meta(name), rec)
+            rec = self._record(name, labels, anonymous)
+            tmp = os.path.join(self.root, ".tmp-" + os.urandom(8).hex())
+            try:
+                os.mkdir(tmp, 0o755)
+                os.mkdir(os.path.join(tmp, "_data"), 0o755)
+                store.write_json_atomic(os.path.join(tmp, "volume.json"), rec)
+                os.rename(tmp, os.path.join(self.root, name))  # the volume now exists, whole
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             return rec
 
     def users(self, name, configs):
@@ -238,7 +290,9 @@ class Volumes:
         if users:
             raise errors.Conflict("remove {}: volume is in use - [{}]".format(name, ", ".join(users)))
         with self._lock():
-            shutil.rmtree(os.path.join(self.root, name), ignore_errors=False)
+            self._reap_locked()
+            if not locks.remove_tree(os.path.join(self.root, name)):
+                raise errors.NotFound("get {}: no such volume".format(name))
         return name
 
     def prune(self, configs, all=False):
@@ -256,19 +310,25 @@ class Volumes:
                 reclaimed += size
         return removed, reclaimed
 
-    def resolve(self, mounts):
+    def resolve(self, mounts, pending=None):
         """Give anonymous volumes names and create missing named ones; returns (mounts, names created now).
 
         Each returned mount gains ``host_path`` (the volume's ``_data`` or the bind source), what the
-        container's init binds; volumes get ``anonymous``.
+        container's init binds; volumes get ``anonymous``. ``pending``: a file to list the volumes about to be
+        made in before any is (for whoever cleans up after a killed create).
         """
         out, created = [], []
+        mounts = [dict(m, source=os.urandom(32).hex(), anonymous=True) if m["type"] == "volume" and
+                  m.get("source") is None else dict(m) for m in mounts]
+        new = [m["source"] for m in mounts
+               if m["type"] == "volume" and store.read_json(self._meta(m["source"])) is None]
+        if pending and new:
+            store.write_json_atomic(pending, new)
         try:
             for m in mounts:
-                m = dict(m)
                 if m["type"] == "volume":
-                    existed = m.get("source") is not None and store.read_json(self._meta(m["source"])) is not None
-                    rec = self.create(m.get("source"), anonymous=m.get("source") is None)
+                    existed = store.read_json(self._meta(m["source"])) is not None
+                    rec = self.create(m["source"], anonymous=bool(m.get("anonymous")))
                     if not existed:
                         created.append(rec["Name"])
                     m["source"] = rec["Name"]
@@ -282,10 +342,15 @@ class Volumes:
             raise
         return out, created
 
-    def discard(self, names):
-        """Remove volumes just made for a container whose create failed (best effort, never raises)."""
-        for name in names:
-            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+    def discard(self, names, configs=None):
+        """Remove volumes just made for a container whose create failed (best effort); with ``configs``
+        ({id: config}) only those no container uses."""
+        names = [n for n in names or [] if isinstance(n, str) and NAME_RE.match(n) and not (
+            configs is not None and self.users(n, configs))]
+        if names:
+            with self._lock():
+                for name in names:
+                    locks.remove_tree(os.path.join(self.root, name))
 
     def remove_anonymous(self, mounts, configs):
         """``rm -v`` and ``--rm``: the container's anonymous volumes no other container uses; named ones stay."""
@@ -305,10 +370,15 @@ def all_configs(paths):
     return {cid: store.read_json(records.Layout(paths, cid).config) or {} for cid in records.list_ids(paths)}
 
 
-def remove_anonymous_of(paths, mounts):
-    """After ``rm -v`` or ``--rm``: the removed container's anonymous volumes that no other container uses."""
+def remove_anonymous_of(paths, mounts, container_id=None):
+    """``rm -v`` or ``--rm``: the container's anonymous volumes that no other container uses.
+
+    ``container_id``: the container being removed, still on disk (its volumes go first, so that a kill in
+    between leaves a container that ``rm`` finishes, never volumes nothing refers to)."""
     if any(m.get("anonymous") for m in mounts or []):
-        return Volumes(paths).remove_anonymous(mounts, all_configs(paths))
+        configs = all_configs(paths)
+        configs.pop(container_id, None)
+        return Volumes(paths).remove_anonymous(mounts, configs)
     return []
 
 

@@ -394,3 +394,20 @@ def test_names_lookup_and_listing(env, layers):
         env.create(_spec(["/nonexistent/layer"], ["true"]))
     assert env.remove(["web", other["id"]]) == [web["id"], other["id"]]
     assert env.list(all=True) == []
+
+
+@pytest.mark.integration
+@needs_root
+def test_auto_remove_and_rm_leave_no_lock_file(env, layers):
+    """`run --rm` (shim removal, then wait/logs by the caller) and `rm -f`: locks/ keeps no file of theirs."""
+    auto = env.create(_spec(layers, ["true"], auto_remove=True))
+    env.start(auto["id"])
+    assert env.wait(auto["id"], timeout=20) == 0
+    list(env.logs(auto["id"]))
+    running = env.create(_spec(layers, ["sleep", "60"]))
+    env.start(running["id"])
+    env.remove([running["id"]], force=True)
+    lock_files = lambda: sorted(n for n in os.listdir(env.paths.locks) if n.startswith("container-"))  # noqa: E731
+    assert _wait_for(lambda: not os.path.exists(env.paths.container_dir(auto["id"])))
+    env.wait(auto["id"], timeout=20)  # once more, after the removal
+    assert lock_files() == []

@@ -179,3 +179,28 @@ def test_daemon_json_bip_and_pools_in_unusable_ranges_are_refused(tmp_path):
     with pytest.raises(errors.InvalidArgument, match="default-address-pools 169.254.0.0/16: it overlaps the link"):
         _nets(tmp_path / "b", {"default-address-pools": [{"base": "169.254.0.0/16", "size": 24}]}).default()
     assert _nets(tmp_path / "c").create("ok", subnet="10.1.0.0/16")["gateway"] == "10.1.0.1"
+
+
+def test_killed_network_create_or_rm_leaves_nothing_the_listing_does_not_reap(tmp_path, monkeypatch):
+    """A payload killed inside ``network create`` (older payloads: a dir without network.json; now a
+    ``.tmp-*``) or ``network rm`` (a half-deleted dir; now a ``.trash-*``): ``network ls`` reaps it."""
+    nets = _nets(tmp_path)
+    rec = nets.create("keep")
+    root = nets.root
+    os.makedirs(os.path.join(root, "a" * 64))  # old create killed before its record
+    os.makedirs(os.path.join(root, "b" * 64, "ipam"))  # old rm killed after network.json went
+    os.makedirs(os.path.join(root, ".tmp-0011"))
+    os.makedirs(os.path.join(root, ".trash-0022", "endpoints"))
+    assert sorted(r["name"] for r in nets.list()) == ["bridge", "host", "keep", "none"]
+    assert sorted(os.listdir(root)) == sorted([rec["id"], nets.default()["id"]])
+
+    def dies(path, obj, mode=0o644):
+        raise KeyboardInterrupt  # a kill right before the record is written
+
+    monkeypatch.setattr("agent_payload.net.networks.store.write_json_atomic", dies)
+    with pytest.raises(KeyboardInterrupt):
+        nets.create("half")
+    monkeypatch.undo()
+    assert sorted(os.listdir(root)) == sorted([rec["id"], nets.default()["id"]])
+    nets.remove("keep")
+    assert os.listdir(root) == [nets.default()["id"]]

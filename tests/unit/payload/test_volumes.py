@@ -178,3 +178,39 @@ def test_resolve_in_root_keeps_symlinks_inside(tmp_path):
             rootfs.resolve_in_root(fd, "/loop/x")
     finally:
         os.close(fd)
+
+
+def test_a_killed_create_or_rm_never_blocks_a_name_and_listings_reap_leftovers(tmp_path):
+    """What a payload killed inside ``volume create``/``rm`` leaves (older payloads: a name dir without
+    volume.json; now: ``.tmp-*``/``.trash-*``) is reaped by the next listing, create or rm under the lock."""
+    paths = Paths(root=str(tmp_path / "root"))
+    vols = volumes.Volumes(paths)
+    root = os.path.join(str(tmp_path / "root"), "volumes")
+    os.makedirs(os.path.join(root, "blocked", "_data"))  # killed between mkdir and the metadata write
+    os.makedirs(os.path.join(root, "a" * 64, "_data"))  # the same for an anonymous volume of a `run -v /x`
+    os.makedirs(os.path.join(root, ".tmp-0123", "_data"))  # killed inside today's create
+    os.makedirs(os.path.join(root, ".trash-4567", "_data", "x"))  # killed inside today's rm
+    os.makedirs(os.path.join(root, "kept", "_data"))  # data without metadata (a killed rmtree): kept, visible
+    with open(os.path.join(root, "kept", "_data", "f"), "w") as f:
+        f.write("data")
+    rec = vols.create("blocked")  # was: "File exists" for ever
+    assert rec["Name"] == "blocked" and os.path.isdir(rec["Mountpoint"])
+    assert sorted(v["Name"] for v in vols.list()) == ["blocked", "kept"]
+    assert sorted(os.listdir(root)) == ["blocked", "kept"]
+    assert vols.remove("kept", {}) == "kept" and vols.remove("blocked", {}) == "blocked"
+    assert os.listdir(root) == []
+
+
+def test_create_makes_the_volume_whole_or_not_at_all(tmp_path, monkeypatch):
+    vols = volumes.Volumes(Paths(root=str(tmp_path / "root")))
+    real = volumes.store.write_json_atomic
+
+    def dies(path, obj, mode=0o644):
+        raise KeyboardInterrupt  # a kill right before the metadata is written
+
+    monkeypatch.setattr(volumes.store, "write_json_atomic", dies)
+    with pytest.raises(KeyboardInterrupt):
+        vols.create("v1")
+    monkeypatch.setattr(volumes.store, "write_json_atomic", real)
+    assert not os.path.exists(os.path.join(vols.root, "v1"))  # the name is free
+    assert vols.create("v1")["Name"] == "v1"
