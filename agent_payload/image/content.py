@@ -7,6 +7,7 @@ import re
 import time
 
 from .. import errors
+from ..state import locks
 
 _SHA256_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
 
@@ -266,7 +267,7 @@ class ContentStore:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # a live writer
-                if not _names(path, fd):
+                if not locks.same_file(fd, path):
                     continue  # unlinked or replaced since we opened it: the new file is someone else's
                 hexd = name[:-len(PARTIAL_SUFFIX)] if name.endswith(PARTIAL_SUFFIX) else None
                 fresh = now - os.fstat(fd).st_mtime < STALE_SECONDS
@@ -290,7 +291,7 @@ def _open_locked(path, blocking):
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        if _names(path, fd):
+        if locks.same_file(fd, path):
             return fd
     except BlockingIOError:
         pass
@@ -299,16 +300,6 @@ def _open_locked(path, blocking):
         raise
     os.close(fd)
     return None
-
-
-def _names(path, fd):
-    """True while ``path`` is the file open as ``fd`` (not unlinked, not replaced)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    own = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def _unlink_quiet(path):

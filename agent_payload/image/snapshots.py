@@ -14,7 +14,6 @@ free belongs to a dead process, so the next pull or prune reclaims it at once (`
 """
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -49,6 +48,11 @@ class SnapshotStore:
         self.root = paths.snapshots
         self.index_path = os.path.join(self.root, INDEX)
         self.lock_path = paths.lock_file("snapshots")
+
+    def _write_index(self, index):
+        """Persist ``index`` under ``self.lock_path`` (held by the caller), reaping a killed writer's temp files."""
+        locks.reap_temp_files(self.root)
+        store.write_json_atomic(self.index_path, index)
 
     def _read_index(self):
         data = store.read_json(self.index_path, default=None) or {}
@@ -103,23 +107,12 @@ class SnapshotStore:
         hexd = _chain_hex(chain_id)
         os.makedirs(self.root, exist_ok=True)
         lock_path = os.path.join(self.root, TMP_PREFIX + hexd + LOCK_SUFFIX)
+        fd = locks.acquire(lock_path, blocking=blocking)  # the file it locked is the one at the path
+        if fd is None:
+            return None
         stack = contextlib.ExitStack()
-        try:
-            while True:
-                if not blocking:
-                    fd = _try_lock(lock_path)
-                    if fd is None:
-                        return None
-                    stack.callback(os.close, fd)
-                else:
-                    fd = stack.enter_context(locks.locked(lock_path))
-                if _same_file(fd, lock_path):
-                    return ChainLock(self, chain_id, os.path.join(self.root, TMP_PREFIX + hexd), lock_path, stack)
-                # The previous holder removed the file after we opened it: lock the current one instead.
-                stack.close()
-        except BaseException:
-            stack.close()
-            raise
+        stack.callback(os.close, fd)
+        return ChainLock(self, chain_id, os.path.join(self.root, TMP_PREFIX + hexd), lock_path, stack)
 
     def reclaim_temp(self):
         """Remove the temp dirs (and lock files) of extractions whose owner is gone; return the bytes freed.
@@ -154,7 +147,7 @@ class SnapshotStore:
             entry = index["chains"].pop(chain_id, None)
             if not entry:
                 raise errors.NotFound("snapshot {} not found".format(chain_id))
-            store.write_json_atomic(self.index_path, index)
+            self._write_index(index)
         _remove_tree(os.path.join(self.root, entry["id"]))
 
     def usage(self, chain_id):
@@ -173,7 +166,7 @@ class SnapshotStore:
             current = index["chains"].get(chain_id)
             if current and current["id"] == entry["id"]:
                 current["size"] = size
-                store.write_json_atomic(self.index_path, index)
+                self._write_index(index)
         return size
 
     def sweep(self, keep_chains, keep_dirs, grace=0, doomed=()):
@@ -199,7 +192,7 @@ class SnapshotStore:
                 size = entry["size"] if isinstance(entry.get("size"), int) else disk_usage(fs)
                 del index["chains"][chain_id]
                 # The index forgets it first: a crash mid-delete leaves an orphan dir, swept next time.
-                store.write_json_atomic(self.index_path, index)
+                self._write_index(index)
                 if os.path.isdir(os.path.join(self.root, entry["id"])):
                     _remove_tree(os.path.join(self.root, entry["id"]))
                     freed += size
@@ -262,7 +255,7 @@ class ChainLock:
             os.rename(self.tmp, os.path.join(snaps.root, short_id))
             index["chains"][self.chain_id] = {"id": short_id, "parent": parent, "diff_id": diff_id,
                                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            store.write_json_atomic(snaps.index_path, index)
+            snaps._write_index(index)
             return snaps.fs_dir(short_id), True
 
     def release(self):
@@ -292,31 +285,6 @@ def _chain_hex(chain_id):
     if not m:
         raise errors.InvalidArgument("malformed chain ID {!r}".format(chain_id))
     return m.group(1)
-
-
-def _try_lock(path):
-    """An fd holding an exclusive flock on ``path`` (created if missing), or None when someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _same_file(fd, path):
-    """True while ``path`` still names the file open as ``fd`` (a lock file unlinked by its last holder
-    does not lock anything any more)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    own = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def disk_usage(path):

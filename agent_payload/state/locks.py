@@ -18,9 +18,10 @@ import re
 import shutil
 
 
-def _same_file(fd, path):
+def same_file(fd, path):
+    """True while ``path`` still names the file open as ``fd`` (not unlinked, not replaced)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return False
     mine = os.fstat(fd)
@@ -42,7 +43,7 @@ def acquire(path, shared=False, blocking=True):
                     os.close(fd)
                     return None
                 raise
-            if _same_file(fd, path):
+            if same_file(fd, path):
                 return fd
         except BaseException:
             os.close(fd)
@@ -52,7 +53,7 @@ def acquire(path, shared=False, blocking=True):
 
 def unlink_held(path, fd):
     """Delete the lock file ``path`` whose exclusive lock ``fd`` holds (waiters then start over on a new file)."""
-    if _same_file(fd, path):
+    if same_file(fd, path):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -129,7 +130,7 @@ def remove_tree(path):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if not _same_file(fd, path):
+        if not same_file(fd, path):
             return False  # removed (and maybe made anew) while we waited: not ours to delete
         trash = os.path.join(os.path.dirname(path), TRASH + os.urandom(8).hex())
         os.rename(path, trash)
