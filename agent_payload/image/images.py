@@ -130,7 +130,7 @@ class ImageStore:
             index["images"][image_id] = entry
             for key in keys:
                 index["refs"][key] = ref_info
-            store.write_json_atomic(self.index_path, index)
+            self.write_index(index)
 
     # -- lookups ----------------------------------------------------------------------------------------
 
@@ -141,7 +141,9 @@ class ImageStore:
         return data
 
     def write_index(self, index):
-        """Persist ``index``; the caller holds ``locks.locked(self.lock_path)``."""
+        """Persist ``index``; the caller holds ``locks.locked(self.lock_path)`` (so the temp files a killed
+        writer of this index left can go now)."""
+        locks.reap_temp_files(os.path.dirname(self.index_path))
         store.write_json_atomic(self.index_path, index)
 
     def find(self, index, ref):

@@ -388,3 +388,23 @@ def test_index_add_refuses_swept_content(fx):
     fx.store.content.write_bytes(content.sha256_digest(cfg), cfg)
     with pytest.raises(errors.FailedPrecondition, match="concurrent rmi/prune"):
         fx.store.index_add(["docker.io/library/x:1"], content.sha256_digest(cfg), entry, {})
+
+
+def test_index_writes_reap_the_temp_files_of_killed_writers(fx):
+    """A pull killed inside an atomic index write leaves .tmp-<pid>-<hex>; the next write of that index reaps it
+    (a live writer's file stays)."""
+    fx.image(["busybox:latest"], [BASE])
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    planted = {}
+    for directory in (fx.paths.images, fx.paths.snapshots):
+        planted[directory] = [os.path.join(directory, ".tmp-{}-ab12".format(pid)) for pid in (dead, os.getpid())]
+        for path in planted[directory]:
+            with open(path, "wb") as f:
+                f.write(b"{")
+    fx.image(["app:latest"], [BASE, TOP])  # a new snapshot and a new image: both indexes written
+    for directory, (stale, live) in planted.items():
+        assert not os.path.exists(stale), directory
+        assert os.path.exists(live), directory
