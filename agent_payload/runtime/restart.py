@@ -23,7 +23,7 @@ import time
 from .. import errors
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER
-from . import records
+from . import reaper, records
 
 POLICIES = ("no", "always", "on-failure", "unless-stopped")
 NO_POLICY = {"Name": "no", "MaximumRetryCount": 0}
@@ -123,7 +123,7 @@ def mark_stopped(paths, container_id, cancel=True):
     exits, never restarts what the user stopped.
     """
     with records.container_lock(paths, container_id):
-        state = records.reconcile(paths, container_id, records.read_state(paths, container_id))
+        state = reaper.reconcile(paths, container_id, records.read_state(paths, container_id))
         if state.get("status") in ("running", "restarting"):
             state["manually_stopped"] = True
             if cancel:

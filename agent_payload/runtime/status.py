@@ -6,7 +6,7 @@ import time
 from agent_payload.humanize import human_duration
 
 from .. import errors
-from .records import parse_ns
+from ..timestamps import parse_ns
 
 
 def _since(stamp, now_ns):
