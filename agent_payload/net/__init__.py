@@ -13,7 +13,6 @@ Anything that fails half-way is undone before the error propagates; ``teardown``
 import os
 
 from .. import errors
-from . import etcfiles
 
 
 class Sandbox:
@@ -42,6 +41,7 @@ class Sandbox:
         """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks; the host's
         servers again when a container that was on one no longer is)."""
         from ..state import store
+        from . import etcfiles
 
         endpoints = self.settings.get("endpoints") or []
         if endpoints:
@@ -91,6 +91,7 @@ class Sandbox:
 
 def resolver_resolv_conf():
     """resolv.conf of a container on a user-defined network: the embedded resolver, the host's search domains."""
+    from . import etcfiles
     from .dns import ADDRESS
 
     host = etcfiles.resolv_conf(etcfiles.host_resolv_conf())

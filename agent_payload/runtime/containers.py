@@ -10,7 +10,7 @@ from .. import errors
 from ..state import store
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import health, names, process, reaper, records, resources, restart, rootfs, shim, status
+from . import health, names, process, reaper, records, resolver, resources, restart, rootfs, shim, status
 from . import volumes as volumes_mod
 from .spec import ContainerSpec, check_name, signal_number
 
@@ -157,35 +157,14 @@ class Runtime:
 
     def _resolve(self, ref):
         """Full ID for a full ID, a name, or a unique ID prefix (Docker's order)."""
-        if not isinstance(ref, str) or not ref:
-            raise errors.InvalidArgument("empty container reference")
-        ids = records.list_ids(self.paths)
-        if ref in ids:
-            return ref
-        name = ref.lstrip("/")
-        for cid in ids:
-            cfg = store.read_json(records.Layout(self.paths, cid).config) or {}
-            if cfg.get("name") == name:
-                return cid
-        matches = [cid for cid in ids if cid.startswith(ref.lower())] if records.ID_RE.match(
-            ref.lower().ljust(64, "0")) else []
-        if len(matches) > 1:
-            raise errors.InvalidArgument("multiple IDs found with provided prefix: {}".format(ref))
-        if not matches:
-            raise errors.NotFound("No such container: {}".format(ref))
-        return matches[0]
+        return resolver.resolve(self.paths, ref)
 
     def lookup(self, ref):
         """The record of one container (state reconciled if its shim died)."""
-        cid = self._resolve(ref)
-        config, state = self._load(cid, ref)
-        return records.make_record(self.paths, config, state)
+        return resolver.lookup(self.paths, ref)
 
     def _load(self, cid, ref):
-        try:
-            return reaper.load(self.paths, cid)
-        except errors.NotFound:
-            raise errors.NotFound("No such container: {}".format(ref))
+        return resolver.load(self.paths, cid, ref)
 
     def all_records(self):
         """Every container's record, newest first (what killed payloads left behind is reaped first)."""

@@ -50,7 +50,7 @@ def manager_class(hierarchy):
     """V2Manager on pure v2 hosts, V1Manager on v1 and hybrid ones (runc's choice; ``$FLEET_CGROUP_VERSION=2``
     picks the cgroup2 mount of a hybrid host, limited to the controllers it offers); FailedPrecondition if none."""
     if hierarchy.mode == "v2" or (hierarchy.mode == "hybrid" and os.environ.get(VERSION_ENV) == "2"):
-        from .v2 import V2Manager
+        from .v2 import V2Manager  # only the host's manager is imported
         return V2Manager
     if hierarchy.mode in ("v1", "hybrid"):
         from .v1 import V1Manager
