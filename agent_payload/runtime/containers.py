@@ -67,7 +67,7 @@ class Runtime:
             try:
                 os.mkdir(layout.dir, 0o710)
                 # names anonymous volumes, creates missing named ones; the dir lists them first, so that if we
-                # are killed before config.json, whoever reaps the dir removes them too (records.reap)
+                # are killed before config.json, whoever reaps the dir removes them too (reaper.reap)
                 spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
                 config = dict(extra or {})
                 config.update(spec.to_dict())
