@@ -1,4 +1,4 @@
-"""Public image API of the payload: the local image index (resolve, list, tag, history, inspect) and pull.
+"""Public image API of the payload: the local image index (resolve, list, tag, history, inspect).
 
 The index ``images/index.json`` (written atomically under the ``images`` lock)::
 
@@ -9,7 +9,8 @@ The index ``images/index.json`` (written atomically under the ``images`` lock)::
 
 A key without ``@`` is a tag; a key with ``@`` is a canonical (digest) reference, Docker's RepoDigests.
 Digests shown next to a tag come from the canonical keys of the same repository, as the Docker CLI does.
-Removal and garbage collection live in gc.py; sizes are unpacked bytes (SnapshotStore.usage).
+Pulls live in pull.py (callers hold ``lease`` around them); removal and garbage collection in gc.py; sizes
+are unpacked bytes (SnapshotStore.usage).
 """
 
 import contextlib
@@ -20,21 +21,12 @@ import re
 import time
 
 from .. import errors
-from ..record import REQUIRED, Record
 from ..state import locks, store
 from . import content, reference, snapshots
-
-NONE = "<none>"
+from .imagerecord import NONE, ImageRecord
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time: Docker's LastTagTime of a never-tagged image
 _ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 _FULL_ID_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{64})$")
-
-
-class ImageRecord(Record):
-    """A local image as the rest of the payload sees it (layers are snapshot dirs, bottom -> top)."""
-
-    FIELDS = (("id", REQUIRED), ("reference", REQUIRED), ("repository", REQUIRED), ("tag", REQUIRED),
-              ("digest", REQUIRED), ("config", dict), ("layers", list), ("size", 0), ("created", ""))
 
 
 def short_id(image_id):
@@ -77,9 +69,6 @@ class ImageStore:
             from .. import config as daemon_config
             self._config = daemon_config.load(self.paths)
         return self._config
-    def credentials_for(self, domain):
-        """Basic-auth credentials (user, password) for ``domain``; none are configured yet."""
-        return None
 
     @contextlib.contextmanager
     def lease(self):
@@ -107,12 +96,6 @@ class ImageStore:
             yield got
         finally:
             os.close(fd)
-
-    def pull(self, ref, emit=None, platform=None):
-        """Pull ``ref`` -> (ImageRecord, {"endpoint", "downloaded", "layers"}) (see pull.py), under a lease."""
-        from .pull import Puller
-        with self.lease():
-            return Puller(self).pull(ref, emit, platform)
 
     def index_add(self, keys, image_id, entry, ref_info):
         """Record a pulled image: its entry by image ID and every reference key pointing at it (atomically)."""

@@ -11,7 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from .. import errors
-from . import content, images, reference, registry, snapshots, unpack
+from . import content, reference, registry, snapshots, unpack
+from .imagerecord import NONE, ImageRecord
 
 #: Parallel layer downloads (Docker's default max-concurrent-downloads is 3; the brief bounds us at 4).
 MAX_DOWNLOADS = 4
@@ -270,9 +271,9 @@ class Puller:
                  "endpoint": client.endpoint.url, "domain": r.domain, "repository": r.path}
         ref_info = {"id": image_id, "digest": top_digest}
         self.store.index_add([r.string(), r.with_digest(top_digest).string()], image_id, entry, ref_info)
-        record = images.ImageRecord(id=image_id, reference=r.string(), repository=r.familiar_name(),
-                                    tag=r.tag or images.NONE, digest=top_digest, config=config,
-                                    layers=self.snapshots.mounts(chains), size=size, created=entry["created"])
+        record = ImageRecord(id=image_id, reference=r.string(), repository=r.familiar_name(),
+                             tag=r.tag or NONE, digest=top_digest, config=config,
+                             layers=self.snapshots.mounts(chains), size=size, created=entry["created"])
         return record, {"endpoint": client.endpoint.url, "downloaded": downloaded,
                         "layers": len(layers)}
 
@@ -285,7 +286,7 @@ class Puller:
         endpoints = registry.endpoints_for(r.domain, self.config, "resolve")
         failures = []
         for i, ep in enumerate(endpoints):
-            client = registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain), self._timeout())
+            client = registry.RegistryClient(ep, r.path, None, self._timeout())
             try:
                 top, docs = registry.resolve_manifest(client, r.digest or r.tag, r.familiar(), platform)
                 return client, top, docs
@@ -311,8 +312,7 @@ class Puller:
         for ep in registry.endpoints_for(r.domain, self.config, "pull"):
             if ep.url not in seen:
                 seen.add(ep.url)
-                out.append(registry.RegistryClient(ep, r.path, self.store.credentials_for(r.domain),
-                                                   self._timeout()))
+                out.append(registry.RegistryClient(ep, r.path, None, self._timeout()))
         return out
 
     def _fetch_config(self, clients, desc, on_wait):
@@ -506,7 +506,7 @@ def pull_all_tags(store, ref, emit=None, platform=None):
     puller = Puller(store)
     tags, failures = None, []
     for ep in registry.endpoints_for(r.domain, store.config, "resolve"):
-        client = registry.RegistryClient(ep, r.path, store.credentials_for(r.domain), puller._timeout())
+        client = registry.RegistryClient(ep, r.path, None, puller._timeout())
         try:
             tags = client.list_tags()
             break

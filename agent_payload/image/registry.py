@@ -11,21 +11,20 @@ Credentials come from Docker's config.json (auth.py) unless given; 401 -> Unauth
 403 -> Denied.  No credential or token ever appears in an error, its details, or a log line.
 """
 
-import base64
 import hashlib
 import json
 import os
 import re
 import socket
 import ssl
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from .. import errors
 from ..record import REQUIRED, Record
+from . import httpio
+from .httpio import STALL_MIN_BYTES, Stalled, StallGuard, parse_challenge  # noqa: F401  (registry.X: callers' spelling)
 
 HUB_DOMAIN = "docker.io"
 HUB_ORIGIN = "https://registry-1.docker.io"
@@ -44,9 +43,6 @@ MAX_MANIFEST = 4 * 1024 * 1024
 #: Seconds without progress after which a transfer is stalled (daemon.json ``fleet-stall-timeout``); also
 #: the socket timeout of every request, so a silent peer trips it on the first ``recv`` that waits that long.
 TIMEOUT = 30
-#: A body must bring at least this many bytes per ``timeout``-second window: a peer that trickles (1 byte/s
-#: never trips a per-``recv`` socket timeout) is stalled too. 32 KiB per 30 s is ~1 KiB/s.
-STALL_MIN_BYTES = 32 * 1024
 USER_AGENT = "fleet-payload/1"
 
 _ARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
@@ -128,126 +124,12 @@ def endpoints_for(domain, config, need="resolve"):
     return out
 
 
-class _AuthRedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, re-adding Authorization only when the redirect stays on the same scheme+host.
-
-    The header is set with ``add_unredirected_header`` so urllib itself never copies it; blob redirects to
-    S3/CDN hosts therefore carry no registry credentials (PITFALLS 3.3).
-    """
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        auth = req.unredirected_hdrs.get("Authorization")
-        if new is not None and auth:
-            old, nxt = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(new.full_url)
-            if (old.scheme, old.netloc) == (nxt.scheme, nxt.netloc):
-                new.add_unredirected_header("Authorization", auth)
-        return new
-
-
-_CHALLENGE_PARAM = re.compile(r'([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
-
-
-def parse_challenge(header):
-    """``Bearer realm="x",service="y"`` -> ("bearer", {"realm": "x", "service": "y"}); quoted or bare values."""
-    scheme, _, rest = (header or "").strip().partition(" ")
-    params = {}
-    for key, quoted, bare in _CHALLENGE_PARAM.findall(rest):
-        params[key.lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted else bare
-    return scheme.lower(), params
-
-
-_parse_challenge = parse_challenge  # the name earlier code used
-
-
-class Stalled(errors.Unavailable):
-    """A response body stopped making progress (see ``StallGuard``)."""
-
-
-class StallGuard:
-    """Reads a response body chunk by chunk (``read1``: what arrived, without waiting to fill ``n``) and
-    raises Stalled when the peer sends nothing for ``timeout`` seconds (the socket timeout) or fewer than
-    ``min_bytes`` over a ``timeout``-second window (a trickle). ``what`` names the transfer in the error."""
-
-    def __init__(self, resp, timeout, what, url, min_bytes=None):
-        self.resp, self.timeout, self.what = resp, timeout, what
-        self.host = urllib.parse.urlsplit(url).netloc or url
-        self.min_bytes = STALL_MIN_BYTES if min_bytes is None else min_bytes
-        self.total = 0
-        self._start, self._start_bytes = time.monotonic(), 0
-
-    def read(self, n):
-        """Up to ``n`` bytes, b"" at the end; Stalled when the window rule above is broken."""
-        try:
-            data = self.resp.read1(n)
-        except socket.timeout:
-            raise Stalled("registry {} sent no data for {}s while fetching {}".format(
-                self.host, _secs(self.timeout), self.what))
-        self.total += len(data)
-        now = time.monotonic()
-        if data and now - self._start >= self.timeout:
-            got = self.total - self._start_bytes
-            if got < self.min_bytes:
-                raise Stalled("registry {} sent only {} bytes in {}s while fetching {} (stalled: less than {} "
-                              "bytes per {}s)".format(self.host, got, _secs(now - self._start), self.what,
-                                                      self.min_bytes, _secs(self.timeout)))
-            self._start, self._start_bytes = now, self.total
-        return data
-
-    def read_all(self, limit):
-        """The whole body, at most ``limit`` + 1 bytes (so the caller can tell it is too big)."""
-        chunks, size = [], 0
-        while size <= limit:
-            data = self.read(min(64 * 1024, limit + 1 - size))
-            if not data:
-                break
-            chunks.append(data)
-            size += len(data)
-        return b"".join(chunks)
-
-
-def _secs(value):
-    """30 -> "30", 1.5 -> "1.5" (for messages)."""
-    return "{:g}".format(round(value, 1))
-
-
 class Unauthorized(errors.FailedPrecondition):
     """The registry refused our (or no) credentials: 401 from the registry or its token server."""
 
 
 class Denied(errors.FailedPrecondition):
     """The registry knows who we are and refuses the action (403)."""
-
-
-def _basic(credentials):
-    return "Basic " + base64.b64encode("{}:{}".format(*credentials).encode()).decode()
-
-
-def _rewind(data, start):
-    """Make a request body sendable again; False when it cannot be (a stream without seek)."""
-    if data is None or isinstance(data, (bytes, bytearray)):
-        return True
-    if start is None:
-        return False
-    data.seek(start)
-    return True
-
-
-_TLS_CONTEXTS = {}
-_TLS_LOCK = threading.Lock()
-
-
-def _tls_context(verify):
-    """One TLS context per verification mode for the whole process: loading the CA store costs ~45 ms."""
-    with _TLS_LOCK:
-        ctx = _TLS_CONTEXTS.get(verify)
-        if ctx is None:
-            ctx = ssl.create_default_context()
-            if not verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            _TLS_CONTEXTS[verify] = ctx
-        return ctx
 
 
 class RegistryClient:
@@ -266,9 +148,9 @@ class RegistryClient:
         self._tokens = {}  # scope tuple -> Authorization header value
         self._challenge = None  # (scheme, params) of the last 401 from the registry
         self._content = None  # clients for the endpoint's pull-only mirrors, made on first use
-        handlers = [_AuthRedirectHandler()]
+        handlers = [httpio.AuthRedirectHandler()]
         if endpoint.url.startswith("https:"):  # plain-HTTP registries never pay for a TLS context
-            handlers.insert(0, urllib.request.HTTPSHandler(context=_tls_context(not endpoint.insecure)))
+            handlers.insert(0, urllib.request.HTTPSHandler(context=httpio.tls_context(not endpoint.insecure)))
         self._opener = urllib.request.build_opener(*handlers)
 
     def _url(self, path):
@@ -307,7 +189,7 @@ class RegistryClient:
         scheme, params = self._challenge
         value = None
         if scheme == "basic" and self._creds():
-            value = _basic(self._creds())
+            value = httpio.basic_auth(self._creds())
         elif scheme == "bearer" and params.get("realm"):
             value = "Bearer " + self._fetch_token(params, scopes)
         if value:
@@ -325,7 +207,7 @@ class RegistryClient:
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
         req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         if self._creds():
-            req.add_unredirected_header("Authorization", _basic(self._creds()))
+            req.add_unredirected_header("Authorization", httpio.basic_auth(self._creds()))
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
                 body = json.loads(resp.read(MAX_MANIFEST).decode())
@@ -379,7 +261,7 @@ class RegistryClient:
                     exc.close()
                     usable = (challenge[0] == "bearer" and challenge[1].get("realm")) or (
                         challenge[0] == "basic" and self._creds())
-                    if retry and attempt == 0 and usable and _rewind(data, start):
+                    if retry and attempt == 0 and usable and httpio.rewind(data, start):
                         self._challenge = challenge
                         self._tokens.pop(scopes, None)
                         continue
@@ -444,7 +326,7 @@ class RegistryClient:
                 raise errors.Unavailable("{} is not a v2 registry ({})".format(url, exc.code))
         scheme, params = self._challenge or ("", {})
         if scheme == "basic":
-            header = _basic(self._creds()) if self._creds() else None
+            header = httpio.basic_auth(self._creds()) if self._creds() else None
         elif scheme == "bearer" and params.get("realm"):
             query = {"account": self._creds()[0]} if self._creds() else {}
             header = "Bearer " + self._fetch_token(params, (), query)

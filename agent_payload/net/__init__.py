@@ -40,18 +40,18 @@ class Sandbox:
     def write_files(self, layout, hostname):
         """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks; the host's
         servers again when a container that was on one no longer is)."""
-        from ..runtime import rootfs
         from ..state import store
+        from . import etcfiles
 
         endpoints = self.settings.get("endpoints") or []
         if endpoints:
-            text = rootfs.HOSTS_TEMPLATE.format(hostname).replace(
+            text = etcfiles.HOSTS_TEMPLATE.format(hostname).replace(
                 "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
             store.write_bytes_atomic(layout.hosts, text.encode(), mode=0o644)  # bind-mounted: readable inside
         if self.user_network_ids():
             store.write_bytes_atomic(layout.resolv, resolver_resolv_conf(), mode=0o644)  # bind-mounted
         elif points_at_resolver(layout.resolv):  # left by a start on a user network it was disconnected from since
-            store.write_bytes_atomic(layout.resolv, rootfs.resolv_conf(rootfs.host_resolv_conf()).encode(),
+            store.write_bytes_atomic(layout.resolv, etcfiles.resolv_conf(etcfiles.host_resolv_conf()).encode(),
                                      mode=0o644)
 
     def start_resolver(self, paths, cid):
@@ -91,10 +91,10 @@ class Sandbox:
 
 def resolver_resolv_conf():
     """resolv.conf of a container on a user-defined network: the embedded resolver, the host's search domains."""
-    from ..runtime import rootfs
+    from . import etcfiles
     from .dns import ADDRESS
 
-    host = rootfs.resolv_conf(rootfs.host_resolv_conf())
+    host = etcfiles.resolv_conf(etcfiles.host_resolv_conf())
     extra = [line for line in host.splitlines(True) if line.split()[:1] in (["search"], ["domain"])]
     return ("nameserver {}\n".format(ADDRESS) + "".join(extra) + "options ndots:0\n").encode()
 

@@ -21,6 +21,7 @@ import shutil
 
 from .. import errors
 from ..state import locks, store
+from ..timestamps import format_ns
 from .ipam import Pool
 
 DEFAULT_NAME = "bridge"
@@ -47,7 +48,6 @@ def check_usable(net, what):
 
 
 def _now():
-    from ..runtime.records import format_ns
     return format_ns()
 
 

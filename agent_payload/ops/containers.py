@@ -104,7 +104,8 @@ def create_container(ctx, args, emit):
         try:
             record = store.resolve(ref.string())
         except errors.NotFound:
-            record, _info = store.pull(ref.string(), emit)
+            from agent_payload.image import pull  # only when the image is missing: run of a present image skips it
+            record, _info = pull.Puller(store).pull(ref.string(), emit)
         cfg = record.config.get("config") or {}
         spec = ContainerSpec(
             name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),

@@ -187,13 +187,13 @@ def op_exec(ctx, args, emit):
     workdir, user = string(args, "workdir"), string(args, "user")
     detach, privileged = boolean(args, "detach"), boolean(args, "privileged")
     interactive, tty = boolean(args, "interactive"), boolean(args, "tty")
-    execmod.check_args(command, env, workdir, user)
+    execmod.check_request(command, env, workdir, user, detach, interactive, tty, args.get("console_size"))
     frames = None
     if interactive or tty:
         from agent_payload.runtime.tty import FrameReader, check_console_size
         check_console_size(args.get("console_size"))
         if not detach and getattr(ctx, "stdin", None) is not None:
             frames = FrameReader(ctx.stdin)
-    return execmod.execute(ctx.runtime(), container, command, env=env, workdir=workdir, user_spec=user,
+    return execmod.execute(ctx.runtime().lookup(container), command, env=env, workdir=workdir, user_spec=user,
                            detach=detach, privileged=privileged, emit=emit, interactive=interactive, tty_=tty,
                            console_size=args.get("console_size"), frames=frames)

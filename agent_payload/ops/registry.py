@@ -23,7 +23,8 @@ def op_pull(ctx, args, emit):
         with store.lease():
             pulled = pull.pull_all_tags(store, raw, emit, platform)
         return {"pulled": [_pull_result(rec, info) for rec, info in pulled]}
-    record, info = store.pull(ref.string(), emit, platform)
+    with store.lease():  # GC must not sweep what the pull has stored before the index names it
+        record, info = pull.Puller(store).pull(ref.string(), emit, platform)
     return _pull_result(record, info)
 
 

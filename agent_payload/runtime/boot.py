@@ -20,7 +20,7 @@ import sys
 from .. import errors
 from ..state import store
 from ..state.paths import DEFAULT_CONFIG_DIR, DEFAULT_ROOT
-from . import records, restart
+from . import reaper, records, restart
 
 UNIT_NAME = "fleet-boot.service"
 CRON_NAME = "fleet-boot"
@@ -138,7 +138,7 @@ def boot(runtime, launcher=None):
     started, failed = [], []
     for cid in sorted(records.list_ids(runtime.paths)):
         try:
-            config, state = records.load(runtime.paths, cid)
+            config, state = reaper.load(runtime.paths, cid)
         except errors.NotFound:
             continue
         if not wants_start(config, state):

@@ -10,7 +10,7 @@ from .. import errors
 from ..state import store
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import health, names, process, records, resources, restart, rootfs, shim, status
+from . import health, names, process, reaper, records, resolver, resources, restart, rootfs, shim, status
 from . import volumes as volumes_mod
 from .spec import ContainerSpec, check_name, signal_number
 
@@ -67,7 +67,7 @@ class Runtime:
             try:
                 os.mkdir(layout.dir, 0o710)
                 # names anonymous volumes, creates missing named ones; the dir lists them first, so that if we
-                # are killed before config.json, whoever reaps the dir removes them too (records.reap)
+                # are killed before config.json, whoever reaps the dir removes them too (reaper.reap)
                 spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
                 config = dict(extra or {})
                 config.update(spec.to_dict())
@@ -82,7 +82,7 @@ class Runtime:
                 vols.discard(made)
                 raise
         records.gc_tombstones(self.paths)
-        records.reap(self.paths)
+        reaper.reap(self.paths)
         return records.make_record(self.paths, config, records.initial_state())
 
     def start(self, ref):
@@ -106,10 +106,10 @@ class Runtime:
     def _start(self, cid):
         with records.container_lock(self.paths, cid):
             config = records.read_config(self.paths, cid)
-            state = records.reconcile(self.paths, cid, records.read_state(self.paths, cid))
+            state = reaper.reconcile(self.paths, cid, records.read_state(self.paths, cid))
             if state["status"] in ("running", "restarting"):
                 return records.make_record(self.paths, config, state)  # docker: already started, nothing to do
-            resources.destroy_cgroup(cid)  # a dead shim's leftover: the new shim makes a fresh one
+            reaper.destroy_cgroup(cid)  # a dead shim's leftover: the new shim makes a fresh one
             try:
                 volumes_mod.prepare_bind_sources(config.get("mounts") or [])  # -v /host:/ctr: docker makes /host
             except OSError as exc:
@@ -157,43 +157,22 @@ class Runtime:
 
     def _resolve(self, ref):
         """Full ID for a full ID, a name, or a unique ID prefix (Docker's order)."""
-        if not isinstance(ref, str) or not ref:
-            raise errors.InvalidArgument("empty container reference")
-        ids = records.list_ids(self.paths)
-        if ref in ids:
-            return ref
-        name = ref.lstrip("/")
-        for cid in ids:
-            cfg = store.read_json(records.Layout(self.paths, cid).config) or {}
-            if cfg.get("name") == name:
-                return cid
-        matches = [cid for cid in ids if cid.startswith(ref.lower())] if records.ID_RE.match(
-            ref.lower().ljust(64, "0")) else []
-        if len(matches) > 1:
-            raise errors.InvalidArgument("multiple IDs found with provided prefix: {}".format(ref))
-        if not matches:
-            raise errors.NotFound("No such container: {}".format(ref))
-        return matches[0]
+        return resolver.resolve(self.paths, ref)
 
     def lookup(self, ref):
         """The record of one container (state reconciled if its shim died)."""
-        cid = self._resolve(ref)
-        config, state = self._load(cid, ref)
-        return records.make_record(self.paths, config, state)
+        return resolver.lookup(self.paths, ref)
 
     def _load(self, cid, ref):
-        try:
-            return records.load(self.paths, cid)
-        except errors.NotFound:
-            raise errors.NotFound("No such container: {}".format(ref))
+        return resolver.load(self.paths, cid, ref)
 
     def all_records(self):
         """Every container's record, newest first (what killed payloads left behind is reaped first)."""
-        records.reap(self.paths)
+        reaper.reap(self.paths)
         recs = []
         for cid in records.list_ids(self.paths):
             try:
-                config, state = records.load(self.paths, cid)
+                config, state = reaper.load(self.paths, cid)
             except errors.NotFound:
                 continue  # removed while we were listing
             recs.append(records.make_record(self.paths, config, state))
@@ -232,7 +211,7 @@ class Runtime:
     def _final_state(self, cid):
         """(state, exists): the current state, or a tombstone's for an auto-removed container."""
         try:
-            return records.load(self.paths, cid)[1], True
+            return reaper.load(self.paths, cid)[1], True
         except errors.NotFound:
             tomb = records.tombstone(self.paths, cid)
             if tomb is None:
@@ -287,7 +266,7 @@ class Runtime:
         """
         cid = self._resolve_or_tombstone(ref)
         try:
-            config, _ = records.load(self.paths, cid)
+            config, _ = reaper.load(self.paths, cid)
             path = records.Layout(self.paths, cid).log
         except errors.NotFound:
             config, path = {}, records.tombstone(self.paths, cid)[1]
@@ -354,7 +333,7 @@ class Runtime:
             refs = [refs]
         cids = [self._resolve(ref) for ref in refs]
         for cid in cids:
-            _, state = records.load(self.paths, cid)
+            _, state = reaper.load(self.paths, cid)
             if state["status"] in ("running", "restarting"):
                 if not force:
                     raise errors.Conflict(
@@ -373,7 +352,7 @@ class Runtime:
                 if volumes:  # first: a kill after them leaves the container, which the next rm removes
                     volumes_mod.remove_anonymous_of(self.paths, mounts, cid)
                 records.remove_dir(self.paths, cid)
-            resources.destroy_cgroup(cid)
+            reaper.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
 

@@ -258,29 +258,37 @@ def _raise(msg):
     raise cls("exec failed: {}".format(msg.get("message")), errno=msg.get("errno"), details=msg.get("details"))
 
 
-def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=False, privileged=False,
-            emit=None, interactive=False, tty_=False, console_size=None, frames=None):
-    """Run ``command`` in a running container; {"exit_code"} after streaming output, or {"pid"} with ``detach``.
-
-    ``interactive``/``tty_`` (docker's -i/-t): ``frames`` (a tty.FrameReader) feeds stdin and resizes, the
-    output goes out as raw ``output`` events (see the module docstring).
-    """
+def check_request(command, env, workdir, user_spec, detach, interactive, tty_, console_size):
+    """Everything about an exec request that needs no container (callers check it before looking one up);
+    returns the checked console size."""
     check_args(command, list(env), workdir, user_spec)
     console_size = tty.check_console_size(console_size)
     if detach and (interactive or tty_):
         raise errors.InvalidArgument("exec: -d cannot be combined with -i/-t (nothing would be attached)")
-    cid = runtime._resolve(ref)
-    config, state = runtime._load(cid, ref)
-    if state.get("status") != "running":
+    return console_size
+
+
+def execute(rec, command, env=(), workdir=None, user_spec=None, detach=False, privileged=False,
+            emit=None, interactive=False, tty_=False, console_size=None, frames=None):
+    """Run ``command`` in a running container; {"exit_code"} after streaming output, or {"pid"} with ``detach``.
+
+    ``rec``: the container's record (``resolver.lookup``: config and reconciled state).
+
+    ``interactive``/``tty_`` (docker's -i/-t): ``frames`` (a tty.FrameReader) feeds stdin and resizes, the
+    output goes out as raw ``output`` events (see the module docstring).
+    """
+    console_size = check_request(command, env, workdir, user_spec, detach, interactive, tty_, console_size)
+    cid = rec["id"]
+    if rec.get("status") != "running":
         raise errors.Conflict("container {} is not running".format(cid))
-    if state.get("paused"):
+    if rec.get("paused"):
         raise errors.Conflict("container {} is paused, unpause the container before exec".format(cid))
-    spec = ContainerSpec.from_dict(config)
+    spec = ContainerSpec.from_dict(rec)
     seccomp_filter = process.container_seccomp(spec, caps.container_mask(spec))  # the container's, not -privileged's
     req = {"command": list(command), "env": list(env), "workdir": workdir, "user": user_spec,
            "detach": bool(detach), "privileged": bool(privileged), "console_size": console_size}
     cgroup = cgroups.attach(cid)
-    fds = _open_namespaces(state["pid"], state.get("pid_start"))
+    fds = _open_namespaces(rec["pid"], rec.get("pid_start"))
     owned = list(fds.values())
     try:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
@@ -309,7 +317,7 @@ def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=
             for fd in list(readers) + [io["stdin_w"], io["sock"]]:
                 if fd is not None:
                     os.close(fd)  # C1 holding P's stdin end would keep the process from ever seeing EOF
-            _c1(spec, config["hostname"], req, fds, stdio, go, sync_w, io["child_sock"], seccomp_filter)
+            _c1(spec, rec["hostname"], req, fds, stdio, go, sync_w, io["child_sock"], seccomp_filter)
     except BaseException:
         for fd in owned + [v for k, v in io.items() if k != "child_sock" and v is not None]:
             os.close(fd)

@@ -24,12 +24,12 @@ import time
 import traceback
 
 from .. import errors
-from . import records
+from . import process, records, resolver
+from .policy import MIN_DURATION, check_healthcheck as check  # noqa: F401  (health.check: callers' spelling)
 
 DEFAULT_INTERVAL = 30 * 10 ** 9
 DEFAULT_TIMEOUT = 30 * 10 ** 9
 DEFAULT_RETRIES = 3
-MIN_DURATION = 10 ** 6  # 1ms
 MAX_OUTPUT = 4096
 MAX_LOG = 5
 STATUSES = ("starting", "healthy", "unhealthy", "none")
@@ -89,32 +89,6 @@ def flag_args(args):
         raise errors.InvalidArgument("--health-retries cannot be negative")
     return check({"Test": ["CMD-SHELL", cmd] if cmd else [], "Interval": interval, "Timeout": timeout,
                   "StartPeriod": start_period, "Retries": retries})
-
-
-def check(hc):
-    """Docker's daemon-side checks of a healthcheck dict; returns a normalised copy (None stays None)."""
-    if hc is None:
-        return None
-    if not isinstance(hc, dict):
-        raise errors.InvalidArgument("healthcheck must be an object")
-    test = hc.get("Test") or []
-    if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
-        raise errors.InvalidArgument("Healthcheck Test must be a list of strings")
-    if test and test[0] not in ("NONE", "CMD", "CMD-SHELL"):
-        raise errors.InvalidArgument("unknown healthcheck type '{}' (expected CMD, CMD-SHELL or NONE)".format(
-            test[0]))
-    out = {"Test": list(test)}
-    for key in ("Interval", "Timeout", "StartPeriod", "Retries"):
-        value = hc.get(key) or 0
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise errors.InvalidArgument("Healthcheck {} must be an integer".format(key))
-        if key == "Retries":
-            if value < 0:
-                raise errors.InvalidArgument("Retries in Healthcheck cannot be negative")
-        elif value != 0 and value < MIN_DURATION:
-            raise errors.InvalidArgument("{} in Healthcheck cannot be less than 1ms".format(key))
-        out[key] = value
-    return out
 
 
 def merge(user, image):
@@ -215,7 +189,6 @@ def start_monitor(paths, container_id, pid, pid_start):
     try:
         from ..linux import libc
         from ..linux.consts import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG
-        from . import process
 
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # a timed-out probe's orphans come back here to be reaped
@@ -258,12 +231,9 @@ def reap_orphans():
 
 
 def _monitor(paths, container_id, pid, pid_start, hc):
-    from .containers import Runtime
-
     argv = probe_argv(hc)
     interval = hc.get("Interval") or DEFAULT_INTERVAL
     timeout = hc.get("Timeout") or DEFAULT_TIMEOUT
-    runtime = Runtime(paths)
     while True:
         time.sleep(interval / 1e9)
         if not records.is_alive(pid, pid_start):
@@ -273,7 +243,7 @@ def _monitor(paths, container_id, pid, pid_start, hc):
             continue  # not published yet (the start is still being recorded) or being stopped
         if state.get("paused"):
             continue  # docker does not probe a frozen container either (the exec would hang)
-        result = _probe(runtime, container_id, argv, timeout)
+        result = _probe(paths, container_id, argv, timeout)
         with records.container_lock(paths, container_id):
             state = records.read_state(paths, container_id)
             if state.get("pid") != pid or state.get("status") != "running":
@@ -302,9 +272,9 @@ def _descendants(root):
     return found
 
 
-def _probe(runtime, container_id, argv, timeout_ns):
+def _probe(paths, container_id, argv, timeout_ns):
     """One probe: ``exec`` argv in the container from a child; {Start, End, ExitCode, Output}."""
-    from . import exec as execmod
+    from . import exec as execmod  # only in a probe's child: every command that imports health would pay for it
 
     start = records.format_ns()
     r, w = os.pipe()
@@ -313,7 +283,7 @@ def _probe(runtime, container_id, argv, timeout_ns):
         os.close(r)
         out, code = [], -1
         try:
-            res = execmod.execute(runtime, container_id, argv,
+            res = execmod.execute(resolver.lookup(paths, container_id), argv,
                                   emit=lambda name, data: out.append(data.get("line", "")))
             code = res["exit_code"]
         except errors.AgentError as exc:

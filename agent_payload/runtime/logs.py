@@ -12,7 +12,7 @@ import re
 import time
 
 from .. import errors
-from .records import format_ns, parse_ns
+from ..timestamps import days_from_civil, format_ns, parse_ns
 
 MAX_LINE = 16 * 1024  # Docker splits longer lines into 16K partial messages
 
@@ -184,7 +184,6 @@ def parse_timestamp(value, now_ns=None):
         if zone is None:
             secs = int(time.mktime(fields + (0, 0, -1)))
         else:
-            from .records import days_from_civil
             secs = days_from_civil(*fields[:3]) * 86400 + fields[3] * 3600 + fields[4] * 60 + fields[5]
             if zone not in ("Z", "z"):
                 offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60

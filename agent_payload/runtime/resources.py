@@ -1,24 +1,14 @@
-"""Container resources through cgroups: update (live limits), stats samples, pause/unpause, cgroup cleanup."""
+"""Container resources through cgroups: update (live limits), stats samples, pause/unpause (cleanup: reaper.py)."""
 
 import os
 import time
 
 from .. import errors
 from ..state import store
-from . import cgroups, records
+from . import cgroups, reaper, records
 from .cgroups.limits import Limits
 
 STATS_INTERVAL = 0.2  # s between the two CPU samples of one stats call (docker's CPU % is a rate)
-
-
-def destroy_cgroup(cid):
-    """Remove a container's cgroup and anything left in it; nothing there (or no cgroup fs at all) is fine."""
-    try:
-        mgr = cgroups.attach(cid)
-    except (errors.NotFound, errors.FailedPrecondition):
-        return False
-    mgr.destroy()
-    return True
 
 
 def _running(state):
@@ -38,7 +28,7 @@ def update(runtime, refs, change):
         with records.container_lock(runtime.paths, cid):
             config = records.read_config(runtime.paths, cid)
             merged = Limits.from_dict(config.get("limits")).updated(change)
-            state = records.reconcile(runtime.paths, cid, records.read_state(runtime.paths, cid))
+            state = reaper.reconcile(runtime.paths, cid, records.read_state(runtime.paths, cid))
             if _running(state):
                 cgroups.attach(cid).apply(merged)  # first: a limit the kernel refuses is not persisted
             config["limits"] = merged.to_dict()
@@ -108,7 +98,7 @@ def _set_paused(runtime, refs, pause):
             raise errors.Conflict("container {} is not paused".format(cid))
     for cid in cids:
         with records.container_lock(runtime.paths, cid):
-            state = records.reconcile(runtime.paths, cid, records.read_state(runtime.paths, cid))
+            state = reaper.reconcile(runtime.paths, cid, records.read_state(runtime.paths, cid))
             if not _running(state):
                 raise errors.Conflict("container {} is not running".format(cid))
             mgr = cgroups.attach(cid)

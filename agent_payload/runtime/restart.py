@@ -23,64 +23,15 @@ import time
 from .. import errors
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER
-from . import records
+from . import health, reaper, records
+from .policy import NO_POLICY, POLICIES, check_auto_remove  # noqa: F401  (restart.check and parse: callers' spelling)
+from .policy import check_restart as check  # noqa: F401
+from .policy import parse_restart as parse  # noqa: F401
 
-POLICIES = ("no", "always", "on-failure", "unless-stopped")
-NO_POLICY = {"Name": "no", "MaximumRetryCount": 0}
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 RESET_AFTER = 10.0  # a run this long resets the back-off
 POLL = 0.05
-
-
-def parse(text):
-    """``--restart`` as typed (``no``, ``always``, ``on-failure[:N]``, ``unless-stopped``) -> a checked policy dict.
-
-    None or "" is ``no``.  Raises InvalidArgument with docker's messages.
-    """
-    if text is None or text == "":
-        return dict(NO_POLICY)
-    if not isinstance(text, str):
-        raise errors.InvalidArgument("argument restart must be a string")
-    name, sep, count = text.partition(":")
-    if sep and not name:
-        raise errors.InvalidArgument("invalid restart policy format: no policy provided before colon")
-    retries = 0
-    if count:
-        try:
-            retries = int(count)
-        except ValueError:
-            raise errors.InvalidArgument("invalid restart policy format: maximum retry count must be an integer")
-    return check({"Name": name, "MaximumRetryCount": retries})
-
-
-def check(policy):
-    """Validate a stored policy dict ({"Name", "MaximumRetryCount"}); returns a normalised copy."""
-    if policy is None:
-        return dict(NO_POLICY)
-    if not isinstance(policy, dict):
-        raise errors.InvalidArgument("restart_policy must be an object")
-    name = policy.get("Name") or "no"
-    retries = policy.get("MaximumRetryCount") or 0
-    if isinstance(retries, bool) or not isinstance(retries, int):
-        raise errors.InvalidArgument("invalid restart policy: maximum retry count must be an integer")
-    if name not in POLICIES:
-        raise errors.InvalidArgument("invalid restart policy: unknown policy '{}'; use one of 'no', 'always', "
-                                     "'on-failure', or 'unless-stopped'".format(name))
-    if name != "on-failure" and retries != 0:
-        msg = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        if retries < 0:
-            msg += " and cannot be negative"
-        raise errors.InvalidArgument(msg)
-    if retries < 0:
-        raise errors.InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
-    return {"Name": name, "MaximumRetryCount": retries}
-
-
-def check_auto_remove(policy, auto_remove):
-    """docker refuses ``--rm`` together with a restart policy."""
-    if auto_remove and policy["Name"] != "no":
-        raise errors.InvalidArgument("Conflicting options: cannot specify both --restart and --rm")
 
 
 def should_restart(policy, exit_code, manually_stopped, restart_count):
@@ -123,7 +74,7 @@ def mark_stopped(paths, container_id, cancel=True):
     exits, never restarts what the user stopped.
     """
     with records.container_lock(paths, container_id):
-        state = records.reconcile(paths, container_id, records.read_state(paths, container_id))
+        state = reaper.reconcile(paths, container_id, records.read_state(paths, container_id))
         if state.get("status") in ("running", "restarting"):
             state["manually_stopped"] = True
             if cancel:
@@ -260,7 +211,6 @@ def record_restarted(paths, container_id, pid, pid_start, network_settings=None)
         if _cancelled(paths, container_id):
             return False
         state = records.read_state(paths, container_id)
-        from . import health
         state.update(status="running", pid=pid, pid_start=pid_start, started_at=records.format_ns(),
                      exit_code=None, error=None, oom_killed=False, paused=False,
                      health=health.initial(records.read_config(paths, container_id)),

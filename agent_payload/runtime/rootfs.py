@@ -2,13 +2,13 @@
 
 import errno
 import os
-import socket
 import stat
 
 from .. import errors
 from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
+from ..net import etcfiles
 from ..state import store
 from . import volumes  # copy-up runs in the init: imported now, before pivot_root hides the payload
 
@@ -21,13 +21,10 @@ READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-tri
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
 DEV_LINKS = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2"}
-HOSTS_TEMPLATE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-                  "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{}\n")
 CGROUP_ROOT = "/sys/fs/cgroup"
 # runc libcontainer/devices GetDevices skips these when copying the host's /dev for --privileged
 HOST_DEV_SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
 HOST_DEV_SKIP_FILES = ("console", "ptmx")  # console only with a tty; ptmx is our link to pts/ptmx
-DOCKER_DEFAULT_DNS = ("nameserver 8.8.8.8\n", "nameserver 8.8.4.4\n")
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS for one resolution
 # statvfs f_flag bit -> the mount flag a read-only bind remount must keep (runc's getBindMountRemountFlags)
 _KEEP_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
@@ -42,48 +39,6 @@ def overlay_options(layer_count):
     return "lowerdir={},upperdir=diff,workdir=work".format(lower)
 
 
-def _is_loopback(address):
-    """127.0.0.0/8 or ::1 (ipaddress would cost an import on every create)."""
-    try:
-        return socket.inet_pton(socket.AF_INET, address)[0] == 127
-    except OSError:
-        pass
-    try:
-        return socket.inet_pton(socket.AF_INET6, address) == b"\0" * 15 + b"\1"
-    except OSError:
-        return False
-
-
-def resolv_conf(text):
-    """The host's resolv.conf minus loopback nameservers (unreachable once containers get their own netns)."""
-    out, servers = [], 0
-    for line in text.splitlines(True):
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            if _is_loopback(fields[1].split("%")[0]):
-                continue
-            servers += 1
-        out.append(line if line.endswith("\n") else line + "\n")
-    if not servers:
-        out.extend(DOCKER_DEFAULT_DNS)  # as Docker does when nothing usable is left
-    return "".join(out)
-
-
-def host_resolv_conf():
-    """The resolv.conf to start from: systemd-resolved's upstream list if the stub (127.0.0.53) is in use."""
-    for path in ("/etc/resolv.conf",):
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            continue
-        if "127.0.0.53" in text and os.path.exists("/run/systemd/resolve/resolv.conf"):
-            with open("/run/systemd/resolve/resolv.conf") as f:
-                return f.read()
-        return text
-    return ""
-
-
 def prepare(layout, lowerdirs, hostname):
     """Create the container dir's rootfs pieces: layer links, upper/work/mountpoint, hostname/hosts/resolv.conf."""
     os.makedirs(layout.layers, exist_ok=True)
@@ -93,8 +48,8 @@ def prepare(layout, lowerdirs, hostname):
         os.makedirs(d, exist_ok=True)
     # bind-mounted into the container, where any user reads them (nginx's workers): 0644 (state/perms.py)
     store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode(), mode=0o644)
-    store.write_bytes_atomic(layout.hosts, HOSTS_TEMPLATE.format(hostname).encode(), mode=0o644)
-    store.write_bytes_atomic(layout.resolv, resolv_conf(host_resolv_conf()).encode(), mode=0o644)
+    store.write_bytes_atomic(layout.hosts, etcfiles.HOSTS_TEMPLATE.format(hostname).encode(), mode=0o644)
+    store.write_bytes_atomic(layout.resolv, etcfiles.resolv_conf(etcfiles.host_resolv_conf()).encode(), mode=0o644)
     store.write_bytes_atomic(layout.log, b"", mode=0o640)
 
 

@@ -51,7 +51,7 @@ import time
 import traceback
 
 from .. import errors, net
-from . import attach, cgroups, health, logs, process, records, restart, volumes
+from . import attach, cgroups, health, logs, process, records, resolver, restart, volumes
 from .cgroups import devices
 from .cgroups.limits import Limits
 
@@ -263,9 +263,8 @@ def _net_down(paths, cid, sandbox):
 def _lookup(paths):
     """``container:<ref>``: the other container's record (status, network_settings)."""
     def lookup(ref):
-        from .containers import Runtime
         try:
-            return Runtime(paths).lookup(ref)
+            return resolver.lookup(paths, ref)
         except errors.NotFound:
             return None
     return lookup

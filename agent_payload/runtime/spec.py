@@ -5,7 +5,7 @@ import signal
 
 from .. import errors
 from ..record import Factory, Record
-from . import caps, user
+from . import caps, policy, user
 
 #: Docker's container-name grammar (``daemon/names``); a leading "/" is accepted and dropped.
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -73,11 +73,9 @@ class ContainerSpec(Record):
         signal_number(self.stop_signal)
         check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)
-        from . import restart
-        self.restart_policy = restart.check(self.restart_policy)
-        restart.check_auto_remove(self.restart_policy, self.auto_remove)
-        from . import health
-        self.healthcheck = health.check(self.healthcheck)
+        self.restart_policy = policy.check_restart(self.restart_policy)
+        policy.check_auto_remove(self.restart_policy, self.auto_remove)
+        self.healthcheck = policy.check_healthcheck(self.healthcheck)
         from . import logconfig
         self.log_config = logconfig.check(self.log_config)
         from . import volumes

@@ -6,7 +6,8 @@ import time
 from agent_payload.humanize import human_duration
 
 from .. import errors
-from .records import parse_ns
+from ..timestamps import parse_ns
+from . import health
 
 
 def _since(stamp, now_ns):
@@ -22,8 +23,7 @@ def status_text(state, now_ns=None):
         return "Restarting ({}) {} ago".format(state.get("exit_code"),
                                                human_duration(_since(state["finished_at"], now_ns)))
     if status == "running" and state.get("started_at"):
-        from .health import ps_suffix
-        suffix = "" if state.get("paused") else ps_suffix(state)
+        suffix = "" if state.get("paused") else health.ps_suffix(state)
         return "Up " + human_duration(_since(state["started_at"], now_ns)) + suffix
     if status == "exited" and state.get("finished_at"):
         return "Exited ({}) {} ago".format(state.get("exit_code"), human_duration(_since(state["finished_at"], now_ns)))
@@ -90,9 +90,8 @@ class PsFilters:
         for value in self.values.get("status", []):
             if value not in STATUSES:
                 raise errors.InvalidArgument("invalid filter 'status={}'".format(value))
-        from .health import STATUSES as HEALTH
         for value in self.values.get("health", []):
-            if value not in HEALTH:
+            if value not in health.STATUSES:
                 raise errors.InvalidArgument("Unrecognised filter value for health: {}".format(value))
         self.exited = set()
         for value in self.values.get("exited", []):
@@ -122,8 +121,7 @@ class PsFilters:
         if "exited" in v and (rec.get("status") != "exited" or rec.get("exit_code") not in self.exited):
             return False
         if "health" in v:
-            from .health import status_of
-            if status_of(rec) not in v["health"]:
+            if health.status_of(rec) not in v["health"]:
                 return False
         if "id" in v and not any(rec["id"].startswith(x) for x in v["id"]):
             return False

@@ -18,6 +18,8 @@ import stat
 
 from .. import errors
 from ..state import locks, store
+from ..timestamps import format_ns
+from . import records
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANON_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -243,7 +245,6 @@ class Volumes:
                         name))))
 
     def _record(self, name, labels=None, anonymous=False):
-        from .records import format_ns
         return {"Name": name, "Driver": "local", "Mountpoint": self.data_dir(name), "CreatedAt": format_ns(),
                 "Labels": dict(labels or {}), "Options": {}, "Scope": "local", "Anonymous": bool(anonymous)}
 
@@ -366,7 +367,6 @@ class Volumes:
 
 def all_configs(paths):
     """{container id: config} of every container on the host (who uses which volume)."""
-    from . import records
     return {cid: store.read_json(records.Layout(paths, cid).config) or {} for cid in records.list_ids(paths)}
 
 

@@ -47,7 +47,8 @@ def _execute(rt, cid, command, frames, **kw):
 
     def target():
         try:
-            box["result"] = execmod.execute(rt, cid, command, emit=emit, frames=tty.FrameReader(frames.stream), **kw)
+            box["result"] = execmod.execute(rt.lookup(cid), command, emit=emit, frames=tty.FrameReader(frames.stream),
+                                            **kw)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             box["error"] = exc
 

@@ -19,11 +19,17 @@ import uuid
 import pytest
 
 from agent_payload import errors
-from agent_payload.image import images, registry
+from agent_payload.image import images, pull, registry
 from agent_payload.ops import Context
 from agent_payload.ops import registry as ops
 from agent_payload.state.paths import Paths
 from tests.integration.registries import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests, stop
+
+
+def _pull(store, ref, emit=None):
+    """Pull as the pull op does: the puller under the store's lease."""
+    with store.lease():
+        return pull.Puller(store).pull(ref, emit)
 
 pytestmark = pytest.mark.integration
 
@@ -198,7 +204,7 @@ def test_login_pull_logout(regs, env, kind):
     host = regs[kind]
     ref = "{}/test/img:v1".format(host)
     with pytest.raises(errors.FailedPrecondition) as exc:
-        images.ImageStore(Paths()).pull(ref)
+        _pull(images.ImageStore(Paths()), ref)
     assert "unauthorized: authentication required" in exc.value.message
     assert "`fleet login {}`".format(host) in exc.value.message
     assert exc.value.details.get("credentials") is not True
@@ -215,13 +221,13 @@ def test_login_pull_logout(regs, env, kind):
     assert json.loads(env.docker_json.read_text()) == {"auths": {host: {"auth": base64.b64encode(
         "{}:{}".format(USER, PASSWORD).encode()).decode()}}}
 
-    rec, info = images.ImageStore(Paths()).pull(ref)
+    rec, info = _pull(images.ImageStore(Paths()), ref)
     assert rec.id == regs["config"] and rec.digest == regs["manifest"] and info["endpoint"] == "http://" + host
 
     assert ops.op_logout(env, {"registry": host}, None) == {"registry": host, "removed": True}
     assert ops.op_logout(env, {"registry": host}, None) == {"registry": host, "removed": False}
     with pytest.raises(errors.FailedPrecondition, match="fleet login") as exc:
-        images.ImageStore(Paths()).pull("{}/test/img:v2".format(host))
+        _pull(images.ImageStore(Paths()), "{}/test/img:v2".format(host))
     assert_no_secret(exc.value)
 
 
@@ -273,7 +279,7 @@ def test_pull_only_mirror_never_resolves_tags(regs, env, caps):
             mirror.server_address[1]), "capabilities": caps}]}}}
         out = ops.op_configure(env, {"daemon": daemon}, None)
         assert out == {"changed": True, "daemon": daemon}
-        rec, info = images.ImageStore(Paths()).pull("{}/test/img:v1".format(origin))
+        rec, info = _pull(images.ImageStore(Paths()), "{}/test/img:v1".format(origin))
         assert rec.id == regs["config"]
         paths = [p for _m, p, _a in mirror.seen]
         if caps == ["pull"]:
@@ -281,7 +287,7 @@ def test_pull_only_mirror_never_resolves_tags(regs, env, caps):
             assert not any("/manifests/v1" in p for p in paths)
             assert any("/blobs/" in p for p in paths)  # content came from the mirror
             mirror.seen.clear()
-            images.ImageStore(Paths()).pull("{}/test/img@{}".format(origin, regs["manifest"]))
+            _pull(images.ImageStore(Paths()), "{}/test/img@{}".format(origin, regs["manifest"]))
             assert any(p.endswith("/manifests/" + regs["manifest"]) for _m, p, _a in mirror.seen)
         else:
             assert any(p.endswith("/manifests/v1") for p in paths)  # a resolve mirror is trusted with tags

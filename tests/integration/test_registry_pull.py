@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from agent_payload import errors
-from agent_payload.image import images, registry
+from agent_payload.image import images, pull, registry
 from agent_payload.state.paths import Paths
 from tests.integration.registries import (ARCH, REGISTRY_BIN, SKOPEO, Layout, free_port, layer,
                                           no_stray_requests, sha, skopeo_copy, stop)
@@ -67,6 +67,12 @@ def reg():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _pull(store, ref, emit=None):
+    """Pull as the pull op does: the puller under the store's lease."""
+    with store.lease():
+        return pull.Puller(store).pull(ref, emit)
+
+
 @pytest.fixture
 def make_store(tmp_path, monkeypatch):
     """ImageStore factory on a private state root; daemon.json from the given dict."""
@@ -87,7 +93,7 @@ def test_pull_oci_then_repull_and_by_digest(reg, make_store):
     store = make_store({"insecure-registries": [reg["host"]]})
     events = []
     ref = "{}/test/img:v1".format(reg["host"])
-    rec, info = store.pull(ref, emit=lambda name, data: events.append((name, data)))
+    rec, info = _pull(store, ref, emit=lambda name, data: events.append((name, data)))
     assert info == {"endpoint": "http://" + reg["host"], "downloaded": 2, "layers": 2}
     assert rec.id == reg["config"] and rec.digest == reg["manifest"]
     assert (rec.reference, rec.repository, rec.tag) == ("{}/test/img:v1".format(reg["host"]),
@@ -113,12 +119,12 @@ def test_pull_oci_then_repull_and_by_digest(reg, make_store):
     assert index["images"][rec.id]["chain_ids"][0] == reg["diff_ids"][0]
 
     events.clear()
-    rec2, info2 = store.pull(ref, emit=lambda name, data: events.append((name, data)))
+    rec2, info2 = _pull(store, ref, emit=lambda name, data: events.append((name, data)))
     assert info2["downloaded"] == 0 and rec2.layers == rec.layers and rec2.id == rec.id
     assert [d["status"] for _, d in events] == ["Already exists", "Already exists"]
 
     by_digest = "{}/test/img@{}".format(reg["host"], reg["manifest"])
-    rec3, info3 = store.pull(by_digest)
+    rec3, info3 = _pull(store, by_digest)
     assert rec3.id == rec.id and rec3.tag == "<none>" and info3["downloaded"] == 0
 
     # Local lookups: reference, digest reference, full ID, short ID prefix.
@@ -133,7 +139,7 @@ def test_pull_oci_then_repull_and_by_digest(reg, make_store):
 
 def test_pull_docker_v2s2_fresh(reg, make_store):
     store = make_store({"insecure-registries": [reg["host"]]})
-    rec, info = store.pull("{}/test/v2s2:v1".format(reg["host"]))
+    rec, info = _pull(store, "{}/test/v2s2:v1".format(reg["host"]))
     manifest = json.loads(store.content.read_bytes(rec.digest))
     assert manifest["mediaType"] == registry.MT_DOCKER_MANIFEST
     assert info["downloaded"] == 2 and rec.config["rootfs"]["diff_ids"] == reg["diff_ids"]
@@ -142,7 +148,7 @@ def test_pull_docker_v2s2_fresh(reg, make_store):
 
 def test_pull_index_selects_host_platform(reg, make_store):
     store = make_store()  # no daemon.json: 127.0.0.1 is insecure by default, as in dockerd
-    rec, info = store.pull("{}/test/multi:v1".format(reg["host"]))
+    rec, info = _pull(store, "{}/test/multi:v1".format(reg["host"]))
     assert rec.digest == reg["index"]  # the repo digest is the top-level index, as Docker records it
     assert rec.id == reg["config"] and rec.config["architecture"] == ARCH and info["layers"] == 2
 
@@ -151,7 +157,7 @@ def test_mirror_falls_through_dead_mirror(reg, make_store):
     dead = "http://127.0.0.1:{}".format(free_port())
     live = "http://" + reg["host"]
     store = make_store({"registry-mirrors": [dead, live + "/"]})
-    rec, info = store.pull("mirrortest:v1")
+    rec, info = _pull(store, "mirrortest:v1")
     assert info["endpoint"] == live
     assert rec.reference == "docker.io/library/mirrortest:v1"
     assert (rec.repository, rec.tag) == ("mirrortest", "v1") and rec.id == reg["config"]
@@ -163,12 +169,12 @@ def test_mirror_falls_through_dead_mirror(reg, make_store):
 def test_errors(reg, make_store):
     store = make_store({"insecure-registries": [reg["host"]]})
     with pytest.raises(errors.NotFound, match="manifest unknown"):
-        store.pull("{}/test/img:missing".format(reg["host"]))
+        _pull(store, "{}/test/img:missing".format(reg["host"]))
     dead_host = "127.0.0.1:{}".format(free_port())
     with pytest.raises(errors.Unavailable, match=dead_host):
-        store.pull("{}/test/img:v1".format(dead_host))
+        _pull(store, "{}/test/img:v1".format(dead_host))
     with pytest.raises(errors.InvalidArgument, match="invalid reference format"):
-        store.pull("Bad/Ref:!")
+        _pull(store, "Bad/Ref:!")
 
 
 def test_bearer_token_and_redirect_drops_authorization(tmp_path):

@@ -100,7 +100,7 @@ def _cleanup(paths):
         while records.is_alive(state.get("shim_pid"), state.get("shim_start")) and time.monotonic() < deadline:
             time.sleep(0.05)
         records.signal_process(state.get("shim_pid"), state.get("shim_start"), signal.SIGKILL)
-    from agent_payload.runtime.resources import destroy_cgroup
+    from agent_payload.runtime.reaper import destroy_cgroup
     for cid in ids | set(records.list_ids(paths)):
         if not cid.startswith("."):  # .removed/ holds tombstones, not containers
             destroy_cgroup(cid)  # no cgroup may outlive the test

@@ -193,7 +193,8 @@ def test_exec_processes_are_filtered(env, probe_layers):
         try:
             for privileged in (False, True):
                 lines = []
-                res = execmod.execute(env, rec["id"], ["sh", "-c", "grep Seccomp: /proc/self/status; probe setns"],
+                res = execmod.execute(env.lookup(rec["id"]),
+                                      ["sh", "-c", "grep Seccomp: /proc/self/status; probe setns"],
                                       privileged=privileged, emit=lambda _n, data: lines.append(data["line"]))
                 out = "".join(lines)
                 assert res["exit_code"] == 0, out

@@ -5,7 +5,8 @@ import os
 import time
 
 from ... import errors
-from . import CONTROLLERS_V1, Manager, devices, fs, host_memory
+from . import devices, fs
+from .base import CONTROLLERS_V1, Manager, host_memory
 
 # kernel v1 "no limit" for memory.limit_in_bytes reads as PAGE_COUNTER_MAX pages (about 2^63); writing -1 sets it
 UNLIMITED = -1

@@ -4,7 +4,8 @@ import errno
 import os
 
 from ... import errors
-from . import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, devices, fs, host_memory
+from . import devices, fs
+from .base import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, host_memory
 
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"))

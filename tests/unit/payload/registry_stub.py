@@ -17,6 +17,7 @@ import time
 import pytest
 
 from agent_payload.image import images, registry
+from agent_payload.image.pull import Puller
 from agent_payload.state.paths import Paths
 
 REPO = "test/app"
@@ -191,7 +192,9 @@ def write_daemon_json(paths, data):
 def pull(paths, ref, events=None):
     """One pull through a fresh ImageStore (as one payload command would), under its lease."""
     emit = (lambda name, data: events.append(data)) if events is not None else None
-    return images.ImageStore(paths).pull(ref, emit)
+    store = images.ImageStore(paths)
+    with store.lease():
+        return Puller(store).pull(ref, emit)
 
 
 def temp_entries(paths):

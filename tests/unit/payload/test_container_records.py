@@ -3,7 +3,7 @@
 import fcntl
 import os
 
-from agent_payload.runtime import records
+from agent_payload.runtime import reaper, records
 from agent_payload.runtime.containers import Runtime
 from agent_payload.state import store
 from agent_payload.state.paths import Paths
@@ -31,7 +31,7 @@ def test_the_lock_file_goes_with_the_container(tmp_path):
     assert os.listdir(paths.locks) == []
     # `wait`/`logs` of an auto-removed container look it up once more: no lock file comes back
     try:
-        records.load(paths, CID)
+        reaper.load(paths, CID)
     except records.errors.NotFound:
         pass
     assert os.listdir(paths.locks) == []
@@ -63,9 +63,9 @@ def test_a_create_in_progress_is_left_alone(tmp_path):
     paths = Paths(root=str(tmp_path / "root"))
     _container(paths, OTHER, config=False)
     with records.names_lock(paths):
-        records.reap(paths)
+        reaper.reap(paths)
         assert os.listdir(paths.containers) == [OTHER]
-    records.reap(paths)
+    reaper.reap(paths)
     assert os.listdir(paths.containers) == []
 
 

@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from agent_payload import errors
+from agent_payload.net import etcfiles
 from agent_payload.runtime import logs, names, records, rootfs, status
 from agent_payload.runtime.spec import DEFAULT_PATH, ContainerSpec, container_env, signal_number
 
@@ -147,8 +148,8 @@ def test_overlay_options_stay_short_for_many_layers():
 
 def test_resolv_conf_drops_loopback_nameservers():
     host = "# generated\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.2\nsearch example.com\n"
-    assert rootfs.resolv_conf(host) == "# generated\nnameserver 10.0.0.2\nsearch example.com\n"
-    assert rootfs.resolv_conf("nameserver 127.0.0.1\noptions edns0") == \
+    assert etcfiles.resolv_conf(host) == "# generated\nnameserver 10.0.0.2\nsearch example.com\n"
+    assert etcfiles.resolv_conf("nameserver 127.0.0.1\noptions edns0") == \
         "options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
 
 
