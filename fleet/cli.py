@@ -6,12 +6,14 @@ what it uses (asyncssh alone takes ~0.3 s to import).
 
 from __future__ import annotations
 
+import inspect as _inspect
 import sys
 from enum import Enum
 from typing import List, Optional
 
 import typer
 
+from agent_payload import containeropts
 from fleet.commands.common import Session
 
 app = typer.Typer(
@@ -60,6 +62,36 @@ def _finish(fn, *args) -> None:
     raise typer.Exit(status)
 
 
+# a flag's kind (containeropts.FLAGS) -> (annotation, default) of its typer parameter
+_TYPER_KINDS = {"bool": (bool, False), "str": (Optional[str], None), "int": (Optional[int], None),
+                "strs": (Optional[List[str]], None), "tristate": (Optional[bool], None)}
+
+
+def _typer_parameter(flag) -> _inspect.Parameter:
+    annotation, default = _TYPER_KINDS[flag.kind]
+    extra = {"show_default": False} if flag.kind == "tristate" else {}
+    return _inspect.Parameter(flag.dest, _inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                             default=typer.Option(default, *flag.names, help=flag.help, **extra))
+
+
+def container_flags(command: str):
+    """Decorator: ``command``'s rows of containeropts.FLAGS (run, create or update) as typer options.
+
+    They are appended to the function's signature before its ``as_json`` parameter (or last) and replace its
+    ``**flags``, which receives them by dest; typer reads the signature, so ``--help`` lists each flag with its
+    help text, type and default as if it were written out.
+    """
+    def wrap(fn):
+        sig = _inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.kind is not _inspect.Parameter.VAR_KEYWORD]
+        at = next((i for i, p in enumerate(params) if p.name == "as_json"), len(params))
+        added = [_typer_parameter(f) for f in containeropts.flags_for(command)]
+        fn.__signature__ = sig.replace(parameters=params[:at] + added + params[at:])
+        fn.__annotations__ = dict(fn.__annotations__, **{p.name: p.annotation for p in added})
+        return fn
+    return wrap
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -106,205 +138,39 @@ ContainersArg = typer.Argument(..., metavar="CONTAINER...", help="Container name
 ContainerArg = typer.Argument(..., metavar="CONTAINER", help="Container name or (abbreviated) ID.")
 
 
-def _isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network):
-    from fleet.commands import lifecycle
-    return lifecycle.isolation_args(user, list(cap_add or []), list(cap_drop or []), privileged, read_only,
-                                    list(security_opt or []), network)
-
-
-UserOpt = typer.Option(None, "-u", "--user", help="Username or UID, with an optional group: name|uid[:group|gid].")
-CapAddOpt = typer.Option(None, "--cap-add", help="Add a Linux capability (repeatable; ALL for every one).")
-CapDropOpt = typer.Option(None, "--cap-drop", help="Drop a Linux capability (repeatable; ALL for every one).")
-PrivilegedOpt = typer.Option(False, "--privileged", help="Give extended privileges (all capabilities, no masks).")
-ReadOnlyOpt = typer.Option(False, "--read-only", help="Mount the container's root filesystem read-only.")
-SecurityOpt = typer.Option(None, "--security-opt", help="Security option (repeatable): no-new-privileges[=true|false], "
-                           "seccomp=unconfined|builtin|PROFILE.json.")
-NetworkOpt = typer.Option(None, "--network", help="Connect to a network: bridge (default), host, none, "
-                          "container:NAME|ID, or a user-defined network's name.")
-PublishOpt = typer.Option(None, "-p", "--publish", help="Publish a port: [ip:][hostPort:]containerPort[/tcp|udp], "
-                          "ranges allowed (repeatable).")
-PublishAllOpt = typer.Option(False, "-P", "--publish-all", help="Publish every EXPOSEd port on a random host port.")
-NetworkAliasOpt = typer.Option(None, "--network-alias", help="A name on the user-defined network (repeatable).")
-IpOpt = typer.Option(None, "--ip", help="IPv4 address on the user-defined network (e.g. 172.30.100.104).")
-
-
-def _net(publish, publish_all, network_alias, ip):
-    """-p/-P/--network-alias/--ip as op args (the payload checks them before anything is pulled)."""
-    return {"publish": list(publish or []), "publish_all": publish_all, "network_aliases": list(network_alias or []),
-            "ip": ip}
 EnvOpt = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's.")
-MemoryOpt = typer.Option(None, "-m", "--memory", help="Memory limit (e.g. 32m, 1g; at least 6MB).")
-MemorySwapOpt = typer.Option(None, "--memory-swap", help="Memory plus swap limit; -1 for unlimited swap.")
-CpusOpt = typer.Option(None, "--cpus", help="Number of CPUs (e.g. 0.5).")
-CpuSharesOpt = typer.Option(None, "-c", "--cpu-shares", help="CPU shares (relative weight).")
-PidsLimitOpt = typer.Option(None, "--pids-limit", help="Process limit (-1 for unlimited).")
-
-
-InteractiveOpt = typer.Option(False, "-i", "--interactive", help="Keep STDIN open (attached: this terminal's or "
-                              "pipe's input goes to the container).")
-TtyOpt = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (attached: exactly one host).")
 DetachKeysOpt = typer.Option(None, "--detach-keys", help="Key sequence to detach, leaving the container running "
                              "(default ctrl-p,ctrl-q).")
 
 
-def _stdio(interactive, tty, detach_keys=None):
-    return {"open_stdin": interactive, "tty": tty, "detach_keys": detach_keys}
-
-
-def _resources(memory, memory_swap, cpus, cpu_shares, pids_limit):
-    from fleet.commands import lifecycle
-    return lifecycle.resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit)
-
-
-EnvFileOpt = typer.Option(None, "--env-file", help="Read environment variables from a file on this machine.")
-LabelOpt = typer.Option(None, "-l", "--label", help="Set a label: KEY=VALUE (repeatable).")
-LabelFileOpt = typer.Option(None, "--label-file", help="Read labels from a file on this machine (KEY=VALUE lines).")
-StopSignalOpt = typer.Option(None, "--stop-signal", help="Signal to stop the container (default: the image's, or "
-                                                         "SIGTERM).")
-StopTimeoutOpt = typer.Option(None, "--stop-timeout", help="Seconds to wait for stop before killing the container.")
-InitOpt = typer.Option(None, "--init", help="Run an init inside the container that forwards signals and reaps "
-                                            "processes.", show_default=False)
-
-
-def _process(env_file, env, label, label_file, stop_signal, stop_timeout, init):
-    """(env entries: --env-file's then -e's, op args of -l/--label-file/--stop-signal/--stop-timeout/--init)."""
-    from fleet.commands import runflags
-    return (runflags.env_file_entries(list(env_file or [])) + list(env or []),
-            runflags.process_args(list(label or []), list(label_file or []), stop_signal, stop_timeout, init))
-
-
-RestartOpt = typer.Option(None, "--restart", help="Restart policy: no, always, on-failure[:max-retries], "
-                          "unless-stopped.")
-
-
-HealthCmdOpt = typer.Option(None, "--health-cmd", help="Command to run to check health.")
-HealthIntervalOpt = typer.Option(None, "--health-interval", help="Time between running the check (ms|s|m|h).")
-HealthTimeoutOpt = typer.Option(None, "--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h).")
-HealthRetriesOpt = typer.Option(None, "--health-retries", help="Consecutive failures needed to report unhealthy.")
-HealthStartPeriodOpt = typer.Option(None, "--health-start-period", help="Start period for the container to "
-                                    "initialize before failures count (ms|s|m|h).")
-NoHealthcheckOpt = typer.Option(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK.")
-LogDriverOpt = typer.Option(None, "--log-driver", help="Logging driver: json-file (default) or none.")
-LogOptOpt = typer.Option(None, "--log-opt", help="Log driver option, e.g. max-size=10m, max-file=3 (repeatable).")
-
-
-def _supervision(restart, health_cmd=None, health_interval=None, health_timeout=None, health_retries=None,
-                 health_start_period=None, no_healthcheck=False, log_driver=None, log_opt=None):
-    """The supervision flags (--restart, --health-*, --no-healthcheck, --log-driver, --log-opt) as op args (the
-    payload checks them, before anything is pulled)."""
-    return {"restart": restart, "health_cmd": health_cmd, "health_interval": health_interval,
-            "health_timeout": health_timeout, "health_retries": health_retries,
-            "health_start_period": health_start_period, "no_healthcheck": no_healthcheck,
-            "log_driver": log_driver, "log_opts": list(log_opt) if log_opt else None}
-
-
-VolumeOpt = typer.Option(None, "-v", "--volume", help="Bind mount or volume (repeatable): /ctr (anonymous), "
-                         "NAME:/ctr[:ro], /host:/ctr[:ro] (a missing /host is created).")
-MountOpt = typer.Option(None, "--mount", help="Mount (repeatable): type=bind|volume|tmpfs,source=...,target=...[,"
-                        "readonly][,volume-nocopy][,tmpfs-size=64m][,tmpfs-mode=1777]; a missing bind source is an "
-                        "error.")
-
-
-def _volume_args(volume, mount):
-    return {"volumes": list(volume or []), "mounts": list(mount or [])}
-
-
+@container_flags("run")
 def run(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
     command: Optional[List[str]] = typer.Argument(None, help="Command and arguments (override the image's CMD)."),
     patterns: List[str] = HostsOpt,
-    detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background and print the ID."),
-    name: Optional[str] = typer.Option(None, "--name", help="Container name (unique per host)."),
-    rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
-    env: Optional[List[str]] = EnvOpt,
-    entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
-    workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
-    hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
-    interactive: bool = InteractiveOpt, tty: bool = TtyOpt, detach_keys: Optional[str] = DetachKeysOpt,
-    user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
-    cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
-    security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
-    publish: Optional[List[str]] = PublishOpt, publish_all: bool = PublishAllOpt,
-    network_alias: Optional[List[str]] = NetworkAliasOpt, ip: Optional[str] = IpOpt,
-    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
-    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
-    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
-    memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
-    cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
-    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
-    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
-    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
-    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
-    log_opt: Optional[List[str]] = LogOptOpt,
-    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
+    **flags,
 ):
     """Create and start a container on each host (options go before IMAGE, as with docker)."""
     from fleet.commands import containers as cmd
-
-    def go():
-        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
-        return cmd.run(_session(ctx), patterns, image, list(command or []), detach, name, rm, envs,
-                       entrypoint, workdir, hostname, as_json,
-                       dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                            **_net(publish, publish_all, network_alias, ip),
-                            **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
-                            **_stdio(interactive, tty, detach_keys),
-                            **_supervision(restart, health_cmd, health_interval, health_timeout,
-                                           health_retries, health_start_period, no_healthcheck,
-                                           log_driver, log_opt),
-                            **_volume_args(volume, mount)))
-    _finish(go)
+    from fleet.commands import runflags
+    _finish(lambda: cmd.run(_session(ctx), patterns, runflags.parse("run", image, command, flags), as_json))
 
 
+@container_flags("create")
 def create(
     ctx: typer.Context,
     image: str = typer.Argument(..., help="Image reference."),
     command: Optional[List[str]] = typer.Argument(None, help="Command and arguments (override the image's CMD)."),
     patterns: List[str] = HostsOpt,
-    name: Optional[str] = typer.Option(None, "--name", help="Container name (unique per host)."),
-    rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
-    env: Optional[List[str]] = EnvOpt,
-    entrypoint: Optional[str] = typer.Option(None, "--entrypoint", help="Override the image's ENTRYPOINT."),
-    workdir: Optional[str] = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
-    hostname: Optional[str] = typer.Option(None, "--hostname", help="Container host name."),
-    interactive: bool = InteractiveOpt, tty: bool = TtyOpt,
-    user: Optional[str] = UserOpt, cap_add: Optional[List[str]] = CapAddOpt,
-    cap_drop: Optional[List[str]] = CapDropOpt, privileged: bool = PrivilegedOpt, read_only: bool = ReadOnlyOpt,
-    security_opt: Optional[List[str]] = SecurityOpt, network: Optional[str] = NetworkOpt,
-    publish: Optional[List[str]] = PublishOpt, publish_all: bool = PublishAllOpt,
-    network_alias: Optional[List[str]] = NetworkAliasOpt, ip: Optional[str] = IpOpt,
-    env_file: Optional[List[str]] = EnvFileOpt, label: Optional[List[str]] = LabelOpt,
-    label_file: Optional[List[str]] = LabelFileOpt, stop_signal: Optional[str] = StopSignalOpt,
-    stop_timeout: Optional[int] = StopTimeoutOpt, init: Optional[bool] = InitOpt,
-    memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt, cpus: Optional[str] = CpusOpt,
-    cpu_shares: Optional[str] = CpuSharesOpt, pids_limit: Optional[str] = PidsLimitOpt,
-    restart: Optional[str] = RestartOpt, health_cmd: Optional[str] = HealthCmdOpt,
-    health_interval: Optional[str] = HealthIntervalOpt, health_timeout: Optional[str] = HealthTimeoutOpt,
-    health_retries: Optional[int] = HealthRetriesOpt, health_start_period: Optional[str] = HealthStartPeriodOpt,
-    no_healthcheck: bool = NoHealthcheckOpt, log_driver: Optional[str] = LogDriverOpt,
-    log_opt: Optional[List[str]] = LogOptOpt,
-    volume: Optional[List[str]] = VolumeOpt, mount: Optional[List[str]] = MountOpt,
     as_json: bool = JsonOpt,
+    **flags,
 ):
     """Create a container on each host without starting it (options go before IMAGE, as with docker)."""
     from fleet.commands import lifecycle as cmd
-
-    def go():
-        envs, proc = _process(env_file, env, label, label_file, stop_signal, stop_timeout, init)
-        return cmd.create(_session(ctx), patterns, image, list(command or []), name, rm, envs,
-                          entrypoint, workdir, hostname,
-                          dict(_isolation(user, cap_add, cap_drop, privileged, read_only, security_opt, network),
-                               **_net(publish, publish_all, network_alias, ip),
-                               **_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), **proc,
-                               open_stdin=interactive, tty=tty,
-                               **_supervision(restart, health_cmd, health_interval, health_timeout,
-                                              health_retries, health_start_period, no_healthcheck,
-                                              log_driver, log_opt),
-                               **_volume_args(volume, mount)),
-                          as_json)
-    _finish(go)
+    from fleet.commands import runflags
+    _finish(lambda: cmd.create(_session(ctx), patterns, runflags.parse("create", image, command, flags), as_json))
 
 
 def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
@@ -462,15 +328,13 @@ def container_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
     _finish(cmd.container_prune, _session(ctx), patterns, force, as_json)
 
 
+@container_flags("update")
 def update(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
-           memory: Optional[str] = MemoryOpt, memory_swap: Optional[str] = MemorySwapOpt,
-           cpus: Optional[str] = CpusOpt, cpu_shares: Optional[str] = CpuSharesOpt,
-           pids_limit: Optional[str] = PidsLimitOpt, restart: Optional[str] = RestartOpt,
-           as_json: bool = JsonOpt):
+           as_json: bool = JsonOpt, **flags):
     """Change resource limits (live on running ones) or the restart policy of containers on each host."""
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.update, _session(ctx), patterns, containers,
-            dict(_resources(memory, memory_swap, cpus, cpu_shares, pids_limit), restart=restart), as_json)
+    from fleet.commands import runflags
+    _finish(lambda: cmd.update(_session(ctx), patterns, containers, runflags.parse_flags("update", flags), as_json))
 
 
 def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(None, metavar="[CONTAINER...]"),

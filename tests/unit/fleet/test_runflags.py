@@ -7,13 +7,28 @@ from fleet.errors import UsageError
 from tests.unit.payload.test_lifecycle import _cli, cli_calls  # noqa: F401  (fixture)
 
 
+def env_file_entries(env_files):
+    """--env-file through run/create's one parse: the env it sends."""
+    return runflags.parse_flags("create", {"env_file": env_files})["env"]
+
+
+def label_map(labels, label_files):
+    return runflags.parse_flags("create", {"label": labels, "label_file": label_files})["labels"]
+
+
+def process_args(labels, label_files, stop_signal, stop_timeout, init):
+    args = runflags.parse_flags("create", {"label": labels, "label_file": label_files, "stop_signal": stop_signal,
+                                           "stop_timeout": stop_timeout, "init": init})
+    return {k: args[k] for k in ("labels", "stop_signal", "stop_timeout", "init")}
+
+
 def test_env_file_docker_format(tmp_path, monkeypatch):
     monkeypatch.setenv("FROM_HERE", "local value")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     f = tmp_path / "app.env"
     f.write_bytes(b"\xef\xbb\xbf# comment\n\n   LEADING=spaces kept after =  \nEMPTY=\nQUOTED=\"as is\"\n"
                   b"A=b=c\nFROM_HERE\nNOT_SET_ANYWHERE\n  # indented comment\nCRLF=x\r\n")
-    assert runflags.env_file_entries([str(f)]) == [
+    assert env_file_entries([str(f)]) == [
         "LEADING=spaces kept after =  ", "EMPTY=", 'QUOTED="as is"', "A=b=c", "FROM_HERE=local value", "CRLF=x"]
 
 
@@ -26,31 +41,31 @@ def test_env_file_errors_name_the_file(tmp_path, content, needle):
     f = tmp_path / "bad.env"
     f.write_bytes(content)
     with pytest.raises(UsageError) as exc:
-        runflags.env_file_entries([str(f)])
+        env_file_entries([str(f)])
     assert needle in str(exc.value) and str(f) in str(exc.value)
 
 
 def test_missing_env_file(tmp_path):
     with pytest.raises(UsageError, match="open .*nope.env: no such file or directory"):
-        runflags.env_file_entries([str(tmp_path / "nope.env")])
+        env_file_entries([str(tmp_path / "nope.env")])
 
 
 def test_labels_file_then_flags(tmp_path):
     f = tmp_path / "labels"
     f.write_text("# team labels\ntier=backend\nowner=ops\nflag\n")
-    assert runflags.label_map(["owner=me", "x=1=2", "bare"], [str(f)]) == {
+    assert label_map(["owner=me", "x=1=2", "bare"], [str(f)]) == {
         "tier": "backend", "owner": "me", "flag": "", "x": "1=2", "bare": ""}
     with pytest.raises(UsageError, match="invalid label '=v': empty name"):
-        runflags.label_map(["=v"], [])
+        label_map(["=v"], [])
 
 
 def test_process_args_validation():
-    assert runflags.process_args([], [], "SIGUSR1", 3, True) == {"labels": {}, "stop_signal": "SIGUSR1",
+    assert process_args([], [], "SIGUSR1", 3, True) == {"labels": {}, "stop_signal": "SIGUSR1",
                                                                 "stop_timeout": 3, "init": True}
     with pytest.raises(UsageError, match="Invalid signal: SIGNOPE"):
-        runflags.process_args([], [], "SIGNOPE", None, None)
+        process_args([], [], "SIGNOPE", None, None)
     with pytest.raises(UsageError, match="--stop-timeout"):
-        runflags.process_args([], [], None, -2, None)
+        process_args([], [], None, -2, None)
 
 
 def test_run_and_create_send_the_flags(cli_calls, tmp_path, monkeypatch):  # noqa: F811

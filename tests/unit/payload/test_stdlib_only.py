@@ -12,6 +12,7 @@ FLEET_MAY_IMPORT = {"agent_payload", "agent_payload.protocol", "agent_payload.er
                     "agent_payload.humanize.human_duration", "agent_payload.humanize.human_size",
                     "agent_payload.state", "agent_payload.state.store", "agent_payload.state.store.write_bytes_atomic",
                     "agent_payload.archive",  # cp's path rules + safe extractor: the same code on both ends
+                    "agent_payload.containeropts",  # run/create's flag table and parse, shared with the hand CLI
                     "agent_payload.linux", "agent_payload.linux.seccomp",
                     "agent_payload.linux.seccomp.security_opt_args"}  # --security-opt: one parser and profile check
 
