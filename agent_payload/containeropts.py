@@ -4,9 +4,10 @@ This follows docker/cli's ``cli/command/container/opts.go``: one ``addFlags`` (h
 ``parse`` (here ``parse``) shared by ``run`` and ``create``.  The table is plain data so that both front ends
 build their parsers from it:
 
-- the controller (``fleet/commands/runflags.py``) turns each row into a typer option (names, type, help) and
-  appends them to ``fleet run``/``fleet create``/``fleet update``'s signatures, then wraps ``parse``'s flat op
-  args into its typed ``RunSpec``;
+- the controller turns each row into a typer option (names, type, help) appended to ``fleet run``/``create``/
+  ``update``'s signatures (``fleet/cli/base.py``'s ``container_flags``), and ``fleet/commands/runflags.py`` wraps
+  ``parse``'s flat op args into its typed ``RunSpec`` (sections: process, stdio, security, network, resources,
+  supervision, mounts);
 - the payload's hand CLI (``handcli.py``, stdlib only) turns the same rows into argparse arguments.
 
 ``parse`` reads what a client reads (``--env-file``, ``--label-file``, ``seccomp=PROFILE.json``: files on the

@@ -3,7 +3,7 @@
 The flags are declared once, as plain data, in ``agent_payload/containeropts.py`` (stdlib: the payload's hand
 CLI builds its argparse parser from the same table).  Here:
 
-- fleet/cli.py's ``container_flags(command)`` decorator appends one typer option per row of the table to a
+- fleet/cli/base.py's ``container_flags(command)`` decorator appends one typer option per row of the table to a
   command's signature, so ``fleet run``, ``fleet create`` and ``fleet update`` list them with their help texts
   without a line of typer per flag; the command receives them as ``**flags`` and passes them here;
 - ``parse(command, image, cmd, flags)`` is the one parse: ``containeropts.parse`` (files read here, on the
