@@ -377,6 +377,7 @@ def _cli(rec, *args, input=None):
     (["start", "-a", "-H", "all", "a", "b"], "multiple"),
     (["create", "-H", "all", "--security-opt", "label=disable", "busybox"], "unsupported security option"),
     (["run", "-H", "all", "--network", "", "busybox"], "network"),
+    (["update", "-H", "all", "-m", " ", "c"], 'invalid argument "" for "--memory" flag'),
     (["container", "prune", "-H", "all"], "-f"),
 ])
 def test_usage_errors_exit_2_before_any_host(cli_calls, args, needle):
