@@ -5,8 +5,25 @@ import json
 import os
 import sys
 
-from agent_payload import errors
+from agent_payload import containeropts, errors
 from agent_payload.ops import dispatch
+
+
+def _add_container_flags(parser, command):
+    """containeropts.FLAGS (the table fleet's run/create options come from too) as argparse arguments."""
+    for flag in containeropts.flags_for(command):
+        if not flag.hand_names:
+            continue
+        if flag.kind == "bool":
+            parser.add_argument(*flag.hand_names, dest=flag.dest, action="store_true", help=flag.help)
+        elif flag.kind == "tristate":
+            parser.add_argument(*flag.hand_names, dest=flag.dest, action="store_const", const=True, default=None,
+                                help=flag.help)
+        elif flag.kind == "strs":
+            parser.add_argument(*flag.hand_names, dest=flag.dest, action="append", default=None, help=flag.help)
+        else:
+            parser.add_argument(*flag.hand_names, dest=flag.dest, type=int if flag.kind == "int" else str,
+                                help=flag.help)
 
 
 def _parser():
@@ -23,19 +40,7 @@ def _parser():
     # docker's run uses -h for --hostname, so run's help is --help only
     s = sub.add_parser("run", help="run a container", add_help=False)
     s.add_argument("--help", action="help", help="show this help message and exit")
-    s.add_argument("-d", "--detach", action="store_true")
-    s.add_argument("--name")
-    s.add_argument("--rm", action="store_true")
-    s.add_argument("-e", "--env", action="append", default=[])
-    s.add_argument("--entrypoint")
-    s.add_argument("-w", "--workdir")
-    s.add_argument("-h", "--hostname")
-    s.add_argument("--restart")
-    s.add_argument("--network")
-    s.add_argument("-p", "--publish", action="append", default=[])
-    s.add_argument("-v", "--volume", action="append", default=[])
-    s.add_argument("--privileged", action="store_true")
-    s.add_argument("--security-opt", action="append", default=[])
+    _add_container_flags(s, containeropts.RUN)
     s.add_argument("image")
     s.add_argument("command", nargs=argparse.REMAINDER)
     s = sub.add_parser("ps", help="list containers")
@@ -55,29 +60,18 @@ def _parser():
     return p
 
 
-def _env_value(entry):
-    # docker: "-e KEY" takes KEY's value from the caller's environment (and drops it if unset)
-    if "=" in entry:
-        return entry
-    return "{}={}".format(entry, os.environ[entry]) if entry in os.environ else None
-
-
-def _read_text(path):
-    with open(path, encoding="utf-8") as f:
+def _read_bytes(path):
+    with open(path, "rb") as f:
         return f.read()
 
 
 def _hand_args(ns):
     if ns.cmd == "run":
-        from agent_payload.linux.seccomp import security_opt_args
-        security = security_opt_args(ns.security_opt, _read_text)  # seccomp=FILE is read here, as docker's CLI does
-        args = {"image": ns.image, "name": ns.name, "detach": ns.detach, "rm": ns.rm,
-                "env": [e for e in map(_env_value, ns.env) if e is not None],
-                "command": ns.command or None,
-                "entrypoint": None if ns.entrypoint is None else [ns.entrypoint],
-                "workdir": ns.workdir, "hostname": ns.hostname, "restart": ns.restart,
-                "network": ns.network, "publish": ns.publish, "volumes": ns.volume, "privileged": ns.privileged}
-        args.update(security)
+        values = {f.dest: getattr(ns, f.dest) for f in containeropts.flags_for(containeropts.RUN)
+                  if f.hand_names and getattr(ns, f.dest) is not None}
+        # files (--env-file, --label-file, seccomp=FILE) are read here, on the host, as docker's CLI reads them
+        args = containeropts.parse(containeropts.RUN, values, _read_bytes, os.environ.get)
+        args.update(image=ns.image, command=ns.command or None)
         return args
     if ns.cmd == "logs":
         tail = None if ns.tail == "all" else ns.tail

@@ -7,7 +7,8 @@ import re
 import sys
 
 from fleet.commands.common import Session, exit_status, note, output
-from fleet.commands.images import progress_printer, validate_reference
+from fleet.commands.images import progress_printer
+from fleet.commands.runflags import RunSpec
 from fleet.errors import UsageError
 from fleet.render import tables
 
@@ -24,16 +25,12 @@ _TIME_SHAPE = re.compile(r"^(?:[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|
 
 def _env(entries: list[str]) -> list[str]:
     """docker's -e: KEY=VALUE as given; a bare KEY takes the value from this (the controller's) environment."""
-    out = []
-    for entry in entries:
-        key = entry.split("=", 1)[0]
-        if not key or any(c.isspace() for c in key):
-            raise UsageError('invalid environment variable "{}": expected KEY=VALUE or KEY'.format(entry))
-        if "=" in entry:
-            out.append(entry)
-        elif key in os.environ:
-            out.append("{}={}".format(key, os.environ[key]))
-    return out
+    from agent_payload import containeropts, errors
+
+    try:
+        return containeropts.resolve_env(entries, os.environ.get)
+    except errors.InvalidArgument as exc:
+        raise UsageError(exc.message) from None
 
 
 def log_printer(prefix_width: int, timestamps: bool):
@@ -51,23 +48,12 @@ def log_printer(prefix_width: int, timestamps: bool):
     return on_event
 
 
-def run(session: Session, patterns: list[str], image: str, command: list[str], detach: bool, name: str | None,
-        rm: bool, env: list[str], entrypoint: str | None, workdir: str | None, hostname: str | None,
-        as_json: bool, isolation: dict | None = None) -> int:
-    """Create and start a container on every selected host (pulling the image where missing).
-
-    ``isolation``: the op args of lifecycle.isolation_args (--user, --cap-add, --privileged, ...), merged with
-    those of lifecycle.resource_args (--memory, --cpus, ...).
-    """
-    validate_reference(image)
-    if name is not None and not name:
-        raise UsageError("invalid container name: empty")
-    args = {"image": image, "command": command or None, "detach": detach, "name": name, "rm": rm,
-            "env": _env(env), "entrypoint": None if entrypoint is None else [entrypoint],
-            "workdir": workdir, "hostname": hostname}
-    args.update(isolation or {})
+def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> int:
+    """Create and start a container on every selected host (pulling the image where missing)."""
+    detach = bool(spec.detach)
+    args = spec.op_args()
     hosts = session.select(patterns)
-    if not detach and (args.get("tty") or args.get("open_stdin")):  # run -i/-t: attached (commands/interactive)
+    if not detach and (spec.stdio.tty or spec.stdio.open_stdin):  # run -i/-t: attached (commands/interactive)
         from fleet.commands import interactive
         if as_json:
             raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty without -d")

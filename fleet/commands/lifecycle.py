@@ -1,50 +1,27 @@
 """Container lifecycle commands across hosts: create, start, restart, kill, wait, rename, inspect, top, diff,
-export, container prune, update, stats, pause, unpause, exec; plus the isolation and resource flags of run/create.
+export, container prune, update, stats, pause, unpause, exec (run/create's flags: runflags.py).
 
 Flags are checked here first, so bad input exits 2 before any host is contacted.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import time as _time
 
+from agent_payload import containeropts
 from fleet.commands.common import Session, exit_status, inspect_output, output
-from fleet.commands.images import confirm, host_errors, progress_printer, validate_reference
+from fleet.commands.images import confirm, host_errors, progress_printer
+from fleet.commands.runflags import RunSpec
 from fleet.errors import UsageError
 from fleet.render import tables
 
 PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 
 
-def isolation_args(user: str | None, cap_add: list[str], cap_drop: list[str], privileged: bool, read_only: bool,
-                   security_opts: list[str], network: str | None) -> dict:
-    """docker's --user/--cap-add/--cap-drop/--privileged/--read-only/--security-opt/--network as op args."""
-    from fleet.commands.runflags import security_args
-
-    security = security_args(security_opts)  # no-new-privileges, seccomp=unconfined|builtin|PROFILE.json
-    if network is not None and not network:
-        raise UsageError("invalid --network: empty")
-    if user is not None and not user:
-        raise UsageError("invalid --user: empty")
-    return {"user": user, "cap_add": list(cap_add), "cap_drop": list(cap_drop), "privileged": privileged,
-            "read_only": read_only, **security, "network": network}
-
-
-def create(session: Session, patterns: list[str], image: str, command: list[str], name: str | None, rm: bool,
-           env: list[str], entrypoint: str | None, workdir: str | None, hostname: str | None, isolation: dict,
-           as_json: bool) -> int:
+def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> int:
     """Create (but do not start) a container on every selected host, pulling the image where missing."""
-    from fleet.commands.containers import _env
-
-    validate_reference(image)
-    if name is not None and not name:
-        raise UsageError("invalid container name: empty")
-    args = {"image": image, "command": command or None, "name": name, "rm": rm, "env": _env(env),
-            "entrypoint": None if entrypoint is None else [entrypoint], "workdir": workdir, "hostname": hostname}
-    args.update(isolation)
-    results = session.run(patterns, "create", args, progress_printer(as_json))
+    results = session.run(patterns, "create", spec.op_args(), progress_printer(as_json))
     if as_json:
         output(tables.to_json(results))
     else:
@@ -95,22 +72,9 @@ def restart(session: Session, patterns: list[str], containers: list[str], time: 
     return _result_table(results, "restarted", "restarted", as_json)
 
 
-def _valid_signal(text: str) -> bool:
-    """docker's signal syntax (the payload checks the exact number): a number, NAME, SIGNAME or RTMIN+n."""
-    import signal as signals
-
-    text = text.strip().upper()
-    if text.isdigit():
-        return 0 < int(text) < signals.NSIG
-    name = text if text.startswith("SIG") else "SIG" + text
-    if re.match(r"^SIGRT(MIN|MAX)[+-]\d+$", name):
-        return True
-    return name in signals.Signals.__members__
-
-
 def kill(session: Session, patterns: list[str], containers: list[str], signal: str, as_json: bool) -> int:
     """Send a signal (default KILL) to running containers."""
-    if not _valid_signal(signal):
+    if not containeropts.valid_signal(signal):
         raise UsageError("Invalid signal: {}".format(signal))
     results = session.run(patterns, "kill", {"containers": list(containers), "signal": signal})
     return _result_table(results, "killed", "killed", as_json)
@@ -211,21 +175,6 @@ def container_prune(session: Session, patterns: list[str], force: bool, as_json:
 
 STATS_HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
 STATS_REFRESH = 2.0
-
-
-def resource_args(memory: str | None, memory_swap: str | None, cpus: str | None, cpu_shares: str | None,
-                  pids_limit: str | None) -> dict:
-    """docker's --memory/--memory-swap/--cpus/--cpu-shares/--pids-limit as op args (values as typed).
-
-    The payload parses and validates them (the host's CPU count bounds --cpus); a value every host rejects
-    alike is a usage error (exit 2) naming the flag, and nothing is pulled or created.
-    """
-    values = {"memory": memory, "memory_swap": memory_swap, "cpus": cpus, "cpu_shares": cpu_shares,
-              "pids_limit": pids_limit}
-    for key, value in values.items():
-        if value is not None and not value.strip():
-            raise UsageError('invalid argument "" for "--{}" flag: empty'.format(key.replace("_", "-")))
-    return values
 
 
 def update(session: Session, patterns: list[str], containers: list[str], resources: dict, as_json: bool) -> int:

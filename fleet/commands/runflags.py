@@ -1,105 +1,177 @@
-"""docker run/create's --env-file, -l/--label, --label-file, --stop-signal, --stop-timeout, --init and
---security-opt as op args.
+"""run/create/update's container flags on the controller, and ``RunSpec``, the typed request they parse into.
 
-Files are read here, on the controller, as the docker CLI reads them on the client: the hosts get plain values.
-Bad input raises UsageError (exit 2) naming the file or flag before any host is contacted.
+The flags are declared once, as plain data, in ``agent_payload/containeropts.py`` (stdlib: the payload's hand
+CLI builds its argparse parser from the same table).  Here:
+
+- fleet/cli/base.py's ``container_flags(command)`` decorator appends one typer option per row of the table to a
+  command's signature, so ``fleet run``, ``fleet create`` and ``fleet update`` list them with their help texts
+  without a line of typer per flag; the command receives them as ``**flags`` and passes them here;
+- ``parse(command, image, cmd, flags)`` is the one parse: ``containeropts.parse`` (files read here, on the
+  controller, as the docker CLI reads them on the client; everything checkable without a host is checked) into a
+  ``RunSpec`` whose sections name what each flag is about.  Bad input raises UsageError (exit 2) naming the file
+  or flag, before any host is contacted.
+
+``RunSpec.op_args()`` is the ``run``/``create`` request of protocol.py, unchanged on the wire.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, fields
+from typing import List, Optional
 
+from agent_payload import containeropts, errors
 from fleet.errors import UsageError
 
-_WHITESPACE = " \t"
 
-
-def read_kv_file(path: str, lookup=None) -> list[str]:
-    """Lines of a docker env/label file (the CLI's parseKeyValueFile).
-
-    Leading whitespace is dropped; empty lines and lines starting with ``#`` are skipped; ``KEY=VALUE`` is kept as
-    written (the value verbatim); a bare ``KEY`` is kept as is when ``lookup`` is None (label files), else it
-    becomes ``KEY=<lookup(KEY)>`` or is dropped when ``lookup`` finds nothing (env files: the local environment).
-    """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise UsageError("open {}: {}".format(path, (exc.strerror or str(exc)).lower()))
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # UTF-8 BOM
-    out = []
-    for number, bline in enumerate(raw.split(b"\n"), 1):
-        try:
-            line = bline.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageError("{} contains invalid utf8 bytes at line {}: {!r}".format(path, number, bline))
-        line = line.rstrip("\r").lstrip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not key:
-            raise UsageError("{}: no variable name on line '{}'".format(path, line))
-        if any(c in key for c in _WHITESPACE):
-            raise UsageError("{}: poorly formatted environment: variable '{}' contains whitespaces".format(path, key))
-        if sep:
-            out.append("{}={}".format(key, value))
-        elif lookup is None:
-            out.append(key)
-        else:
-            found = lookup(key)
-            if found is not None:
-                out.append("{}={}".format(key, found))
-    return out
-
-
-def env_file_entries(env_files: list[str]) -> list[str]:
-    """KEY=VALUE entries of every --env-file in order (they come before -e, which overrides them)."""
-    out = []
-    for path in env_files:
-        out += read_kv_file(path, lookup=os.environ.get)
-    return out
-
-
-def label_map(labels: list[str], label_files: list[str]) -> dict:
-    """--label-file lines first, then -l values; ``K=V`` or ``K`` (empty value); an empty name is refused."""
-    out = {}
-    for entry in [e for path in label_files for e in read_kv_file(path)] + list(labels):
-        key, _, value = entry.partition("=")
-        if not key.strip():
-            raise UsageError("invalid label '{}': empty name".format(entry))
-        out[key] = value
-    return out
-
-
-def process_args(labels: list[str], label_files: list[str], stop_signal: str | None, stop_timeout: int | None,
-                 init: bool | None) -> dict:
-    """The op args of -l/--label-file/--stop-signal/--stop-timeout/--init (see protocol.py)."""
-    from fleet.commands.lifecycle import _valid_signal
-
-    if stop_signal is not None and not _valid_signal(stop_signal):
-        raise UsageError("Invalid signal: {}".format(stop_signal))
-    if stop_timeout is not None and stop_timeout < 0:
-        raise UsageError('invalid argument "{}" for "--stop-timeout" flag: want seconds >= 0'.format(stop_timeout))
-    return {"labels": label_map(labels, label_files), "stop_signal": stop_signal, "stop_timeout": stop_timeout,
-            "init": init}
-
-
-def _read_profile(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
         return f.read()
 
 
-def security_args(security_opts: list[str]) -> dict:
-    """--security-opt as op args {"no_new_privileges", "seccomp"} (linux/seccomp.py's security_opt_args).
-
-    As the docker CLI does, ``seccomp=PROFILE.json`` is read here and its checked content (compact JSON) is what
-    the hosts get; a missing or bad file is a UsageError naming it.
-    """
-    from agent_payload import errors
-    from agent_payload.linux.seccomp import security_opt_args
-
+def parse_flags(command: str, flags: dict) -> dict:
+    """containeropts.parse with this machine's files and environment; InvalidArgument becomes UsageError."""
+    given = {k: v for k, v in flags.items() if v is not None}  # typer's None for an empty repeatable flag
     try:
-        return security_opt_args(security_opts, _read_profile)
+        return containeropts.parse(command, given, _read_bytes, os.environ.get)
     except errors.InvalidArgument as exc:
-        raise UsageError(exc.message)
+        raise UsageError(exc.message) from None
+
+
+# ---- the typed request: docker's Config / HostConfig / NetworkingConfig split, as the wire's flat keys
+
+
+@dataclass(frozen=True)
+class Process:
+    """What runs, as whom, named how (docker's Config)."""
+
+    name: Optional[str]
+    rm: bool
+    env: List[str]
+    entrypoint: Optional[List[str]]
+    workdir: Optional[str]
+    hostname: Optional[str]
+    user: Optional[str]
+    labels: dict
+    stop_signal: Optional[str]
+    stop_timeout: Optional[int]
+    init: Optional[bool]
+
+
+@dataclass(frozen=True)
+class Stdio:
+    """-i/-t (run's --detach-keys is RunSpec.detach_keys, next to detach)."""
+
+    open_stdin: bool
+    tty: bool
+
+
+@dataclass(frozen=True)
+class Security:
+    """--cap-add/--cap-drop/--privileged/--read-only/--security-opt."""
+
+    cap_add: List[str]
+    cap_drop: List[str]
+    privileged: bool
+    read_only: bool
+    no_new_privileges: bool
+    seccomp: Optional[str]
+
+
+@dataclass(frozen=True)
+class Network:
+    """--network, -p/-P, --network-alias, --ip."""
+
+    network: Optional[str]
+    publish: List[str]
+    publish_all: bool
+    network_aliases: List[str]
+    ip: Optional[str]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """cgroup limits (values as typed: the payload parses them against the host)."""
+
+    memory: Optional[str]
+    memory_swap: Optional[str]
+    cpus: Optional[str]
+    cpu_shares: Optional[str]
+    pids_limit: Optional[str]
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """What the shim does: --restart, --health-*, --log-driver/--log-opt."""
+
+    restart: Optional[str]
+    health_cmd: Optional[str]
+    health_interval: Optional[str]
+    health_timeout: Optional[str]
+    health_retries: Optional[int]
+    health_start_period: Optional[str]
+    no_healthcheck: bool
+    log_driver: Optional[str]
+    log_opts: Optional[List[str]]
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """-v and --mount."""
+
+    volumes: List[str]
+    mounts: List[str]
+
+
+_SECTIONS = {"process": Process, "stdio": Stdio, "security": Security, "network": Network,
+             "resources": Resources, "supervision": Supervision, "mounts": Mounts}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One container request of ``run`` (``detach`` set) or ``create`` (``detach`` None), parsed once."""
+
+    image: str
+    command: List[str]
+    process: Process
+    stdio: Stdio
+    security: Security
+    network: Network
+    resources: Resources
+    supervision: Supervision
+    mounts: Mounts
+    detach: Optional[bool] = None
+    detach_keys: Optional[str] = None
+
+    @classmethod
+    def from_args(cls, image: str, command: List[str], args: dict) -> "RunSpec":
+        """Split containeropts.parse's flat op args into the sections (a key no section claims is a bug)."""
+        left = dict(args)
+        sections = {}
+        for attr, section in _SECTIONS.items():
+            sections[attr] = section(**{f.name: left.pop(f.name) for f in fields(section)})
+        detach, detach_keys = left.pop("detach", None), left.pop("detach_keys", None)
+        if left:
+            raise TypeError("op args no RunSpec section holds: {}".format(sorted(left)))
+        return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, **sections)
+
+    @property
+    def op(self) -> str:
+        return "create" if self.detach is None else "run"
+
+    def op_args(self) -> dict:
+        """The ``run``/``create`` request of protocol.py."""
+        out = {"image": self.image, "command": list(self.command) or None}
+        for attr in _SECTIONS:
+            out.update(asdict(getattr(self, attr)))
+        if self.detach is not None:
+            out.update(detach=self.detach, detach_keys=self.detach_keys)
+        return out
+
+
+def parse(command: str, image: str, cmd: List[str], flags: dict) -> RunSpec:
+    """``run``/``create``'s IMAGE, COMMAND and flags -> the RunSpec (UsageError on bad input, nothing sent)."""
+    from fleet.commands.images import validate_reference
+
+    validate_reference(image)
+    return RunSpec.from_args(image, list(cmd or []), parse_flags(command, flags))

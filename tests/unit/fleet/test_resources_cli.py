@@ -76,9 +76,16 @@ def test_stats_streams_until_interrupted_clearing_a_terminal(capsys):
 
 
 def test_update_needs_a_flag_and_resource_args_refuse_empty_values():
+    from fleet.commands.runflags import parse_flags
+
+    def resource_args(memory, memory_swap, cpus, cpu_shares, pids_limit):  # update's flags, parsed as the CLI does
+        return parse_flags("update", {"memory": memory, "memory_swap": memory_swap, "cpus": cpus,
+                                      "cpu_shares": cpu_shares, "pids_limit": pids_limit})
+
     with pytest.raises(UsageError):
-        lifecycle.update(None, ["web1"], ["c"], lifecycle.resource_args(None, None, None, None, None), False)
+        lifecycle.update(None, ["web1"], ["c"], resource_args(None, None, None, None, None), False)
     with pytest.raises(UsageError, match="--memory"):
-        lifecycle.resource_args(" ", None, None, None, None)
-    assert lifecycle.resource_args("32m", "-1", "0.5", "512", "10") == {
-        "memory": "32m", "memory_swap": "-1", "cpus": "0.5", "cpu_shares": "512", "pids_limit": "10"}
+        resource_args(" ", None, None, None, None)
+    assert resource_args("32m", "-1", "0.5", "512", "10") == {
+        "memory": "32m", "memory_swap": "-1", "cpus": "0.5", "cpu_shares": "512", "pids_limit": "10",
+        "restart": None}

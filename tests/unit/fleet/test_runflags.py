@@ -7,13 +7,28 @@ from fleet.errors import UsageError
 from tests.unit.payload.test_lifecycle import _cli, cli_calls  # noqa: F401  (fixture)
 
 
+def env_file_entries(env_files):
+    """--env-file through run/create's one parse: the env it sends."""
+    return runflags.parse_flags("create", {"env_file": env_files})["env"]
+
+
+def label_map(labels, label_files):
+    return runflags.parse_flags("create", {"label": labels, "label_file": label_files})["labels"]
+
+
+def process_args(labels, label_files, stop_signal, stop_timeout, init):
+    args = runflags.parse_flags("create", {"label": labels, "label_file": label_files, "stop_signal": stop_signal,
+                                           "stop_timeout": stop_timeout, "init": init})
+    return {k: args[k] for k in ("labels", "stop_signal", "stop_timeout", "init")}
+
+
 def test_env_file_docker_format(tmp_path, monkeypatch):
     monkeypatch.setenv("FROM_HERE", "local value")
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     f = tmp_path / "app.env"
     f.write_bytes(b"\xef\xbb\xbf# comment\n\n   LEADING=spaces kept after =  \nEMPTY=\nQUOTED=\"as is\"\n"
                   b"A=b=c\nFROM_HERE\nNOT_SET_ANYWHERE\n  # indented comment\nCRLF=x\r\n")
-    assert runflags.env_file_entries([str(f)]) == [
+    assert env_file_entries([str(f)]) == [
         "LEADING=spaces kept after =  ", "EMPTY=", 'QUOTED="as is"', "A=b=c", "FROM_HERE=local value", "CRLF=x"]
 
 
@@ -26,31 +41,31 @@ def test_env_file_errors_name_the_file(tmp_path, content, needle):
     f = tmp_path / "bad.env"
     f.write_bytes(content)
     with pytest.raises(UsageError) as exc:
-        runflags.env_file_entries([str(f)])
+        env_file_entries([str(f)])
     assert needle in str(exc.value) and str(f) in str(exc.value)
 
 
 def test_missing_env_file(tmp_path):
     with pytest.raises(UsageError, match="open .*nope.env: no such file or directory"):
-        runflags.env_file_entries([str(tmp_path / "nope.env")])
+        env_file_entries([str(tmp_path / "nope.env")])
 
 
 def test_labels_file_then_flags(tmp_path):
     f = tmp_path / "labels"
     f.write_text("# team labels\ntier=backend\nowner=ops\nflag\n")
-    assert runflags.label_map(["owner=me", "x=1=2", "bare"], [str(f)]) == {
+    assert label_map(["owner=me", "x=1=2", "bare"], [str(f)]) == {
         "tier": "backend", "owner": "me", "flag": "", "x": "1=2", "bare": ""}
     with pytest.raises(UsageError, match="invalid label '=v': empty name"):
-        runflags.label_map(["=v"], [])
+        label_map(["=v"], [])
 
 
 def test_process_args_validation():
-    assert runflags.process_args([], [], "SIGUSR1", 3, True) == {"labels": {}, "stop_signal": "SIGUSR1",
+    assert process_args([], [], "SIGUSR1", 3, True) == {"labels": {}, "stop_signal": "SIGUSR1",
                                                                 "stop_timeout": 3, "init": True}
     with pytest.raises(UsageError, match="Invalid signal: SIGNOPE"):
-        runflags.process_args([], [], "SIGNOPE", None, None)
+        process_args([], [], "SIGNOPE", None, None)
     with pytest.raises(UsageError, match="--stop-timeout"):
-        runflags.process_args([], [], None, -2, None)
+        process_args([], [], None, -2, None)
 
 
 def test_run_and_create_send_the_flags(cli_calls, tmp_path, monkeypatch):  # noqa: F811
@@ -94,3 +109,81 @@ def test_stop_and_restart_leave_the_timeout_to_the_container(cli_calls):  # noqa
     assert cli_calls.calls[-1][2] == {"containers": ["c"], "time": None}
     _cli(cli_calls, "restart", "-H", "h1", "-t", "2", "c")
     assert cli_calls.calls[-1][2] == {"containers": ["c"], "time": 2}
+
+
+# ---- one declaration (agent_payload/containeropts.py) for fleet run/create/update and the hand CLI
+
+
+def _options(*path):
+    """The option strings of a fleet command, as click sees them."""
+    import typer
+
+    from fleet import cli
+
+    command = typer.main.get_command(cli.app)
+    for name in path:
+        command = command.get_command(None, name)
+    return {opt for param in command.params for opt in param.opts + param.secondary_opts if opt.startswith("-")}
+
+
+@pytest.mark.parametrize("path,table", [(["run"], "run"), (["container", "run"], "run"), (["create"], "create"),
+                                        (["container", "create"], "create"), (["update"], "update")])
+def test_the_commands_take_exactly_the_table_s_flags(path, table):
+    from agent_payload import containeropts
+
+    own = {"-H", "--hosts", "--json", "--help"}
+    assert _options(*path) - own == {n for f in containeropts.flags_for(table) for n in f.names}
+
+
+def test_help_shows_each_flag_with_its_help_text():
+    from typer.testing import CliRunner
+
+    from agent_payload import containeropts
+    from fleet import cli
+
+    text = " ".join(CliRunner().invoke(cli.app, ["run", "--help"], terminal_width=400).output.split())
+    for flag in containeropts.flags_for("run"):
+        assert ", ".join(flag.names) in text and " ".join(flag.help.split()) in text, flag.dest
+
+
+def test_hand_cli_run_takes_the_table_s_flags():
+    from agent_payload import containeropts, handcli
+
+    run = handcli._parser()._subparsers._group_actions[0].choices["run"]
+    opts = {o for action in run._actions for o in action.option_strings} - {"--help"}
+    assert opts == {n for f in containeropts.flags_for("run") for n in f.hand_names}
+    assert "-h" in opts and not {"-i", "-t", "--detach-keys"} & opts  # docker's -h; attaching is the controller's
+
+
+def test_run_spec_sections_hold_every_op_arg():
+    from fleet.commands.runflags import RunSpec, parse, parse_flags
+
+    for command in ("run", "create"):
+        spec = parse(command, "busybox", ["true"], {})
+        assert spec.op == command
+        assert spec.op_args() == dict(parse_flags(command, {}), image="busybox", command=["true"])
+    with pytest.raises(TypeError, match="new_key"):
+        RunSpec.from_args("busybox", [], dict(parse_flags("run", {}), new_key=1))
+
+
+def test_hand_cli_and_fleet_send_the_same_request(cli_calls, tmp_path, monkeypatch):  # noqa: F811
+    from agent_payload import handcli
+
+    monkeypatch.setenv("FROM_ENV", "x")
+    envf = tmp_path / "e.env"
+    envf.write_text("A=1\nFROM_ENV\n")
+    flags = ["-d", "--name", "n", "--rm", "-e", "FROM_ENV", "--env-file", str(envf), "--entrypoint", "sh", "-w", "/w",
+             "-u", "1:2", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--read-only", "--security-opt",
+             "no-new-privileges", "--network", "none", "-p", "80:80", "-P", "--network-alias", "a", "--ip",
+             "10.0.0.9", "-l", "k=v", "--stop-signal", "USR1", "--stop-timeout", "3", "--init", "-m", "32m",
+             "--memory-swap", "-1", "--cpus", "0.5", "-c", "512", "--pids-limit", "9", "--restart", "always",
+             "--health-cmd", "true", "--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "2",
+             "--health-start-period", "1s", "--no-healthcheck", "--log-driver", "json-file", "--log-opt",
+             "max-size=1k", "-v", "/data", "--mount", "type=tmpfs,target=/t"]
+    cli_calls.answers["run"] = {"id": "f" * 64, "name": "n", "image": "busybox", "exit_code": None}
+    result = _cli(cli_calls, "run", "-H", "h1", "--hostname", "hh", *flags, "busybox", "echo", "hi")
+    assert result.exit_code == 0, result.output
+    sent = cli_calls.calls[-1][2]
+    by_hand = handcli._hand_args(handcli._parser().parse_args(["run", "-h", "hh", *flags, "busybox", "echo", "hi"]))
+    assert by_hand == sent
+    assert sent["env"] == ["A=1", "FROM_ENV=x", "FROM_ENV=x"] and sent["log_opts"] == ["max-size=1k"]

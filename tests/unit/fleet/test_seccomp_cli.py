@@ -8,6 +8,14 @@ from fleet.commands import runflags
 from fleet.errors import UsageError
 from tests.unit.payload.test_lifecycle import _cli, cli_calls  # noqa: F401  (fixture)
 
+
+
+def security_args(opts):
+    """--security-opt through run/create's one parse: its op args."""
+    args = runflags.parse_flags("create", {"security_opt": opts})
+    return {k: args[k] for k in ("no_new_privileges", "seccomp")}
+
+
 PROFILE = {"defaultAction": "SCMP_ACT_ALLOW",
            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
 
@@ -15,13 +23,13 @@ PROFILE = {"defaultAction": "SCMP_ACT_ALLOW",
 def test_security_args_keywords_files_and_last_one_wins(tmp_path):
     f = tmp_path / "p.json"
     f.write_text(json.dumps(PROFILE, indent=4))
-    assert runflags.security_args([]) == {"no_new_privileges": False, "seccomp": None}
-    assert runflags.security_args(["seccomp=unconfined"])["seccomp"] == "unconfined"
-    assert runflags.security_args(["seccomp:builtin"])["seccomp"] == "builtin"
-    sent = runflags.security_args(["no-new-privileges", "seccomp=" + str(f)])
+    assert security_args([]) == {"no_new_privileges": False, "seccomp": None}
+    assert security_args(["seccomp=unconfined"])["seccomp"] == "unconfined"
+    assert security_args(["seccomp:builtin"])["seccomp"] == "builtin"
+    sent = security_args(["no-new-privileges", "seccomp=" + str(f)])
     assert sent["no_new_privileges"] is True
     assert json.loads(sent["seccomp"]) == PROFILE and "\n" not in sent["seccomp"]  # compact, as docker sends it
-    assert runflags.security_args(["seccomp=" + str(f), "seccomp=unconfined"])["seccomp"] == "unconfined"
+    assert security_args(["seccomp=" + str(f), "seccomp=unconfined"])["seccomp"] == "unconfined"
 
 
 @pytest.mark.parametrize("content,needle", [
@@ -62,4 +70,4 @@ def test_unreadable_utf8_is_a_usage_error(tmp_path):
     f = tmp_path / "p.json"
     f.write_bytes(b'{"defaultAction": "\xff"}')
     with pytest.raises(UsageError, match="opening seccomp profile .*p.json.* failed"):
-        runflags.security_args(["seccomp=" + str(f)])
+        security_args(["seccomp=" + str(f)])

@@ -14,9 +14,13 @@ def test_ps_health_filter_values():
 
 
 def test_supervision_flags_travel_as_op_args():
-    from fleet.cli import _supervision
+    from fleet.commands.runflags import parse
 
-    args = _supervision("on-failure:2", "true", "1s", None, 3, None, False, "json-file", ["max-size=1k"])
+    spec = parse("run", "busybox", [], {"restart": "on-failure:2", "health_cmd": "true", "health_interval": "1s",
+                                        "health_retries": 3, "log_driver": "json-file", "log_opt": ["max-size=1k"]})
+    args = {k: spec.op_args()[k] for k in ("restart", "health_cmd", "health_interval", "health_timeout",
+                                           "health_retries", "health_start_period", "no_healthcheck",
+                                           "log_driver", "log_opts")}
     assert args == {"restart": "on-failure:2", "health_cmd": "true", "health_interval": "1s", "health_timeout": None,
                     "health_retries": 3, "health_start_period": None, "no_healthcheck": False,
                     "log_driver": "json-file", "log_opts": ["max-size=1k"]}

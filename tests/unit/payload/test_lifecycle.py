@@ -304,8 +304,15 @@ def test_top_lists_this_process_namespace():
 # ---------------------------------------------------------------- fleet side: flags checked before any host
 
 def test_security_options_and_network():
-    from fleet.commands.lifecycle import isolation_args
+    from fleet.commands.runflags import parse_flags
     from fleet.errors import UsageError
+
+    def isolation_args(user, cap_add, cap_drop, privileged, read_only, security_opt, network):
+        args = parse_flags("create", {"user": user, "cap_add": cap_add, "cap_drop": cap_drop,
+                                      "privileged": privileged, "read_only": read_only,
+                                      "security_opt": security_opt, "network": network})
+        return {k: args[k] for k in ("user", "cap_add", "cap_drop", "privileged", "read_only", "no_new_privileges",
+                                     "seccomp", "network")}
 
     args = isolation_args("1000:1000", ["NET_ADMIN"], ["ALL"], False, True, ["no-new-privileges"], None)
     assert args == {"user": "1000:1000", "cap_add": ["NET_ADMIN"], "cap_drop": ["ALL"], "privileged": False,
@@ -370,6 +377,7 @@ def _cli(rec, *args, input=None):
     (["start", "-a", "-H", "all", "a", "b"], "multiple"),
     (["create", "-H", "all", "--security-opt", "label=disable", "busybox"], "unsupported security option"),
     (["run", "-H", "all", "--network", "", "busybox"], "network"),
+    (["update", "-H", "all", "-m", " ", "c"], 'invalid argument "" for "--memory" flag'),
     (["container", "prune", "-H", "all"], "-f"),
 ])
 def test_usage_errors_exit_2_before_any_host(cli_calls, args, needle):
