@@ -250,12 +250,8 @@ def _pump(readers, c1, emit):
 
 
 def _raise(msg):
-    # the request was valid (checked before forking): what fails inside is about this container, e.g. a user
-    # missing from its /etc/passwd, so it is not reported as InvalidArgument (the controller's "bad input")
-    kinds = {c.kind: c for c in (errors.NotFound, errors.FailedPrecondition, errors.Conflict, errors.Unavailable)}
-    kinds[errors.InvalidArgument.kind] = errors.FailedPrecondition
-    cls = kinds.get(msg.get("kind"), errors.Internal)
-    raise cls("exec failed: {}".format(msg.get("message")), errno=msg.get("errno"), details=msg.get("details"))
+    # the request was valid (checked before forking): what fails inside is about this container
+    raise errors.from_wire(msg, "exec failed", checked=True)
 
 
 def execute(runtime, ref, command, env=(), workdir=None, user_spec=None, detach=False, privileged=False,

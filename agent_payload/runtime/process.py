@@ -70,15 +70,8 @@ def recv(fd):
 
 
 def error_message(exc):
-    """A sync-pipe error message for an exception (kind chosen by errors.from_oserror for OSErrors)."""
-    if isinstance(exc, errors.AgentError):
-        err = exc
-    elif isinstance(exc, OSError):
-        err = errors.from_oserror(exc)
-    else:
-        err = errors.Internal("{}: {}".format(type(exc).__name__, exc))
-    return {"type": "error", "kind": err.kind, "message": err.message, "errno": err.errno,
-            "details": traceback.format_exc()}
+    """A sync-pipe error message for an exception (errors.to_wire), the traceback in its details."""
+    return dict(errors.to_wire(exc), type="error", details=traceback.format_exc())
 
 
 def close_fds_except(keep):
