@@ -19,7 +19,7 @@ import posixpath
 import stat
 import tarfile
 
-from . import errors
+from . import errors, fs
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 ERR_NOT_DIR = "not a directory"
@@ -181,24 +181,12 @@ class _Extractor:
 
     def parent(self, parts, name):
         """A new fd of directory ``parts`` under the destination (created 0755 if missing), never via a symlink."""
-        fd = os.dup(self.dir_fd)
         try:
-            for comp in parts:
-                try:
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise errors.InvalidArgument("refusing archive entry {!r}: {!r} is a symlink or not a "
-                                                     "directory".format(name, comp))
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
+            return fs.open_beneath(self.dir_fd, parts, os.O_RDONLY, mode=0o755)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise errors.InvalidArgument("refusing archive entry {!r}: {!r} is a symlink or not a "
+                                             "directory".format(name, exc.filename))
             raise
 
     def ids(self, member):

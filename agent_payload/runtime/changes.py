@@ -12,7 +12,8 @@ import secrets
 import stat
 import tarfile
 
-from .. import errors
+from .. import errors, fs
+from ..fs import tree_size  # noqa: F401 - containers' SizeRw and volumes' sizes take it from here
 from ..archive import ExactReader
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -27,14 +28,14 @@ def _split(rel):
 def open_in(base, rel, flags=os.O_RDONLY):
     """Open ``base/rel`` without following any symlink on the way (the last component included)."""
     parts = _split(rel)
-    fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not parts:
+        return os.open(base, flags | os.O_CLOEXEC)
+    base_fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in parts[:-1]:
-            nfd = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        if not parts:
-            return os.open(base, flags | os.O_CLOEXEC)
+        fd = fs.open_beneath(base_fd, parts[:-1])
+    finally:
+        os.close(base_fd)
+    try:
         return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     finally:
         os.close(fd)
@@ -160,32 +161,6 @@ def diff(upper, lowers, ignore=()):
 
     walk("")
     return changes
-
-
-def tree_size(path):
-    """Bytes of the files under ``path`` (docker's SizeRw: hard links once, symlinks by their own size)."""
-    total, seen = 0, set()
-    stack = [path]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
-                    continue
-                if st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 # ---------------------------------------------------------------- export
