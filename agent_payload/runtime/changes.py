@@ -14,7 +14,7 @@ import tarfile
 
 from .. import errors, fs
 from ..fs import tree_size  # noqa: F401 - containers' SizeRw and volumes' sizes take it from here
-from ..archive import ExactReader
+from ..archive import ExactReader, tar_header
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
@@ -183,28 +183,6 @@ class _HashingWriter:
         return len(data)
 
 
-def _tarinfo(name, st):
-    info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = int(st.st_mtime)
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-    elif stat.S_ISDIR(mode):
-        info.type = tarfile.DIRTYPE
-    elif stat.S_ISLNK(mode):
-        info.type = tarfile.SYMTYPE
-    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    elif stat.S_ISFIFO(mode):
-        info.type = tarfile.FIFOTYPE
-    else:
-        return None  # sockets are not archived (as docker)
-    return info
-
-
 def _readlink_in(base, rel):
     parts = _split(rel)
     fd = open_in(base, "/".join(parts[:-1]), os.O_PATH | os.O_DIRECTORY)
@@ -220,9 +198,10 @@ def write_merged_tar(layers, fileobj):
     links = {}
 
     def emit(rel, idx, st):
-        info = _tarinfo(rel.lstrip("/"), st)
+        info = tar_header(rel.lstrip("/"), st)
         if info is None:
             return
+        info.mtime = int(st.st_mtime)  # docker's export: whole seconds
         base = layers[idx]
         if info.type == tarfile.SYMTYPE:
             info.linkname = _readlink_in(base, rel)
@@ -402,10 +381,9 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
             if is_whiteout(st):
                 add(marker(rel, WHITEOUT_PREFIX + name, st, 0o600))
                 continue
-            info = _tarinfo(child.lstrip("/"), st)
+            info = tar_header(child.lstrip("/"), st)  # PAX keeps sub-second times
             if info is None:
                 continue  # sockets are not archived (as docker)
-            info.mtime = st.st_mtime  # PAX keeps sub-second times
             info.pax_headers = _xattr_headers(upper, child, st)
             if info.type == tarfile.SYMTYPE:
                 info.linkname = _readlink_in(upper, child)
