@@ -192,6 +192,18 @@ def _readlink_in(base, rel):
         os.close(fd)
 
 
+def _link_fields(info, base, rel, st, links, key):
+    """A symlink's target (read inside ``base``), or a regular file made a hard link to the first entry of the
+    same inode (``links``: ``key`` -> that entry's name)."""
+    if info.type == tarfile.SYMTYPE:
+        info.linkname = _readlink_in(base, rel)
+    elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
+        if key in links:
+            info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
+        else:
+            links[key] = info.name
+
+
 def write_merged_tar(layers, fileobj):
     """Write the union of ``layers`` (top first, whiteouts and opaque dirs applied) as a tar stream."""
     tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
@@ -203,14 +215,7 @@ def write_merged_tar(layers, fileobj):
             return
         info.mtime = int(st.st_mtime)  # docker's export: whole seconds
         base = layers[idx]
-        if info.type == tarfile.SYMTYPE:
-            info.linkname = _readlink_in(base, rel)
-        elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
-            key = (idx, st.st_dev, st.st_ino)
-            if key in links:
-                info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
-            else:
-                links[key] = info.name
+        _link_fields(info, base, rel, st, links, (idx, st.st_dev, st.st_ino))
         if info.type == tarfile.REGTYPE:
             fd = open_in(base, rel, os.O_RDONLY)
             with os.fdopen(fd, "rb") as f:
@@ -385,14 +390,7 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
             if info is None:
                 continue  # sockets are not archived (as docker)
             info.pax_headers = _xattr_headers(upper, child, st)
-            if info.type == tarfile.SYMTYPE:
-                info.linkname = _readlink_in(upper, child)
-            elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in links:
-                    info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
-                else:
-                    links[key] = info.name
+            _link_fields(info, upper, child, st, links, (st.st_dev, st.st_ino))
             if info.type == tarfile.REGTYPE:
                 fd = open_in(upper, child, os.O_RDONLY)
                 with os.fdopen(fd, "rb") as f:
