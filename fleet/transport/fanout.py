@@ -48,7 +48,7 @@ class RunOptions:
     ssh: object = None
 
 
-async def on_host(host: Host, work: Callable[[Any], Awaitable[Invocation]], ssh_opts: SSHOptions | None = None,
+async def on_host(host: Host, work: HostWork, ssh_opts: SSHOptions | None = None,
                   timeout: float | None = None) -> HostResult:
     """Connect to ``host``, ``await work(conn)`` (within ``timeout`` seconds, if any), close; never raises.
 

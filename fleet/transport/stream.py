@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-
-from agent_payload import protocol
 from typing import TYPE_CHECKING
 
+from agent_payload import protocol
 from fleet.errors import PayloadCrash, from_wire
 from fleet.transport import fanout, invoke
 from fleet.transport.fanout import HostResult
