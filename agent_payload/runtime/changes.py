@@ -13,8 +13,8 @@ import stat
 import tarfile
 
 from .. import errors, fs
-from ..fs import tree_size  # noqa: F401 - containers' SizeRw and volumes' sizes take it from here
 from ..archive import ExactReader, tar_header
+from ..fs import tree_size  # noqa: F401 - containers' SizeRw and volumes' sizes take it from here
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
