@@ -78,3 +78,14 @@ def test_rpc_result_and_sync_pipe_use_the_codec():
         os.close(r)
         os.close(w)
     assert type(back) is errors.NotFound and back.message == "failed to start container c: gone"
+
+
+@pytest.mark.parametrize("kind", protocol.ERROR_KINDS)
+def test_the_controller_decodes_what_the_payload_encodes(kind):
+    from fleet.errors import RemoteError, from_wire
+
+    exc, _ = _raised(errors.KINDS[kind]("m", errno=2, details={"d": [1]}))
+    line = json.loads(json.dumps(cli._error_result(exc)))
+    back = from_wire(line["error"])
+    assert isinstance(back, RemoteError)
+    assert (back.kind, back.message, back.errno, back.details) == (kind, "m", 2, {"d": [1]})
