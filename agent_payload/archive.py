@@ -19,7 +19,7 @@ import posixpath
 import stat
 import tarfile
 
-from . import errors
+from . import errors, fs
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 ERR_NOT_DIR = "not a directory"
@@ -97,34 +97,23 @@ def write_tree(fileobj, path, base, follow_link=False):
     links, total = {}, [0]
 
     def add(full, name, st):
-        info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid, info.mtime = st.st_uid, st.st_gid, st.st_mtime
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
+        info = tar_header(name, st)
+        if info is None:
+            return  # sockets are not archived (as docker)
+        if info.isreg():
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in links:
-                info.type, info.linkname = tarfile.LNKTYPE, links[key]
+                info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
                 tar.addfile(info)
                 return
             links[key] = name
-            info.size = st.st_size
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as f:
                 tar.addfile(info, ExactReader(f, info.size))
             total[0] += info.size
             return
-        if stat.S_ISDIR(mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            return  # sockets are not archived (as docker)
+        if info.issym():
+            info.linkname = os.readlink(full)
         tar.addfile(info)
 
     def walk(full, name):
@@ -144,6 +133,30 @@ def write_tree(fileobj, path, base, follow_link=False):
         walk(top, base)
     tar.close()
     return {"type": kind_of(st), "size": total[0]}
+
+
+def tar_header(name, st):
+    """The tar header of a file whose lstat is ``st``, named ``name``: type, mode, owner, mtime (sub-second in
+    PAX), the size of a regular file, device numbers; None for a socket (not archived, as docker). A symlink's
+    target and hard links are the caller's to fill in."""
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid, info.mtime = st.st_uid, st.st_gid, st.st_mtime
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
+    elif stat.S_ISDIR(mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(mode):
+        info.type = tarfile.SYMTYPE
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        return None
+    return info
 
 
 class ExactReader:
@@ -181,24 +194,12 @@ class _Extractor:
 
     def parent(self, parts, name):
         """A new fd of directory ``parts`` under the destination (created 0755 if missing), never via a symlink."""
-        fd = os.dup(self.dir_fd)
         try:
-            for comp in parts:
-                try:
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise errors.InvalidArgument("refusing archive entry {!r}: {!r} is a symlink or not a "
-                                                     "directory".format(name, comp))
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
+            return fs.open_beneath(self.dir_fd, parts, os.O_RDONLY, mode=0o755)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise errors.InvalidArgument("refusing archive entry {!r}: {!r} is a symlink or not a "
+                                             "directory".format(name, exc.filename))
             raise
 
     def ids(self, member):

@@ -49,14 +49,8 @@ def _context():
 
 
 def _error_result(exc):
-    if isinstance(exc, errors.AgentError):
-        return protocol.result_error(exc.kind, exc.message, exc.errno, exc.details)
-    if isinstance(exc, OSError):
-        mapped = errors.from_oserror(exc)
-        return protocol.result_error(mapped.kind, mapped.message, mapped.errno)
-    import traceback
-    return protocol.result_error("Internal", "{}: {}".format(type(exc).__name__, exc),
-                                 details=traceback.format_exc())
+    import traceback  # the failure path only: a successful --rpc run never pays for it
+    return protocol.result_error(**errors.to_wire(exc, traceback.format_exc))
 
 
 def _verify_self(path, expected):

@@ -71,3 +71,47 @@ def from_oserror(exc):
     cls = _ERRNO_KINDS.get(exc.errno, Internal)
     where = " ({})".format(exc.filename) if exc.filename else ""
     return cls("{}{}".format(exc.strerror or exc, where), errno=exc.errno)
+
+
+#: Every kind the wire carries, by name (protocol.ERROR_KINDS); an unknown name decodes as Internal.
+KINDS = {cls.kind: cls for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, Conflict,
+                                   Unavailable, Internal)}
+
+
+def as_agent_error(exc):
+    """``exc`` as an AgentError: itself, the kind an OSError's errno implies, else Internal "<type>: <text>"."""
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, OSError):
+        return from_oserror(exc)
+    return Internal("{}: {}".format(type(exc).__name__, exc))
+
+
+def to_wire(exc, trace=None):
+    """The wire form of any exception: {"kind", "message", "errno", "details"} (see protocol.result_error).
+
+    An AgentError keeps its own details; an unexpected exception (a bug) carries ``trace()`` when given
+    (``traceback.format_exc``: only where reading source files is safe, never inside a container's root).
+    """
+    err = as_agent_error(exc)
+    details = err.details
+    if trace is not None and not isinstance(exc, (AgentError, OSError)):
+        details = trace()
+    return {"kind": err.kind, "message": err.message, "errno": err.errno, "details": details}
+
+
+def from_wire(error, context=None, checked=False):
+    """The AgentError a wire error stands for (the inverse of ``to_wire``); an unknown kind is Internal.
+
+    ``context`` prefixes the message ("exec failed: ..."). ``checked``: the request was validated before the
+    work began, so an InvalidArgument from inside (a user missing from the container's /etc/passwd, -w on a
+    file) is about this container on this host: FailedPrecondition, never the controller's "bad input,
+    nothing changed" (exit 2).
+    """
+    cls = KINDS.get(error.get("kind"), Internal)
+    if checked and cls is InvalidArgument:
+        cls = FailedPrecondition
+    message = error.get("message")
+    if context is not None:
+        message = "{}: {}".format(context, message)
+    return cls(message, errno=error.get("errno"), details=error.get("details"))

@@ -41,7 +41,11 @@ def sha256_digest(data):
 
 class Ingest:
     """One blob being written under ``ingest/``: hashes and counts what is written, then verifies and
-    publishes it by rename. Bytes already in a resumed file are hashed again through ``replay``."""
+    publishes it by rename. Bytes already in a resumed file are hashed again through ``replay``.
+
+    ``publish`` refuses a blob that ``verify`` has not passed since its last byte (containerd's ``Commit``
+    checks size and digest before the rename too): nothing unverified ever enters ``blobs/``.
+    """
 
     def __init__(self, store, digest, size, fd, path):
         self.store, self.digest, self.size = store, digest, size
@@ -53,6 +57,7 @@ class Ingest:
             os.ftruncate(fd, 0)
             self.existing = 0
         self.offset = 0  # bytes hashed so far: replayed + written
+        self.verified = False  # verify() passed, and nothing was written or replayed since
         self._closed = False
 
     def replay(self, n):
@@ -66,12 +71,14 @@ class Ingest:
             return b""
         self.hash.update(data)
         self.offset += len(data)
+        self.verified = False
         return data
 
     def restart(self):
         """Forget the present bytes (the server ignored our Range request): write from zero again."""
         os.ftruncate(self.fd, 0)
         self.existing = self.offset = 0
+        self.verified = False
         import hashlib
         self.hash = hashlib.sha256()
 
@@ -88,6 +95,7 @@ class Ingest:
         self.hash.update(data)
         self.offset += len(data)
         self.existing = max(self.existing, self.offset)
+        self.verified = False
 
     def verify(self):
         """Size and digest check; FailedPrecondition on mismatch. The data is fsynced first."""
@@ -98,9 +106,13 @@ class Ingest:
         if actual != self.digest:
             raise errors.FailedPrecondition("blob digest mismatch: expected {}, got {}".format(self.digest, actual))
         os.fsync(self.fd)
+        self.verified = True
 
     def publish(self):
-        """Rename the verified file into ``blobs/`` (call ``verify`` first); return the blob path."""
+        """Rename the verified file into ``blobs/``; return the blob path. Internal unless ``verify`` passed
+        since the last byte (the file is left in ``ingest/`` for ``discard``)."""
+        if not self.verified:
+            raise errors.Internal("blob {}: publish without a passed verify".format(self.digest))
         final = self.store.path(self.digest)
         os.fchmod(self.fd, 0o444)
         os.rename(self.path, final)

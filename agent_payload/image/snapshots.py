@@ -20,6 +20,7 @@ import shutil
 import time
 
 from .. import errors
+from ..fs import tree_size
 from ..state import locks, store
 
 INDEX = "index.json"
@@ -129,7 +130,7 @@ class SnapshotStore:
             if lock is not None:
                 with lock:
                     if os.path.isdir(lock.tmp) and not os.path.islink(lock.tmp):
-                        freed += disk_usage(lock.tmp)
+                        freed += tree_size(lock.tmp)
         return freed
 
     def _allocate(self, index):
@@ -160,7 +161,7 @@ class SnapshotStore:
             return 0
         if isinstance(entry.get("size"), int):
             return entry["size"]
-        size = disk_usage(self.fs_dir(entry["id"]))
+        size = tree_size(self.fs_dir(entry["id"]))
         with locks.locked(self.lock_path):
             index = self._read_index()
             current = index["chains"].get(chain_id)
@@ -189,7 +190,7 @@ class SnapshotStore:
                         or chain_id not in doomed and _committed(entry, os.path.join(self.root, entry["id"])) > cutoff):
                     known.add(entry["id"])
                     continue
-                size = entry["size"] if isinstance(entry.get("size"), int) else disk_usage(fs)
+                size = entry["size"] if isinstance(entry.get("size"), int) else tree_size(fs)
                 del index["chains"][chain_id]
                 # The index forgets it first: a crash mid-delete leaves an orphan dir, swept next time.
                 self._write_index(index)
@@ -204,7 +205,7 @@ class SnapshotStore:
                 legacy_tmp = name.startswith(TMP_PREFIX) and not _TMP_RE.match(name)
                 if ((orphan or legacy_tmp) and os.path.isdir(path) and not os.path.islink(path)
                         and _mtime(path) <= cutoff):
-                    freed += disk_usage(path)
+                    freed += tree_size(path)
                     _remove_tree(path)
         return removed, freed
 
@@ -285,24 +286,6 @@ def _chain_hex(chain_id):
     if not m:
         raise errors.InvalidArgument("malformed chain ID {!r}".format(chain_id))
     return m.group(1)
-
-
-def disk_usage(path):
-    """Bytes in the files under ``path`` like Docker's ``directory.Size``: st_size of every non-directory,
-    hard links counted once; entries vanishing meanwhile (a running container's upper dir) are skipped."""
-    total, seen = 0, set()
-    for dirpath, dirnames, filenames in os.walk(path, onerror=lambda exc: None):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
 
 
 def _committed(entry, path):

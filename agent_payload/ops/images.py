@@ -93,7 +93,7 @@ def op_image_inspect(ctx, args, emit):
 def op_system_df(ctx, args, emit):
     """``docker system df`` rows: images, containers (their upper dirs), local volumes and build cache."""
     from agent_payload.image.gc import df_row, system_df_images
-    from agent_payload.image.snapshots import disk_usage
+    from agent_payload.fs import tree_size as disk_usage
     from agent_payload.runtime.records import Layout
     uses = _uses(ctx)
     sizes = {u.id: disk_usage(Layout(ctx.paths, u.id).diff) for u in uses}

@@ -12,8 +12,9 @@ import secrets
 import stat
 import tarfile
 
-from .. import errors
-from ..archive import ExactReader
+from .. import errors, fs
+from ..archive import ExactReader, tar_header
+from ..fs import tree_size  # noqa: F401 - containers' SizeRw and volumes' sizes take it from here
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
@@ -27,14 +28,14 @@ def _split(rel):
 def open_in(base, rel, flags=os.O_RDONLY):
     """Open ``base/rel`` without following any symlink on the way (the last component included)."""
     parts = _split(rel)
-    fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not parts:
+        return os.open(base, flags | os.O_CLOEXEC)
+    base_fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in parts[:-1]:
-            nfd = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        if not parts:
-            return os.open(base, flags | os.O_CLOEXEC)
+        fd = fs.open_beneath(base_fd, parts[:-1])
+    finally:
+        os.close(base_fd)
+    try:
         return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     finally:
         os.close(fd)
@@ -162,32 +163,6 @@ def diff(upper, lowers, ignore=()):
     return changes
 
 
-def tree_size(path):
-    """Bytes of the files under ``path`` (docker's SizeRw: hard links once, symlinks by their own size)."""
-    total, seen = 0, set()
-    stack = [path]
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
-                    continue
-                if st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
 # ---------------------------------------------------------------- export
 
 class _HashingWriter:
@@ -208,28 +183,6 @@ class _HashingWriter:
         return len(data)
 
 
-def _tarinfo(name, st):
-    info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = int(st.st_mtime)
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-    elif stat.S_ISDIR(mode):
-        info.type = tarfile.DIRTYPE
-    elif stat.S_ISLNK(mode):
-        info.type = tarfile.SYMTYPE
-    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    elif stat.S_ISFIFO(mode):
-        info.type = tarfile.FIFOTYPE
-    else:
-        return None  # sockets are not archived (as docker)
-    return info
-
-
 def _readlink_in(base, rel):
     parts = _split(rel)
     fd = open_in(base, "/".join(parts[:-1]), os.O_PATH | os.O_DIRECTORY)
@@ -239,24 +192,30 @@ def _readlink_in(base, rel):
         os.close(fd)
 
 
+def _link_fields(info, base, rel, st, links, key):
+    """A symlink's target (read inside ``base``), or a regular file made a hard link to the first entry of the
+    same inode (``links``: ``key`` -> that entry's name)."""
+    if info.type == tarfile.SYMTYPE:
+        info.linkname = _readlink_in(base, rel)
+    elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
+        if key in links:
+            info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
+        else:
+            links[key] = info.name
+
+
 def write_merged_tar(layers, fileobj):
     """Write the union of ``layers`` (top first, whiteouts and opaque dirs applied) as a tar stream."""
     tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
     links = {}
 
     def emit(rel, idx, st):
-        info = _tarinfo(rel.lstrip("/"), st)
+        info = tar_header(rel.lstrip("/"), st)
         if info is None:
             return
+        info.mtime = int(st.st_mtime)  # docker's export: whole seconds
         base = layers[idx]
-        if info.type == tarfile.SYMTYPE:
-            info.linkname = _readlink_in(base, rel)
-        elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
-            key = (idx, st.st_dev, st.st_ino)
-            if key in links:
-                info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
-            else:
-                links[key] = info.name
+        _link_fields(info, base, rel, st, links, (idx, st.st_dev, st.st_ino))
         if info.type == tarfile.REGTYPE:
             fd = open_in(base, rel, os.O_RDONLY)
             with os.fdopen(fd, "rb") as f:
@@ -427,19 +386,11 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
             if is_whiteout(st):
                 add(marker(rel, WHITEOUT_PREFIX + name, st, 0o600))
                 continue
-            info = _tarinfo(child.lstrip("/"), st)
+            info = tar_header(child.lstrip("/"), st)  # PAX keeps sub-second times
             if info is None:
                 continue  # sockets are not archived (as docker)
-            info.mtime = st.st_mtime  # PAX keeps sub-second times
             info.pax_headers = _xattr_headers(upper, child, st)
-            if info.type == tarfile.SYMTYPE:
-                info.linkname = _readlink_in(upper, child)
-            elif info.type == tarfile.REGTYPE and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in links:
-                    info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, links[key]
-                else:
-                    links[key] = info.name
+            _link_fields(info, upper, child, st, links, (st.st_dev, st.st_ino))
             if info.type == tarfile.REGTYPE:
                 fd = open_in(upper, child, os.O_RDONLY)
                 with os.fdopen(fd, "rb") as f:

@@ -19,8 +19,6 @@ POLL = 0.05
 KILL_GRACE = 10.0
 # mountpoints rootfs.setup creates when the image lacks them; docker's init layer hides these from diff
 INIT_PATHS = frozenset(("/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"))
-_KINDS = {cls.kind: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
-                                    errors.FailedPrecondition, errors.Conflict, errors.Unavailable, errors.Internal)}
 
 
 class Runtime:
@@ -118,14 +116,9 @@ class Runtime:
             if msg.get("type") != "started":
                 state.update(exit_code=128, error=msg.get("message"))
                 records.write_state(self.paths, cid, state)
-                # the request was valid: what failed is this container on this host (a user missing from its
-                # /etc/passwd, -w on a file, an address the host lacks), so never InvalidArgument, which the
-                # controller reads as "bad input, nothing changed" (exit 2); as exec's _raise
-                cls = _KINDS.get(msg.get("kind"), errors.Internal)
-                if cls is errors.InvalidArgument:
-                    cls = errors.FailedPrecondition
-                raise cls("failed to start container {}: {}".format(cid, msg.get("message")),
-                          errno=msg.get("errno"), details=msg.get("details"))
+                # the request was valid: what failed is this container on this host (an address the host
+                # lacks, a user missing from its /etc/passwd), never InvalidArgument ("bad input", exit 2)
+                raise errors.from_wire(msg, "failed to start container {}".format(cid), checked=True)
             state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
                          shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
                          oom_killed=False, paused=False, health=health.initial(config),

@@ -117,14 +117,8 @@ def _child(enter, work, keep, result_w):
         os._exit(0)
     except BaseException as exc:
         try:
-            if isinstance(exc, errors.AgentError):
-                err = exc
-            elif isinstance(exc, OSError):
-                err = errors.from_oserror(exc)
-            else:
-                err = errors.Internal("{}: {}".format(type(exc).__name__, exc))
-            # no traceback module here: it would read (and maybe import) files from the container
-            process.send(result_w, {"type": "error", "kind": err.kind, "message": err.message, "errno": err.errno})
+            # no traceback here: it would read (and maybe import) files from the container
+            process.send(result_w, dict(errors.to_wire(exc), type="error"))
         except BaseException:
             pass
         os._exit(1)
@@ -178,9 +172,7 @@ def _fork(enter, work, fds):
         raise errors.Internal("the copy helper died without an answer")
     if msg.get("type") == "ok":
         return msg["data"]
-    kinds = {c.kind: c for c in (errors.InvalidArgument, errors.NotFound, errors.FailedPrecondition,
-                                 errors.Conflict, errors.AlreadyExists)}
-    raise kinds.get(msg.get("kind"), errors.Internal)(msg.get("message"), errno=msg.get("errno"))
+    raise errors.from_wire(msg)
 
 
 def copy_in(runtime, ref, dest, staging_fd, src_base, src_is_dir, contents=False, keep_owner=False):

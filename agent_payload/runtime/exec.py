@@ -8,8 +8,8 @@ Processes (P = this payload on the host, never inside the container)::
       |<- C1 sends {"type": "pid", "pid": <C2 host pid>}, then waits for C2 (or exits at once with detach)
     P: cgroups.attach(id).add(C2); "go" -> C2
           C2: setns(cgroup) (rooted at the container's cgroup now), stdio, user from the container's
-              /etc/passwd, env, chdir, close fds >= 3, [seccomp], no_new_privs, bounding set, setuid, capset,
-              [seccomp with no_new_privs], exec
+              /etc/passwd, env, chdir, close fds >= 3, then the init's last step (process.drop_privileges:
+              [seccomp], no_new_privs, bounding set, setuid, capset, [seccomp with no_new_privs]), exec
     P: sync pipe EOF = exec happened (it is O_CLOEXEC); any {"type": "error"} before is raised.
 
 C1 and C2 are non-dumpable from before the PID namespace is joined until exec (CVE-2019-5736): nothing in
@@ -34,9 +34,8 @@ import os
 import select
 
 from .. import errors
-from ..linux import libc, seccomp
-from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS,
-                            PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS)
+from ..linux import libc
+from ..linux.consts import CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS
 from . import caps, cgroups, process, records, tty, user
 from .spec import ContainerSpec, check_user_fields, container_env
 
@@ -139,19 +138,8 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, secc
         process._reset_signals()
         process.close_fds_except(sync_w)
         os.chdir(req["workdir"] or spec.workdir or "/")
-        if spec.no_new_privileges:
-            libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-        elif seccomp_filter is not None:
-            seccomp.install(seccomp_filter)  # still privileged: CAP_SYS_ADMIN stands in for no_new_privs
-        caps.drop_bounding(keep)
-        libc.prctl(PR_SET_KEEPCAPS, 1)
-        user.chown_stdio(who)
-        user.switch(who)
-        libc.prctl(PR_SET_DUMPABLE, 0)  # setuid reset it to fs.suid_dumpable, which may be 1
-        libc.prctl(PR_SET_KEEPCAPS, 0)
-        caps.apply_sets(keep)
-        if spec.no_new_privileges and seccomp_filter is not None:
-            seccomp.install(seccomp_filter)
+        # setuid resets the dumpable flag to fs.suid_dumpable, which may be 1
+        process.drop_privileges(spec, who, keep, seccomp_filter, after_switch=((PR_SET_DUMPABLE, 0),))
     except BaseException as exc:
         _report_and_die(sync_w, exc)
     _exec(req["command"], env, sync_w)
@@ -250,12 +238,8 @@ def _pump(readers, c1, emit):
 
 
 def _raise(msg):
-    # the request was valid (checked before forking): what fails inside is about this container, e.g. a user
-    # missing from its /etc/passwd, so it is not reported as InvalidArgument (the controller's "bad input")
-    kinds = {c.kind: c for c in (errors.NotFound, errors.FailedPrecondition, errors.Conflict, errors.Unavailable)}
-    kinds[errors.InvalidArgument.kind] = errors.FailedPrecondition
-    cls = kinds.get(msg.get("kind"), errors.Internal)
-    raise cls("exec failed: {}".format(msg.get("message")), errno=msg.get("errno"), details=msg.get("details"))
+    # the request was valid (checked before forking): what fails inside is about this container
+    raise errors.from_wire(msg, "exec failed", checked=True)
 
 
 def check_request(command, env, workdir, user_spec, detach, interactive, tty_, console_size):

@@ -70,15 +70,8 @@ def recv(fd):
 
 
 def error_message(exc):
-    """A sync-pipe error message for an exception (kind chosen by errors.from_oserror for OSErrors)."""
-    if isinstance(exc, errors.AgentError):
-        err = exc
-    elif isinstance(exc, OSError):
-        err = errors.from_oserror(exc)
-    else:
-        err = errors.Internal("{}: {}".format(type(exc).__name__, exc))
-    return {"type": "error", "kind": err.kind, "message": err.message, "errno": err.errno,
-            "details": traceback.format_exc()}
+    """A sync-pipe error message for an exception (errors.to_wire), the traceback in its details."""
+    return dict(errors.to_wire(exc), type="error", details=traceback.format_exc())
 
 
 def close_fds_except(keep):
@@ -137,13 +130,16 @@ def exec_container(argv, env):
         os._exit(code)
 
 
-def drop_privileges(spec, who, keep, seccomp_filter=None):
-    """The last step before exec, after every mount: no_new_privs, bounding set, user switch, capability sets,
-    and the seccomp filter (if any) where runc installs it (see the module docstring).
+def drop_privileges(spec, who, keep, seccomp_filter=None, after_switch=()):
+    """The last step before exec, after every mount, for the init and exec's process alike: no_new_privs,
+    bounding set, user switch, capability sets, and the seccomp filter (if any) where runc installs it (see
+    the module docstring).
 
     Order as runc's finalizeNamespace: the bounding set is cut while we still hold CAP_SETPCAP;
     PR_SET_KEEPCAPS carries the permitted set across setuid so capset can still narrow it; exec then
     gives root ``keep`` and a non-root user nothing (its file has no capabilities, inheritable is empty).
+    ``after_switch``: (option, value) prctls a uid/gid change resets, set again right after it (the init's
+    parent-death signal; exec's non-dumpable flag).
     """
     if spec.no_new_privileges:
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -153,7 +149,8 @@ def drop_privileges(spec, who, keep, seccomp_filter=None):
     libc.prctl(PR_SET_KEEPCAPS, 1)
     user.chown_stdio(who)
     user.switch(who)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a uid/gid change cleared it
+    for option, value in after_switch:
+        libc.prctl(option, value)
     libc.prctl(PR_SET_KEEPCAPS, 0)
     caps.apply_sets(keep)
     if spec.no_new_privileges and seccomp_filter is not None:
@@ -212,7 +209,8 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
             rootfs.make_root_readonly()
         if spec.init:
             initmod.prepare(spec.argv)  # --init: non-dumpable PID 1, while it still holds every capability
-        drop_privileges(spec, who, keep, seccomp_filter)
+        # a uid/gid change clears the parent-death signal: set again at once
+        drop_privileges(spec, who, keep, seccomp_filter, after_switch=((PR_SET_PDEATHSIG, signal.SIGKILL),))
         send(sync_fd, {"type": "ready"})
         os.close(sync_fd)
     except BaseException as exc:  # report anything, then die: we are a forked copy of the shim

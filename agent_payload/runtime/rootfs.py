@@ -4,7 +4,7 @@ import errno
 import os
 import stat
 
-from .. import errors
+from .. import errors, fs
 from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
@@ -63,30 +63,27 @@ def _open_in(root_fd, relpath, kind):
     a symlink anywhere else is refused.
     """
     parts = [p for p in relpath.split("/") if p]
-    fd = os.dup(root_fd)
+    dirs, last = (parts, None) if kind == "dir" or not parts else (parts[:-1], parts[-1])
     try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            want_dir = not last or kind == "dir"
-            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if want_dir else 0)
+        fd = fs.open_beneath(root_fd, dirs, os.O_PATH, mode=0o755)
+        if last is None:
+            return fd
+        try:
+            flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
-                nfd = os.open(part, flags, dir_fd=fd)
+                nfd = os.open(last, flags, dir_fd=fd)
             except FileNotFoundError:
-                if want_dir:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                else:
-                    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
-                nfd = os.open(part, flags, dir_fd=fd)
-            if not want_dir and stat.S_ISLNK(os.fstat(nfd).st_mode):
+                os.close(os.open(last, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+                nfd = os.open(last, flags, dir_fd=fd)
+            if stat.S_ISLNK(os.fstat(nfd).st_mode):
                 os.close(nfd)
-                os.unlink(part, dir_fd=fd)
-                os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
-                nfd = os.open(part, flags, dir_fd=fd)
+                os.unlink(last, dir_fd=fd)
+                os.close(os.open(last, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+                nfd = os.open(last, flags, dir_fd=fd)
+            return nfd
+        finally:
             os.close(fd)
-            fd = nfd
-        return fd
     except OSError as exc:
-        os.close(fd)
         if exc.errno in (errno.ENOTDIR, errno.ELOOP):
             raise OSError(exc.errno, "refusing to mount over a symlink or non-directory", relpath)
         raise
@@ -293,20 +290,6 @@ def _copy_host_devices(rootfs, host_dev="/dev", rel=""):
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
-def _open_dir_nofollow(root_fd, parts):
-    """O_PATH fd of the directory ``parts`` under ``root_fd``, refusing any symlink on the way."""
-    fd = os.dup(root_fd)
-    try:
-        for part in parts:
-            nfd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def resolve_in_root(root_fd, path):
     """``path`` with every symlink resolved as if ``root_fd`` were "/" (securejoin): never leaves the root.
 
@@ -324,7 +307,7 @@ def resolve_in_root(root_fd, path):
                 done.pop()
             continue
         try:
-            parent = _open_dir_nofollow(root_fd, done)
+            parent = fs.open_beneath(root_fd, done)
         except (FileNotFoundError, NotADirectoryError):
             done.append(part)  # below a missing (or non-directory) component: _open_in decides
             continue

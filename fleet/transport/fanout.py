@@ -1,26 +1,35 @@
 """Run one payload op on many hosts in parallel: one connection per host, bounded by --forks, never raising.
 
 A host that is unreachable or fails yields a HostResult with its error; the others always finish.  The
-commands decide the exit status from the results.
+commands decide the exit status from the results.  ``on_host`` is the one per-host runner (connect, work,
+errors as data) that ``run``, ``files.run_on_hosts`` and ``stream.on_host`` share.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError, TransportError
 from fleet.transport.payload import Payload, build
 
-HostEventCallback = Callable[[object, str, dict], None]
+if TYPE_CHECKING:  # pydantic and asyncssh stay unimported until a command runs
+    from fleet.inventory.models import Host
+    from fleet.transport.invoke import Invocation
+    from fleet.transport.ssh import SSHOptions
+
+HostEventCallback = Callable[["Host", str, dict], None]
+#: What runs on one host's open connection: a coroutine giving the result data and whether it uploaded.
+HostWork = Callable[[Any], Awaitable["Invocation"]]
 
 
 @dataclass
 class HostResult:
     """One host's outcome: result data, or the error that stopped it."""
 
-    host: object
+    host: Host
     data: dict | None = None
     error: FleetError | None = None
     uploaded: bool = False
@@ -39,42 +48,62 @@ class RunOptions:
     ssh: object = None
 
 
-async def _on_host(host, sem, op, args, payload, opts, on_event) -> HostResult:
-    from fleet.transport import invoke, ssh
+async def on_host(host: Host, work: HostWork, ssh_opts: SSHOptions | None = None,
+                  timeout: float | None = None) -> HostResult:
+    """Connect to ``host``, ``await work(conn)`` (within ``timeout`` seconds, if any), close; never raises.
 
-    async with sem:
-        res = HostResult(host)
-        try:
-            conn = await ssh.connect(host, opts.ssh or ssh.SSHOptions())
-            async with conn:
-                callback = (lambda name, data: on_event(host, name, data)) if on_event else None
-                inv = await asyncio.wait_for(invoke.call(conn, host, payload, op, args, callback),
-                                             opts.command_timeout)
-            res.data, res.uploaded = inv.data, inv.uploaded
-        except FleetError as exc:
-            res.error = exc
-        except (TimeoutError, asyncio.TimeoutError):
-            res.error = TransportError("command timed out after {:g}s".format(opts.command_timeout))
-        except Exception as exc:  # noqa: BLE001 - asyncssh channel errors and the like: report, don't stop others
-            res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
-        return res
+    Every failure becomes the HostResult's error: a FleetError as it is (a payload error, a refused SSH
+    login), a timeout as "command timed out", anything else (an asyncssh channel or SFTP error) as a
+    TransportError naming its type, so one host never stops the others.
+    """
+    from fleet.transport import ssh
+
+    res = HostResult(host)
+    try:
+        conn = await ssh.connect(host, ssh_opts or ssh.SSHOptions())
+        async with conn:
+            inv = await (work(conn) if timeout is None else asyncio.wait_for(work(conn), timeout))
+        res.data, res.uploaded = inv.data, inv.uploaded
+    except FleetError as exc:
+        res.error = exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        res.error = TransportError("command timed out after {:g}s".format(timeout) if timeout is not None
+                                   else "{}: {}".format(type(exc).__name__, exc))
+    except Exception as exc:  # noqa: BLE001 - asyncssh channel errors and the like: report, don't stop others
+        res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
+    return res
 
 
-async def run_async(hosts, op, args, opts=None, on_event=None, payload: Payload | None = None,
-                    args_for: Callable[[object], dict] | None = None):
+async def on_hosts(jobs: Sequence[tuple[Host, HostWork]], opts: RunOptions | None = None) -> list[HostResult]:
+    """``on_host`` for every (host, work), at most ``opts.forks`` at a time, with the command timeout; results
+    in ``jobs`` order."""
+    opts = opts or RunOptions()
+    sem = asyncio.Semaphore(max(1, opts.forks))
+
+    async def one(host, work):
+        async with sem:
+            return await on_host(host, work, opts.ssh, opts.command_timeout)
+    return await asyncio.gather(*(one(host, work) for host, work in jobs))
+
+
+async def run_async(hosts: Sequence[Host], op, args, opts=None, on_event=None, payload: Payload | None = None,
+                    args_for: Callable[[Host], dict] | None = None):
     """Run ``op`` on every host; results come back in ``hosts`` order.
 
     Every host gets ``args``, unless ``args_for`` is given: then each host gets ``args_for(host)`` (per-host
     settings from the inventory, e.g. ``fleet configure``).
     """
-    opts = opts or RunOptions()
+    from fleet.transport import invoke
+
     payload = payload or build()
-    sem = asyncio.Semaphore(max(1, opts.forks))
-    return await asyncio.gather(*(_on_host(h, sem, op, args_for(h) if args_for else args, payload, opts, on_event)
-                                  for h in hosts))
+
+    def work(host, host_args):
+        callback = (lambda name, data: on_event(host, name, data)) if on_event else None
+        return lambda conn: invoke.call(conn, host, payload, op, host_args, callback)
+    return await on_hosts([(h, work(h, args_for(h) if args_for else args)) for h in hosts], opts)
 
 
-def run(hosts, op, args, opts=None, on_event: HostEventCallback | None = None, payload=None,
-        args_for: Callable[[object], dict] | None = None) -> list[HostResult]:
+def run(hosts: Sequence[Host], op, args, opts=None, on_event: HostEventCallback | None = None, payload=None,
+        args_for: Callable[[Host], dict] | None = None) -> list[HostResult]:
     """Synchronous wrapper around :func:`run_async`."""
     return asyncio.run(run_async(hosts, op, args, opts, on_event, payload, args_for))

@@ -2,29 +2,32 @@
 
 Bytes never travel in the JSON protocol: the controller puts a tar into a staging file under the host's
 fleet root (``<fleet_root>/tmp/cp-<random>.tar``) or fetches one the payload wrote there, and the staging
-file is removed afterwards whatever happened.  ``run_on_hosts`` is fanout's per-host loop for work that needs
-the connection itself (one SSH connection per host, --forks bounded, errors recorded per host).
+file is removed afterwards whatever happened.  ``run_on_hosts`` runs work that needs the connection itself
+through fanout's per-host runner (one SSH connection per host, --forks bounded, errors recorded per host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from fleet.errors import FleetError, TransportError
-from fleet.transport.fanout import HostResult, RunOptions
-from fleet.transport.invoke import DEFAULT_ROOT
+from fleet.transport.fanout import HostResult, RunOptions, on_hosts
+from fleet.transport.invoke import DEFAULT_ROOT, Invocation
 from fleet.transport.payload import Payload, build
+
+if TYPE_CHECKING:
+    from fleet.inventory.models import Host
 
 STAGING_PREFIX = "cp-"
 
 
-def staging_dir(host) -> str:
+def staging_dir(host: Host) -> str:
     return "{}/tmp".format(host.vars.get("fleet_root", DEFAULT_ROOT).rstrip("/"))
 
 
-def new_staging_path(host) -> str:
+def new_staging_path(host: Host) -> str:
     return "{}/{}{}.tar".format(staging_dir(host), STAGING_PREFIX, secrets.token_hex(8))
 
 
@@ -53,35 +56,15 @@ async def remove_quietly(conn, remote_path: str) -> None:
         pass
 
 
-Work = Callable[[object, object, Payload], Awaitable[dict]]
+Work = Callable[[object, "Host", Payload], Awaitable[dict]]
 
 
-async def _on_host(host, sem, work: Work, payload: Payload, opts: RunOptions) -> HostResult:
-    from fleet.transport import ssh
-
-    async with sem:
-        res = HostResult(host)
-        try:
-            conn = await ssh.connect(host, opts.ssh or ssh.SSHOptions())
-            async with conn:
-                res.data = await asyncio.wait_for(work(conn, host, payload), opts.command_timeout)
-        except FleetError as exc:
-            res.error = exc
-        except (TimeoutError, asyncio.TimeoutError):
-            res.error = TransportError("command timed out after {:g}s".format(opts.command_timeout))
-        except OSError as exc:
-            res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
-        except Exception as exc:  # noqa: BLE001 - asyncssh/SFTP errors: report for this host, don't stop others
-            res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
-        return res
-
-
-def run_on_hosts(hosts, work: Work, opts: RunOptions | None = None) -> list[HostResult]:
+def run_on_hosts(hosts: Sequence[Host], work: Work, opts: RunOptions | None = None) -> list[HostResult]:
     """Run ``await work(conn, host, payload)`` on every host in parallel; results in ``hosts`` order."""
-    opts = opts or RunOptions()
     payload = build()
 
-    async def main():
-        sem = asyncio.Semaphore(max(1, opts.forks))
-        return await asyncio.gather(*(_on_host(h, sem, work, payload, opts) for h in hosts))
-    return asyncio.run(main())
+    def job(host):
+        async def on_conn(conn):
+            return Invocation(await work(conn, host, payload))
+        return host, on_conn
+    return asyncio.run(on_hosts([job(h) for h in hosts], opts))

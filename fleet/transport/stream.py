@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 from agent_payload import protocol
-from fleet.errors import FleetError, PayloadCrash, TransportError, from_wire
-from fleet.transport import invoke
+from fleet.errors import PayloadCrash, from_wire
+from fleet.transport import fanout, invoke
 from fleet.transport.fanout import HostResult
+
+if TYPE_CHECKING:
+    from fleet.inventory.models import Host
 
 
 async def _pump_frames(proc, frames: asyncio.Queue) -> None:
@@ -57,18 +61,11 @@ async def call(conn, host, payload, op: str, args: dict, frames: asyncio.Queue, 
     return result.get("data") or {}
 
 
-async def on_host(host, payload, ssh_opts, op: str, args: dict, frames: asyncio.Queue, on_event=None) -> HostResult:
-    """One host's interactive call as a HostResult (never raises, as fanout's)."""
-    from fleet.transport import ssh
+async def on_host(host: Host, payload, ssh_opts, op: str, args: dict, frames: asyncio.Queue,
+                  on_event=None) -> HostResult:
+    """One host's interactive call as a HostResult through fanout's runner (never raises; no time limit)."""
+    callback = (lambda name, data: on_event(host, name, data)) if on_event else None
 
-    res = HostResult(host)
-    try:
-        conn = await ssh.connect(host, ssh_opts or ssh.SSHOptions())
-        async with conn:
-            callback = (lambda name, data: on_event(host, name, data)) if on_event else None
-            res.data = await call(conn, host, payload, op, args, frames, callback)
-    except FleetError as exc:
-        res.error = exc
-    except Exception as exc:  # noqa: BLE001 - asyncssh channel errors and the like
-        res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
-    return res
+    async def work(conn):
+        return invoke.Invocation(await call(conn, host, payload, op, args, frames, callback))
+    return await fanout.on_host(host, work, ssh_opts)

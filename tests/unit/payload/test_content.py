@@ -89,3 +89,28 @@ def test_daemon_json(tmp_path):
         f.write('{"registry-mirrors": ["ftp://x"]}')
     with pytest.raises(errors.InvalidArgument, match="mirror"):
         config.load(paths)
+
+
+def test_publish_refuses_unless_verify_passed_since_the_last_byte(store):
+    data = b"0123456789"
+    ing = store.begin(digest_of(data), len(data), resume=False)
+    ing.write(data[:4])
+    with pytest.raises(errors.Internal, match="publish without a passed verify"):
+        ing.publish()  # never verified
+    ing.write(data[4:])
+    ing.verify()
+    ing.restart()
+    ing.write(data)
+    with pytest.raises(errors.Internal, match="publish without a passed verify"):
+        ing.publish()  # verified once, but bytes came after it
+    assert not store.has(digest_of(data)) and os.path.exists(ing.path)
+    bad = store.begin(digest_of(b"other"), None, resume=False)
+    bad.write(data)
+    with pytest.raises(errors.FailedPrecondition):
+        bad.verify()
+    with pytest.raises(errors.Internal):
+        bad.publish()  # a failed verify does not count either
+    bad.discard()
+    assert not store.has(digest_of(b"other"))
+    ing.verify()
+    assert ing.publish() == store.path(digest_of(data)) and store.read_bytes(digest_of(data)) == data
