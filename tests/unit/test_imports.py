@@ -26,7 +26,8 @@ FLEET_MAY_IMPORT = {"agent_payload.protocol", "agent_payload.errors", "agent_pay
 FLEET_MAY_REACH = FLEET_MAY_IMPORT | {"agent_payload", "agent_payload.image", "agent_payload.state",
                                       "agent_payload.linux", "agent_payload.record", "agent_payload.linux.bpf",
                                       "agent_payload.linux.libc", "agent_payload.linux.consts",
-                                      "agent_payload.linux.seccomp_default", "agent_payload.linux.seccomp_tables"}
+                                      "agent_payload.linux.seccomp_default", "agent_payload.linux.seccomp_tables",
+                                      "agent_payload.fs"}
 
 
 # ---------------------------------------------------------------------------------------------- the graph
