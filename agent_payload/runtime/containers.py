@@ -10,7 +10,7 @@ from .. import errors
 from ..state import store
 from . import inspect as inspectmod
 from . import logs as logmod
-from . import health, names, process, reaper, records, resolver, resources, restart, rootfs, shim, status
+from . import health, names, process, reaper, records, resolver, resources, restart, rootfs, shim, states, status
 from . import volumes as volumes_mod
 from .spec import ContainerSpec, check_name, signal_number
 
@@ -119,11 +119,11 @@ class Runtime:
                 # the request was valid: what failed is this container on this host (an address the host
                 # lacks, a user missing from its /etc/passwd), never InvalidArgument ("bad input", exit 2)
                 raise errors.from_wire(msg, "failed to start container {}".format(cid), checked=True)
-            state.update(status="running", pid=msg["pid"], pid_start=msg["pid_start"], shim_pid=msg["shim_pid"],
-                         shim_start=msg["shim_start"], started_at=records.format_ns(), exit_code=None, error=None,
-                         oom_killed=False, paused=False, health=health.initial(config),
-                         network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
-            records.write_state(self.paths, cid, state)
+            state = records.move(
+                self.paths, cid, state, states.RUNNING, pid=msg["pid"], pid_start=msg["pid_start"],
+                shim_pid=msg["shim_pid"], shim_start=msg["shim_start"], started_at=records.format_ns(),
+                exit_code=None, error=None, oom_killed=False, paused=False, health=health.initial(config),
+                network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
         return records.make_record(self.paths, config, state)
 
     def _launch_shim(self, cid):

@@ -10,7 +10,7 @@ import signal
 
 from .. import errors, net, timestamps
 from ..state import locks, store
-from . import cgroups, records, volumes
+from . import cgroups, records, states, volumes
 
 
 def destroy_cgroup(cid):
@@ -38,10 +38,9 @@ def reconcile(paths, container_id, state):
         net.teardown(paths, container_id, state.get("network_settings"))  # rules, veths, addresses, netns
     except errors.AgentError:
         pass  # best effort: what is left is reaped by the next start of the same container or IPAM reap
-    state = dict(state, status="exited", exit_code=-1, finished_at=timestamps.format_ns(), paused=False,
-                 error="shim (pid {}) exited unexpectedly; container exit status unknown".format(state.get("shim_pid")))
-    records.write_state(paths, container_id, state)
-    return state
+    return records.move(paths, container_id, state, states.EXITED, exit_code=-1, finished_at=timestamps.format_ns(),
+                        paused=False, error="shim (pid {}) exited unexpectedly; container exit status unknown".format(
+                            state.get("shim_pid")))
 
 
 def load(paths, container_id):

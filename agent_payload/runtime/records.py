@@ -9,6 +9,7 @@ import time
 
 from .. import errors
 from ..state import locks, perms, store
+from . import states
 from ..timestamps import days_from_civil, format_ns, parse_ns  # noqa: F401  (records.format_ns: callers' spelling)
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -91,9 +92,18 @@ def write_state(paths, container_id, state):
     store.write_json_atomic(Layout(paths, container_id).state, state)
 
 
+def move(paths, container_id, state, to, **fields):
+    """Move a container to state ``to`` (states.transition: refused with a Conflict if the table forbids it),
+    set ``fields`` and persist; returns the new state. The one way a status is written: callers hold
+    ``container_lock`` around the read that produced ``state`` and this write."""
+    state = states.transition(state, to, container_id, **fields)
+    write_state(paths, container_id, state)
+    return state
+
+
 def initial_state():
     """The state of a container that was never started."""
-    return {"status": "created", "pid": 0, "pid_start": None, "shim_pid": 0, "shim_start": None,
+    return {"status": states.CREATED, "pid": 0, "pid_start": None, "shim_pid": 0, "shim_start": None,
             "started_at": None, "finished_at": None, "exit_code": None, "error": None}
 
 

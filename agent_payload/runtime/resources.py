@@ -5,7 +5,7 @@ import time
 
 from .. import errors
 from ..state import store
-from . import cgroups, reaper, records
+from . import cgroups, reaper, records, states
 from .cgroups.limits import Limits
 
 STATS_INTERVAL = 0.2  # s between the two CPU samples of one stats call (docker's CPU % is a rate)
@@ -106,8 +106,9 @@ def _set_paused(runtime, refs, pause):
                 mgr.freeze()
             else:
                 mgr.thaw()
-            state["paused"] = pause
-            records.write_state(runtime.paths, cid, state)
+            target = states.PAUSED if pause else states.RUNNING
+            if states.current(state) != target:  # else paused (unpaused) meanwhile: the flag already says so
+                records.move(runtime.paths, cid, state, target)
     return cids
 
 
@@ -131,8 +132,10 @@ def thaw_if_paused(paths, cid):
             cgroups.attach(cid).thaw()
         except errors.NotFound:
             pass
-        state["paused"] = False
-        records.write_state(paths, cid, state)
+        if states.current(state) == states.PAUSED:
+            records.move(paths, cid, state, states.RUNNING)
+        else:  # a stale flag on a record that is not "running" (no code writes one): cleared, status untouched
+            records.write_state(paths, cid, dict(state, paused=False))
 
 
 def present(rec):

@@ -23,7 +23,7 @@ import time
 from .. import errors
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER
-from . import health, reaper, records
+from . import health, reaper, records, states
 from .policy import NO_POLICY, POLICIES, check_auto_remove  # noqa: F401  (restart.check and parse: callers' spelling)
 from .policy import check_restart as check  # noqa: F401
 from .policy import parse_restart as parse  # noqa: F401
@@ -154,11 +154,9 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
         restart = not state.get("restart_cancelled") and should_restart(
             config.get("restart_policy"), code, state.get("manually_stopped"), count)
         if restart:
-            state.update(status="restarting", restart_count=count + 1)
-            records.write_state(paths, container_id, state)
+            records.move(paths, container_id, state, states.RESTARTING, restart_count=count + 1)
             return delay
-        state["status"] = "exited"
-        records.write_state(paths, container_id, state)
+        records.move(paths, container_id, state, states.EXITED)
         if config.get("auto_remove"):
             records.remove_dir(paths, container_id, tombstone=True)
     if config.get("auto_remove"):
@@ -196,11 +194,9 @@ def give_up(paths, container_id, error=None):
         if not os.path.exists(records.Layout(paths, container_id).config):
             return
         state = records.read_state(paths, container_id)
-        if state.get("status") == "restarting":
-            state["status"] = "exited"
-            if error:
-                state.update(error=error, exit_code=128)
-            records.write_state(paths, container_id, state)
+        if state.get("status") == states.RESTARTING:
+            failed = {"error": error, "exit_code": 128} if error else {}
+            records.move(paths, container_id, state, states.EXITED, **failed)
 
 
 def record_restarted(paths, container_id, pid, pid_start, network_settings=None):
@@ -211,11 +207,10 @@ def record_restarted(paths, container_id, pid, pid_start, network_settings=None)
         if _cancelled(paths, container_id):
             return False
         state = records.read_state(paths, container_id)
-        state.update(status="running", pid=pid, pid_start=pid_start, started_at=records.format_ns(),
-                     exit_code=None, error=None, oom_killed=False, paused=False,
+        records.move(paths, container_id, state, states.RUNNING, pid=pid, pid_start=pid_start,
+                     started_at=records.format_ns(), exit_code=None, error=None, oom_killed=False, paused=False,
                      health=health.initial(records.read_config(paths, container_id)),
                      network_settings=network_settings)
-        records.write_state(paths, container_id, state)
     return True
 
 

@@ -7,7 +7,7 @@ from agent_payload.humanize import human_duration
 
 from .. import errors
 from ..timestamps import parse_ns
-from . import health
+from . import health, states
 
 
 def _since(stamp, now_ns):
@@ -60,7 +60,7 @@ def ps_row(record, now_ns=None):
 #: Docker's ``ps`` filter keys; the ones after ``since`` are docker's too but need features fleet lacks.
 FILTER_KEYS = ("status", "name", "label", "ancestor", "exited", "id", "before", "since", "health", "volume")
 UNSUPPORTED_KEYS = ("expose", "isolation", "is-task", "network", "publish")
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+STATUSES = states.STATES  # docker's seven (ps --filter status=)
 
 
 class PsFilters:
