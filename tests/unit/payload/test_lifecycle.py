@@ -12,6 +12,8 @@ from agent_payload.runtime import changes, inspect, records
 from agent_payload.runtime.logs import parse_duration, parse_timestamp, read
 from agent_payload.runtime.status import PsFilters
 from agent_payload.state.paths import Paths
+from tests.helpers import cli_fakes
+from tests.helpers.cli_fakes import _cli
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts (mknod 0/0) and trusted.* xattrs need root")
 
@@ -334,37 +336,7 @@ def test_security_options_and_network():
 
 # ---------------------------------------------------------------- fleet CLI: args on the wire, usage errors first
 
-INVENTORY = "all:\n  hosts:\n    h1: {ansible_host: 10.0.0.1}\n    h2: {ansible_host: 10.0.0.2}\n"
-
-
-@pytest.fixture
-def cli_calls(monkeypatch, tmp_path):
-    """Replace the fan-out: record (host, op, args); each op answers ``answers[op]``."""
-    from types import SimpleNamespace
-
-    from fleet.commands.common import Session, raise_if_rejected_input
-    from fleet.transport.fanout import HostResult
-
-    rec = SimpleNamespace(calls=[], answers={}, inventory=str(tmp_path / "inv.yml"))
-    (tmp_path / "inv.yml").write_text(INVENTORY)
-
-    def run_hosts(self, hosts, op, args, on_event=None, bounded=True, args_for=None):
-        out = []
-        for h in hosts:
-            rec.calls.append((h.name, op, args, bounded))
-            out.append(HostResult(h, data=rec.answers.get(op, {})))
-        raise_if_rejected_input(out)
-        return out
-
-    monkeypatch.setattr(Session, "run_hosts", run_hosts)
-    return rec
-
-
-def _cli(rec, *args, input=None):
-    from typer.testing import CliRunner
-
-    from fleet import cli
-    return CliRunner().invoke(cli.app, ["-i", rec.inventory] + list(args), input=input)
+cli_calls = cli_fakes.cli_calls  # the fixture by assignment
 
 
 @pytest.mark.parametrize("args,needle", [
