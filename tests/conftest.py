@@ -9,6 +9,9 @@ import os
 
 import pytest
 
+# Helpers' asserts (e.g. "overlay mount leaked" in fixture teardown) report values as a test module's would.
+pytest.register_assert_rewrite("tests.helpers")
+
 
 def _in_ci():
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.integration.test_fleet_lab import _ssh
+from tests.helpers.lab import _ssh
 
 pytestmark = pytest.mark.integration
 

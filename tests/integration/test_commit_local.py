@@ -10,8 +10,8 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.image import snapshots
-from tests.integration import test_image_commands as fx
-from tests.integration.test_image_commands import _container, _layer_with_links, op
+from tests.helpers import images as fx
+from tests.helpers.images import _container, _layer_with_links, op
 
 env = fx.env  # the fixture: private FLEET_ROOT with a busybox image, cleanup of every process and mount
 

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from agent_payload import archive, errors
-from tests.integration import test_image_commands as fx
-from tests.integration.test_image_commands import _container, _layer_with_links, op
+from tests.helpers import images as fx
+from tests.helpers.images import _container, _layer_with_links, op
 
 env = fx.env  # the fixture: private FLEET_ROOT with a busybox image, cleanup of every process and mount
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.integration.conftest import fleet
+from tests.helpers.lab import _ssh, fleet
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +28,6 @@ def _wait_http(url, deadline=20.0):
             if time.monotonic() > end:
                 raise
             time.sleep(0.2)
-
-
-def _ssh(lab, host, command):
-    import yaml
-    inv = yaml.safe_load(lab.inventory.read_text())
-    v = inv["all"]["vars"]
-    return subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                           "-o", "UserKnownHostsFile=" + v["fleet_known_hosts"],
-                           "-i", v["ansible_ssh_private_key_file"],
-                           "root@" + lab.address(host), command], capture_output=True, text=True, timeout=60)
 
 
 def test_hosts_selects_by_pattern(lab):
@@ -267,7 +257,7 @@ def test_payload_works_by_hand_on_a_host(lab):
 
 
 def test_lab_status(lab):
-    from tests.integration.conftest import LAB_NAME
+    from tests.helpers.lab import LAB_NAME
     proc = fleet("lab", "status", "--name", LAB_NAME, check=True)
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
     assert set(rows) == {"registry", "mirror", "auth"} | set(lab.hosts)

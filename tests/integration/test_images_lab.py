@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from fleet.lab.seed import EXPECTED_LAYERED_ABSENT, EXPECTED_LAYERED_TREE
-from tests.integration.conftest import LAB_NAME, fleet
+from tests.helpers.lab import LAB_NAME, fleet
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ and 12), end to end over SSH on the lab."""
 
 import pytest
 
-from tests.integration.test_fleet_lab import _ssh
+from tests.helpers.lab import _ssh
 
 pytestmark = pytest.mark.integration
 

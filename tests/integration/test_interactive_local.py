@@ -10,8 +10,8 @@ import pytest
 from agent_payload import protocol
 from agent_payload.runtime import exec as execmod
 from agent_payload.runtime import tty
-from tests.integration import test_runtime_local as local
-from tests.integration.test_runtime_local import _spec, needs_root
+from tests.helpers import runtime as local
+from tests.helpers.runtime import _spec, needs_root
 
 env, layers = local.env, local.layers  # fixtures
 

@@ -17,8 +17,8 @@ from agent_payload.linux import bpf
 from agent_payload.runtime import cgroups
 from agent_payload.runtime.cgroups import devices
 from agent_payload.runtime.cgroups.v2 import V2Manager
-from tests.integration import test_runtime_local as local
-from tests.integration.test_runtime_local import _output, _run, needs_root
+from tests.helpers import runtime as local
+from tests.helpers.runtime import _output, _run, needs_root
 
 env = local.env
 layers = local.layers

@@ -16,8 +16,8 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.runtime import exec as execmod
-from tests.integration import test_runtime_local as local
-from tests.integration.test_runtime_local import _output, _run, _spec, needs_root
+from tests.helpers import runtime as local
+from tests.helpers.runtime import _output, _run, _spec, needs_root
 
 env = local.env
 layers = local.layers

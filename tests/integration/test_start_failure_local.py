@@ -7,7 +7,7 @@ import pytest
 from agent_payload import errors
 from agent_payload.runtime import records, volumes
 from agent_payload.runtime.spec import ContainerSpec
-from tests.integration import test_runtime_local as local
+from tests.helpers import runtime as local
 
 pytestmark = local.integration
 env = local.env  # fixtures by assignment (ruff flags imported fixtures as unused)

@@ -9,7 +9,7 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.runtime import boot, inspect as inspectmod, records
-from tests.integration import test_runtime_local as local
+from tests.helpers import runtime as local
 
 pytestmark = local.integration
 env, layers = local.env, local.layers  # the runtime fixtures: private FLEET_ROOT, busybox layers, cleanup

@@ -10,7 +10,7 @@ from agent_payload.ops import Context, dispatch
 from agent_payload.runtime import records, volumes
 from agent_payload.runtime.spec import ContainerSpec
 from agent_payload.state import store
-from tests.integration import test_runtime_local as local
+from tests.helpers import runtime as local
 
 pytestmark = local.integration
 env = local.env  # fixtures by assignment (ruff flags imported fixtures as unused)

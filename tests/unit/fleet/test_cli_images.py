@@ -11,55 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet import cli
-from fleet.commands.common import Session, raise_if_rejected_input
+from fleet.commands.common import Session
 from fleet.errors import RemoteError
-from fleet.transport.fanout import HostResult
+from tests.helpers import cli_fakes
+from tests.helpers.cli_fakes import INVENTORY
 
 SECRET = "s3cr3t-Pa55!word"
 
-INVENTORY = """
-all:
-  children:
-    web:
-      hosts:
-        web1:
-          ansible_host: 10.0.0.1
-          fleet_registry_mirrors: ["http://10.0.0.2:5000"]
-          fleet_insecure_registries: ["10.0.0.2:5000"]
-          fleet_daemon: {debug: true}
-        web2:
-          ansible_host: 10.0.0.2
-          fleet_registries: {"reg:5000": {"mirrors": ["http://m:5000"]}}
-    db:
-      hosts:
-        db1: {ansible_host: 10.0.0.3}
-"""
-
-
-@pytest.fixture
-def inventory(tmp_path):
-    path = tmp_path / "inv.yml"
-    path.write_text(INVENTORY)
-    return str(path)
-
-
-@pytest.fixture
-def calls(monkeypatch):
-    """Replace the fan-out: record every call; hosts answer with ``answers[op](host, args)``."""
-    record = SimpleNamespace(calls=[], answers={})
-
-    def run_hosts(self, hosts, op, args, on_event=None, bounded=True, args_for=None):
-        out = []
-        for h in hosts:
-            a = args_for(h) if args_for else args
-            record.calls.append((h.name, op, a))
-            answer = record.answers.get(op, lambda host, a: {})(h, a)
-            out.append(HostResult(h, error=answer) if isinstance(answer, Exception) else HostResult(h, data=answer))
-        raise_if_rejected_input(out)  # as the real run_hosts does
-        return out
-
-    monkeypatch.setattr(Session, "run_hosts", run_hosts)
-    return record
+inventory, calls = cli_fakes.inventory, cli_fakes.calls  # fixtures by assignment (ruff flags imported fixtures)
 
 
 def invoke(inventory, *args, input=None):

@@ -6,7 +6,7 @@ import pytest
 
 from fleet.commands import runflags
 from fleet.errors import UsageError
-from tests.unit.payload.test_lifecycle import _cli, cli_calls  # noqa: F401  (fixture)
+from tests.helpers.cli_fakes import _cli, cli_calls  # noqa: F401  (fixture)
 
 
 

@@ -6,9 +6,9 @@ from typer.testing import CliRunner
 from fleet import cli
 from fleet.commands.transfer import split_cp_arg
 from fleet.transport import files
-from tests.unit.fleet import test_cli_images
+from tests.helpers import cli_fakes
 
-inventory, calls = test_cli_images.inventory, test_cli_images.calls  # fixtures
+inventory, calls = cli_fakes.inventory, cli_fakes.calls  # fixtures
 
 
 def invoke(inventory, *args):

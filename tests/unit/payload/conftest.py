@@ -1,3 +1,3 @@
 """Fixtures shared by the payload's unit tests."""
 
-from tests.unit.payload.registry_stub import paths, stubs  # noqa: F401  (fixtures: registry stubs, a state root)
+from tests.helpers.registry_stub import paths, stubs  # noqa: F401  (fixtures: registry stubs, a state root)

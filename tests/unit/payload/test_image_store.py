@@ -1,99 +1,15 @@
 """The local image store ops (images, tag, rmi, history, prune, inspect, system df) follow Docker's rules."""
 
-import hashlib
 import io
-import json
 import os
-import tarfile
 
 import pytest
 
 from agent_payload import errors
-from agent_payload.image import content, gc, images, snapshots, unpack
-from agent_payload.ops import Context, dispatch
+from agent_payload.image import content, gc, images, unpack
 from agent_payload.runtime import records
-from agent_payload.state import store
 from agent_payload.state.paths import Paths
-
-
-def layer_tar(files):
-    """An uncompressed layer tar of {path: bytes}."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def sha(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class Fixture:
-    """Builds images without a registry: layers through unpack + SnapshotStore.ensure, then index_add."""
-
-    def __init__(self, paths):
-        self.paths = paths
-        self.store = images.ImageStore(paths, config={})
-
-    def image(self, refs, layers, created="2024-01-01T00:00:00Z", labels=None, history=None):
-        """Create an image from ``layers`` ({path: bytes} or a ready tar); ``refs`` are tags like "nginx:latest"."""
-        tars = [files if isinstance(files, bytes) else layer_tar(files) for files in layers]
-        diff_ids = [sha(t) for t in tars]
-        chains = snapshots.chain_ids(diff_ids)
-        descs = []
-        for i, t in enumerate(tars):
-            self.store.content.write_bytes(sha(t), t)
-            self.store.snapshots.ensure(chains[i], chains[i - 1] if i else None, diff_ids[i],
-                                        lambda fs, t=t, d=diff_ids[i]: unpack.apply_layer(io.BytesIO(t), fs, "", d))
-            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(t), "size": len(t)})
-        if history is None:
-            history = [{"created": created, "created_by": "ADD layer{} /".format(i)} for i in range(len(tars))]
-        cfg = {"architecture": "amd64", "os": "linux", "created": created, "author": "tests",
-               "config": {"Cmd": ["sh"], "Labels": labels or {}}, "history": history,
-               "rootfs": {"type": "layers", "diff_ids": diff_ids}}
-        cfg_bytes = json.dumps(cfg).encode()
-        image_id = sha(cfg_bytes)
-        self.store.content.write_bytes(image_id, cfg_bytes)
-        manifest = json.dumps({"schemaVersion": 2, "config": {"digest": image_id, "size": len(cfg_bytes)},
-                               "layers": descs}).encode()
-        mdigest = sha(manifest)
-        self.store.content.write_bytes(mdigest, manifest)
-        entry = {"manifest": mdigest, "digest": mdigest, "layers": descs, "chain_ids": chains,
-                 "size": sum(len(t) for t in tars), "created": created, "endpoint": "test"}
-        keys = []
-        for ref in refs:
-            r = images.reference.parse(ref)
-            keys += [r.string(), r.with_digest(mdigest).string()]
-        self.store.index_add(keys, image_id, entry, {"id": image_id, "digest": mdigest})
-        return image_id
-
-    def container(self, image_id, running=False):
-        """A container record using ``image_id`` (running = its 'shim' is this test process)."""
-        cid = records.new_id()
-        lay = records.Layout(self.paths, cid)
-        os.makedirs(lay.diff)
-        with open(os.path.join(lay.diff, "written"), "wb") as f:
-            f.write(b"x" * 100)
-        entry = self.store._read_index()["images"].get(image_id)
-        lowerdirs = self.store.snapshots.mounts(entry["chain_ids"]) if entry else []
-        store.write_json_atomic(lay.config, {"id": cid, "name": "c" + cid[:6], "image": "x", "image_id": image_id,
-                                             "lowerdirs": lowerdirs, "argv": ["sh"], "created": records.format_ns()})
-        state = records.initial_state()
-        if running:
-            state.update(status="running", shim_pid=os.getpid(), shim_start=records.proc_starttime(os.getpid()))
-        else:
-            state.update(status="exited", exit_code=0)
-        records.write_state(self.paths, cid, state)
-        return cid
-
-    def op(self, name, **args):
-        return dispatch(Context(self.paths, "dev", ["true"]), name, args, lambda *a: None)
-
-    def index(self):
-        return self.store._read_index()
+from tests.helpers.images import Fixture, layer_tar, sha
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import signal
 import threading
 
 from agent_payload.image import gc, images
-from tests.unit.payload.registry_stub import REPO, make_layer, pull, run_threads, sha, temp_entries, wait_for
+from tests.helpers.registry_stub import REPO, make_layer, pull, run_threads, sha, temp_entries, wait_for
 
 
 # -- one download per blob per host ---------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from agent_payload import config as daemon_config
 from agent_payload import errors
-from tests.unit.payload.registry_stub import REPO, make_layer, pull, run_threads, sha, temp_entries, write_daemon_json
+from tests.helpers.registry_stub import REPO, make_layer, pull, run_threads, sha, temp_entries, write_daemon_json
 
 
 def _mirror_setup(stubs, paths, mode, timeout=1):

@@ -18,7 +18,7 @@ import pytest
 from agent_payload import errors
 from agent_payload.image import images, pull, push, unpack
 from agent_payload.state.paths import Paths
-from tests.integration.registries import (REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests,
+from tests.helpers.registries import (REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests,
                                           skopeo_copy, stop)
 
 pytestmark = pytest.mark.integration

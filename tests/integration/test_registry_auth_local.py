@@ -23,7 +23,7 @@ from agent_payload.image import images, pull, registry
 from agent_payload.ops import Context
 from agent_payload.ops import registry as ops
 from agent_payload.state.paths import Paths
-from tests.integration.registries import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests, stop
+from tests.helpers.registries import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests, stop
 
 
 def _pull(store, ref, emit=None):

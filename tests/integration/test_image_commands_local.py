@@ -1,83 +1,24 @@
 """rmi / prune against real containers: in-use rules, and rmi -f never breaks a stopped container's layers (root)."""
 
-import io
 import os
-import subprocess
-import tarfile
 
 import pytest
 
 from agent_payload import errors
-from agent_payload.image import gc
-from agent_payload.ops import Context, dispatch
-from agent_payload.runtime.containers import Runtime
-from agent_payload.runtime.spec import ContainerSpec
-from agent_payload.state.paths import Paths
-from tests.integration.test_runtime_local import BUSYBOX, _cleanup, _overlay_mounts
-from tests.unit.payload.test_image_store import Fixture
+from tests.helpers import images
+from tests.helpers.images import _container, _layer_with_links, op
+from tests.helpers.runtime import BUSYBOX
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX),
                                 reason="needs root and /usr/bin/busybox (busybox-static)")
 pytestmark = [pytest.mark.integration, needs_root]
 
-
-class _Ctx(Context):
-    def __init__(self, paths):
-        super().__init__(paths, "dev", None)
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A private FLEET_ROOT with a busybox image, and cleanup of every process and mount."""
-    root, etc = tmp_path / "root", tmp_path / "etc"
-    monkeypatch.setenv("FLEET_ROOT", str(root))
-    monkeypatch.setenv("FLEET_CONFIG_DIR", str(etc))
-    monkeypatch.setattr(gc, "GRACE", 0)
-    paths = Paths(root=str(root), config_dir=str(etc))
-    fx = Fixture(paths)
-    fx.ctx = _Ctx(paths)
-    fx.rt = Runtime(paths)
-    try:
-        yield fx
-    finally:
-        _cleanup(paths)
-    assert not _overlay_mounts(str(tmp_path)), "overlay mount leaked onto the host"
-
-
-def _layer_with_links():
-    """busybox plus applet symlinks in one layer tar."""
-    applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = open(BUSYBOX, "rb").read()
-        d = tarfile.TarInfo("bin")
-        d.type, d.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(d)
-        info = tarfile.TarInfo("bin/busybox")
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
-        for a in applets:
-            if a == "busybox":
-                continue
-            link = tarfile.TarInfo("bin/" + a)
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-    return buf.getvalue()
+env = images.env  # the fixture: private FLEET_ROOT with a busybox image, cleanup of every process and mount
 
 
 def _image(fx, refs):
     """A busybox image plus a small top layer, built through the same helper as the unit tests."""
     return fx.image(refs, [_layer_with_links(), {"etc/msg": b"hello from the image\n"}])
-
-
-def _container(fx, image_ref, argv):
-    rec = fx.store.resolve(image_ref)
-    spec = ContainerSpec(image=image_ref, image_id=rec.id, lowerdirs=rec.layers, argv=argv, network="none")
-    return fx.rt.create(spec)["id"]
-
-
-def op(fx, name, **args):
-    return dispatch(fx.ctx, name, args, lambda *a: None)
 
 
 def test_running_container_blocks_removal_and_force_only_untags(env):

@@ -10,8 +10,8 @@ import pytest
 from agent_payload import errors
 from agent_payload.linux import libc
 from agent_payload.runtime import caps, rootfs
-from tests.integration import test_runtime_local as local
-from tests.integration.test_runtime_local import _busybox_layer, _output, _run, _spec, needs_root
+from tests.helpers import runtime as local
+from tests.helpers.runtime import _busybox_layer, _output, _run, _spec, needs_root
 
 env = local.env  # the runtime fixture (private FLEET_ROOT, kills everything afterwards)
 

@@ -14,7 +14,7 @@ import pytest
 from agent_payload import errors
 from agent_payload.image import images, pull, registry
 from agent_payload.state.paths import Paths
-from tests.integration.registries import (ARCH, REGISTRY_BIN, SKOPEO, Layout, free_port, layer,
+from tests.helpers.registries import (ARCH, REGISTRY_BIN, SKOPEO, Layout, free_port, layer,
                                           no_stray_requests, sha, skopeo_copy, stop)
 
 pytestmark = pytest.mark.integration
