@@ -1,4 +1,5 @@
-"""Protocol operations: each op takes validated args and an ``emit`` callback and returns result data.
+"""Protocol operations: each op takes its args (checked against the schema in ``agent_payload/requests.py``)
+and an ``emit`` callback and returns result data.
 
 Ops live in modules by domain and are imported only when called, so that ``ping`` stays a bare interpreter
 start.  This is where the image side and the runtime meet (the runtime never imports ``image``): ``run``
@@ -47,7 +48,7 @@ class Context:
 
 
 def dispatch(ctx, op, args, emit):
-    """Run ``op``; unknown ops are InvalidArgument."""
+    """Run ``op`` on its args checked against the request schema (requests.py); unknown ops are InvalidArgument."""
     module = OP_MODULES.get(op) if isinstance(op, str) else None
     if module is None:
         raise errors.InvalidArgument("unknown op {!r}".format(op))
@@ -56,7 +57,8 @@ def dispatch(ctx, op, args, emit):
     handler = getattr(importlib.import_module("agent_payload.ops." + module), "op_" + op, None)
     if handler is None:
         raise errors.InvalidArgument("op {!r} is not implemented by this payload".format(op))
-    return handler(ctx, args, emit)
+    from agent_payload.ops.args import decode
+    return handler(ctx, decode(op, args), emit)
 
 
 def payload_identity(argv0):

@@ -43,11 +43,8 @@ def stdio_args(args):
     from agent_payload.runtime.tty import check_console_size
 
     out = {}
-    for key in ("tty", "open_stdin", "detach"):
-        value = args.get(key) or False
-        if not isinstance(value, bool):
-            raise errors.InvalidArgument("argument {} must be a boolean".format(key))
-        out[key] = value
+    for key in ("tty", "open_stdin", "detach"):  # booleans or null (requests.py)
+        out[key] = args.get(key) or False
     attach_stdin = out["open_stdin"] and not out.pop("detach")
     out.update(stdin_once=attach_stdin, attach_stdin=attach_stdin,
                console_size=check_console_size(args.get("console_size")) if out["tty"] else None)
@@ -78,8 +75,6 @@ def create_container(ctx, args, emit):
     resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
     stdio = stdio_args(args)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
     auto_remove = args.get("rm") or False
-    if not isinstance(auto_remove, bool):
-        raise errors.InvalidArgument("argument rm must be a boolean")
     labels = check_labels(args.get("labels"))  # -l/--label-file, parsed by the controller
     stop_signal = string(args, "stop_signal")
     if stop_signal is not None:
@@ -239,6 +234,4 @@ def op_rm(ctx, args, emit):
     if not refs:
         raise errors.InvalidArgument("rm requires at least one container")
     remove_volumes = args.get("volumes") or False  # rm -v: the containers' anonymous volumes too
-    if not isinstance(remove_volumes, bool):
-        raise errors.InvalidArgument("argument volumes must be a boolean")
     return {"removed": ctx.runtime().remove(refs, force=bool(args.get("force")), volumes=remove_volumes)}

@@ -67,8 +67,6 @@ def network_object(nets, rec):
 def op_network_create(ctx, args, emit):
     """{"name", "driver", "subnet", "gateway", "internal", "labels"} -> {"id", "name"}."""
     internal = args.get("internal") or False
-    if not isinstance(internal, bool):
-        raise errors.InvalidArgument("argument internal must be a boolean")
     rec = _networks(ctx).create(string(args, "name", required=True), driver=string(args, "driver") or "bridge",
                                 subnet=string(args, "subnet"), gateway=string(args, "gateway"), internal=internal,
                                 labels=_labels(args))
@@ -155,8 +153,6 @@ def volume_object(rec):
 def op_volume_create(ctx, args, emit):
     """{"name"|null, "driver", "labels", "options"} -> docker's volume object."""
     options = args.get("options") or {}
-    if not isinstance(options, dict):
-        raise errors.InvalidArgument("argument options must be an object")
     return volume_object(_volumes(ctx).create(string(args, "name"), labels=_labels(args),
                                               driver=string(args, "driver") or "local", options=options))
 
@@ -282,8 +278,6 @@ def network_args(ctx, args, mode):
     ip = string(args, "ip")
     publish = string_list(args, "publish")
     publish_all = args.get("publish_all") or False
-    if not isinstance(publish_all, bool):
-        raise errors.InvalidArgument("argument publish_all must be a boolean")
     bindings = ports.parse_all(publish)  # syntax first: "-p" errors name the value
     user_network = mode not in ("bridge", "host", "none", DEFAULT_NAME) and not mode.startswith("container:")
     if user_network:

@@ -14,9 +14,7 @@ def op_pull(ctx, args, emit):
     from agent_payload.image import pull, reference
     raw = string(args, "image", required=True)
     ref = reference.parse(raw)
-    all_tags = args.get("all_tags", False)
-    if not isinstance(all_tags, bool):
-        raise errors.InvalidArgument("argument all_tags must be a boolean")
+    all_tags = args.get("all_tags") or False
     platform = pull.parse_platform(string(args, "platform"))
     store = ctx.images()
     if all_tags:

@@ -59,12 +59,8 @@ def _duration(args, key):
 
 def flag_args(args):
     """The ``--health-*``/``--no-healthcheck`` op args as the user's healthcheck dict, or None (docker's CLI checks)."""
-    cmd = args.get("health_cmd")
-    if cmd is not None and not isinstance(cmd, str):
-        raise errors.InvalidArgument("argument health_cmd must be a string")
+    cmd = args.get("health_cmd")  # types of health_cmd, no_healthcheck: checked by ops.dispatch (requests.py)
     no_check = args.get("no_healthcheck") or False
-    if not isinstance(no_check, bool):
-        raise errors.InvalidArgument("argument no_healthcheck must be a boolean")
     retries = args.get("health_retries")
     if retries is None:
         retries = 0

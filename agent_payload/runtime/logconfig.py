@@ -90,9 +90,7 @@ def daemon_default(paths):
 
 def from_args(args, paths):
     """The ``log_driver``/``log_opts`` op args merged with daemon.json's defaults (docker's rules), checked."""
-    driver = args.get("log_driver")
-    if driver is not None and not isinstance(driver, str):
-        raise errors.InvalidArgument("argument log_driver must be a string")
+    driver = args.get("log_driver")  # a string or None: checked by ops.dispatch (requests.py)
     opts = parse_opts(args.get("log_opts"))
     default = daemon_default(paths)
     kind = driver or default["Type"]

@@ -18,8 +18,6 @@ def parse_restart(text):
     """
     if text is None or text == "":
         return dict(NO_POLICY)
-    if not isinstance(text, str):
-        raise errors.InvalidArgument("argument restart must be a string")
     name, sep, count = text.partition(":")
     if sep and not name:
         raise errors.InvalidArgument("invalid restart policy format: no policy provided before colon")
