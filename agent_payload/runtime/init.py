@@ -107,21 +107,32 @@ def run(argv, env, keep, exec_fn):
     """
     sigs = forwarded_signals() + [signal.SIGCHLD]
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    # The command starts only once PID 1 has narrowed itself: until the gate closes, the child waits, so nothing
+    # in the container ever sees (or races) a PID 1 that still holds the container's whole capability set.
+    gate_r, gate_w = os.pipe()
     try:
         child = os.fork()
     except OSError as exc:
         os.write(2, "{}: fork: {}\n".format(NAME, exc.strerror).encode())
         os._exit(1)
     if child == 0:
+        os.close(gate_w)
+        while os.read(gate_r, 1):
+            pass  # EOF: PID 1 is narrowed (or gone)
+        os.close(gate_r)
         _child_setup()
         exec_fn(argv, env)
         os._exit(127)  # not reached
-    libc.prctl(PR_SET_DUMPABLE, 0)  # again: a uid change in drop_privileges reset it to suid_dumpable
-    kill = 1 << caps.CAP_NUMBERS["CAP_KILL"]
+    os.close(gate_r)
     try:
-        caps.apply_sets(keep & kill)
-    except OSError:
-        pass
+        libc.prctl(PR_SET_DUMPABLE, 0)  # again: a uid change in drop_privileges reset it to suid_dumpable
+        kill = 1 << caps.CAP_NUMBERS["CAP_KILL"]
+        try:
+            caps.apply_sets(keep & kill)
+        except OSError:
+            pass
+    finally:
+        os.close(gate_w)
     os._exit(supervise(child, sigs))
 
 
