@@ -28,9 +28,10 @@ A request whose ``protocol`` or ``payload`` does not match the running payload i
 runs an old payload by accident (the hash *is* the version).
 
 Every op's ``args`` (names, types, required, defaults) are also data in ``agent_payload/requests.py``, the
-request schema: the payload checks each request against it once before the op runs (a missing required arg is
-InvalidArgument "missing argument: X", a wrong type "argument X must be a ..."; args it does not name are
-ignored), and the controller's tests check what fleet's commands send against it.
+request schema: the payload decodes each request against it once before the op runs, into a typed record with
+the schema's defaults (a missing required arg is InvalidArgument "missing argument: X", a wrong type "argument X
+must be a ..."; args it does not name are ignored), and the controller's tests check what fleet's commands send
+against it.
 
 Ops (``args`` -> ``data``); docker-compatible semantics:
 

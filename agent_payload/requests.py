@@ -5,16 +5,18 @@ request side, shared by the payload (``ops.dispatch`` checks every request again
 and the controller's tests (which check that what fleet's commands send fits it).
 
 ``REQUESTS[op]`` is an ordered ``{arg: Arg}``, in the order the op reads its arguments (the first bad one is the
-one reported).  ``Arg(type, required, default, checked_by)``:
+one reported); ``ops/args.py`` decodes a request into a record with these fields.
+``Arg(type, required, default, checked_by, minimum)``:
 
 - ``type``: ``"str"``, ``"int"``, ``"bool"``, ``"str_list"``, ``"object"`` (a JSON object), or a union of them
   written with ``|`` (``"str|int"``; ``"number"`` is an int or a float), or ``"labels"`` ({non-empty str: str}),
   ``"console_size"`` ([rows, cols]);
 - ``required``: a missing or null value is InvalidArgument "missing argument: <arg>";
-- ``default``: what a missing or null value means (applied by the op; documentation here);
+- ``default``: what a missing or null value means (the decoded record holds it);
 - ``checked_by``: None when the decode step owns the type check ("argument <arg> must be a ..."), else the
   module that checks the value with its own (docker's) wording, because that check also serves stored records,
-  the hand CLI or needs the host (daemon.json, the image).
+  the hand CLI or needs the host (daemon.json, the image);
+- ``minimum``: the smallest value an ``"int"`` may have ("argument <arg> must be >= N").
 
 Arguments a request carries beyond its op's entry are ignored (as they always were: an older payload accepts a
 newer controller's extra flags).
@@ -22,11 +24,11 @@ newer controller's extra flags).
 
 from collections import namedtuple
 
-Arg = namedtuple("Arg", "type required default checked_by")
+Arg = namedtuple("Arg", "type required default checked_by minimum")
 
 
-def _a(type_, default=None, required=False, checked_by=None):
-    return Arg(type_, required, default, checked_by)
+def _a(type_, default=None, required=False, checked_by=None, minimum=None):
+    return Arg(type_, required, default, checked_by, minimum)
 
 
 #: Types whose check the decode step does itself, with its message.
@@ -60,8 +62,8 @@ _CREATE = {
     "read_only": _a("bool", False, checked_by="runtime.spec"),
     "no_new_privileges": _a("bool", False, checked_by="runtime.spec"),
     "seccomp": _a("str", checked_by="linux.seccomp"),
-    "network": _a("str", "bridge", checked_by="runtime.spec"),
-    "init": _a("bool", False, checked_by="runtime.spec"),  # null: daemon.json "init"
+    "network": _a("str", checked_by="runtime.spec"),  # null: the default network (daemon.json "bridge")
+    "init": _a("bool", checked_by="runtime.spec"),  # null: daemon.json "init"
     # resources (runtime/spec.py LIMIT_ARGS): strings as typed or numbers, docker's flag messages
     "memory": _a("str|number", checked_by="runtime.spec"),
     "memory_swap": _a("str|number", checked_by="runtime.spec"),
@@ -116,12 +118,13 @@ REQUESTS = {
     "run": dict(_CREATE, detach_keys=_a("str")),
     "create": dict(_CREATE),
     "ps": {"filters": _a("str_list", []), "size": _a("bool", False), "all": _a("bool", False), "last": _a("int")},
-    "logs": {"container": _a("str", required=True), "tail": _a("int"), "since": _a("str"), "until": _a("str"),
-             "follow": _a("bool", False), "timestamps": _a("bool", False), "details": _a("bool", False)},
-    "stop": dict(_CONTAINERS, time=_a("int")),
+    "logs": {"container": _a("str", required=True), "tail": _a("int", minimum=0), "since": _a("str"),
+             "until": _a("str"), "follow": _a("bool", False), "timestamps": _a("bool", False),
+             "details": _a("bool", False)},
+    "stop": dict(_CONTAINERS, time=_a("int", minimum=0)),
     "rm": dict(_CONTAINERS, volumes=_a("bool", False), force=_a("bool", False)),
     "start": dict(_CONTAINERS, attach=_a("bool", False), attach_stdin=_a("bool", False), detach_keys=_a("str")),
-    "restart": dict(_CONTAINERS, time=_a("int")),
+    "restart": dict(_CONTAINERS, time=_a("int", minimum=0)),
     "kill": dict(_CONTAINERS, signal=_a("str|int", "KILL", checked_by="ops.lifecycle")),
     "wait": dict(_CONTAINERS),
     "rename": {"container": _a("str", required=True), "name": _a("str", required=True)},
@@ -130,8 +133,9 @@ REQUESTS = {
     "diff": dict(_CONTAINER),
     "export": dict(_CONTAINER, output=_a("str", required=True), force=_a("bool", False)),
     "container_prune": {},
-    "update": dict(_CONTAINERS, **{k: _CREATE[k] for k in ("memory", "memory_swap", "cpus", "cpu_shares",
-                                                             "pids_limit", "restart")}),
+    # update: a null flag leaves that setting as it is
+    "update": dict(_CONTAINERS, restart=_a("str"), **{k: _CREATE[k] for k in ("memory", "memory_swap", "cpus",
+                                                                            "cpu_shares", "pids_limit")}),
     "stats": dict(_CONTAINERS, all=_a("bool", False)),
     "pause": dict(_CONTAINERS),
     "unpause": dict(_CONTAINERS),
@@ -139,7 +143,7 @@ REQUESTS = {
                  user=_a("str"), detach=_a("bool", False), privileged=_a("bool", False),
                  interactive=_a("bool", False), tty=_a("bool", False),
                  console_size=_a("console_size", checked_by="runtime.exec")),
-    "attach": dict(_CONTAINER, stdin=_a("bool", True, checked_by="ops.lifecycle"), detach_keys=_a("str")),
+    "attach": dict(_CONTAINER, stdin=_a("bool", True), detach_keys=_a("str")),
     "commit": dict(_CONTAINER, repository=_a("str"), author=_a("str", ""), message=_a("str", ""),
                    changes=_a("str_list", []), pause=_a("bool", True)),
     # cp_in checks its args itself, inside the step that removes the uploaded staging file whatever fails
@@ -152,7 +156,7 @@ REQUESTS = {
     "cp_out": dict(_CONTAINER, path=_a("str", required=True), follow_link=_a("bool", False)),
     "network_create": {"internal": _a("bool", False), "name": _a("str", required=True),
                        "driver": _a("str", "bridge"), "subnet": _a("str"), "gateway": _a("str"),
-                       "labels": _a("labels", {}, checked_by="ops.netvol")},
+                       "labels": _a("labels", {}, checked_by="runtime.spec")},
     "network_ls": {"filters": _a("str_list", [])},
     "network_inspect": {"networks": _a("str_list", [])},
     "network_rm": {"networks": _a("str_list", [])},
@@ -162,7 +166,7 @@ REQUESTS = {
     "network_disconnect": {"container": _a("str", required=True), "network": _a("str", required=True)},
     "port": dict(_CONTAINER, port=_a("str")),
     "volume_create": {"options": _a("object", {}), "name": _a("str"),
-                      "labels": _a("labels", {}, checked_by="ops.netvol"), "driver": _a("str", "local")},
+                      "labels": _a("labels", {}, checked_by="runtime.spec"), "driver": _a("str", "local")},
     "volume_ls": {"filters": _a("str_list", [])},
     "volume_inspect": {"volumes": _a("str_list", [])},
     "volume_rm": {"volumes": _a("str_list", []), "force": _a("bool", False)},

@@ -1,5 +1,5 @@
-"""Protocol operations: each op takes its args (checked against the schema in ``agent_payload/requests.py``)
-and an ``emit`` callback and returns result data.
+"""Protocol operations: each op takes its request, decoded once into a typed record (``ops/args.py``, from the
+schema in ``agent_payload/requests.py``), and an ``emit`` callback, and returns result data.
 
 Ops live in modules by domain and are imported only when called, so that ``ping`` stays a bare interpreter
 start.  This is where the image side and the runtime meet (the runtime never imports ``image``): ``run``
@@ -48,7 +48,7 @@ class Context:
 
 
 def dispatch(ctx, op, args, emit):
-    """Run ``op`` on its args checked against the request schema (requests.py); unknown ops are InvalidArgument."""
+    """Run ``op`` on its request decoded from ``args`` (ops/args.py, requests.py); unknown ops are InvalidArgument."""
     module = OP_MODULES.get(op) if isinstance(op, str) else None
     if module is None:
         raise errors.InvalidArgument("unknown op {!r}".format(op))

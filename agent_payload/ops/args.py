@@ -1,50 +1,17 @@
-"""Typed access to a request's args: every malformed value is an InvalidArgument naming the key."""
+"""Each op's request decoded once, into a typed record (the schema is ``agent_payload/requests.py``).
+
+``decode(op, args)`` checks the wire dict against ``REQUESTS[op]`` and returns a ``<Op>Request``: a namedtuple
+with one field per schema arg, in the schema's order, missing or null values replaced by the schema's
+default.  Ops read ``req.image``, ``req.force``...; a field the schema does not name does not exist
+(AttributeError), and arguments the schema does not name are dropped (an older payload ignores a newer
+controller's extra flags).
+"""
+
+import copy
+from collections import namedtuple
 
 from agent_payload import errors
-
-
-def string(args, key, default=None, required=False):
-    value = args.get(key, default)
-    if value is None:
-        if required:
-            raise errors.InvalidArgument("missing argument: {}".format(key))
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidArgument("argument {} must be a string".format(key))
-    return value
-
-
-def string_list(args, key, allow_none=False):
-    value = args.get(key)
-    if value is None:
-        if allow_none:
-            return None
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise errors.InvalidArgument("argument {} must be a list of strings".format(key))
-    return value
-
-
-def integer(args, key, default=None, minimum=None):
-    value = args.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.InvalidArgument("argument {} must be an integer".format(key))
-    if minimum is not None and value < minimum:
-        raise errors.InvalidArgument("argument {} must be >= {}".format(key, minimum))
-    return value
-
-
-def boolean(args, key, default=False):
-    """A boolean arg; missing or null is ``default``."""
-    value = args.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise errors.InvalidArgument("argument {} must be a boolean".format(key))
-    return value
-
+from agent_payload.requests import REQUESTS, TYPE_MESSAGES
 
 _TYPE_CHECKS = {
     "str": lambda v: isinstance(v, str),
@@ -54,23 +21,54 @@ _TYPE_CHECKS = {
     "object": lambda v: isinstance(v, dict),
 }
 
+_RECORDS = {}
+
+
+def _pick(self, keys):
+    """{key: value} of some of the record's fields (e.g. the ones a runtime helper takes as keywords)."""
+    return {key: getattr(self, key) for key in keys}
+
+
+def record_type(op):
+    """The request record class of ``op`` (built once from the schema)."""
+    cls = _RECORDS.get(op)
+    if cls is None:
+        name = "".join(part.title() for part in op.split("_")) + "Request"
+        base = namedtuple(name, tuple(REQUESTS[op]))
+        cls = _RECORDS[op] = type(name, (base,), {"__slots__": (), "op": op, "pick": _pick})
+    return cls
+
+
+def check_value(op, key, value):
+    """One arg's value checked against ``REQUESTS[op][key]`` (required, type, minimum), default applied.
+
+    ``decode`` uses it for every arg the decode step owns; an op that must check an arg later itself (cp_in:
+    inside the step that always removes its staging file) calls it for that arg.
+    """
+    arg = REQUESTS[op][key]
+    if value is None:
+        if arg.required:
+            raise errors.InvalidArgument("missing argument: {}".format(key))
+        return copy.deepcopy(arg.default)
+    if not _TYPE_CHECKS[arg.type](value):
+        raise errors.InvalidArgument(TYPE_MESSAGES[arg.type].format(key))
+    if arg.minimum is not None and value < arg.minimum:
+        raise errors.InvalidArgument("argument {} must be >= {}".format(key, arg.minimum))
+    return value
+
 
 def decode(op, args):
-    """Check ``args`` against ``requests.REQUESTS[op]`` once, before the op runs; returns ``args``.
+    """The typed request of ``op`` from its wire ``args``, checked once, before the op runs.
 
     In the schema's order: a required arg that is missing or null is "missing argument: X", a value of the
-    wrong type "argument X must be a ...".  Args with a ``checked_by`` are left to that module (its wording);
-    args the schema does not name are ignored.
+    wrong type "argument X must be a ...".  Args with a ``checked_by`` are passed through as sent (null: the
+    default) for that module to check with its own wording.
     """
-    from agent_payload.requests import REQUESTS, TYPE_MESSAGES
-
+    values = {}
     for key, arg in REQUESTS[op].items():
-        if arg.checked_by is not None:
-            continue
         value = args.get(key)
-        if value is None:
-            if arg.required:
-                raise errors.InvalidArgument("missing argument: {}".format(key))
-        elif not _TYPE_CHECKS[arg.type](value):
-            raise errors.InvalidArgument(TYPE_MESSAGES[arg.type].format(key))
-    return args
+        if arg.checked_by is None:
+            values[key] = check_value(op, key, value)
+        else:
+            values[key] = copy.deepcopy(arg.default) if value is None else value
+    return record_type(op)(**values)

@@ -6,7 +6,6 @@ upper dir is archived into a new layer, and it is thawed again whatever happened
 """
 
 from agent_payload import errors
-from agent_payload.ops.args import boolean, string, string_list
 
 
 def container_config(image_config, inspect_config):
@@ -17,7 +16,7 @@ def container_config(image_config, inspect_config):
     return cfg
 
 
-def op_commit(ctx, args, emit):
+def op_commit(ctx, req, emit):
     """Create an image from a container's changes: {"container", "repository", "author", "message",
     "changes", "pause"} -> {"id", "repository", "layer", "diff_id", "size"}."""
     from agent_payload.image import commit as commitmod
@@ -27,17 +26,10 @@ def op_commit(ctx, args, emit):
     from agent_payload.runtime.records import Layout
     from agent_payload.runtime.spec import signal_number
 
-    container = string(args, "container", required=True)
-    target = string(args, "repository")
-    author = string(args, "author") or ""
-    message = string(args, "message") or ""
-    change_lines = string_list(args, "changes")
-    pause = boolean(args, "pause", True)
-    if target is not None and not target:
-        target = None
+    target = req.repository or None
     commitmod.check_target(target)
     runtime = ctx.runtime()
-    rec = runtime.lookup(container)
+    rec = runtime.lookup(req.container)
     store = ctx.images()
     cid = rec["id"]
     inspect_cfg = runtime.inspect([cid])[0]["Config"]
@@ -47,18 +39,18 @@ def op_commit(ctx, args, emit):
         raise errors.FailedPrecondition("the image of container {} ({}) is no longer in the image store".format(
             cid, rec["image_id"]))
     base = container_config(image_cfg, inspect_cfg)
-    new_cfg = apply_changes(base, change_lines, check_signal=signal_number)
+    new_cfg = apply_changes(base, req.changes, check_signal=signal_number)
     created_by = " ".join(inspect_cfg.get("Cmd") or [])
     upper = Layout(ctx.paths, cid).diff
     lowers = list(reversed(rec.get("lowerdirs") or []))
     froze = False
-    if pause and rec.get("status") == "running" and not rec.get("paused"):
+    if req.pause and rec.get("status") == "running" and not rec.get("paused"):
         runtime.pause([cid])
         froze = True
     try:
         return commitmod.commit(store, rec["image_id"],
                                 lambda f: changesmod.write_layer_tar(upper, f, lowers, skip=INIT_PATHS),
-                                new_cfg, created_by=created_by, author=author, comment=message,
+                                new_cfg, created_by=created_by, author=req.author, comment=req.message,
                                 container_id=cid, container_config=base, target=target)
     finally:
         if froze:

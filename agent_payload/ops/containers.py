@@ -1,7 +1,6 @@
 """Container ops: run (image -> spec -> runtime), ps, logs, stop, rm."""
 
 from agent_payload import errors
-from agent_payload.ops.args import integer, string, string_list
 
 
 def container_argv(image_config, entrypoint=None, command=None):
@@ -34,66 +33,56 @@ def merge_env(image_env, overrides):
     return ["{}={}".format(k, v) for k, v in merged.items()]
 
 
-def stdio_args(args):
-    """-i/-t of ``run``/``create``: {"tty", "open_stdin", "stdin_once", "attach_stdin", "console_size"}.
+def stdio_flags(req):
+    """-i/-t of a ``run``/``create`` request: {"tty", "open_stdin", "stdin_once", "attach_stdin", "console_size"}.
 
     As docker: ``run -i`` without -d attaches stdin, and then stdin is StdinOnce (closed when that client's
     stdin ends); ``run -dit`` keeps it open for later ``attach`` clients.  ``create -i`` counts as attached.
     """
     from agent_payload.runtime.tty import check_console_size
 
-    out = {}
-    for key in ("tty", "open_stdin", "detach"):  # booleans or null (requests.py)
-        out[key] = args.get(key) or False
-    attach_stdin = out["open_stdin"] and not out.pop("detach")
-    out.update(stdin_once=attach_stdin, attach_stdin=attach_stdin,
-               console_size=check_console_size(args.get("console_size")) if out["tty"] else None)
-    return out
+    attach_stdin = req.open_stdin and not req.detach
+    return {"tty": req.tty, "open_stdin": req.open_stdin, "stdin_once": attach_stdin, "attach_stdin": attach_stdin,
+            "console_size": check_console_size(req.console_size) if req.tty else None}
 
 
 # -- ops -----------------------------------------------------------------------------------------------
 
-def create_container(ctx, args, emit):
+def create_container(ctx, req, emit):
     """``create`` and ``run``: check every user field, resolve or pull the image, create the container.
 
     Everything the user typed is checked before anything is pulled or created: bad input changes nothing.
-    Returns the runtime's record of the new container.
+    ``req`` is the decoded ``run``/``create`` request.  Returns the runtime's record of the new container.
     """
     from agent_payload.image import reference
-    from agent_payload.runtime.spec import (ContainerSpec, check_labels, check_name, check_stop_timeout,
-                                            check_user_fields, isolation_args, limit_args, signal_number)
+    from agent_payload.runtime import health, logconfig, restart as restartmod, volumes
+    from agent_payload.runtime.spec import (ISOLATION_ARGS, LIMIT_ARGS, ContainerSpec, check_labels, check_name,
+                                            check_stop_timeout, check_user_fields, isolation_flags, limit_flags,
+                                            signal_number)
+    from agent_payload.ops.netvol import network_flags
 
-    image = string(args, "image", required=True)
-    ref = reference.parse(image)
-    name = check_name(string(args, "name"))
-    env = string_list(args, "env")
-    command = string_list(args, "command", allow_none=True)
-    entrypoint = string_list(args, "entrypoint", allow_none=True)
-    workdir, hostname = string(args, "workdir"), string(args, "hostname")
+    ref = reference.parse(req.image)
+    name = check_name(req.name)
+    env, command, entrypoint = req.env, req.command, req.entrypoint
+    workdir, hostname = req.workdir, req.hostname
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
-    isolation = isolation_args(args)
-    resources = limit_args(args)  # --memory, --cpus, ...: bad values fail here, before any pull
-    stdio = stdio_args(args)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
-    auto_remove = args.get("rm") or False
-    labels = check_labels(args.get("labels"))  # -l/--label-file, parsed by the controller
-    stop_signal = string(args, "stop_signal")
+    isolation = isolation_flags(**req.pick(ISOLATION_ARGS))
+    resources = limit_flags(**req.pick(LIMIT_ARGS))  # --memory, --cpus, ...: bad values fail here, before any pull
+    stdio = stdio_flags(req)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
+    auto_remove = req.rm
+    labels = check_labels(req.labels)  # -l/--label-file, parsed by the controller
+    stop_signal = req.stop_signal
     if stop_signal is not None:
         signal_number(stop_signal)
-    stop_timeout = check_stop_timeout(args.get("stop_timeout"))
-    from agent_payload.runtime import restart as restartmod
-    restart_policy = restartmod.parse(args.get("restart"))  # --restart: docker's checks, before any pull
+    stop_timeout = check_stop_timeout(req.stop_timeout)
+    restart_policy = restartmod.parse(req.restart)  # --restart: docker's checks, before any pull
     restartmod.check_auto_remove(restart_policy, auto_remove)
-    from agent_payload.runtime import health
-    user_health = health.flag_args(args)  # --health-*, --no-healthcheck: docker's checks, before any pull
-    from agent_payload.runtime import logconfig
-    log_config = logconfig.from_args(args, ctx.paths)  # --log-driver/--log-opt over daemon.json's log-driver/opts
-    from agent_payload.ops.netvol import network_args
-    network = network_args(ctx, args, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
-    from agent_payload.runtime import volumes
-    volume_flags, mount_flags = string_list(args, "volumes"), string_list(args, "mounts")
-    volumes.plan(volume_flags, mount_flags)  # -v/--mount: bad specs and missing --mount sources fail before a pull
+    user_health = health.from_flags(**req.pick(health.FLAG_ARGS))  # --health-*, --no-healthcheck: before any pull
+    log_config = logconfig.from_flags(req.log_driver, req.log_opts, ctx.paths)  # over daemon.json's log-driver/opts
+    network = network_flags(ctx, req, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
+    volumes.plan(req.volumes, req.mounts)  # -v/--mount: bad specs and missing --mount sources fail before a pull
     store = ctx.images()
-    if args.get("init") is None:
+    if req.init is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
         try:
@@ -103,7 +92,7 @@ def create_container(ctx, args, emit):
             record, _info = pull.Puller(store).pull(ref.string(), emit)
         cfg = record.config.get("config") or {}
         spec = ContainerSpec(
-            name=name, image=image, image_id=record.id, lowerdirs=list(record.layers),
+            name=name, image=req.image, image_id=record.id, lowerdirs=list(record.layers),
             argv=container_argv(record.config, entrypoint, command),
             env=merge_env(cfg.get("Env"), env + (["TERM=xterm"] if stdio["tty"] and not any(
                 e.startswith("TERM=") for e in list(cfg.get("Env") or []) + env) else [])),  # docker does for -t
@@ -115,7 +104,7 @@ def create_container(ctx, args, emit):
             limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
-            mounts=volumes.plan(volume_flags, mount_flags, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
+            mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
                    **network(record.config)),
         )
@@ -134,28 +123,28 @@ def create_container(ctx, args, emit):
     return created
 
 
-def op_run(ctx, args, emit):
+def op_run(ctx, req, emit):
     """Create and start a container, pulling its image if missing; without detach, stream its output.
 
     With -i/-t and without detach: attached (runtime/attach.py) until it exits or the detach keys arrive.
     """
     from agent_payload.runtime import attach_client as attach
 
-    attached = not args.get("detach") and (args.get("tty") is True or args.get("open_stdin") is True)
+    attached = not req.detach and (req.tty or req.open_stdin)
     if attached:
-        attach.parse_detach_keys(string(args, "detach_keys"))
-    created = create_container(ctx, args, emit)
+        attach.parse_detach_keys(req.detach_keys)
+    created = create_container(ctx, req, emit)
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
     from agent_payload.runtime.status import ports_text
-    result = {"id": started["id"], "name": started["name"], "image": args["image"], "exit_code": None,
+    result = {"id": started["id"], "name": started["name"], "image": req.image, "exit_code": None,
               "ports": ports_text(started)}  # the host ports it got: docker's PORTS text
-    if args.get("detach"):
+    if req.detach:
         return result
     if attached:
         result.update(attach.attach_container(runtime, getattr(ctx, "stdin", None), started["id"], emit,
-                                              stdin=args.get("open_stdin") is True,
-                                              detach_keys=string(args, "detach_keys"), replay=True, log_offset=0))
+                                              stdin=req.open_stdin, detach_keys=req.detach_keys, replay=True,
+                                              log_offset=0))
         return result
     if (created.get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
         for line in runtime.logs(started["id"], follow=True):
@@ -164,7 +153,7 @@ def op_run(ctx, args, emit):
     return result
 
 
-def op_ps(ctx, args, emit):
+def op_ps(ctx, req, emit):
     """List containers: running, or all; ``filters`` (docker's -f), ``last`` (-n N / -l), ``size`` (-s)."""
     from agent_payload.image import reference
     from agent_payload.runtime.status import PsFilters, size_text
@@ -186,11 +175,9 @@ def op_ps(ctx, args, emit):
             pass
         return refs
 
-    filters = PsFilters(string_list(args, "filters"), resolve=runtime.lookup, ancestor_of=ancestor_of,
-                        normalize=normalize)
-    size = bool(args.get("size"))
-    rows = runtime.list(all=bool(args.get("all")), filters=filters, last=integer(args, "last"), size=size)
-    if size:
+    filters = PsFilters(req.filters, resolve=runtime.lookup, ancestor_of=ancestor_of, normalize=normalize)
+    rows = runtime.list(all=req.all, filters=filters, last=req.last, size=req.size)
+    if req.size:
         image_sizes = {}
         for row in rows:
             image_id = row.get("image_id")
@@ -204,34 +191,31 @@ def op_ps(ctx, args, emit):
     return {"containers": rows}
 
 
-def op_logs(ctx, args, emit):
+def op_logs(ctx, req, emit):
     """Stream a container's log lines as events (tail, follow, timestamps, since, until, details)."""
     from agent_payload.runtime.logs import parse_timestamp
 
-    container = string(args, "container", required=True)
-    tail = integer(args, "tail", minimum=0)
-    since, until = string(args, "since"), string(args, "until")
-    since = parse_timestamp(since) if since else None
-    until = parse_timestamp(until) if until else None
+    since = parse_timestamp(req.since) if req.since else None
+    until = parse_timestamp(req.until) if req.until else None
     # details: docker adds the log driver's extra attributes (log-opts labels/env); json-file here has none
-    for line in ctx.runtime().logs(container, tail=tail, follow=bool(args.get("follow")),
-                                   timestamps=bool(args.get("timestamps")), since=since, until=until):
+    for line in ctx.runtime().logs(req.container, tail=req.tail, follow=req.follow, timestamps=req.timestamps,
+                                   since=since, until=until):
         emit("log", line)
     return {}
 
 
-def op_stop(ctx, args, emit):
+def containers_of(req):
+    """The request's ``containers``: at least one (InvalidArgument "<op> requires at least one container")."""
+    if not req.containers:
+        raise errors.InvalidArgument("{} requires at least one container".format(req.op))
+    return req.containers
+
+
+def op_stop(ctx, req, emit):
     """Stop containers: stop signal, then SIGKILL after ``time`` seconds."""
-    refs = string_list(args, "containers")
-    if not refs:
-        raise errors.InvalidArgument("stop requires at least one container")
-    return {"stopped": ctx.runtime().stop(refs, time=integer(args, "time", minimum=0))}
+    return {"stopped": ctx.runtime().stop(containers_of(req), time=req.time)}
 
 
-def op_rm(ctx, args, emit):
+def op_rm(ctx, req, emit):
     """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too)."""
-    refs = string_list(args, "containers")
-    if not refs:
-        raise errors.InvalidArgument("rm requires at least one container")
-    remove_volumes = args.get("volumes") or False  # rm -v: the containers' anonymous volumes too
-    return {"removed": ctx.runtime().remove(refs, force=bool(args.get("force")), volumes=remove_volumes)}
+    return {"removed": ctx.runtime().remove(containers_of(req), force=req.force, volumes=req.volumes)}

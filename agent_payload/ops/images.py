@@ -5,7 +5,6 @@ containers that use images come from ``Runtime.image_usage`` and are handed to t
 """
 
 from agent_payload import errors
-from agent_payload.ops.args import string, string_list
 
 
 def _uses(ctx):
@@ -29,8 +28,7 @@ def _collector(ctx):
     return Collector(ctx.images(), lambda: _uses(ctx))
 
 
-def _refs(args, key, what):
-    refs = string_list(args, key)
+def _refs(refs, what):
     if not refs:
         raise errors.InvalidArgument("{} requires at least 1 argument".format(what))
     for ref in refs:
@@ -39,42 +37,37 @@ def _refs(args, key, what):
     return refs
 
 
-def op_images(ctx, args, emit):
+def op_images(ctx, req, emit):
     """List images (filters ANDed across keys, ORed within one; digests; a containers count per image)."""
-    filters = string_list(args, "filters")
     usage = {}
     for use in _uses(ctx):
         usage.setdefault(use.image_id, []).append(use.id)
-    return {"images": ctx.images().list(all=bool(args.get("all")), digests=bool(args.get("digests")),
-                                        filters=filters, usage=usage)}
+    return {"images": ctx.images().list(all=req.all, digests=req.digests, filters=req.filters, usage=usage)}
 
 
-def op_rmi(ctx, args, emit):
+def op_rmi(ctx, req, emit):
     """Remove images by reference or ID (Docker's untag/delete/conflict rules); per-image errors as data."""
-    refs = _refs(args, "images", "rmi")
-    return _collector(ctx).remove(refs, force=bool(args.get("force")))
+    return _collector(ctx).remove(_refs(req.images, "rmi"), force=req.force)
 
 
-def op_tag(ctx, args, emit):
+def op_tag(ctx, req, emit):
     """Create or move a tag TARGET pointing at SOURCE's image."""
-    source = string(args, "source", required=True)
-    target = string(args, "target", required=True)
-    return ctx.images().tag(source, target)
+    return ctx.images().tag(req.source, req.target)
 
 
-def op_history(ctx, args, emit):
+def op_history(ctx, req, emit):
     """The image's layer history, newest first."""
-    return {"history": ctx.images().history(string(args, "image", required=True))}
+    return {"history": ctx.images().history(req.image)}
 
 
-def op_image_prune(ctx, args, emit):
+def op_image_prune(ctx, req, emit):
     """Delete dangling images (all unused ones with ``all``) and the content only they used."""
-    return _collector(ctx).prune(all=bool(args.get("all")))
+    return _collector(ctx).prune(all=req.all)
 
 
-def op_image_inspect(ctx, args, emit):
+def op_image_inspect(ctx, req, emit):
     """Docker's inspect object per image; unknown ones are reported in ``errors`` (raised if all fail)."""
-    refs = _refs(args, "images", "image inspect")
+    refs = _refs(req.images, "image inspect")
     store = ctx.images()
     found, failures = [], []
     for ref in refs:
@@ -90,7 +83,7 @@ def op_image_inspect(ctx, args, emit):
     return out
 
 
-def op_system_df(ctx, args, emit):
+def op_system_df(ctx, req, emit):
     """``docker system df`` rows: images, containers (their upper dirs), local volumes and build cache."""
     from agent_payload.image.gc import df_row, system_df_images
     from agent_payload.fs import tree_size as disk_usage

@@ -6,33 +6,26 @@ several, a bad signal, a name clash, an existing export target): bad input leave
 """
 
 from agent_payload import errors
-from agent_payload.ops.args import boolean, integer, string, string_list
+from agent_payload.ops.containers import containers_of
 
 
-def _containers(args, op):
-    refs = string_list(args, "containers")
-    if not refs:
-        raise errors.InvalidArgument("{} requires at least one container".format(op))
-    return refs
-
-
-def op_create(ctx, args, emit):
+def op_create(ctx, req, emit):
     """Create a container (pulling its image if missing) without starting it; returns {"id", "name", "image"}."""
     from agent_payload.ops.containers import create_container
-    created = create_container(ctx, args, emit)
-    return {"id": created["id"], "name": created["name"], "image": args["image"]}
+    created = create_container(ctx, req, emit)
+    return {"id": created["id"], "name": created["name"], "image": req.image}
 
 
-def op_start(ctx, args, emit):
+def op_start(ctx, req, emit):
     """Start containers; with ``attach`` (one container) stream its output until it exits and return its code."""
-    refs = _containers(args, "start")
-    attach = boolean(args, "attach")
+    refs = containers_of(req)
+    attach = req.attach
     if attach and len(refs) > 1:
         raise errors.InvalidArgument("you cannot start and attach multiple containers at once")
-    attach_stdin = attach and boolean(args, "attach_stdin")
+    attach_stdin = attach and req.attach_stdin
     if attach_stdin:
         from agent_payload.runtime import attach_client as attachmod
-        attachmod.parse_detach_keys(string(args, "detach_keys"))
+        attachmod.parse_detach_keys(req.detach_keys)
     runtime = ctx.runtime()
     recs = [runtime.lookup(ref) for ref in refs]
     if not attach:
@@ -42,7 +35,7 @@ def op_start(ctx, args, emit):
     runtime.start(cid)
     if attach_stdin:  # start -a -i: output events, stdin frames to the container's attach socket
         res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
-                                         detach_keys=string(args, "detach_keys"), replay=True, log_offset=offset)
+                                         detach_keys=req.detach_keys, replay=True, log_offset=offset)
         return dict(res, started=[cid])
     if (recs[0].get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
         for line in runtime.logs(cid, follow=True, offset=offset):
@@ -50,81 +43,76 @@ def op_start(ctx, args, emit):
     return {"started": [cid], "exit_code": runtime.wait(cid)}
 
 
-def op_restart(ctx, args, emit):
+def op_restart(ctx, req, emit):
     """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
-    refs = _containers(args, "restart")
-    return {"restarted": ctx.runtime().restart(refs, time=integer(args, "time", minimum=0))}
+    return {"restarted": ctx.runtime().restart(containers_of(req), time=req.time)}
 
 
-def op_kill(ctx, args, emit):
+def op_kill(ctx, req, emit):
     """Send a signal (name or number, default KILL) to running containers."""
     from agent_payload.runtime.spec import signal_number
 
-    refs = _containers(args, "kill")
-    sig = args.get("signal", "KILL")
-    if sig is None:
-        sig = "KILL"
+    refs = containers_of(req)
+    sig = req.signal
     if isinstance(sig, bool) or not isinstance(sig, (str, int)):
         raise errors.InvalidArgument("argument signal must be a name or a number")
     signal_number(sig)
     return {"killed": ctx.runtime().kill(refs, str(sig))}
 
 
-def op_wait(ctx, args, emit):
+def op_wait(ctx, req, emit):
     """Block until each container has exited; returns their exit codes in order."""
-    refs = _containers(args, "wait")
+    refs = containers_of(req)
     runtime = ctx.runtime()
     cids = [runtime.resolve(ref) for ref in refs]
     return {"exited": [{"id": cid, "exit_code": runtime.wait(cid)} for cid in cids]}
 
 
-def op_rename(ctx, args, emit):
+def op_rename(ctx, req, emit):
     """Rename a container: {"container", "name"} -> {"id", "old_name", "name"}."""
-    return ctx.runtime().rename(string(args, "container", required=True), string(args, "name", required=True))
+    return ctx.runtime().rename(req.container, req.name)
 
 
-def op_inspect(ctx, args, emit):
+def op_inspect(ctx, req, emit):
     """Docker's inspect objects of containers."""
-    return {"containers": ctx.runtime().inspect(_containers(args, "inspect"))}
+    return {"containers": ctx.runtime().inspect(containers_of(req))}
 
 
-def op_top(ctx, args, emit):
+def op_top(ctx, req, emit):
     """The processes of a running container, ps -ef style."""
-    return ctx.runtime().top(string(args, "container", required=True))
+    return ctx.runtime().top(req.container)
 
 
-def op_diff(ctx, args, emit):
+def op_diff(ctx, req, emit):
     """Files added (A), changed (C) and deleted (D) in a container's filesystem."""
-    return {"changes": ctx.runtime().changes(string(args, "container", required=True))}
+    return {"changes": ctx.runtime().changes(req.container)}
 
 
-def op_export(ctx, args, emit):
+def op_export(ctx, req, emit):
     """Write a container's filesystem as a tar to ``output`` on this host (``force`` replaces a file)."""
-    container = string(args, "container", required=True)
-    output = string(args, "output", required=True)
-    return ctx.runtime().export(container, output, force=boolean(args, "force"))
+    return ctx.runtime().export(req.container, req.output, force=req.force)
 
 
-def op_container_prune(ctx, args, emit):
+def op_container_prune(ctx, req, emit):
     """Remove all stopped containers; returns their IDs and the bytes their upper dirs held."""
     return ctx.runtime().prune()
 
 
-def op_update(ctx, args, emit):
+def op_update(ctx, req, emit):
     """Change resource limits (docker update's flags) of containers: persisted, and live on running ones."""
-    from agent_payload.runtime.spec import LIMIT_ARGS, limit_args
-
     from agent_payload.runtime import restart
+    from agent_payload.runtime.spec import LIMIT_ARGS, limit_flags
 
-    refs = _containers(args, "update")
-    if all(args.get(key) is None for key in LIMIT_ARGS + ("restart",)):
+    refs = containers_of(req)
+    limits = req.pick(LIMIT_ARGS)
+    if req.restart is None and all(value is None for value in limits.values()):
         raise errors.InvalidArgument("you must provide one or more flags when using this command")
-    change = limit_args(args, update=True)
-    policy = None if args.get("restart") is None else restart.parse(args.get("restart"))
+    change = limit_flags(update=True, **limits)
+    policy = None if req.restart is None else restart.parse(req.restart)
     runtime = ctx.runtime()
     if policy is not None:
         restart.check_update(runtime, refs, policy)  # every container checked before any is changed
-    if any(args.get(key) is not None for key in LIMIT_ARGS):
+    if any(value is not None for value in limits.values()):
         result = runtime.update(refs, change)
     else:
         result = {"updated": [runtime.resolve(ref) for ref in refs], "warnings": []}
@@ -136,42 +124,38 @@ def op_update(ctx, args, emit):
     return result
 
 
-def op_stats(ctx, args, emit):
+def op_stats(ctx, req, emit):
     """One resource-usage sample per container (docker stats --no-stream): given containers, else running (all)."""
-    refs = string_list(args, "containers")
-    return ctx.runtime().stats(refs or None, all=boolean(args, "all"))
+    return ctx.runtime().stats(req.containers or None, all=req.all)
 
 
-def op_pause(ctx, args, emit):
+def op_pause(ctx, req, emit):
     """Freeze every process of running containers."""
-    return {"paused": ctx.runtime().pause(_containers(args, "pause"))}
+    return {"paused": ctx.runtime().pause(containers_of(req))}
 
 
-def op_unpause(ctx, args, emit):
+def op_unpause(ctx, req, emit):
     """Thaw paused containers."""
-    return {"unpaused": ctx.runtime().unpause(_containers(args, "unpause"))}
+    return {"unpaused": ctx.runtime().unpause(containers_of(req))}
 
 
-def op_attach(ctx, args, emit):
+def op_attach(ctx, req, emit):
     """Attach to a running container (docker attach): output events, stdin frames if it has -i/-t."""
     from agent_payload.runtime import attach_client as attach
 
-    container = string(args, "container", required=True)
-    stdin = args.get("stdin", True) is not False
-    detach_keys = string(args, "detach_keys")
-    attach.parse_detach_keys(detach_keys)
+    attach.parse_detach_keys(req.detach_keys)
     runtime = ctx.runtime()
-    rec = runtime.lookup(container)
+    rec = runtime.lookup(req.container)
     if rec.get("status") != "running":
         raise errors.Conflict("You cannot attach to a stopped container, start it first")
     if rec.get("paused"):
         raise errors.Conflict("You cannot attach to a paused container, unpause it first")
-    res = attach.attach_container(runtime, getattr(ctx, "stdin", None), rec["id"], emit, stdin=stdin,
-                                  detach_keys=detach_keys)
+    res = attach.attach_container(runtime, getattr(ctx, "stdin", None), rec["id"], emit, stdin=req.stdin,
+                                  detach_keys=req.detach_keys)
     return dict(res, id=rec["id"])
 
 
-def op_exec(ctx, args, emit):
+def op_exec(ctx, req, emit):
     """Run a command in a running container (docker exec): its namespaces, cgroup, user, caps, env.
 
     With ``interactive``/``tty`` stdin frames follow the request and the output is raw ``output`` events.
@@ -181,19 +165,15 @@ def op_exec(ctx, args, emit):
     """
     from agent_payload.runtime import exec as execmod
 
-    container = string(args, "container", required=True)
-    command = string_list(args, "command")
-    env = string_list(args, "env")
-    workdir, user = string(args, "workdir"), string(args, "user")
-    detach, privileged = boolean(args, "detach"), boolean(args, "privileged")
-    interactive, tty = boolean(args, "interactive"), boolean(args, "tty")
-    execmod.check_request(command, env, workdir, user, detach, interactive, tty, args.get("console_size"))
+    interactive, tty = req.interactive, req.tty
+    execmod.check_request(req.command, req.env, req.workdir, req.user, req.detach, interactive, tty,
+                          req.console_size)
     frames = None
     if interactive or tty:
         from agent_payload.runtime.tty import FrameReader, check_console_size
-        check_console_size(args.get("console_size"))
-        if not detach and getattr(ctx, "stdin", None) is not None:
+        check_console_size(req.console_size)
+        if not req.detach and getattr(ctx, "stdin", None) is not None:
             frames = FrameReader(ctx.stdin)
-    return execmod.execute(ctx.runtime().lookup(container), command, env=env, workdir=workdir, user_spec=user,
-                           detach=detach, privileged=privileged, emit=emit, interactive=interactive, tty_=tty,
-                           console_size=args.get("console_size"), frames=frames)
+    return execmod.execute(ctx.runtime().lookup(req.container), req.command, env=req.env, workdir=req.workdir,
+                           user_spec=req.user, detach=req.detach, privileged=req.privileged, emit=emit,
+                           interactive=interactive, tty_=tty, console_size=req.console_size, frames=frames)

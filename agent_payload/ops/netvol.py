@@ -1,13 +1,12 @@
 """Network and volume ops: ``network_*``, ``volume_*`` and ``port`` (docker's objects, columns and messages)."""
 
 from agent_payload import errors
-from agent_payload.ops.args import string, string_list
 
 
-def _filters(args, keys):
+def _filters(items, keys):
     """{key: [values]} of ``-f key=value`` strings; unknown keys are InvalidArgument (docker's message)."""
     out = {}
-    for item in string_list(args, "filters"):
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise errors.InvalidArgument('bad format of filter (expected name=value): "{}"'.format(item))
@@ -25,12 +24,9 @@ def _labels_match(labels, wanted):
     return True
 
 
-def _labels(args):
-    labels = args.get("labels") or {}
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
-                                               for k, v in labels.items()):
-        raise errors.InvalidArgument("labels must map non-empty strings to strings")
-    return labels
+def _labels(labels):
+    from agent_payload.runtime.spec import check_labels
+    return check_labels(labels)
 
 
 def _configs(ctx):
@@ -64,18 +60,16 @@ def network_object(nets, rec):
             "Containers": containers, "Options": options, "Labels": dict(rec.get("labels") or {})}
 
 
-def op_network_create(ctx, args, emit):
+def op_network_create(ctx, req, emit):
     """{"name", "driver", "subnet", "gateway", "internal", "labels"} -> {"id", "name"}."""
-    internal = args.get("internal") or False
-    rec = _networks(ctx).create(string(args, "name", required=True), driver=string(args, "driver") or "bridge",
-                                subnet=string(args, "subnet"), gateway=string(args, "gateway"), internal=internal,
-                                labels=_labels(args))
+    rec = _networks(ctx).create(req.name, driver=req.driver or "bridge", subnet=req.subnet, gateway=req.gateway,
+                                internal=req.internal, labels=_labels(req.labels))
     return {"id": rec["id"], "name": rec["name"]}
 
 
-def op_network_ls(ctx, args, emit):
+def op_network_ls(ctx, req, emit):
     """{"filters"} -> {"networks": [{"id", "name", "driver", "scope", "subnet", "internal", "labels"}]}."""
-    filters = _filters(args, ("name", "id", "driver", "label", "type"))
+    filters = _filters(req.filters, ("name", "id", "driver", "label", "type"))
     rows = []
     for rec in _networks(ctx).list():
         if filters.get("name") and not any(v in rec["name"] for v in filters["name"]):
@@ -95,10 +89,10 @@ def op_network_ls(ctx, args, emit):
     return {"networks": rows}
 
 
-def op_network_inspect(ctx, args, emit):
+def op_network_inspect(ctx, req, emit):
     """{"networks": [ref]} -> {"networks": [docker's object]} (every reference resolved first)."""
     nets = _networks(ctx)
-    recs = [nets.get(ref) for ref in string_list(args, "networks")]
+    recs = [nets.get(ref) for ref in req.networks]
     return {"networks": [network_object(nets, rec) for rec in recs]}
 
 
@@ -111,31 +105,28 @@ def _remove_bridge(ctx):
     return remove
 
 
-def op_network_rm(ctx, args, emit):
+def op_network_rm(ctx, req, emit):
     """{"networks": [ref]} -> {"removed": [name]} (in use or predefined: Conflict, docker's messages)."""
     nets = _networks(ctx)
-    refs = string_list(args, "networks")
+    refs = req.networks
     for ref in refs:
         nets.get(ref)  # every name resolves before anything is removed
     return {"removed": [nets.remove(ref, _remove_bridge(ctx))["name"] for ref in refs]}
 
 
-def op_network_prune(ctx, args, emit):
+def op_network_prune(ctx, req, emit):
     """{} -> {"removed": [name]}: user networks without containers."""
     return {"removed": _networks(ctx).prune(_remove_bridge(ctx))}
 
 
-def op_network_connect(ctx, args, emit):
+def op_network_connect(ctx, req, emit):
     """{"network", "container", "aliases", "ip"} -> {"network", "container", "ip"|null}."""
-    aliases = string_list(args, "aliases")
-    return ctx.runtime().connect(string(args, "container", required=True), string(args, "network", required=True),
-                                 aliases=aliases, ip=string(args, "ip"))
+    return ctx.runtime().connect(req.container, req.network, aliases=req.aliases, ip=req.ip)
 
 
-def op_network_disconnect(ctx, args, emit):
+def op_network_disconnect(ctx, req, emit):
     """{"network", "container", "force"} -> {"network", "container"}."""
-    return ctx.runtime().disconnect(string(args, "container", required=True),
-                                    string(args, "network", required=True))
+    return ctx.runtime().disconnect(req.container, req.network)
 
 
 # ---------------------------------------------------------------- volumes
@@ -150,16 +141,15 @@ def volume_object(rec):
     return {k: rec[k] for k in ("CreatedAt", "Driver", "Labels", "Mountpoint", "Name", "Options", "Scope")}
 
 
-def op_volume_create(ctx, args, emit):
+def op_volume_create(ctx, req, emit):
     """{"name"|null, "driver", "labels", "options"} -> docker's volume object."""
-    options = args.get("options") or {}
-    return volume_object(_volumes(ctx).create(string(args, "name"), labels=_labels(args),
-                                              driver=string(args, "driver") or "local", options=options))
+    return volume_object(_volumes(ctx).create(req.name, labels=_labels(req.labels), driver=req.driver or "local",
+                                              options=req.options))
 
 
-def op_volume_ls(ctx, args, emit):
+def op_volume_ls(ctx, req, emit):
     """{"filters"} -> {"volumes": [{"name", "driver", "labels", "mountpoint", "in_use"}]}."""
-    filters = _filters(args, ("name", "driver", "label", "dangling"))
+    filters = _filters(req.filters, ("name", "driver", "label", "dangling"))
     vols = _volumes(ctx)
     configs = _configs(ctx)
     rows = []
@@ -182,19 +172,19 @@ def op_volume_ls(ctx, args, emit):
     return {"volumes": rows}
 
 
-def op_volume_inspect(ctx, args, emit):
+def op_volume_inspect(ctx, req, emit):
     vols = _volumes(ctx)
-    recs = [vols.get(name) for name in string_list(args, "volumes")]
+    recs = [vols.get(name) for name in req.volumes]
     return {"volumes": [volume_object(rec) for rec in recs]}
 
 
-def op_volume_rm(ctx, args, emit):
+def op_volume_rm(ctx, req, emit):
     """{"volumes": [name], "force"} -> {"removed": [name]} (in use: Conflict naming the containers)."""
     vols, configs = _volumes(ctx), _configs(ctx)
-    names = string_list(args, "volumes")
+    names = req.volumes
     if not names:
         raise errors.InvalidArgument("volume rm requires at least 1 argument")
-    force = bool(args.get("force"))
+    force = req.force
     present = []
     for name in names:  # every name checked first: a missing or used one changes nothing
         try:
@@ -210,21 +200,21 @@ def op_volume_rm(ctx, args, emit):
     return {"removed": [vols.remove(name, configs) for name in present]}
 
 
-def op_volume_prune(ctx, args, emit):
+def op_volume_prune(ctx, req, emit):
     """{"all"} -> {"removed": [name], "reclaimed": bytes}: unused anonymous volumes (all unused with "all")."""
-    removed, reclaimed = _volumes(ctx).prune(_configs(ctx), all=bool(args.get("all")))
+    removed, reclaimed = _volumes(ctx).prune(_configs(ctx), all=req.all)
     return {"removed": removed, "reclaimed": reclaimed}
 
 
 # ---------------------------------------------------------------- port
 
-def op_port(ctx, args, emit):
+def op_port(ctx, req, emit):
     """{"container", "port": "80[/tcp]"|null} -> {"id", "ports": [{"container_port", "proto", "host_ip",
     "host_port"}], "warnings": [str]} (docker's port; a port not published: NotFound as docker's message)."""
-    rec = ctx.runtime().lookup(string(args, "container", required=True))
+    rec = ctx.runtime().lookup(req.container)
     settings = rec.get("network_settings") or {}
     bindings = (settings.get("ports") or []) if rec.get("status") == "running" else []
-    wanted = string(args, "port")
+    wanted = req.port
     if wanted:
         port, _, proto = wanted.partition("/")
         proto = proto or "tcp"
@@ -262,22 +252,20 @@ def _ufw_enabled():
 
 # ---------------------------------------------------------------- run/create
 
-def network_args(ctx, args, mode):
-    """Check ``run``/``create``'s network args before anything is pulled; returns a finisher taking the image
-    config that gives the spec fields {"network", "networks", "ports"} (``-P`` needs the image's EXPOSE).
+def network_flags(ctx, req, mode):
+    """Check a ``run``/``create`` request's network flags before anything is pulled; returns a finisher taking the
+    image config that gives the spec fields {"network", "networks", "ports"} (``-P`` needs the image's EXPOSE).
 
-    args: "network" (mode, already syntax-checked in ``mode``; null = the default network, or "none" when
-    daemon.json says "bridge": "none"), "network_aliases", "ip", "publish" (-p values), "publish_all" (-P).
+    ``req.network`` is the mode as sent (already syntax-checked into ``mode``; None = the default network, or
+    "none" when daemon.json says "bridge": "none"); ``network_aliases``, ``ip``, ``publish`` (-p values),
+    ``publish_all`` (-P).
     """
     from agent_payload.net import ports
     from agent_payload.net.networks import DEFAULT_NAME
 
-    if args.get("network") is None and ctx.images().config.bridge == "none":
+    if req.network is None and ctx.images().config.bridge == "none":
         mode = "none"
-    aliases = string_list(args, "network_aliases")
-    ip = string(args, "ip")
-    publish = string_list(args, "publish")
-    publish_all = args.get("publish_all") or False
+    aliases, ip, publish, publish_all = req.network_aliases, req.ip, req.publish, req.publish_all
     bindings = ports.parse_all(publish)  # syntax first: "-p" errors name the value
     user_network = mode not in ("bridge", "host", "none", DEFAULT_NAME) and not mode.startswith("container:")
     if user_network:

@@ -1,7 +1,6 @@
 """Registry ops: pull and push (login, logout and configure follow below)."""
 
 from agent_payload import errors
-from agent_payload.ops.args import string
 
 
 def _pull_result(record, info):
@@ -9,36 +8,33 @@ def _pull_result(record, info):
             "endpoint": info.get("endpoint"), "layers": info.get("layers"), "downloaded": info.get("downloaded")}
 
 
-def op_pull(ctx, args, emit):
+def op_pull(ctx, req, emit):
     """Pull an image (or every tag with ``all_tags``) for ``platform``; progress as events."""
     from agent_payload.image import pull, reference
-    raw = string(args, "image", required=True)
-    ref = reference.parse(raw)
-    all_tags = args.get("all_tags") or False
-    platform = pull.parse_platform(string(args, "platform"))
+    ref = reference.parse(req.image)
+    platform = pull.parse_platform(req.platform)
     store = ctx.images()
-    if all_tags:
+    if req.all_tags:
         with store.lease():
-            pulled = pull.pull_all_tags(store, raw, emit, platform)
+            pulled = pull.pull_all_tags(store, req.image, emit, platform)
         return {"pulled": [_pull_result(rec, info) for rec, info in pulled]}
     with store.lease():  # GC must not sweep what the pull has stored before the index names it
         record, info = pull.Puller(store).pull(ref.string(), emit, platform)
     return _pull_result(record, info)
 
 
-def op_push(ctx, args, emit):
+def op_push(ctx, req, emit):
     """Push a local image to its registry (blobs that exist are skipped, same-registry blobs mounted)."""
     from agent_payload.image import push, reference
-    ref = reference.parse(string(args, "image", required=True))
+    ref = reference.parse(req.image)
     store = ctx.images()
     with store.lease():  # GC must not sweep the blobs we are uploading
         return push.Pusher(store).push(ref.string(), emit)
 
 
-def _registry_arg(args):
-    """The ``registry`` arg as a host[:port] (None and hub aliases -> docker.io); InvalidArgument otherwise."""
+def _registry(raw):
+    """A request's ``registry`` as a host[:port] (None and hub aliases -> docker.io); InvalidArgument otherwise."""
     from agent_payload.image import auth, reference
-    raw = string(args, "registry")
     if raw is None or not raw.strip():
         return reference.DEFAULT_DOMAIN
     host = auth.hostname(raw)
@@ -47,13 +43,12 @@ def _registry_arg(args):
     return host
 
 
-def op_login(ctx, args, emit):
+def op_login(ctx, req, emit):
     """Check the credentials against the registry, then store them in Docker's config.json (0600)."""
     from agent_payload import config
     from agent_payload.image import auth, registry
-    domain = _registry_arg(args)
-    username = string(args, "username", required=True)
-    password = string(args, "password", required=True)
+    domain = _registry(req.registry)
+    username, password = req.username, req.password
     if not username or ":" in username:
         raise errors.InvalidArgument("username must be non-empty and contain no ':'")
     if not password:
@@ -74,17 +69,17 @@ def op_login(ctx, args, emit):
     return {"registry": domain, "status": "Login Succeeded"}
 
 
-def op_logout(ctx, args, emit):
+def op_logout(ctx, req, emit):
     """Forget the stored credentials; not being logged in is not an error (Docker: "Not logged in to X")."""
     from agent_payload.image import auth
-    domain = _registry_arg(args)
+    domain = _registry(req.registry)
     return {"registry": domain, "removed": auth.remove(domain)}
 
 
-def op_configure(ctx, args, emit):
+def op_configure(ctx, req, emit):
     """Merge keys into daemon.json (null removes), validate the result, then write it atomically (0644)."""
     from agent_payload import config
-    daemon = args.get("daemon")
+    daemon = req.daemon
     if not isinstance(daemon, dict) or not all(isinstance(k, str) for k in daemon):
         raise errors.InvalidArgument("argument daemon must be an object of daemon.json keys")
     changed, merged = config.update(ctx.paths, daemon)

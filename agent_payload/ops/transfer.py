@@ -8,21 +8,20 @@ fetches and deletes it).  Arguments are checked and the container resolved befor
 import os
 
 from agent_payload import errors
-from agent_payload.ops.args import boolean, string
+from agent_payload.ops.args import check_value
 
 
-def op_cp_in(ctx, args, emit):
+def op_cp_in(ctx, req, emit):
     """{"container", "path", "staging", "base", "is_dir", "contents", "archive"} -> {"entries", "path"}."""
     from agent_payload.runtime import copy
 
-    staging = string(args, "staging", required=True)
+    staging = req.staging
     try:
-        container = string(args, "container", required=True)
-        path = string(args, "path", required=True)
-        base = string(args, "base", required=True)
+        container, path, base, is_dir, contents, keep = (
+            check_value("cp_in", key, getattr(req, key))
+            for key in ("container", "path", "base", "is_dir", "contents", "archive"))
         if base != "." and (not base or "/" in base or base == ".." or "\x00" in base):
             raise errors.InvalidArgument("invalid source name: {!r}".format(base))
-        is_dir, contents, keep = boolean(args, "is_dir"), boolean(args, "contents"), boolean(args, "archive")
         runtime = ctx.runtime()
         runtime.lookup(container)
         fd = copy.open_staging(ctx.paths, staging)
@@ -34,18 +33,15 @@ def op_cp_in(ctx, args, emit):
         _remove_staging(ctx, staging)
 
 
-def op_cp_out(ctx, args, emit):
+def op_cp_out(ctx, req, emit):
     """{"container", "path", "follow_link"} -> {"staging", "base", "type", "size"} (the caller deletes staging)."""
     from agent_payload.runtime import copy
 
-    container = string(args, "container", required=True)
-    path = string(args, "path", required=True)
-    follow = boolean(args, "follow_link")
     runtime = ctx.runtime()
-    runtime.lookup(container)
+    runtime.lookup(req.container)
     fd, staging = copy.new_staging(ctx.paths)
     try:
-        info = copy.copy_out(runtime, container, path, fd, follow_link=follow)
+        info = copy.copy_out(runtime, req.container, req.path, fd, follow_link=req.follow_link)
         os.fsync(fd)
     except BaseException:
         os.unlink(staging)

@@ -33,16 +33,16 @@ DEFAULT_RETRIES = 3
 MAX_OUTPUT = 4096
 MAX_LOG = 5
 STATUSES = ("starting", "healthy", "unhealthy", "none")
+#: the keywords of ``from_flags``: the ``run``/``create`` request fields of docker's health flags
 FLAG_ARGS = ("health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period",
              "no_healthcheck")
 
 
 # ---------------------------------------------------------------- configuration
 
-def _duration(args, key):
+def _duration(value, key):
     from .logs import parse_duration
 
-    value = args.get(key)
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -57,11 +57,14 @@ def _duration(args, key):
     return ns
 
 
-def flag_args(args):
-    """The ``--health-*``/``--no-healthcheck`` op args as the user's healthcheck dict, or None (docker's CLI checks)."""
-    cmd = args.get("health_cmd")  # types of health_cmd, no_healthcheck: checked by ops.dispatch (requests.py)
-    no_check = args.get("no_healthcheck") or False
-    retries = args.get("health_retries")
+def from_flags(health_cmd=None, no_healthcheck=False, health_retries=None, health_interval=None,
+               health_timeout=None, health_start_period=None):
+    """The ``--health-*``/``--no-healthcheck`` flags (keywords: FLAG_ARGS) as the user's healthcheck dict, or None.
+
+    ``health_cmd`` is a string or None and ``no_healthcheck`` a boolean (the op's request decode checked
+    them); the retries and durations are checked here with docker's CLI messages (strings as typed or numbers).
+    """
+    retries = health_retries
     if retries is None:
         retries = 0
     elif isinstance(retries, str):
@@ -72,10 +75,11 @@ def flag_args(args):
                                          'parsing "{}": invalid syntax'.format(retries, retries))
     elif isinstance(retries, bool) or not isinstance(retries, int):
         raise errors.InvalidArgument("argument health_retries must be an integer")
-    interval, timeout = _duration(args, "health_interval"), _duration(args, "health_timeout")
-    start_period = _duration(args, "health_start_period")
-    have = bool(cmd) or interval or timeout or start_period or retries
-    if no_check:
+    interval = _duration(health_interval, "health_interval")
+    timeout = _duration(health_timeout, "health_timeout")
+    start_period = _duration(health_start_period, "health_start_period")
+    have = bool(health_cmd) or interval or timeout or start_period or retries
+    if no_healthcheck:
         if have:
             raise errors.InvalidArgument("--no-healthcheck conflicts with --health-* options")
         return {"Test": ["NONE"]}
@@ -83,7 +87,7 @@ def flag_args(args):
         return None
     if retries < 0:
         raise errors.InvalidArgument("--health-retries cannot be negative")
-    return check({"Test": ["CMD-SHELL", cmd] if cmd else [], "Interval": interval, "Timeout": timeout,
+    return check({"Test": ["CMD-SHELL", health_cmd] if health_cmd else [], "Interval": interval, "Timeout": timeout,
                   "StartPeriod": start_period, "Retries": retries})
 
 

@@ -88,12 +88,12 @@ def daemon_default(paths):
         raise errors.InvalidArgument("{}: {}".format(paths.daemon_json, exc.message))
 
 
-def from_args(args, paths):
-    """The ``log_driver``/``log_opts`` op args merged with daemon.json's defaults (docker's rules), checked."""
-    driver = args.get("log_driver")  # a string or None: checked by ops.dispatch (requests.py)
-    opts = parse_opts(args.get("log_opts"))
+def from_flags(log_driver, log_opts, paths):
+    """``--log-driver`` (a string or None) and ``--log-opt`` (a list of KEY=VALUE, an object or None) merged with
+    daemon.json's defaults (docker's rules), checked."""
+    opts = parse_opts(log_opts)
     default = daemon_default(paths)
-    kind = driver or default["Type"]
+    kind = log_driver or default["Type"]
     if kind == default["Type"]:
         opts = dict(default["Config"], **opts)
     return check({"Type": kind, "Config": opts})

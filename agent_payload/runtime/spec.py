@@ -17,7 +17,8 @@ MAX_LAYERS = 500  # overlayfs OVL_MAX_STACK
 #: Network modes besides a network's name: "bridge" is the default network, "container:<name|id>" another's.
 NETWORK_MODES = ("bridge", "host", "none")
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-#: The ``run``/``create`` op args that map 1:1 onto ContainerSpec isolation fields, with their defaults.
+#: The ``run``/``create`` flags that map 1:1 onto ContainerSpec isolation fields (``isolation_flags`` keywords),
+#: with their defaults.
 ISOLATION_ARGS = {"user": None, "cap_add": [], "cap_drop": [], "privileged": False, "read_only": False,
                   "no_new_privileges": False, "seccomp": None, "network": "bridge", "init": False}
 
@@ -194,15 +195,18 @@ def check_labels(labels, field="labels"):
     return dict(labels)
 
 
-def isolation_args(args):
-    """The isolation fields of a ``run``/``create`` op's args, validated, as ContainerSpec keyword arguments.
+def isolation_flags(**flags):
+    """The isolation flags (keywords: ISOLATION_ARGS) of ``run``/``create``, validated, as ContainerSpec keywords.
 
-    Missing or null args take Docker's defaults; a wrong value is InvalidArgument naming the input,
+    Missing or None flags take Docker's defaults; a wrong value is InvalidArgument naming the input,
     raised before anything is pulled or created.
     """
+    unknown = set(flags) - set(ISOLATION_ARGS)
+    if unknown:
+        raise TypeError("unknown isolation flags: {}".format(", ".join(sorted(unknown))))
     out = {}
     for key, default in ISOLATION_ARGS.items():
-        value = args.get(key)
+        value = flags.get(key)
         out[key] = list(default) if value is None and isinstance(default, list) else (
             default if value is None else value)
     probe = ContainerSpec(**out).check_isolation()
@@ -228,23 +232,23 @@ def check_limits(data):
     return Limits.from_dict(data).to_dict()
 
 
-def limit_args(args, update=False):
-    """The resource flags of an op's args as a validated ``cgroups.limits.Limits``.
+def limit_flags(update=False, **flags):
+    """docker's resource flags (keywords: LIMIT_ARGS) as a validated ``cgroups.limits.Limits``.
 
-    Values are strings as typed (``"32m"``, ``"0.5"``) or numbers; a bad one is InvalidArgument naming the flag,
-    raised before anything is pulled, created or changed. ``run``/``create`` get Docker's create-time
+    Values are strings as typed (``"32m"``, ``"0.5"``), numbers or None; a bad one is InvalidArgument naming the
+    flag, raised before anything is pulled, created or changed. ``run``/``create`` get Docker's create-time
     defaults (swap = 2 x memory); ``update`` leaves them to ``Limits.updated``.
     """
     from .cgroups import limits
 
-    kwargs = {}
-    for key in LIMIT_ARGS:
-        value = args.get(key)
+    unknown = set(flags) - set(LIMIT_ARGS)
+    if unknown:
+        raise TypeError("unknown limit flags: {}".format(", ".join(sorted(unknown))))
+    for key, value in flags.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
             raise errors.InvalidArgument('invalid argument {!r} for "--{}" flag'.format(
                 value, key.replace("_", "-")))
-        kwargs[key] = value
-    parsed = limits.parse(update=update, **kwargs)
+    parsed = limits.parse(update=update, **{key: flags.get(key) for key in LIMIT_ARGS})
     return parsed if update else parsed.with_defaults()
 
 

@@ -321,7 +321,7 @@ def test_failed_pull_leaves_store_unchanged(reg, make_store, small_tmpfs, case):
 
 
 def test_op_pull_platform_validation_and_all_tags(reg, make_store, monkeypatch):
-    from agent_payload.ops import registry as ops_registry
+    from agent_payload.ops import dispatch
 
     store = make_store([reg["host"]])
 
@@ -331,9 +331,9 @@ def test_op_pull_platform_validation_and_all_tags(reg, make_store, monkeypatch):
 
     for bad in ("linux", "linux/", "/amd64", "linux/amd64/v8/x", 5):
         with pytest.raises(errors.InvalidArgument):
-            ops_registry.op_pull(Ctx(), {"image": "{}/test/small".format(reg["host"]), "platform": bad}, None)
+            dispatch(Ctx(), "pull", {"image": "{}/test/small".format(reg["host"]), "platform": bad}, None)
     with pytest.raises(errors.InvalidArgument):
-        ops_registry.op_pull(Ctx(), {"image": "{}/test/small:v1".format(reg["host"]), "all_tags": True}, None)
-    res = ops_registry.op_pull(Ctx(), {"image": "{}/test/small".format(reg["host"]), "all_tags": True}, None)
+        dispatch(Ctx(), "pull", {"image": "{}/test/small:v1".format(reg["host"]), "all_tags": True}, None)
+    res = dispatch(Ctx(), "pull", {"image": "{}/test/small".format(reg["host"]), "all_tags": True}, None)
     assert [p["image"] for p in res["pulled"]] == ["{}/test/small:v1".format(reg["host"])]
     assert res["pulled"][0]["digest"] == reg["small"] and res["pulled"][0]["downloaded"] == 2

@@ -21,7 +21,7 @@ import pytest
 from agent_payload import errors
 from agent_payload.image import images, pull, registry
 from agent_payload.ops import Context
-from agent_payload.ops import registry as ops
+from agent_payload.ops import dispatch as ops_call
 from agent_payload.state.paths import Paths
 from tests.helpers.registries import REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests, stop
 
@@ -210,12 +210,12 @@ def test_login_pull_logout(regs, env, kind):
     assert exc.value.details.get("credentials") is not True
 
     with pytest.raises(errors.FailedPrecondition) as exc:
-        ops.op_login(env, {"registry": host, "username": USER, "password": PASSWORD + "x"}, None)
+        ops_call(env, "login", {"registry": host, "username": USER, "password": PASSWORD + "x"}, None)
     assert exc.value.message == "unauthorized: incorrect username or password"
     assert_no_secret(exc.value)
     assert not env.docker_json.exists()  # nothing stored
 
-    out = ops.op_login(env, {"registry": host, "username": USER, "password": PASSWORD}, None)
+    out = ops_call(env, "login", {"registry": host, "username": USER, "password": PASSWORD}, None)
     assert out == {"registry": host, "status": "Login Succeeded"}
     assert stat.S_IMODE(os.stat(env.docker_json).st_mode) == 0o600
     assert json.loads(env.docker_json.read_text()) == {"auths": {host: {"auth": base64.b64encode(
@@ -224,8 +224,8 @@ def test_login_pull_logout(regs, env, kind):
     rec, info = _pull(images.ImageStore(Paths()), ref)
     assert rec.id == regs["config"] and rec.digest == regs["manifest"] and info["endpoint"] == "http://" + host
 
-    assert ops.op_logout(env, {"registry": host}, None) == {"registry": host, "removed": True}
-    assert ops.op_logout(env, {"registry": host}, None) == {"registry": host, "removed": False}
+    assert ops_call(env, "logout", {"registry": host}, None) == {"registry": host, "removed": True}
+    assert ops_call(env, "logout", {"registry": host}, None) == {"registry": host, "removed": False}
     with pytest.raises(errors.FailedPrecondition, match="fleet login") as exc:
         _pull(images.ImageStore(Paths()), "{}/test/img:v2".format(host))
     assert_no_secret(exc.value)
@@ -277,7 +277,7 @@ def test_pull_only_mirror_never_resolves_tags(regs, env, caps):
         origin = regs["open"]
         daemon = {"registries": {origin: {"mirrors": [{"url": "http://127.0.0.1:{}".format(
             mirror.server_address[1]), "capabilities": caps}]}}}
-        out = ops.op_configure(env, {"daemon": daemon}, None)
+        out = ops_call(env, "configure", {"daemon": daemon}, None)
         assert out == {"changed": True, "daemon": daemon}
         rec, info = _pull(images.ImageStore(Paths()), "{}/test/img:v1".format(origin))
         assert rec.id == regs["config"]
@@ -297,16 +297,16 @@ def test_pull_only_mirror_never_resolves_tags(regs, env, caps):
 
 
 def test_configure_round_trip_and_refusal(regs, env):
-    first = ops.op_configure(env, {"daemon": {"insecure-registries": ["reg.lan:5000"], "debug": True}}, None)
+    first = ops_call(env, "configure", {"daemon": {"insecure-registries": ["reg.lan:5000"], "debug": True}}, None)
     assert first == {"changed": True, "daemon": {"insecure-registries": ["reg.lan:5000"], "debug": True}}
-    assert ops.op_configure(env, {"daemon": {"debug": True}}, None)["changed"] is False
+    assert ops_call(env, "configure", {"daemon": {"debug": True}}, None)["changed"] is False
     path = Paths().daemon_json
     before = open(path, "rb").read()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     with pytest.raises(errors.InvalidArgument, match="daemon.json: registries\\['r.lan'\\].mirrors\\[0\\].url"):
-        ops.op_configure(env, {"daemon": {"registries": {"r.lan": {"mirrors": [{"url": "ftp://x"}]}}}}, None)
+        ops_call(env, "configure", {"daemon": {"registries": {"r.lan": {"mirrors": [{"url": "ftp://x"}]}}}}, None)
     assert open(path, "rb").read() == before
-    out = ops.op_configure(env, {"daemon": {"debug": None}}, None)
+    out = ops_call(env, "configure", {"daemon": {"debug": None}}, None)
     assert out == {"changed": True, "daemon": {"insecure-registries": ["reg.lan:5000"]}}
     with pytest.raises(errors.InvalidArgument):
-        ops.op_configure(env, {"daemon": "debug=true"}, None)
+        ops_call(env, "configure", {"daemon": "debug=true"}, None)

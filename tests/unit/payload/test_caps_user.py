@@ -6,7 +6,7 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.runtime import caps, user
-from agent_payload.runtime.spec import ContainerSpec, isolation_args
+from agent_payload.runtime.spec import ContainerSpec, isolation_flags
 
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "\n"
@@ -110,11 +110,11 @@ def test_read_file_refuses_fifo_and_reads_regular(tmp_path):
         user.read_file(str(fifo))  # would block forever if opened without O_NONBLOCK and read
 
 
-def test_isolation_args_defaults_and_errors():
-    assert isolation_args({}) == {"user": None, "cap_add": [], "cap_drop": [], "privileged": False,
+def test_isolation_flags_defaults_and_errors():
+    assert isolation_flags() == {"user": None, "cap_add": [], "cap_drop": [], "privileged": False,
                                   "read_only": False, "no_new_privileges": False, "seccomp": None,
                                   "network": "bridge", "init": False}
-    got = isolation_args({"user": "1000:50", "cap_add": ["net_admin"], "cap_drop": ["ALL"], "privileged": None,
+    got = isolation_flags(**{"user": "1000:50", "cap_add": ["net_admin"], "cap_drop": ["ALL"], "privileged": None,
                           "read_only": True, "no_new_privileges": True, "network": "none"})
     assert got["cap_add"] == ["CAP_NET_ADMIN"] and got["cap_drop"] == ["ALL"] and got["network"] == "none"
     for args, msg in (({"cap_add": ["CAP_FOO"]}, 'unknown capability: "CAP_FOO"'),
@@ -126,7 +126,7 @@ def test_isolation_args_defaults_and_errors():
                       ({"network": "container:"}, "container: needs"),
                       ({"user": "a:b:c"}, "invalid user")):
         with pytest.raises(errors.InvalidArgument, match=msg):
-            isolation_args(args)
+            isolation_flags(**args)
 
 
 def test_spec_validate_normalises_and_round_trips():

@@ -10,13 +10,13 @@ S = 10 ** 9
 
 
 def test_flags_build_a_cmd_shell_check_with_durations():
-    hc = health.flag_args({"health_cmd": "curl -f localhost", "health_interval": "1m30s", "health_timeout": "500ms",
+    hc = health.from_flags(**{"health_cmd": "curl -f localhost", "health_interval": "1m30s", "health_timeout": "500ms",
                            "health_retries": "4", "health_start_period": "2s"})
     assert hc == {"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 90 * S, "Timeout": S // 2,
                   "StartPeriod": 2 * S, "Retries": 4}
-    assert health.flag_args({}) is None
-    assert health.flag_args({"no_healthcheck": True}) == {"Test": ["NONE"]}
-    assert health.flag_args({"health_interval": "2s"})["Test"] == []  # the image's test fills it in
+    assert health.from_flags() is None
+    assert health.from_flags(**{"no_healthcheck": True}) == {"Test": ["NONE"]}
+    assert health.from_flags(**{"health_interval": "2s"})["Test"] == []  # the image's test fills it in
 
 
 @pytest.mark.parametrize("args,message", [
@@ -32,7 +32,7 @@ def test_flags_build_a_cmd_shell_check_with_durations():
 ])
 def test_flag_errors_are_dockers(args, message):
     with pytest.raises(errors.InvalidArgument) as exc:
-        health.flag_args(args)
+        health.from_flags(**args)
     assert exc.value.message == message
 
 
@@ -40,9 +40,9 @@ def test_merge_with_the_image_and_probe_argv():
     image = {"Test": ["CMD", "/bin/check", "--quick"], "Interval": 5 * S, "Retries": 7}
     assert health.merge(None, image) == {"Test": ["CMD", "/bin/check", "--quick"], "Interval": 5 * S, "Timeout": 0,
                                          "StartPeriod": 0, "Retries": 7}
-    merged = health.merge(health.flag_args({"health_interval": "1s"}), image)
+    merged = health.merge(health.from_flags(**{"health_interval": "1s"}), image)
     assert merged["Test"] == ["CMD", "/bin/check", "--quick"] and merged["Interval"] == S and merged["Retries"] == 7
-    assert health.merge(health.flag_args({"no_healthcheck": True}), image)["Test"] == ["NONE"]
+    assert health.merge(health.from_flags(**{"no_healthcheck": True}), image)["Test"] == ["NONE"]
     assert health.probe_argv(merged) == ["/bin/check", "--quick"]
     assert health.probe_argv({"Test": ["CMD-SHELL", "exit 1"]}) == ["/bin/sh", "-c", "exit 1"]
     assert health.probe_argv({"Test": ["NONE"]}) is None and health.probe_argv(None) is None

@@ -36,18 +36,18 @@ def test_checks_are_dockers(cfg, message):
 
 def test_args_merge_with_daemon_json(tmp_path):
     paths = Paths(root=str(tmp_path / "root"), config_dir=str(tmp_path))
-    assert logconfig.from_args({}, paths) == {"Type": "json-file", "Config": {}}
+    assert logconfig.from_flags(None, None, paths) == {"Type": "json-file", "Config": {}}
     (tmp_path / "daemon.json").write_text(json.dumps({"log-driver": "json-file",
                                                       "log-opts": {"max-size": "10m", "max-file": "3"}}))
-    assert logconfig.from_args({}, paths)["Config"] == {"max-size": "10m", "max-file": "3"}
-    merged = logconfig.from_args({"log_opts": ["max-size=1k"]}, paths)
+    assert logconfig.from_flags(None, None, paths)["Config"] == {"max-size": "10m", "max-file": "3"}
+    merged = logconfig.from_flags(None, ["max-size=1k"], paths)
     assert merged == {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}
-    assert logconfig.from_args({"log_driver": "none"}, paths) == {"Type": "none", "Config": {}}
+    assert logconfig.from_flags("none", None, paths) == {"Type": "none", "Config": {}}
     with pytest.raises(errors.InvalidArgument, match="invalid key value pair format in logging opts"):
-        logconfig.from_args({"log_opts": ["max-size"]}, paths)
+        logconfig.from_flags(None, ["max-size"], paths)
     (tmp_path / "daemon.json").write_text(json.dumps({"log-opts": {"max-size": "-"}}))
     with pytest.raises(errors.InvalidArgument, match="daemon.json: invalid size"):
-        logconfig.from_args({}, paths)
+        logconfig.from_flags(None, None, paths)
     assert logconfig.rotation({"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}) == (1000, 3)
     assert logconfig.rotation({"Type": "json-file", "Config": {"max-file": "3"}}) == (None, 3)
 

@@ -10,7 +10,8 @@ from agent_payload.state.paths import Paths
 
 from agent_payload import config as daemon_config
 from agent_payload import errors
-from agent_payload.ops.containers import create_container
+from agent_payload.ops.args import decode
+from agent_payload.ops.containers import create_container as _create_container
 from agent_payload.runtime.spec import ContainerSpec
 
 
@@ -29,6 +30,10 @@ class FakeCtx:
 
     def runtime(self):
         return SimpleNamespace(create=lambda spec, extra=None: self.created.append(spec) or {"id": "x"})
+
+
+def create_container(ctx, args, emit):
+    return _create_container(ctx, decode("create", args), emit)  # as ops.dispatch does
 
 
 IMAGE = {"Cmd": ["sh"], "Labels": {"maintainer": "img", "tier": "image"}, "StopSignal": "SIGQUIT"}

@@ -27,11 +27,12 @@ def test_every_arg_has_a_known_type_and_the_decoded_ones_a_message():
                 assert arg.type in requests.TYPE_MESSAGES and arg.type in _TYPE_CHECKS, (op, key)
 
 
-# Where each op reads its args: the op function, plus the helpers it hands the raw args to.
-_READERS = {"run": ["create_container", "stdio_args"], "create": ["create_container", "stdio_args"]}
-_READ = re.compile(r"""(?:args(?:\.get\(|\[)|\b(?:string|string_list|integer|boolean|_refs)\(args,\s*)"(\w+)\"""")
-#: ops/ helpers that read one fixed arg
-_HELPERS = {"_containers": "containers", "_filters": "filters", "_labels": "labels", "_registry_arg": "registry"}
+# Where each op reads its request: the op function, plus the ops/ helpers it hands the request to.
+_READERS = {"run": ["create_container", "stdio_flags"], "create": ["create_container", "stdio_flags"]}
+_READ = re.compile(r"\breq\.(\w+)")
+_RECORD_API = {"pick", "op"}
+#: ops/ helpers that read one fixed field of the request they are given
+_HELPERS = {"containers_of(req)": "containers"}
 
 
 def _keys_read(op):
@@ -40,11 +41,11 @@ def _keys_read(op):
     sources = [inspect.getsource(getattr(module, "op_" + op))]
     sources += [inspect.getsource(getattr(containers, name)) for name in _READERS.get(op, [])]
     if op in ("run", "create"):
-        sources.append(inspect.getsource(netvol.network_args))
+        sources.append(inspect.getsource(netvol.network_flags))
     keys = set()
     for source in sources:
-        keys.update(_READ.findall(source))
-        keys.update(key for helper, key in _HELPERS.items() if helper + "(args" in source)
+        keys.update(set(_READ.findall(source)) - _RECORD_API)
+        keys.update(key for helper, key in _HELPERS.items() if helper in source)
     return keys
 
 
@@ -53,11 +54,10 @@ def _undeclared(op):
 
 
 @pytest.mark.parametrize("op", sorted(OP_MODULES))
-def test_every_arg_an_op_reads_is_in_its_schema(op):
+def test_every_field_an_op_reads_is_in_its_schema(op):
     from agent_payload.runtime import health, spec
-    if op in ("run", "create"):  # the runtime modules' lists of the args they take
+    if op in ("run", "create"):  # the runtime modules' lists of the keywords they take (req.pick(...))
         indirect = set(spec.ISOLATION_ARGS) | set(spec.LIMIT_ARGS) | set(health.FLAG_ARGS)
-        indirect |= {"log_driver", "log_opts"}
         assert indirect <= set(requests.REQUESTS[op])
     if op == "update":
         assert set(spec.LIMIT_ARGS) | {"restart"} <= set(requests.REQUESTS[op])
@@ -116,9 +116,59 @@ def test_moved_checks_keep_their_messages():
 
 
 def test_unknown_args_are_ignored_as_before(monkeypatch):
-    """A newer controller's extra arg reaches an older payload's op untouched (not refused)."""
+    """A newer controller's extra arg does not make an older payload refuse the request: it is dropped."""
     from agent_payload.ops import host
     seen = []
-    monkeypatch.setattr(host, "op_ping", lambda ctx, args, emit: seen.append(args) or {})
+    monkeypatch.setattr(host, "op_ping", lambda ctx, req, emit: seen.append(req) or {})
     dispatch(None, "ping", {"from_the_future": 1}, None)
-    assert seen == [{"from_the_future": 1}]
+    assert len(seen) == 1 and seen[0] == () and not hasattr(seen[0], "from_the_future")
+
+
+def _minimal(op):
+    return {k: ("x" if a.type == "str" else True if a.type == "bool" else [])
+            for k, a in requests.REQUESTS[op].items() if a.required}
+
+
+@pytest.mark.parametrize("op", sorted(requests.REQUESTS))
+def test_decode_gives_a_record_of_the_schemas_fields_with_its_defaults(op):
+    from agent_payload.ops.args import decode
+    sent = _minimal(op)
+    req = decode(op, sent)
+    assert type(req).__name__ == "".join(p.title() for p in op.split("_")) + "Request" and req.op == op
+    assert list(req._fields) == list(requests.REQUESTS[op])
+    for key, arg in requests.REQUESTS[op].items():
+        assert getattr(req, key) == (sent[key] if key in sent else arg.default), (op, key)
+    with pytest.raises(AttributeError):
+        req.image_typo
+    with pytest.raises(AttributeError):
+        req.image = "x"  # a record: read-only
+
+
+def test_defaults_are_fresh_per_request_and_pick_gives_keywords():
+    from agent_payload.ops.args import decode
+    first = decode("run", {"image": "busybox"})
+    first.env.append("A=1")
+    first.labels["k"] = "v"
+    second = decode("run", {"image": "busybox", "name": "w"})
+    assert second.env == [] and second.labels == {} and requests.REQUESTS["run"]["env"].default == []
+    assert second.pick(("name", "image")) == {"name": "w", "image": "busybox"}
+    assert decode("run", {"image": "b", "network": None}).network is None  # null: the default network (daemon.json)
+    assert decode("update", {"containers": ["c"]}).restart is None  # update: a null flag changes nothing
+
+
+def test_minimum_and_check_value():
+    from agent_payload.ops.args import check_value, decode
+    for op, args in (("logs", {"container": "c", "tail": -1}), ("stop", {"containers": ["c"], "time": -1}),
+                     ("restart", {"containers": ["c"], "time": -2})):
+        key = "tail" if op == "logs" else "time"
+        with pytest.raises(errors.InvalidArgument) as exc:
+            decode(op, args)
+        assert exc.value.message == "argument {} must be >= 0".format(key)
+    assert decode("logs", {"container": "c", "tail": 0}).tail == 0
+    # cp_in's own fields pass decode as sent and are checked by the op with the same rules
+    req = decode("cp_in", {"staging": "/s"})
+    assert req.container is None and req.is_dir is False
+    with pytest.raises(errors.InvalidArgument, match="missing argument: container"):
+        check_value("cp_in", "container", req.container)
+    with pytest.raises(errors.InvalidArgument, match="argument is_dir must be a boolean"):
+        check_value("cp_in", "is_dir", "yes")

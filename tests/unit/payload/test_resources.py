@@ -1,31 +1,31 @@
-"""Resource flags as op args (spec.limit_args), their place in ContainerSpec/inspect, and the paused view."""
+"""Resource flags as op args (spec.limit_flags), their place in ContainerSpec/inspect, and the paused view."""
 
 import pytest
 
 from agent_payload import errors
 from agent_payload.runtime import inspect as inspectmod
 from agent_payload.runtime import resources
-from agent_payload.runtime.spec import ContainerSpec, limit_args
+from agent_payload.runtime.spec import ContainerSpec, limit_flags
 
 MB = 1 << 20
 
 
-def test_limit_args_parse_docker_values_with_create_defaults():
-    lim = limit_args({"memory": "32m", "cpus": "0.5", "cpu_shares": 512, "pids_limit": "10"})
+def test_limit_flags_parse_docker_values_with_create_defaults():
+    lim = limit_flags(**{"memory": "32m", "cpus": "0.5", "cpu_shares": 512, "pids_limit": "10"})
     assert lim.to_dict() == {"memory": 32 * MB, "memory_swap": 64 * MB, "nano_cpus": 500000000,
                              "cpu_shares": 512, "pids_limit": 10}
-    assert limit_args({}).to_dict() == {}
+    assert limit_flags().to_dict() == {}
     # update: no create-time swap default (Limits.updated merges with the current values)
-    assert limit_args({"memory": "64m"}, update=True).to_dict() == {"memory": 64 * MB}
+    assert limit_flags(update=True, memory="64m").to_dict() == {"memory": 64 * MB}
 
 
 @pytest.mark.parametrize("args,flag", [({"memory": "1k"}, "--memory"), ({"cpus": "99"}, "--cpus"),
                                        ({"memory": "16m", "memory_swap": "8m"}, "--memory-swap"),
                                        ({"pids_limit": "x"}, "--pids-limit"), ({"cpu_shares": [1]}, "--cpu-shares"),
                                        ({"memory": True}, "--memory")])
-def test_limit_args_reject_bad_values_naming_the_flag(args, flag):
+def test_limit_flags_reject_bad_values_naming_the_flag(args, flag):
     with pytest.raises(errors.InvalidArgument) as exc:
-        limit_args(args)
+        limit_flags(**args)
     assert '"{}"'.format(flag) in exc.value.message
 
 

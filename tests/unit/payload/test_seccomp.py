@@ -366,20 +366,20 @@ def test_installed_filter_blocks_in_the_kernel():
 # ------------------------------------------------------------------------------------------ the op args
 
 def test_run_args_seccomp_checked_before_anything():
-    from agent_payload.runtime.spec import isolation_args
+    from agent_payload.runtime.spec import isolation_flags
 
-    assert isolation_args({})["seccomp"] is None
-    assert isolation_args({"seccomp": "unconfined"})["seccomp"] == "unconfined"
+    assert isolation_flags()["seccomp"] is None
+    assert isolation_flags(**{"seccomp": "unconfined"})["seccomp"] == "unconfined"
     text = json.dumps(profile({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
                               default="SCMP_ACT_ALLOW"), indent=2)
-    assert json.loads(isolation_args({"seccomp": text})["seccomp"]) == json.loads(text)
+    assert json.loads(isolation_flags(**{"seccomp": text})["seccomp"]) == json.loads(text)
     with pytest.raises(errors.InvalidArgument, match="seccomp profile: syscalls.0.: invalid action 'NOPE'"):
-        isolation_args({"seccomp": json.dumps(profile({"names": ["read"], "action": "NOPE"}))})
+        isolation_flags(**{"seccomp": json.dumps(profile({"names": ["read"], "action": "NOPE"}))})
     huge = profile(*[{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
                       "args": [{"index": 1, "value": v, "op": "SCMP_CMP_EQ"}]} for v in range(1500)])
     with pytest.raises(errors.InvalidArgument, match="program too long"):
-        isolation_args({"seccomp": json.dumps(huge)})
-    assert isolation_args({"seccomp": json.dumps(huge), "privileged": True})["privileged"]  # never compiled
+        isolation_flags(**{"seccomp": json.dumps(huge)})
+    assert isolation_flags(**{"seccomp": json.dumps(huge), "privileged": True})["privileged"]  # never compiled
 
 
 def test_hand_cli_run_reads_the_profile_on_the_host(tmp_path):
