@@ -1,10 +1,12 @@
 """The fleet CLI without hosts, for unit tests: the fan-out (``Session.run_hosts``) replaced by a recorder.
 
-``cli_calls`` records (host, op, args, bounded) on a two-host inventory, run with ``_cli(rec, *args)``;
+``cli_calls`` records (host, op, args, bounded) of every request a command sends (through the fan-out, the
+interactive runner, or cp's payload call) on a two-host inventory, run with ``_cli(rec, *args)``;
 ``calls`` records (host, op, args) and answers per host, with ``inventory`` (web1, web2, db1 with registry settings).
 Test modules take the fixtures by assignment (``inventory, calls = cli_fakes.inventory, cli_fakes.calls``).
 """
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -57,16 +59,35 @@ def calls(monkeypatch):
     return record
 
 
-TWO_HOSTS = "all:\n  hosts:\n    h1: {ansible_host: 10.0.0.1}\n    h2: {ansible_host: 10.0.0.2}\n"
+#: h1 carries registry settings (what ``configure`` sends it), h2 none (it is sent an empty daemon.json).
+TWO_HOSTS = """
+all:
+  hosts:
+    h1:
+      ansible_host: 10.0.0.1
+      fleet_registry_mirrors: ["http://10.0.0.2:5000"]
+      fleet_insecure_registries: ["10.0.0.2:5000"]
+      fleet_registries: {"reg:5000": {"mirrors": ["http://m:5000"]}}
+      fleet_daemon: {debug: true}
+    h2: {ansible_host: 10.0.0.2}
+"""
 
 
 @pytest.fixture
 def cli_calls(monkeypatch, tmp_path):
-    """Replace the fan-out: record (host, op, args); each op answers ``answers[op]``."""
-    from types import SimpleNamespace
+    """Replace every way fleet's commands reach a host: record (host, op, args, bounded); each op answers
+    ``answers[op]`` (its data).
 
-    from fleet.commands.common import Session, raise_if_rejected_input
-    from fleet.transport.fanout import HostResult
+    The seams are where a request leaves the command, after all of its argument building: the fan-out
+    (``Session.run_hosts``, per-host ``args_for`` honoured), the interactive runner (``interactive.stream_hosts``:
+    attach, start -a -i, run/exec -i/-t; nothing is read from stdin) and the payload call on a connection
+    that cp makes next to its SFTP transfers (``invoke.call``; ``files.run_on_hosts`` gives each host a fake
+    connection, ``files.put_file``/``get_file``/``remove_quietly`` touch no host: a fetched file is
+    ``answers["cp_out:file"]``, bytes).
+    """
+    from fleet.commands import interactive
+    from fleet.errors import FleetError
+    from fleet.transport import files, invoke
 
     rec = SimpleNamespace(calls=[], answers={}, inventory=str(tmp_path / "inv.yml"))
     (tmp_path / "inv.yml").write_text(TWO_HOSTS)
@@ -74,12 +95,51 @@ def cli_calls(monkeypatch, tmp_path):
     def run_hosts(self, hosts, op, args, on_event=None, bounded=True, args_for=None):
         out = []
         for h in hosts:
-            rec.calls.append((h.name, op, args, bounded))
+            rec.calls.append((h.name, op, args_for(h) if args_for else args, bounded))
             out.append(HostResult(h, data=rec.answers.get(op, {})))
         raise_if_rejected_input(out)
         return out
 
+    async def stream_hosts(session, hosts, op, args, on_event, interactive, tty, stdin_fd=0):
+        out = []
+        for h in hosts:
+            rec.calls.append((h.name, op, args, False))  # as the real one: session.run_options(bounded=False)
+            out.append(HostResult(h, data=rec.answers.get(op, {})))
+        return out
+
+    def run_on_hosts(hosts, work, opts=None):
+        async def one(h):
+            conn = SimpleNamespace(bounded=opts is None or opts.command_timeout is not None)
+            try:
+                return HostResult(h, data=await work(conn, h, None))
+            except FleetError as exc:
+                return HostResult(h, error=exc)
+
+        async def all_hosts():
+            return [await one(h) for h in hosts]
+        return asyncio.run(all_hosts())
+
+    async def call(conn, host, payload, op, args, on_event=None):
+        rec.calls.append((host.name, op, args, conn.bounded))
+        return invoke.Invocation(data=rec.answers.get(op, {}))
+
+    async def put_file(conn, local_path, remote_path):
+        pass
+
+    async def get_file(conn, remote_path, local_path):
+        with open(local_path, "wb") as f:
+            f.write(rec.answers.get("cp_out:file", b""))
+
+    async def remove_quietly(conn, remote_path):
+        pass
+
     monkeypatch.setattr(Session, "run_hosts", run_hosts)
+    monkeypatch.setattr(interactive, "stream_hosts", stream_hosts)
+    monkeypatch.setattr(files, "run_on_hosts", run_on_hosts)
+    monkeypatch.setattr(files, "put_file", put_file)
+    monkeypatch.setattr(files, "get_file", get_file)
+    monkeypatch.setattr(files, "remove_quietly", remove_quietly)
+    monkeypatch.setattr(invoke, "call", call)
     return rec
 
 

@@ -1,6 +1,10 @@
 """What fleet's commands send fits the payload's request schema (agent_payload/requests.py): per op, a
 representative command line, its captured request checked against the schema (no arg the schema does not
-name, every required one present, every value of its declared type)."""
+name, every required one present, every value of its declared type).
+
+Requests are captured wherever they leave a command (``cli_fakes.cli_calls``): the fan-out, the interactive
+runner (attach, start -a -i, run/exec -i/-t) and cp's payload call next to its SFTP transfer.
+"""
 
 import pytest
 
@@ -12,14 +16,18 @@ from tests.helpers.cli_fakes import _cli
 cli_calls = cli_fakes.cli_calls
 
 C = "c1"
-#: (command line, the op it sends); every flag a command has that changes its request, where practical.
+SRC = "{src}"  #: a local directory with a file f in it (made per test)
+#: (command line, the op it sends[, its stdin]); every flag a command has that changes its request, where practical.
 COMMAND_LINES = [
     (["ping", "-H", "h1"], "ping"),
     (["facts", "-H", "h1"], "facts"),
     (["system", "boot", "-H", "h1"], "boot"),
     (["pull", "-H", "h1", "-a", "--platform", "linux/amd64", "busybox"], "pull"),
     (["push", "-H", "h1", "reg:5000/busybox"], "push"),
+    (["login", "-H", "all", "-u", "me", "-p", "secret", "reg:5000"], "login"),
+    (["login", "-H", "h1", "-u", "me", "--password-stdin"], "login", "secret\n"),
     (["logout", "-H", "h1", "reg:5000"], "logout"),
+    (["configure", "-H", "all"], "configure"),
     (["images", "-H", "h1", "-a", "--digests", "-f", "dangling=true"], "images"),
     (["rmi", "-H", "h1", "-f", "busybox"], "rmi"),
     (["tag", "-H", "h1", "busybox", "mine:1"], "tag"),
@@ -42,6 +50,9 @@ COMMAND_LINES = [
     (["stop", "-H", "h1", "-t", "1", C], "stop"),
     (["rm", "-H", "h1", "-f", "-v", C], "rm"),
     (["start", "-H", "h1", "-a", C], "start"),
+    (["start", "-H", "h1", "-a", "-i", "--detach-keys", "ctrl-a,x", C], "start"),
+    (["attach", "-H", "h1", C], "attach"),
+    (["attach", "-H", "h1", "--no-stdin", "--detach-keys", "ctrl-a,x", C], "attach"),
     (["restart", "-H", "h1", "-t", "1", C], "restart"),
     (["kill", "-H", "h1", "-s", "HUP", C], "kill"),
     (["wait", "-H", "h1", C], "wait"),
@@ -57,6 +68,14 @@ COMMAND_LINES = [
     (["pause", "-H", "h1", C], "pause"),
     (["unpause", "-H", "h1", C], "unpause"),
     (["exec", "-H", "h1", "-d", "-e", "A=1", "-w", "/", "-u", "0", "--privileged", C, "true"], "exec"),
+    (["exec", "-H", "all", "-i", "-e", "A=1", "-w", "/", "-u", "0", "--privileged", C, "sh"], "exec", "echo hi\n"),
+    (["exec", "-H", "h1", "-t", C, "sh"], "exec"),
+    (["run", "-H", "all", "-i", "--detach-keys", "ctrl-a,x", "busybox", "sh"], "run", "echo hi\n"),
+    (["run", "-H", "h1", "-t", "--rm", "busybox"], "run"),
+    (["cp", "-H", "all", SRC + "/f", C + ":/tmp/x"], "cp_in"),
+    (["cp", "-H", "all", "-a", "-L", SRC + "/.", C + ":/tmp"], "cp_in"),
+    (["cp", "-H", "h1", "-", C + ":/tmp"], "cp_in", ""),
+    (["cp", "-H", "h1", "-a", "-L", C + ":/etc/hostname", "-"], "cp_out"),
     (["commit", "-H", "h1", "-a", "me", "-m", "msg", "-c", "ENV A=1", "-p", C, "mine:2"], "commit"),
     (["port", "-H", "h1", C, "80/tcp"], "port"),
     (["network", "create", "-H", "h1", "--driver", "bridge", "--subnet", "10.9.0.0/24", "--gateway",
@@ -106,10 +125,27 @@ def test_fits_finds_unknown_missing_and_mistyped_args():
     assert fits("kill", {"containers": ["c"], "signal": True}) == ["kill: signal=True is not str|int"]
 
 
-@pytest.mark.parametrize("argv,op", COMMAND_LINES, ids=[op for _, op in COMMAND_LINES])
-def test_each_commands_request_fits_the_schema(cli_calls, argv, op):
-    cli_calls.answers.update({"stats": {"stats": []}, "ps": {"containers": []}})
-    result = _cli(cli_calls, *argv)
+#: What the hosts answer: enough for attach and start -a -i (inspect: a running container without a TTY) and
+#: cp out (the staged copy to fetch) to get on to their requests and on to their end.
+ANSWERS = {
+    "stats": {"stats": []}, "ps": {"containers": []},
+    "inspect": {"containers": [{"Id": "a" * 64, "State": {"Running": True}, "Config": {"Tty": False}}]},
+    "cp_out": {"staging": "/var/lib/fleet/tmp/cp-0.tar", "size": 5, "type": "file", "base": "hostname"},
+    "cp_out:file": b"a tar",
+}
+
+
+@pytest.mark.parametrize("argv,op,stdin", [(c[0], c[1], c[2] if len(c) > 2 else None) for c in COMMAND_LINES],
+                         ids=[c[1] for c in COMMAND_LINES])
+def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path, argv, op, stdin):
+    from fleet.commands import interactive
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    argv = [a.replace(SRC, str(tmp_path / "src")) for a in argv]
+    monkeypatch.setattr(interactive, "terminal_size", lambda fd=1: [24, 80])  # -t sends its size, as on a terminal
+    cli_calls.answers.update(ANSWERS)
+    result = _cli(cli_calls, *argv, input=stdin)
     sent = [(o, a) for _h, o, a, _b in cli_calls.calls]
     assert sent, result.output
     assert op in [o for o, _ in sent], (sent, result.output)
@@ -117,7 +153,5 @@ def test_each_commands_request_fits_the_schema(cli_calls, argv, op):
         assert fits(o, a) == []
 
 
-def test_every_op_fleet_sends_through_the_fanout_has_a_command_line():
-    """Ops left out are those whose requests do not go through ``Session.run_hosts`` (tested elsewhere)."""
-    not_fanned_out = {"login", "configure", "attach", "cp_in", "cp_out"}
-    assert set(OP_MODULES) - {op for _, op in COMMAND_LINES} == not_fanned_out
+def test_every_op_has_a_command_line():
+    assert set(OP_MODULES) == {c[1] for c in COMMAND_LINES}
