@@ -6,7 +6,8 @@ never import each other).
 - ``lab``: the lab's name and subnet, the fleet CLI as a user runs it, ``Lab``, ``_ssh`` to a lab host.
 - ``registries``: OCI layouts, skopeo and a real registry on loopback.
 - ``registry_stub``: a registry stub on 127.0.0.1 for pull tests (slow, stalled, counted requests).
-- ``cli_fakes``: the fleet CLI with its fan-out replaced by a recorder (``cli_calls``, ``calls``, ``inventory``).
+- ``cli_fakes``: the fleet CLI with its host calls (fan-out, interactive runner, cp's payload call) replaced by a
+  recorder (``cli_calls``, ``calls``, ``inventory``).
 
 Fixtures defined here reach a test module by assignment (``env = runtime.env``), which ruff sees as used;
 fixtures every test in a directory needs live in that directory's ``conftest.py``.
