@@ -64,14 +64,21 @@ async def on_host(host: Host, work: HostWork, ssh_opts: SSHOptions | None = None
         async with conn:
             inv = await (work(conn) if timeout is None else asyncio.wait_for(work(conn), timeout))
         res.data, res.uploaded = inv.data, inv.uploaded
-    except FleetError as exc:
-        res.error = exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
-        res.error = TransportError("command timed out after {:g}s".format(timeout) if timeout is not None
-                                   else "{}: {}".format(type(exc).__name__, exc))
     except Exception as exc:  # noqa: BLE001 - asyncssh channel errors and the like: report, don't stop others
-        res.error = TransportError("{}: {}".format(type(exc).__name__, exc))
+        res.error = host_error(exc, timeout)
     return res
+
+
+def host_error(exc: Exception, timeout: float | None = None) -> FleetError:
+    """What went wrong on one host, as a FleetError: a FleetError as it is (a payload error, a refused SSH login),
+    a timeout as "command timed out", anything else (an asyncssh channel or SFTP error) as a TransportError
+    naming its type."""
+    if isinstance(exc, FleetError):
+        return exc
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return TransportError("command timed out after {:g}s".format(timeout) if timeout is not None
+                              else "{}: {}".format(type(exc).__name__, exc))
+    return TransportError("{}: {}".format(type(exc).__name__, exc))
 
 
 async def on_hosts(jobs: Sequence[tuple[Host, HostWork]], opts: RunOptions | None = None) -> list[HostResult]:
