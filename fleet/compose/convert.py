@@ -49,7 +49,7 @@ def validate(cls: type, data: Any, where: Where, path: tuple = (), skip: Any = N
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
+        for error in sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden"):  # unknown keys first
             steps, node = [], data
             for step in error["loc"]:  # keep the steps that index the data (not pydantic's union/validator tags)
                 if isinstance(node, dict) and step in node or (isinstance(node, list) and isinstance(step, int)
