@@ -155,6 +155,8 @@ def healthcheck(where: Where, hc: Any) -> tuple:
             raise where.error(path + ("test",), "{} needs a command".format(test[0]))
     if test[:1] == ["NONE"]:
         return {"Test": ["NONE"]}, False
+    if not test and all(getattr(hc, key) is None for key in ("interval", "timeout", "start_period", "retries")):
+        return None, False  # "healthcheck:" with nothing in it
     out = {"Test": test, "Interval": 0, "Timeout": 0, "StartPeriod": 0, "Retries": 0}
     for key, name in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod")):
         raw = getattr(hc, key)
@@ -167,7 +169,7 @@ def healthcheck(where: Where, hc: Any) -> tuple:
         if hc.retries < 0:
             raise where.error(path + ("retries",), "cannot be negative")
         out["Retries"] = hc.retries
-    return out, True
+    return out, bool(test)  # no test: the image's, which only the host knows (docker merges it there)
 
 
 def spec_and_hash(image: str, create: dict, baseline: dict, extra_networks: list) -> tuple:

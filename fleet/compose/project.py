@@ -51,7 +51,7 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
     networks = netplan.top_networks(top, name, static.get("networks"))
     volumes = netplan.top_volumes(top, name, static.get("volumes"))
     for service, raw in services.items():  # unknown keys and wrong literal types, whichever hosts run it
-        validate(model.Service, raw, Where(str(file), service, None, raw), skip=has_template)
+        _check_unrendered(Where(str(file), service, None, raw), raw)
     order = _order(file, tree, services)
     plan = ProjectPlan(name=name, file=file, services=order, networks={}, volumes={})
     baseline = baseline_args()
@@ -84,6 +84,23 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
     plan.networks = {key: value for key, value in networks.items() if key in used_networks}
     plan.volumes = {key: value for key, value in volumes.items() if key in used_volumes}
     return plan
+
+
+_NESTED = (("ports", model.PortLong), ("volumes", model.VolumeLong), ("env_file", model.EnvFile))
+_NESTED_MAPS = (("networks", model.ServiceNetwork), ("depends_on", model.Dependency))
+
+
+def _check_unrendered(where: Where, raw: Any) -> None:
+    """The service's keys and literal values, templates left aside (they are checked per host once rendered)."""
+    validate(model.Service, raw, where, skip=has_template)
+    for key, cls in _NESTED:
+        for index, item in enumerate(raw.get(key) if isinstance(raw.get(key), list) else []):
+            if isinstance(item, dict):
+                validate(cls, item, where, (key, index), skip=has_template)
+    for key, cls in _NESTED_MAPS:
+        for name, item in (raw.get(key) if isinstance(raw.get(key), dict) else {}).items():
+            if isinstance(item, dict):
+                validate(cls, item, where, (key, name), skip=has_template)
 
 
 def _hosts_pattern(renderer: TreeRenderer, raw: Any, context: dict, where: Where) -> str | None:

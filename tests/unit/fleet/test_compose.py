@@ -115,6 +115,10 @@ def test_wrong_types_are_errors_with_lines(tmp_path):
 def test_bad_key_is_found_in_a_service_no_selected_host_runs(tmp_path):
     exc = error(tmp_path, WEB + "    x-fleet: {hosts: nothing*}\n    volume: [/x]\n")
     assert (exc.service, exc.key, exc.host) == ("web", "volume", None)
+    exc = error(tmp_path, WEB + "    x-fleet: {hosts: nothing*}\n    ports:\n      - {target: 80, publish: 8080}\n")
+    assert (exc.key, exc.line) == ("ports[0].publish", 6)
+    exc = error(tmp_path, WEB + "    x-fleet: {hosts: nothing*}\n    networks:\n      default: {alias: [x]}\n")
+    assert (exc.key, exc.line) == ("networks.default.alias", 6)
 
 
 def test_yaml_errors_duplicates_and_empty(tmp_path):

@@ -210,6 +210,9 @@ def test_healthcheck_durations_and_errors(tmp_path):
     assert spec.create_args["healthcheck"] == {"Test": ["CMD", "true"], "Interval": 5 * 10 ** 8,
                                                "Timeout": 2 * 10 ** 9, "StartPeriod": 15 * 10 ** 8, "Retries": 5}
     assert not web(tmp_path, "").has_healthcheck
+    assert "healthcheck" not in web(tmp_path, "    healthcheck:\n").create_args
+    spec = web(tmp_path, "    healthcheck:\n      interval: 5s\n")  # the image's test, another interval
+    assert spec.create_args["healthcheck"]["Test"] == [] and not spec.has_healthcheck
     exc = error(tmp_path, WEB + "    healthcheck:\n      test: [RUN, x]\n")
     assert exc.key == "healthcheck.test" and "NONE, CMD or CMD-SHELL" in str(exc)
     exc = error(tmp_path, WEB + "    healthcheck:\n      test: [CMD, 'true']\n      interval: 5 seconds\n")
