@@ -173,11 +173,10 @@ def healthcheck(where: Where, hc: Any) -> tuple:
 
 
 def spec_and_hash(image: str, create: dict, baseline: dict, extra_networks: list) -> tuple:
-    """The canonical spec JSON (contract: image, create args without image/name/fleet's labels, networks, deploy;
-    keys at their default omitted) and its sha256."""
-    fleet_keys = {"image", "name", "labels"}
+    """The canonical spec JSON (image; the create args but the image, with the user's labels only: ``create`` is
+    called before fleet adds its own; extra networks; keys at their default omitted) and its sha256."""
     body = {key: value for key, value in create.items()
-            if key not in fleet_keys and value != baseline.get(key) and value not in (None, [], {})}
+            if key != "image" and value != baseline.get(key) and value not in (None, [], {})}
     spec: dict = {"image": image, "create": body}
     if extra_networks:
         spec["networks"] = [[name, aliases] for name, aliases in extra_networks]
@@ -270,9 +269,9 @@ class Converter:
             if not any(b["host_port"] == port == b["host_port_end"] and b["proto"] == "tcp" for b in bindings):
                 raise where.error(("x-fleet", "probe"), "probe port {} is not a host port the service publishes "
                                   "(ports: HOST:CONTAINER)".format(port))
+        args["name"] = "{}-{}-1".format(self.project, name)
         spec_text, config_hash = spec_and_hash(image, args, self.baseline, extra)
         args["image"] = image
-        args["name"] = "{}-{}-1".format(self.project, name)
         args["labels"] = dict(args.get("labels") or {}, **{
             "com.docker.compose.project": self.project, "com.docker.compose.service": name,
             "com.docker.compose.config-hash": config_hash, "com.docker.compose.container-number": "1",

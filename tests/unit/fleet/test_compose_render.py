@@ -262,7 +262,8 @@ services:
 def test_spec_json_and_hash_are_what_the_labels_carry(tmp_path):
     spec = specs(tmp_path, TWO)["web"]
     assert json.loads(spec.spec_json) == {"image": "nginx:1.27", "create": {
-        "env": ["MODE=prod"], "publish": ["8080:80"], "network": "app_default", "network_aliases": ["web"]}}
+        "name": "app-web-1", "env": ["MODE=prod"], "publish": ["8080:80"], "network": "app_default",
+        "network_aliases": ["web"]}}
     assert spec.spec_json == json.dumps(json.loads(spec.spec_json), sort_keys=True, separators=(",", ":"))
     assert spec.config_hash == hashlib.sha256(spec.spec_json.encode()).hexdigest()
     labels = spec.create_args["labels"]
@@ -286,8 +287,11 @@ def test_default_valued_keys_do_not_change_the_hash(tmp_path):
     ports:"""))
     assert after["web"].config_hash == before["web"].config_hash
     assert after["web"].spec_json == before["web"].spec_json
-    changed = specs(tmp_path, TWO.replace("    ports:", "    read_only: true\n    ports:"))
-    assert changed["web"].config_hash != before["web"].config_hash
+    for change in ("read_only: true", "labels: {team: a}", "stop_grace_period: 5s"):
+        changed = specs(tmp_path, TWO.replace("    ports:", "    {}\n    ports:".format(change)))
+        assert changed["web"].config_hash != before["web"].config_hash, change
+    labelled = specs(tmp_path, TWO.replace("    ports:", "    labels: {team: a}\n    ports:"))["web"]
+    assert json.loads(labelled.spec_json)["create"]["labels"] == {"team": "a"}  # the user's, not fleet's
 
 
 def test_changing_one_env_var_changes_only_that_services_hash(tmp_path):
