@@ -65,7 +65,7 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
         for service in order:
             raw = services[service]
             where = Where(str(file), service, host.name, raw)
-            pattern = _hosts_pattern(renderer, raw, context, where)
+            pattern = _hosts_pattern(renderer, raw, context, where, tree)
             if pattern is not None:
                 if pattern not in selectors:
                     selectors[pattern] = _select(pattern, hosts, where)
@@ -103,12 +103,12 @@ def _check_unrendered(where: Where, raw: Any) -> None:
                 validate(cls, item, where, (key, name), skip=has_template)
 
 
-def _hosts_pattern(renderer: TreeRenderer, raw: Any, context: dict, where: Where) -> str | None:
+def _hosts_pattern(renderer: TreeRenderer, raw: Any, context: dict, where: Where, tree: Any) -> str | None:
     xf = raw.get("x-fleet") if isinstance(raw, dict) else None
     if not isinstance(xf, dict) or xf.get("hosts") is None:
         return None
     value = renderer.tree(xf["hosts"], context, file=where.file, host=where.host, service=where.service,
-                          path=("services", where.service, "x-fleet", "hosts"), root=None)
+                          path=("services", where.service, "x-fleet", "hosts"), root=tree)
     if not isinstance(value, str) or not value.strip():
         raise where.error(("x-fleet", "hosts"), "must be a host pattern such as 'web*:!web3', got {!r}".format(value))
     return value

@@ -264,6 +264,8 @@ def test_undefined_var_in_a_service_the_host_does_not_run_is_not_an_error(tmp_pa
             x-fleet: {hosts: db}
         """, hosts=[host("web1", ["web"]), host("db1", ["db"], pg_version="16")])
     assert plan.for_host("web1") == {} and plan.for_host("db1")["db"].image == "postgres:16"
+    exc = error(tmp_path, WEB + "    x-fleet:\n      hosts: '{{ where }}'\n")
+    assert (exc.key, exc.line, exc.host) == ("x-fleet.hosts", 5, "web1") and "'where'" in str(exc)
 
 
 def test_rendered_values_are_validated(tmp_path):
