@@ -46,8 +46,7 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
     extra_vars = dict(extra_vars or {})
     renderer = TreeRenderer()
     static = renderer.tree(LineDict({k: v for k, v in tree.items() if k in ("networks", "volumes")}), extra_vars,
-                           file=str(file), host="(no host: top-level networks and volumes see only -e vars)",
-                           service=None)
+                           file=str(file), host=None, service=None)  # project-wide: -e vars only
     networks = netplan.top_networks(top, name, static.get("networks"))
     volumes = netplan.top_volumes(top, name, static.get("volumes"))
     for service, raw in services.items():  # unknown keys and wrong literal types, whichever hosts run it
@@ -55,7 +54,6 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
     order = _order(file, tree, services)
     plan = ProjectPlan(name=name, file=file, services=order, networks={}, volumes={})
     baseline = baseline_args()
-    by_name = {host.name: host for host in hosts}
     used_networks: set = set()
     used_volumes: set = set()
     selectors: dict = {}
@@ -79,7 +77,7 @@ def load_project(path: str | Path, project_name: str | None, hosts: list, extra_
             chosen[service] = conv.run()
             used_networks.update(conv.used_networks)
             used_volumes.update(conv.used_volumes)
-        check_host_ports(file, by_name[host.name].name, chosen, services)
+        check_host_ports(file, host.name, chosen, services)
         plan.hosts[host.name] = chosen
     plan.networks = {key: value for key, value in networks.items() if key in used_networks}
     plan.volumes = {key: value for key, value in volumes.items() if key in used_volumes}

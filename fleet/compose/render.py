@@ -28,7 +28,7 @@ def host_context(host: Any, extra_vars: dict) -> dict:
 class TreeRenderer(Renderer):
     """The inventory's Renderer (its environment and its compiled-template cache) applied to a compose tree."""
 
-    def tree(self, value: Any, context: dict, *, file: str, host: str, service: str | None,
+    def tree(self, value: Any, context: dict, *, file: str, host: str | None, service: str | None,
              path: tuple = (), root: Any = None) -> Any:
         """``value`` with every string rendered; ComposeError names the variable, the host, the service, the key."""
         root = value if root is None else root
@@ -52,7 +52,7 @@ class TreeRenderer(Renderer):
         return value
 
 
-def _template_error(exc: Exception, file: str, host: str, service: str | None, path: tuple,
+def _template_error(exc: Exception, file: str, host: str | None, service: str | None, path: tuple,
                     line: int | None) -> ComposeError:
     from jinja2 import TemplateSyntaxError, UndefinedError
 

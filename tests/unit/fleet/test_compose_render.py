@@ -184,6 +184,10 @@ networks:
     assert plan.networks["outside"].external and plan.networks["outside"].name_on_host == "corp-net"
     exc = error(tmp_path, WEB + "    networks: [nope]\n")
     assert exc.key == "networks.nope" and "undefined network nope" in str(exc)
+    plan = load(tmp_path, WEB + "networks:\n  default: {name: '{{ net }}'}\n", extra_vars={"net": "shared"})
+    assert plan.networks["default"].name_on_host == "shared"
+    exc = error(tmp_path, WEB + "networks:\n  default: {name: '{{ net }}'}\n")
+    assert (exc.key, exc.line, exc.host) == ("networks.default.name", 5, None) and "'net'" in str(exc)
     exc = error(tmp_path, WEB + "networks:\n  default: {driver: overlay}\n")
     assert exc.key == "networks.default.driver" and exc.service is None and exc.line == 5
 
