@@ -288,13 +288,13 @@ class Converter:
             bindings=bindings)
 
     def _image(self, image: str) -> None:
-        from fleet.commands.images import validate_reference
-        from fleet.errors import UsageError
+        """The reference parser fleet's image commands use (fleet/commands/images.py validate_reference)."""
+        from agent_payload.image import reference
 
         try:
-            validate_reference(image)
-        except UsageError as exc:
-            raise self.where.error(("image",), str(exc)) from None
+            reference.parse(image)
+        except errors.InvalidArgument as exc:
+            raise self.where.error(("image",), exc.message) from None
 
     def _env(self) -> dict:
         svc, files = self.svc, []
