@@ -83,6 +83,15 @@ class ProjectPlan:
     volumes: dict
     hosts: dict = field(default_factory=dict)  # host name -> {service: ServiceSpec}, in ``services`` order
 
+    def select_services(self, names: list) -> list:
+        """The services named (e.g. ``fleet deploy ... web worker``), in dependency order; all when none is named.
+        ComposeError for a name the file does not define."""
+        unknown = [name for name in names if name not in self.services]
+        if unknown:
+            raise ComposeError(self.file, "no such service: {} (services: {})".format(
+                ", ".join(unknown), ", ".join(self.services)))
+        return [name for name in self.services if not names or name in names]
+
     def for_host(self, host_name: str) -> dict:
         """The services this host runs ({service: ServiceSpec}, dependency order); ComposeError for a host that was
         not given to load_project."""

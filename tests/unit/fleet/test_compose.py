@@ -158,6 +158,9 @@ def test_services_in_dependency_order(tmp_path):
               optional: {condition: service_started, required: false}
         """)
     assert plan.services == ["db", "api", "web", "gone"]
+    assert plan.select_services(["web", "db"]) == ["db", "web"] and plan.select_services([]) == plan.services
+    with pytest.raises(ComposeError, match="no such service: wbe"):
+        plan.select_services(["wbe"])
     web = plan.for_host("web1")["web"]
     assert web.depends_on == {"api": "service_healthy", "cache": "service_started"}
     assert plan.for_host("web1")["api"].depends_on == {"db": "service_started"}
