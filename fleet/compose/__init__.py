@@ -9,20 +9,20 @@
 
 from typing import TYPE_CHECKING
 
-from fleet.compose.errors import ComposeError
+from fleet.compose.errors import ComposeError, ComposeFileNotFound
 
 if TYPE_CHECKING:
     from fleet.compose.plan import NetworkDef, ProjectPlan, ServiceSpec, UpdateConfig, VolumeDef
     from fleet.compose.project import check_host_ports, load_project
-    from fleet.compose.source import find_compose_file
+    from fleet.compose.source import find_compose_file, project_name_of
 
-__all__ = ["ComposeError", "NetworkDef", "ProjectPlan", "ServiceSpec", "UpdateConfig", "VolumeDef",
-           "check_host_ports", "find_compose_file", "load_project"]
+__all__ = ["ComposeError", "ComposeFileNotFound", "NetworkDef", "ProjectPlan", "ServiceSpec", "UpdateConfig",
+           "VolumeDef", "check_host_ports", "find_compose_file", "load_project", "project_name_of"]
 
 # Resolved on first use (PEP 562): importing fleet.compose for ComposeError does not load pydantic or yaml.
 _EXPORTS = {"NetworkDef": "plan", "ProjectPlan": "plan", "ServiceSpec": "plan", "UpdateConfig": "plan",
             "VolumeDef": "plan", "check_host_ports": "project", "load_project": "project",
-            "find_compose_file": "source"}
+            "find_compose_file": "source", "project_name_of": "source"}
 
 
 def __getattr__(name: str):

@@ -203,6 +203,7 @@ class Converter:
         self.flags: dict = {}
         self.used_networks: list = []
         self.used_volumes: set = set()
+        self.named_volumes: list = []
 
     def arg(self, path: tuple, flags: dict) -> dict:
         """Parse ``flags`` (the ones this compose key gives) and keep what they set."""
@@ -285,7 +286,7 @@ class Converter:
             depends_on=dependencies(where, svc.depends_on), stop_grace_period=grace,
             secret_env_names=sorted({e.split("=", 1)[0] for e in args["env"]
                                      if _SECRET_NAME.search(e.split("=", 1)[0])}),
-            bindings=bindings)
+            bindings=bindings, named_volumes=list(self.named_volumes))
 
     def _image(self, image: str) -> None:
         """The reference parser fleet's image commands use (fleet/commands/images.py validate_reference)."""

@@ -26,3 +26,7 @@ class ComposeError(UsageError):
         if host:
             text += " (host {})".format(host)
         super().__init__(text)
+
+
+class ComposeFileNotFound(ComposeError):
+    """No compose file: none given and none found (``fleet services``/``history`` may go on without one)."""

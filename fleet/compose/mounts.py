@@ -32,6 +32,8 @@ def _named(conv: Any, name: str, path: tuple) -> str:
         raise conv.where.error(path, "service {} refers to undefined volume {}: declare it under the top-level "
                                "volumes:".format(conv.where.service, name))
     conv.used_volumes.add(name)
+    if conv.volumes[name].name_on_host not in conv.named_volumes:
+        conv.named_volumes.append(conv.volumes[name].name_on_host)
     return conv.volumes[name].name_on_host
 
 

@@ -70,6 +70,8 @@ class ServiceSpec:
     stop_grace_period: float
     secret_env_names: list
     bindings: list = field(default_factory=list)  # the published ports' bindings (values.parse_publish's shape)
+    named_volumes: list = field(default_factory=list)  # names on the host of the project volumes it mounts
+                                                       # (in -v or --mount values)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fleet.compose.errors import ComposeError
+from fleet.compose.errors import ComposeError, ComposeFileNotFound
 
 # compose's DefaultFileNames, in its order of preference.
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -74,7 +74,7 @@ def find_compose_file(explicit: str | None, cwd: str | os.PathLike, inventory_va
     if explicit:
         path = base / os.path.expanduser(explicit)
         if not path.is_file():
-            raise ComposeError(explicit, "no such file")
+            raise ComposeFileNotFound(explicit, "no such file")
         return path
     for name in DEFAULT_FILES:
         if (base / name).is_file():
@@ -86,10 +86,10 @@ def find_compose_file(explicit: str | None, cwd: str | os.PathLike, inventory_va
                 INVENTORY_VAR, type(configured).__name__))
         path = base / os.path.expanduser(configured)
         if not path.is_file():
-            raise ComposeError(configured, "no such file (inventory var {})".format(INVENTORY_VAR))
+            raise ComposeFileNotFound(configured, "no such file (inventory var {})".format(INVENTORY_VAR))
         return path
-    raise ComposeError(str(base), "no compose file: give -f FILE, add one of {} here, or set the inventory var {}"
-                       .format(", ".join(DEFAULT_FILES), INVENTORY_VAR))
+    raise ComposeFileNotFound(str(base), "no compose file: give -f FILE, add one of {} here, or set the inventory "
+                              "var {}".format(", ".join(DEFAULT_FILES), INVENTORY_VAR))
 
 
 def project_name(explicit: str | None, declared: Any, file: Path) -> str:
@@ -107,6 +107,13 @@ def project_name(explicit: str | None, declared: Any, file: Path) -> str:
         raise ComposeError(file, "cannot derive a project name from the directory {!r}: give -p NAME or a top-level "
                            "name:".format(file.resolve().parent.name))
     return name
+
+
+def project_name_of(path: str | os.PathLike, explicit: str | None = None) -> str:
+    """The project name of the compose file at ``path`` (``-p``, its ``name:``, or its directory's name) without
+    loading the services (``fleet deploy history``, ``fleet down``)."""
+    file = Path(path)
+    return project_name(explicit, load_yaml(file).get("name"), file)
 
 
 # ---- YAML, as compose reads it

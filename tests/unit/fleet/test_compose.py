@@ -3,7 +3,7 @@ depends_on order, x-fleet host selection and per-host jinja2 rendering."""
 
 import pytest
 
-from fleet.compose import ComposeError, find_compose_file, load_project
+from fleet.compose import ComposeError, ComposeFileNotFound, find_compose_file, load_project, project_name_of
 from fleet.errors import UsageError
 from tests.helpers.compose import HOSTS, error, host, load, specs, write
 
@@ -31,7 +31,7 @@ def test_find_compose_file_order_explicit_and_inventory_var(tmp_path):
     empty.mkdir()
     assert find_compose_file(None, empty, {"fleet_compose": str(tmp_path / "deploy/app.yml")}) == \
         tmp_path / "deploy/app.yml"
-    with pytest.raises(ComposeError, match="no compose file.*fleet_compose") as info:
+    with pytest.raises(ComposeFileNotFound, match="no compose file.*fleet_compose") as info:
         find_compose_file(None, empty, {})
     assert info.value.exit_code == 2 and isinstance(info.value, UsageError)
 
@@ -39,9 +39,9 @@ def test_find_compose_file_order_explicit_and_inventory_var(tmp_path):
 def test_project_name_flag_over_name_over_directory(tmp_path):
     directory = tmp_path / "My Shop.v2"
     path = write(directory, WEB)
-    assert load_project(path, None, HOSTS, {}).name == "myshopv2"
+    assert load_project(path, None, HOSTS, {}).name == "myshopv2" == project_name_of(path)
     path.write_text("name: shop\n" + WEB)
-    assert load_project(path, None, HOSTS, {}).name == "shop"
+    assert load_project(path, None, HOSTS, {}).name == "shop" == project_name_of(path)
     assert load_project(path, "other", HOSTS, {}).name == "other"
     with pytest.raises(ComposeError, match="invalid project name 'Bad Name'"):
         load_project(path, "Bad Name", HOSTS, {})

@@ -145,6 +145,7 @@ volumes:
         "type=bind,source={}/static,target=/b".format(root),
         "type=volume,source=app_data,target=/d,readonly", "type=volume,target=/e",
         "type=tmpfs,target=/tmp,tmpfs-size=64m,tmpfs-mode=1777"]
+    assert spec.named_volumes == ["app_data", "the-shared-one"]
     plan = load(tmp_path, WEB + "    volumes: [data:/x]\nvolumes:\n  data: {labels: {a: b}}\n  unused: {}\n")
     assert list(plan.volumes) == ["data"]
     assert plan.volumes["data"].name_on_host == "app_data" and plan.volumes["data"].labels == {
