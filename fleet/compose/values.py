@@ -1,0 +1,205 @@
+"""Compose value syntaxes checked on the controller: durations ("1m30s"), ports (short and long), expose, restart,
+memory sizes and the x-fleet probe. Each raises ValueError with the message; convert.py adds file/service/key/line.
+
+Ports: docker's ``-p`` grammar, ``[ip:][hostPort[-end]:]containerPort[-end][/proto]`` (compose's short syntax is
+exactly it). The payload parses ``-p`` again on the host (agent_payload/net/ports.py, which fleet may not import:
+its package pulls in the engine); this parse mirrors that one's rules and messages, so a value both accept is the
+same bindings, and returns bindings in its shape ({"proto", "host_ip", "host_port", "host_port_end",
+"container_port"}) for the per-host port-conflict check and the probe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+NS = {"ns": 1, "us": 10 ** 3, "µs": 10 ** 3, "μs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
+      "h": 3600 * 10 ** 9}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?")
+_RESTART = re.compile(r"no|always|unless-stopped|on-failure(?::\d+)?")
+PROTOCOLS = ("tcp", "udp")
+
+
+def duration_ns(text: Any) -> int:
+    """Go's time.ParseDuration (compose's duration format: "1m30s", "500ms", "1.5h", "0") -> nanoseconds."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise ValueError("must be a duration string such as 30s or 1m30s, got {!r}".format(text))
+    body = text.strip()
+    sign = 1
+    if body[:1] in "+-" and body:
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    if body == "0":
+        return 0
+    total, pos = 0.0, 0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if not match or match.group(1) in ("", "."):
+            raise ValueError("invalid duration {!r}: want a number and a unit (ns, us, ms, s, m, h), e.g. 1m30s"
+                             .format(text))
+        total += float(match.group(1)) * NS[match.group(2)]
+        pos = match.end()
+    if not body:
+        raise ValueError("invalid duration {!r}".format(text))
+    if sign < 0:
+        raise ValueError("invalid duration {!r}: cannot be negative".format(text))
+    return int(round(total))
+
+
+def seconds(text: Any) -> float:
+    return duration_ns(text) / 1e9
+
+
+def check_restart(value: str) -> str:
+    if not _RESTART.fullmatch(value):
+        raise ValueError("invalid restart policy {!r}: want no, always, on-failure[:max-retries] or unless-stopped"
+                         .format(value))
+    return value
+
+
+def check_memory(value: str) -> str:
+    """docker's RAMInBytes syntax: 512m, 1g, 1.5GB, 1048576 (bytes)."""
+    if not _MEMORY.fullmatch(value.strip()):
+        raise ValueError("invalid memory size {!r}: want a number with an optional unit (b, k, m, g), e.g. 512m"
+                         .format(value))
+    return value.strip()
+
+
+def check_cpus(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("invalid cpus {!r}: want a number of CPUs such as 0.5".format(value)) from None
+    if number < 0 or number != number:
+        raise ValueError("invalid cpus {!r}: must be >= 0".format(value))
+    return value
+
+
+# ---- ports
+
+
+def _port_range(text: str, what: str, spec: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    try:
+        start = int(lo)
+        end = int(hi) if sep else start
+    except ValueError:
+        raise ValueError("invalid {}Port: {} (in {})".format(what, text, spec)) from None
+    if not (0 < start <= 65535 and 0 < end <= 65535) or end < start:
+        raise ValueError("invalid {}Port: {} (in {})".format(what, text, spec))
+    return start, end
+
+
+def parse_publish(spec: str) -> list[dict]:
+    """Bindings of one ``-p`` value (compose's short syntax); ValueError naming the value for what docker refuses."""
+    if not spec.strip():
+        raise ValueError("empty port specification")
+    raw, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOCOLS:
+        raise ValueError("invalid proto: {} (in {}): want tcp or udp".format(proto, spec))
+    if raw.startswith("["):
+        raise ValueError("invalid port {}: IPv6 host addresses are not supported by fleet".format(spec))
+    parts = raw.split(":")
+    if len(parts) > 3:
+        raise ValueError("invalid port {}: want [ip:][hostPort:]containerPort[/proto]".format(spec))
+    host_ip, host = "", ""
+    if len(parts) == 3:
+        host_ip, host, container = parts
+    elif len(parts) == 2:
+        host, container = parts
+    else:
+        container = parts[0]
+    if host_ip:
+        host_ip = check_host_ip(host_ip, spec)
+    if not container:
+        raise ValueError("no port specified: {}<empty>".format(spec))
+    c_start, c_end = _port_range(container, "container", spec)
+    if not host:
+        return [{"proto": proto, "host_ip": host_ip, "host_port": 0, "host_port_end": 0, "container_port": p}
+                for p in range(c_start, c_end + 1)]
+    h_start, h_end = _port_range(host, "host", spec)
+    if c_end != c_start and (h_end - h_start) != (c_end - c_start):
+        raise ValueError("invalid ranges specified for container and host Ports: {} and {} (in {})".format(
+            container, host, spec))
+    if c_start == c_end and h_end != h_start:
+        return [{"proto": proto, "host_ip": host_ip, "host_port": h_start, "host_port_end": h_end,
+                 "container_port": c_start}]
+    return [{"proto": proto, "host_ip": host_ip, "host_port": h, "host_port_end": h, "container_port": c}
+            for h, c in zip(range(h_start, h_end + 1), range(c_start, c_end + 1))]
+
+
+def check_host_ip(host_ip: str, spec: str) -> str:
+    try:
+        addr = ipaddress.ip_address(host_ip)
+    except ValueError:
+        raise ValueError("invalid ip address: {} (in {})".format(host_ip, spec)) from None
+    if addr.version != 4:
+        raise ValueError("invalid port {}: IPv6 host addresses are not supported by fleet".format(spec))
+    return "" if str(addr) == "0.0.0.0" else str(addr)
+
+
+def long_port_spec(port: Any) -> str:
+    """Compose's long port syntax (a validated model.PortLong) as the ``-p`` string it means."""
+    if port.mode not in (None, "host", "ingress"):
+        raise ValueError("invalid mode {!r}: want host or ingress".format(port.mode))
+    spec = str(port.target)
+    if port.published not in (None, ""):
+        spec = "{}:{}".format(port.published, spec)
+        if port.host_ip:
+            spec = "{}:{}".format(port.host_ip, spec)
+    elif port.host_ip:
+        spec = "{}::{}".format(port.host_ip, spec)
+    if port.protocol:
+        spec += "/" + port.protocol
+    return spec
+
+
+def expose_entries(value: Any) -> list[str]:
+    """One ``expose`` entry ("80", 80, "80/udp", "8000-8002") -> ["80/tcp", ...] as docker's --expose does."""
+    text = str(value)
+    port, _, proto = text.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOCOLS:
+        raise ValueError("invalid proto: {} (in {}): want tcp or udp".format(proto, text))
+    start, end = _port_range(port, "container", text)
+    return ["{}/{}".format(p, proto) for p in range(start, end + 1)]
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    """Two bindings claim the same host socket: same proto, overlapping fixed host ports, same or any address."""
+    if a["proto"] != b["proto"] or not a["host_port"] or not b["host_port"]:
+        return False
+    if a["host_ip"] and b["host_ip"] and a["host_ip"] != b["host_ip"]:
+        return False
+    if a["host_port"] != a["host_port_end"] or b["host_port"] != b["host_port_end"]:
+        return False  # a host port range takes the first free port of it: no fixed claim
+    return a["host_port"] == b["host_port"]
+
+
+def binding_text(b: dict) -> str:
+    return "{}{}/{}".format(b["host_ip"] + ":" if b["host_ip"] else "", b["host_port"], b["proto"])
+
+
+# ---- x-fleet probe
+
+
+def check_probe(url: str) -> tuple[str, int]:
+    """``http://:PORT/path`` or ``tcp://:PORT`` (run on the host itself) -> (scheme, port)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "tcp"):
+        raise ValueError("invalid probe {!r}: want http://:PORT/path or tcp://:PORT".format(url))
+    if parts.hostname or parts.username or parts.password or not parts.netloc.startswith(":"):
+        raise ValueError("invalid probe {!r}: give no host (the probe runs on each host): http://:PORT/path or "
+                         "tcp://:PORT".format(url))
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not port or not 0 < port <= 65535:
+        raise ValueError("invalid probe {!r}: want a port in 1-65535".format(url))
+    if parts.scheme == "tcp" and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        raise ValueError("invalid probe {!r}: a tcp probe has no path".format(url))
+    return parts.scheme, port
