@@ -262,8 +262,7 @@ class Rollout:
                 continue
             used_nets.add(a.spec.create_args.get("network"))
             used_nets.update(name for name, _aliases in a.spec.extra_networks)
-            for vol in a.spec.create_args.get("volumes") or []:
-                used_vols.add(vol.split(":", 1)[0])
+            used_vols.update(a.spec.named_volumes)
         for net in self.project.networks.values():
             if net.name_on_host in used_nets and not net.external:
                 try:

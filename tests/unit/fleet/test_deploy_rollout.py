@@ -24,7 +24,7 @@ def update(**kw):
 def spec(service="web", image="reg:5000/app:1", env=("A=1",), cfg_hash=None, **kw):
     create = {"image": image, "env": list(env), "labels": {"com.docker.compose.service": service}}
     spec_json = json.dumps({"image": image, "create": {"env": list(env)}}, sort_keys=True)
-    return SimpleNamespace(service=service, image=image, create_args=create, extra_networks=[],
+    return SimpleNamespace(service=service, image=image, create_args=create, extra_networks=[], named_volumes=[],
                            config_hash=cfg_hash or str(abs(hash(spec_json))), spec_json=spec_json,
                            has_healthcheck=False, probe=None, update=kw.get("update", update()),
                            rollback=kw.get("rollback", update()), depends_on={}, stop_grace_period=1.0,
