@@ -131,7 +131,8 @@ class ShimIO:
             if not self.served:
                 if sum(len(x) for x in self.backlog) < BACKLOG:
                     self.backlog.append(line)
-            for sock in list(self.clients):
+            # only to clients past their hello: the first one's replay of the backlog must come before live output
+            for sock in [s for s, info in self.clients.items() if info["hello"]]:
                 try:
                     sock.sendall(line)
                 except OSError:
@@ -176,14 +177,14 @@ class ShimIO:
         *lines, info["buf"] = info["buf"].split(b"\n")
         for line in lines:
             if not info["hello"]:
-                info["hello"] = True
                 hello = _loads(line)
                 info["stdin"] = bool(hello.get("stdin"))
-                with self.lock:
+                with self.lock:  # replay, then live output (broadcast sends only to clients past their hello)
                     if hello.get("replay") and not self.served:
                         for chunk in self.backlog:
                             sock.sendall(chunk)
                     self.served, self.backlog = True, []
+                    info["hello"] = True
                 continue
             frame = protocol.decode_frame(line.decode("utf-8", "replace"))
             if frame is None or not info["stdin"]:
