@@ -320,6 +320,33 @@ def layered(cache: Path, busybox_layout: Path, log: Callable[[str], None]) -> Pa
     return _cached(cache, "layered", key, build, log)
 
 
+SHOP_PAGE = ("<!DOCTYPE html>\n<html><head><title>shop {version}</title></head>"
+             "<body><h1>shop {version}</h1></body></html>\n")
+#: the shop/web tags seeded for deploy tests and README's "Deploying services": two versions of a page served by
+#: the lab's nginx, and one that exits at once (its nginx config does not parse)
+SHOP_VERSIONS = ("1", "2", "broken")
+
+
+def shop(cache: Path, nginx_layout: Path, version: str, log: Callable[[str], None]) -> Path:
+    """nginx plus one layer with its own index.html ("shop <version>"); "broken" exits at start (bad nginx -g)."""
+    key = hashlib.sha256("{}\nshop/1\n{}\n{}\n{}".format(RECIPE, nginx_layout.name, version, SHOP_PAGE)
+                         .encode()).hexdigest()
+
+    def build(work: Path) -> None:
+        out = work / "layout"
+        layers, history, config = oci.image_layers(nginx_layout)
+        layers.append(oci.tar_entries([("dir", "var", 0o755, None), ("dir", "var/www", 0o755, None),
+                                       ("dir", "var/www/html", 0o755, None),
+                                       ("file", "var/www/html/index.html", 0o644, SHOP_PAGE.format(version=version))]))
+        history.append({"created": oci.CREATED, "created_by": "fleet lab: shop {} page".format(version),
+                        "comment": RECIPE})
+        if version == "broken":
+            config = dict(config, Cmd=["nginx", "-g", "daemon off; no_such_directive on;"])
+        oci.finish_layout(out, oci.write_image(out, layers, config, history))
+
+    return _cached(cache, "shop-" + version, key, build, log)
+
+
 def seed_images(cache: Path, log: Callable[[str], None]) -> dict:
     """Build (or reuse) every seed layout; returns {name: {"layout", "repo", "tags", "format", "all",
     "registry" ('registry' or 'auth'), "config_digest" (single images) or "index_digest" (indexes)}}."""
@@ -334,6 +361,7 @@ def seed_images(cache: Path, log: Callable[[str], None]) -> dict:
             ("multiarch", ma, "library/multiarch", ["latest"], None, "registry"),
             ("layered", ly, "library/layered", ["latest"], None, "registry"),
             ("private-busybox", bb, "private/busybox", ["latest"], "v2s2", "auth")]
+    plan += [("shop-" + v, shop(cache, ng, v, log), "shop/web", [v], None, "registry") for v in SHOP_VERSIONS]
     out = {}
     for name, layout, repo, tags, fmt, where in plan:
         top = oci.top_descriptor(layout)

@@ -170,6 +170,15 @@ def test_busybox_has_two_tags_of_one_image(cfg):
     assert len(digests) == 1
 
 
+def test_shop_versions_for_deploys(cfg):
+    digests = {}
+    for tag in ("1", "2", "broken"):
+        digests[tag] = skopeo_json("inspect", "docker://{}/shop/web:{}".format(REG, tag))["Digest"]
+    assert len(set(digests.values())) == 3
+    conf = skopeo_json("inspect", "--config", "docker://{}/shop/web:broken".format(REG))
+    assert "no_such_directive" in " ".join(conf["config"]["Cmd"])
+
+
 def test_mirror_proxies_the_registry(cfg):
     path = "/v2/library/busybox/manifests/latest"
     direct = get("http://" + REG + path, V2_MANIFEST)
