@@ -86,7 +86,9 @@ class Load:
         for t in self.threads:
             t.join()
         lat = sorted(self.latencies)
-        p = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan"))
+
+        def p(q):
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
         return {"served": len(lat), "errors": sum(self.errors.values()), "kinds": dict(self.errors),
                 "p50": p(0.50), "p99": p(0.99)}
 
