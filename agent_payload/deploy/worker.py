@@ -7,11 +7,13 @@ killed, its pipes closed) changes nothing for it -- it finishes, or reverts, by 
 It reports through its progress file ``deploys/work/<project>.<service>.<action>.<deploy_id>.jsonl`` (0600),
 one JSON object per line, appended: ``{"worker": [pid, starttime]}`` first, then ``{"event": name, "data":
 {...}}`` lines and finally ``{"result": {...}}`` or ``{"error": {"kind", "message"}}``.  ``follow`` replays
-that file as events and returns the result (or raises the error); the same request again (same deploy,
-service and action) follows the existing file instead of starting a second worker.  Files older than a day are
-removed when a new worker starts.
+that file as events and returns the result (or raises the error), and the op then deletes the file.  A file
+left behind (the op was killed before the end) is followed by the same request sent again (same deploy,
+service, action and args) instead of starting a second worker.  Files older than a day are removed when a new
+worker starts.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -37,9 +39,11 @@ def work_dir(paths):
     return path
 
 
-def progress_path(paths, project, service, action, deploy_id):
+def progress_path(paths, project, service, action, deploy_id, args=None):
+    """The progress file of one request: its deploy, service and action, and a digest of its args."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", deploy_id)[:100]
-    return os.path.join(work_dir(paths), "{}.{}.{}.{}.jsonl".format(project, service, action, safe))
+    digest = hashlib.sha256(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return os.path.join(work_dir(paths), "{}.{}.{}.{}.{}.jsonl".format(project, service, action, safe, digest))
 
 
 class Progress:
@@ -67,7 +71,8 @@ class Progress:
         if isinstance(exc, errors.AgentError):
             err = {"kind": exc.kind, "message": exc.message}
         else:
-            err = {"kind": "Internal", "message": "{}: {}".format(exc.__class__.__name__, exc)}
+            err = {"kind": "Internal", "message": "{}: {}".format(exc.__class__.__name__, exc),
+                   "details": {"traceback": traceback.format_exc()}}
         self._line({"error": err}, sync=True)
 
 
@@ -155,7 +160,7 @@ def follow(path, emit, poll=POLL):
                 cls = getattr(errors, err.get("kind") or "Internal", None)
                 if not (isinstance(cls, type) and issubclass(cls, errors.AgentError)):
                     cls = errors.Internal
-                raise cls(err.get("message") or "deploy worker failed")
+                raise cls(err.get("message") or "deploy worker failed", details=err.get("details"))
         if chunk:
             continue
         if worker is None:
@@ -168,3 +173,11 @@ def follow(path, emit, poll=POLL):
                     continue
             raise errors.Internal("the deploy worker (pid {}) ended without a result".format(worker[0]))
         time.sleep(poll)
+
+
+def consumed(path):
+    """The op delivered the worker's result (or error): its progress file goes."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

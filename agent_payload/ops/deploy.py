@@ -47,9 +47,12 @@ def _run_worker(ctx, req, emit, action):
         decode("create", dict(create, name=None))  # the create request's types, before anything changes
         req = req._replace(create=create)
     lock.check_held(ctx.paths, req.project, req.deploy_id)
-    path = worker.progress_path(ctx.paths, req.project, req.service, action, req.deploy_id)
+    path = worker.progress_path(ctx.paths, req.project, req.service, action, req.deploy_id, req._asdict())
     worker.launch(path, swap.Job(ctx, req, action))
-    return worker.follow(path, emit)
+    try:
+        return worker.follow(path, emit)
+    finally:
+        worker.consumed(path)
 
 
 def op_service_swap(ctx, req, emit):
