@@ -1,9 +1,11 @@
 """The host's deploy journal: ``<root>/deploys/journal.jsonl`` (0600), one JSON line per swap or rollback.
 
-Each line is written with one ``write`` on an O_APPEND descriptor and fsynced, so concurrent writers never
-interleave and a crash loses at most the line being written (a torn last line is skipped when read).
+Each line is written with one ``write`` on an O_APPEND descriptor under a flock of the file and fsynced, so
+concurrent writers never interleave and a crash loses at most the line being written (a torn last line is
+skipped when read, and the next line starts on a line of its own).
 """
 
+import fcntl
 import json
 import os
 
@@ -19,10 +21,14 @@ def path_of(paths):
 def append(paths, entry):
     """Append ``entry`` (a dict with FIELDS) as one line."""
     line = (json.dumps({k: entry.get(k) for k in FIELDS}, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path_of(paths), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path_of(paths), os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        if os.fstat(fd).st_mode & 0o077:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # appenders one at a time: the torn-line check reads a finished file
+        st = os.fstat(fd)
+        if st.st_mode & 0o077:
             os.fchmod(fd, 0o600)
+        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+            line = b"\n" + line  # the last line was torn by a crash: ours starts on a line of its own
         os.write(fd, line)
         os.fsync(fd)
     finally:
