@@ -350,3 +350,110 @@ sys.stdout.write(done.stdout.decode().splitlines()[-1] + "\\n")
 sys.stdout.flush()
 time.sleep(600)
 """
+
+
+# ---------------------------------------------------------------- published ports (a network namespace of our own)
+
+# Inside the test's namespace (address 10.79.9.1 on a veth pair of its own): web v1 published on 8080, then a
+# start-first swap to v2 while a client loops on 10.79.9.1:8080 (DNAT from the host's own address). With part
+# B's staged ports and handover the loop sees no failure; without them the swap falls back to stop-first (a
+# warning).
+PORTS_SCENARIO = """\
+import json, os, sys, threading, time, urllib.request
+sys.path.insert(0, {repo!r})
+from agent_payload import cli
+from agent_payload.ops import dispatch
+from agent_payload.runtime.containers import Runtime
+from agent_payload.state.paths import Paths
+from tests.helpers.images import Fixture, _Ctx, _layer_with_links
+from tests.helpers.runtime import _cleanup
+
+paths = Paths(root={root!r}, config_dir={etc!r})
+fx = Fixture(paths)
+base = _layer_with_links()
+fx.image(["bb:1"], [base, {{"www/index.html": b"v1"}}])
+fx.image(["bb:2"], [base, {{"www/index.html": b"v2"}}])
+ctx = _Ctx(paths)
+ctx.launcher = cli.launcher()
+labels = {{"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}}
+out = {{"handover": hasattr(Runtime, "handover_ports"), "answers": {{}}, "failures": []}}
+
+def call(op, **args):
+    return dispatch(ctx, op, args, lambda *a: None)
+
+def swap(tag, order, command=("httpd", "-f", "-p", "80", "-h", "/www")):
+    create = {{"image": tag, "command": list(command), "publish": ["8080:80"], "labels": labels}}
+    return call("service_swap", project="shop", service="web", deploy_id="d1", create=create, order=order,
+                monitor=0.5, timeout=30, stop_grace_period=1, probe="http://:8080/index.html")
+
+def get():
+    with urllib.request.urlopen("http://10.79.9.1:8080/index.html", timeout=2) as resp:
+        return resp.read().decode()
+
+try:
+    call("deploy_lock", project="shop", deploy_id="d1", holder="t@ctl")
+    out["first"] = swap("bb:1", "stop-first")
+    out["before"] = get()
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                page = get()
+                out["answers"][page] = out["answers"].get(page, 0) + 1
+            except Exception as exc:
+                out["failures"].append(str(exc))
+    t = threading.Thread(target=loop)
+    t.start()
+    out["second"] = swap("bb:2", "start-first")
+    time.sleep(0.3)
+    stop.set()
+    t.join()
+    out["after"] = get()
+    out["bad"] = swap("bb:1", "start-first", ["sh", "-c", "exit 3"]) if out["handover"] else None
+    out["after_bad"] = get()
+finally:
+    try:
+        call("service_down", project="shop", volumes=True)
+    finally:
+        _cleanup(paths)
+print(json.dumps(out))
+"""
+IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
+            "exec nsenter --net=/run/netns/\"$0\" sh -c "
+            "'mount -t sysfs sysfs /sys && mount --rbind \"$0\" /sys/fs/cgroup && exec \"$@\"' \"$cg\" \"$@\"")
+
+
+@pytest.fixture
+def host_ns():
+    name = "fldeploy{}".format(os.getpid() % 100000)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (["link", "set", "lo", "up"], ["link", "add", "dep0", "type", "veth", "peer", "name", "dep1"],
+                    ["addr", "add", "10.79.9.1/24", "dev", "dep0"], ["link", "set", "dep0", "up"],
+                    ["link", "set", "dep1", "up"]):
+            subprocess.run(["ip", "-n", name] + cmd, check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_start_first_with_published_ports(host_ns, tmp_path):
+    script = tmp_path / "scenario.py"
+    script.write_text(PORTS_SCENARIO.format(repo=REPO, root=str(tmp_path / "root"), etc=str(tmp_path / "etc")))
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host_ns,
+                           sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, FLEET_HOOK_ROOT=str(tmp_path)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["first"]["result"] == "updated" and out["before"] == "v1"
+    second = out["second"]
+    assert second["result"] == "updated" and out["after"] == "v2", second
+    assert out["answers"].get("v1") and set(out["answers"]) <= {"v1", "v2"}
+    if not out["handover"]:
+        assert second["warnings"] == ["start-first fell back to stop-first: this payload cannot stage published "
+                                      "ports"]
+        pytest.skip("needs handover_ports (part B): the zero-failure and failed-start-first assertions")
+    assert second["warnings"] == [] and out["failures"] == [], out["failures"][:5]
+    assert out["bad"]["result"] == "rolled_back" and "code 3" in out["bad"]["reason"]
+    assert out["after_bad"] == "v2"  # the failed start-first never touched the live one's ports
