@@ -251,6 +251,27 @@ def test_the_swap_requires_the_lock_and_checks_its_request_first(fx):
         swap(fx, 1)
 
 
+def test_create_args_healthcheck_and_expose(fx):
+    ms = 10 ** 6
+    hc = {"Test": ["CMD-SHELL", "true"], "Interval": 200 * ms, "Timeout": 1000 * ms, "StartPeriod": 0, "Retries": 1}
+    made = op(fx, "create", image="bb:1", command=["sleep", "60"], healthcheck=hc, health_cmd="false",
+              expose=["8081", "53/udp"], publish_all=True)
+    rec = fx.rt.lookup(made["id"])
+    assert rec["healthcheck"] == hc  # in place of the --health-* flags' result
+    assert sorted((b["container_port"], b["proto"], b["host_port"]) for b in rec["ports"]) == [
+        (53, "udp", 0), (8081, "tcp", 0)]  # -P publishes what expose added to the image's (none) EXPOSE
+    assert rec["exposed_ports"] == ["53/udp", "8081/tcp"]
+    off = op(fx, "create", image="bb:1", healthcheck={"Test": ["NONE"]}, network="none")
+    assert fx.rt.lookup(off["id"])["healthcheck"] == {"Test": ["NONE"], "Interval": 0, "Timeout": 0,
+                                                     "StartPeriod": 0, "Retries": 0}
+    for bad, message in (({"healthcheck": {"Test": ["SHELL", "x"]}}, "unknown healthcheck type 'SHELL'"),
+                         ({"healthcheck": {"Test": ["CMD", "x"], "Interval": 10}}, "Interval in Healthcheck cannot"),
+                         ({"expose": ["80/icmp"]}, "invalid containerPort: 80/icmp")):
+        with pytest.raises(errors.InvalidArgument, match=message):
+            op(fx, "create", image="bb:1", network="none", **bad)
+    assert len(fx.rt.all_records()) == 2
+
+
 # ---------------------------------------------------------------- the op process killed mid-swap
 
 def _rpc(fx, op_name, args):
@@ -412,11 +433,12 @@ try:
     out["after"] = get()
     out["bad"] = swap("bb:1", "start-first", ["sh", "-c", "exit 3"]) if out["handover"] else None
     out["after_bad"] = get()
+    call("network_create", name="shop_default", labels={{"com.docker.compose.project": "shop"}})
+    call("network_create", name="other_default", labels={{"com.docker.compose.project": "other"}})
+    out["down"] = call("service_down", project="shop", volumes=True)
+    out["networks_left"] = sorted(n["name"] for n in call("network_ls")["networks"])
 finally:
-    try:
-        call("service_down", project="shop", volumes=True)
-    finally:
-        _cleanup(paths)
+    _cleanup(paths)
 print(json.dumps(out))
 """
 IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
@@ -450,6 +472,8 @@ def test_start_first_with_published_ports(host_ns, tmp_path):
     second = out["second"]
     assert second["result"] == "updated" and out["after"] == "v2", second
     assert out["answers"].get("v1") and set(out["answers"]) <= {"v1", "v2"}
+    assert out["down"]["networks"] == ["shop_default"] and out["down"]["removed"][0] == "shop-web-1"
+    assert out["networks_left"] == ["bridge", "host", "none", "other_default"]
     if not out["handover"]:
         assert second["warnings"] == ["start-first fell back to stop-first: this payload cannot stage published "
                                       "ports"]
