@@ -5,7 +5,9 @@ stop-first (what Swarm does): the new container is created as ``{name}.next``; t
 signal, ``stop_grace_period`` s before SIGKILL) and renamed to its retired name; the new one takes the live name,
 starts and is gated.  start-first: the new container is created with its published ports staged (part B's
 ``publish_staged``), started and gated while the old one serves; then ``Runtime.handover_ports`` moves the host
-ports in one firewall transaction, the names are switched and the old one drains (stop with the grace period).
+ports in one firewall transaction, the names are switched and the old one drains: its stop signal waits (at most
+``stop_grace_period`` s) until the connections it accepted before the handover are done, then it stops with the
+same grace period before SIGKILL.
 
 A failed gate (or start): the new container's last log lines are kept for the result, the new container is
 removed (a rollback's target goes back to being retired instead), and the old one serves again (stop-first: it
@@ -19,7 +21,7 @@ from agent_payload import errors
 from agent_payload.state import locks
 from agent_payload.timestamps import format_ns
 
-from . import PROJECT, SERVICE, gate, journal, live_name, next_name, retired, retired_name, services
+from . import PROJECT, SERVICE, drain, gate, journal, live_name, next_name, retired, retired_name, services
 
 LOG_LINES = 20
 
@@ -148,6 +150,8 @@ class Job:
                     self._take_name(rt, state)
                     if old_running:
                         progress.phase("draining", id=old["id"])
+                        if staged:  # the connections it accepted before the handover finish first
+                            drain.wait(rt.lookup(old["id"]), self.req.stop_grace_period)
                         rt.stop([old["id"]], time=self.req.stop_grace_period)
         except errors.AgentError as exc:
             if state["new"] is None:

@@ -343,3 +343,27 @@ def test_exposed_ports():
     for bad in ("x", "0", "70000", "80/icmp", "90-80", ""):
         with pytest.raises(errors.InvalidArgument, match="invalid containerPort: " + bad):
             exposed_ports([bad])
+
+
+# ---------------------------------------------------------------- draining after a handover
+
+def test_drain_waits_for_the_connections_on_the_published_ports():
+    from agent_payload.deploy import drain
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    rec = {"status": "running", "pid": os.getpid(), "ports": [{"proto": "tcp", "container_port": port}]}
+    try:
+        assert drain.open_connections(os.getpid(), {port}) == 0  # LISTEN is not a client
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = server.accept()
+        assert drain.open_connections(os.getpid(), {port}) == 1  # the served side only (the client's port differs)
+        rt = FakeRuntime([rec])
+        assert drain.wait(rec, 1.0, clock=rt.clock, sleep=rt.sleep) == 1 and 1.0 <= rt.now < 1.2  # at most grace
+        client.close()
+        conn.close()
+        assert drain.wait(rec, 5.0) == 0
+        assert drain.wait(dict(rec, status="exited"), 5.0) == 0 and drain.wait(dict(rec, ports=[]), 5.0) == 0
+    finally:
+        server.close()
