@@ -138,9 +138,13 @@ def follow(path, emit, poll=POLL):
     offset, pending, worker = 0, b"", None
     started = time.monotonic()
     while True:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read()
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            raise errors.Conflict("the deploy worker's result was delivered to another request (the same request "
+                                  "sent twice at once); see deploy_journal")
         offset += len(chunk)
         pending += chunk
         *lines, pending = pending.split(b"\n")

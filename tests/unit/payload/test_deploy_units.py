@@ -367,3 +367,82 @@ def test_drain_waits_for_the_connections_on_the_published_ports():
         assert drain.wait(dict(rec, status="exited"), 5.0) == 0 and drain.wait(dict(rec, ports=[]), 5.0) == 0
     finally:
         server.close()
+
+
+# ---------------------------------------------------------------- the detached worker
+
+def _first_line(path):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            line = f.readline()
+        if line.endswith("\n"):
+            return json.loads(line)
+        time.sleep(0.01)
+    raise AssertionError("the worker never wrote its first line")
+
+
+def test_the_worker_is_detached_and_reports_through_its_progress_file(paths, tmp_path):
+    from agent_payload.deploy import worker
+    go = tmp_path / "go"
+
+    def job(progress):
+        progress.phase("creating", id="x")
+        while not go.exists():
+            time.sleep(0.01)
+        progress.event("progress", {"layer": "l"})
+        return {"result": "updated"}
+
+    path = worker.progress_path(paths, "p", "s", "swap", "d/1", {"a": 1})
+    assert os.path.basename(path).startswith("p.s.swap.d_1.") and path != worker.progress_path(
+        paths, "p", "s", "swap", "d/1", {"a": 2})
+    assert worker.launch(path, job) is True
+    pid, start = _first_line(path)["worker"]
+    try:
+        # a session of its own (not its leader: no controlling terminal again): no hang-up or group signal of ours
+        assert os.getsid(pid) not in (os.getsid(0), pid) and os.getpgid(pid) != os.getpgid(0)
+        fds = {fd: os.readlink("/proc/{}/fd/{}".format(pid, fd)) for fd in os.listdir("/proc/{}/fd".format(pid))}
+        assert [fds[n] for n in ("0", "1", "2")] == ["/dev/null"] * 3
+        assert sorted(fds.values()) == sorted(["/dev/null"] * 3 + [path])  # nothing of the op's is held
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
+        assert worker.launch(path, job) is False  # the same request again: follow the running one
+    finally:
+        go.touch()
+    events = []
+    assert worker.follow(path, lambda *a: events.append(a)) == {"result": "updated"}
+    assert events == [("phase", {"phase": "creating", "id": "x"}), ("progress", {"layer": "l"})]
+    worker.consumed(path)
+    assert not os.path.exists(path)
+
+
+def test_the_workers_errors_reach_the_op(paths):
+    from agent_payload.deploy import worker
+
+    def bad_input(progress):
+        raise errors.NotFound("no previous version of service s")
+
+    def bug(progress):
+        return {}["missing"]
+
+    for n, (job, kind, message) in enumerate(((bad_input, errors.NotFound, "no previous version of service s"),
+                                              (bug, errors.Internal, "KeyError: 'missing'"))):
+        path = worker.progress_path(paths, "p", "s", "swap", "d", n)
+        worker.launch(path, job)
+        with pytest.raises(kind) as exc:
+            worker.follow(path, None)
+        assert exc.value.message == message
+        if kind is errors.Internal:
+            assert "KeyError" in exc.value.details["traceback"]
+
+
+def test_a_worker_that_dies_without_a_result_is_reported(paths):
+    from agent_payload.deploy import worker
+
+    def dies(progress):
+        os._exit(9)
+
+    path = worker.progress_path(paths, "p", "s", "swap", "d", None)
+    worker.launch(path, dies)
+    with pytest.raises(errors.Internal, match=r"the deploy worker \(pid \d+\) ended without a result"):
+        worker.follow(path, None)
