@@ -202,6 +202,52 @@ run/create network args: "network" (null: the default "bridge", or none when dae
             "proto", "host_ip", "host_port"}], "warnings": [str]} (a port not published: NotFound docker's "No
             public port '80/tcp' published for NAME"; warnings when ufw/firewalld would be bypassed)
 
+compose args of ``run``/``create`` (``fleet deploy``): "healthcheck": docker's Healthcheck object {"Test": ["CMD",
+            ...]|["CMD-SHELL", cmd]|["NONE"], "Interval", "Timeout", "StartPeriod" (ns), "Retries"} used in place of
+            the --health-* flags (docker's checks; merged with the image's HEALTHCHECK as docker does); "expose":
+            ["80", "53/udp", "8000-8002/tcp"] added to the image's ExposedPorts (-P publishes them too).
+Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.compose.project/.service/
+            .config-hash plus fleet.deploy.image-digest and fleet.deploy.spec; the live one is named
+            {project}-{service}-1, retired ones {project}-{service}-1.{id12}, their "retired since" kept in
+            <root>/deploys/<project>.json):
+``image_resolve`` {"image"} -> {"reference", "digest", "local": bool}: the manifest digest the tag points at in the
+            registry now (mirrors and credentials as pull; nothing stored); registry unreachable and the image
+            present with a repo digest: that one, "local": true
+``deploy_lock`` {"project", "deploy_id", "holder": "user@host", "action": "acquire"|"release"} -> {"acquired":
+            true, "took_over": {"holder", "since", "deploy_id"}|null} | {"released": bool}. Held until released or
+            until the process carrying the acquiring SSH connection (nearest sshd ancestor; pid + start time) is
+            gone (then taken over). Another live holder: Conflict "project P on this host is being deployed by
+            HOLDER since TIME (ID)"; the same deploy_id again: ok
+``service_ls`` {"project"|null} -> {"services": [{"id", "name", "project", "service", "config_hash", "image",
+            "image_digest", "spec" (parsed fleet.deploy.spec)|null, "status" (ps text), "state", "health"|null,
+            "restart_count", "started_at", "created", "retired" (RFC 3339)|null}]}: every container with compose labels
+``service_swap`` {"project", "service", "deploy_id", "create": create args, "extra_networks": [[name, [alias]]],
+            "order": "stop-first"|"start-first", "monitor": s (5), "probe": "http://[HOST]:PORT/PATH"|"tcp://[HOST]:PORT"
+            |null, "timeout": s (300), "stop_grace_period": s (10), "keep": N (2), "journal": {"controller"}}
+            -> {"result": "updated"|"rolled_back", "id", "name" (the live container now), "from": {"id",
+            "config_hash", "image_digest"}|null, "to": {...}, "reason"|null, "logs": [last 20 lines of the failed
+            container], "warnings": [str], "pruned": [names], "action": "swap"}; events "phase" {"phase": "creating"
+            |"starting"|"waiting"|"switching"|"draining"|"done"|"rolling-back"|"rolled-back", "id", "reason"} (and
+            pull's "progress" when the image is missing). The caller must hold deploy_lock (else FailedPrecondition).
+            Run by a detached worker (fork, setsid, stdio /dev/null) reporting in <root>/deploys/work/*.jsonl: the SSH
+            session dying changes nothing, it finishes or reverts by itself; the same request again follows it.
+            Gate: with a healthcheck, healthy (unhealthy, exit or restart fail at once), else running with no
+            restart for "monitor" s; plus the probe to the NEW container's own address (a published host port
+            resolved to its container port); all within "timeout". Failure: the new container removed, the old
+            one serving again. stop-first: stop old, start new; start-first: new started with staged ports,
+            gated, Runtime.handover_ports, then the old one stopped ("draining", stop_grace_period). Keeps "keep"
+            retired versions (older ones removed with their anonymous volumes); a journal line per swap
+``service_rollback`` service_swap's args without "create"/"extra_networks" -> the same result ("action":
+            "rollback"): the most recently retired container back as the live one through the same gate (on
+            failure it stays retired); none: NotFound "no previous version of service S". start-first with
+            published ports falls back to stop-first (warning): a retired container's ports cannot be staged
+``service_down`` {"project", "volumes": bool} -> {"removed": [names], "networks": [names]}: every container of the
+            project (live and retired; with volumes their anonymous volumes) and its networks (label
+            com.docker.compose.project)
+``deploy_journal`` {"project"|null, "service"|null, "last": N|null} -> {"entries": [{"time", "controller",
+            "deploy_id", "project", "service", "from": {"config_hash", "image_digest"}|null, "to", "result",
+            "action", "reason"}]} oldest first, from <root>/deploys/journal.jsonl (0600, O_APPEND + fsync per line)
+
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
 "interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
 the other ops never read past the request), the payload keeps reading its stdin

@@ -40,7 +40,7 @@ TYPE_MESSAGES = {
     "object": "argument {} must be an object",
 }
 #: Types only described here, checked by ``checked_by``.
-OTHER_TYPES = ("str|int", "str|number", "str_list|object", "labels", "console_size")
+OTHER_TYPES = ("str|int", "str|number", "str_list|object", "labels", "console_size", "number", "network_list")
 
 _CONTAINERS = {"containers": _a("str_list", [])}
 _CONTAINER = {"container": _a("str", required=True)}
@@ -97,7 +97,23 @@ _CREATE = {
     # mounts
     "volumes": _a("str_list", []),
     "mounts": _a("str_list", []),
+    # compose (fleet deploy): docker's Healthcheck object over the --health-* flags; EXPOSE added to the image's
+    "healthcheck": _a("object", checked_by="runtime.health"),
+    "expose": _a("str_list", []),
 }
+
+#: ``service_swap``/``service_rollback``: how the switch is done and gated (agent_payload/deploy/swap.py)
+_DEPLOY_GATE = {
+    "order": _a("str", "stop-first"),
+    "monitor": _a("number", 5, checked_by="ops.deploy"),
+    "probe": _a("str"),
+    "timeout": _a("number", 300, checked_by="ops.deploy"),
+    "stop_grace_period": _a("number", 10, checked_by="ops.deploy"),
+    "keep": _a("int", 2, minimum=0),
+    "journal": _a("object", {}),
+}
+_SERVICE = {"project": _a("str", required=True), "service": _a("str", required=True),
+            "deploy_id": _a("str", required=True)}
 
 REQUESTS = {
     "ping": {},
@@ -171,4 +187,14 @@ REQUESTS = {
     "volume_inspect": {"volumes": _a("str_list", [])},
     "volume_rm": {"volumes": _a("str_list", []), "force": _a("bool", False)},
     "volume_prune": {"all": _a("bool", False)},
+    # fleet deploy (agent_payload/deploy/)
+    "image_resolve": {"image": _a("str", required=True)},
+    "deploy_lock": {"project": _a("str", required=True), "deploy_id": _a("str", required=True),
+                    "holder": _a("str", ""), "action": _a("str", "acquire")},
+    "service_ls": {"project": _a("str")},
+    "service_swap": dict(_SERVICE, create=_a("object", required=True, checked_by="ops.deploy"),
+                         extra_networks=_a("network_list", [], checked_by="ops.deploy"), **_DEPLOY_GATE),
+    "service_rollback": dict(_SERVICE, **_DEPLOY_GATE),
+    "service_down": {"project": _a("str", required=True), "volumes": _a("bool", False)},
+    "deploy_journal": {"project": _a("str"), "service": _a("str"), "last": _a("int", minimum=0)},
 }

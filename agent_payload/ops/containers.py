@@ -46,6 +46,24 @@ def stdio_flags(req):
             "console_size": check_console_size(req.console_size) if req.tty else None}
 
 
+def exposed_ports(values):
+    """``expose`` values ("80", "80/udp", "8000-8002/tcp") as ExposedPorts keys ("80/tcp"); InvalidArgument
+    naming a bad one (docker's "invalid containerPort")."""
+    out = []
+    for value in values or []:
+        port, _, proto = value.partition("/")
+        proto = proto.lower() or "tcp"
+        low, _, high = port.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            first = last = 0
+        if proto not in ("tcp", "udp", "sctp") or not (0 < first <= last <= 65535):
+            raise errors.InvalidArgument("invalid containerPort: {}".format(value))
+        out.extend("{}/{}".format(p, proto) for p in range(first, last + 1))
+    return out
+
+
 # -- ops -----------------------------------------------------------------------------------------------
 
 def create_container(ctx, req, emit):
@@ -78,6 +96,9 @@ def create_container(ctx, req, emit):
     restart_policy = restartmod.parse(req.restart)  # --restart: docker's checks, before any pull
     restartmod.check_auto_remove(restart_policy, auto_remove)
     user_health = health.from_flags(**req.pick(health.FLAG_ARGS))  # --health-*, --no-healthcheck: before any pull
+    if req.healthcheck is not None:  # compose's healthcheck, docker's object: in place of the flags' result
+        user_health = health.check(req.healthcheck)
+    expose = exposed_ports(req.expose)  # compose's expose: added to the image's EXPOSE (-P publishes them too)
     log_config = logconfig.from_flags(req.log_driver, req.log_opts, ctx.paths)  # over daemon.json's log-driver/opts
     network = network_flags(ctx, req, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
     volumes.plan(req.volumes, req.mounts)  # -v/--mount: bad specs and missing --mount sources fail before a pull
@@ -91,6 +112,8 @@ def create_container(ctx, req, emit):
             from agent_payload.image import pull  # only when the image is missing: run of a present image skips it
             record, _info = pull.Puller(store).pull(ref.string(), emit)
         cfg = record.config.get("config") or {}
+        if expose:
+            cfg = dict(cfg, ExposedPorts=dict(cfg.get("ExposedPorts") or {}, **{p: {} for p in expose}))
         spec = ContainerSpec(
             name=name, image=req.image, image_id=record.id, lowerdirs=list(record.layers),
             argv=container_argv(record.config, entrypoint, command),
@@ -106,7 +129,7 @@ def create_container(ctx, req, emit):
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
-                   **network(record.config)),
+                   **network(dict(record.config, config=cfg))),
         )
         # What docker's Config.Entrypoint/Cmd show: the effective values after --entrypoint and the command.
         if entrypoint is not None:
@@ -116,7 +139,9 @@ def create_container(ctx, req, emit):
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
         created = ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd,
                                                     "console_size": stdio["console_size"],
-                                                    "attach_stdin": stdio["attach_stdin"]})
+                                                    "attach_stdin": stdio["attach_stdin"],
+                                                    **({"exposed_ports": sorted(cfg["ExposedPorts"])}
+                                                       if expose else {})})
     if restart_policy["Name"] != "no":
         from agent_payload.runtime import boot
         boot.install_quietly(ctx.paths, ctx.launcher)  # so that the policy also holds across reboots
