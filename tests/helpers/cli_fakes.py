@@ -81,9 +81,9 @@ def cli_calls(monkeypatch, tmp_path):
     The seams are where a request leaves the command, after all of its argument building: the fan-out
     (``Session.run_hosts``, per-host ``args_for`` honoured), the interactive runner (``interactive.stream_hosts``:
     attach, start -a -i, run/exec -i/-t; nothing is read from stdin) and the payload call on a connection
-    that cp makes next to its SFTP transfers (``invoke.call``; ``files.run_on_hosts`` gives each host a fake
-    connection, ``files.put_file``/``get_file``/``remove_quietly`` touch no host: a fetched file is
-    ``answers["cp_out:file"]``, bytes).
+    that cp makes next to its SFTP transfers and deploy on the connection it holds per host (``invoke.call``;
+    ``files.run_on_hosts`` and ``ssh.connect`` give each host a fake connection, ``files.put_file``/``get_file``/
+    ``remove_quietly`` touch no host: a fetched file is ``answers["cp_out:file"]``, bytes).
     """
     from fleet.commands import interactive
     from fleet.errors import FleetError
@@ -140,6 +140,21 @@ def cli_calls(monkeypatch, tmp_path):
     monkeypatch.setattr(files, "get_file", get_file)
     monkeypatch.setattr(files, "remove_quietly", remove_quietly)
     monkeypatch.setattr(invoke, "call", call)
+
+    class Conn:  # what HostLink (deploy's one connection per host) holds: every call goes through invoke.call
+        bounded = True
+
+        def close(self):
+            pass
+
+        async def wait_closed(self):
+            pass
+
+    async def connect(host, opts):
+        return Conn()
+
+    from fleet.transport import ssh
+    monkeypatch.setattr(ssh, "connect", connect)
     return rec
 
 

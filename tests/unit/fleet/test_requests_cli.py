@@ -72,6 +72,14 @@ COMMAND_LINES = [
     (["exec", "-H", "h1", "-t", C, "sh"], "exec"),
     (["run", "-H", "all", "-i", "--detach-keys", "ctrl-a,x", "busybox", "sh"], "run", "echo hi\n"),
     (["run", "-H", "h1", "-t", "--rm", "busybox"], "run"),
+    (["deploy", "-H", "all", "-f", SRC + "/compose.yaml", "--parallelism", "1", "--keep", "3", "-e", "tag=2",
+      "--timeout", "60"], "service_swap"),
+    (["deploy", "-H", "h1", "-f", SRC + "/compose.yaml"], "deploy_lock"),
+    (["deploy", "-H", "h1", "-f", SRC + "/compose.yaml", "--dry-run"], "image_resolve"),
+    (["services", "-H", "h1", "-f", SRC + "/compose.yaml"], "service_ls"),
+    (["rollback", "-H", "all", "-f", SRC + "/compose.yaml", "web"], "service_rollback"),
+    (["down", "-H", "all", "-p", "shop", "-v"], "service_down"),
+    (["deploy", "history", "-H", "all", "-p", "shop", "-n", "5", "web"], "deploy_journal"),
     (["cp", "-H", "all", SRC + "/f", C + ":/tmp/x"], "cp_in"),
     (["cp", "-H", "all", "-a", "-L", SRC + "/.", C + ":/tmp"], "cp_in"),
     (["cp", "-H", "h1", "-", C + ":/tmp"], "cp_in", ""),
@@ -99,6 +107,10 @@ _OTHER_CHECKS = {
     "str_list|object": lambda v: isinstance(v, (list, dict)),
     "labels": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
     "console_size": lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(i, int) for i in v),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "network_list": lambda v: isinstance(v, list) and all(
+        isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) and isinstance(i[1], list) and
+        all(isinstance(a, str) for a in i[1]) for i in v),
 }
 
 
@@ -132,7 +144,32 @@ ANSWERS = {
     "inspect": {"containers": [{"Id": "a" * 64, "State": {"Running": True}, "Config": {"Tty": False}}]},
     "cp_out": {"staging": "/var/lib/fleet/tmp/cp-0.tar", "size": 5, "type": "file", "base": "hostname"},
     "cp_out:file": b"a tar",
+    # deploy: the web service runs on each host (an older config) with a previous version kept for rollback
+    "service_ls": {"services": [
+        {"id": "b" * 64, "name": "shop-web-1", "project": "shop", "service": "web", "config_hash": "old",
+         "image_digest": "sha256:" + "2" * 64, "image": "reg:5000/shop/web:1", "state": "running", "retired": None},
+        {"id": "c" * 64, "name": "shop-web-1.cccccccccccc", "project": "shop", "service": "web",
+         "config_hash": "older", "image_digest": "sha256:" + "3" * 64, "image": "reg:5000/shop/web:0",
+         "state": "exited", "retired": "2026-12-01T00:00:00Z"}]},
+    "image_resolve": {"reference": "reg:5000/shop/web:1", "digest": "sha256:" + "1" * 64},
+    "service_swap": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "d" * 64}},
+    "service_rollback": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "c" * 64}},
 }
+COMPOSE = """
+name: shop
+services:
+  web:
+    image: "reg:5000/shop/web:{{ tag | default('1') }}"
+    ports: ["8000:80"]
+    environment: {A: "1"}
+    networks: [front, back]
+    volumes: ["data:/data"]
+    healthcheck: {test: ["CMD", "true"], interval: 2s}
+    deploy: {update_config: {order: start-first, monitor: 1s}}
+    x-fleet: {probe: "http://:8000/"}
+networks: {front: {}, back: {}}
+volumes: {data: {}}
+"""
 
 
 @pytest.mark.parametrize("argv,op,stdin", [(c[0], c[1], c[2] if len(c) > 2 else None) for c in COMMAND_LINES],
@@ -142,6 +179,7 @@ def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path,
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "f").write_text("x")
+    (tmp_path / "src" / "compose.yaml").write_text(COMPOSE)
     argv = [a.replace(SRC, str(tmp_path / "src")) for a in argv]
     monkeypatch.setattr(interactive, "terminal_size", lambda fd=1: [24, 80])  # -t sends its size, as on a terminal
     cli_calls.answers.update(ANSWERS)
