@@ -2,15 +2,13 @@
 memory sizes and the x-fleet probe. Each raises ValueError with the message; convert.py adds file/service/key/line.
 
 Ports: docker's ``-p`` grammar, ``[ip:][hostPort[-end]:]containerPort[-end][/proto]`` (compose's short syntax is
-exactly it). The payload parses ``-p`` again on the host (agent_payload/net/ports.py, which fleet may not import:
-its package pulls in the engine); this parse mirrors that one's rules and messages, so a value both accept is the
-same bindings, and returns bindings in its shape ({"proto", "host_ip", "host_port", "host_port_end",
-"container_port"}) for the per-host port-conflict check and the probe.
+exactly it), parsed by the payload's own pure parser (agent_payload/portspec.py), so a value means the same
+bindings on both sides ({"proto", "host_ip", "host_port", "host_port_end", "container_port"}), used for the
+per-host port-conflict check and the probe.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,52 +91,14 @@ def _port_range(text: str, what: str, spec: str) -> tuple[int, int]:
 
 
 def parse_publish(spec: str) -> list[dict]:
-    """Bindings of one ``-p`` value (compose's short syntax); ValueError naming the value for what docker refuses."""
-    if not spec.strip():
-        raise ValueError("empty port specification")
-    raw, _, proto = spec.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in PROTOCOLS:
-        raise ValueError("invalid proto: {} (in {}): want tcp or udp".format(proto, spec))
-    if raw.startswith("["):
-        raise ValueError("invalid port {}: IPv6 host addresses are not supported by fleet".format(spec))
-    parts = raw.split(":")
-    if len(parts) > 3:
-        raise ValueError("invalid port {}: want [ip:][hostPort:]containerPort[/proto]".format(spec))
-    host_ip, host = "", ""
-    if len(parts) == 3:
-        host_ip, host, container = parts
-    elif len(parts) == 2:
-        host, container = parts
-    else:
-        container = parts[0]
-    if host_ip:
-        host_ip = check_host_ip(host_ip, spec)
-    if not container:
-        raise ValueError("no port specified: {}<empty>".format(spec))
-    c_start, c_end = _port_range(container, "container", spec)
-    if not host:
-        return [{"proto": proto, "host_ip": host_ip, "host_port": 0, "host_port_end": 0, "container_port": p}
-                for p in range(c_start, c_end + 1)]
-    h_start, h_end = _port_range(host, "host", spec)
-    if c_end != c_start and (h_end - h_start) != (c_end - c_start):
-        raise ValueError("invalid ranges specified for container and host Ports: {} and {} (in {})".format(
-            container, host, spec))
-    if c_start == c_end and h_end != h_start:
-        return [{"proto": proto, "host_ip": host_ip, "host_port": h_start, "host_port_end": h_end,
-                 "container_port": c_start}]
-    return [{"proto": proto, "host_ip": host_ip, "host_port": h, "host_port_end": h, "container_port": c}
-            for h, c in zip(range(h_start, h_end + 1), range(c_start, c_end + 1))]
+    """Bindings of one ``-p`` value (compose's short syntax) by the payload's own parse (agent_payload/portspec.py);
+    ValueError with its message for what docker refuses."""
+    from agent_payload import errors, portspec
 
-
-def check_host_ip(host_ip: str, spec: str) -> str:
     try:
-        addr = ipaddress.ip_address(host_ip)
-    except ValueError:
-        raise ValueError("invalid ip address: {} (in {})".format(host_ip, spec)) from None
-    if addr.version != 4:
-        raise ValueError("invalid port {}: IPv6 host addresses are not supported by fleet".format(spec))
-    return "" if str(addr) == "0.0.0.0" else str(addr)
+        return portspec.parse(spec)
+    except errors.InvalidArgument as exc:
+        raise ValueError(exc.message) from None
 
 
 def long_port_spec(port: Any) -> str:

@@ -113,7 +113,7 @@ def test_ports_short_and_long_syntax_and_expose(tmp_path):
                                            "127.0.0.1:5353:53/udp", "8100-8110:81", "127.0.0.1::82"]
     assert spec.create_args["expose"] == ["3000/tcp", "4000/udp", "5000/tcp", "5001/tcp"]
     exc = error(tmp_path, WEB + "    ports:\n      - {target: 80, protocol: sctp}\n")
-    assert exc.key == "ports[0]" and exc.line == 5 and "invalid proto" in str(exc)
+    assert exc.key == "ports[0]" and exc.line == 5 and "sctp ports are not supported" in str(exc)
     exc = error(tmp_path, WEB + "    ports: ['1.2.3:80:80']\n")
     assert "invalid ip address" in str(exc)
 
