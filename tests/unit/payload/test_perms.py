@@ -105,6 +105,9 @@ def _old_layout(paths, umask0):
     f("locks", "containers.lock")
     d("tmp")
     f("tmp", "cp-1.tar")
+    d("deploys", "work")
+    f("deploys", "journal.jsonl")  # the deploy journal (who deployed what) and a swap's progress
+    f("deploys", "work", "progress")
     d("payload")
     os.makedirs(paths.run + "/netns", exist_ok=True)
     os.chmod(paths.run, mode_d)
@@ -135,7 +138,8 @@ def test_a_root_from_an_older_version_is_repaired_once(tmp_path, umask0_layout):
     for p in ("networks/n1", "networks/n1/ipam"):
         assert _mode(os.path.join(r, p)) == 0o700, p
     for p in ("networks/n1/network.json", "networks/n1/ipam/10.0.0.2", "images/index.json", "snapshots/index.json",
-              "content/ingest/partial", "locks/containers.lock", "tmp/cp-1.tar"):
+              "content/ingest/partial", "locks/containers.lock", "tmp/cp-1.tar", "deploys/journal.jsonl",
+              "deploys/work/progress"):
         assert _mode(os.path.join(r, p)) == 0o600, p
     assert _mode(paths.run) == 0o700
     # data that belongs to containers and images keeps its own modes
