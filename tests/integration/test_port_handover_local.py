@@ -15,10 +15,31 @@ import textwrap
 
 import pytest
 
+from agent_payload.ops import dispatch
+from tests.helpers import images
+from tests.helpers.images import _layer_with_links, op
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/busybox"),
                                  reason="needs root (network namespaces) and /usr/bin/busybox")]
+
+env = images.env  # the fixture: private FLEET_ROOT with an image store, cleanup of every process and mount
+
+
+def test_create_op_records_staged_bindings_without_claiming_the_port(env):
+    """publish_staged goes from the request to config.json; create binds nothing either way (start does)."""
+    env.image(["bb:1"], [_layer_with_links()])
+    def create(**args):  # op() takes the op's name as "name": the container's goes in the dict
+        return dispatch(env.ctx, "create", dict(args, image="bb:1", publish=["8080:80"]), lambda *a: None)
+
+    staged = create(name="staged", publish_staged=True)
+    plain = create(name="plain")
+    assert env.rt.lookup(staged["id"])["publish_staged"] is True
+    assert env.rt.lookup(plain["id"])["publish_staged"] is False
+    inspected = op(env, "inspect", containers=["staged"])["containers"]
+    assert inspected[0]["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+
 
 SCRIPT = textwrap.dedent("""\
     import json, os, shutil, socket, subprocess, sys, threading, time
@@ -149,6 +170,7 @@ SCRIPT = textwrap.dedent("""\
         out["ps"] = {{r["name"]: r["ports"] for r in rt.list()}}
         out["again"] = rt.handover_ports(old, new)["moved"]  # idempotent: nothing left to move
         rt.stop([old], time=1)
+        out["from_exited"] = rt.handover_ports(old, new)["moved"]
         rt.remove([old])
         ids.remove(old)
         out["after_old_removed"] = [get(HOST, PORT), get("127.0.0.1", PORT), rules(new)]
@@ -216,6 +238,6 @@ def test_staged_container_takes_over_the_port_without_a_refused_connection(two_h
     assert out["ps"]["new"] == "0.0.0.0:8080->80/tcp" and out["ps"]["old"] == ""
     assert out["again"] == []
     assert out["after_old_removed"] == ["new", "new", 0 if backend == "none" else 1]
-    assert out["from_none"] == []
+    assert out["from_none"] == [] and out["from_exited"] == []
     assert out["after_restart"] == ["new", "new", 0 if backend == "none" else 1]
     assert out["rules_end"] == [0, 0]
