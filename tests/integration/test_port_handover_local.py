@@ -178,6 +178,23 @@ SCRIPT = textwrap.dedent("""\
         rt.restart([new], time=1)  # no longer staged: a new run publishes the port as usual
         wait_for(lambda: get("127.0.0.1", PORT) == "new")
         out["after_restart"] = [get(HOST, PORT), get("127.0.0.1", PORT), rules(new)]
+        # staged again for its next start (a start-first rollback brings a previous container back so)
+        try:
+            rt.stage_ports(new)
+        except errors.Conflict as exc:
+            out["stage_running"] = str(exc)
+        rt.stop([new], time=1)
+        rt.stage_ports(new)
+        rt.start(new)
+        wait_for(lambda: get(container_ip(new), 80) == "new")
+        out["restaged"] = []
+        for host in (HOST, "127.0.0.1"):
+            try:
+                out["restaged"].append(get(host, PORT))
+            except ConnectionRefusedError:
+                out["restaged"].append("refused")
+        rt.handover_ports(None, new)
+        out["handed_again"] = [get(HOST, PORT), get("127.0.0.1", PORT), rt.lookup(new)["publish_staged"]]
     finally:
         rt.remove(ids, force=True)
     out["rules_end"] = [rules(cid) for cid in (old, new)]
@@ -240,4 +257,7 @@ def test_staged_container_takes_over_the_port_without_a_refused_connection(two_h
     assert out["after_old_removed"] == ["new", "new", 0 if backend == "none" else 1]
     assert out["from_none"] == [] and out["from_exited"] == []
     assert out["after_restart"] == ["new", "new", 0 if backend == "none" else 1]
+    assert "it is running" in out["stage_running"]
+    assert out["restaged"] == ["refused", "refused"]
+    assert out["handed_again"] == ["new", "new", False]
     assert out["rules_end"] == [0, 0]
