@@ -169,6 +169,10 @@ SCRIPT = textwrap.dedent("""\
         out["old_ports"] = rt.lookup(old)["network_settings"]["ports"]
         out["ps"] = {{r["name"]: r["ports"] for r in rt.list()}}
         out["again"] = rt.handover_ports(old, new)["moved"]  # idempotent: nothing left to move
+        # and back (a rollback after the switch): the old one, never staged, takes its configured ports again
+        out["back"] = [[b["host_port"], b["container_port"]] for b in rt.handover_ports(new, old)["moved"]]
+        out["back_answers"] = [get(HOST, PORT), get("127.0.0.1", PORT), rules(old), rules(new)]
+        rt.handover_ports(old, new)
         rt.stop([old], time=1)
         out["from_exited"] = rt.handover_ports(old, new)["moved"]
         rt.remove([old])
@@ -254,6 +258,8 @@ def test_staged_container_takes_over_the_port_without_a_refused_connection(two_h
     assert out["old_ports"] == []
     assert out["ps"]["new"] == "0.0.0.0:8080->80/tcp" and out["ps"]["old"] == ""
     assert out["again"] == []
+    assert out["back"] == [[8080, 80]]
+    assert out["back_answers"] == (["old", "old", 0, 0] if backend == "none" else ["old", "old", 1, 0])
     assert out["after_old_removed"] == ["new", "new", 0 if backend == "none" else 1]
     assert out["from_none"] == [] and out["from_exited"] == []
     assert out["after_restart"] == ["new", "new", 0 if backend == "none" else 1]
