@@ -9,6 +9,7 @@ userland proxy) while the ports are handed over; every answer must be "old" or "
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -124,7 +125,7 @@ SCRIPT = textwrap.dedent("""\
         def count(self, body, since=0.0):
             return sum(1 for s, _, b in list(self.results) if b == body and s >= since)
 
-    out, ids = {{}}, []
+    out, ids = {{"backend": firewall.backend(paths).name}}, []
     try:
         old = rt.create(spec("old"))["id"]
         ids.append(old)
@@ -233,16 +234,21 @@ IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
             "'mount -t sysfs sysfs /sys && mount --rbind \"$0\" /sys/fs/cgroup && exec \"$@\"' \"$cg\" \"$@\"")
 
 
-@pytest.mark.parametrize("backend", ["nftables", "iptables", "none"])
+@pytest.mark.parametrize("backend", ["nftables", "iptables", "iptables-legacy", "none"])
 def test_staged_container_takes_over_the_port_without_a_refused_connection(two_hosts, tmp_path, backend):
     host, other = two_hosts
+    if backend == "iptables-legacy":  # a host whose rules are legacy ones: fleet detects and joins them
+        if not shutil.which("iptables-legacy"):
+            pytest.skip("no iptables-legacy on this machine")
+        subprocess.run(["ip", "netns", "exec", host, "iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"], check=True)
     script = SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), layer=str(tmp_path / "layer"),
                            host_ip="10.81.0.1", other="/run/netns/" + other)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host,
                            sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
-                          env=dict(os.environ, FLEET_FIREWALL=backend))
+                          env=dict(os.environ, FLEET_FIREWALL=backend.split("-")[0]))
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
+    assert out["backend"].startswith(backend.split("-")[0]) and ("legacy" in out["backend"]) == ("legacy" in backend)
     bindings, ports = out["staged_inspect"]
     assert bindings == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
     assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
