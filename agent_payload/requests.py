@@ -94,6 +94,7 @@ _CREATE = {
     "ip": _a("str"),
     "publish": _a("str_list", []),
     "publish_all": _a("bool", False),
+    "publish_staged": _a("bool", False),  # sent by the deploy op only (runtime/handover.py), no CLI flag
     # mounts
     "volumes": _a("str_list", []),
     "mounts": _a("str_list", []),

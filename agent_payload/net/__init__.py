@@ -8,6 +8,11 @@ user-defined network; ``config["networks"]`` may attach more networks ({name: {"
 opened host sockets of published ports, which the shim hands to the userland proxy once the container runs.
 Anything that fails half-way is undone before the error propagates; ``teardown`` is idempotent and is also what
 ``rm -f``, the reconcile of a dead shim and the boot entry call.
+
+``config["publish_staged"]``: the published ports are staged, not published: recorded in
+``settings["staged_ports"]`` (with the container's address), but no host socket is bound and no rule routes to
+the container, so they may be host ports a live container holds. ``runtime/handover.py`` publishes them later
+(its shim's port control socket, net/portctl.py, adopts the sockets; firewall.switch moves the rules).
 """
 
 import os
@@ -75,12 +80,17 @@ class Sandbox:
         return True
 
     def start_services(self, paths, cid):
-        """Once the init runs: the userland proxy for published ports (the resolver started before the init)."""
+        """Once the init runs: the userland proxy for published ports (the resolver started before the init),
+        and the port control socket through which a port handover moves host sockets between shims."""
+        from .portctl import PortControl
         from .proxy import Proxy
 
-        if self.opened:
-            self._services.append(Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start())
+        if self.opened or self.settings.get("staged_ports"):
+            proxy = Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start()
             self.opened = []  # the proxy owns (and closes) the sockets now
+            self._services.append(proxy)
+            control = PortControl(paths.container_dir(cid), self, proxy).start()
+            self._services.insert(0, control)  # closed first: no handover reaches a proxy that is closing
 
     def stop_services(self):
         for service in self._services:
@@ -151,7 +161,9 @@ def setup(paths, cid, config, lookup=None):
     opened = []
     try:
         bindings = config.get("ports") or []
-        opened = portsmod.bind(bindings)  # "port is already allocated" before anything else is made
+        staged = bool(config.get("publish_staged"))
+        if not staged:
+            opened = portsmod.bind(bindings)  # "port is already allocated" before anything else is made
         with netns.create(path) as holder:
             for index, (rec, opts) in enumerate(records):
                 nets.reap(rec, nets.alive)  # what a reboot or a killed shim left behind
@@ -169,6 +181,8 @@ def setup(paths, cid, config, lookup=None):
             bound = [dict(b, container_ip=primary) for b, _ in opened]
             firewall.publish(paths, cid, bound)
             settings["ports"] = [b for b, _ in opened]
+        elif staged and bindings:
+            settings["staged_ports"] = [dict(b, container_ip=settings["endpoints"][0]["ip"]) for b in bindings]
     except BaseException:
         for _, sock in opened:
             sock.close()

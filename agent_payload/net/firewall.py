@@ -15,6 +15,11 @@ built-in ones, every rule marked ``-m comment --comment <tag>``.
 
 Every rule carries a tag: ``fleet:<container id>`` for a container's ports, ``fleet-net:<network id>`` for a
 network's rules, so removal is exact and idempotent (list, match the tag, delete by handle or spec).
+
+``switch`` (the port handover of a start-first deploy, runtime/handover.py) replaces the rules of several tags in
+ONE transaction: a single ``nft -f`` script (deletes by handle, then adds), or a single ``iptables-restore
+--noflush`` batch per table (applied atomically, as a whole or not at all). No packet ever sees a moment where
+a published port has no rule, or two; connections already tracked keep their DNAT (conntrack).
 """
 
 import json
@@ -146,39 +151,47 @@ class Nft:
 
     def add(self, tag, rules):
         """Add ``rules`` [(chain, rule)] tagged ``tag`` in one transaction (after removing any with that tag)."""
+        self.replace([(tag, rules)])
+
+    def replace(self, changes):
+        """For each ``(tag, rules)`` of ``changes``: the rules tagged ``tag`` become ``rules``; one transaction."""
         with locks.locked(self.lock_path):
             self._ensure_table()
-            script = self._deletions(tag)
-            for chain, rule in rules:
-                script += 'add rule ip {} {} {} comment "{}"\n'.format(TABLE, chain, nft_text(rule), tag)
+            script = nft_replace_script(changes, self._listed())
             if script:
                 self._apply(script)
 
-    def _deletions(self, tag):
+    def _listed(self):
+        """Our rules as the JSON listing gives them: [{"chain", "handle", "comment", ...}]."""
         code, out, _ = _run(["nft", "-a", "-j", "list", "table", "ip", TABLE])
         if code != 0:
-            return ""
-        script = ""
-        for item in json.loads(out).get("nftables", []):
-            rule = item.get("rule")
-            if rule and rule.get("comment") == tag:
-                script += "delete rule ip {} {} handle {}\n".format(TABLE, rule["chain"], rule["handle"])
-        return script
+            return []
+        return [item["rule"] for item in json.loads(out).get("nftables", []) if "rule" in item]
 
     def remove(self, tag):
         """Delete every rule tagged ``tag``; idempotent."""
         with locks.locked(self.lock_path):
-            script = self._deletions(tag)
+            script = nft_replace_script([(tag, [])], self._listed())
             if script:
                 self._apply(script)
 
     def rules(self, tag=None):
         """[(chain, comment)] of our rules (for tests and ``facts``)."""
-        code, out, _ = _run(["nft", "-a", "-j", "list", "table", "ip", TABLE])
-        if code != 0:
-            return []
-        return [(i["rule"]["chain"], i["rule"].get("comment")) for i in json.loads(out).get("nftables", [])
-                if "rule" in i and (tag is None or i["rule"].get("comment") == tag)]
+        return [(r["chain"], r.get("comment")) for r in self._listed() if tag is None or r.get("comment") == tag]
+
+
+def nft_replace_script(changes, listed):
+    """The ``nft -f`` script that makes the rules tagged ``tag`` exactly ``rules`` for each ``(tag, rules)``:
+    every listed rule of those tags deleted by handle, then the new ones added (``listed``: Nft._listed)."""
+    tags = [tag for tag, _ in changes]
+    script = ""
+    for rule in listed:
+        if rule.get("comment") in tags:
+            script += "delete rule ip {} {} handle {}\n".format(TABLE, rule["chain"], rule["handle"])
+    for tag, rules in changes:
+        for chain, rule in rules:
+            script += 'add rule ip {} {} {} comment "{}"\n'.format(TABLE, chain, nft_text(rule), tag)
+    return script
 
 
 class Iptables:
@@ -220,6 +233,19 @@ class Iptables:
                 table, name, _ = self.CHAINS[chain]
                 self._ipt(table, "-A", name, *(iptables_args(rule) + ["-m", "comment", "--comment", tag]))
 
+    def replace(self, changes):
+        """For each ``(tag, rules)``: the rules tagged ``tag`` become ``rules``, in one ``iptables-restore
+        --noflush`` batch (each table's part is committed atomically; a port switch touches only ``nat``)."""
+        with locks.locked(self.lock_path):
+            self._ensure_chains()
+            script = iptables_restore_script(changes, self._tagged())
+            if not script:
+                return
+            code, _out, err = _run([self.binary + "-restore", "-w", "--noflush"], script)
+            if code != 0:
+                raise errors.FailedPrecondition("{}-restore failed: {} (batch: {})".format(
+                    self.binary, err.strip(), script.strip()))
+
     def _tagged(self, tag=None):
         import shlex
         found = []
@@ -248,6 +274,30 @@ class Iptables:
         return [(key, comment) for key, _t, _s, comment in self._tagged(tag)]
 
 
+def _restore_word(word):
+    """One argument of an iptables-restore line (double-quoted when it holds blanks or quotes)."""
+    if word and not any(c in word for c in ' \t"\''):
+        return word
+    return '"{}"'.format(word.replace("\\", "\\\\").replace('"', '\\"'))
+
+
+def iptables_restore_script(changes, tagged):
+    """The ``iptables-restore --noflush`` input that makes the rules tagged ``tag`` exactly ``rules`` for each
+    ``(tag, rules)``: per table, ``-D`` of every listed rule of those tags, then ``-A`` of the new ones, COMMIT
+    (``tagged``: Iptables._tagged, [(chain key, table, spec words after -A, comment)])."""
+    tags = [tag for tag, _ in changes]
+    lines = {}
+    for _key, table, spec, comment in tagged:
+        if comment in tags:
+            lines.setdefault(table, []).append("-D " + " ".join(_restore_word(w) for w in spec))
+    for tag, rules in changes:
+        for chain, rule in rules:
+            table, name, _ = Iptables.CHAINS[chain]
+            words = [name] + iptables_args(rule) + ["-m", "comment", "--comment", tag]
+            lines.setdefault(table, []).append("-A " + " ".join(_restore_word(w) for w in words))
+    return "".join("*{}\n{}\nCOMMIT\n".format(table, "\n".join(body)) for table, body in sorted(lines.items()))
+
+
 def _iptables_binary():
     """iptables-legacy or iptables-nft: the one whose tables hold rules (kube-proxy's rule), else ``iptables``."""
     best, most = None, -1
@@ -272,6 +322,9 @@ class NoFirewall:
         pass
 
     def remove(self, tag):
+        pass
+
+    def replace(self, changes):
         pass
 
     def rules(self, tag=None):
@@ -320,3 +373,15 @@ def publish(paths, cid, bindings):
 
 def unpublish(paths, cid):
     backend(paths).remove(container_tag(cid))
+
+
+def switch(paths, published):
+    """Make each container's DNAT rules exactly those of its bindings, in ONE transaction.
+
+    ``published``: {container id: bindings (proto, host_ip, host_port, container_ip, container_port)}; an empty
+    list removes that container's rules. The port handover moves host ports from one container to another with
+    it: the old one's rules for them go and the new one's come in the same commit.
+    """
+    if published:
+        backend(paths).replace([(container_tag(cid), _publish_rules(bindings))
+                                for cid, bindings in sorted(published.items())])

@@ -51,12 +51,19 @@ def mac_for(ip):
 
 
 def ensure_bridge(name, gateway, prefixlen, mtu=None):
-    """Create bridge ``name`` with ``gateway/prefixlen``, up; an existing one gets the address if it lacks it."""
+    """Create bridge ``name`` with ``gateway/prefixlen``, up; an existing one gets the address if it lacks it.
+
+    A new bridge gets a MAC address of its own (the gateway's, as ``mac_for``): a bridge without one takes the
+    lowest of its ports', so removing a container's veth could change the gateway's MAC under the other
+    containers, whose neighbour caches then send replies nowhere for seconds (docker sets one too).
+    """
     lines = []
     if not exists(name):
         words = ["link", "add", "name", name, "type", "bridge"]
         if mtu:
             words[4:4] = ["mtu", str(mtu)]
+        if gateway:
+            words[4:4] = ["address", mac_for(gateway)]
         lines.append(words)
     if gateway and not _has_address(name, gateway):
         lines.append(["addr", "add", "{}/{}".format(gateway, prefixlen), "dev", name])

@@ -125,6 +125,7 @@ def create_container(ctx, req, emit):
             stop_signal=stop_signal or cfg.get("StopSignal") or "SIGTERM",
             stop_timeout=stop_timeout,
             limits=resources.to_dict(), tty=stdio["tty"], open_stdin=stdio["open_stdin"],
+            publish_staged=req.publish_staged,  # start-first deploys: ports recorded, routed at the handover
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs

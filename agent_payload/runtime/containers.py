@@ -472,6 +472,17 @@ class Runtime:
         from . import netconnect
         return netconnect.disconnect(self, ref, network)
 
+    def handover_ports(self, from_ref, to_ref):
+        """Move the published host ports from ``from_ref`` (or None) to the running ``to_ref`` in one firewall
+        transaction, the userland proxy's sockets with them (runtime/handover.py); ``to_ref`` is no longer staged."""
+        from . import handover
+        return handover.handover_ports(self, from_ref, to_ref)
+
+    def stage_ports(self, ref):
+        """The next start of ``ref`` (not running) stages its published ports instead of publishing them."""
+        from . import handover
+        return handover.stage_ports(self, ref)
+
     # ------------------------------------------------------------ resources (cgroups)
 
     def update(self, refs, change):

@@ -135,7 +135,7 @@ def network_settings(record):
                       "MacAddress": ""}
     primary = endpoints[0] if endpoints and endpoints[0]["network"] == "bridge" else {}
     from agent_payload.net.ports import docker_ports
-    ports = docker_ports(settings.get("ports") or [])
+    ports = docker_ports((settings.get("ports") or []) + (settings.get("staged_ports") or []))  # staged: recorded
     for b in record.get("ports") or []:  # exposed but not (or no longer) bound: docker shows null
         ports.setdefault("{}/{}".format(b["container_port"], b["proto"]), None if not running else [])
     return {"Bridge": "", "SandboxID": record["id"] if settings.get("sandbox") else "",

@@ -319,9 +319,11 @@ def _on_sighup(_signum, _frame):
 
 
 def _reload_network(paths, layout, run):
-    """SIGHUP from ``network connect``/``disconnect`` of the running container: adopt its network settings from
-    state.json (the end of this run then undoes what was connected since), and if it is now on a user-defined
-    network and had no resolver, start one and point its resolv.conf there (Docker does both at connect).
+    """SIGHUP from ``network connect``/``disconnect`` of the running container: adopt its endpoints from
+    state.json (the end of this run then undoes what was connected since; its published ports stay as this
+    shim knows them: a port handover may have changed them a moment ago, net/portctl.py), and if it is now on a
+    user-defined network and had no resolver, start one and point its resolv.conf there (Docker does both at
+    connect).
 
     resolv.conf is rewritten in place (the container has the file bind-mounted) and only once the resolver
     serves, which is what ``network connect`` waits for.  Failures go to shim.log and leave the container as it
@@ -334,7 +336,10 @@ def _reload_network(paths, layout, run):
         state = records.read_state(paths, layout.id)
         if state.get("pid") != run["pid"] or not state.get("network_settings"):
             return  # not this run's record
-        sandbox.settings = state["network_settings"]
+        own = ("ports", "staged_ports")  # this shim's own (setup, port control); endpoints come from connect
+        settings = {k: v for k, v in state["network_settings"].items() if k not in own}
+        settings.update((k, sandbox.settings[k]) for k in own if k in sandbox.settings)
+        sandbox.settings = settings
         if sandbox.start_resolver(paths, layout.id):
             with open(layout.resolv, "r+b") as f:
                 f.write(net.resolver_resolv_conf())

@@ -36,6 +36,7 @@ class ContainerSpec(Record):
         ("network", "bridge"),  # a mode of NETWORK_MODES, "container:<ref>", or a user-defined network's name
         ("networks", dict),  # {network name: {"aliases": [...], "ip": str|None}} (--network-alias, --ip, connect)
         ("ports", list),  # published ports: net/ports.py bindings (-p, -P)
+        ("publish_staged", False),  # ports recorded, not routed until runtime/handover.py moves them here
         ("init", False),  # --init: runtime/init.py is PID 1 and reaps
         ("limits", dict),  # cgroups.limits.Limits.to_dict()
         ("tty", False),  # -t: the init's stdio is a PTY (runtime/attach.py)
@@ -71,6 +72,8 @@ class ContainerSpec(Record):
             raise errors.InvalidArgument("labels must map non-empty strings to strings")
         if not isinstance(self.auto_remove, bool):
             raise errors.InvalidArgument("auto_remove must be a boolean")
+        if not isinstance(self.publish_staged, bool):
+            raise errors.InvalidArgument("publish_staged must be a boolean")
         signal_number(self.stop_signal)
         check_stop_timeout(self.stop_timeout)
         self.limits = check_limits(self.limits)

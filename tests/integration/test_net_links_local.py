@@ -21,6 +21,11 @@ SCRIPT = textwrap.dedent("""\
     run = {run!r}
     links.ensure_bridge("fltest0", "10.77.0.1", 24)
     links.ensure_bridge("fltest0", "10.77.0.1", 24)  # idempotent
+
+    def bridge_mac():
+        with open("/sys/class/net/fltest0/address") as f:
+            return f.read().strip()
+    assert bridge_mac() == links.mac_for("10.77.0.1")
     listener = socket.socket()
     listener.bind(("10.77.0.1", 0))
     listener.listen(4)
@@ -62,6 +67,8 @@ SCRIPT = textwrap.dedent("""\
     assert probe(paths[1], "10.77.0.1") != "ok"
     links.remove_link("fvtest0")  # explicit: a dying namespace takes its veths only later (asynchronously)
     assert not links.exists("fvtest0")
+    # ports came and went: the gateway's MAC (in every container's neighbour cache) is still the bridge's own
+    assert bridge_mac() == links.mac_for("10.77.0.1"), bridge_mac()
     for path in paths:
         netns.destroy(path)
         netns.destroy(path)  # idempotent
