@@ -205,7 +205,10 @@ run/create network args: "network" (null: the default "bridge", or none when dae
 compose args of ``run``/``create`` (``fleet deploy``): "healthcheck": docker's Healthcheck object {"Test": ["CMD",
             ...]|["CMD-SHELL", cmd]|["NONE"], "Interval", "Timeout", "StartPeriod" (ns), "Retries"} used in place of
             the --health-* flags (docker's checks; merged with the image's HEALTHCHECK as docker does); "expose":
-            ["80", "53/udp", "8000-8002/tcp"] added to the image's ExposedPorts (-P publishes them too).
+            ["80", "53/udp", "8000-8002/tcp"] added to the image's ExposedPorts (-P publishes them too);
+            "publish_staged": bool (deploy's start-first swap): the published bindings are recorded (inspect)
+            but no host socket is bound and nothing routes to them until ``Runtime.handover_ports`` moves the
+            host ports over from the live container in one firewall transaction.
 Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.compose.project/.service/
             .config-hash plus fleet.deploy.image-digest and fleet.deploy.spec; the live one is named
             {project}-{service}-1, retired ones {project}-{service}-1.{id12}, their "retired since" kept in

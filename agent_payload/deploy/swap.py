@@ -119,16 +119,14 @@ class Job:
         publishes = bool((new or {}).get("ports") if new is not None else
                          (self.req.create.get("publish") or self.req.create.get("publish_all")))
         staged = order == "start-first" and old_running and publishes
-        if staged and (self.action == "rollback" or not hasattr(rt, "handover_ports")):
-            why = ("a retired container cannot start with staged ports" if self.action == "rollback" else
-                   "this payload cannot stage published ports")
-            self.warnings.append("start-first fell back to stop-first: " + why)
-            order, staged = "stop-first", False
-        state = {"old": old, "old_running": old_running, "renamed_old": False, "new": new, "switched": False}
+        state = {"old": old, "old_running": old_running, "renamed_old": False, "new": new, "switched": False,
+                 "staged": staged}
         try:
             if new is None:
                 progress.phase("creating")
                 new = state["new"] = self._create(progress, staged)
+            elif staged:  # a rollback's target (retired, stopped) starts again with its ports staged
+                rt.stage_ports(new["id"])
             if order == "stop-first":
                 self._stop_old(rt, progress, state)
                 self._take_name(rt, state)
@@ -225,6 +223,8 @@ class Job:
                 pass
             self._rename(rt, new["id"], retired_name(self.project, self.service, new["id"]))
             self._mark(add={new["id"]: self.service})
+            if state["staged"] and not state["switched"]:
+                rt.stage_ports(new["id"], staged=False)  # as it was: a later start publishes its ports
         else:
             rt.remove([new["id"]], force=True, volumes=True)
         if old is not None:

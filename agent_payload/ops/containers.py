@@ -138,11 +138,13 @@ def create_container(ctx, req, emit):
         else:
             ep = list(cfg.get("Entrypoint") or []) or None
             cmd = list(command) if command else (list(cfg.get("Cmd") or []) or None)
+        # docker's Config.ExposedPorts: the image's EXPOSE, --expose and every published container port
+        exposed = set(cfg.get("ExposedPorts") or {}) | {"{}/{}".format(b["container_port"], b["proto"])
+                                                         for b in spec.ports or []}
         created = ctx.runtime().create(spec, extra={"entrypoint": ep, "cmd": cmd,
                                                     "console_size": stdio["console_size"],
                                                     "attach_stdin": stdio["attach_stdin"],
-                                                    **({"exposed_ports": sorted(cfg["ExposedPorts"])}
-                                                       if expose else {})})
+                                                    "exposed_ports": sorted(exposed)})
     if restart_policy["Name"] != "no":
         from agent_payload.runtime import boot
         boot.install_quietly(ctx.paths, ctx.launcher)  # so that the policy also holds across reboots

@@ -478,10 +478,11 @@ class Runtime:
         from . import handover
         return handover.handover_ports(self, from_ref, to_ref)
 
-    def stage_ports(self, ref):
-        """The next start of ``ref`` (not running) stages its published ports instead of publishing them."""
+    def stage_ports(self, ref, staged=True):
+        """The next start of ``ref`` (not running) stages its published ports instead of publishing them
+        (``staged=False``: publishes them again)."""
         from . import handover
-        return handover.stage_ports(self, ref)
+        return handover.stage_ports(self, ref, staged)
 
     # ------------------------------------------------------------ resources (cgroups)
 

@@ -190,16 +190,18 @@ def _persist(paths, to, frm, ports, kept):
             records.write_state(paths, frm["id"], state)
 
 
-def stage_ports(runtime, ref):
+def stage_ports(runtime, ref, staged=True):
     """Make a container that is not running start with its ports staged (a start-first rollback brings the
-    previous container back this way, then hands the ports back to it)."""
+    previous container back this way, then hands the ports back to it); ``staged=False`` undoes it (a rollback
+    target that failed its gate goes back to starting with its ports published)."""
     cid = runtime._resolve(ref)
     with records.container_lock(runtime.paths, cid):
         config = records.read_config(runtime.paths, cid)
         state = records.read_state(runtime.paths, cid)
         if state.get("status") in ("running", "restarting"):
-            raise errors.Conflict("cannot stage the ports of container {}: it is running".format(cid))
-        if not config.get("publish_staged"):
-            config["publish_staged"] = True
+            raise errors.Conflict("cannot {} the ports of container {}: it is running".format(
+                "stage" if staged else "unstage", cid))
+        if bool(config.get("publish_staged")) != staged:
+            config["publish_staged"] = staged
             store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
     return cid

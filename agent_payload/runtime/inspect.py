@@ -92,6 +92,7 @@ def inspect_object(paths, record):
             "Image": record.get("image") or "",
             "WorkingDir": record.get("workdir") or "",
             "Entrypoint": record.get("entrypoint"),
+            **({"ExposedPorts": {p: {} for p in record["exposed_ports"]}} if record.get("exposed_ports") else {}),
             "Labels": dict(labels),
             "StopSignal": record.get("stop_signal") or "SIGTERM",
             **({"StopTimeout": record["stop_timeout"]} if record.get("stop_timeout") is not None else {}),

@@ -261,6 +261,8 @@ def test_create_args_healthcheck_and_expose(fx):
     assert sorted((b["container_port"], b["proto"], b["host_port"]) for b in rec["ports"]) == [
         (53, "udp", 0), (8081, "tcp", 0)]  # -P publishes what expose added to the image's (none) EXPOSE
     assert rec["exposed_ports"] == ["53/udp", "8081/tcp"]
+    (obj,) = fx.rt.inspect([made["id"]])
+    assert obj["Config"]["ExposedPorts"] == {"53/udp": {}, "8081/tcp": {}}  # docker's inspect shows them
     off = op(fx, "create", image="bb:1", healthcheck={"Test": ["NONE"]}, network="none")
     assert fx.rt.lookup(off["id"])["healthcheck"] == {"Test": ["NONE"], "Interval": 0, "Timeout": 0,
                                                      "StartPeriod": 0, "Retries": 0}
@@ -376,9 +378,8 @@ time.sleep(600)
 # ---------------------------------------------------------------- published ports (a network namespace of our own)
 
 # Inside the test's namespace (address 10.79.9.1 on a veth pair of its own): web v1 published on 8080, then a
-# start-first swap to v2 while a client loops on 10.79.9.1:8080 (DNAT from the host's own address). With part
-# B's staged ports and handover the loop sees no failure; without them the swap falls back to stop-first (a
-# warning).
+# start-first swap to v2 while a client loops on 10.79.9.1:8080 (DNAT from the host's own address), then a
+# start-first rollback to v1 the same way: staged ports and their handover, so the loop sees no failure.
 PORTS_SCENARIO = """\
 import json, os, sys, threading, time, urllib.request
 sys.path.insert(0, {repo!r})
@@ -431,8 +432,19 @@ try:
     stop.set()
     t.join()
     out["after"] = get()
-    out["bad"] = swap("bb:1", "start-first", ["sh", "-c", "exit 3"]) if out["handover"] else None
+    out["bad"] = swap("bb:1", "start-first", ["sh", "-c", "exit 3"])
     out["after_bad"] = get()
+    stop.clear()  # start-first rollback: the previous container comes back with staged ports, then takes them over
+    out["swap_loop"] = {{"answers": out["answers"], "failures": out["failures"]}}
+    out["answers"], out["failures"] = {{}}, []
+    t = threading.Thread(target=loop)
+    t.start()
+    out["back"] = call("service_rollback", project="shop", service="web", deploy_id="d1", order="start-first",
+                       monitor=0.5, timeout=30, stop_grace_period=1, probe="http://:8080/index.html")
+    time.sleep(0.3)
+    stop.set()
+    t.join()
+    out["after_back"] = get()
     call("network_create", name="shop_default", labels={{"com.docker.compose.project": "shop"}})
     call("network_create", name="other_default", labels={{"com.docker.compose.project": "other"}})
     out["down"] = call("service_down", project="shop", volumes=True)
@@ -471,13 +483,14 @@ def test_start_first_with_published_ports(host_ns, tmp_path):
     assert out["first"]["result"] == "updated" and out["before"] == "v1"
     second = out["second"]
     assert second["result"] == "updated" and out["after"] == "v2", second
-    assert out["answers"].get("v1") and set(out["answers"]) <= {"v1", "v2"}
-    assert out["down"]["networks"] == ["shop_default"] and out["down"]["removed"][0] == "shop-web-1"
+    swap_loop = out["swap_loop"]
+    assert swap_loop["answers"].get("v1") and set(swap_loop["answers"]) <= {"v1", "v2"}
+    assert swap_loop["failures"] == [], swap_loop["failures"][:5]
+    assert out["down"]["networks"] == ["shop_default"] and "shop-web-1" in out["down"]["removed"]
     assert out["networks_left"] == ["bridge", "host", "none", "other_default"]
-    if not out["handover"]:
-        assert second["warnings"] == ["start-first fell back to stop-first: this payload cannot stage published "
-                                      "ports"]
-        pytest.skip("needs handover_ports (part B): the zero-failure and failed-start-first assertions")
-    assert second["warnings"] == [] and out["failures"] == [], out["failures"][:5]
+    assert out["handover"] and second["warnings"] == []
     assert out["bad"]["result"] == "rolled_back" and "code 3" in out["bad"]["reason"]
     assert out["after_bad"] == "v2"  # the failed start-first never touched the live one's ports
+    back = out["back"]
+    assert back["result"] == "updated" and back["warnings"] == [] and out["after_back"] == "v1", back
+    assert out["failures"] == [] and set(out["answers"]) <= {"v1", "v2"}, out["failures"][:5]
