@@ -242,3 +242,44 @@ def test_explicit_parallelism_overrides_the_file():
     rollout(hosts, _project(hosts), parallelism=batches.parse_parallelism("1,3"))
     swaps = [h for h, op in log if op == "service_swap"]
     assert swaps[0] == "web1" and sorted(swaps[1:]) == ["web2", "web3", "web4"]
+
+
+# ---------------------------------------------------------------- what the user sees
+
+def test_view_plain_lines_and_tty_frames():
+    import io
+
+    from fleet.deploy.view import DeployView
+
+    out = io.StringIO()
+    view = DeployView(["web1", "web2"], stream=out, tty=False)
+    view.start()
+    view.phase("web1", "web", "pulling")
+    view.phase("web1", "web", "pulling")  # no change: no line
+    view.phase("web1", "web", "waiting")
+    view.phase("web2", "web", "rolled-back")
+    assert out.getvalue().splitlines() == ["web1: web: pulling", "web1: web: waiting for health",
+                                           "web2: web: rolled back"]
+    tty = io.StringIO()
+    clock = iter(range(100))
+    view = DeployView(["web1", "db1"], stream=tty, tty=True, clock=lambda: next(clock))
+    view.start()
+    view.phase("db1", "worker", "starting")
+    frames = tty.getvalue().split("\x1b[2A")  # each redraw moves up over the block it drew
+    assert len(frames) == 2
+    last = [line.split("\r", 1)[1] for line in frames[1].split("\n") if line]
+    assert last[0].split() == ["web1", "pending"] and last[1].split()[:3] == ["db1", "worker", "starting"]
+
+
+def test_services_row_states():
+    from fleet.commands.deploy import _service_row
+    from fleet.deploy.plan import Action, Change
+
+    cur = row(health="healthy", restart_count=2, status="Up 3 minutes", started_at="2026-12-04T10:00:00Z")
+    assert _service_row("web1", cur, Action("web1", "web", "unchanged"))["state"] == "in sync"
+    drift = Action("web1", "web", "recreate", [Change("env.MODE", "a", "b"), Change("image digest", D1, D2)])
+    r = _service_row("web1", cur, drift)
+    assert r["state"] == "drifted: env.MODE, image digest"
+    assert r["image"] == "reg:5000/app:1 (111111111111)" and r["health"] == "healthy" and r["restarts"] == 2
+    assert _service_row("web1", row(retired="t"), None)["state"] == "previous version"
+    assert _service_row("web1", row(), Action("web1", "web", "orphan"))["state"] == "orphan"
