@@ -236,14 +236,17 @@ Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.
             session dying changes nothing, it finishes or reverts by itself; the same request again follows it.
             Gate: with a healthcheck, healthy (unhealthy, exit or restart fail at once), else running with no
             restart for "monitor" s; plus the probe to the NEW container's own address (a published host port
-            resolved to its container port); all within "timeout". Failure: the new container removed, the old
-            one serving again. stop-first: stop old, start new; start-first: new started with staged ports,
-            gated, Runtime.handover_ports, then the old one stopped ("draining", stop_grace_period). Keeps "keep"
-            retired versions (older ones removed with their anonymous volumes); a journal line per swap
+            resolved to its container port); all within "timeout"; with "complete" (a one-shot service others
+            depend on with service_completed_successfully) instead: it exits 0 within "timeout". Failure:
+            the new container removed, the old one serving again. stop-first: stop old, start new;
+            start-first: new started with staged ports, gated, Runtime.handover_ports, then the old one stopped
+            ("draining", stop_grace_period). Keeps "keep" retired versions (older ones removed with their
+            anonymous volumes); a journal line per swap
 ``service_rollback`` service_swap's args without "create"/"extra_networks" -> the same result ("action":
             "rollback"): the most recently retired container back as the live one through the same gate (on
-            failure it stays retired); none: NotFound "no previous version of service S". start-first with
-            published ports falls back to stop-first (warning): a retired container's ports cannot be staged
+            failure it stays retired, its ports unstaged); none: NotFound "no previous version of service S".
+            start-first with published ports: the target starts with its ports staged (Runtime.stage_ports) and
+            takes them over from the live one after its gate
 ``service_down`` {"project", "volumes": bool} -> {"removed": [names], "networks": [names]}: every container of the
             project (live and retired; with volumes their anonymous volumes) and its networks (label
             com.docker.compose.project)

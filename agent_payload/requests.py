@@ -112,6 +112,8 @@ _DEPLOY_GATE = {
     "stop_grace_period": _a("number", 10, checked_by="ops.deploy"),
     "keep": _a("int", 2, minimum=0),
     "journal": _a("object", {}),
+    # a one-shot service (another depends on it with service_completed_successfully): it must exit 0
+    "complete": _a("bool", False),
 }
 _SERVICE = {"project": _a("str", required=True), "service": _a("str", required=True),
             "deploy_id": _a("str", required=True)}

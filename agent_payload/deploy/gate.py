@@ -93,6 +93,22 @@ def _ended(rec, base_restarts):
     return None
 
 
+def wait_completed(runtime, ref, timeout=60.0, sleep=time.sleep, clock=time.monotonic):
+    """Gate of a one-shot service (others depend on it with ``service_completed_successfully``): it must exit
+    with code 0 within ``timeout``; None when it did, else why not."""
+    deadline = clock() + timeout
+    while True:
+        rec = runtime.lookup(ref)
+        if rec["status"] == "exited":
+            if rec.get("exit_code") == 0:
+                return None
+            return "container exited with code {}{}".format(rec.get("exit_code"),
+                                                            ": " + rec["error"] if rec.get("error") else "")
+        if clock() >= deadline:
+            return "container did not complete within {:g}s (it is {})".format(timeout, rec["status"])
+        sleep(POLL)
+
+
 def wait(runtime, ref, monitor=5.0, probe=None, timeout=60.0, sleep=time.sleep, clock=time.monotonic):
     """Gate the started container ``ref``; None when it passes, else why it failed."""
     deadline = clock() + timeout

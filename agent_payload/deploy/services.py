@@ -68,7 +68,8 @@ def row(rec, retired_since, now_ns=None):
             "config_hash": labels.get(CONFIG_HASH), "image": rec.get("image"), "image_digest": labels.get(DIGEST),
             "spec": spec, "status": statusmod.status_text(rec, now_ns), "state": rec["status"],
             "health": (health or {}).get("Status"), "restart_count": rec.get("restart_count") or 0,
-            "started_at": rec.get("started_at"), "created": rec.get("created"), "retired": retired_since}
+            "started_at": rec.get("started_at"), "created": rec.get("created"), "retired": retired_since,
+            "exit_code": rec.get("exit_code") if rec["status"] == "exited" else None}
 
 
 def listing(runtime, paths, project=None):

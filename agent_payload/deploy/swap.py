@@ -133,12 +133,12 @@ class Job:
                 progress.phase("starting", id=new["id"])
                 rt.start(new["id"])
                 progress.phase("waiting", id=new["id"])
-                reason = gate.wait(rt, new["id"], self.req.monitor, self.req.probe, self.req.timeout)
+                reason = self._gate(rt, new["id"])
             else:
                 progress.phase("starting", id=new["id"])
                 rt.start(new["id"])
                 progress.phase("waiting", id=new["id"])
-                reason = gate.wait(rt, new["id"], self.req.monitor, self.req.probe, self.req.timeout)
+                reason = self._gate(rt, new["id"])
                 if reason is None:
                     progress.phase("switching", id=new["id"])
                     if staged:
@@ -162,6 +162,12 @@ class Job:
         if reason is None:
             return self._done(rt, progress, state)
         return self._revert(rt, progress, state, reason)
+
+    def _gate(self, rt, cid):
+        """None when the started container passed its gate, else why not (a one-shot service must complete)."""
+        if self.req.complete:
+            return gate.wait_completed(rt, cid, self.req.timeout)
+        return gate.wait(rt, cid, self.req.monitor, self.req.probe, self.req.timeout)
 
     def _stop_old(self, rt, progress, state):
         old = state["old"]

@@ -139,10 +139,18 @@ def _live(rows: list[dict], service: str) -> dict | None:
     return mine[0]
 
 
+def one_shot(desired: dict) -> set:
+    """The services another one depends on with ``condition: service_completed_successfully``: they run to
+    completion (gated on exit code 0), and a completed run is their desired state."""
+    return {dep for spec in desired.values() for dep, cond in (spec.depends_on or {}).items()
+            if cond == "service_completed_successfully"}
+
+
 def plan_host(host: str, desired: dict, digests: dict, rows: list[dict], remove_orphans: bool) -> list[Action]:
     """Actions for one host: ``desired`` {service: ServiceSpec} in deploy order, ``digests`` {image: digest},
     ``rows`` the host's service_ls rows of this project."""
     actions = []
+    completes = one_shot(desired)
     for name, spec in desired.items():
         digest = digests.get(spec.image)
         cur = _live(rows, name)
@@ -156,8 +164,9 @@ def plan_host(host: str, desired: dict, digests: dict, rows: list[dict], remove_
                 changes = [Change("config-hash", cur.get("config_hash"), spec.config_hash)]
         if digest and cur.get("image_digest") != digest:
             changes.append(Change("image digest", cur.get("image_digest"), digest))
-        if not changes and cur.get("state") != "running":
-            changes.append(Change("state", cur.get("state"), "running"))
+        completed = name in completes and cur.get("state") == "exited" and cur.get("exit_code") == 0
+        if not changes and cur.get("state") != "running" and not completed:
+            changes.append(Change("state", cur.get("state"), "completed" if name in completes else "running"))
         actions.append(Action(host, name, "recreate" if changes else "unchanged", changes, cur, spec, digest))
     for service in sorted({r.get("service") for r in rows if r.get("service") not in desired}):
         cur = _live(rows, service) or next(r for r in rows if r.get("service") == service)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fleet.deploy import batches
-from fleet.deploy.plan import Action, pinned, plan_host
+from fleet.deploy.plan import Action, one_shot, pinned, plan_host
 from fleet.errors import FleetError, RemoteError
 
 #: the most conservative failure_action of the services being updated wins
@@ -276,6 +276,9 @@ class Rollout:
                 await run.link.call("volume_create", {"name": vol.name_on_host, "driver": vol.driver,
                                                       "labels": vol.labels})
 
+    def _completes(self, host: str, service: str) -> bool:
+        return service in one_shot(self.project.for_host(host))
+
     def _swap_args(self, action: Action, config) -> dict:
         spec = action.spec
         labels = dict(spec.create_args.get("labels") or {})
@@ -286,14 +289,16 @@ class Rollout:
                 "create": create, "extra_networks": [[n, list(a)] for n, a in spec.extra_networks],
                 "order": config.order, "monitor": config.monitor, "probe": spec.probe,
                 "timeout": self.opts.timeout, "stop_grace_period": spec.stop_grace_period, "keep": self.opts.keep,
-                "journal": {"controller": self.opts.controller}}
+                "journal": {"controller": self.opts.controller},
+                "complete": self._completes(action.host, action.service)}
 
     def _gate_args(self, action: Action, config) -> dict:
         spec = action.spec
         return {"project": self.opts.project, "service": action.service, "deploy_id": self.opts.deploy_id,
                 "order": config.order, "monitor": config.monitor, "probe": spec.probe if spec else None,
                 "timeout": self.opts.timeout, "stop_grace_period": spec.stop_grace_period if spec else 10.0,
-                "keep": self.opts.keep, "journal": {"controller": self.opts.controller}}
+                "keep": self.opts.keep, "journal": {"controller": self.opts.controller},
+                "complete": self.project is not None and self._completes(action.host, action.service)}
 
     async def _call_swap(self, run: HostRun, action: Action, op: str, args: dict) -> Outcome:
         started = time.monotonic()

@@ -155,6 +155,19 @@ def test_monitor_fails_a_container_that_restarts(fx):
     assert containers(fx) == {"shop-web-1": ("running", "1")}
 
 
+def test_a_one_shot_service_must_complete(fx):
+    """complete (others depend on it with service_completed_successfully): the gate is exit code 0."""
+    done = swap(fx, 1, ["true"], gate={"complete": True})
+    assert done["result"] == "updated" and containers(fx) == {"shop-web-1": ("exited", "1")}, done
+    failed = swap(fx, 2, ["sh", "-c", "exit 3"], gate={"complete": True})
+    assert failed["result"] == "rolled_back" and failed["reason"] == "container exited with code 3", failed
+    assert containers(fx) == {"shop-web-1": ("exited", "1")}
+    slow = swap(fx, 3, ["sleep", "600"], gate={"complete": True, "timeout": 1})
+    assert slow["result"] == "rolled_back" and "did not complete within 1s" in slow["reason"], slow
+    (row,) = [r for r in op(fx, "service_ls", project=P)["services"] if not r["retired"]]
+    assert row["state"] == "exited" and row["exit_code"] == 0  # what the plan reads as a completed one-shot
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

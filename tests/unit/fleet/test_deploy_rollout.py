@@ -132,6 +132,32 @@ def test_plan_actions():
     assert plan_host("h", {}, {}, [row("old")], True)[0].kind == "remove"
 
 
+def test_a_completed_one_shot_service_is_in_sync():
+    migrate, web = spec("migrate", cfg_hash="m1"), spec("web", cfg_hash="h1")
+    web.depends_on = {"migrate": "service_completed_successfully"}
+    desired = {"migrate": migrate, "web": web}
+    digests = {migrate.image: D1}
+    done = [row("migrate", cfg_hash="m1", state="exited", exit_code=0), row()]
+    assert [a.kind for a in plan_host("h", desired, digests, done, False)] == ["unchanged", "unchanged"]
+    failed = [row("migrate", cfg_hash="m1", state="exited", exit_code=1), row()]
+    (again, _) = plan_host("h", desired, digests, failed, False)
+    assert again.kind == "recreate" and again.changes[0].new == "completed"
+    assert plan_host("h", {"web": web}, digests, [row(state="exited", exit_code=0)], False)[0].kind == "recreate"
+
+
+def test_swap_args_gate_one_shot_services_on_completion():
+    from fleet.deploy.plan import Action
+    migrate, web = spec("migrate"), spec("web")
+    web.depends_on = {"migrate": "service_completed_successfully"}
+    project = Project({"h": {"migrate": migrate, "web": web}})
+    r = Rollout(project, [], Options(project="shop", deploy_id="d", controller="me@ctl"), None)
+    args = {name: r._swap_args(Action("h", name, "create", spec=sp, digest=D1), sp.update)
+            for name, sp in (("migrate", migrate), ("web", web))}
+    assert args["migrate"]["complete"] is True and args["web"]["complete"] is False
+    assert args["web"]["create"]["image"] == "reg:5000/app@" + D1
+    assert args["web"]["create"]["labels"]["fleet.deploy.image-digest"] == D1
+
+
 def test_pinned_reference():
     assert pinned("reg:5000/app:1.4", D1) == "reg:5000/app@" + D1
     assert pinned("nginx", D1) == "nginx@" + D1
