@@ -1,7 +1,31 @@
-"""Docker's human-readable durations and sizes (go-units), shared by the payload and the controller's tables.
+"""Docker's human-readable durations and sizes (go-units), shared by the payload and the controller's tables, and
+Go's duration syntax ("1m30s") that docker's flags, HEALTHCHECK and compose files use.
 
-Pure and stdlib-only: the controller imports this module too, so both sides print the same words.
+Pure and stdlib-only: the controller imports this module too, so both sides print and read the same words.
 """
+
+import re
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1, "us": 10 ** 3, "\u00b5s": 10 ** 3, "\u03bcs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9,
+                   "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
+
+
+def parse_duration(text):
+    """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-5s") in nanoseconds; None if ``text`` is not one."""
+    sign, body = 1, text
+    if body[:1] in "+-" and body:
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    if body == "0":
+        return 0
+    pos, total = 0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if not m:
+            return None
+        total += int(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+        pos = m.end()
+    return sign * total if body else None
 
 
 def human_duration(seconds):

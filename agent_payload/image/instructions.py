@@ -19,8 +19,6 @@ VALID = ("cmd", "entrypoint", "env", "expose", "healthcheck", "label", "onbuild"
          "workdir")
 SHELL = ["/bin/sh", "-c"]
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
 
 
 def _bad(change, why):
@@ -153,18 +151,12 @@ def _pairs(change, instr, rest, env):
 
 def parse_duration(text):
     """Go's time.ParseDuration for the non-negative values HEALTHCHECK takes -> nanoseconds."""
-    if text == "0":
-        return 0
-    pos, total = 0, 0
-    while pos < len(text):
-        m = _DURATION_RE.match(text, pos)
-        if not m:
-            raise errors.InvalidArgument('time: invalid duration "{}"'.format(text))
-        total += int(float(m.group(1)) * _UNITS[m.group(2)])
-        pos = m.end()
-    if not text:
-        raise errors.InvalidArgument('time: invalid duration ""')
-    return total
+    from agent_payload.humanize import parse_duration as go_duration
+
+    ns = None if text[:1] in "+-" else go_duration(text)
+    if ns is None:
+        raise errors.InvalidArgument('time: invalid duration "{}"'.format(text))
+    return ns
 
 
 def _healthcheck(change, rest):

@@ -12,6 +12,7 @@ import re
 import time
 
 from .. import errors
+from ..humanize import parse_duration  # noqa: F401  (logs.parse_duration: callers' spelling)
 from ..timestamps import days_from_civil, format_ns, parse_ns
 
 MAX_LINE = 16 * 1024  # Docker splits longer lines into 16K partial messages
@@ -135,29 +136,9 @@ class LineWriter:
         self.f.flush()
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1, "us": 10 ** 3, "\u00b5s": 10 ** 3, "\u03bcs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9,
-                   "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
 _UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
 _DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?)?"
                        r"(Z|z|[+-]\d\d:\d\d)?$")
-
-
-def parse_duration(text):
-    """Go's time.ParseDuration ("10m", "1h30m", "1.5h", "-5s") in nanoseconds; None if ``text`` is not one."""
-    sign, body = 1, text
-    if body[:1] in "+-" and body:
-        sign, body = (-1 if body[0] == "-" else 1), body[1:]
-    if body == "0":
-        return 0
-    pos, total = 0, 0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if not m:
-            return None
-        total += int(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
-        pos = m.end()
-    return sign * total if body else None
 
 
 def parse_timestamp(value, now_ns=None):

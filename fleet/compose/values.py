@@ -13,37 +13,25 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-NS = {"ns": 1, "us": 10 ** 3, "µs": 10 ** 3, "μs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
-      "h": 3600 * 10 ** 9}
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?")
 _RESTART = re.compile(r"no|always|unless-stopped|on-failure(?::\d+)?")
 PROTOCOLS = ("tcp", "udp")
 
 
 def duration_ns(text: Any) -> int:
-    """Go's time.ParseDuration (compose's duration format: "1m30s", "500ms", "1.5h", "0") -> nanoseconds."""
+    """Go's time.ParseDuration (compose's duration format: "1m30s", "500ms", "1.5h", "0") -> nanoseconds, by the
+    payload's own parser (agent_payload/humanize.py); negative durations are refused."""
+    from agent_payload.humanize import parse_duration
+
     if isinstance(text, bool) or not isinstance(text, str):
         raise ValueError("must be a duration string such as 30s or 1m30s, got {!r}".format(text))
-    body = text.strip()
-    sign = 1
-    if body[:1] in "+-" and body:
-        sign, body = (-1 if body[0] == "-" else 1), body[1:]
-    if body == "0":
-        return 0
-    total, pos = 0.0, 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            raise ValueError("invalid duration {!r}: want a number and a unit (ns, us, ms, s, m, h), e.g. 1m30s"
-                             .format(text))
-        total += float(match.group(1)) * NS[match.group(2)]
-        pos = match.end()
-    if not body:
-        raise ValueError("invalid duration {!r}".format(text))
-    if sign < 0:
+    ns = parse_duration(text.strip())
+    if ns is None:
+        raise ValueError("invalid duration {!r}: want a number and a unit (ns, us, ms, s, m, h), e.g. 1m30s"
+                         .format(text))
+    if ns < 0:
         raise ValueError("invalid duration {!r}: cannot be negative".format(text))
-    return int(round(total))
+    return ns
 
 
 def seconds(text: Any) -> float:
