@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from tests.helpers.runtime import _busybox_layer
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
@@ -128,13 +130,7 @@ from agent_payload.runtime.containers import Runtime
 from agent_payload.runtime.spec import ContainerSpec
 from agent_payload.state.paths import Paths
 
-layer = {layer!r}
-os.makedirs(os.path.join(layer, "bin"))
-os.makedirs(os.path.join(layer, "etc"))
-shutil.copy2("/usr/bin/busybox", os.path.join(layer, "bin", "busybox"))
-for applet in subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True, text=True).stdout.split():
-    if not os.path.lexists(os.path.join(layer, "bin", applet)):
-        os.symlink("busybox", os.path.join(layer, "bin", applet))
+layer = {layer!r}  # made by the test (tests/helpers/runtime._busybox_layer)
 paths = Paths(root={root!r})
 rt = Runtime(paths)
 app = Networks(paths).create("app", subnet="10.79.4.0/24")
@@ -217,6 +213,7 @@ out["runs"] = output(cid3)
 def _in_netns(host_ns, tmp_path, scenario, **kw):
     """Run PRELUDE + ``scenario`` in ``host_ns``; returns its ``out``."""
     body = textwrap.indent(scenario.format(**kw), "    ")
+    _busybox_layer(str(tmp_path / "layer"))
     script = PRELUDE.format(repo=REPO, root=str(tmp_path / "root"), layer=str(tmp_path / "layer"), scenario=body)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host_ns,
                            sys.executable, "-c", script], capture_output=True, text=True, timeout=180)

@@ -19,6 +19,7 @@ import pytest
 from agent_payload.ops import dispatch
 from tests.helpers import images
 from tests.helpers.images import _layer_with_links, op
+from tests.helpers.runtime import _busybox_layer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
@@ -53,13 +54,7 @@ SCRIPT = textwrap.dedent("""\
     from agent_payload.runtime.spec import ContainerSpec
     from agent_payload.state.paths import Paths
 
-    layer = {layer!r}
-    os.makedirs(os.path.join(layer, "bin"))
-    os.makedirs(os.path.join(layer, "etc"))
-    shutil.copy2("/usr/bin/busybox", os.path.join(layer, "bin", "busybox"))
-    for applet in subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True, text=True).stdout.split():
-        if not os.path.lexists(os.path.join(layer, "bin", applet)):
-            os.symlink("busybox", os.path.join(layer, "bin", applet))
+    layer = {layer!r}  # made by the test (tests/helpers/runtime._busybox_layer)
     paths = Paths(root={root!r})
     rt = Runtime(paths)
     HOST, PORT = {host_ip!r}, 8080
@@ -241,6 +236,7 @@ def test_staged_container_takes_over_the_port_without_a_refused_connection(two_h
         if not shutil.which("iptables-legacy"):
             pytest.skip("no iptables-legacy on this machine")
         subprocess.run(["ip", "netns", "exec", host, "iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"], check=True)
+    _busybox_layer(str(tmp_path / "layer"))
     script = SCRIPT.format(repo=REPO, root=str(tmp_path / "root"), layer=str(tmp_path / "layer"),
                            host_ip="10.81.0.1", other="/run/netns/" + other)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_NETNS, host,
