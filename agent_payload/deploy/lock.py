@@ -1,7 +1,8 @@
 """The per-host deploy lock of a project: who deploys it now, held until released or until its holder is gone.
 
 The holder is the process that carries the controller's SSH connection: the nearest ancestor of the op whose
-command name is ``sshd`` (or OpenSSH 9.8's ``sshd-session``), else the op's parent.  The controller keeps one
+command name is ``sshd`` (or OpenSSH 9.8's ``sshd-session``), else (an op not started over SSH: by hand, tests)
+the op's parent.  The controller keeps one
 connection per host open for the whole deploy, so that process lives exactly as long as the deploy can act on
 this host; its pid and /proc start time (against pid reuse) are recorded.  When it is gone the lock is stale
 and the next acquirer takes it over (and is told whose it was).
@@ -35,9 +36,16 @@ def _stat_fields(pid):
     return comm, int(rest[1])
 
 
-def holder_process(start=None):
-    """(pid, starttime) of the process that carries this op's connection (see the module doc)."""
+def holder_process(start=None, parent_at_start=None):
+    """(pid, starttime) of the process that carries this op's connection (see the module doc).
+
+    An op whose parent is no longer the process that started it (``parent_at_start``), or is init, was
+    orphaned: its controller's session already ended (a controller killed mid-call), and its new parent (init, a
+    subreaper) would hold the lock forever.  It gets no lock: Unavailable.
+    """
     first = os.getppid() if start is None else start
+    if start is None and (first == 1 or (parent_at_start is not None and first != parent_at_start)):
+        raise errors.Unavailable("the session that asked for the deploy lock has ended: no lock taken")
     pid = first
     seen = 0
     while pid > 1 and seen < 64:
@@ -64,17 +72,18 @@ def alive(record):
     return bool(record) and records.is_alive(record.get("pid"), record.get("starttime"))
 
 
-def acquire(paths, project, deploy_id, holder, process=None):
+def acquire(paths, project, deploy_id, holder, process=None, parent_at_start=None):
     """Take the lock of ``project`` for ``deploy_id``; {"acquired": True, "took_over": {...}|None}.
 
     Conflict when another deploy holds it and its holder process lives; the same deploy_id re-acquiring is fine
-    (and records the current connection).  ``process``: (pid, starttime) of the holder (default: holder_process).
+    (and records the current connection).  ``process``: (pid, starttime) of the holder (default: holder_process,
+    with ``parent_at_start``: the pid that started this payload process, to see that it was orphaned).
     """
     check_project(project)
     if not deploy_id:
         raise errors.InvalidArgument("deploy_id must not be empty")
     path, flock = _paths_of(paths, project)
-    pid, start = process or holder_process()
+    pid, start = process or holder_process(parent_at_start=parent_at_start)
     with locks.locked(flock):
         current = store.read_json(path)
         took_over = None

@@ -39,6 +39,7 @@ class Context:
         self.paths = paths
         self.payload_sha = payload_sha
         self.launcher = launcher
+        self.parent = os.getppid()  # who started this payload process (sshd over SSH): a later change = orphaned
 
     def runtime(self):
         from agent_payload.runtime.containers import Runtime

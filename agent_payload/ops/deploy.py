@@ -14,7 +14,8 @@ def op_deploy_lock(ctx, req, emit):
     """{"project", "deploy_id", "holder", "action"} -> {"acquired", "took_over"} | {"released"}."""
     from agent_payload.deploy import lock
     if req.action == "acquire":
-        return lock.acquire(ctx.paths, req.project, req.deploy_id, req.holder)
+        return lock.acquire(ctx.paths, req.project, req.deploy_id, req.holder,
+                            parent_at_start=getattr(ctx, "parent", None))
     if req.action == "release":
         return lock.release(ctx.paths, req.project, req.deploy_id)
     raise errors.InvalidArgument('argument action must be "acquire" or "release", not {!r}'.format(req.action))

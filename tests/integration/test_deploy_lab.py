@@ -309,6 +309,26 @@ def test_controller_killed_at_random_points_leaves_every_host_serving(dep):
     assert [dep.serves(h) for h in WEB] == ["1", "1"]
 
 
+def test_a_deploy_killed_while_a_host_waits_for_health_leaves_its_lock_to_the_next_one(dep):
+    dep.deploy(check=True)
+    dep.write(web_tag="2")
+    proc = subprocess.Popen([sys.executable, "-m", "fleet", "-i", str(dep.inventory), "deploy", "-H", "all", "-f",
+                             str(dep.compose)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # plain progress lines: "web1: web: waiting for health"
+            if "waiting for health" in line:
+                break
+        else:
+            raise AssertionError("the deploy ended before any host waited for health")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # mid-swap: the host's worker goes on, the controller is gone
+        proc.wait()
+    dep.write(web_tag="1")
+    again = dep.deploy()  # at once: the killed deploy's locks died with its SSH sessions
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [dep.serves(h) for h in WEB] == ["1", "1"]
+
+
 def test_readme_deploy_example_runs_on_the_lab_as_written(lab, tmp_path):
     """README's "Deploying services" commands, run as written from a checkout whose inventories/ holds the lab."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -18,6 +18,7 @@ from agent_payload.image import images
 from agent_payload.ops.args import decode
 from agent_payload.ops.containers import exposed_ports
 from agent_payload.runtime import records
+from agent_payload.state.paths import Paths
 from tests.helpers.registry_stub import REPO, make_layer, pull, sha
 
 
@@ -280,6 +281,19 @@ def test_the_holder_is_the_nearest_sshd_ancestor():
     me = os.getpid()  # no sshd above: the start process itself
     if all(lock._stat_fields(p)[0] not in lock.SSHD_NAMES for p in _ancestors(me)):
         assert lock.holder_process(start=me) == (me, records.proc_starttime(me))
+
+
+def test_an_orphaned_op_takes_no_lock(tmp_path):
+    """A controller killed mid-call: sshd is gone before the op looks for it, and the op's new parent (init, a
+    subreaper) would hold the lock forever.  The op sees it was orphaned and takes nothing."""
+    assert lock.holder_process(parent_at_start=os.getppid())[0] > 0  # still the parent that started it
+    with pytest.raises(errors.Unavailable, match="session that asked for the deploy lock has ended"):
+        lock.holder_process(parent_at_start=os.getppid() + 1)
+    paths = Paths(root=str(tmp_path / "root"))
+    os.makedirs(paths.root)
+    with pytest.raises(errors.Unavailable):
+        lock.acquire(paths, "shop", "d1", "me@ctl", parent_at_start=os.getppid() + 1)
+    assert lock.read(paths, "shop") is None
 
 
 def _ancestors(pid):
