@@ -64,3 +64,21 @@ def human_size(n):
             break
         n /= 1000.0
     return "{:.3g}{}".format(n, unit)
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_DECIMAL = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12, "p": 10 ** 15}
+
+
+def from_human_size(text):
+    """go-units FromHumanSize (decimal: "10m" = 10,000,000 bytes); InvalidArgument "invalid size: '...'"."""
+    from agent_payload import errors
+
+    m = _SIZE.match(text or "")
+    if not m:
+        raise errors.InvalidArgument("invalid size: '{}'".format(text))
+    try:
+        number = float(m.group(1))
+    except ValueError:
+        raise errors.InvalidArgument("invalid size: '{}'".format(text))
+    return int(number * _DECIMAL[(m.group(2) or "").lower()])

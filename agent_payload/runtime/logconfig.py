@@ -6,29 +6,12 @@ refuses as docker does).  Docker's merge (daemon ``mergeAndVerifyLogConfig``): n
 daemon's; when the type is the daemon's, its log-opts fill the keys the container did not set.
 """
 
-import re
-
 from .. import errors
+from ..humanize import from_human_size  # noqa: F401  (logconfig.from_human_size: callers' spelling)
 
 DRIVERS = ("json-file", "none")
 JSON_FILE_OPTS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag")
 DEFAULT = {"Type": "json-file", "Config": {}}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_DECIMAL = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12, "p": 10 ** 15}
-
-
-def from_human_size(text):
-    """go-units FromHumanSize (decimal: "10m" = 10,000,000 bytes); InvalidArgument "invalid size: '...'"."""
-    m = _SIZE.match(text or "")
-    if not m:
-        raise errors.InvalidArgument("invalid size: '{}'".format(text))
-    try:
-        number = float(m.group(1))
-    except ValueError:
-        raise errors.InvalidArgument("invalid size: '{}'".format(text))
-    return int(number * _DECIMAL[(m.group(2) or "").lower()])
-
-
 def parse_opts(items):
     """``--log-opt k=v`` strings (or a dict) -> dict; InvalidArgument on an item without "=" (docker's message)."""
     if items is None:
