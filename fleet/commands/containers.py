@@ -33,6 +33,13 @@ def _env(entries: list[str]) -> list[str]:
         raise UsageError(exc.message) from None
 
 
+def check_time(flag: str, value: str | None) -> None:
+    """A --since/--until value's shape (UsageError naming the flag); the exact parse happens on each host (its
+    clock)."""
+    if value and not _TIME_SHAPE.match(value.strip()):
+        raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(flag, value))
+
+
 def log_printer(prefix_width: int, timestamps: bool):
     """Print log events as ``host | line`` on stdout/stderr as the container wrote them."""
     def on_event(host, name, data):
@@ -161,10 +168,8 @@ def logs(session: Session, patterns: list[str], container: str, tail: str, follo
     ``since``/``until``: RFC 3339, unix seconds or a duration relative to each host's clock ("10m").
     ``details``: docker's extra log attributes; json-file logs without log-opts have none, so nothing is added.
     """
-    for flag, value in (("--since", since), ("--until", until)):
-        if value and not _TIME_SHAPE.match(value.strip()):  # the exact parse happens on each host (its clock)
-            raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(
-                flag, value))
+    check_time("--since", since)
+    check_time("--until", until)
     if tail == "all":
         tail_n = None
     else:
