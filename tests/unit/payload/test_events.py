@@ -220,3 +220,17 @@ def test_follow_ends_when_until_passes(tmp_path):
     got = _op(paths, since="0", until=str(time.time() + 0.3), follow=True)
     assert [e["Actor"]["ID"] for e in got] == ["a"]
     assert time.monotonic() - start < 5
+
+
+def test_an_image_pull_and_its_delete_are_recorded(stubs, paths):
+    from agent_payload.image import gc, images
+    from tests.helpers.registry_stub import REPO, make_layer, pull
+
+    stub = stubs()
+    image_id = stub.add_image("v1", [make_layer("a", 1000, b"1")])
+    ref = "{}/{}:v1".format(stub.host, REPO)
+    pull(paths, ref)
+    gc.Collector(images.ImageStore(paths), lambda: []).remove([ref])
+    got = [(e["Type"], e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in events.read(paths)]
+    assert got == [("image", "pull", ref, {"name": "{}/{}".format(stub.host, REPO)}),
+                   ("image", "delete", image_id, {"name": image_id})]
