@@ -186,3 +186,30 @@ def test_logs_follow_three_hosts_as_written_and_retry_survives_an_sshd_restart(c
     for h in hosts:  # every host's counter consecutive: nothing lost, nothing twice across the re-attach
         seq = _counts(logs.lines, h)
         assert seq == list(range(seq[0], seq[0] + len(seq))), (h, seq)
+
+
+def test_network_and_volume_events(clean):
+    lab, net, vol, name = clean, PREFIX + "net", PREFIX + "vol", PREFIX + "nc"
+    since = "{:.3f}".format(time.time())
+    try:
+        for args in (("network", "create", "-H", "web1", net), ("volume", "create", "-H", "web1", vol),
+                     ("run", "-d", "-H", "web1", "--name", name, "busybox", "sleep", "300"),
+                     ("network", "connect", "-H", "web1", net, name),
+                     ("network", "disconnect", "-H", "web1", net, name), ("volume", "rm", "-H", "web1", vol)):
+            proc = lab.fleet(*args)
+            assert proc.returncode == 0, (args, proc.stderr)
+        proc = lab.fleet("events", "-H", "web1", "--since", since, "--until", "{:.3f}".format(time.time() + 1),
+                         "-f", "type=network", "-f", "type=volume", "--format",
+                         "{{.Type}} {{.Action}}|{{.Actor.Attributes.name}}|{{.Actor.Attributes.container}}|{{.ID}}")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        rows = [line.split("|") for line in lines]
+        # docker's: a volume's Actor is its name (attributes: driver); a network's its ID (name, container, type)
+        assert [(r[0], r[1]) for r in rows] == [("volume create", "<no value>"), ("network connect", net),
+                                                ("network disconnect", net), ("volume destroy", "<no value>")], lines
+        assert rows[0][3] == rows[3][3] == vol
+        assert all(re.match(r"^[0-9a-f]{64}$", r[2]) for r in rows[1:3]), lines  # the container's full ID
+    finally:
+        lab.fleet("rm", "-f", "-H", "web1", name)
+        lab.fleet("network", "rm", "-H", "web1", net)
+        lab.fleet("volume", "rm", "-H", "web1", vol)
