@@ -66,7 +66,7 @@ def _verify_self(path, expected):
 # Ops that can wait indefinitely (logs -f, run in the foreground, a slow pull) or long (a deploy's swap, which
 # follows its detached worker: the follower must go with the SSH session, so that the sshd process a deploy lock
 # names ends with the controller and the next deploy may take the lock over at once).
-_LONG_OPS = ("logs", "run", "pull", "attach", "service_swap", "service_rollback")
+_LONG_OPS = ("logs", "run", "pull", "attach", "service_swap", "service_rollback", "events")
 # Ops that do when their args ask for interactive I/O (then stdin frames follow the request line).
 _INTERACTIVE_ARGS = {"exec": ("interactive", "tty"), "start": ("attach",)}
 

@@ -179,6 +179,14 @@ volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAM
 ``volume_rm``      {"volumes": [name], "force": bool} -> {"removed": [name]} (used by any container, running or
             not: Conflict "remove NAME: volume is in use - [ID, ...]"; missing: NotFound unless force)
 ``volume_prune``   {"all": bool} -> {"removed": [name], "reclaimed": bytes} (unused anonymous volumes; all: named too)
+``events``   {"since"|null, "until"|null (docker's time values, as logs'), "filters": ["type=", "event=",
+            "container=", "image=", "label=K[=V]", "network=", "volume="], "follow": bool} -> {} with one "event"
+            emit per event, docker's message {"Type", "Action", "Actor": {"ID", "Attributes"}, "scope", "time",
+            "timeNano"} (+ "status", "id", "from"), oldest first, from the host's journal <root>/events/events.jsonl
+            (agent_payload/events.py: bounded, rotated, 0600; container create/start/die/kill/oom/health_status:
+            X/destroy, image pull/delete, network connect/disconnect, volume create/destroy).  follow: the events
+            since "since" (null: none), then each new one until "until" passes or the session ends (a long op).
+            An unknown filter key: InvalidArgument "Invalid filter 'KEY'".
 run/create network args: "network" (null: the default "bridge", or none when daemon.json "bridge": "none";
             "host", "none", "container:<ref>", or a user-defined network's name: unknown is InvalidArgument),
             "publish": [docker's -p values], "publish_all": bool (-P: EXPOSE), "network_aliases": [str], "ip": str

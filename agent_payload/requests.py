@@ -190,6 +190,8 @@ REQUESTS = {
     "volume_inspect": {"volumes": _a("str_list", [])},
     "volume_rm": {"volumes": _a("str_list", []), "force": _a("bool", False)},
     "volume_prune": {"all": _a("bool", False)},
+    # docker events (agent_payload/events.py): since/until as logs' (runtime/logs.parse_timestamp)
+    "events": {"since": _a("str"), "until": _a("str"), "filters": _a("str_list", []), "follow": _a("bool", False)},
     # fleet deploy (agent_payload/deploy/)
     "image_resolve": {"image": _a("str", required=True)},
     "deploy_lock": {"project": _a("str", required=True), "deploy_id": _a("str", required=True),

@@ -24,7 +24,7 @@ images lock GC also holds, to record an image whose snapshots vanished.
 import os
 import time
 
-from .. import errors
+from .. import errors, events
 from ..record import REQUIRED, Record
 from ..state import locks
 from . import reference
@@ -157,6 +157,7 @@ class Collector:
         # Content of an image deleted now is swept at once; the grace protects only unclaimed content.
         self.doomed_blobs.update(_blobs(image_id, entry))
         self.doomed_chains.update(entry.get("chain_ids") or [])
+        events.record(self.store.paths, "image", "delete", image_id, {"name": image_id})
         return records + [("deleted", image_id)]
 
     def _conflict(self, index, image_id, mask, users):

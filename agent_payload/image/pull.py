@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from .. import errors
+from .. import errors, events
 from . import content, reference, registry, snapshots, unpack
 from .imagerecord import NONE, ImageRecord
 
@@ -215,7 +215,9 @@ class Puller:
         r = reference.parse(ref)
         emit = _serialised(emit)
         try:
-            return self._pull(r, emit, platform)
+            pulled = self._pull(r, emit, platform)
+            events.record(self.store.paths, "image", "pull", r.familiar(), {"name": r.familiar_name()})
+            return pulled
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise errors.FailedPrecondition("pulling {}: no space left on device under {}".format(

@@ -27,6 +27,7 @@ OP_MODULES = {
     "network_prune": "netvol", "network_connect": "netvol", "network_disconnect": "netvol", "port": "netvol",
     "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",
     "volume_prune": "netvol",
+    "events": "events",
     "image_resolve": "deploy", "deploy_lock": "deploy", "service_ls": "deploy", "service_swap": "deploy",
     "service_rollback": "deploy", "service_down": "deploy", "deploy_journal": "deploy",
 }

@@ -6,7 +6,7 @@ import shutil
 import signal
 import time
 
-from .. import errors
+from .. import errors, events
 from ..state import store
 from . import inspect as inspectmod
 from . import logs as logmod
@@ -79,6 +79,7 @@ class Runtime:
                 shutil.rmtree(layout.dir, ignore_errors=True)
                 vols.discard(made)
                 raise
+        events.container(self.paths, "create", config)
         records.gc_tombstones(self.paths)
         reaper.reap(self.paths)
         return records.make_record(self.paths, config, records.initial_state())
@@ -124,6 +125,7 @@ class Runtime:
                 shim_pid=msg["shim_pid"], shim_start=msg["shim_start"], started_at=records.format_ns(),
                 exit_code=None, error=None, oom_killed=False, paused=False, health=health.initial(config),
                 network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
+        events.container(self.paths, "start", config)
         return records.make_record(self.paths, config, state)
 
     def _launch_shim(self, cid):
@@ -290,6 +292,7 @@ class Runtime:
             return
         resources.thaw_if_paused(self.paths, cid)
         if state["status"] == "running":
+            events.container_of(self.paths, cid, "kill", signal=signum)
             records.signal_process(state["pid"], state.get("pid_start"), signum)
         for grace, sig in ((timeout, signal.SIGKILL), (KILL_GRACE, None)):
             deadline = time.monotonic() + max(0, grace)
@@ -299,6 +302,7 @@ class Runtime:
                     return
                 time.sleep(POLL)
             if sig is not None:
+                events.container_of(self.paths, cid, "kill", signal=int(sig))
                 records.signal_process(state["pid"], state.get("pid_start"), sig)
         raise errors.Unavailable("container {} did not exit after SIGKILL".format(cid))
 
@@ -341,10 +345,12 @@ class Runtime:
                         time.monotonic() < deadline:
                     time.sleep(0.01)
             with records.container_lock(self.paths, cid):
-                mounts = (store.read_json(records.Layout(self.paths, cid).config) or {}).get("mounts")
+                config = store.read_json(records.Layout(self.paths, cid).config) or {}
+                mounts = config.get("mounts")
                 if volumes:  # first: a kill after them leaves the container, which the next rm removes
                     volumes_mod.remove_anonymous_of(self.paths, mounts, cid)
                 records.remove_dir(self.paths, cid)
+            events.container(self.paths, "destroy", dict(config, id=cid))
             reaper.destroy_cgroup(cid)
             shutil.rmtree(os.path.join(self.paths.containers, records.TOMBSTONES, cid), ignore_errors=True)
         return cids
@@ -371,6 +377,7 @@ class Runtime:
             if state["status"] != "running":
                 continue  # restarting: cancelling the restart is all there is to do (docker sends nothing)
             resources.thaw_if_paused(self.paths, cid)
+            events.container(self.paths, "kill", config, signal=signum)
             records.signal_process(state["pid"], state.get("pid_start"), signum)
             if signum == signal.SIGKILL:
                 deadline = time.monotonic() + KILL_GRACE

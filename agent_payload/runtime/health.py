@@ -23,7 +23,7 @@ import signal
 import time
 import traceback
 
-from .. import errors
+from .. import errors, events
 from . import process, records, resolver
 from .policy import MIN_DURATION, check_healthcheck as check  # noqa: F401  (health.check: callers' spelling)
 
@@ -249,8 +249,11 @@ def _monitor(paths, container_id, pid, pid_start, hc):
             if state.get("pid") != pid or state.get("status") != "running":
                 return
             started = records.parse_ns(state["started_at"]) if state.get("started_at") else 0
+            before = (state.get("health") or {}).get("Status")
             state["health"] = apply_result(state.get("health") or {}, result, started, hc)
             records.write_state(paths, container_id, state)
+        if state["health"]["Status"] != before:
+            events.container_of(paths, container_id, "health_status: " + state["health"]["Status"])
 
 
 def _descendants(root):

@@ -11,7 +11,7 @@ and ``connect`` returns once resolv.conf points at it (Docker starts the resolve
 import signal
 import time
 
-from .. import errors
+from .. import errors, events
 from ..state import store
 from . import records
 
@@ -96,6 +96,8 @@ def connect(runtime, ref, network, aliases=(), ip=None):
         store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
     if wait_resolver:  # outside the lock: the shim takes it when the container exits meanwhile
         _await_resolver(records.Layout(runtime.paths, cid), time.monotonic() + RESOLVER_WAIT)
+    events.record(runtime.paths, "network", "connect", rec["id"], {"container": cid, "name": rec["name"],
+                                                              "type": rec.get("driver") or "bridge"})
     return {"network": rec["name"], "container": config.get("name"), "ip": address}
 
 
@@ -132,4 +134,6 @@ def disconnect(runtime, ref, network):
         if rec["name"] == mode or (rec.get("default") and mode == "bridge"):
             config["network"] = next(iter(named), "none")  # no network left: the next start gets none
         store.write_json_atomic(records.Layout(runtime.paths, cid).config, config)
+    events.record(runtime.paths, "network", "disconnect", rec["id"], {"container": cid, "name": rec["name"],
+                                                                 "type": rec.get("driver") or "bridge"})
     return {"network": rec["name"], "container": config.get("name")}

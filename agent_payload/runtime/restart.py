@@ -20,7 +20,7 @@ The shim's side runs under the container lock, like every state change: ``after_
 import os
 import time
 
-from .. import errors
+from .. import errors, events
 from ..linux import libc
 from ..linux.consts import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER
 from . import health, reaper, records, states
@@ -151,6 +151,9 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
         state.update(exit_code=code, finished_at=records.format_ns(), pid=0, oom_killed=bool(oom_killed),
                      paused=False, last_exit_code=code)
         count = state.get("restart_count") or 0
+        if oom_killed:
+            events.container(paths, "oom", config)
+        events.container(paths, "die", config, exitCode=code)
         restart = not state.get("restart_cancelled") and should_restart(
             config.get("restart_policy"), code, state.get("manually_stopped"), count)
         if restart:
@@ -159,6 +162,7 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
         records.move(paths, container_id, state, states.EXITED)
         if config.get("auto_remove"):
             records.remove_dir(paths, container_id, tombstone=True)
+            events.container(paths, "destroy", config)
     if config.get("auto_remove"):
         records.gc_tombstones(paths)
         from . import volumes
@@ -211,6 +215,7 @@ def record_restarted(paths, container_id, pid, pid_start, network_settings=None)
                      started_at=records.format_ns(), exit_code=None, error=None, oom_killed=False, paused=False,
                      health=health.initial(records.read_config(paths, container_id)),
                      network_settings=network_settings)
+    events.container_of(paths, container_id, "start")
     return True
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import stat
 
-from .. import errors
+from .. import errors, events
 from ..state import locks, store
 from ..timestamps import format_ns
 from . import records
@@ -277,6 +277,7 @@ class Volumes:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            events.record(self.paths, "volume", "create", name, {"driver": "local"})
             return rec
 
     def users(self, name, configs):
@@ -294,6 +295,7 @@ class Volumes:
             self._reap_locked()
             if not locks.remove_tree(os.path.join(self.root, name)):
                 raise errors.NotFound("get {}: no such volume".format(name))
+        events.record(self.paths, "volume", "destroy", name, {"driver": "local"})
         return name
 
     def prune(self, configs, all=False):

@@ -58,7 +58,7 @@ def facts(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = Js
     _finish(cmd.facts, _session(ctx), patterns, as_json)
 
 
-from fleet.cli import containers, netvol, images, deploy, check, lab  # noqa: E402,F401,I001  (registers the commands, in order)
+from fleet.cli import containers, netvol, images, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
 
 
 def main() -> None:

@@ -73,10 +73,14 @@ def logs(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] 
                                              "relative (42m, 1h30m) to each host's clock."),
          until: Optional[str] = typer.Option(None, "--until", help="Logs before a time (same forms as --since)."),
          details: bool = typer.Option(False, "--details", help="Show extra details provided to logs (json-file "
-                                      "logs have none).")):
-    """Show a container's logs from each host, each line prefixed with its host."""
+                                      "logs have none)."),
+         retry: bool = typer.Option(False, "--retry", help="With -f: re-attach a host whose stream breaks (SSH "
+                                    "drop), from its last line, while the others keep flowing.")):
+    """Show a container's logs from each host, each line prefixed with its host (a colour per host on a
+    terminal); with -f, all hosts' lines merged as they arrive."""
     from fleet.commands import containers as cmd
-    _finish(lambda: cmd.logs(_session(ctx), patterns, container, tail, follow, timestamps, since, until, details))
+    _finish(lambda: cmd.logs(_session(ctx), patterns, container, tail, follow, timestamps, since, until, details,
+                             retry))
 
 
 def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,

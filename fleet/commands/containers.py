@@ -33,17 +33,29 @@ def _env(entries: list[str]) -> list[str]:
         raise UsageError(exc.message) from None
 
 
-def log_printer(prefix_width: int, timestamps: bool):
-    """Print log events as ``host | line`` on stdout/stderr as the container wrote them."""
+def check_time(flag: str, value: str | None) -> None:
+    """A --since/--until value's shape (UsageError naming the flag); the exact parse happens on each host (its
+    clock)."""
+    if value and not _TIME_SHAPE.match(value.strip()):
+        raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(flag, value))
+
+
+def log_printer(prefix_width: int, timestamps: bool, prefixes=None):
+    """Print log events as ``host | line`` on stdout/stderr as the container wrote them.
+
+    ``prefixes``: {stream name: render/colours.HostPrefix} (a colour per host on a terminal); else plain.
+    """
     def on_event(host, name, data):
         if name != "log":
             return
         stream = sys.stderr if data.get("stream") == "stderr" else sys.stdout
-        stamp = data.get("time", "") + " " if timestamps else ""
+        stamp = (data.get("time") or "") + " " if timestamps else ""
         line = data.get("line", "")
         if not line.endswith("\n"):
             line += "\n"
-        stream.write("{} | {}{}".format(host.name.ljust(prefix_width), stamp, line))
+        prefix = prefixes[stream is sys.stderr](host.name) if prefixes else "{} | ".format(
+            host.name.ljust(prefix_width))
+        stream.write("{}{}{}".format(prefix, stamp, line))
         stream.flush()
     return on_event
 
@@ -155,16 +167,16 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
 
 
 def logs(session: Session, patterns: list[str], container: str, tail: str, follow: bool, timestamps: bool,
-         since: str | None = None, until: str | None = None, details: bool = False) -> int:
-    """Show one container's logs from every selected host, each line prefixed with its host.
+         since: str | None = None, until: str | None = None, details: bool = False, retry: bool = False) -> int:
+    """Show one container's logs from every selected host, each line prefixed with its host (coloured per host
+    on a terminal); following, the hosts' lines are merged by arrival.
 
     ``since``/``until``: RFC 3339, unix seconds or a duration relative to each host's clock ("10m").
     ``details``: docker's extra log attributes; json-file logs without log-opts have none, so nothing is added.
+    ``retry`` (with ``follow``): a host whose stream breaks is reported and re-attached (``_follow_retrying``).
     """
-    for flag, value in (("--since", since), ("--until", until)):
-        if value and not _TIME_SHAPE.match(value.strip()):  # the exact parse happens on each host (its clock)
-            raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(
-                flag, value))
+    check_time("--since", since)
+    check_time("--until", until)
     if tail == "all":
         tail_n = None
     else:
@@ -174,15 +186,77 @@ def logs(session: Session, patterns: list[str], container: str, tail: str, follo
             raise UsageError('invalid value for --tail: "{}" (a number or "all")'.format(tail)) from None
         if tail_n < 0:
             tail_n = None  # docker treats a negative tail as "all"
+    if retry and not follow:
+        raise UsageError("--retry re-attaches a followed stream: it needs -f/--follow")
     hosts = session.select(patterns)
-    results = session.run_hosts(hosts, "logs", {"container": container, "tail": tail_n, "follow": follow,
-                                                "timestamps": timestamps, "since": since or None,
-                                                "until": until or None, "details": details},
-                                log_printer(max(len(h.name) for h in hosts), timestamps), bounded=not follow)
+    from fleet.render import colours
+    names = [h.name for h in hosts]
+    printer = log_printer(max(len(n) for n in names), timestamps,
+                          [colours.HostPrefix(names, colours.enabled(s)) for s in (sys.stdout, sys.stderr)])
+    args = {"container": container, "tail": tail_n, "follow": follow, "timestamps": timestamps,
+            "since": since or None, "until": until or None, "details": details}
+    if retry:
+        results = _follow_retrying(session, hosts, args, printer)
+    else:
+        results = session.run_hosts(hosts, "logs", args, printer, bounded=not follow)
     for r in results:
         if not r.ok:
             note("{} | error: {}".format(r.host.name, tables.error_text(r.error)))
     return exit_status(results)
+
+
+RETRY_DELAY = 1.0  #: seconds between re-attach attempts of a host whose stream broke
+
+
+def since_after(stamp: str) -> str:
+    """The ``--since`` (unix seconds with nanoseconds) just after a log line's RFC 3339 UTC time: a re-attached
+    stream starts after the last line shown (docker's since is inclusive; its granularity is the nanosecond)."""
+    import calendar
+
+    day, _, rest = stamp.rstrip("Z").partition("T")
+    clock, _, frac = rest.partition(".")
+    secs = calendar.timegm(tuple(int(x) for x in day.split("-") + clock.split(":")) + (0, 0, 0))
+    ns = secs * 10 ** 9 + int(frac.ljust(9, "0")[:9] or 0) + 1
+    return "{}.{:09d}".format(ns // 10 ** 9, ns % 10 ** 9)
+
+
+def _follow_retrying(session: Session, hosts, args: dict, printer):
+    """``logs -f --retry``: every host streams at once; a host whose stream breaks (its SSH connection or the
+    payload gone) is reported on stderr and re-attached after RETRY_DELAY, from just after the last line it
+    showed, while the others keep flowing.  A host ends when its container's log ends or the payload refuses the
+    request (no such container); Ctrl-C ends all."""
+    import asyncio
+
+    from fleet.commands.common import raise_if_rejected_input
+    from fleet.errors import PayloadCrash, TransportError
+    from fleet.transport import fanout, invoke
+    from fleet.transport.payload import build
+
+    opts, payload, wanted = session.run_options(bounded=False), build(), args["timestamps"]
+
+    async def one(host):
+        host_args, last = dict(args, timestamps=True), None  # the payload stamps each line: where to resume
+
+        def on_event(name, data):
+            nonlocal last
+            if name == "log" and data.get("time"):
+                last = data["time"]
+            printer(host, name, data if wanted else dict(data, time=None))
+        while True:
+            res = await fanout.on_host(host, lambda conn: invoke.call(conn, host, payload, "logs", host_args,
+                                                                      on_event), opts.ssh, None)
+            if res.ok or not isinstance(res.error, (TransportError, PayloadCrash)):
+                return res
+            note("{} | stream broke ({}); re-attaching".format(host.name, tables.error_text(res.error)))
+            if last is not None:
+                host_args = dict(host_args, since=since_after(last), tail=None)
+            await asyncio.sleep(RETRY_DELAY)
+
+    async def all_hosts():
+        return await asyncio.gather(*(one(h) for h in hosts))
+    results = asyncio.run(all_hosts())
+    raise_if_rejected_input(results)
+    return results
 
 
 def _lifecycle(session, patterns, op, args, key, as_json):

@@ -3,6 +3,8 @@
 Supported actions (whitespace inside ``{{ }}`` is optional)::
 
     {{.Field}}            a field of the row (names are the command's; unknown names are a usage error)
+    {{.Field.Key.Key}}    a key of a field that is an object (``events``' ``.Actor.Attributes.name``); a
+                          missing key is ``<no value>``, as in Go
     {{json .}}            the whole row as a JSON object;  {{json .Field}} one field as JSON
     {{upper .Field}} {{lower .Field}} {{title .Field}} {{truncate .Field N}}
 
@@ -34,7 +36,7 @@ CONTAINER_FIELDS = {
 }
 
 _ACTION = re.compile(r"{{(.*?)}}", re.S)
-_FIELD = re.compile(r"^\.([A-Za-z_][A-Za-z0-9_]*)$")
+_FIELD = re.compile(r"^\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_-]+)*)$")
 _FUNCS = {"json", "upper", "lower", "title", "truncate"}
 
 # docker's tabwriter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) -> min cell width 10, padding 3
@@ -43,6 +45,11 @@ _MIN_WIDTH, _PADDING = 10, 3
 
 def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dig(value, key):
+    """Go's ``.Field.Key`` on a map: the key's value, ``<no value>`` when missing or not a map."""
+    return value.get(key, "<no value>") if isinstance(value, dict) else "<no value>"
 
 
 def _truncate(value, n) -> str:
@@ -108,6 +115,9 @@ def _translate(body: str, fields: dict, spec: str, literals: list) -> str:
                 spec, name, ", ".join("." + f for f in fields)))
         literals.append(name)
         expr = "_row[_lit[{}]]".format(len(literals) - 1)
+        for key in m.group(2).split(".")[1:]:
+            literals.append(key)
+            expr = "({} | _dig(_lit[{}]))".format(expr, len(literals) - 1)
     if func == "truncate":
         if len(rest) != 1 or not rest[0].isdigit():
             raise UsageError('invalid --format "{}": truncate takes a field and a length'.format(spec))
@@ -153,6 +163,7 @@ def compile_format(spec: str, fields: dict) -> Formatter:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.filters["_json"] = _json
     env.filters["_truncate"] = _truncate
+    env.filters["_dig"] = _dig
     try:
         template = env.from_string("".join(parts))
     except TemplateError as exc:  # only our own translation reaches jinja2, so this is a bug, said plainly

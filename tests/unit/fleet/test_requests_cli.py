@@ -99,6 +99,8 @@ COMMAND_LINES = [
     (["volume", "inspect", "-H", "h1", "v1"], "volume_inspect"),
     (["volume", "rm", "-H", "h1", "-f", "v1"], "volume_rm"),
     (["volume", "prune", "-H", "h1", "-a", "-f"], "volume_prune"),
+    (["events", "-H", "h1", "--since", "10m", "-f", "type=container", "-f", "event=die"], "events"),
+    (["events", "-H", "h1", "--until", "0"], "events"),
 ]
 
 _OTHER_CHECKS = {

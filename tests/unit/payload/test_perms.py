@@ -150,6 +150,20 @@ def test_a_root_from_an_older_version_is_repaired_once(tmp_path, umask0_layout):
     assert not perms.ensure_root(paths)
 
 
+def test_the_event_journal_is_private_and_an_open_one_is_repaired(tmp_path, umask0):
+    paths = _paths(tmp_path)
+    from agent_payload import events
+    events.record(paths, "container", "create", CID, {"name": "web", "secret-label": "x"})
+    assert _mode(os.path.join(paths.root, "events")) == 0o700
+    assert _mode(events.journal_path(paths)) == 0o600
+    os.chmod(os.path.join(paths.root, "events"), 0o755)  # an older version's, or a hand-made one
+    os.chmod(events.journal_path(paths), 0o644)
+    os.chmod(paths.root, 0o755)
+    assert perms.ensure_root(paths)
+    assert _mode(os.path.join(paths.root, "events")) == 0o700
+    assert _mode(events.journal_path(paths)) == 0o600
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_a_root_owned_by_someone_else_is_refused_not_chowned(tmp_path):
     paths = _paths(tmp_path)
