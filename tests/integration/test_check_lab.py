@@ -154,3 +154,14 @@ def test_a_black_holed_host_within_the_deadline_and_an_overlapping_run(env):
 def test_cron_environment(env):
     proc = env.check("--quiet", hosts="web*", env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
     assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_heal_redeploys_a_drifted_service_through_the_gated_path(env):
+    env.write(mode="b")  # the file changed, the hosts did not: drifted
+    proc = env.check("--heal", hosts="web*")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the state found, before healing
+    healed = [line for line in proc.stdout.splitlines() if line.startswith("healed: ")]
+    assert sorted(healed) == ["healed: web1 service:{}/web: updated".format(PROJECT),
+                              "healed: web2 service:{}/web: updated".format(PROJECT)], proc.stdout
+    again = env.check("--quiet", hosts="web*")
+    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
