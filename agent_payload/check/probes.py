@@ -71,12 +71,15 @@ def parse_output(text):
     return first.strip(), parse_perfdata(" ".join([perfs] + more))
 
 
-def _plugin_row(name, code, stdout, extra=""):
+def _plugin_row(name, code, stdout, stderr=""):
+    """A plugin's row; with nothing on stdout the first line of its stderr says what happened (exit 127)."""
     detail, perfdata = parse_output(stdout)
+    if not detail and (stderr or "").strip():
+        detail = stderr.strip().splitlines()[0]
     status = exit_state(code)
     if code not in EXIT_STATES:
         detail = "exit code {}{}".format(code, ": " + detail if detail else "")
-    return row(name, status, (detail or "(no output, exit code {})".format(code)) + extra, perfdata)
+    return row(name, status, detail or "(no output, exit code {})".format(code), perfdata)
 
 
 # ---------------------------------------------------------------- exec
@@ -91,18 +94,18 @@ def _kill_tree(pid):
 
 
 def _exec_in_container(rec, command, timeout):
-    """(exit code, stdout) of ``command`` run in the container (runtime/exec.py) from a child killed, with the
+    """(exit code, stdout, stderr) of ``command`` run in the container (runtime/exec.py) from a child killed, with the
     processes it forked, after ``timeout`` s; None for the code on a timeout. Errors are raised as AgentError."""
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(r)
-        out, result = [], {}
+        out = {"stdout": [], "stderr": []}
         try:
             from agent_payload.runtime import exec as execmod
-            res = execmod.execute(rec, command, emit=lambda ev, d: out.append(d["line"])
-                                  if d.get("stream") == "stdout" else None)
-            result = {"code": res["exit_code"], "stdout": "".join(out)[:MAX_OUTPUT]}
+            res = execmod.execute(rec, command, emit=lambda ev, d: out.get(d.get("stream"), []).append(d["line"]))
+            result = {"code": res["exit_code"], "stdout": "".join(out["stdout"])[:MAX_OUTPUT],
+                      "stderr": "".join(out["stderr"])[:MAX_OUTPUT]}
         except errors.AgentError as exc:
             result = {"error": exc.kind, "message": exc.message}
         except BaseException as exc:  # noqa: BLE001 - reported as the probe's failure
@@ -120,7 +123,7 @@ def _exec_in_container(rec, command, timeout):
             left = deadline - time.monotonic()
             if left <= 0:
                 _kill_tree(child)
-                return None, ""
+                return None, "", ""
             ready, _, _ = select.select([r], [], [], left)
             if ready:
                 chunk = os.read(r, 65536)
@@ -133,21 +136,21 @@ def _exec_in_container(rec, command, timeout):
     res = json.loads(buf.decode() or '{"error": "Internal", "message": "the exec helper died"}')
     if "error" in res:
         raise errors.from_wire({"kind": res["error"], "message": res["message"]}, "exec failed", checked=True)
-    return res["code"], res["stdout"]
+    return res["code"], res["stdout"], res["stderr"]
 
 
 def _exec_on_host(command, timeout):
-    """(exit code, stdout) of ``command`` on the host in its own session, killed with its group after
+    """(exit code, stdout, stderr) of ``command`` on the host in its own session, killed with its group after
     ``timeout`` s (None for the code then)."""
     import subprocess
 
     try:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+                                stderr=subprocess.PIPE, start_new_session=True, cwd="/")
     except OSError as exc:
         raise errors.NotFound('exec: "{}": {}'.format(command[0], exc.strerror))
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -157,9 +160,10 @@ def _exec_on_host(command, timeout):
             proc.communicate(timeout=2)
         except subprocess.TimeoutExpired:  # something left the group holding the pipe: stop waiting for it
             proc.stdout.close()
+            proc.stderr.close()
             proc.wait()
-        return None, ""
-    return proc.returncode, out[:MAX_OUTPUT].decode("utf-8", "replace")
+        return None, "", ""
+    return proc.returncode, out[:MAX_OUTPUT].decode("utf-8", "replace"), err[:MAX_OUTPUT].decode("utf-8", "replace")
 
 
 def exec_probe(runtime, probe):
@@ -171,14 +175,14 @@ def exec_probe(runtime, probe):
             where = " in container " + rec["name"]
             if rec["status"] != "running":
                 return row(name, UNKNOWN, "container {} is not running".format(rec["name"]))
-            code, out = _exec_in_container(rec, probe["command"], probe["timeout"])
+            code, out, err = _exec_in_container(rec, probe["command"], probe["timeout"])
         else:
-            code, out = _exec_on_host(probe["command"], probe["timeout"])
+            code, out, err = _exec_on_host(probe["command"], probe["timeout"])
     except errors.AgentError as exc:
         return row(name, UNKNOWN, "cannot run {}{}: {}".format(probe["command"][0], where, exc.message))
     if code is None:
         return row(name, CRITICAL, "timed out after {}s{}".format(probe["timeout"], where))
-    return _plugin_row(name, code, out)
+    return _plugin_row(name, code, out, err)
 
 
 # ---------------------------------------------------------------- http, tcp

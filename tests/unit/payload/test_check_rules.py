@@ -145,6 +145,8 @@ def test_plugin_output_first_line_and_multiline_perfdata():
     row = probes._plugin_row("probe:x", 5, "odd | a=1")
     assert row["status"] == UNKNOWN and row["detail"] == "exit code 5: odd" and row["perfdata"][0]["value"] == 1
     assert probes._plugin_row("probe:x", 2, "")["detail"] == "(no output, exit code 2)"
+    assert probes._plugin_row("probe:x", 127, "", 'exec: "x": not found\nmore')["detail"] == \
+        'exit code 127: exec: "x": not found'  # nothing on stdout: stderr says why
 
 
 def _exec(command, timeout=10):
