@@ -144,6 +144,20 @@ def test_an_oom_kill_since_the_last_check_warns(fx):
     assert {m["name"]: m for m in again["metrics"]["containers"]}["hog"]["oom_kills"] == 1
 
 
+def test_an_oom_kill_inside_a_running_service_warns(fx):
+    """A process other than the init killed: the container runs on, its cgroup counts the kill."""
+    hog = 'sh -c \'x=$(head -c 64m /dev/zero | tr "\\0" a)\'; echo child-done; sleep 600'
+    check(fx)  # before the container exists: all it does later is news
+    cid = run(fx, "shop-web-1", ["sh", "-c", hog], project="shop", service="web", memory="8m")
+    assert _wait_for(lambda: any("child-done" in ev["line"] for ev in fx.rt.logs(cid)), timeout=30)
+    assert fx.rt.lookup(cid)["status"] == "running"
+    out = check(fx, services=[want("web")])
+    row = rows(out)["service:shop/web"]
+    assert (row["status"], row["detail"]) == ("WARNING", "1 OOM kill since the last check")
+    assert {m["name"]: m for m in out["metrics"]["containers"]}["shop-web-1"]["oom_kills"] == 1
+    assert rows(check(fx, services=[want("web")]))["service:shop/web"]["status"] == "OK"
+
+
 def test_log_and_disk_thresholds(fx):
     run(fx, "chatty", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i-of-some-output; i=$((i+1)); done"])
     assert fx.rt.wait("chatty", timeout=20) == 0
