@@ -31,8 +31,8 @@ def exit_state(code):
 
 
 def _num(text):
-    v = float(text)
-    return int(v) if _NUMBER_RE.match(text) and re.match(r"^[-+]?[0-9]+$", text) else v
+    """An int for an integer's digits, else a float."""
+    return int(text) if re.match(r"^[-+]?[0-9]+$", text) else float(text)
 
 
 def parse_perfdata(text):

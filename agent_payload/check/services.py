@@ -54,8 +54,8 @@ def news(rec, seen):
 def _state(rec, now):
     r = deployed.row(rec, None, now)
     if r["state"] == "running":
-        return []
-    if r["state"] in ("paused", "restarting"):
+        return [(WARNING, "paused")] if rec.get("paused") else []
+    if r["state"] == "restarting":
         return [(WARNING, r["status"].lower())]
     return [(CRITICAL, r["status"].lower() if r["state"] != "created" else "created, never started")]
 
@@ -92,8 +92,7 @@ def _service_row(records, want, seen, now, digest_of):
             texts.append(prefix + "; ".join(t for _, t in found))
         else:
             r = deployed.row(rec, None, now)
-            ok_texts.append(prefix + "{}{}, config_hash {}".format(
-                r["status"].lower(), ", " + r["health"] if r["health"] else "", _short(r["config_hash"])))
+            ok_texts.append(prefix + "{}, config_hash {}".format(r["status"].lower(), _short(r["config_hash"])))
     status = worst(statuses)
     texts = texts if status != OK else ok_texts  # not OK: the replicas with something to say
     return row(name, status, "; ".join(texts)), [r["id"] for r in reps]
@@ -163,5 +162,6 @@ def evaluate(ctx, runtime, records, desired, keep=True):
         r = deployed.row(rec, None, now)
         metrics.append({"name": rec["name"], "project": labels.get(PROJECT), "service": labels.get(SERVICE),
                         "restarts": r["restart_count"], "oom_kills": seen[rec["id"]][0]["oom_kills"],
-                        "health": r["health"], "state": r["state"]})
+                        "health": r["health"], "state": "paused" if rec.get("paused") and r["state"] == "running"
+                        else r["state"]})
     return rows, metrics, problem

@@ -74,10 +74,12 @@ def test_missing_exited_drifted_unhealthy(ctx, oom):
                rec("shop-q-1", "shop", "q", health={"Status": "unhealthy", "Log": [{"Output": "nope\nmore"}]}),
                rec("shop-old-1.0123456789ab", "shop", "old", status="exited"),  # a retired one: not the service
                rec("shop-cron-1", "shop", "cron", status="restarting"),
-               rec("shop-web-1.next", "shop", "web")]
+               rec("shop-web-1.next", "shop", "web"),
+               dict(rec("shop-pause-1", "shop", "pause"), paused=True)]
     desired = [want(), want(service="api"), want(service="db"), want(service="q"), want(service="old"),
-               want(service="cron"), want(service="nohash", config_hash=None, digest=None)]
-    rows, _ = _rows(ctx, records, desired)
+               want(service="cron"), want(service="nohash", config_hash=None, digest=None), want(service="pause")]
+    rows, metrics = _rows(ctx, records, desired)
+    assert rows["service:shop/pause"] == (WARNING, "paused") and metrics["shop-pause-1"]["state"] == "paused"
     assert rows["service:shop/web"] == (WARNING, "drifted: config_hash bbbbbbbbbbbb (want aaaaaaaaaaaa)")
     assert rows["service:shop/api"][0] == CRITICAL and rows["service:shop/api"][1].startswith("exited (1)")
     assert rows["service:shop/db"] == (WARNING, "drifted: image_digest sha256:222222222222 "
