@@ -11,6 +11,7 @@ import re
 import select
 import signal
 import socket
+import threading
 import time
 
 from agent_payload import errors
@@ -254,3 +255,21 @@ def run(runtime, probe):
         return exec_probe(runtime, probe)
     except Exception as exc:  # noqa: BLE001 - a probe that could not run is UNKNOWN, never the whole check
         return row("probe:" + probe["name"], UNKNOWN, "cannot run: {}: {}".format(type(exc).__name__, exc))
+
+
+def run_all(runtime, probe_list):
+    """The rows of the probes, in their order: the exec ones one after the other (they fork: before any thread
+    exists), then the http and tcp ones all at once, so that the whole takes at most the exec timeouts plus the
+    longest network timeout."""
+    out = [run(runtime, p) if p["type"] == "exec" else None for p in probe_list]
+    threads = []
+    for i, p in enumerate(probe_list):
+        if out[i] is None:
+            t = threading.Thread(target=lambda i=i, p=p: out.__setitem__(i, run(runtime, p)), daemon=True)
+            t.start()
+            threads.append((t, i, p))
+    for t, i, p in threads:
+        t.join(p["timeout"] + 5)  # a name that will not resolve is not bounded by the socket timeout
+        if out[i] is None:
+            out[i] = row("probe:" + p["name"], CRITICAL, "timed out after {}s".format(p["timeout"]))
+    return out

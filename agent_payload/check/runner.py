@@ -24,6 +24,6 @@ def run(ctx, req):
         payload.update(status=WARNING, detail=payload["detail"] + "; " + problem)
     checks += svc_rows
     checks += host.logs(records, thresholds)
-    checks += [probes.run(runtime, p) for p in probe_list]
+    checks += probes.run_all(runtime, probe_list)
     payload["perfdata"].append(perf("duration", round(time.monotonic() - started, 3), "s", min=0))
     return {"checks": checks, "metrics": metrics}

@@ -5,6 +5,7 @@ import http.server
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -238,3 +239,24 @@ def test_http_probe_refused():
     s.close()
     row = _http("http://127.0.0.1:{}/".format(port))
     assert row["status"] == CRITICAL and row["detail"].endswith(": connection refused")
+
+
+def test_network_probes_run_at_once_and_rows_keep_their_order(web):
+    silent = socket.socket()  # connections complete (backlog) but no answer ever comes
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = "http://127.0.0.1:{}/".format(silent.getsockname()[1])
+    try:
+        started = time.monotonic()
+        got = probes.run_all(None, [
+            {"name": "a", "type": "http", "url": url, "status": [200], "body": None, "timeout": 1},
+            {"name": "x", "type": "exec", "command": ["sh", "-c", "echo fine"], "container": None, "timeout": 5},
+            {"name": "b", "type": "http", "url": url, "status": [200], "body": None, "timeout": 1},
+            {"name": "c", "type": "http", "url": web + "/ok", "status": [200], "body": None, "timeout": 1}])
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert [(r["check"], r["status"]) for r in got] == [("probe:a", CRITICAL), ("probe:x", OK), ("probe:b", CRITICAL),
+                                                        ("probe:c", OK)]
+    assert got[0]["detail"] == url + ": timed out"
+    assert took < 1.9, took  # not one after the other
