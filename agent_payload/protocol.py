@@ -259,10 +259,11 @@ Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.
             (10)} | {"name", "type": "tcp", "host" ("127.0.0.1"), "port", "timeout"} | {"name", "type": "exec",
             "command": [argv], "container": name|null (the host), "timeout"}], "counters": bool (true)}
             -> {"checks": [{"check", "status": "OK"|"WARNING"|"CRITICAL"|"UNKNOWN", "detail", "perfdata": [{"label",
-            "value" (null: "U"), "uom", "warn", "crit" (Nagios range strings)|null, "min", "max"}]}], "metrics":
-            {"containers": [{"name", "project", "service", "restarts", "oom_kills", "health", "state"}], "disk":
-            [{"path", "free_bytes", "size_bytes"}]}} (agent_payload/check/). Checks: "payload"; "disk:/" and
-            "disk:<root>" (free % of f_bavail under warn/crit); "service:P/S" per desired service (its containers
+            "value" (null: "U"), "uom", "warn", "crit" (a number, or the range a plugin gave when it is more: "10:",
+            "@5:10")|null, "min", "max"}]}], "metrics": {"containers": [{"name", "project", "service", "restarts",
+            "oom_kills", "health", "state"}], "disk": [{"path", "free_bytes", "size_bytes"}]}} (agent_payload/check/).
+            Checks: "payload"; "disk:/" and "disk:<root>" (free % of f_bavail under warn/crit; perfdata used_pct with
+            upper thresholds, as check_disk); "service:P/S" per desired service (its containers
             {P}-{S}-N: none CRITICAL "missing", exited/created CRITICAL, restarting/paused WARNING, drifted WARNING
             naming config_hash/image_digest, unhealthy CRITICAL, restarted or OOM-killed since the last check
             WARNING); "container:NAME" for other containers unhealthy (CRITICAL) or restarted/OOM-killed since the

@@ -19,11 +19,11 @@ per container id live in ``<root>/checks/counters.json`` (counters.py; 0600, wri
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 #: Nagios' order of badness (and exit codes: the index)
 STATES = (OK, WARNING, CRITICAL, UNKNOWN)
-_RANK = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}  # a state we know is worse than one we could not get
+_RANK = {OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3}  # as Icinga and fleet check rank them
 
 
 def worst(statuses, default=OK):
-    """The worst of ``statuses`` (CRITICAL > WARNING > UNKNOWN > OK, as Nagios ranks service states)."""
+    """The worst of ``statuses`` (CRITICAL > UNKNOWN > WARNING > OK)."""
     out = default
     for status in statuses:
         if _RANK[status] > _RANK[out]:
@@ -37,5 +37,6 @@ def row(check, status, detail, perfdata=None):
 
 
 def perf(label, value, uom="", warn=None, crit=None, min=None, max=None):
-    """One perfdata item (warn/crit are Nagios range strings, "10:" or "@5:10", or None)."""
+    """One perfdata item: numbers (``value`` None for a plugin's "U"); ``warn``/``crit`` a number, or the Nagios
+    range a plugin gave as it is when it is more than a number ("10:", "@5:10", "~:5")."""
     return {"label": label, "value": value, "uom": uom, "warn": warn, "crit": crit, "min": min, "max": max}

@@ -43,8 +43,9 @@ def disks(paths, thresholds):
         detail = "{}% free ({} of {})".format(free_pct, human(free), human(size))
         if status != OK:
             detail += ", under {}%".format(_pct(crit if status == CRITICAL else warn))
+        used_pct = round(100 - free_pct, 2)  # as check_disk: what is used, so that the thresholds are upper ones
         rows.append(row(name, status, detail, [
-            perf("free_pct", free_pct, "%", "{}:".format(_pct(warn)), "{}:".format(_pct(crit)), 0, 100),
+            perf("used_pct", used_pct, "%", _pct(100 - warn), _pct(100 - crit), 0, 100),
             perf("free", free, "B", min=0, max=size)]))
         metrics.append({"path": path, "free_bytes": free, "size_bytes": size})
     return rows, metrics
@@ -89,5 +90,5 @@ def logs(records, thresholds):
             continue
         out.append(row("log:" + rec["name"], status, "json log {} in {} file{}, over {}".format(
             human(size), files, "" if files == 1 else "s", human(crit if status == CRITICAL else warn)),
-            [perf("size", size, "B", str(warn), str(crit), 0)]))
+            [perf("size", size, "B", warn, crit, 0)]))
     return out

@@ -51,7 +51,7 @@ def parse_perfdata(text):
             if not vm:
                 continue
             value, uom = _num(vm.group(1)), vm.group(2) or ""
-        warn, crit = (f or None for f in fields[1:3])
+        warn, crit = (_num(f) if _NUMBER_RE.match(f) else f or None for f in fields[1:3])
         lo, hi = (_num(f) if _NUMBER_RE.match(f) else None for f in fields[3:5])
         out.append(perf(label, value, uom, warn, crit, lo, hi))
     return out

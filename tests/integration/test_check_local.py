@@ -259,7 +259,7 @@ def test_exec_probes_on_the_host_and_in_a_container(fx):
             text = "STATE {0} - said {0}".format(code)
             assert r["detail"] == (text if code <= 3 else "exit code 42: " + text)
             assert r["perfdata"] == [
-                {"label": "value", "value": code, "uom": "ms", "warn": "1", "crit": "2", "min": 0, "max": 10},
+                {"label": "value", "value": code, "uom": "ms", "warn": 1, "crit": 2, "min": 0, "max": 10},
                 {"label": "the load", "value": 0.5, "uom": "", "warn": None, "crit": None, "min": None,
                  "max": None}]
     assert got["probe:hostname"]["detail"] == fx.rt.lookup("app")["hostname"]  # it ran in the container

@@ -77,7 +77,8 @@ def test_probe_defaults():
 def test_worst_ranks_as_nagios():
     assert worst([]) == OK
     assert worst([OK, UNKNOWN]) == UNKNOWN
-    assert worst([UNKNOWN, WARNING, OK]) == WARNING
+    assert worst([UNKNOWN, WARNING, OK]) == UNKNOWN
+    assert worst([WARNING, OK]) == WARNING
     assert worst([WARNING, CRITICAL, UNKNOWN]) == CRITICAL
 
 
@@ -98,7 +99,9 @@ def test_disk_rows_of_both_filesystems(tmp_path):
     assert metrics[1]["size_bytes"] == st.f_blocks * st.f_frsize and 0 < metrics[1]["free_bytes"]
     pct = rows[0]["perfdata"][0]
     assert (pct["label"], pct["uom"], pct["warn"], pct["crit"], pct["min"], pct["max"]) == \
-        ("free_pct", "%", "100:", "0:", 0, 100)
+        ("used_pct", "%", 0, 100, 0, 100)
+    rows, _ = host.disks(paths, request.THRESHOLDS)
+    assert (rows[1]["perfdata"][0]["warn"], rows[1]["perfdata"][0]["crit"]) == (80, 90)
     rows, _ = host.disks(paths, dict(request.THRESHOLDS, disk_warn_pct=100, disk_crit_pct=100))
     assert all(r["status"] == CRITICAL for r in rows)
 
@@ -129,9 +132,9 @@ def test_perfdata_grammar():
     items = probes.parse_perfdata("time=0.5s;1;2;0;10 'disk usage'=75%;80:;@90:95;; 'it''s'=3 "
                                   "count=12c size=-1.5e3KB;;;; load=U;1;2 bad=abc =3 novalue=")
     got = [(p["label"], p["value"], p["uom"], p["warn"], p["crit"], p["min"], p["max"]) for p in items]
-    assert got == [("time", 0.5, "s", "1", "2", 0, 10), ("disk usage", 75, "%", "80:", "@90:95", None, None),
+    assert got == [("time", 0.5, "s", 1, 2, 0, 10), ("disk usage", 75, "%", "80:", "@90:95", None, None),
                    ("it's", 3, "", None, None, None, None), ("count", 12, "c", None, None, None, None),
-                   ("size", -1500.0, "KB", None, None, None, None), ("load", None, "", "1", "2", None, None)]
+                   ("size", -1500.0, "KB", None, None, None, None), ("load", None, "", 1, 2, None, None)]
     assert isinstance(items[1]["value"], int) and isinstance(items[0]["value"], float)
 
 
@@ -141,7 +144,7 @@ def test_plugin_output_first_line_and_multiline_perfdata():
                                        "/ 15272 MB (77%);\n/boot 68 MB (69%);\n"
                                        "/home 69357 MB (27%);| /boot=68MB;88;93;0;98\n/home=69357MB;253404;\n")
     assert detail == "DISK OK - free space: / 3326 MB (56%);"
-    assert [p["label"] for p in perf] == ["/", "/boot", "/home"] and perf[2]["warn"] == "253404"
+    assert [p["label"] for p in perf] == ["/", "/boot", "/home"] and perf[2]["warn"] == 253404
     assert probes.parse_output("just text\nmore")[0] == "just text"
     row = probes._plugin_row("probe:x", 5, "odd | a=1")
     assert row["status"] == UNKNOWN and row["detail"] == "exit code 5: odd" and row["perfdata"][0]["value"] == 1
@@ -161,7 +164,7 @@ def test_exec_on_the_host_follows_the_plugin_convention(code, status):
         code, code, code)])
     assert row["check"] == "probe:p" and row["status"] == status
     assert row["detail"] == ("state {}".format(code) if code <= 3 else "exit code 42: state 42")
-    assert row["perfdata"] == [{"label": "v", "value": code, "uom": "", "warn": "5", "crit": "9", "min": None,
+    assert row["perfdata"] == [{"label": "v", "value": code, "uom": "", "warn": 5, "crit": 9, "min": None,
                                 "max": None}]
 
 
