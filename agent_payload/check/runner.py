@@ -18,8 +18,7 @@ def run(ctx, req):
     checks += disk_rows
     runtime = ctx.runtime()
     records = runtime.all_records()
-    svc_rows, metrics["containers"], problem = services.evaluate(ctx, runtime, records, services_req,
-                                                                 keep=req.counters)
+    svc_rows, metrics["containers"], problem = services.evaluate(ctx, records, services_req, keep=req.counters)
     if problem:
         payload.update(status=WARNING, detail=payload["detail"] + "; " + problem)
     checks += svc_rows

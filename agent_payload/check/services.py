@@ -121,7 +121,7 @@ def _hierarchy():
         return None
 
 
-def evaluate(ctx, runtime, records, desired, keep=True):
+def evaluate(ctx, records, desired, keep=True):
     """(rows, container metrics, problem|None): the service and container rows; with ``keep`` the counters are
     stored for the next check (``problem`` says why they could not be)."""
     now = time.time_ns()

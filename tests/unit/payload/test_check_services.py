@@ -54,7 +54,7 @@ def oom(monkeypatch):
 
 
 def _rows(ctx, records, desired=(), keep=True):
-    rows, metrics, problem = services.evaluate(ctx, None, records, list(desired), keep=keep)
+    rows, metrics, problem = services.evaluate(ctx, records, list(desired), keep=keep)
     assert problem is None
     return {r["check"]: (r["status"], r["detail"]) for r in rows}, {m["name"]: m for m in metrics}
 
