@@ -121,13 +121,10 @@ def _hierarchy():
         return None
 
 
-def evaluate(ctx, records, desired, keep=True):
-    """(rows, container metrics, problem|None): the service and container rows; with ``keep`` the counters are
-    stored for the next check (``problem`` says why they could not be)."""
-    now = time.time_ns()
-    hierarchy = _hierarchy()
-    seen, problem = {}, None
-    with counters.session(ctx.paths, keep) as stored:
+def _observe(paths, records, keep, now, hierarchy):
+    """{id: (entry, restarts since, OOM kills since)}; with ``keep`` the entries are stored (OSError if not)."""
+    seen = {}
+    with counters.session(paths, keep) as stored:
         last = stored.get("containers") or {}
         last_time = stored.get("time") if isinstance(stored.get("time"), int) else None
         for rec in records:
@@ -136,10 +133,21 @@ def evaluate(ctx, records, desired, keep=True):
             prev = last.get(rec["id"]) if isinstance(last.get(rec["id"]), dict) else None
             seen[rec["id"]] = counters.observe(rec, prev, last_time, cg)
         if keep:
-            try:
-                counters.save(ctx.paths, {"time": now, "containers": {cid: v[0] for cid, v in seen.items()}})
-            except OSError as exc:
-                problem = "cannot keep the check counters: {}".format(exc)
+            counters.save(paths, {"time": now, "containers": {cid: v[0] for cid, v in seen.items()}})
+    return seen
+
+
+def evaluate(ctx, records, desired, keep=True):
+    """(rows, container metrics, problem|None): the service and container rows; with ``keep`` the counters are
+    stored for the next check (``problem`` says why they could not be)."""
+    now = time.time_ns()
+    hierarchy = _hierarchy()
+    problem = None
+    try:
+        seen = _observe(ctx.paths, records, keep, now, hierarchy)
+    except OSError as exc:  # a full disk, a read-only root: the checks still run, the payload row says so
+        problem = "cannot keep the check counters: {}".format(exc)
+        seen = _observe(ctx.paths, records, False, now, hierarchy)
     rows, claimed = [], set()
     digest_of = _digests(ctx)
     for want in desired:

@@ -187,3 +187,24 @@ def test_a_service_that_cannot_be_checked_is_unknown(ctx, oom, monkeypatch):
     monkeypatch.setattr(services, "_state", lambda rec, now: 1 / 0)
     rows, _ = _rows(ctx, [rec("shop-web-1", "shop", "web")], [want()])
     assert rows["service:shop/web"][0] == UNKNOWN and "division by zero" in rows["service:shop/web"][1]
+
+
+def test_counters_that_cannot_be_kept_leave_the_checks_running_and_say_so(ctx, oom, monkeypatch):
+    def full(paths, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(counters, "save", full)
+    rows, _metrics, problem = services.evaluate(ctx, [rec("loop", restarts=1)], [want()])
+    assert problem == "cannot keep the check counters: [Errno 28] No space left on device"
+    assert [r["check"] for r in rows] == ["service:shop/web"]
+    # the whole op: the payload row says it
+    from agent_payload.check import runner
+    from agent_payload.ops.args import decode
+
+    class Runtime:
+        def all_records(self):
+            return [rec("loop", restarts=1)]
+    ctx.payload_sha, ctx.runtime = "dev", Runtime
+    os.makedirs(ctx.paths.root, exist_ok=True)
+    out = runner.run(ctx, decode("check", {}))
+    assert out["checks"][0]["check"] == "payload" and out["checks"][0]["status"] == WARNING
+    assert out["checks"][0]["detail"].endswith("; cannot keep the check counters: [Errno 28] No space left on device")
