@@ -261,6 +261,29 @@ Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.
 ``deploy_journal`` {"project"|null, "service"|null, "last": N|null} -> {"entries": [{"time", "controller",
             "deploy_id", "project", "service", "from": {"config_hash", "image_digest"}|null, "to", "result",
             "action", "reason"}]} oldest first, from <root>/deploys/journal.jsonl (0600, O_APPEND + fsync per line)
+``check`` {"services": [{"project", "service", "config_hash"|null, "image_digest"|null}], "thresholds":
+            {"disk_warn_pct" (20), "disk_crit_pct" (10), "log_warn_bytes" (100 MiB), "log_crit_bytes" (1 GiB)},
+            "probes": [{"name", "type": "http", "url", "status": code|[codes] (200), "body": regex|null, "timeout": s
+            (10)} | {"name", "type": "tcp", "host" ("127.0.0.1"), "port", "timeout"} | {"name", "type": "exec",
+            "command": [argv], "container": name|null (the host), "timeout"}], "counters": bool (true)}
+            -> {"checks": [{"check", "status": "OK"|"WARNING"|"CRITICAL"|"UNKNOWN", "detail", "perfdata": [{"label",
+            "value" (null: "U"), "uom", "warn", "crit" (a number, or the range a plugin gave when it is more: "10:",
+            "@5:10")|null, "min", "max"}]}], "metrics": {"containers": [{"name", "project", "service", "restarts",
+            "oom_kills", "health", "state"}], "disk": [{"path", "free_bytes", "size_bytes"}]}} (agent_payload/check/).
+            Checks: "payload"; "disk:/" and "disk:<root>" (free % of f_bavail under warn/crit; perfdata used_pct with
+            upper thresholds, as check_disk); "service:P/S" per desired service (its containers
+            {P}-{S}-N: none CRITICAL "missing", exited/created CRITICAL, restarting/paused WARNING, drifted WARNING
+            naming config_hash/image_digest, unhealthy CRITICAL, restarted or OOM-killed since the last check
+            WARNING); "container:NAME" for other containers unhealthy (CRITICAL) or restarted/OOM-killed since the
+            last check (WARNING); "log:NAME" when the json log with its rotated files is over a threshold;
+            "probe:NAME": http (no redirects followed, no proxy; refused, timeout, other status or body not
+            matching: CRITICAL), tcp (refused, timeout: CRITICAL), exec in the container (as ``exec``) or on the
+            host: the Nagios plugin convention (exit 0/1/2/3 = OK/WARNING/CRITICAL/UNKNOWN, other codes UNKNOWN,
+            first stdout line = detail, perfdata after "|"), a timeout CRITICAL (Nagios' default), not runnable
+            UNKNOWN. "Since the last check": last-seen restart counts and OOM kills (cgroup memory.events /
+            memory.oom_control oom_kill, and the shim's OOMKilled) per container id in <root>/checks/counters.json
+            (0600, atomic, under a flock), written only with "counters" true. Bad input (a threshold, a probe):
+            InvalidArgument naming it; keys a nested object does not know are ignored
 
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
 "interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";

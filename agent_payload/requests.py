@@ -40,7 +40,8 @@ TYPE_MESSAGES = {
     "object": "argument {} must be an object",
 }
 #: Types only described here, checked by ``checked_by``.
-OTHER_TYPES = ("str|int", "str|number", "str_list|object", "labels", "console_size", "number", "network_list")
+OTHER_TYPES = ("str|int", "str|number", "str_list|object", "labels", "console_size", "number", "network_list",
+               "object_list")
 
 _CONTAINERS = {"containers": _a("str_list", [])}
 _CONTAINER = {"container": _a("str", required=True)}
@@ -202,4 +203,9 @@ REQUESTS = {
     "service_rollback": dict(_SERVICE, **_DEPLOY_GATE),
     "service_down": {"project": _a("str", required=True), "volumes": _a("bool", False)},
     "deploy_journal": {"project": _a("str"), "service": _a("str"), "last": _a("int", minimum=0)},
+    # fleet check (agent_payload/check/): the nested objects are checked by check/request.py
+    "check": {"services": _a("object_list", [], checked_by="check.request"),
+              "thresholds": _a("object", {}),
+              "probes": _a("object_list", [], checked_by="check.request"),
+              "counters": _a("bool", True)},
 }

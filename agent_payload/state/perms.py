@@ -40,7 +40,7 @@ SHARED_FILES = ("hosts", "resolv.conf", "hostname")
 # writable by others; fleet/transport/payload.py checks it before running anything from it).
 TOP_DIRS = (("containers", 0o710), ("content", DIR_MODE), ("snapshots", DIR_MODE), ("images", DIR_MODE),
             ("volumes", DIR_MODE), ("networks", DIR_MODE), ("locks", DIR_MODE), ("tmp", DIR_MODE),
-            ("deploys", DIR_MODE), ("events", DIR_MODE), ("payload", 0o755))
+            ("deploys", DIR_MODE), ("events", DIR_MODE), ("checks", DIR_MODE), ("payload", 0o755))
 
 
 class StateRootError(Exception):
@@ -159,8 +159,9 @@ def repair(paths):
     volumes = os.path.join(root, "volumes")
     for name in _entries(volumes):
         _private_file(os.path.join(volumes, name, "volume.json"))
-    # deploys: journal, locks, retired, progress; events: the event journal (labels in its attributes)
-    for name in ("networks", "images", "locks", "tmp", "deploys", "events"):
+    # deploys: journal, locks, retired, progress; events: the event journal (labels in its attributes);
+    # checks: the last-seen counters
+    for name in ("networks", "images", "locks", "tmp", "deploys", "events", "checks"):
         _private_tree(os.path.join(root, name))
     for name in _entries(paths.snapshots):  # the index; the layer trees below keep the image's own modes
         _private_file(os.path.join(paths.snapshots, name))

@@ -80,6 +80,7 @@ COMMAND_LINES = [
     (["rollback", "-H", "all", "-f", SRC + "/compose.yaml", "web"], "service_rollback"),
     (["down", "-H", "all", "-p", "shop", "-v"], "service_down"),
     (["deploy", "history", "-H", "all", "-p", "shop", "-n", "5", "web"], "deploy_journal"),
+    (["check", "-H", "all", "-f", SRC + "/compose.yaml", "--json", "--all"], "check"),
     (["cp", "-H", "all", SRC + "/f", C + ":/tmp/x"], "cp_in"),
     (["cp", "-H", "all", "-a", "-L", SRC + "/.", C + ":/tmp"], "cp_in"),
     (["cp", "-H", "h1", "-", C + ":/tmp"], "cp_in", ""),
@@ -113,6 +114,7 @@ _OTHER_CHECKS = {
     "network_list": lambda v: isinstance(v, list) and all(
         isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) and isinstance(i[1], list) and
         all(isinstance(a, str) for a in i[1]) for i in v),
+    "object_list": lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v),
 }
 
 

@@ -200,3 +200,17 @@ def test_every_command_checks_the_root_and_the_error_names_it(tmp_path):
         proc = subprocess.run(cmd + ["--rpc"], env=env, capture_output=True, text=True,
                               input='{"protocol": 1, "payload": "dev", "op": "ping"}')
         assert '"FailedPrecondition"' in proc.stdout and str(root) in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_root_from_an_older_version_gets_a_private_checks_dir(tmp_path):
+    """checks/ (the check op's last-seen counters): 0700, its files 0600, like deploys/."""
+    paths = _paths(tmp_path)
+    os.makedirs(os.path.join(paths.root, "checks"), 0o755)
+    for p in (paths.root, os.path.join(paths.root, "checks")):
+        os.chmod(p, 0o755)
+    counters = os.path.join(paths.root, "checks", "counters.json")
+    with open(counters, "w") as f:
+        f.write("{}")
+    os.chmod(counters, 0o644)
+    assert perms.ensure_root(paths)
+    assert _mode(os.path.join(paths.root, "checks")) == 0o700 and _mode(counters) == 0o600
