@@ -63,10 +63,11 @@ def _verify_self(path, expected):
         raise errors.FailedPrecondition("payload file {} is corrupt (sha256 {})".format(path, h.hexdigest()))
 
 
-# Ops that can wait indefinitely (logs -f, run in the foreground, a slow pull) or long (a deploy's swap, which
-# follows its detached worker: the follower must go with the SSH session, so that the sshd process a deploy lock
-# names ends with the controller and the next deploy may take the lock over at once).
-_LONG_OPS = ("logs", "run", "pull", "attach", "service_swap", "service_rollback", "events")
+# Ops that can wait indefinitely (logs -f, events -f, run in the foreground, a slow pull) or long (a deploy's swap,
+# which follows its detached worker: the follower must go with the SSH session, so that the sshd process a deploy
+# lock names ends with the controller and the next deploy may take the lock over at once; a check cut off at the
+# controller's deadline stops its probes).
+_LONG_OPS = ("logs", "run", "pull", "attach", "service_swap", "service_rollback", "events", "check")
 # Ops that do when their args ask for interactive I/O (then stdin frames follow the request line).
 _INTERACTIVE_ARGS = {"exec": ("interactive", "tty"), "start": ("attach",)}
 

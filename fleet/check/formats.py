@@ -49,6 +49,8 @@ def _perf_label(text: str) -> str:
 def _num(v) -> str:
     if v is None:
         return ""
+    if isinstance(v, str):  # a plugin's range ("80:", "@90:95"), passed on as it gave it
+        return v
     return ("{:.6f}".format(v).rstrip("0").rstrip(".")) if isinstance(v, float) and not v.is_integer() \
         else str(int(v))
 
@@ -60,7 +62,7 @@ def perfdata(report: Report) -> str:
             items.append("{}={}s;;;0".format(_perf_label("{} duration".format(h.host)), _num(h.seconds)))
         for row in h.rows:
             for p in row.perfdata:
-                spec = "{}{}".format(_num(p.value), p.uom)
+                spec = "{}{}".format("U" if p.value is None else _num(p.value), p.uom)
                 tail = ";".join(_num(x) for x in (p.warn, p.crit, p.min, p.max)).rstrip(";")
                 items.append("{}={}{}".format(_perf_label("{} {}".format(h.host, p.label)), spec,
                                               ";" + tail if tail else ""))

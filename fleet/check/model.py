@@ -19,20 +19,25 @@ class Perf:
     """One Nagios perfdata item: 'label'=value[UOM];[warn];[crit];[min];[max]."""
 
     label: str
-    value: float
+    value: float | None  # None: the plugin's "U" (no value could be determined)
     uom: str = ""
-    warn: float | None = None
-    crit: float | None = None
+    warn: float | str | None = None  # a number, or a plugin's range as it gave it ("80:", "@90:95")
+    crit: float | str | None = None
     min: float | None = None
     max: float | None = None
 
     @classmethod
     def from_wire(cls, data: dict) -> "Perf":
-        def num(key):
+        def num(key, ranges=False):
             v = data.get(key)
-            return None if v is None or v == "" else float(v)
-        return cls(str(data.get("label", "")), float(data.get("value") or 0), str(data.get("uom") or ""),
-                   num("warn"), num("crit"), num("min"), num("max"))
+            if v is None or v == "":
+                return None
+            if ranges and isinstance(v, str):
+                return v
+            return float(v)
+        value = data.get("value")
+        return cls(str(data.get("label", "")), None if value is None else float(value), str(data.get("uom") or ""),
+                   num("warn", True), num("crit", True), num("min"), num("max"))
 
 
 @dataclass

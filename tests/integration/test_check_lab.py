@@ -66,12 +66,12 @@ class Env:
 def env(lab, tmp_path):
     e = Env(lab, tmp_path)
     e.fleet("down", "-H", "all", "-p", PROJECT, "-v")
-    e.fleet("rm", "-f", "-H", "all", "chk-sick", "chk-loop")
+    lab.remove_containers("chk-")
     try:
         e.fleet("deploy", "-H", "web*", "-f", str(e.compose), check=True)
         yield e
     finally:
-        e.fleet("rm", "-f", "-H", "all", "chk-sick", "chk-loop")
+        lab.remove_containers("chk-")
         e.fleet("down", "-H", "all", "-p", PROJECT, "-v")
 
 

@@ -25,7 +25,8 @@ def _report():
                  "disk": [{"path": "/", "free_bytes": 780, "size_bytes": 1000}]})
     web2 = HostReport("web2", up=True, seconds=0.5, rows=[
         Row("web2", "service:shop/web", WARNING, "drifted: config hash"),
-        Row("web2", "probe:it's|odd", UNKNOWN, "exec failed | badly", [Perf("load'1", 0.5, "", None, 2.0)])])
+        Row("web2", "probe:it's|odd", UNKNOWN, "exec failed | badly", [Perf("load'1", 0.5, "", None, 2.0),
+                                                                         Perf("mem", None, "B", "80:", "@90:95")])])
     db1 = HostReport("db1", rows=[Row("db1", "reachable", CRITICAL, "unreachable: connection refused")])
     return Report(hosts=[web1, web2, db1])
 
@@ -40,7 +41,8 @@ def test_worst_state_and_exit_codes():
 
 
 # The plugin guidelines' output: "TEXT | 'label'=value[UOM];[warn];[crit];[min];[max] ..." then long output lines
-_PERF = r"'(?:[^'=]|'')+'=-?[0-9.]+(?:[a-zA-Z%]+)?(?:;(?:-?[0-9.]+)?){0,4}"
+_RANGE = r"@?(?:-?[0-9.]+|~)?:?(?:-?[0-9.]+)?"
+_PERF = r"'(?:[^'=]|'')+'=(?:-?[0-9.]+|U)(?:[a-zA-Z%]+)?(?:;{r}){{0,4}}".format(r=_RANGE)
 _FIRST = re.compile(r"^FLEET (OK|WARNING|CRITICAL|UNKNOWN) - [^|]+(?: \| {p}(?: {p})*)?$".format(p=_PERF))
 
 
@@ -50,7 +52,7 @@ def test_nagios_output_follows_the_plugin_grammar():
     assert _FIRST.match(first), first
     assert first.startswith("FLEET CRITICAL - 2 critical, 1 unknown, 1 warning, 2 ok on 3 host(s): ")
     assert "'web1 disk:/ free'=78%;20;10;0;100" in first and "'web2 load''1'=0.5;;2" in first
-    assert "'web1 duration'=0.25s;;;0" in first
+    assert "'web1 duration'=0.25s;;;0" in first and "'web2 mem'=UB;80:;@90:95" in first  # U, plugin ranges
     assert all("|" not in line for line in long_output)
     assert long_output[0].startswith("CRITICAL web1 service:shop/web")
     ok = formats.nagios(Report(hosts=[HostReport("h", True, 0.1, [Row("h", "reachable", OK)])]))

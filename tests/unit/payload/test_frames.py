@@ -73,6 +73,7 @@ def test_long_ops_include_interactive_exec_and_attach_only():
     assert cli._is_long({"op": "attach", "args": {}})
     assert cli._is_long({"op": "logs", "args": {}})
     assert cli._is_long({"op": "service_swap", "args": {}}) and cli._is_long({"op": "service_rollback", "args": {}})
+    assert cli._is_long({"op": "check", "args": {}})  # a check cut off at the deadline goes with its session
     assert not cli._is_long({"op": "exec", "args": {"command": ["true"]}})
     assert not cli._is_long({"op": "stop", "args": None})
 
