@@ -125,7 +125,8 @@ class Runtime:
                 shim_pid=msg["shim_pid"], shim_start=msg["shim_start"], started_at=records.format_ns(),
                 exit_code=None, error=None, oom_killed=False, paused=False, health=health.initial(config),
                 network_settings=msg.get("network_settings"), **restart.fresh_start_fields())
-        events.container(self.paths, "start", config)
+            # under the container lock: the shim records the run's "die" under it too, so "start" comes first
+            events.container(self.paths, "start", config)
         return records.make_record(self.paths, config, state)
 
     def _launch_shim(self, cid):

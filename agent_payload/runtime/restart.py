@@ -215,7 +215,7 @@ def record_restarted(paths, container_id, pid, pid_start, network_settings=None)
                      started_at=records.format_ns(), exit_code=None, error=None, oom_killed=False, paused=False,
                      health=health.initial(records.read_config(paths, container_id)),
                      network_settings=network_settings)
-    events.container_of(paths, container_id, "start")
+        events.container_of(paths, container_id, "start")  # under the lock, before the run's "die" (after_exit)
     return True
 
 
