@@ -24,7 +24,11 @@ def run(
     as_json: bool = JsonOpt,
     **flags,
 ):
-    """Create and start a container on each host (options go before IMAGE, as with docker)."""
+    """Create and start a container on each host (options go before IMAGE, as with docker).
+
+    With one host, stdout is docker's: -d prints the full container ID; attached, the container's output alone
+    (the summary goes to stderr). With several hosts, a table per host follows on stdout.
+    """
     from fleet.commands import containers as cmd
     from fleet.commands import runflags
     _finish(lambda: cmd.run(_session(ctx), patterns, runflags.parse("run", image, command, flags), as_json))
@@ -52,7 +56,8 @@ def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
                                                    "different keys ANDed)."),
        last: int = typer.Option(-1, "-n", "--last", help="Show the N last created containers (all states)."),
        latest: bool = typer.Option(False, "-l", "--latest", help="Show the latest created container (all states)."),
-       quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show host and container IDs."),
+       quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show container IDs, one per line, every host's, "
+                            "without a host (--format '{{.Host}} {{.ID}}' to add it)."),
        size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes."),
        no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
        fmt: Optional[str] = typer.Option(None, "--format", help="Go-template subset: {{.Host}} {{.ID}} {{.Image}} "

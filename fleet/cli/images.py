@@ -38,7 +38,8 @@ def images(ctx: typer.Context, patterns: List[str] = HostsOpt,
                                              "{{.Tag}} {{.ID}} {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} "
                                              "{{.Size}}, {{json .}}, 'table' prefix, \\t."),
            no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate image IDs."),
-           quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show host and image IDs."),
+           quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs, one per line, every "
+                                      "host's, without a host (--format '{{.Host}} {{.ID}}' to add it)."),
            as_json: bool = JsonOpt):
     """List images on each host."""
     from fleet.commands import images as cmd

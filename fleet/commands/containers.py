@@ -78,14 +78,20 @@ def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> 
         (logs if event == "log" else progress)(host, event, data)
 
     results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
+    # one host: stdout is docker's (the full ID after -d; the container's output alone when attached) and the
+    # summary, if any, goes to stderr; several hosts: the table on stdout
+    one = len(hosts) == 1
     if as_json:
         output(tables.to_json(results))
+    elif detach and one and results[0].ok:
+        output(results[0].data["id"])
     elif detach:
-        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE", "PORTS"], results,
-                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"], d.get("ports") or ""]]))
+        (note if one else output)(tables.host_table(
+            ["CONTAINER ID", "NAME", "IMAGE", "PORTS"], results,
+            lambda d: [[tables.short_id(d["id"]), d["name"], d["image"], d.get("ports") or ""]]))
     else:
-        output(tables.host_table(["CONTAINER ID", "NAME", "EXIT CODE"], results,
-                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["exit_code"]]]))
+        (note if one else output)(tables.host_table(["CONTAINER ID", "NAME", "EXIT CODE"], results,
+                                                    lambda d: [[tables.short_id(d["id"]), d["name"], d["exit_code"]]]))
     status = exit_status(results)
     if status == 0 and not detach:
         codes = [r.data.get("exit_code") or 0 for r in results]
@@ -148,8 +154,7 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
     if as_json:
         output(tables.to_json(results))
     elif quiet:
-        text = "\n".join("{} {}".format(r.host.name, c["id"] if no_trunc else c["id"][:12])
-                         for r in results if r.ok for c in r.data["containers"])
+        text = tables.bare_ids(results, lambda d: [c["id"] if no_trunc else c["id"][:12] for c in d["containers"]])
         if text:
             output(text)
         for r in results:

@@ -179,7 +179,7 @@ def images(session: Session, patterns: list[str], all_: bool, digests: bool, qui
     if as_json:
         output(tables.to_json(results))
     elif quiet:
-        text = "\n".join("{} {}".format(r.host.name, image_id(i)) for r in results if r.ok for i in r.data["images"])
+        text = tables.bare_ids(results, lambda d: [image_id(i) for i in d["images"]])
         if text:
             output(text)
         host_errors(results)

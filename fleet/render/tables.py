@@ -35,6 +35,12 @@ def host_table(headers: list[str], results, rows_of) -> str:
     return render(out_headers, rows)
 
 
+def bare_ids(results, ids_of) -> str:
+    """``-q``: every host's IDs, one per line, without a host (docker's quiet format ``{{.ID}}``), in host order;
+    ``ids_of(data)`` gives one host's. Failed hosts give none (say them on stderr). Empty when there are none."""
+    return "\n".join(i for r in results if r.ok for i in ids_of(r.data))
+
+
 def error_text(error) -> str:
     """A one-line message for a host's error."""
     return " ".join(str(error).split())

@@ -91,7 +91,7 @@ def test_a_start_that_fails_on_a_host_is_exit_1_naming_it_and_run_rm_leaves_noth
     assert _volumes(lab, "web1") == volumes_before  # --rm took the anonymous volumes with it
     # without --rm the Created container stays, as docker leaves it; still exit 1 naming the host
     proc = lab.fleet("run", "-H", "web1", "-d", "--name", PREFIX + "kept", "--user", "ghost", "busybox", "true")
-    assert proc.returncode == 1 and "web1" in proc.stdout and "unable to find user ghost" in proc.stdout, proc.stdout
+    assert proc.returncode == 1 and "web1" in proc.stderr and "unable to find user ghost" in proc.stderr, proc.stderr
     assert _containers(lab, "web1")[PREFIX + "kept"]["state"] == "created"
     # start of that container: the same failure, exit 1 (not 2: nothing the user typed was wrong)
     proc = lab.fleet("start", "-H", "web1", PREFIX + "kept")

@@ -63,3 +63,13 @@ def test_ago_parses_rfc3339_variants(stamp):
 def test_short_id():
     assert tables.short_id("sha256:" + "ab" * 32) == "ab" * 6
     assert tables.short_id(None) == ""
+
+
+def test_bare_ids_are_every_hosts_ids_one_per_line_without_a_host():
+    """docker's quiet format is ``{{.ID}}``: ``-q`` with several hosts still gives bare IDs, in host order, and a
+    failed host gives none (its error is said on stderr by the command)."""
+    results = [HostResult(_host("web1"), data={"v": ["a1", "a2"]}),
+               HostResult(_host("db9"), error=TransportError("ssh 10.0.0.9:22: Connection refused")),
+               HostResult(_host("web2"), data={"v": ["b1"]})]
+    assert tables.bare_ids(results, lambda d: d["v"]) == "a1\na2\nb1"
+    assert tables.bare_ids(results[1:2], lambda d: d["v"]) == ""
