@@ -132,7 +132,7 @@ def pull(session: Session, patterns: list[str], image: str, all_tags: bool, plat
     if as_json:
         output(tables.to_json(results))
     elif quiet:
-        text = "\n".join("{} {}".format(r.host.name, p["image"]) for r in results if r.ok for p in pulled(r.data))
+        text = tables.bare_ids(results, lambda d: [p["image"] for p in pulled(d)])  # docker pull -q: the reference
         if text:
             output(text)
         host_errors(results)
@@ -241,7 +241,7 @@ def history(session: Session, patterns: list[str], image: str, no_trunc: bool, q
     if as_json:
         output(tables.to_json(results))
     elif quiet:
-        text = "\n".join("{} {}".format(r.host.name, layer_id(h)) for r in results if r.ok for h in r.data["history"])
+        text = tables.bare_ids(results, lambda d: [layer_id(h) for h in d["history"]])
         if text:
             output(text)
         host_errors(results)

@@ -42,18 +42,22 @@ def network_ls(session: Session, patterns: list[str], filters: list[str], quiet:
                as_json: bool) -> int:
     """docker's NETWORK ID, NAME, DRIVER, SCOPE after HOST."""
     results = session.run(patterns, "network_ls", {"filters": list(filters)})
-    if quiet and not as_json:
-        for r in results:
-            if r.ok:
-                for n in r.data["networks"]:
-                    output("{} {}".format(r.host.name, n["id"] if no_trunc else n["id"][:12]))
-            else:
-                note("{}: {}".format(r.host.name, tables.error_text(r.error)))
+    if quiet and not as_json:  # docker's -q: bare IDs, every host's, one per line
+        _bare(results, lambda d: [n["id"] if no_trunc else n["id"][:12] for n in d["networks"]])
         return exit_status(results)
 
     def rows(d):
         return [[n["id"] if no_trunc else n["id"][:12], n["name"], n["driver"], n["scope"]] for n in d["networks"]]
     return _table(results, ["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows, as_json)
+
+
+def _bare(results, ids_of) -> None:
+    text = tables.bare_ids(results, ids_of)
+    if text:
+        output(text)
+    for r in results:
+        if not r.ok:
+            note("{}: {}".format(r.host.name, tables.error_text(r.error)))
 
 
 def network_inspect(session: Session, patterns: list[str], networks: list[str]) -> int:
@@ -101,13 +105,8 @@ def volume_create(session: Session, patterns: list[str], name: str | None, drive
 def volume_ls(session: Session, patterns: list[str], filters: list[str], quiet: bool, as_json: bool) -> int:
     """docker's DRIVER, VOLUME NAME after HOST."""
     results = session.run(patterns, "volume_ls", {"filters": list(filters)})
-    if quiet and not as_json:
-        for r in results:
-            if r.ok:
-                for v in r.data["volumes"]:
-                    output("{} {}".format(r.host.name, v["name"]))
-            else:
-                note("{}: {}".format(r.host.name, tables.error_text(r.error)))
+    if quiet and not as_json:  # docker's -q: bare names, every host's, one per line
+        _bare(results, lambda d: [v["name"] for v in d["volumes"]])
         return exit_status(results)
     return _table(results, ["DRIVER", "VOLUME NAME"], lambda d: [[v["driver"], v["name"]] for v in d["volumes"]],
                   as_json)

@@ -113,7 +113,7 @@ def test_rmi_history_prune_df_tables(inventory, calls):
     assert "<missing>" in table and "4.26MB" in table
     assert step.strip() in invoke(inventory, "history", "-H", "web1", "--no-trunc", "busybox").stdout
     assert invoke(inventory, "history", "-H", "web1", "-q", "busybox").stdout.split() == [
-        "web1", "2" * 12, "web1", "<missing>"]
+        "2" * 12, "<missing>"]  # docker's -q: bare IDs (issue 13)
 
     calls.answers["image_prune"] = lambda h, a: {"deleted": ["sha256:" + "3" * 64], "untagged": [],
                                                  "reclaimed": 2_000_000}

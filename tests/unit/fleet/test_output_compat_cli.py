@@ -69,3 +69,18 @@ def test_attached_run_summary_goes_to_stderr_on_one_host_and_stays_on_stdout_for
     assert one.stderr.splitlines()[0].split() == ["HOST", "CONTAINER", "ID", "NAME", "EXIT", "CODE"]
     several = invoke(inventory, "run", "-H", "web", "--name", "job", "busybox", "true")
     assert several.exit_code == 1 and several.stdout.splitlines()[0].split()[:3] == ["HOST", "CONTAINER", "ID"]
+
+
+def test_network_volume_history_and_pull_q_are_bare(inventory, calls):
+    """docker network ls -q / volume ls -q print IDs / names, history -q layer IDs, pull -q the reference."""
+    calls.answers["network_ls"] = lambda h, a: {"networks": [{"id": "n" * 64, "name": "app", "driver": "bridge",
+                                                              "scope": "local"}]}
+    calls.answers["volume_ls"] = lambda h, a: {"volumes": [{"name": "data", "driver": "local"}]}
+    calls.answers["history"] = lambda h, a: {"history": [{"id": "sha256:" + "2" * 64}, {"id": "<missing>"}]}
+    calls.answers["pull"] = lambda h, a: {"image": "docker.io/library/nginx:latest", "id": "sha256:" + "3" * 64,
+                                          "digest": "sha256:" + "4" * 64, "layers": 1, "downloaded": 0}
+    assert invoke(inventory, "network", "ls", "-H", "web", "-q").stdout == ("n" * 12 + "\n") * 2
+    assert invoke(inventory, "network", "ls", "-H", "web1", "-q", "--no-trunc").stdout == "n" * 64 + "\n"
+    assert invoke(inventory, "volume", "ls", "-H", "web1", "-q").stdout == "data\n"
+    assert invoke(inventory, "history", "-H", "web1", "-q", "nginx").stdout == "2" * 12 + "\n<missing>\n"
+    assert invoke(inventory, "pull", "-H", "web1", "-q", "nginx").stdout == "docker.io/library/nginx:latest\n"
