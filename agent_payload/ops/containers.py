@@ -239,11 +239,37 @@ def containers_of(req):
     return req.containers
 
 
+def per_name(names, act, key):
+    """Docker's way with several names: each is its own operation, a failure stops only that name.
+
+    ``act(name)`` acts on one name and returns its ID (or a list with one ID). Returns {key: [IDs that
+    succeeded], "results": [{"name", "id", "ok", "error": {"kind", "message"} or None}]} in the given order.
+    One name alone is one operation: its error is raised (the host's error, as before).
+    """
+    done, results = [], []
+    for name in names:
+        try:
+            out = act(name)
+        except errors.AgentError as exc:
+            if len(names) == 1:
+                raise
+            results.append({"name": name, "id": None, "ok": False,
+                            "error": {"kind": exc.kind, "message": exc.message}})
+            continue
+        cid = out[0] if isinstance(out, list) else out
+        done.append(cid)
+        results.append({"name": name, "id": cid, "ok": True, "error": None})
+    return {key: done, "results": results}
+
+
 def op_stop(ctx, req, emit):
-    """Stop containers: stop signal, then SIGKILL after ``time`` seconds."""
-    return {"stopped": ctx.runtime().stop(containers_of(req), time=req.time)}
+    """Stop containers: stop signal, then SIGKILL after ``time`` seconds; per-name results."""
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.stop([ref], time=req.time), "stopped")
 
 
 def op_rm(ctx, req, emit):
-    """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too)."""
-    return {"removed": ctx.runtime().remove(containers_of(req), force=req.force, volumes=req.volumes)}
+    """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too); per name."""
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.remove([ref], force=req.force, volumes=req.volumes),
+                    "removed")

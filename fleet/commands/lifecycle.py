@@ -31,12 +31,12 @@ def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) 
 
 
 def _result_table(results, key: str, label: str, as_json: bool) -> int:
+    """One row per host and container name (docker acts on each name); 1 if a host or any name failed."""
     if as_json:
         output(tables.to_json(results))
     else:
-        output(tables.host_table(["CONTAINER", "RESULT"], results,
-                                 lambda d: [[tables.short_id(cid), label] for cid in d[key]]))
-    return exit_status(results)
+        output(tables.name_table(["CONTAINER", "RESULT"], results, key, label))
+    return 1 if tables.names_failed(results) else exit_status(results)
 
 
 def start(session: Session, patterns: list[str], containers: list[str], attach: bool, as_json: bool) -> int:
