@@ -1,6 +1,7 @@
 """Container ops: run (image -> spec -> runtime), ps, logs, stop, rm."""
 
 from agent_payload import errors
+from agent_payload.ops.pername import per_name
 
 
 def container_argv(image_config, entrypoint=None, command=None):
@@ -237,29 +238,6 @@ def containers_of(req):
     if not req.containers:
         raise errors.InvalidArgument("{} requires at least one container".format(req.op))
     return req.containers
-
-
-def per_name(names, act, key):
-    """Docker's way with several names: each is its own operation, a failure stops only that name.
-
-    ``act(name)`` acts on one name and returns its ID (or a list with one ID). Returns {key: [IDs that
-    succeeded], "results": [{"name", "id", "ok", "error": {"kind", "message"} or None}]} in the given order.
-    One name alone is one operation: its error is raised (the host's error, as before).
-    """
-    done, results = [], []
-    for name in names:
-        try:
-            out = act(name)
-        except errors.AgentError as exc:
-            if len(names) == 1:
-                raise
-            results.append({"name": name, "id": None, "ok": False,
-                            "error": {"kind": exc.kind, "message": exc.message}})
-            continue
-        cid = out[0] if isinstance(out, list) else out
-        done.append(cid)
-        results.append({"name": name, "id": cid, "ok": True, "error": None})
-    return {key: done, "results": results}
 
 
 def op_stop(ctx, req, emit):

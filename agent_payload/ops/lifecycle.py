@@ -7,7 +7,8 @@ as its own operation, as docker does: a missing or refusing container fails only
 """
 
 from agent_payload import errors
-from agent_payload.ops.containers import containers_of, per_name
+from agent_payload.ops.containers import containers_of
+from agent_payload.ops.pername import per_name
 
 
 def op_create(ctx, req, emit):
