@@ -8,7 +8,8 @@ def per_name(names, act, key):
 
     ``act(name)`` acts on one name and returns its ID (or a list with one ID, or None when there was
     nothing to do). Returns {key: [IDs that succeeded], "results": [{"name", "id", "ok", "error": {"kind",
-    "message"} or None}]} in the given order. One name alone is one operation: its error is raised (the host's error, as before).
+    "message"} or None}]} in the given order.
+    One name alone is one operation: its error is raised (the host's error, as before).
     """
     done, results = [], []
     for name in names:
