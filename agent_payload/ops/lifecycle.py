@@ -77,9 +77,44 @@ def op_rename(ctx, req, emit):
     return ctx.runtime().rename(req.container, req.name)
 
 
+INSPECT_TYPES = {None: "object", "container": "container", "image": "image"}
+
+
 def op_inspect(ctx, req, emit):
-    """Docker's inspect objects of containers."""
-    return {"containers": ctx.runtime().inspect(containers_of(req))}
+    """docker inspect: each name a container, else an image (docker's order; ``type`` keeps to one kind).
+
+    Returns {"containers": [inspect objects, in the names' order], "errors": [{"name", "kind", "message"}]} (no
+    "errors" key when all were found); NotFound ("No such object: x", docker's words) when none was.
+    """
+    refs = containers_of(req)
+    kind = req.type or None
+    if kind not in INSPECT_TYPES:
+        raise errors.InvalidArgument('"{}" is not a valid value for --type'.format(kind))
+    runtime = ctx.runtime()
+    found, failures = [], []
+    for ref in refs:
+        obj = None
+        if kind in (None, "container"):
+            try:
+                obj = runtime.inspect([ref])[0]
+            except errors.NotFound:
+                pass
+        if obj is None and kind in (None, "image"):
+            try:
+                obj = ctx.images().inspect(ref)
+            except (errors.NotFound, errors.InvalidArgument):  # not an image reference: no such image either
+                pass
+        if obj is None:
+            failures.append({"name": ref, "kind": "NotFound",
+                             "message": "No such {}: {}".format(INSPECT_TYPES[kind], ref)})
+        else:
+            found.append(obj)
+    if failures and not found:
+        raise errors.NotFound("; ".join(f["message"] for f in failures))
+    out = {"containers": found}
+    if failures:
+        out["errors"] = failures
+    return out
 
 
 def op_top(ctx, req, emit):

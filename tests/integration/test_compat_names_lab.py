@@ -120,3 +120,109 @@ def test_all_found_exits_0_with_one_row_per_name(clean):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["HOST", "CONTAINER", "RESULT"] and len(lines) == 3
+
+
+def test_rmi_untags_every_found_name_and_reports_the_missing_one(lab):
+    """docker rmi a nosuch b: "Untagged: a", "Error response from daemon: No such image: nosuch:latest",
+    "Untagged: b", exit 1 (busybox keeps its own tag, so nothing is deleted)."""
+    a, b, nosuch = PREFIX + "img:a", PREFIX + "img:b", PREFIX + "nosuch"
+    try:
+        for tag in (a, b):
+            lab.fleet("tag", "-H", HOST, "busybox", tag, check=True)
+        proc = lab.fleet("rmi", "-H", HOST, a, nosuch, b)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert [line.split(None, 1)[1] for line in proc.stdout.splitlines()[1:]] == [
+            "Untagged: " + a, "Error response from daemon: No such image: " + nosuch + ":latest", "Untagged: " + b]
+        rc, images = lab.fleet_json("images", "-H", HOST)
+        assert not [i for i in images[HOST]["images"] if i["repository"] == PREFIX + "img"]
+    finally:
+        lab.fleet("rmi", "-H", HOST, a, b)
+
+
+def test_rmi_json_has_each_name_error(lab):
+    """docker rmi nosuch1 nosuch2 reports both names (--json: one result per name), exit 1."""
+    rc, obj = _results(lab, "rmi", PREFIX + "nosuch1", PREFIX + "nosuch2")
+    assert rc == 1
+    assert [(n["name"], n["error"]["message"]) for n in obj["results"]] == [
+        (PREFIX + "nosuch1", "No such image: {}nosuch1:latest".format(PREFIX)),
+        (PREFIX + "nosuch2", "No such image: {}nosuch2:latest".format(PREFIX))]
+
+
+def test_network_rm_removes_every_found_name(lab):
+    """docker network rm a nosuch b: a and b removed, "Error response from daemon: network nosuch not found"
+    (fleet: its NotFound message), exit 1."""
+    a, b, nosuch = PREFIX + "net-a", PREFIX + "net-b", PREFIX + "net-nosuch"
+    try:
+        for net in (a, b):
+            lab.fleet("network", "create", "-H", HOST, net, check=True)
+        rc, obj = _results(lab, "network", "rm", a, nosuch, b)
+        assert rc == 1
+        assert [(n["name"], n["ok"]) for n in obj["results"]] == [(a, True), (nosuch, False), (b, True)]
+        rc, nets = lab.fleet_json("network", "ls", "-H", HOST)
+        assert not {a, b} & {n["name"] for n in nets[HOST]["networks"]}
+    finally:
+        lab.fleet("network", "rm", "-H", HOST, a, b)
+
+
+def test_volume_rm_removes_every_unused_name_and_reports_the_used_one(clean):
+    """docker volume rm a used b: a and b removed, "Error response from daemon: remove used: volume is in use -
+    [id]", exit 1."""
+    a, b, used = PREFIX + "vol-a", PREFIX + "vol-b", PREFIX + "vol-used"
+    try:
+        for vol in (a, b, used):
+            clean.fleet("volume", "create", "-H", HOST, vol, check=True)
+        clean.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "user", "-v", used + ":/data", "busybox", "sleep",
+                    "300", check=True)
+        proc = clean.fleet("volume", "rm", "-H", HOST, a, used, b)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        lines = proc.stdout.splitlines()
+        assert [line.split()[1:3] for line in lines[1:]] == [[a, "removed"], [used, "failed"], [b, "removed"]]
+        assert "Error response from daemon: remove {}: volume is in use".format(used) in lines[2]
+        rc, vols = clean.fleet_json("volume", "ls", "-H", HOST)
+        assert {v["name"] for v in vols[HOST]["volumes"]} & {a, b, used} == {used}
+    finally:
+        clean.remove_containers(PREFIX)
+        clean.fleet("volume", "rm", "-H", HOST, a, b, used)
+
+
+def test_inspect_prints_the_found_one_and_reports_the_missing_one(clean):
+    """docker inspect found missing: the found one's object on stdout (a list of one), "Error: No such object:
+    missing" on stderr, exit 1."""
+    found, missing = PREFIX + "found", PREFIX + "missing"
+    clean.fleet("create", "-H", HOST, "--name", found, "busybox", "true", check=True)
+    proc = clean.fleet("inspect", "-H", HOST, found, missing)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    objs = json.loads(proc.stdout)
+    assert [o["Name"] for o in objs] == ["/" + found]
+    assert "Error: No such object: " + missing in proc.stderr
+
+
+def test_inspect_falls_back_to_images_and_type_keeps_to_one_kind(clean):
+    """docker inspect busybox (no container of that name): the image's object; --type image the same;
+    --type container: "Error: No such container: busybox", exit 1; a container's name wins over an image's."""
+    proc = clean.fleet("inspect", "-H", HOST, "busybox")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (obj,) = json.loads(proc.stdout)
+    assert obj["Id"].startswith("sha256:") and "busybox:latest" in obj["RepoTags"]
+    proc = clean.fleet("inspect", "--type", "image", "-H", HOST, "busybox")
+    assert proc.returncode == 0 and json.loads(proc.stdout)[0]["Id"] == obj["Id"]
+    proc = clean.fleet("inspect", "--type", "container", "-H", HOST, "busybox")
+    assert proc.returncode == 1 and json.loads(proc.stdout) == []
+    assert "No such container: busybox" in proc.stderr
+    name = PREFIX + "img"
+    clean.fleet("create", "-H", HOST, "--name", name, "busybox", "true", check=True)
+    clean.fleet("tag", "-H", HOST, "busybox", name, check=True)
+    try:
+        (both,) = json.loads(clean.fleet("inspect", "-H", HOST, name, check=True).stdout)
+        assert both["Name"] == "/" + name  # the container's object, not the image's
+        (image,) = json.loads(clean.fleet("inspect", "--type", "image", "-H", HOST, name, check=True).stdout)
+        assert image["Id"] == obj["Id"]
+    finally:
+        clean.fleet("rmi", "-H", HOST, name)
+
+
+def test_inspect_type_must_be_container_or_image(lab):
+    """docker inspect --type volume x: '"volume" is not a valid value for --type', before anything is asked
+    (fleet: exit 2)."""
+    proc = lab.fleet("inspect", "--type", "volume", "-H", HOST, "x")
+    assert proc.returncode == 2 and '"volume" is not a valid value for --type' in proc.stderr
