@@ -111,8 +111,9 @@ def test_pause_unpause_act_on_every_found_name(clean):
     assert _states(clean) == {a: "running", b: "running"}
 
 
-def test_all_found_exits_0_with_one_row_per_name(clean):
-    """docker stop a b: both stopped, exit 0; fleet: one row per name, no ERROR column."""
+def test_all_found_exits_0_with_one_row_and_result_per_name(clean):
+    """docker stop a b: prints a and b (the names as given), exit 0; fleet: one row per name, no ERROR column,
+    and --json has each name's result."""
     a, b = PREFIX + "a", PREFIX + "b"
     _run(clean, a)
     _run(clean, b)
@@ -120,6 +121,10 @@ def test_all_found_exits_0_with_one_row_per_name(clean):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["HOST", "CONTAINER", "RESULT"] and len(lines) == 3
+    rc, obj = _results(clean, "start", a, b)
+    assert rc == 0
+    assert [(n["name"], n["ok"], n["error"]) for n in obj["results"]] == [(a, True, None), (b, True, None)]
+    assert [n["id"] for n in obj["results"]] == obj["started"]
 
 
 def test_rmi_untags_every_found_name_and_reports_the_missing_one(lab):
