@@ -85,7 +85,7 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and volume_rm act on each name
             as its own operation (docker's way): a missing or refusing one fails alone. The result then has
             "results": [{"name", "id", "ok", "error": {"kind", "message"}|null}] (the names' order) next to its
-            list of IDs that succeeded; with one name, its error is the op's error.
+            list of IDs that succeeded; with one name: no "results", its error is the op's error.
 ``start``   {"containers": [str], "attach": bool} -> {"started": [id]}; attach (one container): log events of
             this start's output until it exits, then {"started": [id], "exit_code": int}
 ``restart`` {"containers": [str], "time": int|null} -> {"restarted": [id]} (null: the container's stop_timeout, else 10)

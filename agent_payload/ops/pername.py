@@ -9,7 +9,7 @@ def per_name(names, act, key):
     ``act(name)`` acts on one name and returns its ID (or a list with one ID, or None when there was
     nothing to do). Returns {key: [IDs that succeeded], "results": [{"name", "id", "ok", "error": {"kind",
     "message"} or None}]} in the given order.
-    One name alone is one operation: its error is raised (the host's error, as before).
+    One name alone is one operation: {key: [ID]} without "results", its error raised (the host's error).
     """
     done, results = [], []
     for name in names:
@@ -25,4 +25,6 @@ def per_name(names, act, key):
         if cid is not None:  # None: nothing to do, and that is fine (volume rm -f of a missing volume)
             done.append(cid)
         results.append({"name": name, "id": cid, "ok": True, "error": None})
+    if len(names) == 1:
+        return {key: done}  # one name, one operation: the answer it always had
     return {key: done, "results": results}
