@@ -57,7 +57,9 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
             (validated first, then /etc/fleet/daemon.json is written atomically; unknown keys are kept)
 ``images``  {"all": bool, "digests": bool, "filters": ["dangling=true", "reference=nginx*", ...]}
             -> {"images": [{"repository", "tag", "id", "digest", "created", "size", "containers"}]}
-``rmi``     {"images": [ref or id], "force": bool} -> {"untagged": [ref], "deleted": [id]}
+``rmi``     {"images": [ref or id], "force": bool} -> {"untagged": [ref], "deleted": [id]}; several names: also
+            "results": [{"name", "id", "ok", "error", "untagged", "deleted"}] and "errors" (each name its own
+            operation, as docker; one name alone: its error is the op's error)
 ``tag``     {"source": ref or id, "target": ref} -> {"id", "target"}
 ``history`` {"image": ref or id} -> {"history": [{"id", "created", "created_by", "size", "comment"}]}
 ``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
@@ -80,15 +82,22 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
             (since/until: RFC 3339, unix seconds[.ns] or a Go duration before the host's now, as docker;
             details adds nothing: json-file logs without log-opts carry no extra attributes)
 ``create``  the ``run`` args minus detach -> {"id", "name", "image"} (state "created"; pulls a missing image)
+Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and volume_rm act on each name
+            as its own operation (docker's way): a missing or refusing one fails alone. The result then has
+            "results": [{"name", "id", "ok", "error": {"kind", "message"}|null}] (the names' order) next to its
+            list of IDs that succeeded; with one name: no "results", its error is the op's error.
 ``start``   {"containers": [str], "attach": bool} -> {"started": [id]}; attach (one container): log events of
             this start's output until it exits, then {"started": [id], "exit_code": int}
 ``restart`` {"containers": [str], "time": int|null} -> {"restarted": [id]} (null: the container's stop_timeout, else 10)
 ``kill``    {"containers": [str], "signal": name|number (default "KILL")} -> {"killed": [id]}
-            (every container must be running: Conflict "cannot kill container: X: container ID is not running")
+            (a container not running: Conflict "cannot kill container: X: container ID is not running")
 ``wait``    {"containers": [str]} -> {"exited": [{"id", "exit_code"}]} (blocks without limit)
 ``rename``  {"container", "name"} -> {"id", "old_name", "name"} (clash: AlreadyExists, docker's message)
-``inspect`` {"containers": [str]} -> {"containers": [docker's inspect object: Id, Created, Path, Args, State,
-             Image, Name, RestartCount, Driver, Platform, HostConfig, GraphDriver, Mounts, Config, ...]}
+``inspect`` {"containers": [str], "type": "container"|"image"|null} -> {"containers": [docker's inspect object:
+             Id, Created, Path, Args, State, Image, Name, RestartCount, Driver, Platform, HostConfig, GraphDriver,
+             Mounts, Config, ...], "errors": [{"name", "kind", "message"}] when some were not found}
+             (each name a container, else an image, as docker inspect; type keeps to one; none found: NotFound
+             "No such object: x" / "No such container: x" / "No such image: x")
 ``top``     {"container"} -> {"titles": ps -ef titles, "processes": [[str]]} (running only, else Conflict)
 ``diff``    {"container"} -> {"changes": [{"kind": "A"|"C"|"D", "path"}]} (docker's order)
 ``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}

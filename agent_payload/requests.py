@@ -148,7 +148,7 @@ REQUESTS = {
     "kill": dict(_CONTAINERS, signal=_a("str|int", "KILL", checked_by="ops.lifecycle")),
     "wait": dict(_CONTAINERS),
     "rename": {"container": _a("str", required=True), "name": _a("str", required=True)},
-    "inspect": dict(_CONTAINERS),
+    "inspect": dict(_CONTAINERS, type=_a("str")),  # docker inspect --type container|image (None: both)
     "top": dict(_CONTAINER),
     "diff": dict(_CONTAINER),
     "export": dict(_CONTAINER, output=_a("str", required=True), force=_a("bool", False)),

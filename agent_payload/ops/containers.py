@@ -1,6 +1,7 @@
 """Container ops: run (image -> spec -> runtime), ps, logs, stop, rm."""
 
 from agent_payload import errors
+from agent_payload.ops.pername import per_name
 
 
 def container_argv(image_config, entrypoint=None, command=None):
@@ -240,10 +241,13 @@ def containers_of(req):
 
 
 def op_stop(ctx, req, emit):
-    """Stop containers: stop signal, then SIGKILL after ``time`` seconds."""
-    return {"stopped": ctx.runtime().stop(containers_of(req), time=req.time)}
+    """Stop containers: stop signal, then SIGKILL after ``time`` seconds; per-name results."""
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.stop([ref], time=req.time), "stopped")
 
 
 def op_rm(ctx, req, emit):
-    """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too)."""
-    return {"removed": ctx.runtime().remove(containers_of(req), force=req.force, volumes=req.volumes)}
+    """Remove containers (force kills running ones first; ``volumes``: their anonymous volumes too); per name."""
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.remove([ref], force=req.force, volumes=req.volumes),
+                    "removed")

@@ -46,8 +46,33 @@ def op_images(ctx, req, emit):
 
 
 def op_rmi(ctx, req, emit):
-    """Remove images by reference or ID (Docker's untag/delete/conflict rules); per-image errors as data."""
-    return _collector(ctx).remove(_refs(req.images, "rmi"), force=req.force)
+    """Remove images by reference or ID (Docker's untag/delete/conflict rules), each name its own operation.
+
+    Returns {"untagged", "deleted"} over all names, "errors" when some failed, and "results": per name
+    {"name", "id", "ok", "error", "untagged", "deleted"}. One name alone: the collector's answer (its error
+    raised).
+    """
+    refs = _refs(req.images, "rmi")
+    collector = _collector(ctx)
+    if len(refs) == 1:
+        return collector.remove(refs, force=req.force)
+    out = {"untagged": [], "deleted": [], "results": []}
+    failures = []
+    for ref in refs:
+        try:
+            done = collector.remove([ref], force=req.force)
+        except errors.AgentError as exc:
+            failures.append({"image": ref, "kind": exc.kind, "message": exc.message})
+            out["results"].append({"name": ref, "id": None, "ok": False, "untagged": [], "deleted": [],
+                                   "error": {"kind": exc.kind, "message": exc.message}})
+            continue
+        out["untagged"].extend(done["untagged"])
+        out["deleted"].extend(done["deleted"])
+        out["results"].append({"name": ref, "id": (done["deleted"] or [None])[0], "ok": True, "error": None,
+                               "untagged": done["untagged"], "deleted": done["deleted"]})
+    if failures:
+        out["errors"] = failures
+    return out
 
 
 def op_tag(ctx, req, emit):

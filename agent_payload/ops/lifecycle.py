@@ -1,12 +1,14 @@
 """Container lifecycle ops: create, start (-a), restart, kill, wait, rename, inspect, top, diff, export, prune,
 update, stats, pause, unpause, exec.
 
-Every op resolves and checks all of its input before it changes anything (an unknown container among
-several, a bad signal, a name clash, an existing export target): bad input leaves the host as it was.
+Every op checks all of its input before it changes anything (a bad signal, a name clash, an existing export
+target): bad input leaves the host as it was. start/restart/kill/pause/unpause (and stop/rm) act on each name
+as its own operation, as docker does: a missing or refusing container fails only its own name (per_name).
 """
 
 from agent_payload import errors
 from agent_payload.ops.containers import containers_of
+from agent_payload.ops.pername import per_name
 
 
 def op_create(ctx, req, emit):
@@ -27,17 +29,17 @@ def op_start(ctx, req, emit):
         from agent_payload.runtime import attach_client as attachmod
         attachmod.parse_detach_keys(req.detach_keys)
     runtime = ctx.runtime()
-    recs = [runtime.lookup(ref) for ref in refs]
     if not attach:
-        return {"started": [runtime.start(rec["id"])["id"] for rec in recs]}
-    cid = recs[0]["id"]
+        return per_name(refs, lambda ref: runtime.start(ref)["id"], "started")
+    rec = runtime.lookup(refs[0])
+    cid = rec["id"]
     offset = runtime.log_offset(cid)  # docker start -a shows what this start prints, not the earlier runs
     runtime.start(cid)
     if attach_stdin:  # start -a -i: output events, stdin frames to the container's attach socket
         res = attachmod.attach_container(runtime, getattr(ctx, "stdin", None), cid, emit, stdin=True,
                                          detach_keys=req.detach_keys, replay=True, log_offset=offset)
         return dict(res, started=[cid])
-    if (recs[0].get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
+    if (rec.get("log_config") or {}).get("Type") != "none":  # --log-driver none: nothing to stream
         for line in runtime.logs(cid, follow=True, offset=offset):
             emit("log", line)
     return {"started": [cid], "exit_code": runtime.wait(cid)}
@@ -45,7 +47,8 @@ def op_start(ctx, req, emit):
 
 def op_restart(ctx, req, emit):
     """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
-    return {"restarted": ctx.runtime().restart(containers_of(req), time=req.time)}
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.restart([ref], time=req.time), "restarted")
 
 
 def op_kill(ctx, req, emit):
@@ -57,7 +60,8 @@ def op_kill(ctx, req, emit):
     if isinstance(sig, bool) or not isinstance(sig, (str, int)):
         raise errors.InvalidArgument("argument signal must be a name or a number")
     signal_number(sig)
-    return {"killed": ctx.runtime().kill(refs, str(sig))}
+    runtime = ctx.runtime()
+    return per_name(refs, lambda ref: runtime.kill([ref], str(sig)), "killed")
 
 
 def op_wait(ctx, req, emit):
@@ -73,9 +77,44 @@ def op_rename(ctx, req, emit):
     return ctx.runtime().rename(req.container, req.name)
 
 
+INSPECT_TYPES = {None: "object", "container": "container", "image": "image"}
+
+
 def op_inspect(ctx, req, emit):
-    """Docker's inspect objects of containers."""
-    return {"containers": ctx.runtime().inspect(containers_of(req))}
+    """docker inspect: each name a container, else an image (docker's order; ``type`` keeps to one kind).
+
+    Returns {"containers": [inspect objects, in the names' order], "errors": [{"name", "kind", "message"}]} (no
+    "errors" key when all were found); NotFound ("No such object: x", docker's words) when none was.
+    """
+    refs = containers_of(req)
+    kind = req.type or None
+    if kind not in INSPECT_TYPES:
+        raise errors.InvalidArgument('"{}" is not a valid value for --type'.format(kind))
+    runtime = ctx.runtime()
+    found, failures = [], []
+    for ref in refs:
+        obj = None
+        if kind in (None, "container"):
+            try:
+                obj = runtime.inspect([ref])[0]
+            except errors.NotFound:
+                pass
+        if obj is None and kind in (None, "image"):
+            try:
+                obj = ctx.images().inspect(ref)
+            except (errors.NotFound, errors.InvalidArgument):  # not an image reference: no such image either
+                pass
+        if obj is None:
+            failures.append({"name": ref, "kind": "NotFound",
+                             "message": "No such {}: {}".format(INSPECT_TYPES[kind], ref)})
+        else:
+            found.append(obj)
+    if failures and not found:
+        raise errors.NotFound("; ".join(f["message"] for f in failures))
+    out = {"containers": found}
+    if failures:
+        out["errors"] = failures
+    return out
 
 
 def op_top(ctx, req, emit):
@@ -131,12 +170,14 @@ def op_stats(ctx, req, emit):
 
 def op_pause(ctx, req, emit):
     """Freeze every process of running containers."""
-    return {"paused": ctx.runtime().pause(containers_of(req))}
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.pause([ref]), "paused")
 
 
 def op_unpause(ctx, req, emit):
     """Thaw paused containers."""
-    return {"unpaused": ctx.runtime().unpause(containers_of(req))}
+    runtime = ctx.runtime()
+    return per_name(containers_of(req), lambda ref: runtime.unpause([ref]), "unpaused")
 
 
 def op_attach(ctx, req, emit):

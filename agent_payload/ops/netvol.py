@@ -106,12 +106,12 @@ def _remove_bridge(ctx):
 
 
 def op_network_rm(ctx, req, emit):
-    """{"networks": [ref]} -> {"removed": [name]} (in use or predefined: Conflict, docker's messages)."""
+    """{"networks": [ref]} -> {"removed": [name], "results": per name} (in use or predefined: Conflict, docker's
+    messages); each name is its own operation, as docker's."""
+    from agent_payload.ops.pername import per_name
+
     nets = _networks(ctx)
-    refs = req.networks
-    for ref in refs:
-        nets.get(ref)  # every name resolves before anything is removed
-    return {"removed": [nets.remove(ref, _remove_bridge(ctx))["name"] for ref in refs]}
+    return per_name(req.networks, lambda ref: nets.remove(ref, _remove_bridge(ctx))["name"], "removed")
 
 
 def op_network_prune(ctx, req, emit):
@@ -179,25 +179,29 @@ def op_volume_inspect(ctx, req, emit):
 
 
 def op_volume_rm(ctx, req, emit):
-    """{"volumes": [name], "force"} -> {"removed": [name]} (in use: Conflict naming the containers)."""
+    """{"volumes": [name], "force"} -> {"removed": [name], "results": per name} (in use: Conflict naming the
+    containers); each name is its own operation, as docker's."""
+    from agent_payload.ops.pername import per_name
+
     vols, configs = _volumes(ctx), _configs(ctx)
     names = req.volumes
     if not names:
         raise errors.InvalidArgument("volume rm requires at least 1 argument")
     force = req.force
-    present = []
-    for name in names:  # every name checked first: a missing or used one changes nothing
+
+    def remove(name):
         try:
             vols.get(name)
         except errors.NotFound:
             if not force:  # docker: -f ignores missing volumes
                 raise
-            continue
+            return None
         users = vols.users(name, configs)
         if users:
             raise errors.Conflict("remove {}: volume is in use - [{}]".format(name, ", ".join(users)))
-        present.append(name)
-    return {"removed": [vols.remove(name, configs) for name in present]}
+        return vols.remove(name, configs)
+
+    return per_name(names, remove, "removed")
 
 
 def op_volume_prune(ctx, req, emit):

@@ -170,10 +170,12 @@ def rename(ctx: typer.Context, old: str = typer.Argument(..., metavar="CONTAINER
     _finish(cmd.rename, _session(ctx), patterns, old, new, as_json)
 
 
-def inspect(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt):
-    """Print docker's inspect object of containers as one JSON list; each object carries its "host"."""
+def inspect(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
+            type_: Optional[str] = typer.Option(None, "--type", help="container or image (default: a container, "
+                                                "else an image, as docker)")):
+    """Print docker's inspect objects of containers (or images) as one JSON list; each object carries its "host"."""
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.inspect, _session(ctx), patterns, containers)
+    _finish(cmd.inspect, _session(ctx), patterns, containers, type_)
 
 
 def top(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,

@@ -265,13 +265,13 @@ def _follow_retrying(session: Session, hosts, args: dict, printer):
 
 
 def _lifecycle(session, patterns, op, args, key, as_json):
+    """stop/rm: one row per host and name (docker acts on each name); 1 if a host or any name failed."""
     results = session.run(patterns, op, args)
     if as_json:
         output(tables.to_json(results))
     else:
-        output(tables.host_table(["CONTAINER", "RESULT"], results,
-                                 lambda d: [[tables.short_id(cid), key] for cid in d[key]]))
-    return exit_status(results)
+        output(tables.name_table(["CONTAINER", "RESULT"], results, key, key))
+    return 1 if tables.names_failed(results) else exit_status(results)
 
 
 def stop(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:

@@ -203,9 +203,22 @@ def rmi(session: Session, patterns: list[str], images_: list[str], force: bool, 
     if as_json:
         output(tables.to_json(results))
     else:
-        output(tables.host_table(["RESULT"], results, lambda d: [["Untagged: " + u] for u in d.get("untagged", [])]
-                                 + [["Deleted: " + i] for i in d.get("deleted", [])]))
-    return exit_status(results)
+        output(tables.host_table(["RESULT"], results, _rmi_rows))
+    return 1 if tables.names_failed(results) else exit_status(results)
+
+
+def _rmi_rows(data: dict) -> list[list[str]]:
+    """docker rmi's lines per name in order: "Untagged: ...", "Deleted: ...", or the name's error."""
+    if "results" not in data:  # an older payload: totals only
+        return [["Untagged: " + u] for u in data.get("untagged", [])] + [["Deleted: " + i]
+                                                                         for i in data.get("deleted", [])]
+    rows = []
+    for n in data["results"]:
+        if n["ok"]:
+            rows += [["Untagged: " + u] for u in n["untagged"]] + [["Deleted: " + i] for i in n["deleted"]]
+        else:
+            rows.append([tables.daemon_error(n["error"])])
+    return rows
 
 
 def tag(session: Session, patterns: list[str], source: str, target: str, as_json: bool) -> int:

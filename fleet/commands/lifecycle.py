@@ -31,12 +31,12 @@ def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) 
 
 
 def _result_table(results, key: str, label: str, as_json: bool) -> int:
+    """One row per host and container name (docker acts on each name); 1 if a host or any name failed."""
     if as_json:
         output(tables.to_json(results))
     else:
-        output(tables.host_table(["CONTAINER", "RESULT"], results,
-                                 lambda d: [[tables.short_id(cid), label] for cid in d[key]]))
-    return exit_status(results)
+        output(tables.name_table(["CONTAINER", "RESULT"], results, key, label))
+    return 1 if tables.names_failed(results) else exit_status(results)
 
 
 def start(session: Session, patterns: list[str], containers: list[str], attach: bool, as_json: bool) -> int:
@@ -104,11 +104,25 @@ def rename(session: Session, patterns: list[str], old: str, new: str, as_json: b
     return exit_status(results)
 
 
-def inspect(session: Session, patterns: list[str], containers: list[str]) -> int:
-    """docker's inspect objects as one JSON list, each with the host it came from; errors on stderr."""
+INSPECT_TYPES = ("container", "image")
+
+
+def inspect(session: Session, patterns: list[str], containers: list[str], type_: str | None = None) -> int:
+    """docker's inspect objects (containers, then images; --type keeps to one) as one JSON list, each with the
+    host it came from; a name not found on a host is on stderr (docker's "Error: No such object: x"), exit 1."""
     if not containers:
         raise UsageError("inspect needs at least one container")
-    return inspect_output(session.run(patterns, "inspect", {"containers": list(containers)}), "containers")
+    if type_ is not None and type_ not in INSPECT_TYPES:
+        raise UsageError('"{}" is not a valid value for --type'.format(type_))
+    args = {"containers": list(containers)}
+    if type_ is not None:
+        args["type"] = type_
+    results = session.run(patterns, "inspect", args)
+    status = inspect_output(results, "containers")
+    missing = [(r.host.name, e) for r in results if r.ok for e in (r.data or {}).get("errors", [])]
+    for host, e in missing:
+        sys.stderr.write("{}: Error: {}\n".format(host, e["message"]))
+    return 1 if missing else status
 
 
 def top(session: Session, patterns: list[str], container: str, as_json: bool) -> int:

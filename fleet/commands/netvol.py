@@ -29,6 +29,15 @@ def _table(results, headers, rows_of, as_json) -> int:
 
 # ---------------------------------------------------------------- networks
 
+def _name_table(results, header: str, as_json: bool) -> int:
+    """network rm / volume rm: one row per host and name (docker acts on each); 1 if any name failed."""
+    if as_json:
+        output(tables.to_json(results))
+    else:
+        output(tables.name_table([header, "RESULT"], results, "removed", "removed", id_of=str))
+    return 1 if tables.names_failed(results) else exit_status(results)
+
+
 def network_create(session: Session, patterns: list[str], name: str, driver: str, subnet: str | None,
                    gateway: str | None, internal: bool, labels: list[str], as_json: bool) -> int:
     """Create a bridge network on each host (same name everywhere; subnets are per host unless --subnet)."""
@@ -66,7 +75,7 @@ def network_inspect(session: Session, patterns: list[str], networks: list[str]) 
 
 def network_rm(session: Session, patterns: list[str], networks: list[str], as_json: bool) -> int:
     results = session.run(patterns, "network_rm", {"networks": list(networks)})
-    return _table(results, ["NETWORK", "RESULT"], lambda d: [[n, "removed"] for n in d["removed"]], as_json)
+    return _name_table(results, "NETWORK", as_json)
 
 
 def network_prune(session: Session, patterns: list[str], force: bool, as_json: bool, stdin=None) -> int:
@@ -118,7 +127,7 @@ def volume_inspect(session: Session, patterns: list[str], volumes: list[str]) ->
 
 def volume_rm(session: Session, patterns: list[str], volumes: list[str], force: bool, as_json: bool) -> int:
     results = session.run(patterns, "volume_rm", {"volumes": list(volumes), "force": force})
-    return _table(results, ["VOLUME NAME", "RESULT"], lambda d: [[v, "removed"] for v in d["removed"]], as_json)
+    return _name_table(results, "VOLUME NAME", as_json)
 
 
 def volume_prune(session: Session, patterns: list[str], all_: bool, force: bool, as_json: bool, stdin=None) -> int:

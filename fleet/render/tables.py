@@ -41,6 +41,43 @@ def bare_ids(results, ids_of) -> str:
     return "\n".join(i for r in results if r.ok for i in ids_of(r.data))
 
 
+def name_results(data: dict, key: str) -> list[dict]:
+    """A host's per-name results ({"name", "id", "ok", "error"}); from ``key``'s IDs for a payload without them."""
+    if "results" in data:
+        return list(data["results"])
+    return [{"name": cid, "id": cid, "ok": True, "error": None} for cid in data.get(key, [])]
+
+
+def daemon_error(error: dict) -> str:
+    """docker's wording of a per-name failure: "Error response from daemon: No such container: x"."""
+    return "Error response from daemon: " + " ".join(str(error.get("message", "")).split())
+
+
+def names_failed(results) -> bool:
+    """True when a host failed, or a name failed on a host that answered."""
+    return any(not r.ok or any(not n.get("ok", True) for n in (r.data or {}).get("results", [])) for r in results)
+
+
+def name_table(headers: list[str], results, key: str, label: str, id_of=None) -> str:
+    """One row per host and name: the name's ID (``id_of``, default short_id) and ``label``, or its error.
+
+    The ERROR column is there when a host or a name failed (a failed name shows the name it was given).
+    """
+    id_of = id_of or short_id
+    failed = names_failed(results)
+    rows = []
+    for r in results:
+        if not r.ok:
+            rows.append([r.host.name] + [""] * len(headers) + [error_text(r.error)])
+            continue
+        for n in name_results(r.data or {}, key):
+            if n.get("ok", True):
+                rows.append([r.host.name, id_of(n.get("id") or n.get("name")), label] + ([""] if failed else []))
+            else:
+                rows.append([r.host.name, n.get("name"), "failed", daemon_error(n.get("error") or {})])
+    return render(["HOST"] + headers + (["ERROR"] if failed else []), rows)
+
+
 def error_text(error) -> str:
     """A one-line message for a host's error."""
     return " ".join(str(error).split())

@@ -158,11 +158,12 @@ def make_store(tmp_path, monkeypatch):
 
 
 def listing(root):
-    """Everything under the state root except locks/: path -> (type, mode, size, sha256 of content)."""
+    """Everything under the state root except locks/ and events/ (the event journal records every pull, as
+    docker's events do): path -> (type, mode, size, sha256 of content)."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
-        if rel == "locks" or rel.startswith("locks/"):
+        if rel.split("/", 1)[0] in ("locks", "events"):
             continue
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)

@@ -73,3 +73,46 @@ def test_bare_ids_are_every_hosts_ids_one_per_line_without_a_host():
                HostResult(_host("web2"), data={"v": ["b1"]})]
     assert tables.bare_ids(results, lambda d: d["v"]) == "a1\na2\nb1"
     assert tables.bare_ids(results[1:2], lambda d: d["v"]) == ""
+
+
+def _name(name, cid=None, error=None):
+    return {"name": name, "id": cid, "ok": error is None,
+            "error": None if error is None else {"kind": "NotFound", "message": error}}
+
+
+def test_name_table_has_one_row_per_host_and_name_with_each_error():
+    results = [HostResult(_host("web1"), data={"removed": ["a" * 64], "results": [
+                   _name("a", "a" * 64), _name("nosuch", error="No such container: nosuch")]}),
+               HostResult(_host("web2"), data={"removed": ["b" * 64], "results": [_name("b", "b" * 64)]}),
+               HostResult(_host("db9"), error=TransportError("ssh 10.0.0.9:22: Connection refused"))]
+    lines = tables.name_table(["CONTAINER", "RESULT"], results, "removed", "removed").splitlines()
+    assert lines[0].split() == ["HOST", "CONTAINER", "RESULT", "ERROR"]
+    assert lines[1].split() == ["web1", "a" * 12, "removed"]
+    assert lines[2].split(None, 3) == ["web1", "nosuch", "failed",
+                                       "Error response from daemon: No such container: nosuch"]
+    assert lines[3].split() == ["web2", "b" * 12, "removed"]
+    assert lines[4].startswith("db9") and lines[4].endswith("Connection refused")
+    assert tables.names_failed(results)
+
+
+def test_name_table_without_failures_has_no_error_column():
+    results = [HostResult(_host("web1"), data={"stopped": ["a" * 64], "results": [_name("a", "a" * 64)]})]
+    lines = tables.name_table(["CONTAINER", "RESULT"], results, "stopped", "stopped").splitlines()
+    assert lines[0].split() == ["HOST", "CONTAINER", "RESULT"]
+    assert lines[1].split() == ["web1", "a" * 12, "stopped"]
+    assert not tables.names_failed(results)
+
+
+def test_name_table_reads_the_ids_of_a_result_without_names():
+    """update (and an older payload) answer with IDs only: one row per ID."""
+    results = [HostResult(_host("web1"), data={"updated": ["c" * 64]})]
+    lines = tables.name_table(["CONTAINER", "RESULT"], results, "updated", "updated").splitlines()
+    assert lines[1].split() == ["web1", "c" * 12, "updated"]
+
+
+def test_json_keeps_every_name_result():
+    results = [HostResult(_host("web1"), data={"removed": ["a" * 64], "results": [
+        _name("a", "a" * 64), _name("nosuch", error="No such container: nosuch")]})]
+    (obj,) = json.loads(tables.to_json(results))
+    assert [(n["name"], n["ok"]) for n in obj["results"]] == [("a", True), ("nosuch", False)]
+    assert obj["results"][1]["error"] == {"kind": "NotFound", "message": "No such container: nosuch"}

@@ -211,8 +211,14 @@ def test_rmi_several_images_reports_per_image(fx):
     out = fx.op("rmi", images=["nope", "nginx"])
     assert out["deleted"] and out["errors"] == [{"image": "nope", "kind": "NotFound",
                                                  "message": "No such image: nope:latest"}]
+    assert [(n["name"], n["ok"]) for n in out["results"]] == [("nope", False), ("nginx", True)]
+    assert out["results"][1]["deleted"] == out["deleted"]
+    # issue 13: docker reports every missing name (it used to raise the first one's error only)
+    out = fx.op("rmi", images=["nope", "alsono"])
+    assert [n["error"]["message"] for n in out["results"]] == ["No such image: nope:latest",
+                                                                "No such image: alsono:latest"]
     with pytest.raises(errors.NotFound):
-        fx.op("rmi", images=["nope", "alsono"])
+        fx.op("rmi", images=["nope"])
     with pytest.raises(errors.InvalidArgument):
         fx.op("rmi", images=[])
 
