@@ -351,7 +351,12 @@ class Rollout:
             if action.kind == "remove":
                 names = [r["name"] for r in run.rows if r.get("service") == action.service]
                 try:
-                    await run.link.call("rm", {"containers": names, "force": True})
+                    data = await run.link.call("rm", {"containers": names, "force": True})
+                    # several names: each is its own operation, its failure in its result (issue 13)
+                    failed = ["{}: {}".format(r.get("name"), (r.get("error") or {}).get("message"))
+                              for r in data.get("results") or [] if not r.get("ok")]
+                    if failed:
+                        raise FleetError("; ".join(failed))
                     self.report.outcomes.append(Outcome(run.name, action.service, "removed"))
                 except FleetError as exc:
                     run.failed = True
