@@ -42,8 +42,8 @@ def to_json(report: Report) -> str:
 # ---------------------------------------------------------------- Nagios
 
 def _perf_label(text: str) -> str:
-    """A perfdata label: single-quoted, quotes doubled, no '=' (the plugin guidelines' grammar)."""
-    return "'{}'".format(text.replace("'", "''").replace("=", "_"))
+    """A perfdata label: single-quoted, quotes doubled, no '=' (the plugin guidelines' grammar), no '|'."""
+    return "'{}'".format(text.replace("'", "''").replace("=", "_").replace("|", "/"))
 
 
 def _num(v) -> str:
@@ -64,7 +64,8 @@ def perfdata(report: Report) -> str:
             for p in row.perfdata:
                 spec = "{}{}".format("U" if p.value is None else _num(p.value), p.uom)
                 tail = ";".join(_num(x) for x in (p.warn, p.crit, p.min, p.max)).rstrip(";")
-                items.append("{}={}{}".format(_perf_label("{} {}".format(h.host, p.label)), spec,
+                # host and check in the label: two checks' "used_pct" (disk:/, disk:<root>) stay apart
+                items.append("{}={}{}".format(_perf_label("{} {} {}".format(h.host, row.check, p.label)), spec,
                                               ";" + tail if tail else ""))
     return " ".join(items)
 

@@ -19,7 +19,8 @@ def _report():
     web1 = HostReport("web1", up=True, seconds=0.25, rows=[
         Row("web1", "reachable", OK, "ssh"),
         Row("web1", "service:shop/web", CRITICAL, "container is unhealthy: curl failed"),
-        Row("web1", "disk:/", OK, "78% free", [Perf("disk:/ free", 78.0, "%", 20, 10, 0, 100)])],
+        Row("web1", "disk:/", OK, "78% free", [Perf("free", 78.0, "%", 20, 10, 0, 100),
+                                               Perf("duration", 0.25, "s")])],
         metrics={"containers": [{"name": "shop-web-1", "project": "shop", "service": "web", "restarts": 3,
                                  "oom_kills": 1}],
                  "disk": [{"path": "/", "free_bytes": 780, "size_bytes": 1000}]})
@@ -51,8 +52,11 @@ def test_nagios_output_follows_the_plugin_grammar():
     first, *long_output = text.splitlines()
     assert _FIRST.match(first), first
     assert first.startswith("FLEET CRITICAL - 2 critical, 1 unknown, 1 warning, 2 ok on 3 host(s): ")
-    assert "'web1 disk:/ free'=78%;20;10;0;100" in first and "'web2 load''1'=0.5;;2" in first
-    assert "'web1 duration'=0.25s;;;0" in first and "'web2 mem'=UB;80:;@90:95" in first  # U, plugin ranges
+    assert "'web1 disk:/ free'=78%;20;10;0;100" in first and "'web1 disk:/ duration'=0.25s" in first
+    assert "'web2 probe:it''s/odd load''1'=0.5;;2" in first  # '|' never in a perfdata label
+    labels = re.findall(r"'((?:[^']|'')+)'=", first.split(" | ", 1)[1])
+    assert len(labels) == len(set(labels))  # every perfdata label once
+    assert "'web1 duration'=0.25s;;;0" in first and "'web2 probe:it''s/odd mem'=UB;80:;@90:95" in first  # U, ranges
     assert all("|" not in line for line in long_output)
     assert long_output[0].startswith("CRITICAL web1 service:shop/web")
     ok = formats.nagios(Report(hosts=[HostReport("h", True, 0.1, [Row("h", "reachable", OK)])]))
