@@ -153,3 +153,13 @@ def _wait_for(predicate, timeout=10):
             return True
         time.sleep(0.05)
     return False
+
+
+@pytest.fixture(autouse=True)
+def hook_root(tmp_path, monkeypatch):
+    """Boot hooks (restart policies) go under a private root, never this machine's /etc: cron flavour, as on a host
+    without systemd.  Autouse in the modules that take it (``hook_root = runtime.hook_root``)."""
+    root = tmp_path / "hookroot"
+    (root / "etc" / "cron.d").mkdir(parents=True)
+    monkeypatch.setenv("FLEET_HOOK_ROOT", str(root))
+    return root

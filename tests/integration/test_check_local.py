@@ -14,6 +14,7 @@ from agent_payload import errors
 from tests.helpers import images
 from tests.helpers.images import _layer_with_links, op
 from tests.helpers.runtime import BUSYBOX, _wait_for
+from tests.helpers import runtime as runtime_helpers
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX),
                                 reason="needs root and /usr/bin/busybox (busybox-static)")
@@ -25,13 +26,7 @@ H_NEW, H_OLD = "c" * 64, "d" * 64
 DIGEST = "sha256:" + "0" * 64
 
 
-@pytest.fixture(autouse=True)
-def hook_root(tmp_path, monkeypatch):
-    """Boot hooks (restart policies) go under a private root, never this machine's /etc."""
-    root = tmp_path / "hookroot"
-    (root / "etc" / "cron.d").mkdir(parents=True)
-    monkeypatch.setenv("FLEET_HOOK_ROOT", str(root))
-    return root
+hook_root = runtime_helpers.hook_root  # boot hooks under a private root (autouse)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from agent_payload.deploy import lock, retired, worker
 from tests.helpers import images
 from tests.helpers.images import _layer_with_links, op
 from tests.helpers.runtime import BUSYBOX, REPO
+from tests.helpers import runtime as runtime_helpers
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX),
                                 reason="needs root and /usr/bin/busybox (busybox-static)")
@@ -27,13 +28,7 @@ LABELS = {"com.docker.compose.project": P, "com.docker.compose.service": S}
 FAST = {"monitor": 0.3, "timeout": 20, "stop_grace_period": 1}
 
 
-@pytest.fixture(autouse=True)
-def hook_root(tmp_path, monkeypatch):
-    """Boot hooks (restart policies) go under a private root, never this machine's /etc."""
-    root = tmp_path / "hookroot"
-    (root / "etc" / "cron.d").mkdir(parents=True)
-    monkeypatch.setenv("FLEET_HOOK_ROOT", str(root))
-    return root
+hook_root = runtime_helpers.hook_root  # boot hooks under a private root (autouse)
 
 
 @pytest.fixture

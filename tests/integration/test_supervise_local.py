@@ -16,13 +16,7 @@ env, layers = local.env, local.layers  # the runtime fixtures: private FLEET_ROO
 _spec, _wait_for = local._spec, local._wait_for
 
 
-@pytest.fixture(autouse=True)
-def hook_root(tmp_path, monkeypatch):
-    """Boot hooks go under a private root (never this machine's /etc): cron flavour, as on a host without systemd."""
-    root = tmp_path / "hookroot"
-    (root / "etc" / "cron.d").mkdir(parents=True)
-    monkeypatch.setenv("FLEET_HOOK_ROOT", str(root))
-    return root
+hook_root = local.hook_root  # boot hooks under a private root (autouse)
 
 
 def _state(rt, cid):
