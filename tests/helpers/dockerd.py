@@ -13,6 +13,7 @@ process of its (containerd, shims, containers) is left, unmounts what is left un
 ip_forward) so a fixture can assert it changed nothing.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -164,7 +165,7 @@ class Dockerd:
     def _own_pids(self):
         """PIDs of processes started for this daemon: dockerd, its containerd and shims (their command lines
         name its roots or socket), and every process in its containers' cgroups."""
-        marks = [str(self.base)]
+        marks = [str(self.base) + "/"]
         pids = set()
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == os.getpid():
@@ -229,11 +230,25 @@ class Dockerd:
         left_cg = self._cgroup_dirs()
         if left_cg:
             problems.append("cgroups left: {}".format(left_cg))
+        stale = [p for p in self._shim_sockets() if p.exists()]
+        if stale:
+            problems.append("shim sockets left, removed: {}".format([str(p) for p in stale]))
+            for p in stale:
+                p.unlink()
         for path in self._made_outside:
             _rmdir(Path(path))  # only when empty: another daemon on the machine may be using it now
         shutil.rmtree(self.data_root, ignore_errors=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
         return problems
+
+    def _shim_sockets(self):
+        """The sockets containerd 1.6 gives its shims, in /run/containerd/s whatever the roots (named by the
+        sha256 of containerd's address, namespace and container ID): a killed shim leaves its socket there."""
+        address = self.exec_root / "containerd" / "containerd.sock"
+        containers = self.data_root / "containers"
+        ids = os.listdir(str(containers)) if containers.is_dir() else []
+        return [Path("/run/containerd/s") / hashlib.sha256("{}/moby/{}".format(address, cid).encode()).hexdigest()
+                for cid in ids]
 
     def _mounts(self):
         roots = (str(self.data_root) + "/", str(self.exec_root) + "/")

@@ -332,3 +332,105 @@ def test_exec_exit_codes_as_dockerd(sides):
             assert d[0] == f[0], (argv, d, f)
         if d[0] == 1:
             assert message(d[2].decode()).lower() == message(f[2].decode()).lower(), (argv, d, f)
+
+
+# -- items 5-9: Docker's side only (fleet's side is tested where each item is built) -----------------------------
+
+@pytest.fixture
+def docker(dockerd):
+    """dockerd's client, the module's containers removed before and after."""
+    def clean():
+        ids = dockerd.docker("ps", "-aq", "-f", "name=^" + PREFIX).stdout.split()
+        if ids:
+            dockerd.docker("rm", "-f", *[i.decode() for i in ids])
+    clean()
+    yield dockerd
+    clean()
+
+
+BINARY = b"\xff\xfe\x00\x80abc\n"
+PRINTF_BINARY = r"printf '\377\376\000\200abc\n'"
+
+
+def test_docker_reference_bytes_end_to_end(docker):
+    """Item 5, Docker's side: attached ``run`` and ``exec`` carry the container's bytes unchanged (non-UTF-8
+    included). ``logs`` is byte-exact with the ``local`` log driver, but the default ``json-file`` driver stores
+    lines as JSON strings: invalid UTF-8 comes back as U+FFFD (what fleet must not copy for run/exec)."""
+    run = docker.check("run", "--rm", "--network", "none", "busybox", "sh", "-c", PRINTF_BINARY)
+    assert run.stdout == BINARY and run.stderr == b""
+    docker.check("run", "-d", "--network", "none", "--name", PREFIX + "bin", "busybox", "sleep", "300")
+    assert docker.check("exec", PREFIX + "bin", "sh", "-c", PRINTF_BINARY).stdout == BINARY
+    for driver, want in (("json-file", b"\xef\xbf\xbd\xef\xbf\xbd\x00\xef\xbf\xbdabc\n"), ("local", BINARY)):
+        name = PREFIX + "log-" + driver
+        docker.check("run", "-d", "--network", "none", "--log-driver", driver, "--name", name, "busybox", "sh",
+                     "-c", PRINTF_BINARY)
+        assert docker.check("wait", name).stdout == b"0\n"
+        assert docker.check("logs", name).stdout == want, driver
+
+
+def test_docker_reference_inspect_format(docker):
+    """Item 6, Docker's side: ``inspect -f`` with fields, nested fields, json, index, len, upper, join, range,
+    if/else and printf; an unknown field is 'template parsing error: template: :1:2: executing "" at <.Nope>:
+    map has no entry for key "Nope"', exit 1 (stdout holds an empty line). ``ps --format``: .Label of a missing
+    label is empty, .Mounts empty, .Networks "none", .LocalVolumes "0"."""
+    name = PREFIX + "fmt"
+    docker.check("run", "-d", "--network", "none", "--name", name, "busybox", "sleep", "300")
+    fmt = ('{{.Name}} {{json .Config.Cmd}} {{.State.Running}} {{index .Config.Cmd 0}} {{len .Config.Cmd}} '
+           '{{upper .Name}} {{join .Config.Cmd ","}} {{range .Config.Cmd}}[{{.}}]{{end}} '
+           '{{if .State.Running}}up{{else}}down{{end}} {{printf "%05d" 42}}')
+    out = docker.check("inspect", "-f", fmt, name).stdout.decode()
+    assert out == '/{0} ["sleep","300"] true sleep 2 /{1} sleep,300 [sleep][300] up 00042\n'.format(
+        name, name.upper())
+    bad = docker.docker("inspect", "-f", "{{.Nope}}", name)
+    assert bad.returncode == 1 and bad.stderr.decode() == (
+        'template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"\n')
+    ps = docker.check("ps", "-f", "name=^" + name, "--format",
+                      '{{.Names}}|{{.Label "x"}}|{{.Mounts}}|{{.Networks}}|{{.LocalVolumes}}').stdout
+    assert ps == "{}|||none|0\n".format(name).encode()
+
+
+def test_docker_reference_small_verbs(docker):
+    """Item 7, Docker's side: ``diff`` of an untouched container (created or running) prints nothing;
+    ``system df`` has a "Local Volumes" row; ``top C -o pid,comm`` takes ps options; ``images REPO:TAG`` lists
+    that image; ``export`` writes the tar to stdout."""
+    created, running = PREFIX + "created", PREFIX + "running"
+    docker.check("create", "--network", "none", "--name", created, "busybox", "true")
+    docker.check("run", "-d", "--network", "none", "--name", running, "busybox", "sleep", "300")
+    assert docker.check("diff", created).stdout == docker.check("diff", running).stdout == b""
+    rows = [line.split()[0] + " " + line.split()[1] for line in docker.check("system", "df").stdout.decode()
+            .splitlines()[1:]]
+    assert "Local Volumes" in rows
+    top = docker.check("top", running, "-o", "pid,comm").stdout.decode().splitlines()
+    assert top[0].split() == ["PID", "COMMAND"] and top[1].split()[1] == "sleep"
+    images = docker.check("images", "busybox:latest").stdout.decode().splitlines()
+    assert len(images) == 2 and images[1].split()[:2] == ["busybox", "latest"]
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(docker.check("export", created).stdout)) as tar:
+        assert "bin/busybox" in tar.getnames()
+
+
+def test_docker_reference_run_flags(docker):
+    """Item 9, Docker's side: --add-host writes "IP\\tNAME" to /etc/hosts, --tmpfs mounts a tmpfs
+    (rw,nosuid,nodev,noexec), --ulimit nofile=100:200 gives ``ulimit -n`` 100, --shm-size 8m an 8192 KiB
+    /dev/shm, --sysctl sets a namespaced sysctl and refuses another ('sysctl 'vm.swappiness=1' is not
+    whitelisted', exit 125), --group-add adds the group, --cidfile writes the ID; --pull never with a missing
+    image: "No such image: busybox:nosuch", exit 125."""
+    cidfile = docker.base / "cid"
+    script = ("grep foo /etc/hosts; grep ' /t ' /proc/mounts; ulimit -n; df -k /dev/shm | tail -1; "
+              "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; id -G")
+    out = docker.check("run", "--rm", "--network", "none", "--add-host", "foo:10.1.2.3", "--tmpfs", "/t",
+                       "--ulimit", "nofile=100:200", "--shm-size", "8m",
+                       "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--group-add", "123",
+                       "--cidfile", str(cidfile), "busybox", "sh", "-c", script).stdout.decode().splitlines()
+    try:
+        assert out[0] == "10.1.2.3\tfoo"
+        assert out[1].startswith("tmpfs /t tmpfs rw,nosuid,nodev,noexec")
+        assert out[2] == "100" and out[3].split()[1] == "8192" and out[4] == "0" and out[5] == "0 123"
+        assert FULL.fullmatch(cidfile.read_bytes())
+    finally:
+        cidfile.unlink()
+    bad = docker.docker("run", "--rm", "--network", "none", "--sysctl", "vm.swappiness=1", "busybox", "true")
+    assert bad.returncode == 125 and b"sysctl 'vm.swappiness=1' is not whitelisted" in bad.stderr
+    missing = docker.docker("run", "--rm", "--network", "none", "--pull", "never", "busybox:nosuch", "true")
+    assert missing.returncode == 125 and b"No such image: busybox:nosuch" in missing.stderr
