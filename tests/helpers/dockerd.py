@@ -145,12 +145,21 @@ class Dockerd:
         except OSError:
             return ""
 
-    def docker(self, *args, input=None, timeout=120):
-        """Run the docker client against this daemon; returns the CompletedProcess (bytes)."""
+    def _client(self, args):
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.base),
                "DOCKER_CONFIG": str(self.client_config)}
-        return subprocess.run([str(self.docker_bin), "-H", "unix://{}".format(self.socket)] + list(args),
-                              capture_output=True, input=input, timeout=timeout, env=env)
+        return [str(self.docker_bin), "-H", "unix://{}".format(self.socket)] + list(args), env
+
+    def docker(self, *args, input=None, timeout=120):
+        """Run the docker client against this daemon; returns the CompletedProcess (bytes)."""
+        cmd, env = self._client(args)
+        return subprocess.run(cmd, capture_output=True, input=input, timeout=timeout, env=env)
+
+    def popen(self, *args, **kw):
+        """The docker client against this daemon as a Popen (for signals), stdout and stderr piped."""
+        cmd, env = self._client(args)
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, **kw)
 
     def check(self, *args, **kw):
         proc = self.docker(*args, **kw)

@@ -14,12 +14,13 @@ reaches no other registry (tests/helpers/dockerd.py).
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers.dockerd import Dockerd, binaries, host_traces
+from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +36,18 @@ def _in_ci():
 
 
 @pytest.fixture(scope="session")
-def dockerd(lab, tmp_path_factory):
+def dockerd(request, tmp_path_factory):
     """One dockerd for the session, with the lab's busybox pulled once and tagged ``busybox:latest`` (its only
     tag, as on a lab host). Teardown stops it by PID and proves it left nothing: no process, mount or cgroup,
     and no docker link, nft/iptables rule or ip_forward change on the host."""
     if not binaries():
-        reason = ("no dockerd for the reference tests (scripts/fetch-dockerd unpacks Debian's docker.io; "
-                  ".ci/run does it)")
+        reason = ("no dockerd for the reference tests under {} (scripts/fetch-dockerd unpacks Debian's "
+                  "docker.io there; .ci/run runs it)".format(DOCKER_ROOT))
         if _in_ci():
             pytest.fail(reason + " under CI=true")
         pytest.skip(reason)
     import yaml
+    lab = request.getfixturevalue("lab")  # after the check: a skip does not build the lab first
     registry = yaml.safe_load(lab.inventory.read_text())["all"]["vars"]["fleet_lab_registry"]
     before = host_traces()
     daemon = Dockerd(tmp_path_factory.mktemp("dockerd"), insecure_registries=[registry])
@@ -64,7 +66,7 @@ def dockerd(lab, tmp_path_factory):
 
 
 @pytest.fixture
-def sides(lab, dockerd):
+def sides(dockerd, lab):
     """(docker, fleet): each runs one command line (a list whose first word is the verb) and returns
     (exit code, stdout bytes, stderr bytes); fleet's gets ``-H HOST`` after the verb. The module's containers are
     removed on both sides before and after."""
@@ -434,3 +436,36 @@ def test_docker_reference_run_flags(docker):
     assert bad.returncode == 125 and b"sysctl 'vm.swappiness=1' is not whitelisted" in bad.stderr
     missing = docker.docker("run", "--rm", "--network", "none", "--pull", "never", "busybox:nosuch", "true")
     assert missing.returncode == 125 and b"No such image: busybox:nosuch" in missing.stderr
+
+
+def test_docker_reference_signal_proxy(docker):
+    """Item 8, Docker's side: an attached ``docker run`` (no -t, --sig-proxy true by default) passes SIGTERM and
+    SIGINT on to the container; the command ends with the container's exit code (the trap's 42/43) and the
+    container is gone with --rm. With --sig-proxy=false the client dies of the signal, the container runs on."""
+    trap = "trap 'echo got TERM; exit 42' TERM; trap 'echo got INT; exit 43' INT; echo ready; " \
+           "while :; do sleep 0.1; done"
+    for sig, code in ((signal.SIGTERM, 42), (signal.SIGINT, 43)):
+        name = PREFIX + "sig-{}".format(code)
+        proc = docker.popen("run", "--rm", "--network", "none", "--name", name, "busybox", "sh", "-c", trap)
+        try:
+            assert proc.stdout.readline() == b"ready\n"  # blocks until the container runs (its own deadline)
+            proc.send_signal(sig)
+            out, _err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == code and out == "got {}\n".format(sig.name[3:]).encode(), (proc.returncode, out)
+    name = PREFIX + "nosig"
+    proc = docker.popen("run", "--sig-proxy=false", "--network", "none", "--name", name, "busybox", "sh", "-c",
+                        trap)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGTERM
+    assert docker.check("inspect", "-f", "{{.State.Running}}", name).stdout == b"true\n"
