@@ -267,16 +267,19 @@ def test_ps_q_and_images_q_print_bare_ids_as_dockerd(sides):
 
 # -- item 4: run's stdout ----------------------------------------------------------------------------------------
 
-def test_run_d_prints_the_full_id_only_as_dockerd(sides):
-    """docker run -d: the new container's 64-hex ID and a newline on stdout, nothing else on either stream;
-    the ID is the container's (inspect finds it)."""
-    for name in ("d1", "d2"):
-        d, f = both(sides, "run", "-d", "--network", "none", "--name", PREFIX + name, "busybox", "sleep", "300")
+def test_run_d_and_create_print_the_full_id_only_as_dockerd(sides):
+    """docker run -d and docker create: the new container's 64-hex ID and a newline on stdout, nothing else on
+    either stream; the ID is the container's (inspect finds it). A failure (the name in use): nothing on stdout."""
+    for name, verb in (("d1", ["run", "-d"]), ("d2", ["run", "-d"]), ("c1", ["create"])):
+        d, f = both(sides, *verb, "--network", "none", "--name", PREFIX + name, "busybox", "sleep", "300")
         assert d[0] == f[0] == 0, (d, f)
         assert ids_out(d[1]) == ids_out(f[1]) == b"<id>\n" and d[2] == f[2] == b"", (d, f)
         for side, (_rc, out, _err) in zip(sides, (d, f)):
             rc, obj, _ = side(["inspect", out.decode().strip()])
             assert rc == 0 and json.loads(obj)[0]["Name"] == "/" + PREFIX + name
+    d, f = both(sides, "create", "--network", "none", "--name", PREFIX + "c1", "busybox", "true")
+    assert d[0] != 0 and f[0] != 0 and d[1] == f[1] == b"", (d, f)  # docker 125, fleet 1 (see run's exit codes)
+    assert "is already in use" in d[2].decode() and "is already in use" in f[2].decode(), (d, f)
 
 
 def test_attached_run_stdout_holds_only_the_containers_bytes_as_dockerd(sides):
