@@ -10,7 +10,7 @@ import sys
 import time as _time
 
 from agent_payload import containeropts
-from fleet.commands.common import Session, exit_status, inspect_output, output
+from fleet.commands.common import Session, exit_status, inspect_output, note, output
 from fleet.commands.images import confirm, host_errors, progress_printer
 from fleet.commands.runflags import RunSpec
 from fleet.errors import UsageError
@@ -20,13 +20,18 @@ PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 
 
 def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> int:
-    """Create (but do not start) a container on every selected host, pulling the image where missing."""
+    """Create (but do not start) a container on every selected host, pulling the image where missing.
+
+    One host: stdout is docker's, the full ID alone (the table of a failure goes to stderr), as ``run -d``."""
     results = session.run(patterns, "create", spec.op_args(), progress_printer(as_json))
+    one = len(results) == 1
     if as_json:
         output(tables.to_json(results))
+    elif one and results[0].ok:
+        output(results[0].data["id"])
     else:
-        output(tables.host_table(["CONTAINER ID", "NAME", "IMAGE"], results,
-                                 lambda d: [[tables.short_id(d["id"]), d["name"], d["image"]]]))
+        (note if one else output)(tables.host_table(["CONTAINER ID", "NAME", "IMAGE"], results,
+                                                    lambda d: [[tables.short_id(d["id"]), d["name"], d["image"]]]))
     return exit_status(results)
 
 
