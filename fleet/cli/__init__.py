@@ -60,6 +60,11 @@ def facts(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = Js
 
 from fleet.cli import containers, netvol, images, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
 
+# docker's aliases of the management commands' listings (container ls/list/ps and image ls/list are registered
+# with their commands)
+netvol.network_app.command("list")(netvol.network_ls)
+netvol.volume_app.command("list")(netvol.volume_ls)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -29,7 +29,11 @@ def push(ctx: typer.Context, image: str = ImageArg, patterns: List[str] = HostsO
     _finish(cmd.push, _session(ctx), patterns, image, quiet, as_json)
 
 
-def images(ctx: typer.Context, patterns: List[str] = HostsOpt,
+def images(ctx: typer.Context,
+           repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]",
+                                                      help="Only images of this repository (and tag), as docker: "
+                                                      "a reference filter (globs allowed)."),
+           patterns: List[str] = HostsOpt,
            all_: bool = typer.Option(False, "-a", "--all", help="Show all images (default hides intermediate ones)."),
            digests: bool = typer.Option(False, "--digests", help="Show digests."),
            filters: Optional[List[str]] = typer.Option(None, "-f", "--filter",
@@ -43,7 +47,8 @@ def images(ctx: typer.Context, patterns: List[str] = HostsOpt,
            as_json: bool = JsonOpt):
     """List images on each host."""
     from fleet.commands import images as cmd
-    _finish(cmd.images, _session(ctx), patterns, all_, digests, quiet, list(filters or []), fmt, no_trunc, as_json)
+    _finish(cmd.images, _session(ctx), patterns, all_, digests, quiet, list(filters or []), fmt, no_trunc, as_json,
+            repository)
 
 
 def rmi(ctx: typer.Context, images_: List[str] = typer.Argument(..., metavar="IMAGE...", help="References or IDs."),
@@ -76,7 +81,7 @@ def history(ctx: typer.Context, image: str = typer.Argument(..., help="Image ref
 for _name, _fn in (("pull", pull), ("push", push), ("images", images), ("rmi", rmi), ("tag", tag),
                    ("history", history)):
     app.command(_name)(_fn)
-for _name, _fn in (("pull", pull), ("push", push), ("ls", images), ("rm", rmi), ("tag", tag),
+for _name, _fn in (("pull", pull), ("push", push), ("ls", images), ("list", images), ("rm", rmi), ("tag", tag),
                    ("history", history)):
     image_app.command(_name)(_fn)
 

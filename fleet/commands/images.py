@@ -164,8 +164,14 @@ def list_formatted(session: Session, patterns, op: str, args: dict, fmt: str, fi
 
 
 def images(session: Session, patterns: list[str], all_: bool, digests: bool, quiet: bool, filters: list[str],
-           fmt: str | None, no_trunc: bool, as_json: bool) -> int:
-    """List images on every selected host, docker's columns after HOST."""
+           fmt: str | None, no_trunc: bool, as_json: bool, repository: str | None = None) -> int:
+    """List images on every selected host, docker's columns after HOST; ``repository`` (``images REPO[:TAG]``)
+    is docker's reference filter."""
+    filters = list(filters)
+    if repository is not None:
+        if not repository.strip():
+            raise UsageError('invalid reference "{}": the repository is empty'.format(repository))
+        filters.append("reference=" + repository)
     args = {"all": all_, "digests": digests, "filters": validate_filters(filters)}
     if fmt is not None and not as_json:
         from fleet.render import formatting
@@ -307,7 +313,8 @@ def image_inspect(session: Session, patterns: list[str], images_: list[str]) -> 
     return inspect_output(session.run(patterns, "image_inspect", {"images": list(images_)}), "images")
 
 
-DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("build_cache", "Build Cache"))
+DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"),
+            ("build_cache", "Build Cache"))
 
 
 def _reclaimable(row: dict) -> str:
@@ -320,14 +327,15 @@ def _reclaimable(row: dict) -> str:
 
 
 def system_df(session: Session, patterns: list[str], as_json: bool) -> int:
-    """Disk usage of images, containers and build cache on every selected host."""
+    """Disk usage of images, containers, local volumes and build cache on every selected host (docker's rows)."""
     results = session.run(patterns, "system_df", {})
     if as_json:
         output(tables.to_json(results))
     else:
         output(tables.host_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], results, lambda d: [
             [label, row.get("total", 0), row.get("active", 0), tables.human_size(row.get("size")), _reclaimable(row)]
-            for key, label in DF_TYPES for row in [d.get(key) or {}]]))
+            for key, label in DF_TYPES if key in d or key != "volumes"  # an older payload has no volumes row
+            for row in [d.get(key) or {}]]))
     return exit_status(results)
 
 
