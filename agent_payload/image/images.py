@@ -115,6 +115,16 @@ class ImageStore:
                 index["refs"][key] = ref_info
             self.write_index(index)
 
+    def add_digest_ref(self, image_id, canonical):
+        """Record ``canonical`` (``repo@sha256:<manifest>``, a parsed reference) as a RepoDigest of ``image_id``,
+        as docker does after a push: the image keeps it while it exists (a vanished image records nothing)."""
+        with locks.locked(self.lock_path):
+            index = self._read_index()
+            if image_id not in index["images"]:
+                return
+            index["refs"][canonical.string()] = {"id": image_id, "digest": canonical.digest}
+            self.write_index(index)
+
     # -- lookups ----------------------------------------------------------------------------------------
 
     def _read_index(self):

