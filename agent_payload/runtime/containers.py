@@ -444,8 +444,10 @@ class Runtime:
 
     def changes(self, ref):
         """``docker diff``: [{"kind": "A"|"C"|"D", "path"}] from the container's upper dir."""
-        layers = self._layers(self.lookup(ref))
-        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS)
+        rec = self.lookup(ref)
+        layers = self._layers(rec)
+        targets = {m["target"] for m in rec.get("mounts") or [] if isinstance(m.get("target"), str)}
+        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS | targets)  # docker: init layer, mounts
 
     def export(self, ref, output, force=False):
         """Write the container's merged filesystem as a tar to ``output`` on this host; {"output", "size", "sha256"}."""

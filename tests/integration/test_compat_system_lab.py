@@ -7,10 +7,7 @@ reference filter, RepoDigests recorded after a push, ``diff`` leaving out the in
 ``version``, ``info`` and the listing aliases).
 """
 
-import io
 import json
-import re
-import tarfile
 
 import pytest
 import yaml
@@ -89,3 +86,17 @@ def test_listing_aliases(lab, argv):
     proc = lab.fleet(*argv, "-H", HOST)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("HOST")
+
+
+def test_diff_of_an_untouched_container_is_empty(clean):
+    """docker diff of a container that changed nothing is empty: /etc/hostname, /etc/hosts, /etc/resolv.conf
+    live in the init layer and volume/bind mountpoints are not the container's changes; a real change still
+    shows with its parent (C /etc, A /etc/new)."""
+    lab = clean
+    lab.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "diff", "-v", "/cmps/anon", "-v", "/tmp:/opt/bound",
+              "busybox", "sleep", "300", check=True)
+    rc, out = lab.fleet_json("diff", "-H", HOST, PREFIX + "diff")
+    assert rc == 0 and out[HOST]["changes"] == [], out
+    lab.fleet("exec", "-H", HOST, PREFIX + "diff", "touch", "/etc/new", check=True)
+    rc, out = lab.fleet_json("diff", "-H", HOST, PREFIX + "diff")
+    assert [(c["kind"], c["path"]) for c in out[HOST]["changes"]] == [("C", "/etc"), ("A", "/etc/new")]
