@@ -69,7 +69,9 @@ class Runtime:
                 spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
                 config = dict(extra or {})
                 config.update(spec.to_dict())
-                config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
+                # docker: --network host takes the host's name (Config.Hostname too) unless --hostname is given
+                default_name = os.uname().nodename if spec.network == "host" else cid[:12]
+                config.update(id=cid, name=name, hostname=spec.hostname or default_name, created=records.format_ns())
                 rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists

@@ -100,3 +100,19 @@ def test_diff_of_an_untouched_container_is_empty(clean):
     lab.fleet("exec", "-H", HOST, PREFIX + "diff", "touch", "/etc/new", check=True)
     rc, out = lab.fleet_json("diff", "-H", HOST, PREFIX + "diff")
     assert [(c["kind"], c["path"]) for c in out[HOST]["changes"]] == [("C", "/etc"), ("A", "/etc/new")]
+
+
+def test_network_host_takes_the_hosts_name(clean):
+    """docker run --network host: the container's hostname is the host's (Config.Hostname too, and /etc/hostname),
+    not its ID; --hostname still wins."""
+    lab = clean
+    rc, ping = lab.fleet_json("ping", "-H", HOST)
+    name = ping[HOST]["hostname"]
+    out = lab.fleet("run", "-H", HOST, "--name", PREFIX + "hostnet", "--network", "host", "busybox",
+                    "sh", "-c", "hostname; cat /etc/hostname", check=True).stdout
+    assert out == "{0}\n{0}\n".format(name)
+    (obj,) = json.loads(lab.fleet("inspect", "-H", HOST, PREFIX + "hostnet", check=True).stdout)
+    assert obj["Config"]["Hostname"] == name
+    out = lab.fleet("run", "-H", HOST, "--rm", "--network", "host", "--hostname", "given", "busybox", "hostname",
+                    check=True).stdout
+    assert out == "given\n"
