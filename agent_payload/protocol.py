@@ -169,6 +169,8 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             container path is NotFound "Could not find the file P in container C".
 ``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
+``export_out`` {"container"} -> {"staging", "size", "sha256"}: ``export``'s tar in a new <root>/tmp/cp-*.tar
+            staging file the caller fetches (``fleet export`` to stdout) and deletes.
 
 volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]

@@ -174,6 +174,7 @@ REQUESTS = {
               "contents": _a("bool", False, checked_by="ops.transfer"),
               "archive": _a("bool", False, checked_by="ops.transfer")},
     "cp_out": dict(_CONTAINER, path=_a("str", required=True), follow_link=_a("bool", False)),
+    "export_out": dict(_CONTAINER),
     "network_create": {"internal": _a("bool", False), "name": _a("str", required=True),
                        "driver": _a("str", "bridge"), "subnet": _a("str"), "gateway": _a("str"),
                        "labels": _a("labels", {}, checked_by="runtime.spec")},

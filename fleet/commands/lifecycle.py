@@ -150,9 +150,10 @@ def diff(session: Session, patterns: list[str], container: str, as_json: bool) -
 
 def export(session: Session, patterns: list[str], container: str, output_path: str | None, force: bool,
            as_json: bool) -> int:
-    """Write the container's filesystem as a tar to OUTPUT on each host (not on this machine)."""
+    """Write the container's filesystem as a tar to OUTPUT on each host; without -o, to stdout (one host)."""
     if not output_path:
-        raise UsageError("export writes the tar on each host: pass -o/--output /absolute/path")
+        from fleet.commands import transfer
+        return transfer.export_stdout(session, patterns, container)
     if not output_path.startswith("/") or output_path.endswith("/"):
         raise UsageError('--output must be an absolute file path on the hosts: "{}"'.format(output_path))
     results = session.run(patterns, "export", {"container": container, "output": output_path, "force": force})

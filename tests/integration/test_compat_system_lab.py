@@ -7,7 +7,12 @@ reference filter, RepoDigests recorded after a push, ``diff`` leaving out the in
 ``version``, ``info`` and the listing aliases).
 """
 
+import io
 import json
+import subprocess
+import sys
+import tarfile
+import time
 
 import pytest
 import yaml
@@ -23,6 +28,11 @@ def clean(lab):
     lab.remove_containers(PREFIX)
     yield lab
     lab.remove_containers(PREFIX)
+
+
+def _output_lines(text):
+    """The container's output lines, without the ``host | `` prefix fleet may add (issue 13 item 5 drops it)."""
+    return [line.split(" | ", 1)[1] if line.startswith(HOST + " | ") else line for line in text.splitlines()]
 
 
 def _lab_vars(lab):
@@ -110,9 +120,29 @@ def test_network_host_takes_the_hosts_name(clean):
     name = ping[HOST]["hostname"]
     out = lab.fleet("run", "-H", HOST, "--name", PREFIX + "hostnet", "--network", "host", "busybox",
                     "sh", "-c", "hostname; cat /etc/hostname", check=True).stdout
-    assert out == "{0}\n{0}\n".format(name)
+    assert _output_lines(out) == [name, name]
     (obj,) = json.loads(lab.fleet("inspect", "-H", HOST, PREFIX + "hostnet", check=True).stdout)
     assert obj["Config"]["Hostname"] == name
     out = lab.fleet("run", "-H", HOST, "--rm", "--network", "host", "--hostname", "given", "busybox", "hostname",
                     check=True).stdout
-    assert out == "given\n"
+    assert _output_lines(out) == ["given"]
+
+
+def test_export_without_o_writes_the_tar_to_stdout(clean):
+    """docker export CONTAINER > file: the container's filesystem as a tar on stdout (docker refuses a terminal);
+    fleet does so for one host and refuses several (exit 2, nothing written)."""
+    lab = clean
+    lab.fleet("run", "-d", "-H", "web*", "--name", PREFIX + "exp", "busybox", "sh", "-c",
+              "echo exported > /marker; sleep 300", check=True)
+    deadline = time.monotonic() + 30
+    while lab.fleet("exec", "-H", HOST, PREFIX + "exp", "test", "-f", "/marker").returncode != 0:
+        assert time.monotonic() < deadline, "the container never wrote /marker"
+    proc = subprocess.run([sys.executable, "-m", "fleet", "-i", str(lab.inventory), "export", "-H", HOST,
+                           PREFIX + "exp"], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        names = tar.getnames()
+        assert "bin/busybox" in names and "etc/passwd" in names
+        assert tar.extractfile("marker").read() == b"exported\n"
+    many = lab.fleet("export", "-H", "web*", PREFIX + "exp")
+    assert many.returncode == 2 and "exactly one host" in many.stderr and many.stdout == ""

@@ -85,6 +85,7 @@ COMMAND_LINES = [
     (["cp", "-H", "all", "-a", "-L", SRC + "/.", C + ":/tmp"], "cp_in"),
     (["cp", "-H", "h1", "-", C + ":/tmp"], "cp_in", ""),
     (["cp", "-H", "h1", "-a", "-L", C + ":/etc/hostname", "-"], "cp_out"),
+    (["export", "-H", "h1", C], "export_out"),
     (["commit", "-H", "h1", "-a", "me", "-m", "msg", "-c", "ENV A=1", "-p", C, "mine:2"], "commit"),
     (["port", "-H", "h1", C, "80/tcp"], "port"),
     (["network", "create", "-H", "h1", "--driver", "bridge", "--subnet", "10.9.0.0/24", "--gateway",
@@ -148,6 +149,7 @@ ANSWERS = {
     "inspect": {"containers": [{"Id": "a" * 64, "State": {"Running": True}, "Config": {"Tty": False}}]},
     "cp_out": {"staging": "/var/lib/fleet/tmp/cp-0.tar", "size": 5, "type": "file", "base": "hostname"},
     "cp_out:file": b"a tar",
+    "export_out": {"staging": "/var/lib/fleet/tmp/cp-1.tar", "size": 5, "sha256": "sha256:" + "0" * 64},
     # deploy: the web service runs on each host (an older config) with a previous version kept for rollback
     "service_ls": {"services": [
         {"id": "b" * 64, "name": "shop-web-1", "project": "shop", "service": "web", "config_hash": "old",
