@@ -197,7 +197,8 @@ def export(ctx: typer.Context, container: str = ContainerArg, patterns: List[str
                                                      "write the tar to (nothing is copied to this machine)."),
            force: bool = typer.Option(False, "--force", help="Replace an existing file at --output."),
            as_json: bool = JsonOpt):
-    """Export a container's filesystem as a tar archive, written on each host at -o PATH (not locally)."""
+    """Export a container's filesystem as a tar archive: to stdout (one host, not a terminal), or on each host
+    at -o PATH."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.export, _session(ctx), patterns, container, output_path, force, as_json)
 
