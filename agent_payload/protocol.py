@@ -98,7 +98,10 @@ Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and
              Mounts, Config, ...], "errors": [{"name", "kind", "message"}] when some were not found}
              (each name a container, else an image, as docker inspect; type keeps to one; none found: NotFound
              "No such object: x" / "No such container: x" / "No such image: x")
-``top``     {"container"} -> {"titles": ps -ef titles, "processes": [[str]]} (running only, else Conflict)
+``top``     {"container", "ps_args": [ps option]} -> {"titles", "processes": [[str]]} (running only, else Conflict):
+            the columns ps prints for those options (default -ef), rendered from /proc without a ps binary
+            (-ef, -f, -e, aux, ax, -o/o/--format KEYWORD[,KEYWORD][=HEADER]); other options InvalidArgument with
+            ps's wording, a format without pid "Couldn't find PID field in ps output" (docker's)
 ``diff``    {"container"} -> {"changes": [{"kind": "A"|"C"|"D", "path"}]} (docker's order)
 ``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}
             (a tar of the merged filesystem; an existing output is AlreadyExists unless force)

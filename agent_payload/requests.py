@@ -149,7 +149,7 @@ REQUESTS = {
     "wait": dict(_CONTAINERS),
     "rename": {"container": _a("str", required=True), "name": _a("str", required=True)},
     "inspect": dict(_CONTAINERS, type=_a("str")),  # docker inspect --type container|image (None: both)
-    "top": dict(_CONTAINER),
+    "top": dict(_CONTAINER, ps_args=_a("str_list", [])),  # docker top's [ps OPTIONS] (runtime/pstable.py)
     "diff": dict(_CONTAINER),
     "export": dict(_CONTAINER, output=_a("str", required=True), force=_a("bool", False)),
     "container_prune": {},

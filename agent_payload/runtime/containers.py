@@ -433,12 +433,15 @@ class Runtime:
         cids = [(ref, self._resolve(ref)) for ref in refs]
         return [inspectmod.inspect_object(self.paths, self.lookup(cid)) for _ref, cid in cids]
 
-    def top(self, ref):
-        """``docker top``: {"titles", "processes"} of the container's PID namespace; it must be running."""
+    def top(self, ref, ps_args=None):
+        """``docker top``: {"titles", "processes"} of the container's PID namespace in the format of the ps
+        options ``ps_args`` (default -ef); it must be running."""
+        from . import pstable
+        pstable.parse(ps_args)  # bad options are the input's fault: before the container is looked at
         rec = self.lookup(ref)
         if rec["status"] != "running":
             raise errors.Conflict("container {} is not running".format(rec["id"]))
-        return inspectmod.top(rec["pid"])
+        return inspectmod.top(rec["pid"], ps_args)
 
     def _layers(self, rec):
         """The container's layers, top first: its upper dir, then the image's lower dirs."""

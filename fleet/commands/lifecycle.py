@@ -125,9 +125,10 @@ def inspect(session: Session, patterns: list[str], containers: list[str], type_:
     return 1 if missing else status
 
 
-def top(session: Session, patterns: list[str], container: str, as_json: bool) -> int:
-    """The processes of a running container on every host (ps -ef columns after HOST)."""
-    results = session.run(patterns, "top", {"container": container})
+def top(session: Session, patterns: list[str], container: str, as_json: bool, ps_args: list[str] | None = None) -> int:
+    """The processes of a running container on every host (ps's columns for ``ps_args``, default -ef, after
+    HOST)."""
+    results = session.run(patterns, "top", {"container": container, "ps_args": list(ps_args or [])})
     if as_json:
         output(tables.to_json(results))
         return exit_status(results)

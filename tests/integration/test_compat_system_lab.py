@@ -146,3 +146,24 @@ def test_export_without_o_writes_the_tar_to_stdout(clean):
         assert tar.extractfile("marker").read() == b"exported\n"
     many = lab.fleet("export", "-H", "web*", PREFIX + "exp")
     assert many.returncode == 2 and "exactly one host" in many.stderr and many.stdout == ""
+
+
+def test_top_takes_ps_options(clean):
+    """docker top CONTAINER [ps OPTIONS]: the rows of ``ps OPTIONS`` for the container's processes (default -ef:
+    UID PID PPID C STIME TTY TIME CMD); aux gives ps's user format; -o picks columns; a format without a PID
+    column is docker's "Couldn't find PID field in ps output".  fleet renders them without a ps binary."""
+    lab = clean
+    lab.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "top", "busybox", "sleep", "300", check=True)
+    rc, out = lab.fleet_json("top", "-H", HOST, PREFIX + "top", "-o", "pid,comm,args")
+    assert rc == 0, out
+    assert out[HOST]["titles"] == ["PID", "COMMAND", "COMMAND"]
+    (row,) = out[HOST]["processes"]
+    assert row[0].isdigit() and row[1:] == ["sleep", "sleep 300"]
+    table = lab.fleet("top", "-H", HOST, PREFIX + "top", "aux", check=True).stdout.splitlines()
+    assert table[0].split() == ["HOST", "USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME",
+                                "COMMAND"]
+    assert table[1].split()[1:3] == ["root", row[0]] and table[1].endswith("sleep 300")
+    default = lab.fleet("top", "-H", HOST, PREFIX + "top", check=True).stdout.splitlines()
+    assert default[0].split() == ["HOST", "UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    bad = lab.fleet("top", "-H", HOST, PREFIX + "top", "-o", "comm")
+    assert bad.returncode == 2 and "Couldn't find PID field in ps output" in bad.stderr

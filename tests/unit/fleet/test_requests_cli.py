@@ -59,6 +59,7 @@ COMMAND_LINES = [
     (["rename", "-H", "h1", C, "c2"], "rename"),
     (["inspect", "-H", "h1", C], "inspect"),
     (["top", "-H", "h1", C], "top"),
+    (["top", "-H", "h1", C, "-o", "pid,comm"], "top"),
     (["diff", "-H", "h1", C], "diff"),
     (["export", "-H", "h1", "-o", "/tmp/c.tar", C], "export"),
     (["container", "prune", "-H", "h1", "-f"], "container_prune"),
