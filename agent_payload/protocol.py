@@ -66,6 +66,16 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
 ``system_df``     {} -> {"images", "containers", "volumes", "build_cache"}: each
                   {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows)
+``system_prune`` {"all": bool, "volumes": bool} -> {"containers": container_prune's, "networks": network_prune's,
+                  "volumes": volume_prune's (anonymous only) | null, "images": image_prune's (all: every unused
+                  one), "build_cache": {"deleted": [], "reclaimed": 0}, "reclaimed": bytes} (docker's order)
+``version`` {} -> docker version's Server part: {"Version" (the payload's, fleet's own), "Payload": its sha256,
+            "ProtocolVersion", "PythonVersion", "KernelVersion", "Os", "Arch" (Go's names), "Hostname"}
+``info``    {} -> docker info's keys: {"Name", "ServerVersion", "Containers", "ContainersRunning",
+            "ContainersPaused", "ContainersStopped", "Images", "Driver", "DockerRootDir", "CgroupDriver",
+            "CgroupVersion", "FirewallBackend": {"Driver"}, "KernelVersion", "OperatingSystem", "OSType",
+            "Architecture", "NCPU", "MemTotal", "RegistryConfig": {"Mirrors", "InsecureRegistries" (hosts, then
+            CIDRs)}, "Payload", "ProtocolVersion", "PythonVersion"}
 ``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
@@ -333,6 +343,9 @@ PROTOCOL_VERSION = 1
 # Exit status the remote launcher uses when the payload file for the requested hash is absent: the
 # controller uploads the payload and runs the request again.  Chosen outside the ranges shells use.
 EXIT_PAYLOAD_MISSING = 97
+
+#: ``version``'s Arch on both sides: Go's name of a machine (docker's OS/Arch), else the machine as uname has it.
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}
 
 #: The fixed set of error kinds (after containerd's errdefs).  Anything unexpected is "Internal".
 ERROR_KINDS = (

@@ -115,6 +115,10 @@ class ImageStore:
                 index["refs"][key] = ref_info
             self.write_index(index)
 
+    def image_count(self):
+        """How many images the store holds (docker info's Images)."""
+        return len(self._read_index()["images"])
+
     def add_digest_ref(self, image_id, canonical):
         """Record ``canonical`` (``repo@sha256:<manifest>``, a parsed reference) as a RepoDigest of ``image_id``,
         as docker does after a push: the image keeps it while it exists (a vanished image records nothing)."""

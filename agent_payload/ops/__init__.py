@@ -13,7 +13,7 @@ from agent_payload import errors
 
 # op name -> module under agent_payload.ops defining ``op_<name>``
 OP_MODULES = {
-    "ping": "host", "facts": "host", "boot": "host",
+    "ping": "host", "facts": "host", "boot": "host", "system_prune": "host", "version": "host", "info": "host",
     "pull": "registry", "push": "registry", "login": "registry", "logout": "registry", "configure": "registry",
     "images": "images", "rmi": "images", "tag": "images", "history": "images", "image_prune": "images",
     "image_inspect": "images", "system_df": "images",

@@ -118,6 +118,19 @@ def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool 
     _finish(cmd.system_df, _session(ctx), patterns, as_json)
 
 
+@system_app.command("prune")
+def system_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                 all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just "
+                                           "dangling ones."),
+                 volumes: bool = typer.Option(False, "--volumes", help="Prune anonymous volumes."),
+                 force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+                 as_json: bool = JsonOpt):
+    """Remove stopped containers, unused networks, dangling (-a: unused) images and, with --volumes, unused
+    anonymous volumes on each host; asks once here first unless -f (stdin is read even when no terminal)."""
+    from fleet.commands import hosts as cmd
+    _finish(cmd.system_prune, _session(ctx), patterns, all_, volumes, force, as_json)
+
+
 # ---- registries ----
 
 @app.command()

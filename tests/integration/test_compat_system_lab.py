@@ -9,6 +9,7 @@ reference filter, RepoDigests recorded after a push, ``diff`` leaving out the in
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -167,3 +168,91 @@ def test_top_takes_ps_options(clean):
     assert default[0].split() == ["HOST", "UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     bad = lab.fleet("top", "-H", HOST, PREFIX + "top", "-o", "comm")
     assert bad.returncode == 2 and "Couldn't find PID field in ps output" in bad.stderr
+
+
+PRUNE_HOST = "db1"  # dangling images and stopped containers only: the images other tests pull stay
+
+
+def test_system_prune_asks_then_removes_in_dockers_sections(lab):
+    """docker system prune [--volumes] [-f]: the warning and "Are you sure you want to continue? [y/N]" read from
+    stdin (anything but y is no, even when stdin is no terminal); then "Deleted Containers:", "Deleted
+    Networks:", "Deleted Volumes:" (anonymous ones, with --volumes), "Deleted Images:" sections and "Total
+    reclaimed space: X"."""
+    lab.remove_containers(PREFIX)
+    lab.fleet("network", "rm", "-H", PRUNE_HOST, PREFIX + "net")
+    lab.fleet("run", "-H", PRUNE_HOST, "--name", PREFIX + "stopped", "-v", "/cmps-anon", "busybox", "true",
+              check=True)
+    rc, inspected = lab.fleet_json("ps", "-H", PRUNE_HOST, "-a", "-f", "name=^" + PREFIX + "stopped")
+    cid = inspected[PRUNE_HOST]["containers"][0]["id"]
+    (obj,) = json.loads(lab.fleet("inspect", "-H", PRUNE_HOST, cid, check=True).stdout)
+    (anon,) = [m["Name"] for m in obj["Mounts"] if m["Destination"] == "/cmps-anon"]
+    lab.fleet("rm", "-H", PRUNE_HOST, cid, check=True)  # without -v: the anonymous volume stays
+    lab.fleet("run", "-H", PRUNE_HOST, "--name", PREFIX + "stopped", "busybox", "true", check=True)
+    _, again = lab.fleet_json("ps", "-H", PRUNE_HOST, "-a", "-f", "name=^" + PREFIX + "stopped")
+    cid = again[PRUNE_HOST]["containers"][0]["id"]
+    lab.fleet("network", "create", "-H", PRUNE_HOST, PREFIX + "net", check=True)
+
+    declined = lab.fleet("system", "prune", "-H", PRUNE_HOST, "--volumes", input="n\n")
+    assert declined.returncode == 0 and declined.stdout == ""
+    assert "WARNING! This will remove:" in declined.stderr
+    assert "all anonymous volumes not used by at least one container" in declined.stderr
+    assert "Are you sure you want to continue? [y/N]" in declined.stderr
+    _, still = lab.fleet_json("ps", "-H", PRUNE_HOST, "-a", "-f", "name=^" + PREFIX + "stopped")
+    assert [c["id"] for c in still[PRUNE_HOST]["containers"]] == [cid]
+
+    done = lab.fleet("system", "prune", "-H", PRUNE_HOST, "--volumes", input="y\n")
+    assert done.returncode == 0, done.stderr
+    sections = {}
+    for block in done.stdout.split("\n\n"):
+        lines = block.splitlines()
+        if lines and lines[0].endswith(":"):
+            sections[lines[0]] = lines[1:]
+    assert cid in sections["Deleted Containers:"]
+    assert PREFIX + "net" in sections["Deleted Networks:"]
+    assert anon in sections["Deleted Volumes:"]
+    assert re.match(r"^Total reclaimed space: [0-9.]+[kMG]?B$", done.stdout.splitlines()[-1])
+    _, gone = lab.fleet_json("ps", "-H", PRUNE_HOST, "-a", "-f", "name=^" + PREFIX + "stopped")
+    assert gone[PRUNE_HOST]["containers"] == []
+
+
+def test_version_shows_client_and_each_hosts_payload(lab):
+    """docker version: a Client section (this controller) and a Server section (the engine: version, API,
+    kernel, OS/Arch); fleet's Server is each host's payload (version, hash, protocol, python, kernel);
+    --format over .Client/.Server, --json."""
+    proc = lab.fleet("version", "-H", "web*", check=True)
+    text = proc.stdout
+    assert text.startswith("Client: fleet\n") and "\n\nServer: web1\n" in text and "\n\nServer: web2\n" in text
+    rc, ping = lab.fleet_json("ping", "-H", "web1")
+    payload = ping["web1"]["payload"]
+    out = lab.fleet("version", "-H", "web1", "--format", "{{.Server.Payload}} {{.Client.Payload}}",
+                    check=True).stdout.split()
+    assert out == [payload, payload]
+    data = json.loads(lab.fleet("version", "-H", "web1", "--json", check=True).stdout)
+    (server,) = data["Servers"]
+    assert server["host"] == "web1" and server["ProtocolVersion"] == data["Client"]["ProtocolVersion"]
+    assert server["KernelVersion"] and server["PythonVersion"].count(".") == 2
+
+
+def test_info_is_each_hosts_engine_view(clean):
+    """docker info: containers by state, images, storage driver and root, cgroup driver/version, kernel, OS, CPUs,
+    memory, registry mirrors and insecure registries; per host here, with --json and --format."""
+    lab = clean
+    lab.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "info", "busybox", "sleep", "300", check=True)
+    rc, info = lab.fleet_json("info", "-H", HOST)
+    assert rc == 0, info
+    d = info[HOST]
+    assert d["ContainersRunning"] >= 1 and d["Containers"] == (d["ContainersRunning"] + d["ContainersPaused"]
+                                                               + d["ContainersStopped"])
+    assert d["Images"] >= 1 and d["Driver"] == "overlay2" and d["CgroupDriver"] == "cgroupfs"
+    rc, facts = lab.fleet_json("facts", "-H", HOST)
+    f = facts[HOST]
+    assert d["DockerRootDir"] == f["root"] and d["KernelVersion"] == f["kernel"]
+    assert d["CgroupVersion"] == {"v2": "2", "v1": "1", "hybrid": "1"}[f["cgroup"]]
+    assert d["FirewallBackend"]["Driver"] == f["firewall"] and d["Name"] == f["hostname"]
+    assert d["RegistryConfig"]["Mirrors"] and "127.0.0.0/8" in d["RegistryConfig"]["InsecureRegistries"]
+    assert d["NCPU"] >= 1 and d["MemTotal"] > 0
+    text = lab.fleet("info", "-H", HOST, check=True).stdout
+    assert text.startswith("Server: {}\n Containers: {}\n  Running: ".format(HOST, d["Containers"]))
+    assert " Registry Mirrors:\n  " + d["RegistryConfig"]["Mirrors"][0] in text
+    fmt = lab.fleet("info", "-H", HOST, "--format", "{{.Host}} {{.CgroupVersion}}", check=True).stdout
+    assert fmt == "{} {}\n".format(HOST, d["CgroupVersion"])
