@@ -65,7 +65,10 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
 ``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
 ``system_df``     {} -> {"images", "containers", "volumes", "build_cache"}: each
-                  {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows)
+                  {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows); with
+                  {"verbose": true} also "verbose": {"images": [images' rows + "shared_size", "unique_size"],
+                  "containers": [{"id", "image", "command", "local_volumes", "size", "created", "status",
+                  "names"}], "volumes": [{"name", "links", "size"}], "build_cache": []}
 ``system_prune`` {"all": bool, "volumes": bool} -> {"containers": container_prune's, "networks": network_prune's,
                   "volumes": volume_prune's (anonymous only) | null, "images": image_prune's (all: every unused
                   one), "build_cache": {"deleted": [], "reclaimed": 0}, "reclaimed": bytes} (docker's order)

@@ -134,7 +134,7 @@ REQUESTS = {
     "history": {"image": _a("str", required=True)},
     "image_prune": {"all": _a("bool", False)},
     "image_inspect": {"images": _a("str_list", [])},
-    "system_df": {},
+    "system_df": {"verbose": _a("bool", False)},
     "system_prune": {"all": _a("bool", False), "volumes": _a("bool", False)},
     "version": {},
     "info": {},

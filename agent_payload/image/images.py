@@ -115,6 +115,11 @@ class ImageStore:
                 index["refs"][key] = ref_info
             self.write_index(index)
 
+    def image_chains(self):
+        """{image ID: its layers' chain IDs} of every image (system df -v's shared and unique sizes)."""
+        return {image_id: list(entry.get("chain_ids") or [])
+                for image_id, entry in self._read_index()["images"].items()}
+
     def image_count(self):
         """How many images the store holds (docker info's Images)."""
         return len(self._read_index()["images"])

@@ -112,10 +112,13 @@ def system_boot(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: boo
 
 
 @system_app.command("df")
-def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
-    """Show disk usage of images, containers and build cache on each host."""
+def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt,
+              verbose: bool = typer.Option(False, "-v", "--verbose", help="Show detailed information on space "
+                                           "usage (per image, container and volume)."),
+              as_json: bool = JsonOpt):
+    """Show disk usage of images, containers, local volumes and build cache on each host."""
     from fleet.commands import images as cmd
-    _finish(cmd.system_df, _session(ctx), patterns, as_json)
+    _finish(cmd.system_df, _session(ctx), patterns, as_json, verbose)
 
 
 @system_app.command("prune")

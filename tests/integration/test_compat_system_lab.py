@@ -42,7 +42,8 @@ def _lab_vars(lab):
 
 def test_system_df_has_a_local_volumes_row(clean):
     """docker system df: TYPE TOTAL ACTIVE SIZE RECLAIMABLE with the rows Images, Containers, Local Volumes and
-    Build Cache; the volumes row counts volumes, those in use, their size and what unused ones hold."""
+    Build Cache; the volumes row counts volumes, those in use, their size and what unused ones hold.  -v: the
+    per-object sections (Local Volumes: VOLUME NAME LINKS SIZE)."""
     lab = clean
     lab.fleet("volume", "create", "-H", HOST, PREFIX + "vol", check=True)
     try:
@@ -53,6 +54,12 @@ def test_system_df_has_a_local_volumes_row(clean):
         rc, df = lab.fleet_json("system", "df", "-H", HOST)
         vols = df[HOST]["volumes"]
         assert vols["total"] >= 1 and int(lines[3].split()[3]) == vols["total"]
+        verbose = lab.fleet("system", "df", "-H", HOST, "-v", check=True).stdout
+        assert verbose.startswith("Images space usage:\n")
+        local = verbose.split("Local Volumes space usage:\n\n", 1)[1].split("\n\n")[0].splitlines()
+        assert local[0].split() == ["HOST", "VOLUME", "NAME", "LINKS", "SIZE"]
+        assert [HOST, PREFIX + "vol", "0", "0B"] in [line.split() for line in local[1:]]
+        assert "\nContainers space usage:\n" in verbose and "\nBuild cache usage: 0B\n" in verbose
     finally:
         lab.fleet("volume", "rm", "-H", HOST, PREFIX + "vol")
 

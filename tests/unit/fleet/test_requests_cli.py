@@ -35,6 +35,7 @@ COMMAND_LINES = [
     (["image", "prune", "-H", "h1", "-a", "-f"], "image_prune"),
     (["image", "inspect", "-H", "h1", "busybox"], "image_inspect"),
     (["system", "df", "-H", "h1"], "system_df"),
+    (["system", "df", "-H", "h1", "-v"], "system_df"),
     (["system", "prune", "-H", "h1", "-a", "--volumes", "-f"], "system_prune"),
     (["version", "-H", "h1"], "version"),
     (["info", "-H", "h1"], "info"),
