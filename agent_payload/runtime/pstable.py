@@ -17,7 +17,7 @@ from .. import errors
 FULL = ["uid_name", "pid", "ppid", "c", "stime", "tname", "time", "cmd"]  # -f: ps's UID column shows names
 USER_FORMAT = ["user", "pid", "pcpu", "pmem", "vsz", "rss", "tname", "stat", "start_time", "time", "command"]
 BSD_DEFAULT = ["pid", "tname", "stat", "time", "command"]
-SYSV_DEFAULT = ["pid", "tname", "time", "cmd"]
+SYSV_DEFAULT = ["pid", "tname", "time", "ucmd"]  # ps -e: the command name alone
 
 #: procps keyword -> its header
 HEADERS = {

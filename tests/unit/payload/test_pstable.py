@@ -84,6 +84,8 @@ def test_columns_of_a_real_process(child):
     assert float(values["pcpu"]) >= 0 and float(values["pmem"]) >= 0
     ef = pstable.table([child.pid], [])["processes"][0]
     assert ef[1:3] == [str(child.pid), str(os.getpid())] and ef[7] == values["args"]
+    assert pstable.table([child.pid], ["-e"])["processes"][0][3] == values["comm"]  # ps -e's CMD: the name
+    assert pstable.table([child.pid], ["ax"])["processes"][0][4] == values["args"]  # ps ax's COMMAND: the args
 
 
 @pytest.mark.parametrize("seconds,clock,elapsed", [
