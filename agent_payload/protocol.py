@@ -65,7 +65,20 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
 ``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
 ``system_df``     {} -> {"images", "containers", "volumes", "build_cache"}: each
-                  {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows)
+                  {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows); with
+                  {"verbose": true} also "verbose": {"images": [images' rows + "shared_size", "unique_size"],
+                  "containers": [{"id", "image", "command", "local_volumes", "size", "created", "status",
+                  "names"}], "volumes": [{"name", "links", "size"}], "build_cache": []}
+``system_prune`` {"all": bool, "volumes": bool} -> {"containers": container_prune's, "networks": network_prune's,
+                  "volumes": volume_prune's (anonymous only) | null, "images": image_prune's (all: every unused
+                  one), "build_cache": {"deleted": [], "reclaimed": 0}, "reclaimed": bytes} (docker's order)
+``version`` {} -> docker version's Server part: {"Version" (the payload's, fleet's own), "Payload": its sha256,
+            "ProtocolVersion", "PythonVersion", "KernelVersion", "Os", "Arch" (Go's names), "Hostname"}
+``info``    {} -> docker info's keys: {"Name", "ServerVersion", "Containers", "ContainersRunning",
+            "ContainersPaused", "ContainersStopped", "Images", "Driver", "DockerRootDir", "CgroupDriver",
+            "CgroupVersion", "FirewallBackend": {"Driver"}, "KernelVersion", "OperatingSystem", "OSType",
+            "Architecture", "NCPU", "MemTotal", "RegistryConfig": {"Mirrors", "InsecureRegistries" (hosts, then
+            CIDRs)}, "Payload", "ProtocolVersion", "PythonVersion"}
 ``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
@@ -98,7 +111,10 @@ Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and
              Mounts, Config, ...], "errors": [{"name", "kind", "message"}] when some were not found}
              (each name a container, else an image, as docker inspect; type keeps to one; none found: NotFound
              "No such object: x" / "No such container: x" / "No such image: x")
-``top``     {"container"} -> {"titles": ps -ef titles, "processes": [[str]]} (running only, else Conflict)
+``top``     {"container", "ps_args": [ps option]} -> {"titles", "processes": [[str]]} (running only, else Conflict):
+            the columns ps prints for those options (default -ef), rendered from /proc without a ps binary
+            (-ef, -f, -e, aux, ax, -o/o/--format KEYWORD[,KEYWORD][=HEADER]); other options InvalidArgument with
+            ps's wording, a format without pid "Couldn't find PID field in ps output" (docker's)
 ``diff``    {"container"} -> {"changes": [{"kind": "A"|"C"|"D", "path"}]} (docker's order)
 ``export``  {"container", "output": absolute path on the host, "force": bool} -> {"output", "size", "sha256"}
             (a tar of the merged filesystem; an existing output is AlreadyExists unless force)
@@ -169,6 +185,8 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             container path is NotFound "Could not find the file P in container C".
 ``cp_out``  {"container", "path", "follow_link"} -> {"staging", "base", "type": "dir"|"file", "size", "bytes"}:
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
+``export_out`` {"container"} -> {"staging", "size", "sha256"}: ``export``'s tar in a new <root>/tmp/cp-*.tar
+            staging file the caller fetches (``fleet export`` to stdout) and deletes.
 
 volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]
@@ -328,6 +346,9 @@ PROTOCOL_VERSION = 1
 # Exit status the remote launcher uses when the payload file for the requested hash is absent: the
 # controller uploads the payload and runs the request again.  Chosen outside the ranges shells use.
 EXIT_PAYLOAD_MISSING = 97
+
+#: ``version``'s Arch on both sides: Go's name of a machine (docker's OS/Arch), else the machine as uname has it.
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}
 
 #: The fixed set of error kinds (after containerd's errdefs).  Anything unexpected is "Internal".
 ERROR_KINDS = (

@@ -134,7 +134,10 @@ REQUESTS = {
     "history": {"image": _a("str", required=True)},
     "image_prune": {"all": _a("bool", False)},
     "image_inspect": {"images": _a("str_list", [])},
-    "system_df": {},
+    "system_df": {"verbose": _a("bool", False)},
+    "system_prune": {"all": _a("bool", False), "volumes": _a("bool", False)},
+    "version": {},
+    "info": {},
     "run": dict(_CREATE, detach_keys=_a("str")),
     "create": dict(_CREATE),
     "ps": {"filters": _a("str_list", []), "size": _a("bool", False), "all": _a("bool", False), "last": _a("int")},
@@ -149,7 +152,7 @@ REQUESTS = {
     "wait": dict(_CONTAINERS),
     "rename": {"container": _a("str", required=True), "name": _a("str", required=True)},
     "inspect": dict(_CONTAINERS, type=_a("str")),  # docker inspect --type container|image (None: both)
-    "top": dict(_CONTAINER),
+    "top": dict(_CONTAINER, ps_args=_a("str_list", [])),  # docker top's [ps OPTIONS] (runtime/pstable.py)
     "diff": dict(_CONTAINER),
     "export": dict(_CONTAINER, output=_a("str", required=True), force=_a("bool", False)),
     "container_prune": {},
@@ -174,6 +177,7 @@ REQUESTS = {
               "contents": _a("bool", False, checked_by="ops.transfer"),
               "archive": _a("bool", False, checked_by="ops.transfer")},
     "cp_out": dict(_CONTAINER, path=_a("str", required=True), follow_link=_a("bool", False)),
+    "export_out": dict(_CONTAINER),
     "network_create": {"internal": _a("bool", False), "name": _a("str", required=True),
                        "driver": _a("str", "bridge"), "subnet": _a("str"), "gateway": _a("str"),
                        "labels": _a("labels", {}, checked_by="runtime.spec")},

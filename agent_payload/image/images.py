@@ -115,6 +115,25 @@ class ImageStore:
                 index["refs"][key] = ref_info
             self.write_index(index)
 
+    def image_chains(self):
+        """{image ID: its layers' chain IDs} of every image (system df -v's shared and unique sizes)."""
+        return {image_id: list(entry.get("chain_ids") or [])
+                for image_id, entry in self._read_index()["images"].items()}
+
+    def image_count(self):
+        """How many images the store holds (docker info's Images)."""
+        return len(self._read_index()["images"])
+
+    def add_digest_ref(self, image_id, canonical):
+        """Record ``canonical`` (``repo@sha256:<manifest>``, a parsed reference) as a RepoDigest of ``image_id``,
+        as docker does after a push: the image keeps it while it exists (a vanished image records nothing)."""
+        with locks.locked(self.lock_path):
+            index = self._read_index()
+            if image_id not in index["images"]:
+                return
+            index["refs"][canonical.string()] = {"id": image_id, "digest": canonical.digest}
+            self.write_index(index)
+
     # -- lookups ----------------------------------------------------------------------------------------
 
     def _read_index(self):

@@ -58,6 +58,7 @@ class Pusher:
                               manifest, scope_actions=("pull", "push"))
         _expect(resp, (201,), "uploading the manifest of {}".format(r.familiar()))
         digest = content.sha256_digest(manifest)
+        self.store.add_digest_ref(record.id, r.with_digest(digest))  # docker's RepoDigests after a push
         return {"image": r.string(), "digest": digest, "size": len(manifest), "endpoint": client.endpoint.url,
                 "layers": layers}
 

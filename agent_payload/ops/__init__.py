@@ -13,7 +13,7 @@ from agent_payload import errors
 
 # op name -> module under agent_payload.ops defining ``op_<name>``
 OP_MODULES = {
-    "ping": "host", "facts": "host", "boot": "host",
+    "ping": "host", "facts": "host", "boot": "host", "system_prune": "host", "version": "host", "info": "host",
     "pull": "registry", "push": "registry", "login": "registry", "logout": "registry", "configure": "registry",
     "images": "images", "rmi": "images", "tag": "images", "history": "images", "image_prune": "images",
     "image_inspect": "images", "system_df": "images",
@@ -22,7 +22,7 @@ OP_MODULES = {
     "rename": "lifecycle", "inspect": "lifecycle", "top": "lifecycle", "diff": "lifecycle", "export": "lifecycle",
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
     "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
-    "commit": "commit", "cp_in": "transfer", "cp_out": "transfer",
+    "commit": "commit", "cp_in": "transfer", "cp_out": "transfer", "export_out": "transfer",
     "network_create": "netvol", "network_ls": "netvol", "network_inspect": "netvol", "network_rm": "netvol",
     "network_prune": "netvol", "network_connect": "netvol", "network_disconnect": "netvol", "port": "netvol",
     "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",

@@ -117,8 +117,42 @@ def op_system_df(ctx, req, emit):
     sizes = {u.id: disk_usage(Layout(ctx.paths, u.id).diff) for u in uses}
     containers = df_row(len(uses), sum(1 for u in uses if u.running), sum(sizes.values()),
                         sum(sizes[u.id] for u in uses if not u.running))
-    return {"images": system_df_images(ctx.images(), uses), "containers": containers,
-            "volumes": _volumes_df(ctx, df_row, disk_usage), "build_cache": df_row(0, 0, 0, 0)}
+    out = {"images": system_df_images(ctx.images(), uses), "containers": containers,
+           "volumes": _volumes_df(ctx, df_row, disk_usage), "build_cache": df_row(0, 0, 0, 0)}
+    if req.verbose:
+        out["verbose"] = _df_verbose(ctx, uses, sizes, disk_usage, emit)
+    return out
+
+
+def _df_verbose(ctx, uses, sizes, disk_usage, emit):
+    """``system df -v``: per image (shared and unique size), per container, per volume (links); no build cache."""
+    from agent_payload.ops import dispatch
+    from agent_payload.runtime.volumes import Volumes, all_configs
+    store = ctx.images()
+    usage = {}
+    for use in uses:
+        usage.setdefault(use.image_id, []).append(use.id)
+    chains = store.image_chains()
+    holders = {}
+    for chain_ids in chains.values():
+        for c in set(chain_ids):
+            holders[c] = holders.get(c, 0) + 1
+    images = []
+    for row in store.list(usage=usage):
+        own = set(chains.get(row["id"]) or [])
+        unique = sum(store.snapshots.usage(c) for c in own if holders.get(c) == 1)
+        images.append(dict(row, unique_size=unique, shared_size=row["size"] - unique))
+    configs = all_configs(ctx.paths)
+    containers = []
+    for c in dispatch(ctx, "ps", {"all": True}, emit)["containers"]:
+        mounts = (configs.get(c["id"]) or {}).get("mounts") or []
+        containers.append({"id": c["id"], "image": c["image"], "command": c["command"], "created": c["created"],
+                           "status": c["status"], "names": c["name"], "size": sizes.get(c["id"], 0),
+                           "local_volumes": sum(1 for m in mounts if m.get("type") == "volume")})
+    vols = Volumes(ctx.paths)
+    volumes = [{"name": rec["Name"], "links": len(vols.users(rec["Name"], configs)),
+                "size": disk_usage(vols.data_dir(rec["Name"]))} for rec in vols.list()]
+    return {"images": images, "containers": containers, "volumes": volumes, "build_cache": []}
 
 
 def _volumes_df(ctx, df_row, disk_usage):

@@ -118,8 +118,8 @@ def op_inspect(ctx, req, emit):
 
 
 def op_top(ctx, req, emit):
-    """The processes of a running container, ps -ef style."""
-    return ctx.runtime().top(req.container)
+    """The processes of a running container in the columns of the ps options (default ps -ef)."""
+    return ctx.runtime().top(req.container, req.ps_args)
 
 
 def op_diff(ctx, req, emit):

@@ -1,8 +1,10 @@
-"""``cp``: files between a container and a staging tar under the fleet root (the controller moves it by SFTP).
+"""``cp`` and ``export`` to stdout: files between a container and a staging tar under the fleet root (the
+controller moves it by SFTP).
 
 ``cp_in`` extracts an uploaded staging tar into the container and always deletes the staging file;
 ``cp_out`` writes a tar of a container path to a new staging file and returns its path (the controller
-fetches and deletes it).  Arguments are checked and the container resolved before anything is written.
+fetches and deletes it), as ``export_out`` does with a container's whole filesystem.  Arguments are checked
+and the container resolved before anything is written.
 """
 
 import os
@@ -49,6 +51,29 @@ def op_cp_out(ctx, req, emit):
     finally:
         os.close(fd)
     return dict(info, staging=staging, bytes=os.stat(staging).st_size)
+
+
+def op_export_out(ctx, req, emit):
+    """{"container"} -> {"staging", "size", "sha256"}: export's tar in a staging file (the caller deletes it)."""
+    from agent_payload.runtime import copy
+
+    runtime = ctx.runtime()
+    runtime.lookup(req.container)
+    fd, staging = copy.new_staging(ctx.paths)
+    os.close(fd)
+    try:
+        out = runtime.export(req.container, staging, force=True)
+    except BaseException:
+        _unlink_quietly(staging)
+        raise
+    return {"staging": staging, "size": out["size"], "sha256": out["sha256"]}
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _remove_staging(ctx, staging):

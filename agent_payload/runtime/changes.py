@@ -124,9 +124,12 @@ def diff(upper, lowers, ignore=()):
     (deleted and recreated; its children follow as A or C); anything else is A, or C if the lowers have it,
     except a directory identical to the lower one (size, mode, mtime).  The parent of an A or D is recorded
     as C if it was not already.  Order: depth first, names sorted by bytes.  Paths in ``ignore`` that the
-    lowers lack are skipped: mountpoints the runtime created (docker keeps those in its init layer).
+    lowers lack are skipped: mountpoints the runtime created (docker keeps those in its init layer), with the
+    directories made only to hold them; an image directory the runtime put such a mountpoint in (``/etc`` for
+    /etc/hostname) is a change only when something else under it is.
     """
     changes, changed_dirs = [], set()
+    made, touched = _runtime_made(upper, lowers, ignore)
 
     def walk(rel):
         for name in _names(upper, rel):
@@ -135,9 +138,9 @@ def diff(upper, lowers, ignore=()):
             if st is None:
                 continue  # gone while we looked
             is_dir = stat.S_ISDIR(st.st_mode)
-            if child in ignore and lower_lookup(lowers, child) is None:
+            if child in made or (child in ignore and lower_lookup(lowers, child) is None):
                 continue
-            kind = None
+            deferred, kind = False, None
             if is_whiteout(st) or (is_dir and is_opaque(upper, child) and lower_lookup(lowers, child) is not None):
                 kind = KIND_DELETE
             else:
@@ -147,6 +150,9 @@ def diff(upper, lowers, ignore=()):
                     if (is_dir and stat.S_ISDIR(low.st_mode) and st.st_size == low.st_size
                             and st.st_mode == low.st_mode and _same_time(st.st_mtime_ns, low.st_mtime_ns)):
                         kind = None  # only a parent of a change: recorded below if a child needs it
+                    elif (child in touched and is_dir and stat.S_ISDIR(low.st_mode)
+                          and st.st_mode == low.st_mode):
+                        deferred, kind = True, None  # the runtime's mountpoints alone changed its times
                     else:
                         kind = KIND_CHANGE
             if kind is not None:
@@ -157,10 +163,35 @@ def diff(upper, lowers, ignore=()):
                     changes.insert(len(changes) - 1, {"kind": KIND_CHANGE, "path": rel})
                     changed_dirs.add(rel)
             if is_dir:
+                pos = len(changes)
                 walk(child)
+                if deferred and len(changes) > pos and child not in changed_dirs:
+                    changes.insert(pos, {"kind": KIND_CHANGE, "path": child})
+                    changed_dirs.add(child)
 
     walk("")
     return changes
+
+
+def _runtime_made(upper, lowers, ignore):
+    """(made, touched) for ``diff``: directories the upper dir holds only because the runtime made mountpoints
+    (``ignore`` paths the image lacks) in them, and the image directories it made such ones in."""
+    made, touched = set(), set()
+    for path in sorted(ignore, key=lambda p: -len(_split(p))):  # deepest first: a parent sees its made children
+        if lstat_in(upper, path) is None or lower_lookup(lowers, path) is not None:
+            continue
+        parent = os.path.dirname(path)
+        while parent != "/":
+            if lower_lookup(lowers, parent) is not None:
+                touched.add(parent)
+                break
+            st = lstat_in(upper, parent)
+            if st is None or not stat.S_ISDIR(st.st_mode) or is_opaque(upper, parent) or not all(
+                    parent + "/" + n in ignore or parent + "/" + n in made for n in _names(upper, parent)):
+                break
+            made.add(parent)
+            parent = os.path.dirname(parent)
+    return made, touched
 
 
 # ---------------------------------------------------------------- export

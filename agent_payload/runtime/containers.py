@@ -69,7 +69,9 @@ class Runtime:
                 spec.mounts, made = vols.resolve(spec.mounts, pending=layout.pending_volumes)
                 config = dict(extra or {})
                 config.update(spec.to_dict())
-                config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
+                # docker: --network host takes the host's name (Config.Hostname too) unless --hostname is given
+                default_name = os.uname().nodename if spec.network == "host" else cid[:12]
+                config.update(id=cid, name=name, hostname=spec.hostname or default_name, created=records.format_ns())
                 rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
@@ -431,12 +433,15 @@ class Runtime:
         cids = [(ref, self._resolve(ref)) for ref in refs]
         return [inspectmod.inspect_object(self.paths, self.lookup(cid)) for _ref, cid in cids]
 
-    def top(self, ref):
-        """``docker top``: {"titles", "processes"} of the container's PID namespace; it must be running."""
+    def top(self, ref, ps_args=None):
+        """``docker top``: {"titles", "processes"} of the container's PID namespace in the format of the ps
+        options ``ps_args`` (default -ef); it must be running."""
+        from . import pstable
+        pstable.parse(ps_args)  # bad options are the input's fault: before the container is looked at
         rec = self.lookup(ref)
         if rec["status"] != "running":
             raise errors.Conflict("container {} is not running".format(rec["id"]))
-        return inspectmod.top(rec["pid"])
+        return inspectmod.top(rec["pid"], ps_args)
 
     def _layers(self, rec):
         """The container's layers, top first: its upper dir, then the image's lower dirs."""
@@ -444,8 +449,10 @@ class Runtime:
 
     def changes(self, ref):
         """``docker diff``: [{"kind": "A"|"C"|"D", "path"}] from the container's upper dir."""
-        layers = self._layers(self.lookup(ref))
-        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS)
+        rec = self.lookup(ref)
+        layers = self._layers(rec)
+        targets = {m["target"] for m in rec.get("mounts") or [] if isinstance(m.get("target"), str)}
+        return _changes().diff(layers[0], layers[1:], ignore=INIT_PATHS | targets)  # docker: init layer, mounts
 
     def export(self, ref, output, force=False):
         """Write the container's merged filesystem as a tar to ``output`` on this host; {"output", "size", "sha256"}."""

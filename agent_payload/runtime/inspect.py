@@ -1,7 +1,6 @@
 """Docker's views of one container: the ``inspect`` object and ``top``'s ps -ef rows read from /proc."""
 
 import os
-import time
 
 from . import records
 
@@ -173,70 +172,8 @@ def namespace_members(init_pid):
     return sorted(pids)
 
 
-def _users():
-    names = {}
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.split(":")
-                if len(fields) > 2 and fields[2].isdigit():
-                    names.setdefault(int(fields[2]), fields[0])
-    except OSError:
-        pass
-    return names
-
-
-def _tty_name(tty_nr):
-    if tty_nr == 0:
-        return "?"
-    major, minor = (tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)
-    if 136 <= major <= 143:
-        return "pts/{}".format((major - 136) * 256 + minor)
-    if major == 4:
-        return "tty{}".format(minor) if minor < 64 else "ttyS{}".format(minor - 64)
-    return "?"
-
-
-def _clock(seconds):
-    """procps TIME: [DD-]HH:MM:SS."""
-    days, rest = divmod(int(seconds), 86400)
-    text = "{:02d}:{:02d}:{:02d}".format(rest // 3600, rest % 3600 // 60, rest % 60)
-    return "{}-{}".format(days, text) if days else text
-
-
-def process_row(pid, users, hz, boot, now):
-    """One ps -ef row for ``pid`` (None if it exited meanwhile)."""
-    try:
-        with open("/proc/{}/stat".format(pid), "rb") as f:
-            data = f.read().decode("utf-8", "replace")
-        with open("/proc/{}/cmdline".format(pid), "rb") as f:
-            cmdline = f.read()
-        uid = os.stat("/proc/{}".format(pid)).st_uid
-    except OSError:
-        return None
-    comm = data[data.find("(") + 1:data.rfind(")")]
-    fields = data[data.rfind(")") + 2:].split()
-    ppid, tty_nr = int(fields[1]), int(fields[4])
-    cpu = (int(fields[11]) + int(fields[12])) / hz
-    started = boot + int(fields[19]) / hz
-    elapsed = max(now - started, 1e-9)
-    args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]] if cmdline else []
-    stime = time.strftime("%H:%M", time.localtime(started)) if now - started < 86400 else \
-        time.strftime("%b%d", time.localtime(started))
-    return [users.get(uid, str(uid)), str(pid), str(ppid), str(min(int(cpu * 100 / elapsed), 99)),
-            stime, _tty_name(tty_nr), _clock(cpu), " ".join(args) if args else "[{}]".format(comm)]
-
-
-def _boot_time():
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("btime "):
-                return int(line.split()[1])
-    return 0
-
-
-def top(init_pid):
-    """docker top's default view: ``{"titles", "processes"}`` for the container whose init is ``init_pid``."""
-    users, hz, boot, now = _users(), os.sysconf("SC_CLK_TCK"), _boot_time(), time.time()
-    rows = [process_row(pid, users, hz, boot, now) for pid in namespace_members(init_pid)]
-    return {"titles": list(TOP_TITLES), "processes": [r for r in rows if r is not None]}
+def top(init_pid, ps_args=None):
+    """docker top: ``{"titles", "processes"}`` for the container whose init is ``init_pid``, in the format of
+    the ps options ``ps_args`` (default ``-ef``; runtime/pstable.py renders ps's columns from /proc)."""
+    from . import pstable
+    return pstable.table(namespace_members(init_pid), ps_args)

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from fleet.cli.base import HostsOpt, JsonOpt, Session, _finish, _session, app
+from fleet.cli.base import HostsOpt, JsonOpt, Session, _finish, _session, app, system_app
 
 __all__ = ["app", "main"]
 
@@ -58,7 +58,35 @@ def facts(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = Js
     _finish(cmd.facts, _session(ctx), patterns, as_json)
 
 
+@app.command()
+def version(ctx: typer.Context, patterns: List[str] = HostsOpt,
+            fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go-template subset over {{.Host}}, "
+                                              "{{.Client.Version}}, {{.Server.Version}}, {{.Server.Payload}}, ..."),
+            as_json: bool = JsonOpt):
+    """Show fleet's version (Client) and each host's payload version and hash, protocol, python, kernel (Server)."""
+    from fleet.commands import hosts as cmd
+    _finish(cmd.version, _session(ctx), patterns, fmt, as_json)
+
+
+def info(ctx: typer.Context, patterns: List[str] = HostsOpt,
+         fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go-template subset over docker info's "
+                                           "keys ({{.Host}}, {{.Containers}}, {{.CgroupVersion}}, ...)."),
+         as_json: bool = JsonOpt):
+    """Show each host's engine-wide information: containers by state, images, storage, cgroups, firewall,
+    registries, kernel, OS, CPUs, memory, payload."""
+    from fleet.commands import hosts as cmd
+    _finish(cmd.info, _session(ctx), patterns, fmt, as_json)
+
+
+app.command("info")(info)
+system_app.command("info")(info)
+
 from fleet.cli import containers, netvol, images, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
+
+# docker's aliases of the management commands' listings (container ls/list/ps and image ls/list are registered
+# with their commands)
+netvol.network_app.command("list")(netvol.network_ls)
+netvol.volume_app.command("list")(netvol.volume_ls)
 
 
 def main() -> None:

@@ -178,11 +178,15 @@ def inspect(ctx: typer.Context, containers: List[str] = ContainersArg, patterns:
     _finish(cmd.inspect, _session(ctx), patterns, containers, type_)
 
 
-def top(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
-        as_json: bool = JsonOpt):
-    """Show the running processes of a container on each host (ps -ef columns)."""
+def top(ctx: typer.Context, container: str = ContainerArg,
+        ps_args: Optional[List[str]] = typer.Argument(None, metavar="[ps OPTIONS]",
+                                                      help="ps options, after CONTAINER (default -ef): -o "
+                                                      "pid,comm, aux, ..."),
+        patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
+    """Show the running processes of a container on each host (ps's columns; fleet's options go before
+    CONTAINER)."""
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.top, _session(ctx), patterns, container, as_json)
+    _finish(cmd.top, _session(ctx), patterns, container, as_json, list(ps_args or []))
 
 
 def diff(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
@@ -197,7 +201,8 @@ def export(ctx: typer.Context, container: str = ContainerArg, patterns: List[str
                                                      "write the tar to (nothing is copied to this machine)."),
            force: bool = typer.Option(False, "--force", help="Replace an existing file at --output."),
            as_json: bool = JsonOpt):
-    """Export a container's filesystem as a tar archive, written on each host at -o PATH (not locally)."""
+    """Export a container's filesystem as a tar archive: to stdout (one host, not a terminal), or on each host
+    at -o PATH."""
     from fleet.commands import lifecycle as cmd
     _finish(cmd.export, _session(ctx), patterns, container, output_path, force, as_json)
 
@@ -274,13 +279,15 @@ _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("r
                        ("export", export), ("rm", rm), ("logs", logs), ("update", update), ("stats", stats),
                        ("pause", pause), ("unpause", unpause), ("attach", attach))
 _NO_INTERSPERSE = {"context_settings": {"allow_interspersed_args": False}}
+# top: ps's options (-ef, -o pid,comm) are its arguments, fleet's own (-H, --json) still work anywhere
+_SETTINGS = {"create": _NO_INTERSPERSE, "top": {"context_settings": {"ignore_unknown_options": True}}}
 app.command("run", **_NO_INTERSPERSE)(run)
 app.command("exec", **_NO_INTERSPERSE)(exec_)
 container_app.command("exec", **_NO_INTERSPERSE)(exec_)
 for _name, _fn in (("ps", ps),) + _CONTAINER_COMMANDS:
-    app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
+    app.command(_name, **_SETTINGS.get(_name, {}))(_fn)
 for _name, _fn in _CONTAINER_COMMANDS + (("ls", ps), ("ps", ps), ("list", ps), ("prune", container_prune)):
-    container_app.command(_name, **(_NO_INTERSPERSE if _name == "create" else {}))(_fn)
+    container_app.command(_name, **_SETTINGS.get(_name, {}))(_fn)
 container_app.command("run", **_NO_INTERSPERSE)(run)
 
 

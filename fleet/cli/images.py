@@ -29,7 +29,11 @@ def push(ctx: typer.Context, image: str = ImageArg, patterns: List[str] = HostsO
     _finish(cmd.push, _session(ctx), patterns, image, quiet, as_json)
 
 
-def images(ctx: typer.Context, patterns: List[str] = HostsOpt,
+def images(ctx: typer.Context,
+           repository: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]",
+                                                      help="Only images of this repository (and tag), as docker: "
+                                                      "a reference filter (globs allowed)."),
+           patterns: List[str] = HostsOpt,
            all_: bool = typer.Option(False, "-a", "--all", help="Show all images (default hides intermediate ones)."),
            digests: bool = typer.Option(False, "--digests", help="Show digests."),
            filters: Optional[List[str]] = typer.Option(None, "-f", "--filter",
@@ -43,7 +47,8 @@ def images(ctx: typer.Context, patterns: List[str] = HostsOpt,
            as_json: bool = JsonOpt):
     """List images on each host."""
     from fleet.commands import images as cmd
-    _finish(cmd.images, _session(ctx), patterns, all_, digests, quiet, list(filters or []), fmt, no_trunc, as_json)
+    _finish(cmd.images, _session(ctx), patterns, all_, digests, quiet, list(filters or []), fmt, no_trunc, as_json,
+            repository)
 
 
 def rmi(ctx: typer.Context, images_: List[str] = typer.Argument(..., metavar="IMAGE...", help="References or IDs."),
@@ -76,7 +81,7 @@ def history(ctx: typer.Context, image: str = typer.Argument(..., help="Image ref
 for _name, _fn in (("pull", pull), ("push", push), ("images", images), ("rmi", rmi), ("tag", tag),
                    ("history", history)):
     app.command(_name)(_fn)
-for _name, _fn in (("pull", pull), ("push", push), ("ls", images), ("rm", rmi), ("tag", tag),
+for _name, _fn in (("pull", pull), ("push", push), ("ls", images), ("list", images), ("rm", rmi), ("tag", tag),
                    ("history", history)):
     image_app.command(_name)(_fn)
 
@@ -107,10 +112,26 @@ def system_boot(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: boo
 
 
 @system_app.command("df")
-def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
-    """Show disk usage of images, containers and build cache on each host."""
+def system_df(ctx: typer.Context, patterns: List[str] = HostsOpt,
+              verbose: bool = typer.Option(False, "-v", "--verbose", help="Show detailed information on space "
+                                           "usage (per image, container and volume)."),
+              as_json: bool = JsonOpt):
+    """Show disk usage of images, containers, local volumes and build cache on each host."""
     from fleet.commands import images as cmd
-    _finish(cmd.system_df, _session(ctx), patterns, as_json)
+    _finish(cmd.system_df, _session(ctx), patterns, as_json, verbose)
+
+
+@system_app.command("prune")
+def system_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
+                 all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just "
+                                           "dangling ones."),
+                 volumes: bool = typer.Option(False, "--volumes", help="Prune anonymous volumes."),
+                 force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+                 as_json: bool = JsonOpt):
+    """Remove stopped containers, unused networks, dangling (-a: unused) images and, with --volumes, unused
+    anonymous volumes on each host; asks once here first unless -f (stdin is read even when no terminal)."""
+    from fleet.commands import hosts as cmd
+    _finish(cmd.system_prune, _session(ctx), patterns, all_, volumes, force, as_json)
 
 
 # ---- registries ----

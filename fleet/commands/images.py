@@ -164,8 +164,14 @@ def list_formatted(session: Session, patterns, op: str, args: dict, fmt: str, fi
 
 
 def images(session: Session, patterns: list[str], all_: bool, digests: bool, quiet: bool, filters: list[str],
-           fmt: str | None, no_trunc: bool, as_json: bool) -> int:
-    """List images on every selected host, docker's columns after HOST."""
+           fmt: str | None, no_trunc: bool, as_json: bool, repository: str | None = None) -> int:
+    """List images on every selected host, docker's columns after HOST; ``repository`` (``images REPO[:TAG]``)
+    is docker's reference filter."""
+    filters = list(filters)
+    if repository is not None:
+        if not repository.strip():
+            raise UsageError('invalid reference "{}": the repository is empty'.format(repository))
+        filters.append("reference=" + repository)
     args = {"all": all_, "digests": digests, "filters": validate_filters(filters)}
     if fmt is not None and not as_json:
         from fleet.render import formatting
@@ -307,7 +313,8 @@ def image_inspect(session: Session, patterns: list[str], images_: list[str]) -> 
     return inspect_output(session.run(patterns, "image_inspect", {"images": list(images_)}), "images")
 
 
-DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("build_cache", "Build Cache"))
+DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"),
+            ("build_cache", "Build Cache"))
 
 
 def _reclaimable(row: dict) -> str:
@@ -319,16 +326,48 @@ def _reclaimable(row: dict) -> str:
     return "" if value is None else str(value)
 
 
-def system_df(session: Session, patterns: list[str], as_json: bool) -> int:
-    """Disk usage of images, containers and build cache on every selected host."""
-    results = session.run(patterns, "system_df", {})
+def system_df(session: Session, patterns: list[str], as_json: bool, verbose: bool = False) -> int:
+    """Disk usage of images, containers, local volumes and build cache on every selected host (docker's rows;
+    -v: docker's per-object sections)."""
+    results = session.run(patterns, "system_df", {"verbose": True} if verbose else {})
     if as_json:
         output(tables.to_json(results))
+    elif verbose:
+        output(_df_verbose(results))
     else:
         output(tables.host_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], results, lambda d: [
             [label, row.get("total", 0), row.get("active", 0), tables.human_size(row.get("size")), _reclaimable(row)]
-            for key, label in DF_TYPES for row in [d.get(key) or {}]]))
+            for key, label in DF_TYPES if key in d or key != "volumes"  # an older payload has no volumes row
+            for row in [d.get(key) or {}]]))
     return exit_status(results)
+
+
+def _df_verbose(results) -> str:
+    """docker system df -v: the images, containers, local volumes and build cache sections, each host's rows."""
+    from fleet.commands.containers import _ellipsis_quoted
+
+    def section(key):
+        return lambda d: (d.get("verbose") or {}).get(key) or []
+
+    size = tables.human_size
+    parts = ["Images space usage:\n", tables.host_table(
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"], results,
+        lambda d: [[i.get("repository") or "<none>", i.get("tag") or "<none>", tables.short_id(i["id"]),
+                    tables.ago(i.get("created")), size(i.get("size")), size(i.get("shared_size")),
+                    size(i.get("unique_size")), i.get("containers", 0)] for i in section("images")(d)]),
+        "\nContainers space usage:\n", tables.host_table(
+        ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"], results,
+        lambda d: [[tables.short_id(c["id"]), c.get("image"), _ellipsis_quoted(c.get("command") or ""),
+                    c.get("local_volumes", 0), size(c.get("size")), tables.ago(c.get("created")), c.get("status"),
+                    c.get("names")] for c in section("containers")(d)]),
+        "\nLocal Volumes space usage:\n", tables.host_table(
+        ["VOLUME NAME", "LINKS", "SIZE"], results,
+        lambda d: [[v["name"], v.get("links", 0), size(v.get("size"))] for v in section("volumes")(d)]),
+        "\nBuild cache usage: {}\n".format(size(sum((r.data.get("build_cache") or {}).get("size") or 0
+                                                     for r in results if r.ok))),
+        tables.host_table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], results,
+                          lambda d: [])]
+    return "\n".join(parts)
 
 
 def ps_formatted(session: Session, patterns: list[str], all_: bool, no_trunc: bool, fmt: str) -> int:

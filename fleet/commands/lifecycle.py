@@ -130,9 +130,10 @@ def inspect(session: Session, patterns: list[str], containers: list[str], type_:
     return 1 if missing else status
 
 
-def top(session: Session, patterns: list[str], container: str, as_json: bool) -> int:
-    """The processes of a running container on every host (ps -ef columns after HOST)."""
-    results = session.run(patterns, "top", {"container": container})
+def top(session: Session, patterns: list[str], container: str, as_json: bool, ps_args: list[str] | None = None) -> int:
+    """The processes of a running container on every host (ps's columns for ``ps_args``, default -ef, after
+    HOST)."""
+    results = session.run(patterns, "top", {"container": container, "ps_args": list(ps_args or [])})
     if as_json:
         output(tables.to_json(results))
         return exit_status(results)
@@ -155,9 +156,10 @@ def diff(session: Session, patterns: list[str], container: str, as_json: bool) -
 
 def export(session: Session, patterns: list[str], container: str, output_path: str | None, force: bool,
            as_json: bool) -> int:
-    """Write the container's filesystem as a tar to OUTPUT on each host (not on this machine)."""
+    """Write the container's filesystem as a tar to OUTPUT on each host; without -o, to stdout (one host)."""
     if not output_path:
-        raise UsageError("export writes the tar on each host: pass -o/--output /absolute/path")
+        from fleet.commands import transfer
+        return transfer.export_stdout(session, patterns, container)
     if not output_path.startswith("/") or output_path.endswith("/"):
         raise UsageError('--output must be an absolute file path on the hosts: "{}"'.format(output_path))
     results = session.run(patterns, "export", {"container": container, "output": output_path, "force": force})

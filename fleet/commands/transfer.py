@@ -199,3 +199,48 @@ def _cp_out(session, hosts, container, src, dest, archive_, follow_link):
             os.unlink(tmp)
 
     return files.run_on_hosts(hosts, work, session.run_options())
+
+
+# ---- export to stdout
+
+TERMINAL_REFUSAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+
+
+def export_stdout(session: Session, patterns: list[str], container: str, stdout=None) -> int:
+    """docker export CONTAINER: the tar of the container's filesystem on stdout (one host; never a terminal)."""
+    from fleet.transport import files, invoke
+
+    stdout = stdout or sys.stdout
+    if stdout.isatty():
+        raise UsageError(TERMINAL_REFUSAL)
+    hosts = session.select(patterns)
+    if len(hosts) != 1:
+        raise UsageError("export to stdout needs exactly one host; {} are selected (pass -o PATH to write the tar "
+                         "on each host)".format(len(hosts)))
+
+    async def work(conn, host, payload):
+        out = (await invoke.call(conn, host, payload, "export_out", {"container": container})).data
+        fd, tmp = tempfile.mkstemp(prefix="fleet-export-", suffix=".tar")
+        os.close(fd)
+        try:
+            try:
+                await files.get_file(conn, out["staging"], tmp)
+            finally:
+                await files.remove_quietly(conn, out["staging"])
+            with open(tmp, "rb") as f:
+                while True:
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    stdout.buffer.write(chunk)
+            stdout.buffer.flush()
+            return {"size": out.get("size"), "sha256": out.get("sha256")}
+        finally:
+            os.unlink(tmp)
+
+    results = files.run_on_hosts(hosts, work, session.run_options())
+    raise_if_rejected_input(results)
+    for r in results:  # the tar went to stdout: errors go to stderr
+        if not r.ok:
+            note("{}: {}".format(r.host.name, r.error))
+    return exit_status(results)

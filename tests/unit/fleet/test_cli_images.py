@@ -309,3 +309,62 @@ def test_image_subcommands_and_aliases_exist():
     result = CliRunner().invoke(cli.app, ["--help"])
     for name in ("images", "rmi", "tag", "history", "pull", "push", "login", "logout", "configure", "system"):
         assert name in result.stdout
+
+
+def test_system_df_has_docker_local_volumes_row(inventory, calls):
+    """docker system df: rows Images, Containers, Local Volumes, Build Cache (issue 13, item 7)."""
+    row = {"total": 2, "active": 1, "size": 4_000_000, "reclaimable": 1_000_000}
+    calls.answers["system_df"] = lambda h, a: {"images": row, "containers": row, "volumes": row, "build_cache": row}
+    lines = invoke(inventory, "system", "df", "-H", "db1").stdout.splitlines()
+    assert [" ".join(line.split()[1:3]) for line in lines[1:]] == [
+        "Images 2", "Containers 2", "Local Volumes", "Build Cache"]
+    assert lines[3].split() == ["db1", "Local", "Volumes", "2", "1", "4MB", "1MB", "(25%)"]
+
+
+@pytest.mark.parametrize("argv", [["images", "-H", "web1", "busybox:1"], ["image", "ls", "-H", "web1", "busybox:1"],
+                                  ["image", "list", "-H", "web1", "busybox:1"]])
+def test_images_repository_argument_is_a_reference_filter(inventory, calls, argv):
+    """docker images [REPOSITORY[:TAG]] (and image ls/list): the argument is a reference filter."""
+    calls.answers["images"] = lambda h, a: {"images": []}
+    result = invoke(inventory, *argv, "-f", "dangling=false")
+    assert result.exit_code == 0, result.output
+    assert calls.calls == [("web1", "images", {"all": False, "digests": False,
+                                               "filters": ["dangling=false", "reference=busybox:1"]})]
+
+
+@pytest.mark.parametrize("argv,op", [(["network", "list"], "network_ls"), (["volume", "list"], "volume_ls"),
+                                     (["container", "list", "-a"], "ps"), (["container", "ls", "-a"], "ps")])
+def test_listing_aliases_of_management_commands(inventory, calls, argv, op):
+    """docker: container ls/list/ps, image ls/list, network ls/list, volume ls/list are the same listing."""
+    calls.answers[op] = lambda h, a: {"networks": [], "volumes": [], "containers": []}
+    result = invoke(inventory, *argv, "-H", "web1")
+    assert result.exit_code == 0, result.output
+    assert [c[1] for c in calls.calls] == [op]
+
+
+def test_system_df_v_sections(inventory, calls):
+    """docker system df -v: "Images space usage:", "Containers space usage:", "Local Volumes space usage:" and
+    "Build cache usage: 0B" sections with docker's columns."""
+    row = {"total": 1, "active": 1, "size": 0, "reclaimable": 0}
+    calls.answers["system_df"] = lambda h, a: {
+        "images": row, "containers": row, "volumes": row, "build_cache": row, "verbose": {
+            "images": [{"repository": "busybox", "tag": "latest", "id": "sha256:" + "1" * 64, "created": "",
+                        "size": 4_000_000, "shared_size": 1_000_000, "unique_size": 3_000_000, "containers": 1}],
+            "containers": [{"id": "c" * 64, "image": "busybox", "command": "sleep 300", "local_volumes": 1,
+                            "size": 12, "created": "", "status": "Up 2 seconds", "names": "web"}],
+            "volumes": [{"name": "data", "links": 1, "size": 2048}], "build_cache": []}}
+    result = invoke(inventory, "system", "df", "-H", "web1", "-v")
+    assert result.exit_code == 0, result.output
+    assert calls.calls == [("web1", "system_df", {"verbose": True})]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Images space usage:" and lines[1] == ""
+    assert lines[2].split() == ["HOST", "REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE", "SHARED", "SIZE",
+                                "UNIQUE", "SIZE", "CONTAINERS"]
+    assert lines[3].split() == ["web1", "busybox", "latest", "1" * 12, "4MB", "1MB", "3MB", "1"]
+    i = lines.index("Containers space usage:")
+    assert lines[i + 3].split() == ["web1", "c" * 12, "busybox", '"sleep', '300"', "1", "12B", "Up", "2", "seconds",
+                                    "web"]
+    j = lines.index("Local Volumes space usage:")
+    assert lines[j + 2].split() == ["HOST", "VOLUME", "NAME", "LINKS", "SIZE"]
+    assert lines[j + 3].split() == ["web1", "data", "1", "2.05kB"]
+    assert "Build cache usage: 0B" in lines

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from fleet import cli
 from fleet.commands.transfer import split_cp_arg
+from fleet.errors import UsageError
 from fleet.transport import files
 from tests.helpers import cli_fakes
 
@@ -56,3 +57,31 @@ def test_commit_request(inventory, calls):  # noqa: F811
     assert calls.calls == [("web1", "commit", {"container": "box", "repository": "app:1", "author": "me",
                                                "message": "msg", "changes": ["CMD x", "ENV A=1"], "pause": False})]
     assert "sha256:" + "c" * 64 in res.output
+
+
+
+cli_calls = cli_fakes.cli_calls
+
+
+def test_export_without_o_writes_the_tar_to_stdout(cli_calls):  # noqa: F811
+    """docker export CONTAINER: the tar on stdout when stdout is not a terminal; the staged copy is fetched."""
+    cli_calls.answers["export_out"] = {"staging": "/var/lib/fleet/tmp/cp-1.tar", "size": 7, "sha256": "x"}
+    cli_calls.answers["cp_out:file"] = b"\x00tar\xff\n"
+    result = cli_fakes._cli(cli_calls, "export", "-H", "h1", "c1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == b"\x00tar\xff\n"
+    assert [(h, op, a) for h, op, a, _b in cli_calls.calls] == [("h1", "export_out", {"container": "c1"})]
+
+
+def test_export_to_stdout_needs_one_host_and_no_terminal(cli_calls, monkeypatch):  # noqa: F811
+    """docker refuses a terminal ("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    fleet also refuses several hosts for stdout.  Both exit 2 before any host is contacted."""
+    many = cli_fakes._cli(cli_calls, "export", "-H", "all", "c1")
+    assert many.exit_code == 2 and "exactly one host" in many.stderr and cli_calls.calls == []
+    from fleet.commands import transfer
+
+    class Terminal:
+        def isatty(self):
+            return True
+    with pytest.raises(UsageError, match="cowardly refusing to save to a terminal. Use the -o flag or redirect"):
+        transfer.export_stdout(None, ["h1"], "c1", stdout=Terminal())

@@ -211,6 +211,24 @@ def test_diff_skips_runtime_mountpoints_the_image_lacks(tree):
     assert got == [("C", "/etc"), ("C", "/etc/a")]
 
 
+def test_diff_of_an_untouched_container_is_empty(tree):
+    """docker diff of a container that changed nothing prints nothing: /etc/hostname, /etc/hosts and
+    /etc/resolv.conf (its init layer) and the mountpoints of its volumes and binds, with the directories made
+    for them, are not changes, nor is the image directory they were made in (issue 13, item 7)."""
+    bottom, top, upper = tree
+    for rel in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "data/x/y"):
+        _write(upper, rel, "")
+    os.unlink(os.path.join(upper, "data/x/y"))
+    os.makedirs(os.path.join(upper, "data/x/y"))  # -v vol:/data/x/y: the image has no /data
+    os.makedirs(os.path.join(upper, "opt/mnt"))  # -v /host:/opt/mnt: the image has /opt
+    ignore = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/data/x/y", "/opt/mnt"}
+    assert changes.diff(upper, [top, bottom], ignore=ignore) == []
+    _write(upper, "data/other", "")  # something of the container's own beside a made directory
+    _write(upper, "etc/new", "")
+    got = [(c["kind"], c["path"]) for c in changes.diff(upper, [top, bottom], ignore=ignore)]
+    assert got == [("A", "/data"), ("A", "/data/other"), ("C", "/etc"), ("A", "/etc/new")]
+
+
 @needs_root
 def test_lower_lookup_respects_whiteouts_and_opaque_dirs(tree):
     bottom, top, _upper = tree
