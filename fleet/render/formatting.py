@@ -227,3 +227,62 @@ def created_at(rfc3339: str | None) -> str:
     stamp = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(2) == "Z" else m.group(2)))
     stamp = stamp.astimezone(timezone.utc)
     return stamp.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+# ---------------------------------------------------------------- inspect -f
+
+#: Keys whose objects are Go maps in docker's inspect types (a missing key prints ``<no value>``); every other
+#: object is a struct, where an unknown field fails the typed pass.
+INSPECT_MAPS = {"Labels", "Networks", "Ports", "ExposedPorts", "Volumes", "Options", "Containers", "Data",
+                "Sysctls", "Tmpfs", "StorageOpt", "DriverOpts", "Annotations", "Status", "Attributes"}
+#: Keys that are Go slices in docker's inspect types: null (a nil slice) prints ``[]`` as Go does.
+INSPECT_SLICES = {"Cmd", "Entrypoint", "Env", "Binds", "Links", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts",
+                  "CapAdd", "CapDrop", "GroupAdd", "SecurityOpt", "Devices", "Aliases", "DNSNames", "Mounts",
+                  "OnBuild", "Shell", "RepoTags", "RepoDigests", "Layers", "Args", "VolumesFrom", "Ulimits",
+                  "DeviceRequests", "DeviceCgroupRules", "ConsoleSize", "MaskedPaths", "ReadonlyPaths", "Log"}
+
+
+def _typed(value, key=None, parent=None):
+    """Decoded JSON as docker's typed inspect structs: objects become structs unless they are maps."""
+    if isinstance(value, dict):
+        if key in INSPECT_MAPS or (parent, key) == ("LogConfig", "Config"):
+            return {k: _typed(v, k, key) for k, v in value.items()}
+        return gotemplate.Record({k: _typed(v, k, key) for k, v in value.items()}, "struct", printable=True)
+    if isinstance(value, list):
+        return [_typed(v, None, key) for v in value]
+    if value is None and key in INSPECT_SLICES:
+        return []
+    if value is None and key in INSPECT_MAPS:
+        return {}
+    return value
+
+
+@dataclass
+class InspectFormat:
+    """``inspect -f``: docker's TemplateInspector.  Each object renders on the typed structs first; if that
+    fails, on the raw JSON with ``missingkey=error`` (docker's fallback), whose error is the one reported."""
+
+    spec: str
+    typed: gotemplate.Template
+    raw: gotemplate.Template
+
+    def render(self, obj: dict) -> str:
+        try:
+            return self.typed.execute(_typed(obj))
+        except gotemplate.TemplateError:
+            pass
+        try:
+            return self.raw.execute(obj)
+        except gotemplate.TemplateError as exc:
+            raise UsageError('invalid --format "{}": template parsing error: {}'.format(self.spec, exc)) from None
+
+
+def compile_inspect(spec: str | None):
+    """``inspect -f`` compiled before any host is contacted: None for the JSON list (no format, or ``json``);
+    UsageError (exit 2) on a syntax error."""
+    if spec is None or spec.strip() == "json" or spec == "":
+        return None
+    try:
+        return InspectFormat(spec, gotemplate.parse(spec), gotemplate.parse(spec, missing_error=True))
+    except gotemplate.TemplateError as exc:
+        raise UsageError('invalid --format "{}": template parsing error: {}'.format(spec, exc)) from None
