@@ -45,7 +45,7 @@ TYPE_NAMES = {id(IMAGE_FIELDS): "*formatter.ImageContext", id(CONTAINER_FIELDS):
 # docker's tabwriter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) -> min cell width 10, padding 3
 _MIN_WIDTH, _PADDING = 10, 3
 _FIELD_ERRORS = ("can't evaluate field", "wrong number of args for", "has arguments", 'printing "."',
-                 "is not a method")
+                 "is not a method", "undefined variable")
 
 
 def _method(fn, arity=1):

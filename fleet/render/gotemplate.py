@@ -437,7 +437,7 @@ class _State:
                         scope[n] = (name, value)
                         break
                 else:
-                    self.fail(pipe, "undefined variable: {}".format(name))
+                    self.fail(pipe, 'undefined variable "{}"'.format(name))
             else:
                 scope.append((name, value))
         return value
@@ -477,7 +477,7 @@ class _State:
         for name, value in reversed(scope):  # a variable
             if name == node.name:
                 return self.chain(node, value, node.names, args) if node.names else value
-        self.fail(node, "undefined variable: {}".format(node.name))
+        self.fail(node, 'undefined variable "{}"'.format(node.name))
 
     def chain(self, node, value, names, args):
         for n, name in enumerate(names):
