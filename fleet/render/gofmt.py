@@ -419,5 +419,6 @@ FUNCS = {
     "upper": lambda s: _str(s).upper(), "pad": _pad_fn, "truncate": _truncate,
 }
 #: The number of arguments each fixed-arity function wants (for Go's "wrong number of args" message).
-ARITY = {"not": 1, "len": 1, "ne": 2, "lt": 2, "le": 2, "gt": 2, "ge": 2, "json": 1, "split": 2, "join": 2,
-         "title": 1, "lower": 1, "upper": 1, "pad": 3, "truncate": 2}
+ARITY = {"and": "at least 1", "or": "at least 1", "eq": "at least 1", "index": "at least 1", "slice": "at least 1",
+         "printf": "at least 1", "not": 1, "len": 1, "ne": 2, "lt": 2, "le": 2, "gt": 2, "ge": 2, "json": 1,
+         "split": 2, "join": 2, "title": 1, "lower": 1, "upper": 1, "pad": 3, "truncate": 2}

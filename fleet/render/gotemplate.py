@@ -62,6 +62,7 @@ _TOKEN = re.compile(r"""
 """, re.X | re.S)
 
 _COMMENT = re.compile(r"\s*/\*")
+_TRIM_END = re.compile(r"[ \t\r\n]+-}}")
 _KEYWORDS = {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block", "nil",
              "true", "false"}
 _TRIM = " \t\r\n"
@@ -92,8 +93,12 @@ def _lex(text):
         while True:
             if i >= len(text):
                 raise TemplateError("template: :{}: unclosed action".format(_line(text, start)))
-            if text.startswith("}}", i) or (text.startswith(" -}}", i) or text.startswith("\t-}}", i)
-                                            or text.startswith("\n-}}", i)):
+            if text.startswith("}}", i):
+                end, trim_right = i + 2, False
+                break
+            marker = _TRIM_END.match(text, i)
+            if marker:
+                end, trim_right = marker.end(), True
                 break
             m = _TOKEN.match(text, i)
             if not m or m.end() == i:
@@ -106,8 +111,6 @@ def _lex(text):
             i = m.end()
         if not tokens and not _COMMENT.match(text, body):
             raise TemplateError("template: :{}: missing value for command".format(_line(text, start)))
-        trim_right = not text.startswith("}}", i)
-        end = text.index("}}", i) + 2
         items.append(("action", tokens, start, end))
         pos = end
         if trim_right:
@@ -211,7 +214,7 @@ class _Parser:
             if len(tokens) > j and (tokens[j][0] == "declare" or (tokens[j][1] == "=" and tokens[j][0] == "punct")):
                 decl, assign = names, tokens[j][1] == "="
                 tokens = tokens[j + 1:]
-        cmds, cur, depth, group = [], [], 0, []
+        cmds, cur, depth = [], [], 0
         for tok in tokens:
             if tok[1] == "(" and tok[0] == "punct":
                 depth += 1
@@ -227,7 +230,6 @@ class _Parser:
         if depth > 0:
             self.fail(pos, "unclosed left paren")
         cmds.append(cur)
-        del group
         if not cmds[0] and len(cmds) == 1:
             self.fail(pos, "missing value for {}".format(context))
         parsed = []
@@ -444,6 +446,13 @@ class _State:
 
     def command(self, cmd, dot, scope, final):
         first = cmd[0]
+        if first.kind == "ident" and first.name in ("and", "or") and len(cmd) + bool(final) > 1:
+            value = None  # Go's and/or stop at the first operand that decides, later ones are not evaluated
+            for node in cmd[1:] + ([None] if final else []):
+                value = final[0] if node is None else self.operand(node, dot, scope, [])
+                if gofmt.truth(value) == (first.name == "or"):
+                    break
+            return value
         if first.kind == "ident":
             args = [self.arg(a, dot, scope) for a in cmd[1:]] + (list(final) if final else [])
             return self.call(first, first.name, args)

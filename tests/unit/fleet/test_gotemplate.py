@@ -84,6 +84,8 @@ def render(text, data=DATA, **kw):
     ("{{eq .State.Pid 42}} {{ne .State.Pid 42}} {{lt 1 2}} {{le 2 2}} {{gt 1 2}} {{ge 3 2}}",
      "true false true true false true"),
     ('{{eq .State.Status "a" "b" "running"}}', "true"),
+    ('{{eq .Config.Labels.nope "x"}} {{eq .Nil "x"}}', "false false"),  # a missing value equals nothing
+    ("{{and .Zero (index .List 5)}} {{or .Name (index .List 5)}} {{.Zero | or 3}}", "0 /web 3"),  # short-circuit
     ('{{and .State.Running .Name}} {{or .Empty "dflt"}} {{not .Empty}} {{and .Zero .Name}}', "/web dflt true 0"),
     ("{{len .Config.Env}} {{len .Config.Labels}} {{len .Name}} {{len \"é\"}}", "2 2 4 2"),
     ('{{slice .Id 1 3}} {{slice .Config.Env 1}}', "bc [B=2]"),
@@ -107,6 +109,7 @@ def render(text, data=DATA, **kw):
     ('{{"a\\tb"}}|{{`raw\\n`}}|{{\'A\'}}|{{0x10}}|{{1.5}}|{{-3}}|{{true}}', "a\tb|raw\\n|65|16|1.5|-3|true"),
     # trim markers and comments
     ("a  {{- .Id -}}  b", "aabc123b"),
+    ("a \n {{-  .Id  -}} \n b|{{ .Id\t-}}\n|", "aabc123b|abc123|"),
     ("a {{- /* note */ -}} b", "ab"),
     ("{{/* only a comment */}}x", "x"),
     ("{{-3}}", "-3"),  # no space after {{-: a number, not a trim marker
@@ -153,6 +156,8 @@ ROW = Record({"Names": "web", "Label": lambda key: {"tier": "front"}.get(key, ""
     ("{{range .Name}}{{end}}", DATA, "range can't iterate over /web"),
     ("{{.Nil.X}}", DATA, "nil pointer evaluating interface {}.X"),
     ("{{$nope}}", DATA, 'undefined variable "$nope"'),
+    ("{{and}}", DATA, "wrong number of args for and: want at least 1 got 0"),
+    ("{{upper}}", DATA, "wrong number of args for upper: want 1 got 0"),
 ])
 def test_execution_errors_in_gos_words(text, data, error):
     with pytest.raises(TemplateError) as err:
