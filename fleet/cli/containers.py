@@ -60,9 +60,10 @@ def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
                             "without a host (--format '{{.Host}} {{.ID}}' to add it)."),
        size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes."),
        no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
-       fmt: Optional[str] = typer.Option(None, "--format", help="Go-template subset: {{.Host}} {{.ID}} {{.Image}} "
+       fmt: Optional[str] = typer.Option(None, "--format", help="Go template (docker's): {{.Host}} {{.ID}} {{.Image}} "
                                          "{{.Command}} {{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.Ports}} "
-                                         "{{.Names}} {{.State}}, {{json .}}, 'table' prefix."),
+                                         "{{.Names}} {{.State}} {{.Labels}} {{.Label \"K\"}} {{.Mounts}} "
+                                         "{{.LocalVolumes}} {{.Networks}} {{.Size}}, {{json .}}, 'table' prefix."),
        as_json: bool = JsonOpt):
     """List containers on each host."""
     from fleet.commands import containers as cmd

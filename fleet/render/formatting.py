@@ -42,6 +42,15 @@ STATS_FIELDS = {
 TYPE_NAMES = {id(IMAGE_FIELDS): "*formatter.ImageContext", id(CONTAINER_FIELDS): "*formatter.ContainerContext",
               id(STATS_FIELDS): "*container.statsContext"}
 
+#: What ``--format table`` alone means: the command's default columns (docker's default table formats).
+DEFAULT_TABLES = {
+    id(IMAGE_FIELDS): "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    id(CONTAINER_FIELDS): "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t"
+                          "{{.Names}}",
+    id(STATS_FIELDS): "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t"
+                      "{{.BlockIO}}\t{{.PIDs}}",
+}
+
 # docker's tabwriter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) -> min cell width 10, padding 3
 _MIN_WIDTH, _PADDING = 10, 3
 _FIELD_ERRORS = ("can't evaluate field", "wrong number of args for", "has arguments", 'printing "."',
@@ -136,6 +145,8 @@ def compile_format(spec: str, fields: dict, type_name: str | None = None) -> For
     text = spec
     if text.strip() == "json":
         text = "{{json .}}"
+    if text.strip() == "table" and id(fields) in DEFAULT_TABLES:
+        text = DEFAULT_TABLES[id(fields)]
     table = text.startswith("table")
     if table:
         text = text[len("table"):]

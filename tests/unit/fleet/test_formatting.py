@@ -129,3 +129,18 @@ def test_jinja_syntax_in_literal_text_is_inert():
 def test_field_values_are_not_evaluated():
     evil = dict(IMAGE, repository="{{ 7*7 }}")
     assert _image("{{.Repository}}", image=evil) == "{{ 7*7 }}"
+
+
+def test_table_alone_is_the_commands_default_columns():
+    """docker: --format table is the default table (ps: ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES)."""
+    lines = _container("table").splitlines()
+    assert lines[0].split() == ["HOST", "CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert lines[1].split()[:3] == ["web1", "f" * 12, "nginx"]
+    assert _image("table").splitlines()[0].split() == ["HOST", "REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+
+
+def test_go_template_actions_in_listings():
+    """range, if/else, printf, index and variables work in ps/images formats as in docker's."""
+    assert _image('{{if eq .Tag "latest"}}L{{else}}T{{end}} {{printf "%-8s|" .Repository}} '
+                  '{{$r := .Repository}}{{range split "a,b" ","}}{{$r}}-{{.}} {{end}}') == \
+        "L nginx   | nginx-a nginx-b "
