@@ -257,7 +257,8 @@ def _typed(value, key=None, parent=None):
     """Decoded JSON as docker's typed inspect structs: objects become structs unless they are maps."""
     if isinstance(value, dict):
         if key in INSPECT_MAPS or (parent, key) == ("LogConfig", "Config"):
-            return {k: _typed(v, k, key) for k, v in value.items()}
+            # a port's bindings are a slice ([] when null, as Go prints a nil slice)
+            return {k: [] if v is None and key == "Ports" else _typed(v, k, key) for k, v in value.items()}
         return gotemplate.Record({k: _typed(v, k, key) for k, v in value.items()}, "struct", printable=True)
     if isinstance(value, list):
         return [_typed(v, None, key) for v in value]

@@ -13,7 +13,7 @@ inventory, calls = cli_fakes.inventory, cli_fakes.calls  # fixtures by assignmen
 
 WEB = {"Id": "a" * 64, "Name": "/web", "State": {"Status": "running", "Pid": 7},
        "Config": {"Labels": {"tier": "front"}, "Env": ["A=1"], "Cmd": None},
-       "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}}
+       "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}, "Ports": {"80/tcp": None}}}
 DB = dict(WEB, Id="b" * 64, Name="/db", State={"Status": "exited", "Pid": 0}, Config={"Labels": {}, "Env": [],
                                                                                     "Cmd": ["postgres"]})
 
@@ -39,6 +39,7 @@ def test_inspect_f_docker_semantics(inventory, calls):
         ("{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{$e.IPAddress}}{{end}}", "bridge 172.17.0.2"),
         ("{{json .Config.Labels}}", '{"tier":"front"}'),
         ("{{.host}}", "web1"),  # fleet's host key is part of each object
+        ("{{.NetworkSettings.Ports}} {{.Config.Cmd}} {{.State}}", "map[80/tcp:[]] [] {running 7}"),  # Go's nils
     ]:
         result = invoke(inventory, "inspect", "-H", "web1", "--format", fmt, "web")
         assert (result.exit_code, result.stdout) == (0, out + "\n"), fmt
