@@ -154,7 +154,11 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
        fmt: str | None = None) -> int:
     """List containers on every selected host, docker's columns after HOST (-s adds SIZE)."""
     args = ps_args(all_, list(filters or []), last, latest, size)
-    if fmt is not None and not as_json:
+    if fmt is not None and not as_json and quiet:  # docker: -q wins over a custom format (still checked)
+        from fleet.render import formatting
+        formatting.compile_format(fmt, formatting.CONTAINER_FIELDS)
+        note("WARNING: Ignoring custom format, because both --format and --quiet are set.")
+    elif fmt is not None and not as_json:
         return ps_formatted(session, patterns, args, no_trunc, fmt)
     results = session.run(patterns, "ps", args)
     if as_json:

@@ -127,3 +127,11 @@ def test_ps_format_labels_mounts_networks(inventory, calls):
     sized = invoke(inventory, "ps", "-H", "web1", "--format", "{{.Names}} {{.Size}}")
     assert sized.stdout == "web 2B (virtual 10MB)\n"
     assert calls.calls[-1] == ("web1", "ps", {"all": False, "size": True})  # docker: .Size turns on --size
+
+
+def test_ps_quiet_wins_over_a_format(inventory, calls):
+    """docker: ps -q --format X prints the IDs (NewContainerFormat: quiet -> {{.ID}}) and warns on stderr."""
+    calls.answers["ps"] = lambda h, a: {"containers": [PS_ROW]}
+    result = invoke(inventory, "ps", "-H", "web1", "-q", "--format", "{{.Names}}")
+    assert (result.exit_code, result.stdout) == (0, "e" * 12 + "\n")
+    assert "WARNING: Ignoring custom format, because both --format and --quiet are set." in result.stderr
