@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from fleet.errors import UsageError
-from fleet.render import gotemplate
+from fleet.render import gofmt, gotemplate
 
 #: Field -> header of ``fleet images --format`` (docker's image formatter).
 IMAGE_FIELDS = {
@@ -258,14 +258,15 @@ def _typed(value, key=None, parent=None):
     if isinstance(value, dict):
         if key in INSPECT_MAPS or (parent, key) == ("LogConfig", "Config"):
             # a port's bindings are a slice ([] when null, as Go prints a nil slice)
-            return {k: [] if v is None and key == "Ports" else _typed(v, k, key) for k, v in value.items()}
+            return {k: gofmt.NilSlice() if v is None and key == "Ports" else _typed(v, k, key)
+                    for k, v in value.items()}
         return gotemplate.Record({k: _typed(v, k, key) for k, v in value.items()}, "struct", printable=True)
     if isinstance(value, list):
         return [_typed(v, None, key) for v in value]
     if value is None and key in INSPECT_SLICES:
-        return []
+        return gofmt.NilSlice()
     if value is None and key in INSPECT_MAPS:
-        return {}
+        return gofmt.NilMap()
     return value
 
 

@@ -21,6 +21,14 @@ class _NoValue:
 NOVALUE = _NoValue()
 
 
+class NilSlice(list):
+    """A nil slice: prints ``[]``, is null in JSON."""
+
+
+class NilMap(dict):
+    """A nil map: prints ``map[]``, is null in JSON."""
+
+
 class GoError(Exception):
     """A function's error (Go: ``error calling NAME: ...``)."""
 
@@ -136,7 +144,7 @@ def to_json(value) -> str:
     def plain(v):
         if is_record(v):
             return {k: plain(x) for k, x in v.as_json().items()}
-        if v is NOVALUE:
+        if v is NOVALUE or isinstance(v, (NilSlice, NilMap)):
             return None
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}

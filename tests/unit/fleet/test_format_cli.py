@@ -40,6 +40,7 @@ def test_inspect_f_docker_semantics(inventory, calls):
         ("{{json .Config.Labels}}", '{"tier":"front"}'),
         ("{{.host}}", "web1"),  # fleet's host key is part of each object
         ("{{.NetworkSettings.Ports}} {{.Config.Cmd}} {{.State}}", "map[80/tcp:[]] [] {running 7}"),  # Go's nils
+        ("{{json .Config.Cmd}} {{json .NetworkSettings.Ports}}", 'null {"80/tcp":null}'),  # ... are null in JSON
     ]:
         result = invoke(inventory, "inspect", "-H", "web1", "--format", fmt, "web")
         assert (result.exit_code, result.stdout) == (0, out + "\n"), fmt
