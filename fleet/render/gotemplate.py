@@ -129,19 +129,13 @@ class _Parser:
         self.text = text
         self.items = _lex(text)
         self.i = 0
+        self.ranges = 0  # how many {{range}} bodies enclose the action being parsed (for break/continue)
 
     def fail(self, pos, msg):
         raise TemplateError("template: :{}: {}".format(_line(self.text, pos), msg))
 
     def parse(self):
-        nodes, stop = self.list_until(())
-        if stop is not None:
-            self.fail(stop[2], "unexpected {}".format(self.describe(stop)))
-        return nodes
-
-    @staticmethod
-    def describe(item):
-        return "{{" + item[1][0][1] + "}}"
+        return self.list_until(())[0]
 
     def list_until(self, stops):
         """Nodes up to an action starting with a word of ``stops`` (returned, unconsumed) or the end."""
@@ -173,6 +167,8 @@ class _Parser:
         if word in ("if", "range", "with"):
             return self.block(word, tokens[1:], pos, item)
         if word in ("break", "continue"):
+            if not self.ranges:
+                self.fail(pos, "{{{{{}}}}} outside {{{{range}}}}".format(word))
             if len(tokens) > 1:
                 self.fail(pos, "unexpected {} in {{{{{}}}}}".format(tokens[1][1], word))
             return _Node(word, pos)
@@ -184,7 +180,9 @@ class _Parser:
         if not tokens:
             self.fail(pos, "missing value for {}".format(word))
         pipe = self.pipeline(tokens, word, decl_ok=True, two_vars=word == "range")
+        self.ranges += word == "range"
         body, stop = self.list_until(("end", "else"))
+        self.ranges -= word == "range"
         other = None
         if stop[1][0][1] == "else":
             rest = stop[1][1:]

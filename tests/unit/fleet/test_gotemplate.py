@@ -128,6 +128,8 @@ def test_go_semantics(text, expected):
     ("x\n{{nope .Name}}", 'template: :2: function "nope" not defined'),
     ("{{define \"x\"}}{{end}}", "not supported"),
     ("{{(.Name}}", "unclosed left paren"),
+    ("{{if .Name}}{{break}}{{end}}", "{{break}} outside {{range}}"),
+    ("{{range .L}}{{else}}{{continue}}{{end}}", "{{continue}} outside {{range}}"),
 ])
 def test_parse_errors_in_gos_words(text, error):
     with pytest.raises(TemplateError) as err:
