@@ -72,6 +72,7 @@ class Formatter:
     template: gotemplate.Template
     type_name: str = "*formatter.Context"
     used: set = field(default_factory=set)
+    host_column: bool = False  #: a table that does not show .Host gets a HOST column first
 
     def uses(self, name: str) -> bool:
         """Whether the template reads field ``name`` (on an empty row: docker's ps turns on -s for .Size)."""
@@ -83,7 +84,7 @@ class Formatter:
     def line(self, row: dict) -> str:
         """One row through the template (UsageError with Go's message if it fails on this row)."""
         try:
-            return self.template.execute(self._record(row))
+            return (row["Host"] + "\t" if self.host_column else "") + self.template.execute(self._record(row))
         except gotemplate.TemplateError as exc:
             raise _usage(self.spec, str(exc), self.fields) from None
 
@@ -91,7 +92,8 @@ class Formatter:
         """The header row: each field shows its header, functions leave it as is (docker's HeaderFunctions);
         an error ends the header where it happened, as docker's does."""
         row = {k: v for k, v in self.fields.items()}
-        return self.template.execute(gotemplate.Record(row, self.type_name, methods=True), header=True)
+        return ("HOST\t" if self.host_column else "") + self.template.execute(
+            gotemplate.Record(row, self.type_name, methods=True), header=True)
 
     def render(self, rows: list[dict]) -> str:
         """All rows; with ``table``, a header row first and the tab-separated cells aligned."""
@@ -151,15 +153,15 @@ def compile_format(spec: str, fields: dict, type_name: str | None = None) -> For
     if table:
         text = text[len("table"):]
     text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
-    if table and "{{" in text and not re.search(r"{{[^}]*\.Host\b", text):
-        text = "{{.Host}}\t" + text
+    host_column = table and "{{" in text and not re.search(r"{{[^}]*\.Host\b", text)
     try:
         template = gotemplate.parse(text)
     except gotemplate.TemplateError as exc:
         raise _usage(spec, "template parsing error: {}".format(exc), fields) from None
     used: set = set()
     formatter = Formatter(spec=spec, fields=fields, table=table, template=template,
-                          type_name=type_name or TYPE_NAMES.get(id(fields), "*formatter.Context"), used=used)
+                          type_name=type_name or TYPE_NAMES.get(id(fields), "*formatter.Context"), used=used,
+                          host_column=host_column)
     try:
         template.execute(gotemplate.Record(_sample(fields, used), formatter.type_name, methods=True))
     except gotemplate.TemplateError as exc:
@@ -216,8 +218,7 @@ def container_row(host: str, c: dict, no_trunc: bool = False, now: float | None 
 
 
 def _wrong_type(value):
-    from fleet.render.gofmt import GoError, type_name
-    raise GoError("wrong type for value; expected string; got {}".format(type_name(value)))
+    raise gofmt.ArgTypeError("wrong type for value; expected string; got {}".format(gofmt.type_name(value)))
 
 
 def _ellipsis(text: str, width: int) -> str:

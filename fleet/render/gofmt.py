@@ -33,6 +33,10 @@ class GoError(Exception):
     """A function's error (Go: ``error calling NAME: ...``)."""
 
 
+class ArgTypeError(GoError):
+    """An argument of the wrong type (Go checks it before the call: no ``error calling`` prefix)."""
+
+
 def is_record(value) -> bool:
     return hasattr(value, "fields") and hasattr(value, "type_name")
 
@@ -243,7 +247,7 @@ def sprintf(fmt: str, *args) -> str:
     """Go's fmt.Sprintf for the verbs scripts use: %v %s %q %d %x %X %o %b %c %f %e %g %t %T %%, flags -+# 0,
     width and precision; a verb without an argument is ``%!v(MISSING)``, extra arguments ``%!(EXTRA ...)``."""
     if not isinstance(fmt, str):
-        raise GoError("wrong type for value; expected string; got {}".format(type_name(fmt)))
+        raise ArgTypeError("wrong type for value; expected string; got {}".format(type_name(fmt)))
     out, n, pos = [], 0, 0
     for m in _VERB.finditer(fmt):
         out.append(fmt[pos:m.start()])
@@ -275,13 +279,13 @@ def sprintf(fmt: str, *args) -> str:
 
 def _str(value, what="string") -> str:
     if not isinstance(value, str):
-        raise GoError("wrong type for value; expected {}; got {}".format(what, type_name(value)))
+        raise ArgTypeError("wrong type for value; expected {}; got {}".format(what, type_name(value)))
     return value
 
 
 def _int(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise GoError("wrong type for value; expected int; got {}".format(type_name(value)))
+        raise ArgTypeError("wrong type for value; expected int; got {}".format(type_name(value)))
     return value
 
 
@@ -404,7 +408,7 @@ def _split(s, sep):
 
 def _join(items, sep):
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise GoError("wrong type for value; expected []string; got {}".format(type_name(items)))
+        raise ArgTypeError("wrong type for value; expected []string; got {}".format(type_name(items)))
     return _str(sep).join(items)
 
 

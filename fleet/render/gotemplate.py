@@ -530,6 +530,8 @@ class _State:
         fn = FUNCS[name]
         try:
             return fn(*args)
+        except gofmt.ArgTypeError as exc:
+            self.fail(node, str(exc))
         except gofmt.GoError as exc:
             self.fail(node, "error calling {}: {}".format(name, exc))
         except TypeError:

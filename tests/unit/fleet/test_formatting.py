@@ -144,3 +144,9 @@ def test_go_template_actions_in_listings():
     assert _image('{{if eq .Tag "latest"}}L{{else}}T{{end}} {{printf "%-8s|" .Repository}} '
                   '{{$r := .Repository}}{{range split "a,b" ","}}{{$r}}-{{.}} {{end}}') == \
         "L nginx   | nginx-a nginx-b "
+
+
+def test_error_positions_are_the_users_template_not_the_added_host_column():
+    with pytest.raises(UsageError) as err:
+        formatting.compile_format(r"table {{.Repository}}\t{{.Nope}}", formatting.IMAGE_FIELDS)
+    assert 'template: :1:18: executing "" at <.Nope>' in str(err.value)  # after "table " and \t are taken out

@@ -153,7 +153,7 @@ ROW = Record({"Names": "web", "Label": lambda key: {"tier": "front"}.get(key, ""
     # functions' errors
     ("{{index .Config.Env 5}}", DATA, "error calling index: index out of range: 5"),
     ('{{eq .State.Pid "42"}}', DATA, "error calling eq: incompatible types for comparison"),
-    ("{{upper .State.Pid}}", DATA, "wrong type for value; expected string; got int"),
+    ("{{upper .State.Pid}}", DATA, '<upper>: wrong type for value; expected string; got int'),
     ("{{len .State.Pid}}", DATA, "error calling len: len of type int"),
     ("{{range .Name}}{{end}}", DATA, "range can't iterate over /web"),
     ("{{.Nil.X}}", DATA, "nil pointer evaluating interface {}.X"),
