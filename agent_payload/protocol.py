@@ -88,7 +88,9 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``ps``      {"all": bool, "filters": ["status=exited", "name=RE", "label=K[=V]", "ancestor=REF|ID", "exited=N",
              "id=PREFIX", "before=C", "since=C"], "last": int|null (-n; -l is 1), "size": bool}
             -> {"containers": [{"id", "name", "image", "image_id", "labels", "command", "created", "state",
-                                "status", "exit_code", "ports"} + with size: "size_rw", "size_root_fs", "size"]}
+                                "status", "exit_code", "ports", "mounts": [{"name", "driver"}] (a volume's
+                                name and "local", a bind's source and ""), "networks": [names, sorted]}
+                               + with size: "size_rw", "size_root_fs", "size"]}
             (one key's values ORed, keys ANDed; status/before/since and last imply all; unknown key InvalidArgument)
 ``logs``    {"container", "tail": int|null, "follow": bool, "timestamps": bool, "since": str|null,
              "until": str|null, "details": bool} -> {} after log events {"stream", "line", "time"}

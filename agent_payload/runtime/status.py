@@ -52,7 +52,31 @@ def ps_row(record, now_ns=None):
             "command": command_text(record["argv"]), "created": record["created"],
             "state": record["status"], "status": status_text(record, now_ns),
             "exit_code": record.get("exit_code"), "ports": ports_text(record), "image_id": record.get("image_id"),
-            "labels": dict(record.get("labels") or {})}
+            "labels": dict(record.get("labels") or {}), "mounts": ps_mounts(record), "networks": ps_networks(record)}
+
+
+def ps_mounts(record):
+    """docker's container summary Mounts, as ``ps --format {{.Mounts}}`` reads them: a volume's name (driver
+    local), a bind's source path, a ``--mount type=tmpfs`` (no name); ``--tmpfs`` mounts are not listed."""
+    out = []
+    for m in record.get("mounts") or []:
+        if m.get("type") == "volume":
+            out.append({"name": m.get("source") or "", "driver": "local"})
+        elif m.get("type") == "bind":
+            out.append({"name": m.get("source") or "", "driver": ""})
+        elif m.get("flag") == "mount":
+            out.append({"name": "", "driver": ""})
+    return out
+
+
+def ps_networks(record):
+    """The networks a container is attached to (its mode and every connected one), sorted; none for
+    ``--network container:X``."""
+    mode = record.get("network") or "bridge"
+    names = set(record.get("networks") or {})
+    if not mode.startswith("container:"):
+        names.add(mode)
+    return sorted(names)
 
 
 # ---------------------------------------------------------------- ps filters (docker's daemon/list.go rules)

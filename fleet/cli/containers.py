@@ -60,9 +60,10 @@ def ps(ctx: typer.Context, patterns: List[str] = HostsOpt,
                             "without a host (--format '{{.Host}} {{.ID}}' to add it)."),
        size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes."),
        no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
-       fmt: Optional[str] = typer.Option(None, "--format", help="Go-template subset: {{.Host}} {{.ID}} {{.Image}} "
+       fmt: Optional[str] = typer.Option(None, "--format", help="Go template (docker's): {{.Host}} {{.ID}} {{.Image}} "
                                          "{{.Command}} {{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.Ports}} "
-                                         "{{.Names}} {{.State}}, {{json .}}, 'table' prefix."),
+                                         "{{.Names}} {{.State}} {{.Labels}} {{.Label \"K\"}} {{.Mounts}} "
+                                         "{{.LocalVolumes}} {{.Networks}} {{.Size}}, {{json .}}, 'table' prefix."),
        as_json: bool = JsonOpt):
     """List containers on each host."""
     from fleet.commands import containers as cmd
@@ -172,10 +173,13 @@ def rename(ctx: typer.Context, old: str = typer.Argument(..., metavar="CONTAINER
 
 def inspect(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
             type_: Optional[str] = typer.Option(None, "--type", help="container or image (default: a container, "
-                                                "else an image, as docker)")):
+                                                "else an image, as docker)"),
+            fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go template per object (docker's: "
+                                             "{{.State.Status}}, {{json .Config}}, range, index, printf...); "
+                                             "several hosts: each line starts with 'host | '.")):
     """Print docker's inspect objects of containers (or images) as one JSON list; each object carries its "host"."""
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.inspect, _session(ctx), patterns, containers, type_)
+    _finish(cmd.inspect, _session(ctx), patterns, containers, type_, fmt)
 
 
 def top(ctx: typer.Context, container: str = ContainerArg,
@@ -230,10 +234,14 @@ def stats(ctx: typer.Context, containers: Optional[List[str]] = typer.Argument(N
           all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default: running)."),
           no_stream: bool = typer.Option(False, "--no-stream", help="One sample, then exit (default: refresh "
                                          "every ~2 s until Ctrl-C)."),
+          fmt: Optional[str] = typer.Option(None, "--format", help="Go template (docker's): {{.Host}} "
+                                            "{{.Container}} {{.Name}} {{.ID}} {{.CPUPerc}} {{.MemUsage}} "
+                                            "{{.MemPerc}} {{.NetIO}} {{.BlockIO}} {{.PIDs}}, 'table' prefix."),
           as_json: bool = JsonOpt):
     """Show containers' resource usage on each host: CPU %, memory, net and block I/O, PIDs."""
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.stats, _session(ctx), patterns, list(containers or []), all_, no_stream, as_json)
+    _finish(lambda: cmd.stats(_session(ctx), patterns, list(containers or []), all_, no_stream, as_json,
+                              fmt=fmt))
 
 
 def pause(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,

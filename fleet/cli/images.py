@@ -98,10 +98,12 @@ def image_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
 
 @image_app.command("inspect")
 def image_inspect(ctx: typer.Context, images_: List[str] = typer.Argument(..., metavar="IMAGE..."),
-                  patterns: List[str] = HostsOpt):
+                  patterns: List[str] = HostsOpt,
+                  fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go template per image (docker's: "
+                                                    "{{.Id}}, {{json .Config}}...).")):
     """Print docker's inspect object of images as one JSON list; each object carries its "host"."""
     from fleet.commands import images as cmd
-    _finish(cmd.image_inspect, _session(ctx), patterns, images_)
+    _finish(cmd.image_inspect, _session(ctx), patterns, images_, fmt)
 
 
 @system_app.command("boot")

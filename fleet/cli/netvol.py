@@ -39,10 +39,12 @@ def network_ls(ctx: typer.Context, patterns: List[str] = HostsOpt,
 
 @network_app.command("inspect")
 def network_inspect(ctx: typer.Context, networks: List[str] = typer.Argument(..., metavar="NETWORK..."),
-                    patterns: List[str] = HostsOpt):
+                    patterns: List[str] = HostsOpt,
+                    fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go template per network "
+                                                      "(docker's: {{.Driver}}, {{range .IPAM.Config}}...).")):
     """docker's network objects from every host, as one JSON list."""
     from fleet.commands import netvol as cmd
-    _finish(cmd.network_inspect, _session(ctx), patterns, list(networks))
+    _finish(cmd.network_inspect, _session(ctx), patterns, list(networks), fmt)
 
 
 @network_app.command("rm")
@@ -120,10 +122,12 @@ def volume_ls(ctx: typer.Context, patterns: List[str] = HostsOpt,
 
 @volume_app.command("inspect")
 def volume_inspect(ctx: typer.Context, volumes: List[str] = typer.Argument(..., metavar="VOLUME..."),
-                   patterns: List[str] = HostsOpt):
+                   patterns: List[str] = HostsOpt,
+                   fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go template per volume "
+                                                     "(docker's: {{.Mountpoint}}, {{json .Labels}}...).")):
     """Print docker's inspect object of volumes as one JSON list; each object carries its "host"."""
     from fleet.commands import netvol as cmd
-    _finish(cmd.volume_inspect, _session(ctx), patterns, volumes)
+    _finish(cmd.volume_inspect, _session(ctx), patterns, volumes, fmt)
 
 
 @volume_app.command("rm")

@@ -98,8 +98,12 @@ def note(text: str) -> None:
     sys.stderr.flush()
 
 
-def inspect_output(results, key: str) -> int:
-    """docker's inspect objects from every host as one JSON list, each with its ``host``; failed hosts on stderr."""
+def inspect_output(results, key: str, template=None) -> int:
+    """docker's inspect objects from every host as one JSON list, each with its ``host``; failed hosts on stderr.
+
+    ``template`` (render/formatting.compile_inspect, ``-f``): each object's rendering and a newline instead, as
+    docker prints them; with several hosts each line starts with ``host | `` (one host: bare lines).
+    """
     import json
 
     objects = []
@@ -111,6 +115,15 @@ def inspect_output(results, key: str) -> int:
                 objects.append(item)
         else:
             note("{}: {}".format(r.host.name, " ".join(str(r.error).split())))
-    output(json.dumps(objects, indent=4))
+    if template is None:
+        output(json.dumps(objects, indent=4))
+        return exit_status(results)
+    texts = [(obj["host"], template.render(obj)) for obj in objects]  # a failing one: exit 2, nothing printed
+    width = max(len(r.host.name) for r in results) if results else 0
+    for host, text in texts:
+        if len(results) > 1:
+            text = "\n".join("{} | {}".format(host.ljust(width), line) for line in text.split("\n"))
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
     return exit_status(results)
 

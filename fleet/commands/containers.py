@@ -135,12 +135,18 @@ def ps_args(all_: bool, filters: list[str], last: int | None, latest: bool, size
 
 
 def ps_formatted(session: Session, patterns: list[str], args: dict, no_trunc: bool, fmt: str) -> int:
-    """``ps --format``: docker's container fields through the shared formatter."""
-    from fleet.commands.images import list_formatted
+    """``ps --format``: docker's container fields through the shared formatter; a format that reads ``.Size``
+    (``{{json .}}`` does) has the hosts compute sizes, as ``-s`` (docker sets --size the same way)."""
+    from fleet.commands.images import print_formatted
     from fleet.render import formatting
 
-    return list_formatted(session, patterns, "ps", args, fmt, formatting.CONTAINER_FIELDS,
-                          lambda host, d: [formatting.container_row(host, c, no_trunc) for c in d["containers"]])
+    formatter = formatting.compile_format(fmt, formatting.CONTAINER_FIELDS)
+    if formatter.uses("Size"):
+        args = dict(args, size=True)
+    results = session.run(patterns, "ps", args)
+    print_formatted(results, formatter,
+                    lambda host, d: [formatting.container_row(host, c, no_trunc) for c in d["containers"]])
+    return exit_status(results)
 
 
 def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc: bool, as_json: bool,
@@ -148,7 +154,11 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
        fmt: str | None = None) -> int:
     """List containers on every selected host, docker's columns after HOST (-s adds SIZE)."""
     args = ps_args(all_, list(filters or []), last, latest, size)
-    if fmt is not None and not as_json:
+    if fmt is not None and not as_json and quiet:  # docker: -q wins over a custom format (still checked)
+        from fleet.render import formatting
+        formatting.compile_format(fmt, formatting.CONTAINER_FIELDS)
+        note("WARNING: Ignoring custom format, because both --format and --quiet are set.")
+    elif fmt is not None and not as_json:
         return ps_formatted(session, patterns, args, no_trunc, fmt)
     results = session.run(patterns, "ps", args)
     if as_json:

@@ -73,7 +73,7 @@ def events(session: Session, patterns: list[str], since: str | None, until: str 
     formatter = None
     if fmt is not None and not as_json:
         from fleet.render import formatting
-        formatter = formatting.compile_format(fmt, EVENT_FIELDS)
+        formatter = formatting.compile_format(fmt, EVENT_FIELDS, "events.Message")
         if formatter.table:
             raise UsageError('invalid --format "{}": events prints a line per event, not a table'.format(fmt))
     hosts = session.select(patterns)

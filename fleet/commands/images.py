@@ -304,13 +304,17 @@ def image_prune(session: Session, patterns: list[str], all_: bool, force: bool, 
     return exit_status(results)
 
 
-def image_inspect(session: Session, patterns: list[str], images_: list[str]) -> int:
-    """docker's inspect objects as one JSON list, each with the host it came from; errors on stderr."""
+def image_inspect(session: Session, patterns: list[str], images_: list[str], fmt: str | None = None) -> int:
+    """docker's inspect objects as one JSON list, each with the host it came from; errors on stderr (-f: a Go
+    template per object)."""
+    from fleet.render import formatting
+
+    template = formatting.compile_inspect(fmt)
     if not images_:
         raise UsageError("image inspect needs at least one image")
     for image in images_:
         validate_image(image)
-    return inspect_output(session.run(patterns, "image_inspect", {"images": list(images_)}), "images")
+    return inspect_output(session.run(patterns, "image_inspect", {"images": list(images_)}), "images", template)
 
 
 DF_TYPES = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"),

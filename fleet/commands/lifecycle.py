@@ -112,9 +112,14 @@ def rename(session: Session, patterns: list[str], old: str, new: str, as_json: b
 INSPECT_TYPES = ("container", "image")
 
 
-def inspect(session: Session, patterns: list[str], containers: list[str], type_: str | None = None) -> int:
+def inspect(session: Session, patterns: list[str], containers: list[str], type_: str | None = None,
+            fmt: str | None = None) -> int:
     """docker's inspect objects (containers, then images; --type keeps to one) as one JSON list, each with the
-    host it came from; a name not found on a host is on stderr (docker's "Error: No such object: x"), exit 1."""
+    host it came from; a name not found on a host is on stderr (docker's "Error: No such object: x"), exit 1.
+    ``fmt`` (-f): a Go template rendered per object (render/formatting.compile_inspect)."""
+    from fleet.render import formatting
+
+    template = formatting.compile_inspect(fmt)
     if not containers:
         raise UsageError("inspect needs at least one container")
     if type_ is not None and type_ not in INSPECT_TYPES:
@@ -123,7 +128,7 @@ def inspect(session: Session, patterns: list[str], containers: list[str], type_:
     if type_ is not None:
         args["type"] = type_
     results = session.run(patterns, "inspect", args)
-    status = inspect_output(results, "containers")
+    status = inspect_output(results, "containers", template)
     missing = [(r.host.name, e) for r in results if r.ok for e in (r.data or {}).get("errors", [])]
     for host, e in missing:
         sys.stderr.write("{}: Error: {}\n".format(host, e["message"]))
@@ -231,9 +236,22 @@ def stats_row(d: dict) -> list:
             str(d["pids"])]
 
 
+def stats_fields(host: str, d: dict, containers: list[str]) -> dict:
+    """``stats --format``'s fields of one sample (docker's statsContext; Container is the name given, or the
+    short ID when none was)."""
+    given = next((c for c in containers if c in (d["name"], d["id"]) or d["id"].startswith(c)), None)
+    row = dict(zip(["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"], stats_row(d)))
+    row.update(Host=host, Container=given or tables.short_id(d["id"]), Name=d["name"] or "--")
+    return row
+
+
 def stats(session: Session, patterns: list[str], containers: list[str], all_: bool, no_stream: bool,
-          as_json: bool, stdout=None, sleep=_time.sleep) -> int:
-    """Resource usage per container on every host; without --no-stream refresh every ~2 s until Ctrl-C."""
+          as_json: bool, stdout=None, sleep=_time.sleep, fmt: str | None = None) -> int:
+    """Resource usage per container on every host; without --no-stream refresh every ~2 s until Ctrl-C.
+    ``fmt``: docker's --format (a Go template over stats_fields; ``table`` for a header)."""
+    from fleet.render import formatting
+
+    formatter = formatting.compile_format(fmt, formatting.STATS_FIELDS) if fmt is not None and not as_json else None
     stdout = stdout or sys.stdout
     hosts = session.select(patterns)
     args = {"containers": list(containers), "all": all_}
@@ -241,11 +259,16 @@ def stats(session: Session, patterns: list[str], containers: list[str], all_: bo
         results = session.run_hosts(hosts, "stats", args)
         if as_json:
             text = tables.to_json(results)
+        elif formatter is not None:
+            text = formatter.render([stats_fields(r.host.name, x, containers) for r in results if r.ok
+                                     for x in r.data["stats"]])
+            host_errors(results)
         else:
             text = tables.host_table(STATS_HEADERS, results, lambda d: [stats_row(x) for x in d["stats"]])
         if not no_stream and stdout.isatty():
             stdout.write("\033[2J\033[H")  # docker clears the screen between refreshes on a terminal
-        output(text)
+        if text or formatter is None or formatter.table:
+            output(text)
         if no_stream:
             return exit_status(results)
         sleep(STATS_REFRESH)

@@ -69,8 +69,12 @@ def _bare(results, ids_of) -> None:
             note("{}: {}".format(r.host.name, tables.error_text(r.error)))
 
 
-def network_inspect(session: Session, patterns: list[str], networks: list[str]) -> int:
-    return inspect_output(session.run(patterns, "network_inspect", {"networks": list(networks)}), "networks")
+def network_inspect(session: Session, patterns: list[str], networks: list[str], fmt: str | None = None) -> int:
+    from fleet.render import formatting
+
+    template = formatting.compile_inspect(fmt)
+    return inspect_output(session.run(patterns, "network_inspect", {"networks": list(networks)}), "networks",
+                          template)
 
 
 def network_rm(session: Session, patterns: list[str], networks: list[str], as_json: bool) -> int:
@@ -121,8 +125,11 @@ def volume_ls(session: Session, patterns: list[str], filters: list[str], quiet: 
                   as_json)
 
 
-def volume_inspect(session: Session, patterns: list[str], volumes: list[str]) -> int:
-    return inspect_output(session.run(patterns, "volume_inspect", {"volumes": list(volumes)}), "volumes")
+def volume_inspect(session: Session, patterns: list[str], volumes: list[str], fmt: str | None = None) -> int:
+    from fleet.render import formatting
+
+    template = formatting.compile_inspect(fmt)
+    return inspect_output(session.run(patterns, "volume_inspect", {"volumes": list(volumes)}), "volumes", template)
 
 
 def volume_rm(session: Session, patterns: list[str], volumes: list[str], force: bool, as_json: bool) -> int:

@@ -1,27 +1,23 @@
-"""docker's ``--format``: the Go-template subset people use, translated to a sandboxed jinja2 template.
+"""docker's ``--format`` for listings (ps, images, stats, events): Go templates (render/gotemplate.py) over rows.
 
-Supported actions (whitespace inside ``{{ }}`` is optional)::
-
-    {{.Field}}            a field of the row (names are the command's; unknown names are a usage error)
-    {{.Field.Key.Key}}    a key of a field that is an object (``events``' ``.Actor.Attributes.name``); a
-                          missing key is ``<no value>``, as in Go
-    {{json .}}            the whole row as a JSON object;  {{json .Field}} one field as JSON
-    {{upper .Field}} {{lower .Field}} {{title .Field}} {{truncate .Field N}}
+A row is a dict of docker's field names (commands build them with :func:`image_row`, :func:`container_row`,
+:func:`stats_row`); a callable value is a method taking arguments (``{{.Label "k"}}``).  The row reaches the
+template as a Go struct, so an unknown field is docker's error (``can't evaluate field Nope in type
+*formatter.ContainerContext``), found before any host is contacted (docker's ps runs the template on an empty
+row for the same reason).
 
 ``table`` as the first word prints a header row and aligns the tab-separated columns like docker's tabwriter;
 ``\\t`` and ``\\n`` typed literally become a tab and a newline; ``json`` alone means ``{{json .}}``.
 Every command adds ``{{.Host}}``; a ``table`` format that does not use it gets a HOST column first.
-
-Rows are plain dicts of strings: commands build them with :func:`image_row` and :func:`container_row`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleet.errors import UsageError
+from fleet.render import gofmt, gotemplate
 
 #: Field -> header of ``fleet images --format`` (docker's image formatter).
 IMAGE_FIELDS = {
@@ -29,31 +25,41 @@ IMAGE_FIELDS = {
     "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
 }
 
-#: Field -> header of ``fleet ps --format`` (docker's container formatter).
+#: Field -> header of ``fleet ps --format`` (docker's container formatter; ``Label`` is a method).
 CONTAINER_FIELDS = {
     "Host": "HOST", "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
     "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "State": "STATE",
+    "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS",
 }
 
-_ACTION = re.compile(r"{{(.*?)}}", re.S)
-_FIELD = re.compile(r"^\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_-]+)*)$")
-_FUNCS = {"json", "upper", "lower", "title", "truncate"}
+#: Field -> header of ``fleet stats --format`` (docker's stats formatter).
+STATS_FIELDS = {
+    "Host": "HOST", "Container": "CONTAINER", "Name": "NAME", "ID": "CONTAINER ID", "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+}
+
+#: The Go type docker's error names for each field table (``can't evaluate field X in type T``).
+TYPE_NAMES = {id(IMAGE_FIELDS): "*formatter.ImageContext", id(CONTAINER_FIELDS): "*formatter.ContainerContext",
+              id(STATS_FIELDS): "*container.statsContext"}
+
+#: What ``--format table`` alone means: the command's default columns (docker's default table formats).
+DEFAULT_TABLES = {
+    id(IMAGE_FIELDS): "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    id(CONTAINER_FIELDS): "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t"
+                          "{{.Names}}",
+    id(STATS_FIELDS): "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t"
+                      "{{.BlockIO}}\t{{.PIDs}}",
+}
 
 # docker's tabwriter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) -> min cell width 10, padding 3
 _MIN_WIDTH, _PADDING = 10, 3
+_FIELD_ERRORS = ("can't evaluate field", "wrong number of args for", "has arguments", 'printing "."',
+                 "is not a method", "undefined variable")
 
 
-def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _dig(value, key):
-    """Go's ``.Field.Key`` on a map: the key's value, ``<no value>`` when missing or not a map."""
-    return value.get(key, "<no value>") if isinstance(value, dict) else "<no value>"
-
-
-def _truncate(value, n) -> str:
-    return str(value)[:int(n)]
+def _method(fn, arity=1):
+    fn.arity = arity
+    return fn
 
 
 @dataclass
@@ -63,20 +69,38 @@ class Formatter:
     spec: str
     fields: dict
     table: bool
-    _template: object
-    _literals: list
+    template: gotemplate.Template
+    type_name: str = "*formatter.Context"
+    used: set = field(default_factory=set)
+    host_column: bool = False  #: a table that does not show .Host gets a HOST column first
+
+    def uses(self, name: str) -> bool:
+        """Whether the template reads field ``name`` (on an empty row: docker's ps turns on -s for .Size)."""
+        return name in self.used
+
+    def _record(self, row: dict):
+        return gotemplate.Record(row, self.type_name, methods=True)
 
     def line(self, row: dict) -> str:
-        """One row through the template."""
-        return self._template.render(_row=row, _lit=self._literals)
+        """One row through the template (UsageError with Go's message if it fails on this row)."""
+        try:
+            return (row["Host"] + "\t" if self.host_column else "") + self.template.execute(self._record(row))
+        except gotemplate.TemplateError as exc:
+            raise _usage(self.spec, str(exc), self.fields) from None
+
+    def header(self) -> str:
+        """The header row: each field shows its header, functions leave it as is (docker's HeaderFunctions);
+        an error ends the header where it happened, as docker's does."""
+        row = {k: v for k, v in self.fields.items()}
+        return ("HOST\t" if self.host_column else "") + self.template.execute(
+            gotemplate.Record(row, self.type_name, methods=True), header=True)
 
     def render(self, rows: list[dict]) -> str:
         """All rows; with ``table``, a header row first and the tab-separated cells aligned."""
         lines = [self.line(r) for r in rows]
         if not self.table:
             return "\n".join(lines)
-        header = self.line({k: v for k, v in self.fields.items()})
-        return align([header] + lines)
+        return align([self.header()] + lines)
 
 
 def align(lines: list[str]) -> str:
@@ -90,85 +114,60 @@ def align(lines: list[str]) -> str:
                      for cells in split).rstrip("\n")
 
 
-def _translate(body: str, fields: dict, spec: str, literals: list) -> str:
-    """One Go-template action -> one jinja2 expression (fields are looked up by name, never evaluated)."""
-    words = body.strip().split()
-    if not words:
-        raise UsageError('invalid --format "{}": empty action {{{{}}}}'.format(spec))
-    func = None
-    if words[0] in _FUNCS:
-        func, words = words[0], words[1:]
-    if not words:
-        raise UsageError('invalid --format "{}": {} needs an argument'.format(spec, func))
-    arg, rest = words[0], words[1:]
-    if arg == ".":
-        if func != "json":
-            raise UsageError('invalid --format "{}": "." is only supported as {{{{json .}}}}'.format(spec))
-        expr = "_row"
-    else:
-        m = _FIELD.match(arg)
-        if not m:
-            raise UsageError('invalid --format "{}": unsupported action {{{{{}}}}}'.format(spec, body.strip()))
-        name = m.group(1)
-        if name not in fields:
-            raise UsageError('invalid --format "{}": unknown field .{} (known: {})'.format(
-                spec, name, ", ".join("." + f for f in fields)))
-        literals.append(name)
-        expr = "_row[_lit[{}]]".format(len(literals) - 1)
-        for key in m.group(2).split(".")[1:]:
-            literals.append(key)
-            expr = "({} | _dig(_lit[{}]))".format(expr, len(literals) - 1)
-    if func == "truncate":
-        if len(rest) != 1 or not rest[0].isdigit():
-            raise UsageError('invalid --format "{}": truncate takes a field and a length'.format(spec))
-        return "{{{{ {} | _truncate({}) }}}}".format(expr, int(rest[0]))
-    if rest:
-        raise UsageError('invalid --format "{}": unexpected {!r} in {{{{{}}}}}'.format(spec, rest[0], body.strip()))
-    if func == "json":
-        return "{{{{ {} | _json }}}}".format(expr)
-    if func in ("upper", "lower", "title"):
-        return "{{{{ {} | string | {} }}}}".format(expr, func)
-    return "{{{{ {} }}}}".format(expr)
+def _usage(spec: str, message: str, fields: dict) -> UsageError:
+    m = re.search(r"can't evaluate field (\w+)", message)
+    if m:
+        message += " (unknown field .{}; the fields are {})".format(
+            m.group(1), " ".join("." + f for f in fields if f != "Label") +
+            (' .Label "KEY"' if "Label" in fields or fields is CONTAINER_FIELDS else ""))
+    return UsageError('invalid --format "{}": {}'.format(spec, message))
 
 
-def compile_format(spec: str, fields: dict) -> Formatter:
-    """Compile a ``--format`` string for rows with ``fields`` (field -> header); UsageError on anything unknown."""
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
+def _sample(fields: dict, used: set) -> dict:
+    """An empty row (docker's ps checks its template on one) that records which fields are read."""
+    class Probe(dict):
+        def __getitem__(self, key):
+            used.add(key)
+            return dict.__getitem__(self, key)
 
+        def get(self, key, default=None):
+            used.add(key)
+            return dict.get(self, key, default)
+    row = Probe((k, "") for k in fields)
+    if fields is CONTAINER_FIELDS:
+        row["Label"] = _method(lambda key: "")
+    if "Actor" in fields:
+        row["Actor"] = {"ID": "", "Attributes": {}}
+    return row
+
+
+def compile_format(spec: str, fields: dict, type_name: str | None = None) -> Formatter:
+    """Compile a ``--format`` string for rows with ``fields`` (field -> header); UsageError (exit 2) on a syntax
+    error or an unknown field, before any host is contacted."""
     text = spec
     if text.strip() == "json":
         text = "{{json .}}"
+    if text.strip() == "table" and id(fields) in DEFAULT_TABLES:
+        text = DEFAULT_TABLES[id(fields)]
     table = text.startswith("table")
     if table:
         text = text[len("table"):]
     text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
-    if table and "{{" in text and not re.search(r"{{[^}]*\.Host\b", text):
-        text = "{{.Host}}\t" + text
-    literals: list = []
-    parts = []
-    pos = 0
-    for m in _ACTION.finditer(text):
-        if m.start() > pos:  # literal text travels as data so that jinja2 syntax in it means nothing
-            literals.append(text[pos:m.start()])
-            parts.append("{{{{ _lit[{}] }}}}".format(len(literals) - 1))
-        parts.append(_translate(m.group(1), fields, spec, literals))
-        pos = m.end()
-    if "{{" in text[pos:] or "}}" in text[pos:]:
-        raise UsageError('invalid --format "{}": unclosed action'.format(spec))
-    if pos < len(text):
-        literals.append(text[pos:])
-        parts.append("{{{{ _lit[{}] }}}}".format(len(literals) - 1))
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters["_json"] = _json
-    env.filters["_truncate"] = _truncate
-    env.filters["_dig"] = _dig
+    host_column = table and "{{" in text and not re.search(r"{{[^}]*\.Host\b", text)
     try:
-        template = env.from_string("".join(parts))
-    except TemplateError as exc:  # only our own translation reaches jinja2, so this is a bug, said plainly
-        raise UsageError('invalid --format "{}": {}'.format(spec, exc)) from None
-    return Formatter(spec=spec, fields=fields, table=table, _template=template, _literals=literals)
+        template = gotemplate.parse(text)
+    except gotemplate.TemplateError as exc:
+        raise _usage(spec, "template parsing error: {}".format(exc), fields) from None
+    used: set = set()
+    formatter = Formatter(spec=spec, fields=fields, table=table, template=template,
+                          type_name=type_name or TYPE_NAMES.get(id(fields), "*formatter.Context"), used=used,
+                          host_column=host_column)
+    try:
+        template.execute(gotemplate.Record(_sample(fields, used), formatter.type_name, methods=True))
+    except gotemplate.TemplateError as exc:
+        if any(s in str(exc) for s in _FIELD_ERRORS):
+            raise _usage(spec, str(exc), fields) from None
+    return formatter
 
 
 def image_row(host: str, image: dict, no_trunc: bool = False, now: float | None = None) -> dict:
@@ -193,6 +192,7 @@ def container_row(host: str, c: dict, no_trunc: bool = False, now: float | None 
     """The fields of one container for ``ps --format`` (docker's names and renderings)."""
     from fleet.render import tables
 
+    labels, mounts = dict(c.get("labels") or {}), list(c.get("mounts") or [])
     command = c.get("command") or ""
     if not no_trunc:
         inner = command[1:-1] if len(command) >= 2 and command[0] == command[-1] == '"' else command
@@ -208,7 +208,22 @@ def container_row(host: str, c: dict, no_trunc: bool = False, now: float | None 
         "Ports": c.get("ports") or "",
         "Names": c.get("name") or "",
         "State": c.get("state") or "",
+        "Size": c.get("size") or "0B",  # docker: 0B unless the sizes were computed (-s, or .Size in the format)
+        "Labels": ",".join(sorted("{}={}".format(k, v) for k, v in labels.items())),
+        "Label": _method(lambda key: labels.get(key, "") if isinstance(key, str) else _wrong_type(key)),
+        "Mounts": ",".join(m if no_trunc else _ellipsis(m, 15) for m in (x.get("name") or "" for x in mounts)),
+        "LocalVolumes": str(sum(1 for x in mounts if x.get("driver") == "local")),
+        "Networks": ",".join(sorted(c.get("networks") or [])),
     }
+
+
+def _wrong_type(value):
+    raise gofmt.ArgTypeError("wrong type for value; expected string; got {}".format(gofmt.type_name(value)))
+
+
+def _ellipsis(text: str, width: int) -> str:
+    """docker's formatter.Ellipsis: at most ``width`` characters, the last one "…" when cut."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def created_at(rfc3339: str | None) -> str:
@@ -224,3 +239,64 @@ def created_at(rfc3339: str | None) -> str:
     stamp = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(2) == "Z" else m.group(2)))
     stamp = stamp.astimezone(timezone.utc)
     return stamp.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+# ---------------------------------------------------------------- inspect -f
+
+#: Keys whose objects are Go maps in docker's inspect types (a missing key prints ``<no value>``); every other
+#: object is a struct, where an unknown field fails the typed pass.
+INSPECT_MAPS = {"Labels", "Networks", "Ports", "ExposedPorts", "Volumes", "Options", "Containers", "Data",
+                "Sysctls", "Tmpfs", "StorageOpt", "DriverOpts", "Annotations", "Status", "Attributes"}
+#: Keys that are Go slices in docker's inspect types: null (a nil slice) prints ``[]`` as Go does.
+INSPECT_SLICES = {"Cmd", "Entrypoint", "Env", "Binds", "Links", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts",
+                  "CapAdd", "CapDrop", "GroupAdd", "SecurityOpt", "Devices", "Aliases", "DNSNames", "Mounts",
+                  "OnBuild", "Shell", "RepoTags", "RepoDigests", "Layers", "Args", "VolumesFrom", "Ulimits",
+                  "DeviceRequests", "DeviceCgroupRules", "ConsoleSize", "MaskedPaths", "ReadonlyPaths", "Log"}
+
+
+def _typed(value, key=None, parent=None):
+    """Decoded JSON as docker's typed inspect structs: objects become structs unless they are maps."""
+    if isinstance(value, dict):
+        if key in INSPECT_MAPS or (parent, key) == ("LogConfig", "Config"):
+            # a port's bindings are a slice ([] when null, as Go prints a nil slice)
+            return {k: gofmt.NilSlice() if v is None and key == "Ports" else _typed(v, k, key)
+                    for k, v in value.items()}
+        return gotemplate.Record({k: _typed(v, k, key) for k, v in value.items()}, "struct", printable=True)
+    if isinstance(value, list):
+        return [_typed(v, None, key) for v in value]
+    if value is None and key in INSPECT_SLICES:
+        return gofmt.NilSlice()
+    if value is None and key in INSPECT_MAPS:
+        return gofmt.NilMap()
+    return value
+
+
+@dataclass
+class InspectFormat:
+    """``inspect -f``: docker's TemplateInspector.  Each object renders on the typed structs first; if that
+    fails, on the raw JSON with ``missingkey=error`` (docker's fallback), whose error is the one reported."""
+
+    spec: str
+    typed: gotemplate.Template
+    raw: gotemplate.Template
+
+    def render(self, obj: dict) -> str:
+        try:
+            return self.typed.execute(_typed(obj))
+        except gotemplate.TemplateError:
+            pass
+        try:
+            return self.raw.execute(obj)
+        except gotemplate.TemplateError as exc:
+            raise UsageError('invalid --format "{}": template parsing error: {}'.format(self.spec, exc)) from None
+
+
+def compile_inspect(spec: str | None):
+    """``inspect -f`` compiled before any host is contacted: None for the JSON list (no format, or ``json``);
+    UsageError (exit 2) on a syntax error."""
+    if spec is None or spec.strip() == "json" or spec == "":
+        return None
+    try:
+        return InspectFormat(spec, gotemplate.parse(spec), gotemplate.parse(spec, missing_error=True))
+    except gotemplate.TemplateError as exc:
+        raise UsageError('invalid --format "{}": template parsing error: {}'.format(spec, exc)) from None

@@ -108,11 +108,11 @@ def test_functions_upper_lower_title_truncate():
     ("{{.Nope}}", ".Nope"),
     ("table {{.Repository}}\\t{{.Names}}", ".Names"),  # a ps field is unknown to images
     ("{{.Repository", "unclosed"),
-    ("{{}}", "empty"),
+    ("{{}}", "missing value for command"),  # Go's words for an empty action
     ("{{.}}", '"."'),
-    ("{{range .Repository}}", "unsupported"),
+    ("{{range .Repository}}", "unexpected EOF"),  # range is supported now; this one has no {{end}}
     ("{{truncate .Tag x}}", "truncate"),
-    ("{{.Tag .Repository}}", "unexpected"),
+    ("{{.Tag .Repository}}", "wrong number of args for Tag"),  # docker's fields are methods
 ])
 def test_unknown_fields_and_syntax_are_usage_errors(spec, needle):
     with pytest.raises(UsageError) as err:
@@ -129,3 +129,24 @@ def test_jinja_syntax_in_literal_text_is_inert():
 def test_field_values_are_not_evaluated():
     evil = dict(IMAGE, repository="{{ 7*7 }}")
     assert _image("{{.Repository}}", image=evil) == "{{ 7*7 }}"
+
+
+def test_table_alone_is_the_commands_default_columns():
+    """docker: --format table is the default table (ps: ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES)."""
+    lines = _container("table").splitlines()
+    assert lines[0].split() == ["HOST", "CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert lines[1].split()[:3] == ["web1", "f" * 12, "nginx"]
+    assert _image("table").splitlines()[0].split() == ["HOST", "REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+
+
+def test_go_template_actions_in_listings():
+    """range, if/else, printf, index and variables work in ps/images formats as in docker's."""
+    assert _image('{{if eq .Tag "latest"}}L{{else}}T{{end}} {{printf "%-8s|" .Repository}} '
+                  '{{$r := .Repository}}{{range split "a,b" ","}}{{$r}}-{{.}} {{end}}') == \
+        "L nginx   | nginx-a nginx-b "
+
+
+def test_error_positions_are_the_users_template_not_the_added_host_column():
+    with pytest.raises(UsageError) as err:
+        formatting.compile_format(r"table {{.Repository}}\t{{.Nope}}", formatting.IMAGE_FIELDS)
+    assert 'template: :1:18: executing "" at <.Nope>' in str(err.value)  # after "table " and \t are taken out
