@@ -150,7 +150,7 @@ def version(session: Session, patterns: list[str], fmt: str | None, as_json: boo
     formatter = None
     if fmt is not None and not as_json:
         from fleet.render import formatting
-        formatter = formatting.compile_format(fmt, VERSION_FIELDS)
+        formatter = formatting.compile_format(fmt, VERSION_FIELDS, maps=("Client", "Server"))
     client = client_version()
     results = session.run(patterns, "version", {})
     if as_json:
@@ -186,7 +186,7 @@ def info(session: Session, patterns: list[str], fmt: str | None, as_json: bool) 
 
     if fmt is not None and not as_json:
         return list_formatted(session, patterns, "info", {}, fmt, INFO_FIELDS,
-                              lambda host, d: [dict(d, Host=host)])
+                              lambda host, d: [dict(d, Host=host)], maps=("RegistryConfig", "FirewallBackend"))
     results = session.run(patterns, "info", {})
     if as_json:
         output(tables.to_json(results))

@@ -153,11 +153,13 @@ def print_formatted(results, formatter, rows_of) -> None:
     host_errors(results)
 
 
-def list_formatted(session: Session, patterns, op: str, args: dict, fmt: str, fields: dict, rows_of) -> int:
-    """Any listing with ``--format``: compile (exit 2 on a bad template) before a host is contacted, then print."""
+def list_formatted(session: Session, patterns, op: str, args: dict, fmt: str, fields: dict, rows_of,
+                   maps: tuple = ()) -> int:
+    """Any listing with ``--format``: compile (exit 2 on a bad template) before a host is contacted, then print;
+    ``maps``: the fields that hold objects (see ``formatting.compile_format``)."""
     from fleet.render import formatting
 
-    formatter = formatting.compile_format(fmt, fields)
+    formatter = formatting.compile_format(fmt, fields, maps=maps)
     results = session.run(patterns, op, args)
     print_formatted(results, formatter, rows_of)
     return exit_status(results)

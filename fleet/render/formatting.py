@@ -123,7 +123,7 @@ def _usage(spec: str, message: str, fields: dict) -> UsageError:
     return UsageError('invalid --format "{}": {}'.format(spec, message))
 
 
-def _sample(fields: dict, used: set) -> dict:
+def _sample(fields: dict, used: set, maps: tuple = ()) -> dict:
     """An empty row (docker's ps checks its template on one) that records which fields are read."""
     class Probe(dict):
         def __getitem__(self, key):
@@ -133,7 +133,7 @@ def _sample(fields: dict, used: set) -> dict:
         def get(self, key, default=None):
             used.add(key)
             return dict.get(self, key, default)
-    row = Probe((k, "") for k in fields)
+    row = Probe((k, {} if k in maps else "") for k in fields)
     if fields is CONTAINER_FIELDS:
         row["Label"] = _method(lambda key: "")
     if "Actor" in fields:
@@ -141,9 +141,10 @@ def _sample(fields: dict, used: set) -> dict:
     return row
 
 
-def compile_format(spec: str, fields: dict, type_name: str | None = None) -> Formatter:
+def compile_format(spec: str, fields: dict, type_name: str | None = None, maps: tuple = ()) -> Formatter:
     """Compile a ``--format`` string for rows with ``fields`` (field -> header); UsageError (exit 2) on a syntax
-    error or an unknown field, before any host is contacted."""
+    error or an unknown field, before any host is contacted. ``maps``: the fields whose values are objects
+    (``version``'s ``.Server``), whose keys the check cannot know and so takes as they come."""
     text = spec
     if text.strip() == "json":
         text = "{{json .}}"
@@ -163,7 +164,7 @@ def compile_format(spec: str, fields: dict, type_name: str | None = None) -> For
                           type_name=type_name or TYPE_NAMES.get(id(fields), "*formatter.Context"), used=used,
                           host_column=host_column)
     try:
-        template.execute(gotemplate.Record(_sample(fields, used), formatter.type_name, methods=True))
+        template.execute(gotemplate.Record(_sample(fields, used, maps), formatter.type_name, methods=True))
     except gotemplate.TemplateError as exc:
         if any(s in str(exc) for s in _FIELD_ERRORS):
             raise _usage(spec, str(exc), fields) from None

@@ -119,6 +119,9 @@ def test_info_blocks_json_and_format(inventory, calls, argv):
     assert "\n\nServer: web2\n" in text
     fmt = invoke(inventory, *argv, "-H", "web", "--format", "{{.Host}} {{.ContainersRunning}} {{.CgroupVersion}}")
     assert fmt.stdout == "web1 1 2\nweb2 1 2\n"
+    nested = invoke(inventory, *argv, "-H", "web1", "--format",
+                    "{{index .RegistryConfig.InsecureRegistries 0}} {{.FirewallBackend.Driver}}")
+    assert nested.stdout == "10.0.0.2:5000 nftables\n", nested.stderr  # objects' keys pass the up-front check
     data = json.loads(invoke(inventory, *argv, "-H", "web1", "--json").stdout)
     assert data[0]["host"] == "web1" and data[0]["Images"] == 4
     bad = invoke(inventory, *argv, "-H", "web1", "--format", "{{.Nope}}")
