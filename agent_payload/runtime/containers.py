@@ -371,7 +371,7 @@ class Runtime:
         for ref, cid in zip(refs, cids):
             config, state = self._load(cid, ref)
             if state["status"] not in ("running", "restarting"):
-                raise errors.Conflict("cannot kill container: {}: container {} is not running".format(ref, cid))
+                raise errors.Conflict("Cannot kill container: {}: Container {} is not running".format(ref, cid))
             states.append(config)
         for cid, config in zip(cids, states):
             # docker: SIGKILL or the stop signal cancels the restart policy; any kill counts as a manual stop
@@ -440,7 +440,7 @@ class Runtime:
         pstable.parse(ps_args)  # bad options are the input's fault: before the container is looked at
         rec = self.lookup(ref)
         if rec["status"] != "running":
-            raise errors.Conflict("container {} is not running".format(rec["id"]))
+            raise errors.Conflict("Container {} is not running".format(rec["id"]))
         return inspectmod.top(rec["pid"], ps_args)
 
     def _layers(self, rec):

@@ -264,7 +264,7 @@ def execute(rec, command, env=(), workdir=None, user_spec=None, detach=False, pr
     console_size = check_request(command, env, workdir, user_spec, detach, interactive, tty_, console_size)
     cid = rec["id"]
     if rec.get("status") != "running":
-        raise errors.Conflict("container {} is not running".format(cid))
+        raise errors.Conflict("Container {} is not running".format(cid))
     if rec.get("paused"):
         raise errors.Conflict("container {} is paused, unpause the container before exec".format(cid))
     spec = ContainerSpec.from_dict(rec)

@@ -91,7 +91,7 @@ def _set_paused(runtime, refs, pause):
     for ref, cid in zip(refs, cids):  # check every container before freezing any
         state = runtime._load(cid, ref)[1]
         if not _running(state):
-            raise errors.Conflict("container {} is not running".format(cid))
+            raise errors.Conflict("Container {} is not running".format(cid))
         if pause and state.get("paused"):
             raise errors.Conflict("container {} is already paused".format(cid))
         if not pause and not state.get("paused"):
@@ -100,7 +100,7 @@ def _set_paused(runtime, refs, pause):
         with records.container_lock(runtime.paths, cid):
             state = reaper.reconcile(runtime.paths, cid, records.read_state(runtime.paths, cid))
             if not _running(state):
-                raise errors.Conflict("container {} is not running".format(cid))
+                raise errors.Conflict("Container {} is not running".format(cid))
             mgr = cgroups.attach(cid)
             if pause:
                 mgr.freeze()

@@ -64,11 +64,11 @@ def _refusal(container_id, frm, to):
     who = container_id or "(unknown)"
     if to == PAUSED:
         if frm == PAUSED:
-            return "container {} is already paused".format(who)
-        return "container {} is not running".format(who)
+            return "Container {} is already paused".format(who)
+        return "Container {} is not running".format(who)
     if to == RUNNING:
         if frm == RUNNING:
-            return "container {} is not paused".format(who)  # running -> running can only be an unpause
+            return "Container {} is not paused".format(who)  # running -> running can only be an unpause
         if frm in (REMOVING, DEAD):
             return "container {} is marked for removal and cannot be started".format(who)
     return "cannot move container {} from {} to {}".format(who, frm, to)

@@ -274,14 +274,15 @@ def _follow_retrying(session: Session, hosts, args: dict, printer):
     return results
 
 
-def _lifecycle(session, patterns, op, args, key, as_json):
-    """stop/rm: one row per host and name (docker acts on each name); 1 if a host or any name failed."""
+def _lifecycle(session, patterns, op, args, key, as_json, ignore_missing=False):
+    """stop/rm: one row per host and name (docker acts on each name); 1 if a host or any name failed (a
+    missing name does not count with ``ignore_missing``: ``rm -f``)."""
     results = session.run(patterns, op, args)
     if as_json:
         output(tables.to_json(results))
     else:
         output(tables.name_table(["CONTAINER", "RESULT"], results, key, key))
-    return 1 if tables.names_failed(results) else exit_status(results)
+    return 1 if tables.names_failed(results, ignore_missing) else 0
 
 
 def stop(session: Session, patterns: list[str], containers: list[str], time: int | None, as_json: bool) -> int:
@@ -297,4 +298,5 @@ def rm(session: Session, patterns: list[str], containers: list[str], force: bool
     args = {"containers": containers, "force": force}
     if volumes:
         args["volumes"] = True  # only when asked: an older payload ignores unknown args anyway
-    return _lifecycle(session, patterns, "rm", args, "removed", as_json)
+    # docker rm -f: a name that does not exist is reported and does not fail the command (docker/cli rm.go)
+    return _lifecycle(session, patterns, "rm", args, "removed", as_json, ignore_missing=force)

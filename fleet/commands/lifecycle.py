@@ -54,7 +54,12 @@ def start(session: Session, patterns: list[str], containers: list[str], attach: 
         raise UsageError("you cannot start and attach multiple containers at once")
     args = {"containers": list(containers), "attach": attach}
     if not attach:
-        return _result_table(session.run(patterns, "start", args), "started", "started", as_json)
+        results = session.run(patterns, "start", args)
+        status = _result_table(results, "started", "started", as_json)
+        failed = [] if as_json else tables.failed_names(results, containers)
+        if failed:  # docker start's last line, after each name's own error
+            note("Error: failed to start containers: " + ", ".join(failed))
+        return status
     hosts = session.select(patterns)
     results = session.run_hosts(hosts, "start", args, log_printer(max(len(h.name) for h in hosts), False),
                                 bounded=False)

@@ -53,9 +53,30 @@ def daemon_error(error: dict) -> str:
     return "Error response from daemon: " + " ".join(str(error.get("message", "")).split())
 
 
-def names_failed(results) -> bool:
-    """True when a host failed, or a name failed on a host that answered."""
-    return any(not r.ok or any(not n.get("ok", True) for n in (r.data or {}).get("results", [])) for r in results)
+def names_failed(results, ignore_missing: bool = False) -> bool:
+    """True when a host failed, or a name failed on a host that answered. ``ignore_missing``: a name that does
+    not exist is no failure (docker's ``rm -f``: it prints the error and exits 0)."""
+    def missing(kind) -> bool:
+        return ignore_missing and kind == "NotFound"
+
+    def host_failed(r) -> bool:
+        return not r.ok and not missing(getattr(r.error, "kind", None))
+
+    return any(host_failed(r) or any(not n.get("ok", True) and not missing((n.get("error") or {}).get("kind"))
+                                     for n in (r.data or {}).get("results", [])) for r in results)
+
+
+def failed_names(results, given: list[str]) -> list[str]:
+    """The names that failed on a host that answered, each once, in order (a request for one name ``given``
+    fails as the host's own error, which the payload reported: a RemoteError)."""
+    names: list[str] = []
+    for r in results:
+        if r.ok:
+            failed = [n.get("name") for n in (r.data or {}).get("results", []) if not n.get("ok", True)]
+        else:
+            failed = list(given) if len(given) == 1 and getattr(r.error, "kind", None) else []
+        names.extend(n for n in failed if n not in names)
+    return names
 
 
 def name_table(headers: list[str], results, key: str, label: str, id_of=None) -> str:

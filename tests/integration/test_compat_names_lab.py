@@ -40,12 +40,13 @@ def _results(lab, *args):
 
 def test_rm_f_removes_every_found_name_and_reports_the_missing_one(clean):
     """docker rm -f a nosuch b: a and b are removed, "Error response from daemon: No such container: nosuch",
-    exit 1."""
+    exit 0 (under --force docker's client reports a missing name and does not count it, docker/cli rm.go; the
+    dockerd comparison in test_compat_dockerd_lab shows it); a refused name still exits 1."""
     a, b, nosuch = PREFIX + "a", PREFIX + "b", PREFIX + "nosuch"
     _run(clean, a)
     _run(clean, b)
     proc = clean.fleet("rm", "-f", "-H", HOST, a, nosuch, b)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _states(clean) == {}
     rows = {line.split()[1]: line for line in proc.stdout.splitlines()[1:]}
     assert "Error response from daemon: No such container: " + nosuch in rows[nosuch]

@@ -116,3 +116,30 @@ def test_json_keeps_every_name_result():
     (obj,) = json.loads(tables.to_json(results))
     assert [(n["name"], n["ok"]) for n in obj["results"]] == [("a", True), ("nosuch", False)]
     assert obj["results"][1]["error"] == {"kind": "NotFound", "message": "No such container: nosuch"}
+
+
+def test_missing_names_do_not_fail_when_ignored():
+    """docker rm -f: a missing name (one of several, or the only one: the host's NotFound) is reported and does
+    not fail the command; any other failure still does."""
+    several = [HostResult(_host("web1"), data={"removed": ["a" * 64], "results": [
+        _name("a", "a" * 64), _name("nosuch", error="No such container: nosuch")]})]
+    alone = [HostResult(_host("web1"), error=RemoteError("NotFound", "No such container: nosuch"))]
+    refused = [HostResult(_host("web1"), error=RemoteError("Conflict", "You cannot remove a running container"))]
+    down = [HostResult(_host("web1"), error=TransportError("Connection refused"))]
+    for results in (several, alone):
+        assert tables.names_failed(results) and not tables.names_failed(results, ignore_missing=True)
+    for results in (refused, down):
+        assert tables.names_failed(results, ignore_missing=True)
+
+
+def test_failed_names_for_docker_starts_last_line():
+    """docker start a nosuch b ends with "Error: failed to start containers: nosuch" (each name once, in order;
+    the only name given when the host answered with that name's error; nothing for an unreachable host)."""
+    results = [HostResult(_host("web1"), data={"started": ["a" * 64], "results": [
+                   _name("a", "a" * 64), _name("nosuch", error="No such container: nosuch")]}),
+               HostResult(_host("web2"), data={"started": [], "results": [
+                   _name("a", error="No such container: a"), _name("nosuch", error="No such container: nosuch")]})]
+    assert tables.failed_names(results, ["a", "nosuch"]) == ["nosuch", "a"]
+    assert tables.failed_names([HostResult(_host("web1"), error=RemoteError("NotFound", "No such container: x"))],
+                               ["x"]) == ["x"]
+    assert tables.failed_names([HostResult(_host("web1"), error=TransportError("Connection refused"))], ["x"]) == []

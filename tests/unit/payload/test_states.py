@@ -58,10 +58,10 @@ def test_every_move_outside_the_table_is_refused_and_changes_nothing(frm, to):
 
 
 @pytest.mark.parametrize("frm,to,message", [
-    ("exited", "paused", "container {} is not running"),
-    ("created", "paused", "container {} is not running"),
-    ("paused", "paused", "container {} is already paused"),
-    ("running", "running", "container {} is not paused"),
+    ("exited", "paused", "Container {} is not running"),
+    ("created", "paused", "Container {} is not running"),
+    ("paused", "paused", "Container {} is already paused"),
+    ("running", "running", "Container {} is not paused"),
     ("dead", "running", "container {} is marked for removal and cannot be started"),
     ("removing", "running", "container {} is marked for removal and cannot be started"),
     ("exited", "dead", "cannot move container {} from exited to dead"),
