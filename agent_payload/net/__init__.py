@@ -42,22 +42,22 @@ class Sandbox:
         """IDs of the user-defined networks the container is on (they get the embedded resolver)."""
         return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
 
-    def write_files(self, layout, hostname):
-        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks; the host's
-        servers again when a container that was on one no longer is)."""
+    def write_files(self, layout, config, gateway=None):
+        """/etc/hosts with the container's address and --add-host's lines (host-gateway: ``gateway``), and
+        resolv.conf (127.0.0.11 on user-defined networks, else the host's servers) with --dns* applied."""
         from ..state import store
         from . import etcfiles
 
         endpoints = self.settings.get("endpoints") or []
-        if endpoints:
-            text = etcfiles.HOSTS_TEMPLATE.format(hostname).replace(
-                "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
-            store.write_bytes_atomic(layout.hosts, text.encode(), mode=0o644)  # bind-mounted: readable inside
-        if self.user_network_ids():
-            store.write_bytes_atomic(layout.resolv, resolver_resolv_conf(), mode=0o644)  # bind-mounted
-        elif points_at_resolver(layout.resolv):  # left by a start on a user network it was disconnected from since
-            store.write_bytes_atomic(layout.resolv, etcfiles.resolv_conf(etcfiles.host_resolv_conf()).encode(),
-                                     mode=0o644)
+        base = resolver_resolv_conf().decode() if self.user_network_ids() else None
+        hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
+                                                 resolv_base=base)
+        if base is not None:  # the embedded resolver stays the nameserver (it forwards to the host's)
+            from .dns import ADDRESS
+            resolv = "".join(ln for ln in resolv.splitlines(True) if ln.split()[:1] != ["nameserver"]
+                             or ln.split()[1:2] == [ADDRESS])
+        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
+        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
 
     def start_resolver(self, paths, cid):
         """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
@@ -97,6 +97,15 @@ class Sandbox:
             service.close()
         self._services = []
         self.close_sockets()
+
+
+def host_gateway(paths):
+    """--add-host's host-gateway: the default bridge's gateway (docker: the daemon's docker0 address)."""
+    from .networks import Networks
+    try:
+        return Networks(paths).default()["gateway"]
+    except errors.AgentError:
+        return None
 
 
 def resolver_resolv_conf():

@@ -48,21 +48,26 @@ def stdio_flags(req):
 
 
 def exposed_ports(values):
-    """``expose`` values ("80", "80/udp", "8000-8002/tcp") as ExposedPorts keys ("80/tcp"); InvalidArgument
-    naming a bad one (docker's "invalid containerPort")."""
-    out = []
-    for value in values or []:
-        port, _, proto = value.partition("/")
-        proto = proto.lower() or "tcp"
-        low, _, high = port.partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            first = last = 0
-        if proto not in ("tcp", "udp", "sctp") or not (0 < first <= last <= 65535):
-            raise errors.InvalidArgument("invalid containerPort: {}".format(value))
-        out.extend("{}/{}".format(p, proto) for p in range(first, last + 1))
-    return out
+    """``expose``/--expose values as ExposedPorts keys (portspec.exposed_ports: the controller checks them too)."""
+    from agent_payload.portspec import exposed_ports as parse
+
+    return parse(values)
+
+
+def run_platform(value):
+    """--platform: None, or the host's own os/arch[/variant] as pull's (os, arch, variant); another platform is
+    refused (fleet runs no emulated images)."""
+    if value is None:
+        return None
+    from agent_payload import hostopts
+    from agent_payload.image.pull import parse_platform
+    from agent_payload.image.registry import host_platform
+
+    wanted, host = parse_platform(hostopts.check_platform(value)), host_platform()
+    if wanted[:2] != host[:2] or (wanted[2] and host[2] and wanted[2] != host[2]):
+        raise errors.InvalidArgument('invalid argument "{}" for "--platform" flag: this host runs {} images only '
+                                     '(no emulation)'.format(value, "/".join(p for p in host if p)))
+    return wanted
 
 
 # -- ops -----------------------------------------------------------------------------------------------
@@ -86,7 +91,13 @@ def create_container(ctx, req, emit):
     workdir, hostname = req.workdir, req.hostname
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_flags(**req.pick(ISOLATION_ARGS))
-    resources = limit_flags(**req.pick(LIMIT_ARGS))  # --memory, --cpus, ...: bad values fail here, before any pull
+    # --memory, --cpus, ...: bad values fail here, before any pull
+    resources = limit_flags(oom_kill_disable=req.oom_kill_disable, **req.pick(LIMIT_ARGS))
+    from agent_payload import hostopts
+    host_options = hostopts.from_flags(**req.pick(hostopts.ARGS))  # --add-host, --tmpfs, --ulimit, ...
+    for device in host_options["devices"]:
+        hostopts.device_node(device)  # a missing host device: bad input, nothing created
+    pull_policy, platform = hostopts.check_pull(req.pull), run_platform(req.platform)
     stdio = stdio_flags(req)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
     auto_remove = req.rm
     labels = check_labels(req.labels)  # -l/--label-file, parsed by the controller
@@ -107,11 +118,16 @@ def create_container(ctx, req, emit):
     if req.init is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
-        try:
-            record = store.resolve(ref.string())
-        except errors.NotFound:
+        record = None
+        if pull_policy != "always":
+            try:
+                record = store.resolve(ref.string())
+            except errors.NotFound:
+                if pull_policy == "never":
+                    raise errors.NotFound("No such image: {}".format(ref.familiar()))
+        if record is None:
             from agent_payload.image import pull  # only when the image is missing: run of a present image skips it
-            record, _info = pull.Puller(store).pull(ref.string(), emit)
+            record, _info = pull.Puller(store).pull(ref.string(), emit, platform)
         cfg = record.config.get("config") or {}
         if expose:
             cfg = dict(cfg, ExposedPorts=dict(cfg.get("ExposedPorts") or {}, **{p: {} for p in expose}))
@@ -130,6 +146,7 @@ def create_container(ctx, req, emit):
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
             mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
+            **host_options,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
                    **network(dict(record.config, config=cfg))),
         )

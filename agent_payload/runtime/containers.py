@@ -70,7 +70,7 @@ class Runtime:
                 config = dict(extra or {})
                 config.update(spec.to_dict())
                 config.update(id=cid, name=name, hostname=spec.hostname or cid[:12], created=records.format_ns())
-                rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
+                rootfs.prepare(layout, spec.lowerdirs, config["hostname"], config)
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
                 if made:

@@ -130,7 +130,8 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, secc
             stdio = _own_tty(req, tty_sock)
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
-        who = user.lookup(req["user"] if req["user"] else spec.user)  # the container's /etc files (its root now)
+        # the container's /etc files (its root now); --group-add counts for exec too (docker's getUser)
+        who = user.lookup(req["user"] if req["user"] else spec.user, spec.group_add)
         keep = libc.capget()[1] if req["privileged"] else caps.container_mask(spec)
         env = container_env(ContainerSpec(env=_merged_env(spec.env, req["env"])), hostname, home=who.home)
         if tty_sock is not None:

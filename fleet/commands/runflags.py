@@ -68,7 +68,7 @@ class Stdio:
 
 @dataclass(frozen=True)
 class Security:
-    """--cap-add/--cap-drop/--privileged/--read-only/--security-opt."""
+    """--cap-add/--cap-drop/--privileged/--read-only/--security-opt/--sysctl/--group-add."""
 
     cap_add: List[str]
     cap_drop: List[str]
@@ -76,28 +76,41 @@ class Security:
     read_only: bool
     no_new_privileges: bool
     seccomp: Optional[str]
+    sysctls: List[str]
+    group_add: List[str]
 
 
 @dataclass(frozen=True)
 class Network:
-    """--network, -p/-P, --network-alias, --ip."""
+    """--network, -p/-P, --network-alias, --ip, --expose, --add-host, --dns, --dns-search, --dns-option."""
 
     network: Optional[str]
     publish: List[str]
     publish_all: bool
     network_aliases: List[str]
     ip: Optional[str]
+    expose: List[str]
+    extra_hosts: List[str]
+    dns: List[str]
+    dns_search: List[str]
+    dns_options: List[str]
 
 
 @dataclass(frozen=True)
 class Resources:
-    """cgroup limits (values as typed: the payload parses them against the host)."""
+    """cgroup limits (values as typed: the payload parses them against the host), --ulimit and --device."""
 
     memory: Optional[str]
     memory_swap: Optional[str]
     cpus: Optional[str]
     cpu_shares: Optional[str]
     pids_limit: Optional[str]
+    memory_reservation: Optional[str]
+    cpuset_cpus: Optional[str]
+    cpuset_mems: Optional[str]
+    oom_kill_disable: bool
+    ulimits: List[str]
+    devices: List[str]
 
 
 @dataclass(frozen=True)
@@ -117,10 +130,12 @@ class Supervision:
 
 @dataclass(frozen=True)
 class Mounts:
-    """-v and --mount."""
+    """-v, --mount, --tmpfs and --shm-size."""
 
     volumes: List[str]
     mounts: List[str]
+    tmpfs: List[str]
+    shm_size: Optional[str]
 
 
 _SECTIONS = {"process": Process, "stdio": Stdio, "security": Security, "network": Network,
@@ -142,6 +157,8 @@ class RunSpec:
     mounts: Mounts
     detach: Optional[bool] = None
     detach_keys: Optional[str] = None
+    pull: Optional[str] = None  # --pull always|missing|never
+    platform: Optional[str] = None  # --platform os/arch
 
     @classmethod
     def from_args(cls, image: str, command: List[str], args: dict) -> "RunSpec":
@@ -151,9 +168,11 @@ class RunSpec:
         for attr, section in _SECTIONS.items():
             sections[attr] = section(**{f.name: left.pop(f.name) for f in fields(section)})
         detach, detach_keys = left.pop("detach", None), left.pop("detach_keys", None)
+        pull, platform = left.pop("pull", None), left.pop("platform", None)
         if left:
             raise TypeError("op args no RunSpec section holds: {}".format(sorted(left)))
-        return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, **sections)
+        return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, pull=pull,
+                   platform=platform, **sections)
 
     @property
     def op(self) -> str:
@@ -161,7 +180,8 @@ class RunSpec:
 
     def op_args(self) -> dict:
         """The ``run``/``create`` request of protocol.py."""
-        out = {"image": self.image, "command": list(self.command) or None}
+        out = {"image": self.image, "command": list(self.command) or None, "pull": self.pull,
+               "platform": self.platform}
         for attr in _SECTIONS:
             out.update(asdict(getattr(self, attr)))
         if self.detach is not None:
