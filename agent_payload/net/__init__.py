@@ -27,6 +27,7 @@ class Sandbox:
         self.settings = settings
         self.opened = list(opened)
         self._services = []
+        self.upstreams = None  # --dns: the embedded resolver's upstream servers (None: the host's)
 
     @property
     def netns(self):
@@ -50,12 +51,10 @@ class Sandbox:
 
         endpoints = self.settings.get("endpoints") or []
         base = resolver_resolv_conf().decode() if self.user_network_ids() else None
+        if base is not None:  # the embedded resolver stays the nameserver: --dns are its upstreams (start_resolver)
+            config = dict(config, dns=[])
         hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
                                                  resolv_base=base)
-        if base is not None:  # the embedded resolver stays the nameserver (it forwards to the host's)
-            from .dns import ADDRESS
-            resolv = "".join(ln for ln in resolv.splitlines(True) if ln.split()[:1] != ["nameserver"]
-                             or ln.split()[1:2] == [ADDRESS])
         store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
         store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
 
@@ -73,7 +72,7 @@ class Sandbox:
         if any(isinstance(s, dns.Resolver) for s in self._services):
             return False
         try:
-            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid)).start()
+            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid), upstreams=self.upstreams).start()
         except Exception as exc:
             raise errors.Internal("cannot start the embedded DNS server ({}:53): {}".format(dns.ADDRESS, exc))
         self._services.append(resolver)
@@ -197,7 +196,9 @@ def setup(paths, cid, config, lookup=None):
             sock.close()
         teardown(paths, cid, settings)
         raise
-    return Sandbox(settings, opened)
+    sandbox = Sandbox(settings, opened)
+    sandbox.upstreams = list(config.get("dns") or []) or None  # docker: --dns feeds the embedded resolver
+    return sandbox
 
 
 def teardown(paths, cid, settings):

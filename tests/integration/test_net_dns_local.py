@@ -245,3 +245,43 @@ def test_connect_to_a_user_network_starts_the_resolver_before_it_returns(host_ns
     assert out["after"].startswith("nameserver 127.0.0.11\n") and out["lookup"] == 0, out
     assert out["leftover_endpoints"] == []  # "later" was connected, then left "bridge": its shim knew of both
     assert out["runs"].startswith("nameserver 127.0.0.11\n") and out["runs"].count("127.0.0.11") == 1, out["runs"]
+
+
+# --dns/--dns-search/--dns-option on a user network: resolv.conf keeps the embedded resolver as its only
+# nameserver with the given search and options, and the resolver forwards names it does not know to the --dns
+# servers (here a UDP socket of the test's on 127.0.0.1:53 of the test namespace, which answers NXDOMAIN)
+DNS_FLAGS = """\
+import socket, threading
+up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+up.bind(("127.0.0.1", 53))
+up.settimeout(30)
+seen = []
+def serve():
+    try:
+        data, addr = up.recvfrom(512)
+    except OSError:
+        return
+    seen.append(data)
+    up.sendto(data[:2] + bytes([0x81, 0x83]) + data[4:], addr)
+threading.Thread(target=serve, daemon=True).start()
+cid = rt.create(spec("dnsflags", ["sh", "-c", "cat /etc/resolv.conf; nslookup -type=a upstream.example. 127.0.0.11"],
+                     dns=["127.0.0.1"], dns_search=["example.com"], dns_options=["ndots:3"]))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"] = output(cid)
+out["seen"] = [d.decode("latin-1") for d in seen]
+"""
+
+
+@needs_busybox
+def test_dns_flags_on_a_user_network_feed_the_embedded_resolver(host_ns, tmp_path):
+    """docker run --network app --dns 127.0.0.1 --dns-search example.com --dns-option ndots:3: resolv.conf names
+    127.0.0.11 only, with "search example.com" and "options ndots:3"; the embedded resolver forwards an unknown
+    name to the --dns server, not to the host's."""
+    out = _in_netns(host_ns, tmp_path, DNS_FLAGS)
+    resolv = out["run"].split("Server:")[0]
+    assert [ln for ln in resolv.splitlines() if ln.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
+    assert "search example.com\n" in resolv and "options ndots:3\n" in resolv, resolv
+    assert len(out["seen"]) == 1 and "upstream" in out["seen"][0], out
+    assert out["leftover_endpoints"] == []
