@@ -85,6 +85,8 @@ FLAGS = (
     _flag("pull", ["--pull"], "str", "Pull the image before running: always, missing (default) or never."),
     _flag("platform", ["--platform"], "str", "The image's platform: this host's own os/arch only (e.g. "
           "linux/amd64); another is refused."),
+    _flag("cidfile", ["--cidfile"], "str", "Write the container ID to this file on this machine (one host only; "
+          "refused if it exists).", hand_names=()),
     _flag("init", ["--init"], "tristate", "Run an init inside the container that forwards signals and reaps "
           "processes."),
     _flag("memory", ["-m", "--memory"], "str", "Memory limit (e.g. 32m, 1g; at least 6MB).", commands=_RCU),
@@ -297,6 +299,10 @@ def parse(command, values, read_bytes, lookup_env):
     args["expose"] = list(v["expose"])
     hostopts.check_pull(v["pull"])
     args.update(pull=v["pull"], platform=hostopts.check_platform(v["platform"]))
+    if v.get("cidfile") is not None:
+        if not v["cidfile"]:
+            raise _bad('invalid argument "" for "--cidfile" flag: empty')
+        args["cidfile"] = v["cidfile"]  # the controller's (a file on its machine), never sent
     portspec.exposed_ports(args["expose"])
     if command == RUN:
         args["detach"] = v["detach"]

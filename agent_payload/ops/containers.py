@@ -180,6 +180,7 @@ def op_run(ctx, req, emit):
     if attached:
         attach.parse_detach_keys(req.detach_keys)
     created = create_container(ctx, req, emit)
+    emit("created", {"id": created["id"]})  # before the start: the controller's --cidfile gets it now, as docker's
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
     from agent_payload.runtime.status import ports_text

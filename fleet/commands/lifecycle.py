@@ -21,7 +21,15 @@ PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 
 def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> int:
     """Create (but do not start) a container on every selected host, pulling the image where missing."""
-    results = session.run(patterns, "create", spec.op_args(), progress_printer(as_json))
+    from fleet.commands.runflags import CidFile
+
+    hosts = session.select(patterns)
+    cidfile = CidFile.claim(spec.cidfile, hosts)  # --cidfile: one host; an existing file refused, nothing done
+    results = []
+    try:
+        results = session.run_hosts(hosts, "create", spec.op_args(), progress_printer(as_json))
+    finally:
+        cidfile.finish(results)
     if as_json:
         output(tables.to_json(results))
     else:

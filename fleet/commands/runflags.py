@@ -159,6 +159,7 @@ class RunSpec:
     detach_keys: Optional[str] = None
     pull: Optional[str] = None  # --pull always|missing|never
     platform: Optional[str] = None  # --platform os/arch
+    cidfile: Optional[str] = None  # --cidfile: this machine's file, not sent (CidFile)
 
     @classmethod
     def from_args(cls, image: str, command: List[str], args: dict) -> "RunSpec":
@@ -168,11 +169,11 @@ class RunSpec:
         for attr, section in _SECTIONS.items():
             sections[attr] = section(**{f.name: left.pop(f.name) for f in fields(section)})
         detach, detach_keys = left.pop("detach", None), left.pop("detach_keys", None)
-        pull, platform = left.pop("pull", None), left.pop("platform", None)
+        pull, platform, cidfile = left.pop("pull", None), left.pop("platform", None), left.pop("cidfile", None)
         if left:
             raise TypeError("op args no RunSpec section holds: {}".format(sorted(left)))
         return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, pull=pull,
-                   platform=platform, **sections)
+                   platform=platform, cidfile=cidfile, **sections)
 
     @property
     def op(self) -> str:
@@ -195,3 +196,53 @@ def parse(command: str, image: str, cmd: List[str], flags: dict) -> RunSpec:
 
     validate_reference(image)
     return RunSpec.from_args(image, list(cmd or []), parse_flags(command, flags))
+
+
+class CidFile:
+    """docker's --cidfile on the controller: the file is made (empty, O_EXCL) before the container is asked for,
+    gets the ID once it exists and goes away if it never does.  The docker CLI writes it on its client; fleet's
+    client is this machine, so with several hosts (several IDs) the flag is refused rather than guessed at."""
+
+    def __init__(self, path: Optional[str]):
+        self.path, self.written = path, False
+
+    @classmethod
+    def claim(cls, path: Optional[str], hosts) -> "CidFile":
+        """UsageError (nothing done) with several hosts or an existing file; else the file exists, empty."""
+        if path is None:
+            return cls(None)
+        if len(hosts) != 1:
+            raise UsageError("--cidfile needs exactly one host (the file is written on this machine); {} are "
+                             "selected".format(len(hosts)))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise UsageError("container ID file found, make sure the other container isn't running or delete "
+                             "{}".format(path)) from None
+        except OSError as exc:
+            raise UsageError("failed to create the container ID file: {}".format(exc)) from None
+        os.close(fd)
+        return cls(path)
+
+    def write(self, cid: str) -> None:
+        if self.path is not None and not self.written:
+            with open(self.path, "w") as f:
+                f.write(cid)
+            self.written = True
+
+    def on_event(self, host, event, data) -> None:
+        """A run's "created" event (its ID, before the start): written at once, as docker does."""
+        if event == "created" and data.get("id"):
+            self.write(data["id"])
+
+    def finish(self, results) -> None:
+        """After the op: the ID of a created container, or (nothing created) the empty file removed."""
+        if self.path is None:
+            return
+        if not self.written and results and results[0].ok and (results[0].data or {}).get("id"):
+            self.write(results[0].data["id"])
+        if not self.written:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass

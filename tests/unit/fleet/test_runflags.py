@@ -227,3 +227,43 @@ def test_host_flags_are_sent_as_typed(cli_calls):  # noqa: F811
         ["db=10.0.0.1"], ["/t"], ["nproc=10"], ["fs.mqueue.msg_max=20"])
     assert (args["shm_size"], args["group_add"], args["expose"]) == ("1g", ["50"], ["80"])
     assert (args["oom_kill_disable"], args["cpuset_cpus"]) == (True, "0")
+
+
+def test_cidfile_gets_the_id_on_one_host_and_is_refused_otherwise(cli_calls, tmp_path):  # noqa: F811
+    """docker run/create --cidfile FILE writes the full ID to FILE on the client; an existing FILE is refused
+    before anything is done.  fleet's client is this machine: several hosts (several IDs) are refused, exit 2."""
+    cli_calls.answers["create"] = {"id": "c" * 64, "name": "x", "image": "busybox"}
+    cli_calls.answers["run"] = {"id": "d" * 64, "name": "x", "image": "busybox", "exit_code": None}
+    made, ran = tmp_path / "made.cid", tmp_path / "ran.cid"
+    assert _cli(cli_calls, "create", "-H", "h1", "--cidfile", str(made), "busybox").exit_code == 0
+    assert made.read_text() == "c" * 64 and "cidfile" not in cli_calls.calls[-1][2]  # never sent
+    assert _cli(cli_calls, "run", "-d", "-H", "h1", "--cidfile", str(ran), "busybox").exit_code == 0
+    assert ran.read_text() == "d" * 64
+    sent = len(cli_calls.calls)
+    again = _cli(cli_calls, "run", "-d", "-H", "h1", "--cidfile", str(ran), "busybox")
+    assert again.exit_code == 2 and "container ID file found, make sure the other container isn't running or " \
+        "delete {}".format(ran) in again.stderr
+    several = _cli(cli_calls, "create", "-H", "all", "--cidfile", str(tmp_path / "x.cid"), "busybox")
+    assert several.exit_code == 2 and "--cidfile needs exactly one host" in several.stderr
+    tty = _cli(cli_calls, "run", "-it", "-H", "h1", "--cidfile", str(tmp_path / "y.cid"), "busybox")
+    assert tty.exit_code == 2 and "--cidfile with an attached -i/-t run" in tty.stderr
+    assert len(cli_calls.calls) == sent and not (tmp_path / "x.cid").exists() and not (tmp_path / "y.cid").exists()
+    assert ran.read_text() == "d" * 64  # the refused run left it alone
+
+
+def test_cidfile_of_a_failed_create_is_removed(tmp_path):
+    from types import SimpleNamespace
+
+    from fleet.errors import FleetError
+    from fleet.transport.fanout import HostResult
+
+    host = SimpleNamespace(name="h1")
+    cid = runflags.CidFile.claim(str(tmp_path / "c.cid"), [host])
+    assert (tmp_path / "c.cid").read_text() == ""  # made at once, empty (docker's O_EXCL create)
+    cid.finish([HostResult(host, error=FleetError("no such image"))])
+    assert not (tmp_path / "c.cid").exists()
+    ran = runflags.CidFile.claim(str(tmp_path / "r.cid"), [host])
+    ran.on_event(host, "created", {"id": "e" * 64})  # run's event: written before the start
+    assert (tmp_path / "r.cid").read_text() == "e" * 64
+    ran.finish([HostResult(host, error=FleetError("start failed"))])
+    assert (tmp_path / "r.cid").read_text() == "e" * 64  # the container exists: docker keeps the file
