@@ -69,6 +69,7 @@ FLAGS = (
     _flag("publish_all", ["-P", "--publish-all"], "bool", "Publish every EXPOSEd port on a random host port."),
     _flag("network_alias", ["--network-alias"], "strs", "A name on the user-defined network (repeatable)."),
     _flag("ip", ["--ip"], "str", "IPv4 address on the user-defined network (e.g. 172.30.100.104)."),
+    _flag("mac_address", ["--mac-address"], "str", "Container MAC address (e.g. 92:d0:c6:0a:29:33)."),
     _flag("add_host", ["--add-host"], "strs", "Add a line to /etc/hosts: host:ip (ip may be host-gateway; "
           "repeatable)."),
     _flag("dns", ["--dns"], "strs", "DNS server of the container's resolv.conf (repeatable)."),
@@ -119,6 +120,8 @@ FLAGS = (
     _flag("log_opt", ["--log-opt"], "strs", "Log driver option, e.g. max-size=10m, max-file=3 (repeatable)."),
     _flag("volume", ["-v", "--volume"], "strs", "Bind mount or volume (repeatable): /ctr (anonymous), "
           "NAME:/ctr[:ro], /host:/ctr[:ro] (a missing /host is created)."),
+    _flag("volumes_from", ["--volumes-from"], "strs", "Mount the volumes of another container on this host: "
+          "CONTAINER[:ro|rw] (repeatable)."),
     _flag("tmpfs", ["--tmpfs"], "strs", "Mount a tmpfs: /path[:options] (default noexec,nosuid,nodev; "
           "repeatable)."),
     _flag("mount", ["--mount"], "strs", "Mount (repeatable): type=bind|volume|tmpfs,source=...,target=...[,"
@@ -130,7 +133,7 @@ RESOURCES = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memor
 #: flag dest -> request arg of the host options (agent_payload/hostopts.py checks both ends)
 HOST_OPTIONS = {"add_host": "extra_hosts", "dns": "dns", "dns_search": "dns_search", "dns_option": "dns_options",
                 "tmpfs": "tmpfs", "shm_size": "shm_size", "ulimit": "ulimits", "sysctl": "sysctls",
-                "device": "devices", "group_add": "group_add"}
+                "device": "devices", "group_add": "group_add", "volumes_from": "volumes_from"}
 _WHITESPACE = " \t"
 
 
@@ -297,6 +300,7 @@ def parse(command, values, read_bytes, lookup_env):
     hostopts.check_network(parsed["sysctls"], v["network"])
     args.update(host)
     args["expose"] = list(v["expose"])
+    args["mac_address"] = hostopts.check_mac(v["mac_address"])
     hostopts.check_pull(v["pull"])
     args.update(pull=v["pull"], platform=hostopts.check_platform(v["platform"]))
     if v.get("cidfile") is not None:

@@ -18,10 +18,11 @@ from agent_payload import errors
 #: request args (requests.py) -> the flag that sets them
 ARGS = {"extra_hosts": "--add-host", "dns": "--dns", "dns_search": "--dns-search", "dns_options": "--dns-option",
         "tmpfs": "--tmpfs", "shm_size": "--shm-size", "ulimits": "--ulimit", "sysctls": "--sysctl",
-        "devices": "--device", "group_add": "--group-add"}
+        "devices": "--device", "group_add": "--group-add", "volumes_from": "--volumes-from"}
 #: ContainerSpec fields and their defaults (what a container created before these flags has)
 FIELDS = (("extra_hosts", list), ("dns", list), ("dns_search", list), ("dns_options", list), ("tmpfs", dict),
-          ("shm_size", None), ("ulimits", list), ("sysctls", dict), ("devices", list), ("group_add", list))
+          ("shm_size", None), ("ulimits", list), ("sysctls", dict), ("devices", list), ("group_add", list),
+          ("volumes_from", list))
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # docker's default /dev/shm (daemon default-shm-size)
 HOST_GATEWAY = "host-gateway"
 #: go-units ulimit names -> resource module constant names (setrlimit in the init)
@@ -215,6 +216,19 @@ def parse_group_add(value):
     return value
 
 
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+
+
+def check_mac(value):
+    """--mac-address: six hex octets (docker/cli opts.ValidateMACAddress, via net.ParseMAC); lower-case ':' form."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MAC_RE.match(value):
+        raise errors.InvalidArgument('invalid argument "{}" for "--mac-address" flag: {} is not a valid mac '
+                                     'address'.format(value, value))
+    return value.lower().replace("-", ":")
+
+
 PULL_POLICIES = ("always", "missing", "never")
 _PLATFORM_RE = re.compile(r"^[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?$")
 
@@ -235,6 +249,14 @@ def check_platform(value):
     return value
 
 
+def parse_volumes_from(value):
+    """--volumes-from CONTAINER[:ro|rw] (docker's daemon: "invalid mode" for another suffix)."""
+    name, sep, mode = value.partition(":")
+    if not name or (sep and mode not in ("ro", "rw")):
+        raise _bad("--volumes-from", value, "invalid mode: {}".format(mode) if name else "empty container name")
+    return value
+
+
 def _strs(values, flag):
     if values is None:
         return []
@@ -244,7 +266,7 @@ def _strs(values, flag):
 
 
 def from_flags(extra_hosts=None, dns=None, dns_search=None, dns_options=None, tmpfs=None, shm_size=None,
-               ulimits=None, sysctls=None, devices=None, group_add=None):
+               ulimits=None, sysctls=None, devices=None, group_add=None, volumes_from=None):
     """The request's values as typed -> ContainerSpec fields (``FIELDS``); the first bad one raises."""
     out = {"extra_hosts": [parse_extra_host(v) for v in _strs(extra_hosts, "extra_hosts")],
            "dns": [parse_dns_server(v) for v in _strs(dns, "dns")],
@@ -266,6 +288,7 @@ def from_flags(extra_hosts=None, dns=None, dns_search=None, dns_options=None, tm
     out["sysctls"] = dict(parse_sysctl(v) for v in _strs(sysctls, "sysctls"))
     out["devices"] = [parse_device(v) for v in _strs(devices, "devices")]
     out["group_add"] = [parse_group_add(v) for v in _strs(group_add, "group_add")]
+    out["volumes_from"] = [parse_volumes_from(v) for v in _strs(volumes_from, "volumes_from")]
     return out
 
 

@@ -86,6 +86,7 @@ _CREATE = {
     "sysctls": _a("str_list", []),
     "devices": _a("str_list", []),
     "group_add": _a("str_list", []),
+    "volumes_from": _a("str_list", []),
     "pull": _a("str", checked_by="hostopts"),  # null: missing
     "platform": _a("str", checked_by="hostopts"),  # null: the host's
     # stdio
@@ -110,6 +111,7 @@ _CREATE = {
     # network
     "network_aliases": _a("str_list", []),
     "ip": _a("str"),
+    "mac_address": _a("str", checked_by="hostopts"),
     "publish": _a("str_list", []),
     "publish_all": _a("bool", False),
     "publish_staged": _a("bool", False),  # sent by the deploy op only (runtime/handover.py), no CLI flag

@@ -180,9 +180,10 @@ def setup(paths, cid, config, lookup=None):
                     links.set_sysctl("net.ipv4.ip_forward", 1)
                     firewall.network_up(paths, rec)
                 aliases = list(opts.get("aliases") or [])
-                ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"))
+                ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"), opts.get("mac"))
                 settings["endpoints"].append(ep)
                 links.attach(holder.pid, path, rec["bridge"], ep["host_if"], ep["ip"], ep["prefix"], ep["gateway"],
+                             mac=ep["mac"],
                              ifname=ep["ifname"], default_route=(index == 0 and not rec.get("internal")))
         if opened:
             primary = settings["endpoints"][0]["ip"]

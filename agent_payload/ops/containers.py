@@ -54,6 +54,36 @@ def exposed_ports(values):
     return parse(values)
 
 
+def _norm(target):
+    import os
+    return os.path.normpath(target)
+
+
+def volumes_from(runtime, entries):
+    """--volumes-from CONTAINER[:ro|rw]: that container's volume and bind mounts (not its tmpfs), each read-only
+    or read-write as there unless the suffix says otherwise (docker's daemon)."""
+    out = []
+    for entry in entries or []:
+        ref, _, mode = entry.partition(":")
+        rec = runtime.lookup(ref)  # NotFound: "No such container: REF"
+        for m in rec.get("mounts") or []:
+            if m.get("type") not in ("volume", "bind"):
+                continue
+            m = {k: v for k, v in m.items() if k != "host_path"}
+            if mode:
+                m["readonly"] = mode == "ro"
+            m.update(flag="volumes_from", target=_norm(m["target"]))
+            if all(o["target"] != m["target"] for o in out):
+                out.append(m)
+    return out
+
+
+def with_inherited(own, inherited):
+    """A container's own mounts, and the inherited ones at destinations it does not mount itself."""
+    targets = {_norm(m["target"]) for m in own}
+    return list(own) + [m for m in inherited if m["target"] not in targets]
+
+
 def run_platform(value):
     """--platform: None, or the host's own os/arch[/variant] as pull's (os, arch, variant); another platform is
     refused (fleet runs no emulated images)."""
@@ -93,6 +123,10 @@ def create_container(ctx, req, emit):
     isolation = isolation_flags(**req.pick(ISOLATION_ARGS))
     # --memory, --cpus, ...: bad values fail here, before any pull
     resources = limit_flags(oom_kill_disable=req.oom_kill_disable, **req.pick(LIMIT_ARGS))
+    if resources.oom_kill_disable:
+        from agent_payload.runtime import cgroups
+        if cgroups.detect().mode == "v2":  # no such switch on v2: docker discards it ("OomKillDisable discarded")
+            resources = resources.replace(oom_kill_disable=None)
     from agent_payload import hostopts
     host_options = hostopts.from_flags(**req.pick(hostopts.ARGS))  # --add-host, --tmpfs, --ulimit, ...
     for device in host_options["devices"]:
@@ -114,6 +148,7 @@ def create_container(ctx, req, emit):
     log_config = logconfig.from_flags(req.log_driver, req.log_opts, ctx.paths)  # over daemon.json's log-driver/opts
     network = network_flags(ctx, req, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
     volumes.plan(req.volumes, req.mounts)  # -v/--mount: bad specs and missing --mount sources fail before a pull
+    inherited = volumes_from(ctx.runtime(), host_options["volumes_from"])  # NotFound before a pull
     store = ctx.images()
     if req.init is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
@@ -145,7 +180,9 @@ def create_container(ctx, req, emit):
             publish_staged=req.publish_staged,  # start-first deploys: ports recorded, routed at the handover
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
-            mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
+            mounts=with_inherited(volumes.plan(req.volumes, req.mounts, {
+                t: {} for t in cfg.get("Volumes") or {} if _norm(t) not in {m["target"] for m in inherited}}),
+                inherited),  # -v/--mount, then --volumes-from's, then the image's VOLUMEs
             **host_options,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
                    **network(dict(record.config, config=cfg))),

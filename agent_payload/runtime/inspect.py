@@ -89,6 +89,7 @@ def inspect_object(paths, record):
             **({"Sysctls": dict(record["sysctls"])} if record.get("sysctls") else {}),  # omitempty too
             "Devices": [dict(d) for d in record.get("devices") or []],
             "GroupAdd": list(record.get("group_add") or []) or None,
+            "VolumesFrom": list(record.get("volumes_from") or []) or None,
             **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
             "Binds": binds,  # -v name:/ctr and -v /host:/ctr as typed (normalised)
             **({"Mounts": host_mounts} if host_mounts else {}),  # --mount, docker omits it when empty
@@ -106,6 +107,7 @@ def inspect_object(paths, record):
             "Cmd": record.get("cmd", argv),
             "Image": record.get("image") or "",
             "WorkingDir": record.get("workdir") or "",
+            **({"MacAddress": _mac_address(record)} if _mac_address(record) else {}),  # --mac-address
             "Entrypoint": record.get("entrypoint"),
             **({"ExposedPorts": {p: {} for p in record["exposed_ports"]}} if record.get("exposed_ports") else {}),
             "Labels": dict(labels),
@@ -119,6 +121,12 @@ def inspect_object(paths, record):
         },
         "NetworkSettings": network_settings(record),
     }
+
+
+def _mac_address(record):
+    """The --mac-address a container was created with (on its first network), or None."""
+    mode = record.get("network") or "bridge"
+    return ((record.get("networks") or {}).get(mode) or {}).get("mac")
 
 
 def _port_bindings(bindings):

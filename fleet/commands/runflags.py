@@ -89,6 +89,7 @@ class Network:
     publish_all: bool
     network_aliases: List[str]
     ip: Optional[str]
+    mac_address: Optional[str]
     expose: List[str]
     extra_hosts: List[str]
     dns: List[str]
@@ -130,12 +131,13 @@ class Supervision:
 
 @dataclass(frozen=True)
 class Mounts:
-    """-v, --mount, --tmpfs and --shm-size."""
+    """-v, --mount, --tmpfs, --shm-size and --volumes-from."""
 
     volumes: List[str]
     mounts: List[str]
     tmpfs: List[str]
     shm_size: Optional[str]
+    volumes_from: List[str]
 
 
 _SECTIONS = {"process": Process, "stdio": Stdio, "security": Security, "network": Network,

@@ -191,6 +191,8 @@ def test_memory_reservation_cpuset_oom_kill_disable_and_update(fx):
     ({"memory": "8m", "memory_reservation": "16m"}, "Minimum memory limit can not be less than memory reservation"),
     ({"cpuset_cpus": "a-b"}, "Invalid value a-b for cpuset cpus"),
     ({"cpuset_cpus": "4096"}, "Requested CPUs are not available - requested 4096, available: 0"),
+    ({"mac_address": "92:d0:c6:0a:29"}, '"--mac-address" flag: 92:d0:c6:0a:29 is not a valid mac address'),
+    ({"mac_address": "92:d0:c6:0a:29:33"}, "conflicting options: mac-address and the network mode"),
 ])
 def test_bad_values_are_refused_and_nothing_is_created(fx, args, message):
     """Docker refuses each bad value with one error naming the flag and the value; no container is made."""
@@ -222,3 +224,31 @@ def test_pull_policy_and_platform(fx):
     with pytest.raises(errors.InvalidArgument, match="invalid pull option: 'sometimes'"):
         op(fx, "create", image="127.0.0.1:9/bb:1", network="none", pull="sometimes")
     assert len(fx.rt.all_records()) == 1
+
+
+def test_volumes_from_shares_the_volumes_of_another_container(fx):
+    """docker run --volumes-from src (rw, as in src) writes into src's anonymous and named volumes; --volumes-from
+    src:ro mounts them read-only and sees what the first wrote; its own -v at one destination wins over the
+    inherited one; inspect: HostConfig.VolumesFrom as given, the inherited mounts in Mounts.  An unknown
+    container: "No such container"; a mode other than ro|rw: refused; nothing created."""
+    src = op(fx, "create", image="bb:1", network="none", volumes=["/data", "shared:/shared", "/mine"],
+             command=["true"])
+    code, out, _ = run(fx, "echo hello > /data/f && echo there > /shared/g && echo WROTE", volumes_from=["{}".format(
+        src["name"])])
+    assert code == 0 and "WROTE" in out, out
+    code, out, obj = run(fx, "cat /data/f /shared/g; touch /data/x 2>/dev/null || echo RO; ls /mine | wc -l",
+                         volumes_from=["{}:ro".format(src["name"])], volumes=["/mine"])
+    assert code == 0 and out.split() == ["hello", "there", "RO", "0"], out
+    assert obj["HostConfig"]["VolumesFrom"] == ["{}:ro".format(src["name"])]
+    points = {m["Destination"]: m for m in obj["Mounts"]}
+    assert points["/data"]["RW"] is False and points["/shared"]["Name"] == "shared" and points["/mine"]["RW"]
+    (src_obj,) = fx.rt.inspect([src["id"]])
+    src_data = [m for m in src_obj["Mounts"] if m["Destination"] == "/data"][0]["Name"]
+    assert points["/data"]["Name"] == src_data and points["/mine"]["Name"] != [
+        m for m in src_obj["Mounts"] if m["Destination"] == "/mine"][0]["Name"]  # its own -v /mine won
+    count = len(fx.rt.all_records())
+    with pytest.raises(errors.NotFound, match="No such container: nosuch"):
+        op(fx, "create", image="bb:1", network="none", volumes_from=["nosuch"])
+    with pytest.raises(errors.InvalidArgument, match='"--volumes-from" flag: invalid mode: zz'):
+        op(fx, "create", image="bb:1", network="none", volumes_from=[src["name"] + ":zz"])
+    assert len(fx.rt.all_records()) == count

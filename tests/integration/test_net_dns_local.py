@@ -285,3 +285,23 @@ def test_dns_flags_on_a_user_network_feed_the_embedded_resolver(host_ns, tmp_pat
     assert "search example.com\n" in resolv and "options ndots:3\n" in resolv, resolv
     assert len(out["seen"]) == 1 and "upstream" in out["seen"][0], out
     assert out["leftover_endpoints"] == []
+
+
+MAC = """\
+cid = rt.create(spec("mac", ["cat", "/sys/class/net/eth0/address"],
+                     networks={{"app": {{"aliases": [], "ip": None, "mac": "92:d0:c6:0a:29:33"}}}}))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"] = output(cid)
+out["inspect"] = rt.inspect([cid])[0]["Config"].get("MacAddress")
+"""
+
+
+@needs_busybox
+def test_mac_address_is_the_container_interface_s(host_ns, tmp_path):
+    """docker run --network app --mac-address 92:d0:c6:0a:29:33: eth0 has that address; inspect's
+    Config.MacAddress shows it (the op's network_flags puts it on the first network, test_compat_flags_local)."""
+    out = _in_netns(host_ns, tmp_path, MAC)
+    assert out["run"] == "92:d0:c6:0a:29:33\n" and out["inspect"] == "92:d0:c6:0a:29:33", out
+    assert out["leftover_endpoints"] == []
