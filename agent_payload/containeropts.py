@@ -70,6 +70,8 @@ FLAGS = (
     _flag("network_alias", ["--network-alias"], "strs", "A name on the user-defined network (repeatable)."),
     _flag("ip", ["--ip"], "str", "IPv4 address on the user-defined network (e.g. 172.30.100.104)."),
     _flag("mac_address", ["--mac-address"], "str", "Container MAC address (e.g. 92:d0:c6:0a:29:33)."),
+    _flag("link", ["--link"], "strs", "Add a link to another container: name[:alias] (an /etc/hosts entry; "
+          "legacy: docker deprecates --link, use a user-defined network and its names instead)."),
     _flag("add_host", ["--add-host"], "strs", "Add a line to /etc/hosts: host:ip (ip may be host-gateway; "
           "repeatable)."),
     _flag("dns", ["--dns"], "strs", "DNS server of the container's resolv.conf (repeatable)."),
@@ -133,7 +135,7 @@ RESOURCES = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memor
 #: flag dest -> request arg of the host options (agent_payload/hostopts.py checks both ends)
 HOST_OPTIONS = {"add_host": "extra_hosts", "dns": "dns", "dns_search": "dns_search", "dns_option": "dns_options",
                 "tmpfs": "tmpfs", "shm_size": "shm_size", "ulimit": "ulimits", "sysctl": "sysctls",
-                "device": "devices", "group_add": "group_add", "volumes_from": "volumes_from"}
+                "device": "devices", "group_add": "group_add", "volumes_from": "volumes_from", "link": "links"}
 _WHITESPACE = " \t"
 
 
@@ -297,7 +299,7 @@ def parse(command, values, read_bytes, lookup_env):
     host = {arg: (list(v[dest]) if isinstance(v[dest], (list, tuple)) else v[dest])
             for dest, arg in HOST_OPTIONS.items()}
     parsed = hostopts.from_flags(**host)  # docker's checks, before any host is contacted (the payload re-checks)
-    hostopts.check_network(parsed["sysctls"], v["network"])
+    hostopts.check_network(parsed["sysctls"], v["network"], parsed["links"])
     args.update(host)
     args["expose"] = list(v["expose"])
     args["mac_address"] = hostopts.check_mac(v["mac_address"])

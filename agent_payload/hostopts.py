@@ -18,11 +18,11 @@ from agent_payload import errors
 #: request args (requests.py) -> the flag that sets them
 ARGS = {"extra_hosts": "--add-host", "dns": "--dns", "dns_search": "--dns-search", "dns_options": "--dns-option",
         "tmpfs": "--tmpfs", "shm_size": "--shm-size", "ulimits": "--ulimit", "sysctls": "--sysctl",
-        "devices": "--device", "group_add": "--group-add", "volumes_from": "--volumes-from"}
+        "devices": "--device", "group_add": "--group-add", "volumes_from": "--volumes-from", "links": "--link"}
 #: ContainerSpec fields and their defaults (what a container created before these flags has)
 FIELDS = (("extra_hosts", list), ("dns", list), ("dns_search", list), ("dns_options", list), ("tmpfs", dict),
           ("shm_size", None), ("ulimits", list), ("sysctls", dict), ("devices", list), ("group_add", list),
-          ("volumes_from", list))
+          ("volumes_from", list), ("links", list))
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # docker's default /dev/shm (daemon default-shm-size)
 HOST_GATEWAY = "host-gateway"
 #: go-units ulimit names -> resource module constant names (setrlimit in the init)
@@ -257,6 +257,33 @@ def parse_volumes_from(value):
     return value
 
 
+def parse_link(value):
+    """--link NAME[:ALIAS] (docker/cli opts.ValidateLink) -> "NAME:ALIAS" (the alias defaults to the name)."""
+    parts = value.split(":")
+    if not parts[0] or len(parts) > 2 or (len(parts) == 2 and not parts[1]):
+        raise _bad("--link", value, "bad format for links: {}".format(value))
+    return "{}:{}".format(parts[0].lstrip("/"), parts[-1].lstrip("/"))
+
+
+def link_lines(links, lookup, network, me):
+    """/etc/hosts lines of --link: ``IP\tALIAS ID12 NAME`` (docker's), each linked container running and on the
+    container's network; ``lookup(name)`` is its record or None."""
+    out = []
+    for link in links or []:
+        name, _, alias = link.partition(":")
+        rec = lookup(name)
+        if not rec or rec.get("status") != "running":
+            raise errors.FailedPrecondition("Cannot link to a non running container: /{} AS /{}/{}".format(
+                name, me, alias))
+        ips = [ep["ip"] for ep in (rec.get("network_settings") or {}).get("endpoints") or []
+               if ep.get("network") == network]
+        if not ips:
+            raise errors.FailedPrecondition("Cannot link to /{}, as it does not belong to the network {}".format(
+                name, network))
+        out.append("{}\t{} {} {}\n".format(ips[0], alias, rec["id"][:12], rec.get("name") or name))
+    return "".join(out)
+
+
 def _strs(values, flag):
     if values is None:
         return []
@@ -266,7 +293,7 @@ def _strs(values, flag):
 
 
 def from_flags(extra_hosts=None, dns=None, dns_search=None, dns_options=None, tmpfs=None, shm_size=None,
-               ulimits=None, sysctls=None, devices=None, group_add=None, volumes_from=None):
+               ulimits=None, sysctls=None, devices=None, group_add=None, volumes_from=None, links=None):
     """The request's values as typed -> ContainerSpec fields (``FIELDS``); the first bad one raises."""
     out = {"extra_hosts": [parse_extra_host(v) for v in _strs(extra_hosts, "extra_hosts")],
            "dns": [parse_dns_server(v) for v in _strs(dns, "dns")],
@@ -289,6 +316,7 @@ def from_flags(extra_hosts=None, dns=None, dns_search=None, dns_options=None, tm
     out["devices"] = [parse_device(v) for v in _strs(devices, "devices")]
     out["group_add"] = [parse_group_add(v) for v in _strs(group_add, "group_add")]
     out["volumes_from"] = [parse_volumes_from(v) for v in _strs(volumes_from, "volumes_from")]
+    out["links"] = [parse_link(v) for v in _strs(links, "links")]
     return out
 
 
@@ -303,12 +331,15 @@ def check_spec(spec):
             continue
         if not isinstance(value, want) or isinstance(value, bool):
             raise errors.InvalidArgument("{} must be a {}".format(field, want.__name__))
-    check_network(spec.sysctls, spec.network)
+    check_network(spec.sysctls, spec.network, spec.links)
     return spec
 
 
-def check_network(sysctls, network):
-    """net.* sysctls need a network namespace of the container's own (runc: not in the host's)."""
+def check_network(sysctls, network, links=()):
+    """net.* sysctls need a network namespace of the container's own (runc: not in the host's); so do links."""
+    if (network or "bridge") == "host" and links:
+        raise errors.InvalidArgument("conflicting options: host type networking can't be used with links. This "
+                                     "would result in undefined behavior")
     if (network or "bridge") == "host":
         for name in sorted(sysctls or {}):
             if name.startswith("net."):

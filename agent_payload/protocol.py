@@ -125,7 +125,10 @@ host args of ``run``/``create`` (agent_payload/hostopts.py, values as typed, doc
             namespaced ones only; net.* refused with network host), "devices" (/dev/x[:/dev/y][:rwm]: the node
             made in the container's /dev and allowed in its device cgroup), "group_add" (names or GIDs). inspect:
             HostConfig ExtraHosts, Dns, DnsSearch, DnsOptions, Tmpfs, ShmSize, Ulimits, Sysctls, Devices,
-            GroupAdd; "expose" (below) is --expose too.
+            GroupAdd; "volumes_from" (CONTAINER[:ro|rw]: its volumes and binds; HostConfig.VolumesFrom), "links"
+            (NAME[:ALIAS], legacy --link: "IP\tALIAS ID12 NAME" in /etc/hosts at start, the linked container
+            running on the same network; HostConfig.Links), "mac_address" (the first endpoint's MAC; inspect
+            Config.MacAddress); "expose" (below) is --expose too.
 process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, parsed by the controller; merged
             over the image's labels), "stop_signal": name|number|null (beats the image's STOPSIGNAL),
             "stop_timeout": seconds >= 0|null (inspect Config.StopTimeout), "init": bool|null (null: daemon.json

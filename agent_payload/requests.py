@@ -87,6 +87,7 @@ _CREATE = {
     "devices": _a("str_list", []),
     "group_add": _a("str_list", []),
     "volumes_from": _a("str_list", []),
+    "links": _a("str_list", []),
     "pull": _a("str", checked_by="hostopts"),  # null: missing
     "platform": _a("str", checked_by="hostopts"),  # null: the host's
     # stdio

@@ -43,7 +43,7 @@ class Sandbox:
         """IDs of the user-defined networks the container is on (they get the embedded resolver)."""
         return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
 
-    def write_files(self, layout, config, gateway=None):
+    def write_files(self, layout, config, gateway=None, links=""):
         """/etc/hosts with the container's address and --add-host's lines (host-gateway: ``gateway``), and
         resolv.conf (127.0.0.11 on user-defined networks, else the host's servers) with --dns* applied."""
         from ..state import store
@@ -54,7 +54,7 @@ class Sandbox:
         if base is not None:  # the embedded resolver stays the nameserver: --dns are its upstreams (start_resolver)
             config = dict(config, dns=[])
         hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
-                                                 resolv_base=base)
+                                                 resolv_base=base, links=links)
         store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
         store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
 

@@ -58,12 +58,12 @@ def hosts_text(hostname, ip=None, extra=""):
     return HOSTS_TEMPLATE.format(hostname).replace("127.0.1.1\t{}\n".format(hostname), "") + extra + own
 
 
-def container_files(config, ip=None, gateway=None, resolv_base=None):
+def container_files(config, ip=None, gateway=None, resolv_base=None, links=""):
     """(hosts, resolv.conf) text of a container ``config`` (--add-host, --dns, --dns-search, --dns-option applied);
     ``resolv_base``: the resolv.conf to start from (default: the host's, loopback servers dropped)."""
     from agent_payload import hostopts
 
-    extra = hostopts.hosts_lines(config.get("extra_hosts"), gateway)
+    extra = hostopts.hosts_lines(config.get("extra_hosts"), gateway) + links  # --add-host, then --link
     base = resolv_base if resolv_base is not None else resolv_conf(host_resolv_conf())
     resolv = hostopts.resolv_text(base, config.get("dns") or (), config.get("dns_search") or (),
                                   config.get("dns_options") or ())

@@ -129,6 +129,7 @@ def create_container(ctx, req, emit):
             resources = resources.replace(oom_kill_disable=None)
     from agent_payload import hostopts
     host_options = hostopts.from_flags(**req.pick(hostopts.ARGS))  # --add-host, --tmpfs, --ulimit, ...
+    hostopts.check_network(host_options["sysctls"], isolation["network"], host_options["links"])
     for device in host_options["devices"]:
         hostopts.device_node(device)  # a missing host device: bad input, nothing created
     pull_policy, platform = hostopts.check_pull(req.pull), run_platform(req.platform)
@@ -149,6 +150,8 @@ def create_container(ctx, req, emit):
     network = network_flags(ctx, req, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
     volumes.plan(req.volumes, req.mounts)  # -v/--mount: bad specs and missing --mount sources fail before a pull
     inherited = volumes_from(ctx.runtime(), host_options["volumes_from"])  # NotFound before a pull
+    for link in host_options["links"]:
+        ctx.runtime().lookup(link.partition(":")[0])  # --link: "No such container" now, running at start
     store = ctx.images()
     if req.init is None:
         isolation["init"] = store.config.init  # daemon.json "init": true

@@ -90,6 +90,8 @@ def inspect_object(paths, record):
             "Devices": [dict(d) for d in record.get("devices") or []],
             "GroupAdd": list(record.get("group_add") or []) or None,
             "VolumesFrom": list(record.get("volumes_from") or []) or None,
+            "Links": ["/{}:/{}/{}".format(link.partition(":")[0], record.get("name", ""), link.partition(":")[2])
+                      for link in record.get("links") or []] or None,
             **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
             "Binds": binds,  # -v name:/ctr and -v /host:/ctr as typed (normalised)
             **({"Mounts": host_mounts} if host_mounts else {}),  # --mount, docker omits it when empty

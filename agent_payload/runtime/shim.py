@@ -50,7 +50,7 @@ import sys
 import time
 import traceback
 
-from .. import errors, net
+from .. import errors, hostopts, net
 from . import attach, cgroups, health, logs, process, records, resolver, restart, volumes
 from .cgroups import devices
 from .cgroups.limits import Limits
@@ -178,7 +178,9 @@ def _launch(paths, layout, config, sync_fd=None):
         sandbox = net.setup(paths, layout.id, config, lookup=_lookup(paths))  # netns, veths, ports (per run)
         gateway = net.host_gateway(paths) if any(h.endswith(":host-gateway") for h in config.get("extra_hosts")
                                                  or []) else None
-        sandbox.write_files(layout, config, gateway)  # /etc/hosts, resolv.conf (--add-host, --dns*)
+        links = hostopts.link_lines(config.get("links"), _lookup(paths), config.get("network") or "bridge",
+                                    config.get("name"))  # --link: each linked container running, on our network
+        sandbox.write_files(layout, config, gateway, links)  # /etc/hosts, resolv.conf (--add-host, --dns*, --link)
         config = dict(config, netns=sandbox.netns, netns_new=bool(sandbox.settings.get("unshare")))  # for the init
         for _ in range(4):
             fds += os.pipe()

@@ -90,6 +90,7 @@ class Network:
     network_aliases: List[str]
     ip: Optional[str]
     mac_address: Optional[str]
+    links: List[str]
     expose: List[str]
     extra_hosts: List[str]
     dns: List[str]

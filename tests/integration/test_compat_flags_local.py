@@ -193,10 +193,13 @@ def test_memory_reservation_cpuset_oom_kill_disable_and_update(fx):
     ({"cpuset_cpus": "4096"}, "Requested CPUs are not available - requested 4096, available: 0"),
     ({"mac_address": "92:d0:c6:0a:29"}, '"--mac-address" flag: 92:d0:c6:0a:29 is not a valid mac address'),
     ({"mac_address": "92:d0:c6:0a:29:33"}, "conflicting options: mac-address and the network mode"),
+    ({"links": ["a:b:c"]}, 'invalid argument "a:b:c" for "--link" flag: bad format for links: a:b:c'),
+    ({"links": ["nosuch"], "network": "host"}, "conflicting options: host type networking can't be used with links"),
+    ({"volumes_from": ["nosuch"]}, "No such container: nosuch"),
 ])
 def test_bad_values_are_refused_and_nothing_is_created(fx, args, message):
     """Docker refuses each bad value with one error naming the flag and the value; no container is made."""
-    with pytest.raises(errors.InvalidArgument) as exc:
+    with pytest.raises((errors.InvalidArgument, errors.NotFound)) as exc:
         op(fx, "create", **dict({"image": "bb:1", "network": "none"}, **args))
     assert message in exc.value.message
     assert fx.rt.all_records() == []

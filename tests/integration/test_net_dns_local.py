@@ -305,3 +305,35 @@ def test_mac_address_is_the_container_interface_s(host_ns, tmp_path):
     out = _in_netns(host_ns, tmp_path, MAC)
     assert out["run"] == "92:d0:c6:0a:29:33\n" and out["inspect"] == "92:d0:c6:0a:29:33", out
     assert out["leftover_endpoints"] == []
+
+
+LINK = """\
+cid = rt.create(spec("linker", ["sh", "-c", "cat /etc/hosts; ping -c1 -W2 db2 > /dev/null && echo PING-OK"],
+                     links=["target:db2"]))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"], out["links"] = output(cid), rt.inspect([cid])[0]["HostConfig"]["Links"]
+out["target"] = [ids[0], rt.lookup(ids[0])["network_settings"]["endpoints"][0]["ip"]]
+ids.append(rt.create(spec("stopped", ["true"]))["id"])
+cid = rt.create(spec("linker2", ["true"], links=["stopped:x"]))["id"]
+ids.append(cid)
+try:
+    rt.start(cid)
+    out["stopped"] = "started"
+except Exception as exc:
+    out["stopped"] = str(exc)
+"""
+
+
+@needs_busybox
+def test_link_puts_the_linked_container_in_etc_hosts(host_ns, tmp_path):
+    """docker run --link target:db2 (legacy): /etc/hosts has "IP\\tdb2 ID12 target", so db2 answers; inspect's
+    HostConfig.Links is ["/target:/linker/db2"]; a link to a container that is not running fails the start with
+    docker's "Cannot link to a non running container: /stopped AS /linker2/x"."""
+    out = _in_netns(host_ns, tmp_path, LINK)
+    cid, ip = out["target"]
+    assert "{}\tdb2 {} target\n".format(ip, cid[:12]) in out["run"] and "PING-OK" in out["run"], out["run"]
+    assert out["links"] == ["/target:/linker/db2"]
+    assert "Cannot link to a non running container: /stopped AS /linker2/x" in out["stopped"], out["stopped"]
+    assert out["leftover_endpoints"] == []

@@ -51,6 +51,7 @@ COMMAND_LINES = [
       "net.core.somaxconn=77", "--device", "/dev/loop0:/dev/xloop:r", "--group-add", "staff",
       "--memory-reservation", "32m", "--cpuset-cpus", "0", "--cpuset-mems", "0", "--oom-kill-disable",
       "--mac-address", "92:d0:c6:0a:29:33", "--pull", "never", "--platform", "linux/amd64", "--volumes-from", "c0",
+      "--link", "c0:db",
       "busybox"], "create"),
     (["ps", "-H", "h1", "-a", "-s", "-n", "2", "-f", "status=exited"], "ps"),
     (["logs", "-H", "h1", "-n", "5", "-t", "--since", "1m", "--until", "1s", "--details", C], "logs"),

@@ -207,6 +207,9 @@ def test_hand_cli_and_fleet_send_the_same_request(cli_calls, tmp_path, monkeypat
     (["--device", "/dev/sda:/xvda"], "the container path /xvda is not under /dev"),
     (["--expose", "http"], "invalid containerPort: http"),
     (["--mac-address", "zz:d0:c6:0a:29:33"], "zz:d0:c6:0a:29:33 is not a valid mac address"),
+    (["--link", "a:b:c"], "bad format for links: a:b:c"),
+    (["--link", "db", "--network", "host"], "host type networking can't be used with links"),
+    (["--volumes-from", "src:rx"], '"--volumes-from" flag: invalid mode: rx'),
 ])
 def test_bad_host_flags_exit_2_before_any_host(cli_calls, flags, needle):  # noqa: F811
     """docker's CLI refuses each bad value before the daemon is asked: one error naming flag and value, exit 2."""
