@@ -40,7 +40,7 @@ TMPFS_FLAGS = ("ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "
                "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "sync", "async",
                "dirsync", "mand", "nomand", "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave",
                "rslave")
-TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "huge", "mpol", "tmpfs-size", "tmpfs-mode")
+TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "huge", "mpol")
 TMPFS_DEFAULTS = ("noexec", "nosuid", "nodev")  # docker's defaults for --tmpfs
 _DOMAIN_RE = re.compile(r"^(:?(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9](?:[a-zA-Z0-9\-]*"
                         r"[a-zA-Z0-9])?\.?)$")
@@ -131,7 +131,7 @@ def parse_tmpfs(value):
         key = opt.split("=", 1)[0]
         if key not in TMPFS_FLAGS and key not in TMPFS_DATA:
             raise _bad("--tmpfs", value, "invalid tmpfs option {!r}".format(opt))
-        if key in ("size", "tmpfs-size"):
+        if key == "size":
             parse_size(opt.split("=", 1)[1] if "=" in opt else "", "--tmpfs")
     return path, opts
 
@@ -146,10 +146,10 @@ def tmpfs_mount(opts):
         if key in opposite:
             flags = [f for f in flags if f != opposite[key]]
         elif key in TMPFS_DATA:
-            if key == "size" or key == "tmpfs-size":
+            if key == "size":
                 data.append("size={}".format(parse_size(val, "--tmpfs")))
             else:
-                data.append("{}={}".format(key.replace("tmpfs-", ""), val))
+                data.append("{}={}".format(key, val))
         elif key not in flags:
             flags.append(key)
     return flags, ",".join(data)

@@ -33,7 +33,7 @@ import fcntl
 import os
 import select
 
-from .. import errors
+from .. import errors, hostopts
 from ..linux import libc
 from ..linux.consts import CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS
 from . import caps, cgroups, process, records, tty, user
@@ -139,6 +139,7 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, secc
         process._reset_signals()
         process.close_fds_except(sync_w)
         os.chdir(req["workdir"] or spec.workdir or "/")
+        hostopts.apply_ulimits(spec.ulimits, process.resource)  # --ulimit holds for exec'd processes too (runc)
         # setuid resets the dumpable flag to fs.suid_dumpable, which may be 1
         process.drop_privileges(spec, who, keep, seccomp_filter, after_switch=((PR_SET_DUMPABLE, 0),))
     except BaseException as exc:

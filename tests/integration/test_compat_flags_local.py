@@ -255,3 +255,16 @@ def test_volumes_from_shares_the_volumes_of_another_container(fx):
     with pytest.raises(errors.InvalidArgument, match='"--volumes-from" flag: invalid mode: zz'):
         op(fx, "create", image="bb:1", network="none", volumes_from=[src["name"] + ":zz"])
     assert len(fx.rt.all_records()) == count
+
+
+def test_exec_processes_get_the_container_s_ulimits_and_groups(fx):
+    """docker exec into a container run with --ulimit nofile=300:400 --group-add 1234: the exec'd process has the
+    same limits and extra group (runc applies the container's rlimits and docker its GroupAdd to every exec)."""
+    from agent_payload.ops import dispatch
+    made = op(fx, "run", image="bb:1", network="none", command=["sleep", "60"], detach=True,
+              ulimits=["nofile=300:400"], group_add=["1234"])
+    lines = []
+    result = dispatch(fx.ctx, "exec", {"container": made["id"], "command": ["sh", "-c", "echo $(ulimit -n) "
+                                                                            "$(ulimit -Hn) $(id -G)"]},
+                      lambda ev, data: lines.append(data["line"]) if ev == "log" else None)
+    assert result["exit_code"] == 0 and "".join(lines).split() == ["300", "400", "0", "1234"], lines
