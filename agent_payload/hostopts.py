@@ -1,10 +1,13 @@
 """docker run's host options: --add-host, --dns/--dns-search/--dns-option, --tmpfs, --shm-size, --ulimit, --sysctl,
---device, --group-add.  One parse (``from_flags``) shared by the controller (containeropts.parse checks the values
-before any host is contacted) and the payload (create re-checks the request); stdlib only, python3 >= 3.8.
+--device, --group-add, --volumes-from, --link (and the checks of --mac-address, --pull, --platform).  One parse
+(``from_flags``) shared by the controller (containeropts.parse checks the values before any host is contacted) and
+the payload (create re-checks the request); stdlib only, python3 >= 3.8.
 
 The wire carries the values as typed (lists of strings, --shm-size a string); ``from_flags`` turns them into the
 ContainerSpec fields (``FIELDS``), in docker's HostConfig shapes (ExtraHosts, Dns, DnsSearch, DnsOptions, Tmpfs,
-ShmSize, Ulimits, Sysctls, Devices, GroupAdd).  Every bad value is InvalidArgument in docker's words, naming the
+ShmSize, Ulimits, Sysctls, Devices, GroupAdd, VolumesFrom, Links).  What needs the host happens in the runtime:
+rootfs.py (tmpfs, /dev/shm, device nodes), process.py (sysctls, ulimits, groups), the shim (device cgroup rules,
+/etc/hosts with --link's entries).  Every bad value is InvalidArgument in docker's words, naming the
 flag and the value: ``invalid argument "VALUE" for "--FLAG" flag: why``.
 """
 
@@ -59,13 +62,6 @@ def is_ip(text):
             continue
     return False
 
-
-def is_ipv4(text):
-    try:
-        socket.inet_pton(socket.AF_INET, text)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------- the flags
