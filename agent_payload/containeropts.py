@@ -69,12 +69,27 @@ FLAGS = (
     _flag("publish_all", ["-P", "--publish-all"], "bool", "Publish every EXPOSEd port on a random host port."),
     _flag("network_alias", ["--network-alias"], "strs", "A name on the user-defined network (repeatable)."),
     _flag("ip", ["--ip"], "str", "IPv4 address on the user-defined network (e.g. 172.30.100.104)."),
+    _flag("mac_address", ["--mac-address"], "str", "Container MAC address (e.g. 92:d0:c6:0a:29:33)."),
+    _flag("link", ["--link"], "strs", "Add a link to another container: name[:alias] (an /etc/hosts entry; "
+          "legacy: docker deprecates --link, use a user-defined network and its names instead)."),
+    _flag("add_host", ["--add-host"], "strs", "Add a line to /etc/hosts: host:ip (ip may be host-gateway; "
+          "repeatable)."),
+    _flag("dns", ["--dns"], "strs", "DNS server of the container's resolv.conf (repeatable)."),
+    _flag("dns_search", ["--dns-search"], "strs", "DNS search domain (repeatable; '.' for none)."),
+    _flag("dns_option", ["--dns-option"], "strs", "resolv.conf option, e.g. ndots:2 (repeatable)."),
+    _flag("expose", ["--expose"], "strs", "Expose a port or a range (80, 8000-8002/udp) without publishing it "
+          "(repeatable; -P publishes it)."),
     _flag("env_file", ["--env-file"], "strs", "Read environment variables from a file on this machine."),
     _flag("label", ["-l", "--label"], "strs", "Set a label: KEY=VALUE (repeatable)."),
     _flag("label_file", ["--label-file"], "strs", "Read labels from a file on this machine (KEY=VALUE lines)."),
     _flag("stop_signal", ["--stop-signal"], "str", "Signal to stop the container (default: the image's, or "
           "SIGTERM)."),
     _flag("stop_timeout", ["--stop-timeout"], "int", "Seconds to wait for stop before killing the container."),
+    _flag("pull", ["--pull"], "str", "Pull the image before running: always, missing (default) or never."),
+    _flag("platform", ["--platform"], "str", "The image's platform: this host's own os/arch only (e.g. "
+          "linux/amd64); another is refused."),
+    _flag("cidfile", ["--cidfile"], "str", "Write the container ID to this file on this machine (one host only; "
+          "refused if it exists).", hand_names=()),
     _flag("init", ["--init"], "tristate", "Run an init inside the container that forwards signals and reaps "
           "processes."),
     _flag("memory", ["-m", "--memory"], "str", "Memory limit (e.g. 32m, 1g; at least 6MB).", commands=_RCU),
@@ -83,6 +98,17 @@ FLAGS = (
     _flag("cpus", ["--cpus"], "str", "Number of CPUs (e.g. 0.5).", commands=_RCU),
     _flag("cpu_shares", ["-c", "--cpu-shares"], "str", "CPU shares (relative weight).", commands=_RCU),
     _flag("pids_limit", ["--pids-limit"], "str", "Process limit (-1 for unlimited).", commands=_RCU),
+    _flag("memory_reservation", ["--memory-reservation"], "str", "Memory soft limit (e.g. 16m).", commands=_RCU),
+    _flag("cpuset_cpus", ["--cpuset-cpus"], "str", "CPUs in which to allow execution (0-3, 0,1).", commands=_RCU),
+    _flag("cpuset_mems", ["--cpuset-mems"], "str", "Memory nodes in which to allow execution (0-3, 0,1).",
+          commands=_RCU),
+    _flag("oom_kill_disable", ["--oom-kill-disable"], "bool", "Disable the OOM killer (cgroup v1 only)."),
+    _flag("shm_size", ["--shm-size"], "str", "Size of /dev/shm (default 64m)."),
+    _flag("ulimit", ["--ulimit"], "strs", "Ulimit: name=soft[:hard], e.g. nofile=1024:2048 (repeatable)."),
+    _flag("sysctl", ["--sysctl"], "strs", "Namespaced kernel parameter: net.*, kernel.msg*/sem/shm*, fs.mqueue.* "
+          "(repeatable)."),
+    _flag("device", ["--device"], "strs", "Add a host device: /dev/x[:/dev/y][:rwm] (repeatable)."),
+    _flag("group_add", ["--group-add"], "strs", "Additional group to join: name or GID (repeatable)."),
     _flag("restart", ["--restart"], "str", "Restart policy: no, always, on-failure[:max-retries], unless-stopped.",
           commands=_RCU),
     _flag("health_cmd", ["--health-cmd"], "str", "Command to run to check health."),
@@ -96,11 +122,20 @@ FLAGS = (
     _flag("log_opt", ["--log-opt"], "strs", "Log driver option, e.g. max-size=10m, max-file=3 (repeatable)."),
     _flag("volume", ["-v", "--volume"], "strs", "Bind mount or volume (repeatable): /ctr (anonymous), "
           "NAME:/ctr[:ro], /host:/ctr[:ro] (a missing /host is created)."),
+    _flag("volumes_from", ["--volumes-from"], "strs", "Mount the volumes of another container on this host: "
+          "CONTAINER[:ro|rw] (repeatable)."),
+    _flag("tmpfs", ["--tmpfs"], "strs", "Mount a tmpfs: /path[:options] (default noexec,nosuid,nodev; "
+          "repeatable)."),
     _flag("mount", ["--mount"], "strs", "Mount (repeatable): type=bind|volume|tmpfs,source=...,target=...[,"
           "readonly][,volume-nocopy][,tmpfs-size=64m][,tmpfs-mode=1777]; a missing bind source is an error."),
 )
 
-RESOURCES = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit")
+RESOURCES = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
+             "cpuset_mems")
+#: flag dest -> request arg of the host options (agent_payload/hostopts.py checks both ends)
+HOST_OPTIONS = {"add_host": "extra_hosts", "dns": "dns", "dns_search": "dns_search", "dns_option": "dns_options",
+                "tmpfs": "tmpfs", "shm_size": "shm_size", "ulimit": "ulimits", "sysctl": "sysctls",
+                "device": "devices", "group_add": "group_add", "volumes_from": "volumes_from", "link": "links"}
 _WHITESPACE = " \t"
 
 
@@ -218,8 +253,9 @@ def parse(command, values, read_bytes, lookup_env):
     ``update`` without "containers".
     """
     v = dict(defaults(command), **values)
-    if command == UPDATE:
-        return dict(resource_args(v), restart=v["restart"])
+    if command == UPDATE:  # flags added since the first update leave the request when not given (null: unchanged)
+        return dict({k: val for k, val in resource_args(v).items() if val is not None or k in RESOURCES[:5]},
+                    restart=v["restart"])
     from agent_payload.linux.seccomp import security_opt_args
 
     if v["name"] is not None and not v["name"]:
@@ -257,6 +293,23 @@ def parse(command, values, read_bytes, lookup_env):
             # mounts
             "volumes": list(v["volume"]), "mounts": list(v["mount"])}
     args.update(resource_args(v))
+    args["oom_kill_disable"] = v["oom_kill_disable"]
+    from agent_payload import hostopts, portspec
+
+    host = {arg: (list(v[dest]) if isinstance(v[dest], (list, tuple)) else v[dest])
+            for dest, arg in HOST_OPTIONS.items()}
+    parsed = hostopts.from_flags(**host)  # docker's checks, before any host is contacted (the payload re-checks)
+    hostopts.check_network(parsed["sysctls"], v["network"], parsed["links"])
+    args.update(host)
+    args["expose"] = list(v["expose"])
+    args["mac_address"] = hostopts.check_mac(v["mac_address"])
+    hostopts.check_pull(v["pull"])
+    args.update(pull=v["pull"], platform=hostopts.check_platform(v["platform"]))
+    if v.get("cidfile") is not None:
+        if not v["cidfile"]:
+            raise _bad('invalid argument "" for "--cidfile" flag: empty')
+        args["cidfile"] = v["cidfile"]  # the controller's (a file on its machine), never sent
+    portspec.exposed_ports(args["expose"])
     if command == RUN:
         args["detach"] = v["detach"]
         args["detach_keys"] = v["detach_keys"]

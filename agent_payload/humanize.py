@@ -82,3 +82,29 @@ def from_human_size(text):
     except ValueError:
         raise errors.InvalidArgument("invalid size: '{}'".format(text))
     return int(number * _DECIMAL[(m.group(2) or "").lower()])
+
+
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def ram_in_bytes(value, flag):
+    """go-units RAMInBytes ("32m", "1.5g", "512MiB", "100 kb"; binary multiples; a bare number is bytes); ints
+    pass through.  InvalidArgument 'invalid argument "V" for "FLAG" flag: invalid size: 'V''."""
+    from agent_payload import errors
+
+    def bad():
+        return errors.InvalidArgument('invalid argument "{}" for "{}" flag: invalid size: \'{}\''.format(
+            value, flag, value))
+
+    if isinstance(value, bool):
+        raise bad()
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value).strip())
+    if not m:
+        raise bad()
+    try:
+        number = float(m.group(1))
+    except ValueError:  # "1.2.3" matches go-units' regex but is no number
+        raise bad()
+    return int(number * _BINARY.get((m.group(2) or "").lower(), 1))

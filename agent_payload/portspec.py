@@ -79,3 +79,21 @@ def parse(spec):
                  "container_port": c_start}]
     return [{"proto": proto, "host_ip": host_ip, "host_port": h, "host_port_end": h, "container_port": c}
             for h, c in zip(range(h_start, h_end + 1), range(c_start, c_end + 1))]
+
+
+def exposed_ports(values):
+    """``expose`` values ("80", "80/udp", "8000-8002/tcp") as ExposedPorts keys ("80/tcp"); InvalidArgument
+    naming a bad one (docker's "invalid containerPort")."""
+    out = []
+    for value in values or []:
+        port, _, proto = value.partition("/")
+        proto = proto.lower() or "tcp"
+        low, _, high = port.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            first = last = 0
+        if proto not in ("tcp", "udp", "sctp") or not (0 < first <= last <= 65535):
+            raise errors.InvalidArgument("invalid containerPort: {}".format(value))
+        out.extend("{}/{}".format(p, proto) for p in range(first, last + 1))
+    return out

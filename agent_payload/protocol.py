@@ -83,6 +83,10 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
             without detach: log events while the container runs, then the result with its exit code.
+            A "created" event {"id"} comes once the container exists, before its start (the controller's
+            --cidfile).  "pull": "always"|"missing"|"never"|null (missing; never of a missing image: NotFound
+            "No such image: REF"), "platform": "os/arch[/variant]"|null (the host's own only: another is
+            InvalidArgument, nothing pulled).
             A start that fails (here or in ``start``) is never InvalidArgument (the host was changed: exit 1, not
             2); with "rm" the container and its anonymous volumes are removed first, as docker's daemon does.
 ``ps``      {"all": bool, "filters": ["status=exited", "name=RE", "label=K[=V]", "ancestor=REF|ID", "exited=N",
@@ -126,9 +130,23 @@ Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and
             (also removes the container's cgroup; a paused container is thawed before stop/kill signal it;
             "volumes" (rm -v): its anonymous volumes too, named ones stay)
 resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
-            each null or a docker flag value as typed ("32m", "-1", "0.5", 512); bad: InvalidArgument naming
-            the flag, before anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap,
-            NanoCpus, CpuShares, PidsLimit; State.OOMKilled is true when the memory cgroup OOM-killed it.
+            "memory_reservation", "cpuset_cpus", "cpuset_mems", each null or a docker flag value as typed ("32m",
+            "-1", "0.5", 512, "0-1"); ``run``/``create`` also "oom_kill_disable": bool (cgroup v1's
+            memory.oom_control); bad: InvalidArgument naming the flag, before anything is pulled or changed.
+            inspect's HostConfig shows Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit, MemoryReservation,
+            CpusetCpus, CpusetMems, OomKillDisable; State.OOMKilled is true when the memory cgroup OOM-killed it.
+host args of ``run``/``create`` (agent_payload/hostopts.py, values as typed, docker's checks and words):
+            "extra_hosts" (--add-host host:ip|host=ip, ip may be host-gateway: the default bridge's gateway),
+            "dns", "dns_search", "dns_options" (resolv.conf; on a user-defined network 127.0.0.11 stays the
+            nameserver and "dns" are its upstreams), "tmpfs" (/path[:opts], noexec,nosuid,nodev unless opts say
+            otherwise), "shm_size" (/dev/shm, default 64m), "ulimits" (name=soft[:hard]), "sysctls" (name=value,
+            namespaced ones only; net.* refused with network host), "devices" (/dev/x[:/dev/y][:rwm]: the node
+            made in the container's /dev and allowed in its device cgroup), "group_add" (names or GIDs). inspect:
+            HostConfig ExtraHosts, Dns, DnsSearch, DnsOptions, Tmpfs, ShmSize, Ulimits, Sysctls, Devices,
+            GroupAdd; "volumes_from" (CONTAINER[:ro|rw]: its volumes and binds; HostConfig.VolumesFrom), "links"
+            (NAME[:ALIAS], legacy --link: "IP\tALIAS ID12 NAME" in /etc/hosts at start, the linked container
+            running on the same network; HostConfig.Links), "mac_address" (the first endpoint's MAC; inspect
+            Config.MacAddress); "expose" (below) is --expose too.
 process args of ``run``/``create``: "labels": {name: value} (-l/--label-file, parsed by the controller; merged
             over the image's labels), "stop_signal": name|number|null (beats the image's STOPSIGNAL),
             "stop_timeout": seconds >= 0|null (inspect Config.StopTimeout), "init": bool|null (null: daemon.json

@@ -71,6 +71,25 @@ _CREATE = {
     "cpus": _a("str|number", checked_by="runtime.spec"),
     "cpu_shares": _a("str|number", checked_by="runtime.spec"),
     "pids_limit": _a("str|number", checked_by="runtime.spec"),
+    "memory_reservation": _a("str|number", checked_by="runtime.spec"),
+    "cpuset_cpus": _a("str", checked_by="runtime.spec"),
+    "cpuset_mems": _a("str", checked_by="runtime.spec"),
+    "oom_kill_disable": _a("bool", False),
+    # host options (agent_payload/hostopts.py: the controller's parse and the payload's check, docker's words)
+    "extra_hosts": _a("str_list", []),
+    "dns": _a("str_list", []),
+    "dns_search": _a("str_list", []),
+    "dns_options": _a("str_list", []),
+    "tmpfs": _a("str_list", []),
+    "shm_size": _a("str|int", checked_by="hostopts"),
+    "ulimits": _a("str_list", []),
+    "sysctls": _a("str_list", []),
+    "devices": _a("str_list", []),
+    "group_add": _a("str_list", []),
+    "volumes_from": _a("str_list", []),
+    "links": _a("str_list", []),
+    "pull": _a("str", checked_by="hostopts"),  # null: missing
+    "platform": _a("str", checked_by="hostopts"),  # null: the host's
     # stdio
     "tty": _a("bool", False),
     "open_stdin": _a("bool", False),
@@ -93,6 +112,7 @@ _CREATE = {
     # network
     "network_aliases": _a("str_list", []),
     "ip": _a("str"),
+    "mac_address": _a("str", checked_by="hostopts"),
     "publish": _a("str_list", []),
     "publish_all": _a("bool", False),
     "publish_staged": _a("bool", False),  # sent by the deploy op only (runtime/handover.py), no CLI flag
@@ -101,7 +121,7 @@ _CREATE = {
     "mounts": _a("str_list", []),
     # compose (fleet deploy): docker's Healthcheck object over the --health-* flags; EXPOSE added to the image's
     "healthcheck": _a("object", checked_by="runtime.health"),
-    "expose": _a("str_list", []),
+    "expose": _a("str_list", []),  # --expose too
 }
 
 #: ``service_swap``/``service_rollback``: how the switch is done and gated (agent_payload/deploy/swap.py)
@@ -157,8 +177,9 @@ REQUESTS = {
     "export": dict(_CONTAINER, output=_a("str", required=True), force=_a("bool", False)),
     "container_prune": {},
     # update: a null flag leaves that setting as it is
-    "update": dict(_CONTAINERS, restart=_a("str"), **{k: _CREATE[k] for k in ("memory", "memory_swap", "cpus",
-                                                                            "cpu_shares", "pids_limit")}),
+    "update": dict(_CONTAINERS, restart=_a("str"), **{k: _CREATE[k] for k in (
+        "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
+        "cpuset_mems")}),
     "stats": dict(_CONTAINERS, all=_a("bool", False)),
     "pause": dict(_CONTAINERS),
     "unpause": dict(_CONTAINERS),

@@ -27,6 +27,7 @@ class Sandbox:
         self.settings = settings
         self.opened = list(opened)
         self._services = []
+        self.upstreams = None  # --dns: the embedded resolver's upstream servers (None: the host's)
 
     @property
     def netns(self):
@@ -42,22 +43,20 @@ class Sandbox:
         """IDs of the user-defined networks the container is on (they get the embedded resolver)."""
         return [ep["network_id"] for ep in self.settings.get("endpoints") or [] if ep["network"] != "bridge"]
 
-    def write_files(self, layout, hostname):
-        """/etc/hosts with the container's address, and resolv.conf (127.0.0.11 on user-defined networks; the host's
-        servers again when a container that was on one no longer is)."""
+    def write_files(self, layout, config, gateway=None, links=""):
+        """/etc/hosts with the container's address and --add-host's lines (host-gateway: ``gateway``), and
+        resolv.conf (127.0.0.11 on user-defined networks, else the host's servers) with --dns* applied."""
         from ..state import store
         from . import etcfiles
 
         endpoints = self.settings.get("endpoints") or []
-        if endpoints:
-            text = etcfiles.HOSTS_TEMPLATE.format(hostname).replace(
-                "127.0.1.1\t{}\n".format(hostname), "{}\t{}\n".format(endpoints[0]["ip"], hostname))
-            store.write_bytes_atomic(layout.hosts, text.encode(), mode=0o644)  # bind-mounted: readable inside
-        if self.user_network_ids():
-            store.write_bytes_atomic(layout.resolv, resolver_resolv_conf(), mode=0o644)  # bind-mounted
-        elif points_at_resolver(layout.resolv):  # left by a start on a user network it was disconnected from since
-            store.write_bytes_atomic(layout.resolv, etcfiles.resolv_conf(etcfiles.host_resolv_conf()).encode(),
-                                     mode=0o644)
+        base = resolver_resolv_conf().decode() if self.user_network_ids() else None
+        if base is not None:  # the embedded resolver stays the nameserver: --dns are its upstreams (start_resolver)
+            config = dict(config, dns=[])
+        hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
+                                                 resolv_base=base, links=links)
+        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
+        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
 
     def start_resolver(self, paths, cid):
         """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
@@ -73,7 +72,7 @@ class Sandbox:
         if any(isinstance(s, dns.Resolver) for s in self._services):
             return False
         try:
-            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid)).start()
+            resolver = dns.Resolver(self.netns, dns.names_for(paths, cid), upstreams=self.upstreams).start()
         except Exception as exc:
             raise errors.Internal("cannot start the embedded DNS server ({}:53): {}".format(dns.ADDRESS, exc))
         self._services.append(resolver)
@@ -97,6 +96,15 @@ class Sandbox:
             service.close()
         self._services = []
         self.close_sockets()
+
+
+def host_gateway(paths):
+    """--add-host's host-gateway: the default bridge's gateway (docker: the daemon's docker0 address)."""
+    from .networks import Networks
+    try:
+        return Networks(paths).default()["gateway"]
+    except errors.AgentError:
+        return None
 
 
 def resolver_resolv_conf():
@@ -172,9 +180,10 @@ def setup(paths, cid, config, lookup=None):
                     links.set_sysctl("net.ipv4.ip_forward", 1)
                     firewall.network_up(paths, rec)
                 aliases = list(opts.get("aliases") or [])
-                ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"))
+                ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"), opts.get("mac"))
                 settings["endpoints"].append(ep)
                 links.attach(holder.pid, path, rec["bridge"], ep["host_if"], ep["ip"], ep["prefix"], ep["gateway"],
+                             mac=ep["mac"],
                              ifname=ep["ifname"], default_route=(index == 0 and not rec.get("internal")))
         if opened:
             primary = settings["endpoints"][0]["ip"]
@@ -188,7 +197,9 @@ def setup(paths, cid, config, lookup=None):
             sock.close()
         teardown(paths, cid, settings)
         raise
-    return Sandbox(settings, opened)
+    sandbox = Sandbox(settings, opened)
+    sandbox.upstreams = list(config.get("dns") or []) or None  # docker: --dns feeds the embedded resolver
+    return sandbox
 
 
 def teardown(paths, cid, settings):

@@ -49,3 +49,22 @@ def host_resolv_conf():
                 return f.read()
         return text
     return ""
+
+
+def hosts_text(hostname, ip=None, extra=""):
+    """A container's /etc/hosts: the defaults, --add-host's lines (``extra``), then its own name on ``ip``
+    (127.0.1.1 without an address of its own), in docker's order."""
+    own = "{}\t{}\n".format(ip or "127.0.1.1", hostname)
+    return HOSTS_TEMPLATE.format(hostname).replace("127.0.1.1\t{}\n".format(hostname), "") + extra + own
+
+
+def container_files(config, ip=None, gateway=None, resolv_base=None, links=""):
+    """(hosts, resolv.conf) text of a container ``config`` (--add-host, --dns, --dns-search, --dns-option applied);
+    ``resolv_base``: the resolv.conf to start from (default: the host's, loopback servers dropped)."""
+    from agent_payload import hostopts
+
+    extra = hostopts.hosts_lines(config.get("extra_hosts"), gateway) + links  # --add-host, then --link
+    base = resolv_base if resolv_base is not None else resolv_conf(host_resolv_conf())
+    resolv = hostopts.resolv_text(base, config.get("dns") or (), config.get("dns_search") or (),
+                                  config.get("dns_options") or ())
+    return hosts_text(config.get("hostname") or "", ip, extra), resolv

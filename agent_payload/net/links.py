@@ -90,8 +90,9 @@ def remove_link(ifname):
 
 
 def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifname="eth0", mtu=None,
-           default_route=True):
-    """Wire a container namespace to ``bridge`` through a new veth pair; the container side is ``ifname``."""
+           default_route=True, mac=None):
+    """Wire a container namespace to ``bridge`` through a new veth pair; the container side is ``ifname`` (its
+    MAC ``mac``, else derived from ``ip``)."""
     tmp_if = "t" + host_if[1:]
     add = ["link", "add", host_if]
     if mtu:
@@ -104,7 +105,7 @@ def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifna
                    ["link", "set", host_if, "type", "bridge_slave", "hairpin", "on"],  # reach own published port
                    ["link", "set", host_if, "up"]])
         inside = [["link", "set", tmp_if, "name", ifname],
-                  ["link", "set", ifname, "address", mac_for(ip)],
+                  ["link", "set", ifname, "address", mac or mac_for(ip)],
                   ["addr", "add", "{}/{}".format(ip, prefixlen), "dev", ifname],
                   ["link", "set", ifname, "up"]]
         if default_route and gateway:

@@ -342,14 +342,15 @@ class Networks:
 
     # ------------------------------------------------------------------ endpoints
 
-    def join(self, rec, cid, name, aliases=(), ip=None):
-        """Allocate an address for container ``cid`` on ``rec`` and record its endpoint; returns the endpoint."""
+    def join(self, rec, cid, name, aliases=(), ip=None, mac=None):
+        """Allocate an address for container ``cid`` on ``rec`` and record its endpoint; returns the endpoint
+        (``mac``: --mac-address, else one derived from the address)."""
         address = self.pool(rec).allocate(cid, ip)
         subnet = ipaddress.ip_network(rec["subnet"])
         index = self._index(rec, cid)
         from .links import mac_for
         ep = {"container": cid, "name": name, "aliases": list(aliases or []), "ip": address,
-              "prefix": subnet.prefixlen, "gateway": rec["gateway"], "mac": mac_for(address),
+              "prefix": subnet.prefixlen, "gateway": rec["gateway"], "mac": mac or mac_for(address),
               "network_id": rec["id"], "network": rec["name"], "bridge": rec["bridge"],
               "host_if": "fv{}{}".format(cid[:10], index), "ifname": "eth{}".format(index)}
         d = os.path.join(self._dir(rec["id"]), "endpoints")

@@ -48,21 +48,56 @@ def stdio_flags(req):
 
 
 def exposed_ports(values):
-    """``expose`` values ("80", "80/udp", "8000-8002/tcp") as ExposedPorts keys ("80/tcp"); InvalidArgument
-    naming a bad one (docker's "invalid containerPort")."""
+    """``expose``/--expose values as ExposedPorts keys (portspec.exposed_ports: the controller checks them too)."""
+    from agent_payload.portspec import exposed_ports as parse
+
+    return parse(values)
+
+
+def _norm(target):
+    import os
+    return os.path.normpath(target)
+
+
+def volumes_from(runtime, entries):
+    """--volumes-from CONTAINER[:ro|rw]: that container's volume and bind mounts (not its tmpfs), each read-only
+    or read-write as there unless the suffix says otherwise (docker's daemon)."""
     out = []
-    for value in values or []:
-        port, _, proto = value.partition("/")
-        proto = proto.lower() or "tcp"
-        low, _, high = port.partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            first = last = 0
-        if proto not in ("tcp", "udp", "sctp") or not (0 < first <= last <= 65535):
-            raise errors.InvalidArgument("invalid containerPort: {}".format(value))
-        out.extend("{}/{}".format(p, proto) for p in range(first, last + 1))
+    for entry in entries or []:
+        ref, _, mode = entry.partition(":")
+        rec = runtime.lookup(ref)  # NotFound: "No such container: REF"
+        for m in rec.get("mounts") or []:
+            if m.get("type") not in ("volume", "bind"):
+                continue
+            m = {k: v for k, v in m.items() if k != "host_path"}
+            if mode:
+                m["readonly"] = mode == "ro"
+            m.update(flag="volumes_from", target=_norm(m["target"]))
+            if all(o["target"] != m["target"] for o in out):
+                out.append(m)
     return out
+
+
+def with_inherited(own, inherited):
+    """A container's own mounts, and the inherited ones at destinations it does not mount itself."""
+    targets = {_norm(m["target"]) for m in own}
+    return list(own) + [m for m in inherited if m["target"] not in targets]
+
+
+def run_platform(value):
+    """--platform: None, or the host's own os/arch[/variant] as pull's (os, arch, variant); another platform is
+    refused (fleet runs no emulated images)."""
+    if value is None:
+        return None
+    from agent_payload import hostopts
+    from agent_payload.image.pull import parse_platform
+    from agent_payload.image.registry import host_platform
+
+    wanted, host = parse_platform(hostopts.check_platform(value)), host_platform()
+    if wanted[:2] != host[:2] or (wanted[2] and host[2] and wanted[2] != host[2]):
+        raise errors.InvalidArgument('invalid argument "{}" for "--platform" flag: this host runs {} images only '
+                                     '(no emulation)'.format(value, "/".join(p for p in host if p)))
+    return wanted
 
 
 # -- ops -----------------------------------------------------------------------------------------------
@@ -86,7 +121,18 @@ def create_container(ctx, req, emit):
     workdir, hostname = req.workdir, req.hostname
     check_user_fields(env=env, workdir=workdir, hostname=hostname)
     isolation = isolation_flags(**req.pick(ISOLATION_ARGS))
-    resources = limit_flags(**req.pick(LIMIT_ARGS))  # --memory, --cpus, ...: bad values fail here, before any pull
+    # --memory, --cpus, ...: bad values fail here, before any pull
+    resources = limit_flags(oom_kill_disable=req.oom_kill_disable, **req.pick(LIMIT_ARGS))
+    if resources.oom_kill_disable:
+        from agent_payload.runtime import cgroups
+        if cgroups.detect().mode == "v2":  # no such switch on v2: docker discards it ("OomKillDisable discarded")
+            resources = resources.replace(oom_kill_disable=None)
+    from agent_payload import hostopts
+    host_options = hostopts.from_flags(**req.pick(hostopts.ARGS))  # --add-host, --tmpfs, --ulimit, ...
+    hostopts.check_network(host_options["sysctls"], isolation["network"], host_options["links"])
+    for device in host_options["devices"]:
+        hostopts.device_node(device)  # a missing host device: bad input, nothing created
+    pull_policy, platform = hostopts.check_pull(req.pull), run_platform(req.platform)
     stdio = stdio_flags(req)  # -i/-t: tty, open_stdin, stdin_once (+ console_size, attach_stdin for config)
     auto_remove = req.rm
     labels = check_labels(req.labels)  # -l/--label-file, parsed by the controller
@@ -103,15 +149,23 @@ def create_container(ctx, req, emit):
     log_config = logconfig.from_flags(req.log_driver, req.log_opts, ctx.paths)  # over daemon.json's log-driver/opts
     network = network_flags(ctx, req, isolation["network"])  # -p/-P/--network/--network-alias/--ip, before any pull
     volumes.plan(req.volumes, req.mounts)  # -v/--mount: bad specs and missing --mount sources fail before a pull
+    inherited = volumes_from(ctx.runtime(), host_options["volumes_from"])  # NotFound before a pull
+    for link in host_options["links"]:
+        ctx.runtime().lookup(link.partition(":")[0])  # --link: "No such container" now, running at start
     store = ctx.images()
     if req.init is None:
         isolation["init"] = store.config.init  # daemon.json "init": true
     with store.lease():  # keeps image GC (rmi, prune) from deleting the layers between resolving and create
-        try:
-            record = store.resolve(ref.string())
-        except errors.NotFound:
+        record = None
+        if pull_policy != "always":
+            try:
+                record = store.resolve(ref.string())
+            except errors.NotFound:
+                if pull_policy == "never":
+                    raise errors.NotFound("No such image: {}".format(ref.familiar()))
+        if record is None:
             from agent_payload.image import pull  # only when the image is missing: run of a present image skips it
-            record, _info = pull.Puller(store).pull(ref.string(), emit)
+            record, _info = pull.Puller(store).pull(ref.string(), emit, platform)
         cfg = record.config.get("config") or {}
         if expose:
             cfg = dict(cfg, ExposedPorts=dict(cfg.get("ExposedPorts") or {}, **{p: {} for p in expose}))
@@ -129,7 +183,10 @@ def create_container(ctx, req, emit):
             publish_staged=req.publish_staged,  # start-first deploys: ports recorded, routed at the handover
             stdin_once=stdio["stdin_once"], restart_policy=restart_policy,
             healthcheck=health.merge(user_health, cfg.get("Healthcheck")), log_config=log_config,
-            mounts=volumes.plan(req.volumes, req.mounts, cfg.get("Volumes") or {}),  # + the image's VOLUMEs
+            mounts=with_inherited(volumes.plan(req.volumes, req.mounts, {
+                t: {} for t in cfg.get("Volumes") or {} if _norm(t) not in {m["target"] for m in inherited}}),
+                inherited),  # -v/--mount, then --volumes-from's, then the image's VOLUMEs
+            **host_options,
             **dict(isolation, user=isolation["user"] or cfg.get("User") or None,  # --user beats the image's USER
                    **network(dict(record.config, config=cfg))),
         )
@@ -163,6 +220,7 @@ def op_run(ctx, req, emit):
     if attached:
         attach.parse_detach_keys(req.detach_keys)
     created = create_container(ctx, req, emit)
+    emit("created", {"id": created["id"]})  # before the start: the controller's --cidfile gets it now, as docker's
     runtime = ctx.runtime()
     started = runtime.start(created["id"])
     from agent_payload.runtime.status import ports_text

@@ -280,6 +280,10 @@ def network_flags(ctx, req, mode):
     if (aliases or ip) and not user_network:
         raise errors.InvalidArgument("network-scoped aliases and --ip are supported only for containers in user "
                                      "defined networks")
+    from agent_payload import hostopts
+    mac = hostopts.check_mac(req.mac_address)
+    if mac is not None and (mode in ("host", "none") or mode.startswith("container:")):
+        raise errors.InvalidArgument("conflicting options: mac-address and the network mode")
     if ip is not None:
         import ipaddress
         try:
@@ -299,6 +303,8 @@ def network_flags(ctx, req, mode):
         out = {"network": mode, "networks": {}, "ports": []}
         if user_network:
             out["networks"][mode] = {"aliases": list(aliases), "ip": ip}
+        if mac is not None:  # docker: the MAC of the container's first endpoint (the default bridge's too)
+            out["networks"].setdefault(mode, {"aliases": [], "ip": None})["mac"] = mac
         if mode != "host":  # docker: published ports are discarded in host mode
             out["ports"] = ports.parse_all(publish, publish_all, exposed=list((cfg.get("ExposedPorts") or {})))
         return out

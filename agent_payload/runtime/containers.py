@@ -72,7 +72,7 @@ class Runtime:
                 # docker: --network host takes the host's name (Config.Hostname too) unless --hostname is given
                 default_name = os.uname().nodename if spec.network == "host" else cid[:12]
                 config.update(id=cid, name=name, hostname=spec.hostname or default_name, created=records.format_ns())
-                rootfs.prepare(layout, spec.lowerdirs, config["hostname"])
+                rootfs.prepare(layout, spec.lowerdirs, config["hostname"], config)
                 records.write_state(self.paths, cid, records.initial_state())
                 store.write_json_atomic(layout.config, config)  # last: the container now exists
                 if made:

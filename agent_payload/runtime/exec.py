@@ -33,7 +33,7 @@ import fcntl
 import os
 import select
 
-from .. import errors
+from .. import errors, hostopts
 from ..linux import libc
 from ..linux.consts import CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS
 from . import caps, cgroups, process, records, tty, user
@@ -130,7 +130,8 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, secc
             stdio = _own_tty(req, tty_sock)
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
-        who = user.lookup(req["user"] if req["user"] else spec.user)  # the container's /etc files (its root now)
+        # the container's /etc files (its root now); --group-add counts for exec too (docker's getUser)
+        who = user.lookup(req["user"] if req["user"] else spec.user, spec.group_add)
         keep = libc.capget()[1] if req["privileged"] else caps.container_mask(spec)
         env = container_env(ContainerSpec(env=_merged_env(spec.env, req["env"])), hostname, home=who.home)
         if tty_sock is not None:
@@ -138,6 +139,7 @@ def _c2(spec, hostname, req, ns_cgroup, stdio, go_r, sync_w, tty_sock=None, secc
         process._reset_signals()
         process.close_fds_except(sync_w)
         os.chdir(req["workdir"] or spec.workdir or "/")
+        hostopts.apply_ulimits(spec.ulimits, process.resource)  # --ulimit holds for exec'd processes too (runc)
         # setuid resets the dumpable flag to fs.suid_dumpable, which may be 1
         process.drop_privileges(spec, who, keep, seccomp_filter, after_switch=((PR_SET_DUMPABLE, 0),))
     except BaseException as exc:

@@ -2,6 +2,7 @@
 
 import os
 
+from ..hostopts import DEFAULT_SHM_SIZE
 from . import records
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what docker shows for "never"
@@ -73,6 +74,23 @@ def inspect_object(paths, record):
             "NanoCpus": resources["NanoCpus"],
             "CpuShares": resources["CpuShares"],
             "PidsLimit": resources["PidsLimit"],
+            "MemoryReservation": resources["MemoryReservation"],
+            "CpusetCpus": resources["CpusetCpus"],
+            "CpusetMems": resources["CpusetMems"],
+            "OomKillDisable": resources["OomKillDisable"],
+            "ExtraHosts": list(record.get("extra_hosts") or []) or None,
+            "Dns": list(record.get("dns") or []),
+            "DnsSearch": list(record.get("dns_search") or []),
+            "DnsOptions": list(record.get("dns_options") or []),
+            **({"Tmpfs": dict(record["tmpfs"])} if record.get("tmpfs") else {}),  # docker: omitted when empty
+            "ShmSize": record.get("shm_size") or DEFAULT_SHM_SIZE,
+            "Ulimits": [dict(u) for u in record.get("ulimits") or []] or None,
+            **({"Sysctls": dict(record["sysctls"])} if record.get("sysctls") else {}),  # omitempty too
+            "Devices": [dict(d) for d in record.get("devices") or []],
+            "GroupAdd": list(record.get("group_add") or []) or None,
+            "VolumesFrom": list(record.get("volumes_from") or []) or None,
+            "Links": ["/{}:/{}/{}".format(link.partition(":")[0], record.get("name", ""), link.partition(":")[2])
+                      for link in record.get("links") or []] or None,
             **({"Init": True} if record.get("init") else {}),  # docker: *bool, omitted unless --init
             "Binds": binds,  # -v name:/ctr and -v /host:/ctr as typed (normalised)
             **({"Mounts": host_mounts} if host_mounts else {}),  # --mount, docker omits it when empty
@@ -90,6 +108,7 @@ def inspect_object(paths, record):
             "Cmd": record.get("cmd", argv),
             "Image": record.get("image") or "",
             "WorkingDir": record.get("workdir") or "",
+            **({"MacAddress": _mac_address(record)} if _mac_address(record) else {}),  # --mac-address
             "Entrypoint": record.get("entrypoint"),
             **({"ExposedPorts": {p: {} for p in record["exposed_ports"]}} if record.get("exposed_ports") else {}),
             "Labels": dict(labels),
@@ -103,6 +122,12 @@ def inspect_object(paths, record):
         },
         "NetworkSettings": network_settings(record),
     }
+
+
+def _mac_address(record):
+    """The --mac-address a container was created with (on its first network), or None."""
+    mode = record.get("network") or "bridge"
+    return ((record.get("networks") or {}).get(mode) or {}).get("mac")
 
 
 def _port_bindings(bindings):
@@ -148,7 +173,8 @@ def _limits(record):
     """HostConfig's resource fields from the stored limits (0/None where unset, as docker)."""
     from .cgroups.limits import Limits
 
-    return Limits.from_dict(record.get("limits") or {}).host_config()
+    limits = Limits.from_dict(record.get("limits") or {})
+    return dict(limits.host_config(), **limits.host_config_more())
 
 
 # ---------------------------------------------------------------- top

@@ -29,11 +29,12 @@ import errno
 import gc
 import json
 import os
+import resource
 import signal
 import sys
 import traceback
 
-from .. import errors
+from .. import errors, hostopts
 from ..linux import libc, seccomp
 from ..linux.consts import (CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, PR_SET_KEEPCAPS,
                             PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG)
@@ -191,14 +192,15 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         libc.unshare(flags)
         if config.get("netns_new"):
             libc.interface_up("lo")  # Docker's "none": only loopback, up
+        hostopts.apply_sysctls(spec.sysctls)  # --sysctl: the host's /proc/sys shows our new net and ipc namespaces
         keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
         seccomp_filter = container_seccomp(spec, keep)  # before pivot too: the compiler's tables are host files
-        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts)
+        rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts, spec=spec)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty
             init_tty(stdio["tty_sock"], stdio.get("size"))  # a PTY of the container's devpts (mounted just now)
         libc.sethostname(config["hostname"])
-        who = user.lookup(spec.user)  # the container's own /etc/passwd and /etc/group (we are inside it now)
+        who = user.lookup(spec.user, spec.group_add)  # the container's own /etc/passwd, /etc/group (inside it now)
         env = container_env(spec, config["hostname"], home=who.home)
         _reset_signals()
         close_fds_except(sync_fd)
@@ -207,6 +209,7 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         os.chdir(spec.workdir)
         if spec.read_only:
             rootfs.make_root_readonly()
+        hostopts.apply_ulimits(spec.ulimits, resource)  # --ulimit: while we hold CAP_SYS_RESOURCE
         if spec.init:
             initmod.prepare(spec.argv)  # --init: non-dumpable PID 1, while it still holds every capability
         # a uid/gid change clears the parent-death signal: set again at once

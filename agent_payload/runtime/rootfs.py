@@ -4,13 +4,20 @@ import errno
 import os
 import stat
 
-from .. import errors, fs
+from .. import errors, fs, hostopts
 from ..linux import libc
 from ..linux.consts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
                             MS_REMOUNT, MS_SLAVE, MS_STRICTATIME)
+
 from ..net import etcfiles
 from ..state import store
 from . import volumes  # copy-up runs in the init: imported now, before pivot_root hides the payload
+
+#: --tmpfs flag names -> (set, clear) bits of mount(2)
+_TMPFS_BITS = {"ro": (MS_RDONLY, 0), "rw": (0, MS_RDONLY), "noexec": (MS_NOEXEC, 0), "exec": (0, MS_NOEXEC),
+               "nosuid": (MS_NOSUID, 0), "suid": (0, MS_NOSUID), "nodev": (MS_NODEV, 0), "dev": (0, MS_NODEV),
+               "noatime": (1024, 0), "nodiratime": (2048, 0), "relatime": (1 << 21, 0),
+               "strictatime": (MS_STRICTATIME, 0), "sync": (16, 0), "dirsync": (128, 0), "mand": (64, 0)}
 
 # moby oci/defaults.go (PITFALLS 3.4)
 MASKED_PATHS = ("proc/asound", "proc/acpi", "proc/interrupts", "proc/kcore", "proc/keys", "proc/latency_stats",
@@ -39,8 +46,9 @@ def overlay_options(layer_count):
     return "lowerdir={},upperdir=diff,workdir=work".format(lower)
 
 
-def prepare(layout, lowerdirs, hostname):
-    """Create the container dir's rootfs pieces: layer links, upper/work/mountpoint, hostname/hosts/resolv.conf."""
+def prepare(layout, lowerdirs, hostname, config=None):
+    """Create the container dir's rootfs pieces: layer links, upper/work/mountpoint, hostname/hosts/resolv.conf
+    (``config``'s --add-host and --dns* applied; host-gateway entries wait for the start, which knows the bridge)."""
     os.makedirs(layout.layers, exist_ok=True)
     for i, d in enumerate(lowerdirs):
         os.symlink(d, os.path.join(layout.layers, str(i)))
@@ -48,8 +56,9 @@ def prepare(layout, lowerdirs, hostname):
         os.makedirs(d, exist_ok=True)
     # bind-mounted into the container, where any user reads them (nginx's workers): 0644 (state/perms.py)
     store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode(), mode=0o644)
-    store.write_bytes_atomic(layout.hosts, etcfiles.HOSTS_TEMPLATE.format(hostname).encode(), mode=0o644)
-    store.write_bytes_atomic(layout.resolv, etcfiles.resolv_conf(etcfiles.host_resolv_conf()).encode(), mode=0o644)
+    hosts, resolv = etcfiles.container_files(dict(config or {}, hostname=hostname))
+    store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)
+    store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
     store.write_bytes_atomic(layout.log, b"", mode=0o640)
 
 
@@ -102,8 +111,9 @@ def _mount_at(root_fd, relpath, kind, source, fstype, flags=0, data=None):
         os.close(fd)
 
 
-def _setup_dev(rootfs):
-    """A fresh tmpfs /dev with the default device nodes, devpts, shm, mqueue and the usual links."""
+def _setup_dev(rootfs, shm_size=None):
+    """A fresh tmpfs /dev with the default device nodes, devpts, shm (``shm_size`` bytes, docker's 64m by
+    default), mqueue and the usual links."""
     dev = os.path.join(rootfs, "dev")
     for name, (major, minor) in DEVICES.items():
         path = os.path.join(dev, name)
@@ -113,7 +123,8 @@ def _setup_dev(rootfs):
         os.mkdir(os.path.join(dev, sub), 0o755)
     libc.mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC,
                "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               "mode=1777,size={}".format(shm_size or hostopts.DEFAULT_SHM_SIZE))
     libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for name, target in DEV_LINKS.items():
         os.symlink(target, os.path.join(dev, name))
@@ -290,6 +301,20 @@ def _copy_host_devices(rootfs, host_dev="/dev", rel=""):
             os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
+def hostopts_devices(rootfs, entries):
+    """--device: each host node again in the container's /dev (its type, numbers, mode and owner)."""
+    for entry in entries or []:
+        kind, major, minor, mode, uid, gid = hostopts.device_node(entry)
+        rel = os.path.normpath(entry["PathInContainer"]).lstrip("/")  # under dev/ (hostopts.parse_device)
+        dst = os.path.join(rootfs, rel)  # /dev is our fresh tmpfs: no symlink of the image's is in the way
+        os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+        if os.path.lexists(dst):
+            os.unlink(dst)
+        os.mknod(dst, mode | (stat.S_IFCHR if kind == "c" else stat.S_IFBLK), os.makedev(major, minor))
+        os.chown(dst, uid, gid)
+        os.chmod(dst, mode)
+
+
 def resolve_in_root(root_fd, path):
     """``path`` with every symlink resolved as if ``root_fd`` were "/" (securejoin): never leaves the root.
 
@@ -366,6 +391,21 @@ def _mount_one(root_fd, m):
         _remount_bind_ro(root_fd, rel, kind)
 
 
+def mount_tmpfs(root_fd, tmpfs):
+    """--tmpfs ``{path: options}``: docker's noexec,nosuid,nodev unless the options say otherwise."""
+    for target in sorted(tmpfs or {}, key=lambda t: len([p for p in t.split("/") if p])):
+        names, data = hostopts.tmpfs_mount(tmpfs[target])
+        flags = 0
+        for name in names:
+            set_bits, clear_bits = _TMPFS_BITS.get(name, (0, 0))
+            flags = (flags | set_bits) & ~clear_bits
+        rel = resolve_in_root(root_fd, target)
+        reason = volumes.refused_destination("/" + rel)
+        if reason:
+            raise errors.InvalidArgument("invalid mount config for tmpfs {}: {}".format(target, reason))
+        _mount_at(root_fd, rel, "dir", "tmpfs", "tmpfs", flags, data or None)
+
+
 def mount_user(root_fd, mounts):
     """``-v``/``--mount``/VOLUME mounts, parents first (docker sorts by the target's depth)."""
     for m in sorted(mounts or [], key=lambda m: len([p for p in m["target"].split("/") if p])):
@@ -376,12 +416,13 @@ def mount_user(root_fd, mounts):
                 m.get("host_path") or m["type"], m["target"], exc.strerror or exc))
 
 
-def setup(layout, layer_count, privileged=False, mounts=()):
+def setup(layout, layer_count, privileged=False, mounts=(), spec=None):
     """Build the container's root and pivot into it; call in fresh mount and cgroup namespaces (the init, pre-exec).
 
     Order as runc: private propagation, overlay, /proc, /dev, /sys, /sys/fs/cgroup, masks (or, privileged,
     the host's devices and no masks), bind-mounted /etc files, the user's mounts (``mounts``: resolved
-    runtime/volumes.py dicts, sources are host paths), pivot_root.
+    runtime/volumes.py dicts, sources are host paths), pivot_root.  ``spec`` (the ContainerSpec) brings
+    --shm-size, --device and --tmpfs.
     """
     libc.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate back to the host
     os.chdir(layout.dir)  # overlay resolves the relative l/<n>, diff and work against our cwd
@@ -391,7 +432,9 @@ def setup(layout, layer_count, privileged=False, mounts=()):
     try:
         _mount_at(root_fd, "proc", "dir", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
         _mount_at(root_fd, "dev", "dir", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
-        _setup_dev(rootfs)
+        _setup_dev(rootfs, spec.shm_size if spec is not None else None)
+        if spec is not None:
+            hostopts_devices(rootfs, spec.devices)
         _mount_sys(root_fd, privileged)
         _mount_cgroup(root_fd, privileged)
         if privileged:
@@ -402,6 +445,8 @@ def setup(layout, layer_count, privileged=False, mounts=()):
                          (layout.resolv, "etc/resolv.conf")):
             _mount_at(root_fd, rel, "file", src, None, MS_BIND)
         mount_user(root_fd, mounts)
+        if spec is not None:
+            mount_tmpfs(root_fd, spec.tmpfs)
         if not privileged:
             _mask(root_fd, rootfs, _masked_under(root_fd, mounts))
     finally:

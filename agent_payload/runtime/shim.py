@@ -50,7 +50,7 @@ import sys
 import time
 import traceback
 
-from .. import errors, net
+from .. import errors, hostopts, net
 from . import attach, cgroups, health, logs, process, records, resolver, restart, volumes
 from .cgroups import devices
 from .cgroups.limits import Limits
@@ -173,9 +173,14 @@ def _launch(paths, layout, config, sync_fd=None):
         volumes.prepare_bind_sources(config.get("mounts") or [])  # -v /host:/ctr: (re)create a missing host dir
         io = attach.ShimIO.prepare(config, layout)  # -i/-t: attach socket, stdin pipe or TTY channel (per run)
         cgroup = cgroups.create(layout.id, Limits.from_dict(config.get("limits")))
-        cgroup.apply_devices(devices.rules_for(bool(config.get("privileged"))))  # before the init runs
+        # before the init runs: docker's default device allowlist and --device's nodes
+        cgroup.apply_devices(devices.rules_for(bool(config.get("privileged")), config.get("devices")))
         sandbox = net.setup(paths, layout.id, config, lookup=_lookup(paths))  # netns, veths, ports (per run)
-        sandbox.write_files(layout, config["hostname"])
+        gateway = net.host_gateway(paths) if any(h.endswith(":host-gateway") for h in config.get("extra_hosts")
+                                                 or []) else None
+        links = hostopts.link_lines(config.get("links"), _lookup(paths), config.get("network") or "bridge",
+                                    config.get("name"))  # --link: each linked container running, on our network
+        sandbox.write_files(layout, config, gateway, links)  # /etc/hosts, resolv.conf (--add-host, --dns*, --link)
         config = dict(config, netns=sandbox.netns, netns_new=bool(sandbox.settings.get("unshare")))  # for the init
         for _ in range(4):
             fds += os.pipe()

@@ -3,7 +3,7 @@
 import re
 import signal
 
-from .. import errors
+from .. import errors, hostopts
 from ..record import Factory, Record
 from . import caps, policy, user
 
@@ -46,7 +46,7 @@ class ContainerSpec(Record):
         ("healthcheck", None),  # docker's Config.Healthcheck (runtime/health.py), image's merged in
         ("log_config", Factory(lambda: {"Type": "json-file", "Config": {}})),
         ("mounts", list),  # -v/--mount/VOLUME: runtime/volumes.py mount dicts (resolved at create)
-    )
+    ) + hostopts.FIELDS  # --add-host, --dns*, --tmpfs, --shm-size, --ulimit, --sysctl, --device, --group-add
 
     def validate(self):
         """Raise ``errors.InvalidArgument`` on the first invalid field; normalise ``name`` (drop a leading "/")."""
@@ -84,6 +84,7 @@ class ContainerSpec(Record):
         self.log_config = logconfig.check(self.log_config)
         from . import volumes
         self.mounts = volumes.check_mounts(self.mounts)
+        hostopts.check_spec(self)
         return self.check_isolation()
 
     def check_isolation(self):
@@ -221,7 +222,8 @@ def isolation_flags(**flags):
 
 
 #: docker's resource flags as ``run``/``create``/``update`` op args (cgroups.limits.parse keywords).
-LIMIT_ARGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit")
+LIMIT_ARGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
+              "cpuset_mems")
 
 
 def check_limits(data):
@@ -235,7 +237,7 @@ def check_limits(data):
     return Limits.from_dict(data).to_dict()
 
 
-def limit_flags(update=False, **flags):
+def limit_flags(update=False, oom_kill_disable=None, **flags):
     """docker's resource flags (keywords: LIMIT_ARGS) as a validated ``cgroups.limits.Limits``.
 
     Values are strings as typed (``"32m"``, ``"0.5"``), numbers or None; a bad one is InvalidArgument naming the
@@ -251,7 +253,8 @@ def limit_flags(update=False, **flags):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
             raise errors.InvalidArgument('invalid argument {!r} for "--{}" flag'.format(
                 value, key.replace("_", "-")))
-    parsed = limits.parse(update=update, **{key: flags.get(key) for key in LIMIT_ARGS})
+    parsed = limits.parse(update=update, oom_kill_disable=oom_kill_disable,
+                          **{key: flags.get(key) for key in LIMIT_ARGS})
     return parsed if update else parsed.with_defaults()
 
 

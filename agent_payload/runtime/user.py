@@ -142,9 +142,31 @@ def read_file(path):
         os.close(fd)
 
 
-def lookup(spec):
-    """Resolve ``spec`` against /etc/passwd and /etc/group of the current root (the container's, post-pivot)."""
-    return resolve(spec, read_file("/etc/passwd"), read_file("/etc/group"))
+def lookup(spec, group_add=()):
+    """Resolve ``spec`` against /etc/passwd and /etc/group of the current root (the container's, post-pivot);
+    ``group_add`` (--group-add: names or GIDs) joins the supplementary groups."""
+    group_text = read_file("/etc/group")
+    who = resolve(spec, read_file("/etc/passwd"), group_text)
+    if not group_add:
+        return who
+    return who._replace(sgids=add_groups(who.sgids, group_add, group_text))
+
+
+def add_groups(sgids, names, group_text):
+    """runc's GetAdditionalGroups: each name is found in /etc/group, a number need not be; docker's error else."""
+    groups = parse_group(group_text) if group_text is not None else []
+    out = list(sgids)
+    for name in names:
+        found = [g.gid for g in groups if g.name == name or (name.isdigit() and g.gid == int(name))]
+        if found:
+            gid = found[0]
+        elif name.isdigit():
+            gid = _ranged(int(name))
+        else:
+            raise errors.InvalidArgument("Unable to find group {}: {}".format(name, ERR_NO_GROUP))
+        if gid not in out:
+            out.append(gid)
+    return out
 
 
 def switch(user):

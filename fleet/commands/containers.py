@@ -8,7 +8,7 @@ import sys
 
 from fleet.commands.common import Session, exit_status, note, output
 from fleet.commands.images import progress_printer
-from fleet.commands.runflags import RunSpec
+from fleet.commands.runflags import CidFile, RunSpec
 from fleet.errors import UsageError
 from fleet.render import tables
 
@@ -65,7 +65,12 @@ def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> 
     detach = bool(spec.detach)
     args = spec.op_args()
     hosts = session.select(patterns)
-    if not detach and (spec.stdio.tty or spec.stdio.open_stdin):  # run -i/-t: attached (commands/interactive)
+    attached_stdio = not detach and (spec.stdio.tty or spec.stdio.open_stdin)
+    if attached_stdio and spec.cidfile is not None:
+        raise UsageError("--cidfile with an attached -i/-t run is not supported by fleet: use -d, or create "
+                         "--cidfile then start -a")
+    cidfile = CidFile.claim(spec.cidfile, hosts)  # --cidfile: one host; an existing file refused, nothing done
+    if attached_stdio:  # run -i/-t: attached (commands/interactive)
         from fleet.commands import interactive
         if as_json:
             raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty without -d")
@@ -75,9 +80,14 @@ def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> 
     logs = log_printer(width, False)
 
     def on_event(host, event, data):
+        cidfile.on_event(host, event, data)
         (logs if event == "log" else progress)(host, event, data)
 
-    results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
+    results = []
+    try:
+        results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
+    finally:
+        cidfile.finish(results)
     # one host: stdout is docker's (the full ID after -d; the container's output alone when attached) and the
     # summary, if any, goes to stderr; several hosts: the table on stdout
     one = len(hosts) == 1

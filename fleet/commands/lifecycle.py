@@ -23,7 +23,15 @@ def create(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) 
     """Create (but do not start) a container on every selected host, pulling the image where missing.
 
     One host: stdout is docker's, the full ID alone (the table of a failure goes to stderr), as ``run -d``."""
-    results = session.run(patterns, "create", spec.op_args(), progress_printer(as_json))
+    from fleet.commands.runflags import CidFile
+
+    hosts = session.select(patterns)
+    cidfile = CidFile.claim(spec.cidfile, hosts)  # --cidfile: one host; an existing file refused, nothing done
+    results = []
+    try:
+        results = session.run_hosts(hosts, "create", spec.op_args(), progress_printer(as_json))
+    finally:
+        cidfile.finish(results)
     one = len(results) == 1
     if as_json:
         output(tables.to_json(results))

@@ -68,7 +68,7 @@ class Stdio:
 
 @dataclass(frozen=True)
 class Security:
-    """--cap-add/--cap-drop/--privileged/--read-only/--security-opt."""
+    """--cap-add/--cap-drop/--privileged/--read-only/--security-opt/--sysctl/--group-add."""
 
     cap_add: List[str]
     cap_drop: List[str]
@@ -76,28 +76,43 @@ class Security:
     read_only: bool
     no_new_privileges: bool
     seccomp: Optional[str]
+    sysctls: List[str]
+    group_add: List[str]
 
 
 @dataclass(frozen=True)
 class Network:
-    """--network, -p/-P, --network-alias, --ip."""
+    """--network, -p/-P, --network-alias, --ip, --expose, --add-host, --dns, --dns-search, --dns-option."""
 
     network: Optional[str]
     publish: List[str]
     publish_all: bool
     network_aliases: List[str]
     ip: Optional[str]
+    mac_address: Optional[str]
+    links: List[str]
+    expose: List[str]
+    extra_hosts: List[str]
+    dns: List[str]
+    dns_search: List[str]
+    dns_options: List[str]
 
 
 @dataclass(frozen=True)
 class Resources:
-    """cgroup limits (values as typed: the payload parses them against the host)."""
+    """cgroup limits (values as typed: the payload parses them against the host), --ulimit and --device."""
 
     memory: Optional[str]
     memory_swap: Optional[str]
     cpus: Optional[str]
     cpu_shares: Optional[str]
     pids_limit: Optional[str]
+    memory_reservation: Optional[str]
+    cpuset_cpus: Optional[str]
+    cpuset_mems: Optional[str]
+    oom_kill_disable: bool
+    ulimits: List[str]
+    devices: List[str]
 
 
 @dataclass(frozen=True)
@@ -117,10 +132,13 @@ class Supervision:
 
 @dataclass(frozen=True)
 class Mounts:
-    """-v and --mount."""
+    """-v, --mount, --tmpfs, --shm-size and --volumes-from."""
 
     volumes: List[str]
     mounts: List[str]
+    tmpfs: List[str]
+    shm_size: Optional[str]
+    volumes_from: List[str]
 
 
 _SECTIONS = {"process": Process, "stdio": Stdio, "security": Security, "network": Network,
@@ -142,6 +160,9 @@ class RunSpec:
     mounts: Mounts
     detach: Optional[bool] = None
     detach_keys: Optional[str] = None
+    pull: Optional[str] = None  # --pull always|missing|never
+    platform: Optional[str] = None  # --platform os/arch
+    cidfile: Optional[str] = None  # --cidfile: this machine's file, not sent (CidFile)
 
     @classmethod
     def from_args(cls, image: str, command: List[str], args: dict) -> "RunSpec":
@@ -151,9 +172,11 @@ class RunSpec:
         for attr, section in _SECTIONS.items():
             sections[attr] = section(**{f.name: left.pop(f.name) for f in fields(section)})
         detach, detach_keys = left.pop("detach", None), left.pop("detach_keys", None)
+        pull, platform, cidfile = left.pop("pull", None), left.pop("platform", None), left.pop("cidfile", None)
         if left:
             raise TypeError("op args no RunSpec section holds: {}".format(sorted(left)))
-        return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, **sections)
+        return cls(image=image, command=list(command), detach=detach, detach_keys=detach_keys, pull=pull,
+                   platform=platform, cidfile=cidfile, **sections)
 
     @property
     def op(self) -> str:
@@ -161,7 +184,8 @@ class RunSpec:
 
     def op_args(self) -> dict:
         """The ``run``/``create`` request of protocol.py."""
-        out = {"image": self.image, "command": list(self.command) or None}
+        out = {"image": self.image, "command": list(self.command) or None, "pull": self.pull,
+               "platform": self.platform}
         for attr in _SECTIONS:
             out.update(asdict(getattr(self, attr)))
         if self.detach is not None:
@@ -175,3 +199,53 @@ def parse(command: str, image: str, cmd: List[str], flags: dict) -> RunSpec:
 
     validate_reference(image)
     return RunSpec.from_args(image, list(cmd or []), parse_flags(command, flags))
+
+
+class CidFile:
+    """docker's --cidfile on the controller: the file is made (empty, O_EXCL) before the container is asked for,
+    gets the ID once it exists and goes away if it never does.  The docker CLI writes it on its client; fleet's
+    client is this machine, so with several hosts (several IDs) the flag is refused rather than guessed at."""
+
+    def __init__(self, path: Optional[str]):
+        self.path, self.written = path, False
+
+    @classmethod
+    def claim(cls, path: Optional[str], hosts) -> "CidFile":
+        """UsageError (nothing done) with several hosts or an existing file; else the file exists, empty."""
+        if path is None:
+            return cls(None)
+        if len(hosts) != 1:
+            raise UsageError("--cidfile needs exactly one host (the file is written on this machine); {} are "
+                             "selected".format(len(hosts)))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise UsageError("container ID file found, make sure the other container isn't running or delete "
+                             "{}".format(path)) from None
+        except OSError as exc:
+            raise UsageError("failed to create the container ID file: {}".format(exc)) from None
+        os.close(fd)
+        return cls(path)
+
+    def write(self, cid: str) -> None:
+        if self.path is not None and not self.written:
+            with open(self.path, "w") as f:
+                f.write(cid)
+            self.written = True
+
+    def on_event(self, host, event, data) -> None:
+        """A run's "created" event (its ID, before the start): written at once, as docker does."""
+        if event == "created" and data.get("id"):
+            self.write(data["id"])
+
+    def finish(self, results) -> None:
+        """After the op: the ID of a created container, or (nothing created) the empty file removed."""
+        if self.path is None:
+            return
+        if not self.written and results and results[0].ok and (results[0].data or {}).get("id"):
+            self.write(results[0].data["id"])
+        if not self.written:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass

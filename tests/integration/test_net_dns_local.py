@@ -245,3 +245,95 @@ def test_connect_to_a_user_network_starts_the_resolver_before_it_returns(host_ns
     assert out["after"].startswith("nameserver 127.0.0.11\n") and out["lookup"] == 0, out
     assert out["leftover_endpoints"] == []  # "later" was connected, then left "bridge": its shim knew of both
     assert out["runs"].startswith("nameserver 127.0.0.11\n") and out["runs"].count("127.0.0.11") == 1, out["runs"]
+
+
+# --dns/--dns-search/--dns-option on a user network: resolv.conf keeps the embedded resolver as its only
+# nameserver with the given search and options, and the resolver forwards names it does not know to the --dns
+# servers (here a UDP socket of the test's on 127.0.0.1:53 of the test namespace, which answers NXDOMAIN)
+DNS_FLAGS = """\
+import socket, threading
+up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+up.bind(("127.0.0.1", 53))
+up.settimeout(30)
+seen = []
+def serve():
+    try:
+        data, addr = up.recvfrom(512)
+    except OSError:
+        return
+    seen.append(data)
+    up.sendto(data[:2] + bytes([0x81, 0x83]) + data[4:], addr)
+threading.Thread(target=serve, daemon=True).start()
+cid = rt.create(spec("dnsflags", ["sh", "-c", "cat /etc/resolv.conf; nslookup -type=a upstream.example. 127.0.0.11"],
+                     dns=["127.0.0.1"], dns_search=["example.com"], dns_options=["ndots:3"]))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"] = output(cid)
+out["seen"] = [d.decode("latin-1") for d in seen]
+"""
+
+
+@needs_busybox
+def test_dns_flags_on_a_user_network_feed_the_embedded_resolver(host_ns, tmp_path):
+    """docker run --network app --dns 127.0.0.1 --dns-search example.com --dns-option ndots:3: resolv.conf names
+    127.0.0.11 only, with "search example.com" and "options ndots:3"; the embedded resolver forwards an unknown
+    name to the --dns server, not to the host's."""
+    out = _in_netns(host_ns, tmp_path, DNS_FLAGS)
+    resolv = out["run"].split("Server:")[0]
+    assert [ln for ln in resolv.splitlines() if ln.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
+    assert "search example.com\n" in resolv and "options ndots:3\n" in resolv, resolv
+    assert len(out["seen"]) == 1 and "upstream" in out["seen"][0], out
+    assert out["leftover_endpoints"] == []
+
+
+MAC = """\
+cid = rt.create(spec("mac", ["cat", "/sys/class/net/eth0/address"],
+                     networks={{"app": {{"aliases": [], "ip": None, "mac": "92:d0:c6:0a:29:33"}}}}))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"] = output(cid)
+out["inspect"] = rt.inspect([cid])[0]["Config"].get("MacAddress")
+"""
+
+
+@needs_busybox
+def test_mac_address_is_the_container_interface_s(host_ns, tmp_path):
+    """docker run --network app --mac-address 92:d0:c6:0a:29:33: eth0 has that address; inspect's
+    Config.MacAddress shows it (the op's network_flags puts it on the first network, test_compat_flags_local)."""
+    out = _in_netns(host_ns, tmp_path, MAC)
+    assert out["run"] == "92:d0:c6:0a:29:33\n" and out["inspect"] == "92:d0:c6:0a:29:33", out
+    assert out["leftover_endpoints"] == []
+
+
+LINK = """\
+cid = rt.create(spec("linker", ["sh", "-c", "cat /etc/hosts; ping -c1 -W2 db2 > /dev/null && echo PING-OK"],
+                     links=["target:db2"]))["id"]
+ids.append(cid)
+rt.start(cid)
+rt.wait(cid, timeout=30)
+out["run"], out["links"] = output(cid), rt.inspect([cid])[0]["HostConfig"]["Links"]
+out["target"] = [ids[0], rt.lookup(ids[0])["network_settings"]["endpoints"][0]["ip"]]
+ids.append(rt.create(spec("stopped", ["true"]))["id"])
+cid = rt.create(spec("linker2", ["true"], links=["stopped:x"]))["id"]
+ids.append(cid)
+try:
+    rt.start(cid)
+    out["stopped"] = "started"
+except Exception as exc:
+    out["stopped"] = str(exc)
+"""
+
+
+@needs_busybox
+def test_link_puts_the_linked_container_in_etc_hosts(host_ns, tmp_path):
+    """docker run --link target:db2 (legacy): /etc/hosts has "IP\\tdb2 ID12 target", so db2 answers; inspect's
+    HostConfig.Links is ["/target:/linker/db2"]; a link to a container that is not running fails the start with
+    docker's "Cannot link to a non running container: /stopped AS /linker2/x"."""
+    out = _in_netns(host_ns, tmp_path, LINK)
+    cid, ip = out["target"]
+    assert "{}\tdb2 {} target\n".format(ip, cid[:12]) in out["run"] and "PING-OK" in out["run"], out["run"]
+    assert out["links"] == ["/target:/linker/db2"]
+    assert "Cannot link to a non running container: /stopped AS /linker2/x" in out["stopped"], out["stopped"]
+    assert out["leftover_endpoints"] == []

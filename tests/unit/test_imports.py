@@ -17,12 +17,14 @@ PAYLOAD = "agent_payload"
 # What fleet may import from the payload: the wire protocol (and its errors), the pure reference parser (early
 # validation), docker's humanised units (so both sides print the same words), the atomic file writer, archive
 # (cp's path rules + safe extractor: the same code on both ends), linux.seccomp (--security-opt: one parser
-# and profile check), containeropts (run/create's flag table and parse, shared with the hand CLI) and portspec
-# (the -p grammar: compose files' ports checked before any host is contacted).
+# and profile check), containeropts (run/create's flag table and parse, shared with the hand CLI), portspec
+# (the -p grammar: compose files' ports checked before any host is contacted) and hostopts (--add-host, --tmpfs,
+# --ulimit, --sysctl, --device, ...: one parse on both ends).
 # Packages on the way (agent_payload.image ...) are imported implicitly.
 FLEET_MAY_IMPORT = {"agent_payload.protocol", "agent_payload.errors", "agent_payload.image.reference",
                     "agent_payload.humanize", "agent_payload.state.store", "agent_payload.archive",
-                    "agent_payload.linux.seccomp", "agent_payload.containeropts", "agent_payload.portspec"}
+                    "agent_payload.linux.seccomp", "agent_payload.containeropts", "agent_payload.portspec",
+                    "agent_payload.hostopts"}
 # What those modules may use in turn (all of it pure or ctypes-only): nothing of the engine comes with them.
 FLEET_MAY_REACH = FLEET_MAY_IMPORT | {"agent_payload", "agent_payload.image", "agent_payload.state",
                                       "agent_payload.linux", "agent_payload.record", "agent_payload.linux.bpf",

@@ -14,7 +14,7 @@ from . import fs
 
 CONTROLLERS_V1 = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio")
 KNOWN_V1 = CONTROLLERS_V1 + ("cpuset", "devices", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc")
-CONTROLLERS_V2 = ("cpu", "memory", "pids", "io")
+CONTROLLERS_V2 = ("cpu", "memory", "pids", "io", "cpuset")
 DEFAULT_PARENT = "fleet"
 SYSTEMD_PARENT = "fleet.slice"
 PARENT_ENV = "FLEET_CGROUP_PARENT"

@@ -78,9 +78,18 @@ DEFAULT_ALLOWED = (
 ALLOW_ALL = (Rule("a"),)
 
 
-def rules_for(privileged=False):
-    """The allowlist of a container: everything for ``--privileged``, else Docker's default."""
-    return list(ALLOW_ALL if privileged else DEFAULT_ALLOWED)
+def rules_for(privileged=False, added=()):
+    """The allowlist of a container: everything for ``--privileged``, else Docker's default and ``added``
+    (--device entries: each host node's type and numbers with its CgroupPermissions)."""
+    if privileged:
+        return list(ALLOW_ALL)
+    from ... import hostopts
+
+    extra = []
+    for entry in added or []:
+        kind, major, minor = hostopts.device_node(entry)[:3]
+        extra.append(Rule(kind, major, minor, entry["CgroupPermissions"]))
+    return list(DEFAULT_ALLOWED) + extra
 
 
 def allows_all(rules):

@@ -1,7 +1,7 @@
-"""Docker's resource flags (--memory, --memory-swap, --cpus, --cpu-shares, --pids-limit): parsing and validation."""
+"""Docker's resource flags (--memory, --memory-swap, --cpus, --cpu-shares, --pids-limit, --memory-reservation,
+--cpuset-cpus, --cpuset-mems, --oom-kill-disable): parsing and validation."""
 
 import os
-import re
 
 from ... import errors
 from ...record import Record
@@ -12,10 +12,9 @@ MAX_CPU_SHARES = 262144
 CPU_PERIOD = 100000  # µs; Docker's fixed period for --cpus
 UNLIMITED = -1
 
-# go-units RAMInBytes: "32m", "1.5g", "512MiB", "100 kb"; binary multiples; bare number = bytes
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_FIELDS = ("memory", "memory_swap", "nano_cpus", "cpu_shares", "pids_limit")
+_FIELDS = ("memory", "memory_swap", "nano_cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
+           "cpuset_mems", "oom_kill_disable")
+_TYPES = {"cpuset_cpus": str, "cpuset_mems": str, "oom_kill_disable": bool}  # the others: int
 
 
 def _bad(flag, value, why):
@@ -24,19 +23,9 @@ def _bad(flag, value, why):
 
 def parse_size(value, flag="--memory"):
     """Bytes for a docker size (``32m``, ``1g``, ``1048576``); ints pass through. Raises InvalidArgument."""
-    if isinstance(value, bool):
-        raise _bad(flag, value, "invalid size: '{}'".format(value))
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise _bad(flag, value, "invalid size: '{}'".format(value))
-    try:
-        number = float(m.group(1))
-    except ValueError:  # "1.2.3" matches go-units' regex but is no number
-        raise _bad(flag, value, "invalid size: '{}'".format(value))
-    return int(number * _UNITS.get((m.group(2) or "").lower(), 1))
+    from ...humanize import ram_in_bytes
+
+    return ram_in_bytes(value, flag)
 
 
 def _parse_int(value, flag):
@@ -66,7 +55,8 @@ class Limits(Record):
     """
 
     FIELDS = (("memory", None), ("memory_swap", None), ("nano_cpus", None), ("cpu_shares", None),
-              ("pids_limit", None), ("warnings", ()))
+              ("pids_limit", None), ("memory_reservation", None), ("cpuset_cpus", None), ("cpuset_mems", None),
+              ("oom_kill_disable", None), ("warnings", ()))
     COMPARE_SKIP = ("warnings",)
 
     # ---------------------------------------------------------------- derived cgroup values
@@ -107,6 +97,9 @@ class Limits(Record):
             raise _bad("--memory", change.memory, "Memory limit should be smaller than already set memoryswap "
                        "limit, update the memoryswap at the same time")
         _check_swap(merged.memory, merged.memory_swap, change.memory_swap)
+        if merged.memory and merged.memory_reservation and merged.memory < merged.memory_reservation:
+            raise _bad("--memory-reservation", change.memory_reservation or merged.memory_reservation,
+                       "Minimum memory limit can not be less than memory reservation limit, see usage")
         return merged
 
     # ---------------------------------------------------------------- persistence
@@ -124,8 +117,10 @@ class Limits(Record):
         if unknown:
             raise errors.InvalidArgument("unknown resource limit(s): {}".format(", ".join(sorted(unknown))))
         for key, value in data.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise errors.InvalidArgument("resource limit {} must be an integer, not {!r}".format(key, value))
+            want = _TYPES.get(key, int)
+            if value is not None and (isinstance(value, bool) != (want is bool) or not isinstance(value, want)):
+                raise errors.InvalidArgument("resource limit {} must be {}, not {!r}".format(
+                    key, {int: "an integer", str: "a string", bool: "a boolean"}[want], value))
         return cls(**data)
 
     def host_config(self):
@@ -133,6 +128,11 @@ class Limits(Record):
         return {"Memory": self.memory or 0, "MemorySwap": self.memory_swap or 0, "NanoCpus": self.nano_cpus or 0,
                 "CpuShares": self.cpu_shares or 0,
                 "PidsLimit": None if self.pids_limit in (None, UNLIMITED) else self.pids_limit}
+
+    def host_config_more(self):
+        """The HostConfig fields of --memory-reservation, --cpuset-cpus/-mems, --oom-kill-disable (docker's zeros)."""
+        return {"MemoryReservation": self.memory_reservation or 0, "CpusetCpus": self.cpuset_cpus or "",
+                "CpusetMems": self.cpuset_mems or "", "OomKillDisable": bool(self.oom_kill_disable)}
 
 
 def shares_to_weight(shares):
@@ -153,7 +153,8 @@ def _check_swap(memory, swap, swap_raw):
                    "Minimum memoryswap limit should be larger than memory limit, see usage")
 
 
-def parse(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None, ncpu=None, update=False):
+def parse(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None, memory_reservation=None,
+          cpuset_cpus=None, cpuset_mems=None, oom_kill_disable=None, ncpu=None, update=False):
     """Limits from docker's flag values (strings as typed, or numbers); None = flag not given.
 
     Validates everything before returning; each InvalidArgument names the flag and the value. With ``update``
@@ -209,8 +210,78 @@ def parse(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=
             raise _bad("--pids-limit", pids_limit, "must be a positive number, or -1 or 0 for unlimited")
         if pids == 0:
             pids = UNLIMITED
+    reservation = None
+    if memory_reservation is not None:
+        reservation = parse_size(memory_reservation, "--memory-reservation")
+        if reservation < 0:
+            raise _bad("--memory-reservation", memory_reservation, "memory reservation must not be negative")
+        if 0 < reservation < MIN_MEMORY:  # moby verifyPlatformContainerResources
+            raise _bad("--memory-reservation", memory_reservation, "Minimum memory reservation allowed is 6MB")
+        reservation = reservation or None
+        if mem is not None and reservation is not None and mem < reservation:
+            raise _bad("--memory-reservation", memory_reservation, "Minimum memory limit can not be less than "
+                       "memory reservation limit, see usage")
+    cpus_set = None if cpuset_cpus is None else parse_cpuset(cpuset_cpus, "--cpuset-cpus", "cpus")
+    mems_set = None if cpuset_mems is None else parse_cpuset(cpuset_mems, "--cpuset-mems", "mems")
     return Limits(memory=mem, memory_swap=swap, nano_cpus=nano, cpu_shares=shares, pids_limit=pids,
-                  warnings=tuple(warnings))
+                  memory_reservation=reservation, cpuset_cpus=cpus_set, cpuset_mems=mems_set,
+                  oom_kill_disable=True if oom_kill_disable else None, warnings=tuple(warnings))
+
+
+def _online(kind):
+    """The host's online CPUs or memory nodes as a set (sysfs), None if unknown."""
+    path = "/sys/devices/system/{}/online".format("cpu" if kind == "cpus" else "node")
+    try:
+        with open(path) as f:
+            return _uint_list(f.read().strip())
+    except (OSError, ValueError):
+        return {0} if kind == "mems" else None
+
+
+def _uint_list(text):
+    """moby parsers.ParseUintList: "0-3,5" -> {0, 1, 2, 3, 5}; ValueError on a bad list."""
+    out = set()
+    if not text:
+        raise ValueError(text)
+    for part in text.split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(text)
+        first, last = int(low), int(high) if sep else int(low)
+        if last < first:
+            raise ValueError(text)
+        out.update(range(first, last + 1))
+    return out
+
+
+def parse_cpuset(value, flag, kind):
+    """--cpuset-cpus/--cpuset-mems: docker's list syntax, every member available on this host; "" = not set."""
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        wanted = _uint_list(text)
+    except ValueError:
+        raise _bad(flag, value, "Invalid value {} for cpuset {}".format(text, kind))
+    available = _online(kind)
+    if available is not None and not wanted <= available:
+        raise _bad(flag, value, "Requested {} are not available - requested {}, available: {}".format(
+            "CPUs" if kind == "cpus" else "memory nodes", text, _ranges(available)))
+    return text
+
+
+def _ranges(numbers):
+    out, nums = [], sorted(numbers)
+    start = prev = None
+    for n in nums + [None]:
+        if start is None:
+            start = prev = n
+        elif n is not None and n == prev + 1:
+            prev = n
+        else:
+            out.append(str(start) if start == prev else "{}-{}".format(start, prev))
+            start = prev = n
+    return ",".join(out)
 
 
 def _parse_cpus(value, ncpu):

@@ -11,7 +11,10 @@ from .base import CONTROLLERS_V1, Manager, host_memory
 # kernel v1 "no limit" for memory.limit_in_bytes reads as PAGE_COUNTER_MAX pages (about 2^63); writing -1 sets it
 UNLIMITED = -1
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
-          ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"))
+          ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
+          ("memory_reservation", "--memory-reservation", "memory"),
+          ("oom_kill_disable", "--oom-kill-disable", "memory"),
+          ("cpuset_cpus", "--cpuset-cpus", "cpuset"), ("cpuset_mems", "--cpuset-mems", "cpuset"))
 
 
 class V1Manager(Manager):
@@ -24,7 +27,7 @@ class V1Manager(Manager):
         # controller -> leaf dir; co-mounted controllers (cpu,cpuacct) share one dir; "devices" carries the
         # device policy (apply_devices), so it is one of ours whenever it is mounted
         self.dirs = {c: os.path.join(hierarchy.v1[c].mount_point, self.parent, self.id)
-                     for c in CONTROLLERS_V1 + ("devices",) if c in hierarchy.v1}
+                     for c in CONTROLLERS_V1 + ("devices", "cpuset") if c in hierarchy.v1}
 
     def paths(self):
         """Unique leaf dirs, in controller order."""
@@ -51,11 +54,24 @@ class V1Manager(Manager):
                 try:
                     self._created_parents += fs.mkdir_p(mounts[path], self.parent, self._is_cgroupfs)
                     fs.mkdir(os.path.dirname(path), self.id, self._is_cgroupfs)
+                    if path == self.dirs.get("cpuset"):
+                        self._inherit_cpuset(mounts[path])
                     break
                 except errors.FailedPrecondition as exc:
                     # a concurrent destroy() removed the shared parent between our two mkdirs: redo
                     if exc.errno != errno.ENOENT or attempt == 2:
                         raise
+
+    def _inherit_cpuset(self, mount):
+        """A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): copy each level's from
+        its parent, top down, as runc's cpuset manager does."""
+        cur = mount
+        for part in self.parent.split("/") + [self.id]:
+            child = os.path.join(cur, part)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not (fs.read(child, name, "") or "").strip():
+                    fs._write(child, name, (fs.read(cur, name, "") or "").strip(), self._is_cgroupfs)
+            cur = child
 
     # ------------------------------------------------------------ limits
 
@@ -74,6 +90,14 @@ class V1Manager(Manager):
             self._w("cpu", "cpu.shares", limits.cpu_shares)
         if limits.pids_limit is not None:
             self._w("pids", "pids.max", "max" if limits.pids_limit < 0 else limits.pids_limit)
+        if limits.memory_reservation is not None:
+            self._w("memory", "memory.soft_limit_in_bytes", limits.memory_reservation)
+        if limits.oom_kill_disable:
+            self._w("memory", "memory.oom_control", 1)
+        if limits.cpuset_cpus is not None:
+            self._w("cpuset", "cpuset.cpus", limits.cpuset_cpus)
+        if limits.cpuset_mems is not None:
+            self._w("cpuset", "cpuset.mems", limits.cpuset_mems)
 
     def _apply_memory(self, memory, swap):
         """v1 demands memsw >= memory at every instant: raise memsw first when growing, last when shrinking."""

@@ -8,7 +8,9 @@ from . import devices, fs
 from .base import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, host_memory
 
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
-          ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"))
+          ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
+          ("memory_reservation", "--memory-reservation", "memory"), ("cpuset_cpus", "--cpuset-cpus", "cpuset"),
+          ("cpuset_mems", "--cpuset-mems", "cpuset"))
 
 
 class V2Manager(Manager):
@@ -124,6 +126,13 @@ class V2Manager(Manager):
             self._w("cpu.weight", limits.cpu_weight)
         if limits.pids_limit is not None:
             self._w("pids.max", "max" if limits.pids_limit < 0 else limits.pids_limit)
+        if limits.memory_reservation is not None:
+            self._w("memory.low", limits.memory_reservation)  # runc's MemoryReservation on v2
+        if limits.cpuset_cpus is not None:
+            self._w("cpuset.cpus", limits.cpuset_cpus)
+        if limits.cpuset_mems is not None:
+            self._w("cpuset.mems", limits.cpuset_mems)
+        # --oom-kill-disable: v2 has no such switch; docker warns and discards it (Limits.for_host)
 
     def _swap_max(self, memory, swap):
         """Docker's memory+swap total -> v2's swap-only limit (runc ConvertMemorySwapToCgroupV2Value)."""

@@ -187,3 +187,87 @@ def test_hand_cli_and_fleet_send_the_same_request(cli_calls, tmp_path, monkeypat
     by_hand = handcli._hand_args(handcli._parser().parse_args(["run", "-h", "hh", *flags, "busybox", "echo", "hi"]))
     assert by_hand == sent
     assert sent["env"] == ["A=1", "FROM_ENV=x", "FROM_ENV=x"] and sent["log_opts"] == ["max-size=1k"]
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--add-host", "nohost"], 'invalid argument "nohost" for "--add-host" flag: bad format for add-host: "nohost"'),
+    (["--add-host", "db:1.2.3"], 'invalid IP address in add-host: "1.2.3"'),
+    (["--dns", "resolver"], 'invalid argument "resolver" for "--dns" flag: resolver is not an ip address'),
+    (["--dns-search", "bad_domain!"], '"--dns-search" flag: bad_domain! is not a valid domain'),
+    (["--tmpfs", "relative"], 'invalid mount path "relative": mount path must be absolute'),
+    (["--tmpfs", "/t:bogus=1"], "invalid tmpfs option 'bogus=1'"),
+    (["--shm-size", "lots"], 'invalid argument "lots" for "--shm-size" flag: invalid size'),
+    (["--ulimit", "nofile=2:1"], "ulimit soft limit must be less than or equal to hard limit: 2 > 1"),
+    (["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+    (["--ulimit", "nofile"], "invalid ulimit argument: nofile"),
+    (["--sysctl", "kernel.hostname=x"], "sysctl 'kernel.hostname=x' is not allowed"),
+    (["--sysctl", "net.core.somaxconn=1", "--network", "host"], 'sysctl "net.core.somaxconn" not allowed in host'),
+    (["--device", "/dev/sda:/dev/xvda:rwx"], "bad mode specified: rwx"),
+    (["--device", "sda"], "bad format for path: sda"),
+    (["--device", "/dev/sda:/xvda"], "the container path /xvda is not under /dev"),
+    (["--expose", "http"], "invalid containerPort: http"),
+    (["--mac-address", "zz:d0:c6:0a:29:33"], "zz:d0:c6:0a:29:33 is not a valid mac address"),
+    (["--link", "a:b:c"], "bad format for links: a:b:c"),
+    (["--link", "db", "--network", "host"], "host type networking can't be used with links"),
+    (["--volumes-from", "src:rx"], '"--volumes-from" flag: invalid mode: rx'),
+])
+def test_bad_host_flags_exit_2_before_any_host(cli_calls, flags, needle):  # noqa: F811
+    """docker's CLI refuses each bad value before the daemon is asked: one error naming flag and value, exit 2."""
+    for verb in (["run", "-d"], ["create"]):
+        result = _cli(cli_calls, *verb, "-H", "all", *flags, "busybox")
+        assert result.exit_code == 2, result.output
+        assert needle in result.stderr
+    assert cli_calls.calls == []
+
+
+def test_host_flags_are_sent_as_typed(cli_calls):  # noqa: F811
+    cli_calls.answers["create"] = {"id": "f" * 64, "name": "x", "image": "busybox"}
+    result = _cli(cli_calls, "create", "-H", "h1", "--add-host", "db=10.0.0.1", "--tmpfs", "/t", "--ulimit",
+                  "nproc=10", "--sysctl", "fs.mqueue.msg_max=20", "--shm-size", "1g", "--group-add", "50",
+                  "--expose", "80", "--oom-kill-disable", "--cpuset-cpus", "0", "busybox")
+    assert result.exit_code == 0, result.output
+    args = cli_calls.calls[-1][2]
+    assert (args["extra_hosts"], args["tmpfs"], args["ulimits"], args["sysctls"]) == (
+        ["db=10.0.0.1"], ["/t"], ["nproc=10"], ["fs.mqueue.msg_max=20"])
+    assert (args["shm_size"], args["group_add"], args["expose"]) == ("1g", ["50"], ["80"])
+    assert (args["oom_kill_disable"], args["cpuset_cpus"]) == (True, "0")
+
+
+def test_cidfile_gets_the_id_on_one_host_and_is_refused_otherwise(cli_calls, tmp_path):  # noqa: F811
+    """docker run/create --cidfile FILE writes the full ID to FILE on the client; an existing FILE is refused
+    before anything is done.  fleet's client is this machine: several hosts (several IDs) are refused, exit 2."""
+    cli_calls.answers["create"] = {"id": "c" * 64, "name": "x", "image": "busybox"}
+    cli_calls.answers["run"] = {"id": "d" * 64, "name": "x", "image": "busybox", "exit_code": None}
+    made, ran = tmp_path / "made.cid", tmp_path / "ran.cid"
+    assert _cli(cli_calls, "create", "-H", "h1", "--cidfile", str(made), "busybox").exit_code == 0
+    assert made.read_text() == "c" * 64 and "cidfile" not in cli_calls.calls[-1][2]  # never sent
+    assert _cli(cli_calls, "run", "-d", "-H", "h1", "--cidfile", str(ran), "busybox").exit_code == 0
+    assert ran.read_text() == "d" * 64
+    sent = len(cli_calls.calls)
+    again = _cli(cli_calls, "run", "-d", "-H", "h1", "--cidfile", str(ran), "busybox")
+    assert again.exit_code == 2 and "container ID file found, make sure the other container isn't running or " \
+        "delete {}".format(ran) in again.stderr
+    several = _cli(cli_calls, "create", "-H", "all", "--cidfile", str(tmp_path / "x.cid"), "busybox")
+    assert several.exit_code == 2 and "--cidfile needs exactly one host" in several.stderr
+    tty = _cli(cli_calls, "run", "-it", "-H", "h1", "--cidfile", str(tmp_path / "y.cid"), "busybox")
+    assert tty.exit_code == 2 and "--cidfile with an attached -i/-t run" in tty.stderr
+    assert len(cli_calls.calls) == sent and not (tmp_path / "x.cid").exists() and not (tmp_path / "y.cid").exists()
+    assert ran.read_text() == "d" * 64  # the refused run left it alone
+
+
+def test_cidfile_of_a_failed_create_is_removed(tmp_path):
+    from types import SimpleNamespace
+
+    from fleet.errors import FleetError
+    from fleet.transport.fanout import HostResult
+
+    host = SimpleNamespace(name="h1")
+    cid = runflags.CidFile.claim(str(tmp_path / "c.cid"), [host])
+    assert (tmp_path / "c.cid").read_text() == ""  # made at once, empty (docker's O_EXCL create)
+    cid.finish([HostResult(host, error=FleetError("no such image"))])
+    assert not (tmp_path / "c.cid").exists()
+    ran = runflags.CidFile.claim(str(tmp_path / "r.cid"), [host])
+    ran.on_event(host, "created", {"id": "e" * 64})  # run's event: written before the start
+    assert (tmp_path / "r.cid").read_text() == "e" * 64
+    ran.finish([HostResult(host, error=FleetError("start failed"))])
+    assert (tmp_path / "r.cid").read_text() == "e" * 64  # the container exists: docker keeps the file
