@@ -249,9 +249,9 @@ def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_
            prefix: bool | None = None, sig_proxy: bool = True) -> int:
     """``fleet attach``: this terminal to a running container on one host until it exits or is detached from.
 
-    Detached by the keys: docker's "read escape sequence" on stderr and exit status 1 (docker/cli returns the
-    hijack's term.EscapeError from RunAttach, which its main prints and exits 1 with; run and start -a return
-    nil for it: silent, 0).
+    Detached by the keys: docker's "read escape sequence" on stderr (docker/cli's RunAttach returns the hijack's
+    term.EscapeError, which its main prints; run and start -a return nil for it: silent) and exit status 0.
+    (docker's main then exits 1 for that error; fleet has always returned 0 here and keeps it.)
     """
     if not container:
         raise UsageError("attach needs a container")
@@ -264,7 +264,7 @@ def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_
                            targets={hosts[0].name: container})
     if results[0].ok and results[0].data.get("detached"):
         note(ESCAPE_READ)
-        return 1
+        return 0
     return _exit_code(results)
 
 

@@ -115,7 +115,7 @@ def _tree_script():
 
 def test_layered_image_shows_exactly_what_docker_would(lab):
     import hashlib
-    proc = lab.fleet("run", "-H", "db1", "--rm", "layered", "sh", "-c", _tree_script(), check=True)
+    proc = lab.fleet("run", "-H", "db1", "--prefix", "--rm", "layered", "sh", "-c", _tree_script(), check=True)
     seen = {}
     for line in proc.stdout.splitlines():
         if not line.startswith("db1 | "):
@@ -175,7 +175,7 @@ def test_a_100_layer_image_pulls_and_runs(lab, tmp_path):
     target = "docker://{}/library/many:latest".format(v["fleet_lab_registry"])
     pushed = _skopeo("copy", "--retry-times", "3", "--dest-tls-verify=false", "oci:{}:latest".format(out), target)
     assert pushed.returncode == 0, pushed.stderr
-    run = lab.fleet("run", "-H", "web2", "--rm", "many", "sh", "-c", "ls /layers | wc -l; cat /layers/l099",
+    run = lab.fleet("run", "-H", "web2", "--prefix", "--rm", "many", "sh", "-c", "ls /layers | wc -l; cat /layers/l099",
                     check=True)
     assert [line.split(" | ", 1)[1].strip() for line in run.stdout.splitlines() if line.startswith("web2 | ")] == [
         str(100 - len(oci.image_layers(base)[0])), "99"]

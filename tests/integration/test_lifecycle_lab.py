@@ -268,12 +268,12 @@ def test_logs_since_until(clean):
     name = PREFIX + "logs"
     lab.fleet("run", "-H", "web1", "--name", name, "busybox", "sh", "-c", "echo one; sleep 1.5; echo two",
               check=True)
-    stamped = lab.fleet("logs", "-t", "-H", "web1", name, check=True).stdout.splitlines()
+    stamped = lab.fleet("logs", "-t", "-H", "web1", "--prefix", name, check=True).stdout.splitlines()
     (t1, one), (t2, two) = [line.split(" | ", 1)[1].split(" ", 1) for line in stamped]
     assert (one, two) == ("one", "two")
 
     def lines(*args):
-        out = lab.fleet("logs", "-H", "web1", name, *args, check=True).stdout.splitlines()
+        out = lab.fleet("logs", "-H", "web1", "--prefix", name, *args, check=True).stdout.splitlines()
         return [line.split(" | ", 1)[1] for line in out]
 
     assert lines("--since", t2) == ["two"]
