@@ -139,7 +139,8 @@ def test_run_nginx_ps_logs_stop_rm(lab):
 
 
 def test_run_in_foreground_streams_output_and_returns_the_exit_code(lab):
-    proc = lab.fleet("run", "-H", "web1", "--rm", "busybox", "sh", "-c", "echo hello from $(hostname); exit 3")
+    proc = lab.fleet("run", "-H", "web1", "--prefix", "--rm", "busybox", "sh", "-c",
+                     "echo hello from $(hostname); exit 3")
     assert proc.returncode == 3, proc.stderr
     assert any(line.startswith("web1") and "hello from" in line for line in proc.stdout.splitlines())
     rc, ps = lab.fleet_json("ps", "-H", "web1", "-a")
@@ -230,7 +231,7 @@ def test_env_command_override_and_follow(lab):
         assert [line.split(" | ", 1)[1] for line in followed.stdout.splitlines()] == [
             "hi there 1", "hi there 2", "hi there 3"]
         assert followed.stderr.strip().endswith("done")
-        stamped = lab.fleet("logs", "-H", "db1", "-t", "--tail", "2", name, check=True)
+        stamped = lab.fleet("logs", "-H", "db1", "--prefix", "-t", "--tail", "2", name, check=True)
         assert stamped.stdout.startswith("db1 | 20") and stamped.stdout.rstrip().endswith("Z hi there 3")
         assert stamped.stderr.startswith("db1 | 20") and stamped.stderr.rstrip().endswith("Z done")
         rc, ps = lab.fleet_json("ps", "-H", "db1", "-a")

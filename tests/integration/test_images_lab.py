@@ -42,7 +42,7 @@ def test_pull_by_digest_and_unknown_manifest(lab):
     rc, pulled = lab.fleet_json("pull", "-H", "db1", by_digest)
     assert rc == 0, pulled
     assert pulled["db1"]["digest"] == inspect["Digest"]
-    run = lab.fleet("run", "-H", "db1", "--rm", by_digest, "echo", "pinned", check=True)
+    run = lab.fleet("run", "-H", "db1", "--prefix", "--rm", by_digest, "echo", "pinned", check=True)
     assert "db1 | pinned" in run.stdout
     missing = lab.fleet("pull", "-H", "db1", "busybox:no-such-tag")
     assert missing.returncode == 1 and "manifest unknown" in missing.stdout
@@ -65,7 +65,7 @@ def test_auth_registry_needs_login(lab):
     try:
         rc, pulled = lab.fleet_json("pull", "-H", "web1", image)
         assert rc == 0, pulled
-        run = lab.fleet("run", "-H", "web1", "--rm", image, "echo", "private", check=True)
+        run = lab.fleet("run", "-H", "web1", "--prefix", "--rm", image, "echo", "private", check=True)
         assert "web1 | private" in run.stdout
     finally:
         lab.fleet("logout", "-H", "web1", registry, check=True)
@@ -75,7 +75,7 @@ def test_auth_registry_needs_login(lab):
 
 
 def test_manifest_list_picks_the_host_platform_or_the_asked_one(lab):
-    run = lab.fleet("run", "-H", "web2", "--rm", "multiarch", "cat", "/etc/platform", check=True)
+    run = lab.fleet("run", "-H", "web2", "--prefix", "--rm", "multiarch", "cat", "/etc/platform", check=True)
     assert "web2 | amd64" in run.stdout
     rc, pulled = lab.fleet_json("pull", "-H", "web2", "--platform", "linux/arm64", "multiarch")
     assert rc == 0, pulled

@@ -82,7 +82,7 @@ def test_on_failure_restarts_twice_then_stays_exited(clean):
     assert obj["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     time.sleep(1.0)
     assert _inspect(lab, "web1", name)["RestartCount"] == 2  # no third one
-    logs = lab.fleet("logs", "-H", "web1", name, check=True)
+    logs = lab.fleet("logs", "-H", "web1", "--prefix", name, check=True)
     assert logs.stdout.splitlines() == ["web1 | run"] * 3
 
 
