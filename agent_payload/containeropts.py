@@ -55,6 +55,13 @@ FLAGS = (
     _flag("tty", ["-t", "--tty"], "bool", "Allocate a pseudo-TTY (attached: exactly one host).", hand_names=()),
     _flag("detach_keys", ["--detach-keys"], "str", "Key sequence to detach, leaving the container running "
           "(default ctrl-p,ctrl-q).", commands=[RUN], hand_names=()),
+    # the controller's own, while attached (not op args: fleet/cli/containers.py takes them out of the flags)
+    _flag("prefix", ["--prefix"], "bool", "Prefix each line of output with its host ('host | '), even for one "
+          "host (default: raw bytes for one host when stdout is not a terminal).", commands=[RUN], hand_names=()),
+    _flag("no_prefix", ["--no-prefix"], "bool", "Never prefix output lines with their host.", commands=[RUN],
+          hand_names=()),
+    _flag("sig_proxy", ["--sig-proxy"], "str", "true|false: proxy received signals (INT, TERM, HUP, QUIT, USR1, "
+          "USR2) to the container's process (default true; never with a TTY).", commands=[RUN], hand_names=()),
     _flag("user", ["-u", "--user"], "str", "Username or UID, with an optional group: name|uid[:group|gid]."),
     _flag("cap_add", ["--cap-add"], "strs", "Add a Linux capability (repeatable; ALL for every one)."),
     _flag("cap_drop", ["--cap-drop"], "strs", "Drop a Linux capability (repeatable; ALL for every one)."),

@@ -82,7 +82,8 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``run``     {"image", "name"|null, "detach", "rm", "env": [str], "command": [str]|null,
              "entrypoint": [str]|null, "workdir"|null, "hostname"|null}
             -> {"id", "name", "image", "exit_code"|null}
-            without detach: log events while the container runs, then the result with its exit code.
+            without detach: a "container" event {"id", "name"} once it started (the controller forwards signals
+            to it: --sig-proxy), log events while the container runs, then the result with its exit code.
             A "created" event {"id"} comes once the container exists, before its start (the controller's
             --cidfile).  "pull": "always"|"missing"|"never"|null (missing; never of a missing image: NotFound
             "No such image: REF"), "platform": "os/arch[/variant]"|null (the host's own only: another is
@@ -97,7 +98,7 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
                                + with size: "size_rw", "size_root_fs", "size"]}
             (one key's values ORed, keys ANDed; status/before/since and last imply all; unknown key InvalidArgument)
 ``logs``    {"container", "tail": int|null, "follow": bool, "timestamps": bool, "since": str|null,
-             "until": str|null, "details": bool} -> {} after log events {"stream", "line", "time"}
+             "until": str|null, "details": bool} -> {} after log events {"stream", "line", "time", "raw"?}
             (since/until: RFC 3339, unix seconds[.ns] or a Go duration before the host's now, as docker;
             details adds nothing: json-file logs without log-opts carry no extra attributes)
 ``create``  the ``run`` args minus detach -> {"id", "name", "image"} (state "created"; pulls a missing image)
@@ -332,6 +333,14 @@ Deploy ops (agent_payload/deploy/; containers carry compose's labels com.docker.
             (0600, atomic, under a flock), written only with "counters" true. Bad input (a threshold, a probe):
             InvalidArgument naming it; keys a nested object does not know are ignored
 
+Output bytes (additive, same PROTOCOL_VERSION; the payload hash keeps both sides on the same code): a ``log``
+event (``logs``, ``exec``, attached ``run``, ``start`` with "attach") carries one line of the container's output;
+"line" is its text and, when those bytes are not valid UTF-8, "raw" holds them exactly (base64), so the
+controller writes what the container wrote (``log_line`` builds the data, ``log_bytes`` reads it back).  The
+json-file store keeps docker's format ("log" as text, invalid UTF-8 as U+FFFD, as dockerd writes it) plus a
+"raw" key (base64 of the exact bytes) on just those lines; docker's own readers ignore keys they do not know,
+and a log written before this has no "raw" and reads as before.
+
 Interactive ops (additive, same PROTOCOL_VERSION).  When an op's args ask for it (``exec`` with
 "interactive"/"tty"; ``attach``; attached ``run`` with "tty"/"open_stdin"; ``start`` with "attach_stdin";
 the other ops never read past the request), the payload keeps reading its stdin
@@ -454,6 +463,34 @@ def decode_frame(line):
         if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFF for v in (rows, cols)):
             return ("resize", (rows, cols))
     return None
+
+
+def log_line(stream, raw, time=None):
+    """The data of a ``log`` event for one line's bytes ``raw``: "line" is its text (U+FFFD for bytes that are
+    not UTF-8, as docker's json-file) and, only when it is not UTF-8, "raw" carries the exact bytes in base64."""
+    try:
+        data = {"stream": stream, "line": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        import base64
+        data = {"stream": stream, "line": raw.decode("utf-8", "replace"),
+                "raw": base64.b64encode(raw).decode("ascii")}
+    if time is not None:
+        data["time"] = time
+    return data
+
+
+def log_bytes(data):
+    """The exact bytes of a ``log`` event's data: its "raw" (base64) when there, else its "line" as UTF-8."""
+    raw = data.get("raw")
+    if isinstance(raw, str):
+        import base64
+        import binascii
+        try:
+            return base64.b64decode(raw.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            pass
+    line = data.get("line")
+    return line.encode("utf-8", "replace") if isinstance(line, str) else b""
 
 
 def decode_output(data):

@@ -228,6 +228,7 @@ def op_run(ctx, req, emit):
               "ports": ports_text(started)}  # the host ports it got: docker's PORTS text
     if req.detach:
         return result
+    emit("container", {"id": started["id"], "name": started["name"]})  # whom the controller forwards signals to
     if attached:
         result.update(attach.attach_container(runtime, getattr(ctx, "stdin", None), started["id"], emit,
                                               stdin=req.open_stdin, detach_keys=req.detach_keys, replay=True,

@@ -132,8 +132,6 @@ def attach_container(runtime, rpc_stdin, cid, emit, stdin=True, detach_keys=None
     A container without an attach socket (neither -i nor -t), or one that exited before we could connect,
     has its json-file log streamed from ``log_offset`` (default: now) as ``output`` events instead.
     """
-    import base64
-
     parse_detach_keys(detach_keys)  # bad keys: InvalidArgument before anything happens
     if log_offset is None:
         log_offset = runtime.log_offset(cid)
@@ -144,8 +142,7 @@ def attach_container(runtime, rpc_stdin, cid, emit, stdin=True, detach_keys=None
     sock = connect(runtime.paths, cid) if record is not None and attachable(record) else None
     if sock is None:
         for line in runtime.logs(cid, follow=True, offset=log_offset):
-            emit("output", {"stream": line["stream"],
-                            "data": base64.b64encode(line["line"].encode("utf-8")).decode("ascii")})
+            emit("output", protocol.output_event(line["stream"], protocol.log_bytes(line))["data"])
         return {"detached": False, "exit_code": runtime.wait(cid)}
     frames = tty.FrameReader(rpc_stdin) if stdin and rpc_stdin is not None else None
     if relay(sock, frames, emit, stdin=frames is not None, replay=replay, detach_keys=detach_keys or None):

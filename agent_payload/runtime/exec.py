@@ -33,7 +33,7 @@ import fcntl
 import os
 import select
 
-from .. import errors, hostopts
+from .. import errors, hostopts, protocol
 from ..linux import libc
 from ..linux.consts import CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS
 from . import caps, cgroups, process, records, tty, user
@@ -200,10 +200,10 @@ def _lines(buffers, stream, data, emit, final=False):
         if nl < 0 and len(buf) < MAX_LINE:
             break
         cut = nl + 1 if nl >= 0 else MAX_LINE
-        emit("log", {"stream": stream, "line": buf[:cut].decode("utf-8", "replace")})
+        emit("log", protocol.log_line(stream, buf[:cut]))
         buf = buf[cut:]
     if final and buf:
-        emit("log", {"stream": stream, "line": buf.decode("utf-8", "replace")})
+        emit("log", protocol.log_line(stream, buf))
         buf = b""
     buffers[stream] = buf
 

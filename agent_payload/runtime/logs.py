@@ -11,7 +11,7 @@ import os
 import re
 import time
 
-from .. import errors
+from .. import errors, protocol
 from ..humanize import parse_duration  # noqa: F401  (logs.parse_duration: callers' spelling)
 from ..timestamps import days_from_civil, format_ns, parse_ns
 
@@ -131,7 +131,12 @@ class LineWriter:
             self.buf = b""
 
     def _emit(self, raw):
-        entry = {"log": raw.decode("utf-8", "replace"), "stream": self.stream, "time": format_ns()}
+        # docker's entry ("log" text, U+FFFD for bytes that are not UTF-8) plus, on just such lines, "raw": the
+        # exact bytes in base64 (docker's readers ignore a key they do not know; see protocol.py, Output bytes)
+        line = protocol.log_line(self.stream, raw)
+        entry = {"log": line["line"], "stream": self.stream, "time": format_ns()}
+        if "raw" in line:
+            entry["raw"] = line["raw"]
         self.f.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
         self.f.flush()
 
@@ -189,8 +194,11 @@ def _event(raw, timestamps, since=None, until=None):
             return None
         if (since is not None and stamp < since) or (until is not None and stamp > until):
             return None
-    return {"stream": entry.get("stream", "stdout"), "line": entry.get("log", ""),
-            "time": entry.get("time") if timestamps else None}
+    event = {"stream": entry.get("stream", "stdout"), "line": entry.get("log", ""),
+             "time": entry.get("time") if timestamps else None}
+    if isinstance(entry.get("raw"), str):
+        event["raw"] = entry["raw"]  # the line's exact bytes (base64) when they are not UTF-8
+    return event
 
 
 def _tail_offset(f, count):
@@ -284,7 +292,8 @@ def read(path, tail=None, follow=False, timestamps=False, running=None, poll=0.1
     what is left and stop; with ``follow_path`` (set for a path) it moves on to the new file after a rotation.
     ``since`` and ``until`` (epoch ns) keep only lines logged in that window; ``offset`` starts at a byte offset
     of the current file (``start -a`` reads from where the log ended before the start).  ``line`` keeps the
-    text exactly as logged, including its newline; ``time`` is only filled in with ``timestamps``.
+    text exactly as logged, including its newline (``raw``: the bytes, base64, of a line that is not UTF-8);
+    ``time`` is only filled in with ``timestamps``.
     """
     if isinstance(path, str):
         follow_path = follow_path or path

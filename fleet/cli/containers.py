@@ -13,6 +13,21 @@ from fleet.cli.base import (ContainerArg, ContainersArg, HostsOpt, JsonOpt, _fin
 EnvOpt = typer.Option(None, "-e", "--env", help="KEY=VALUE, or KEY to pass this shell's.")
 DetachKeysOpt = typer.Option(None, "--detach-keys", help="Key sequence to detach, leaving the container running "
                              "(default ctrl-p,ctrl-q).")
+PrefixOpt = typer.Option(False, "--prefix", help="Prefix each line of output with its host ('host | '), even for "
+                         "one host (default: raw bytes for one host when stdout is not a terminal).")
+NoPrefixOpt = typer.Option(False, "--no-prefix", help="Never prefix output lines with their host.")
+SigProxyOpt = typer.Option(None, "--sig-proxy", metavar="BOOL", help="true|false: proxy received signals (INT, "
+                           "TERM, HUP, QUIT, USR1, USR2) to the container's process (default true; never with a TTY).")
+
+
+def _attached_flags(prefix: bool, no_prefix: bool, sig_proxy: Optional[str] = None):
+    """(--prefix/--no-prefix as True/False/None, --sig-proxy as a bool), docker's checks (UsageError)."""
+    from fleet.commands.sigproxy import parse_bool
+    from fleet.errors import UsageError
+
+    if prefix and no_prefix:
+        raise UsageError("--prefix and --no-prefix cannot be combined")
+    return (True if prefix else False if no_prefix else None), parse_bool("--sig-proxy", sig_proxy, True)
 
 
 @container_flags("run")
@@ -27,11 +42,15 @@ def run(
     """Create and start a container on each host (options go before IMAGE, as with docker).
 
     With one host, stdout is docker's: -d prints the full container ID; attached, the container's output alone
-    (the summary goes to stderr). With several hosts, a table per host follows on stdout.
+    (the summary goes to stderr), as raw bytes when stdout is not a terminal. With several hosts, a table per
+    host follows on stdout.
     """
     from fleet.commands import containers as cmd
     from fleet.commands import runflags
-    _finish(lambda: cmd.run(_session(ctx), patterns, runflags.parse("run", image, command, flags), as_json))
+    # the controller's own, not op args
+    attached = [flags.pop(k, None) for k in ("prefix", "no_prefix", "sig_proxy")]
+    _finish(lambda: cmd.run(_session(ctx), patterns, runflags.parse("run", image, command, flags), as_json,
+                            *_attached_flags(bool(attached[0]), bool(attached[1]), attached[2])))
 
 
 @container_flags("create")
@@ -81,12 +100,14 @@ def logs(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] 
          details: bool = typer.Option(False, "--details", help="Show extra details provided to logs (json-file "
                                       "logs have none)."),
          retry: bool = typer.Option(False, "--retry", help="With -f: re-attach a host whose stream breaks (SSH "
-                                    "drop), from its last line, while the others keep flowing.")):
+                                    "drop), from its last line, while the others keep flowing."),
+         prefix: bool = PrefixOpt, no_prefix: bool = NoPrefixOpt):
     """Show a container's logs from each host, each line prefixed with its host (a colour per host on a
-    terminal); with -f, all hosts' lines merged as they arrive."""
+    terminal); with -f, all hosts' lines merged as they arrive. One host and stdout not a terminal: the bytes
+    as logged, no prefix."""
     from fleet.commands import containers as cmd
     _finish(lambda: cmd.logs(_session(ctx), patterns, container, tail, follow, timestamps, since, until, details,
-                             retry))
+                             retry, _attached_flags(prefix, no_prefix)[0]))
 
 
 def stop(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
@@ -115,6 +136,8 @@ def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: L
           interactive: bool = typer.Option(False, "-i", "--interactive", help="Attach this terminal's input too "
                                            "(one container on one host; implies -a)."),
           detach_keys: Optional[str] = DetachKeysOpt,
+          prefix: bool = PrefixOpt, no_prefix: bool = NoPrefixOpt,
+          sig_proxy: Optional[str] = SigProxyOpt,
           as_json: bool = JsonOpt):
     """Start created or stopped containers on each host."""
     if interactive:
@@ -124,18 +147,23 @@ def start(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: L
         def start_i():
             if len(containers) != 1:
                 raise UsageError("you cannot start and attach multiple containers at once")
-            return icmd.start_attached(_session(ctx), patterns, containers[0], detach_keys)
+            return icmd.start_attached(_session(ctx), patterns, containers[0], detach_keys,
+                                       *_attached_flags(prefix, no_prefix, sig_proxy))
         _finish(start_i)
     from fleet.commands import lifecycle as cmd
-    _finish(cmd.start, _session(ctx), patterns, containers, attach, as_json)
+    _finish(lambda: cmd.start(_session(ctx), patterns, containers, attach, as_json,
+                              *_attached_flags(prefix, no_prefix, sig_proxy)))
 
 
 def attach(ctx: typer.Context, container: str = ContainerArg, patterns: List[str] = HostsOpt,
            no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not attach STDIN."),
-           detach_keys: Optional[str] = DetachKeysOpt):
+           detach_keys: Optional[str] = DetachKeysOpt,
+           prefix: bool = PrefixOpt, no_prefix: bool = NoPrefixOpt,
+           sig_proxy: Optional[str] = SigProxyOpt):
     """Attach this terminal to a running container on one host (detach: ctrl-p ctrl-q)."""
     from fleet.commands import interactive as cmd
-    _finish(cmd.attach, _session(ctx), patterns, container, no_stdin, detach_keys)
+    _finish(lambda: cmd.attach(_session(ctx), patterns, container, no_stdin, detach_keys,
+                               *_attached_flags(prefix, no_prefix, sig_proxy)))
 
 
 def restart(ctx: typer.Context, containers: List[str] = ContainersArg, patterns: List[str] = HostsOpt,
@@ -271,15 +299,17 @@ def exec_(ctx: typer.Context, container: str = ContainerArg,
           interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep STDIN open: this terminal's "
                                            "or pipe's input goes to the command (on every selected host)."),
           tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY (exactly one host)."),
+          prefix: bool = PrefixOpt, no_prefix: bool = NoPrefixOpt,
           as_json: bool = JsonOpt):
     """Run a command in a running container on each host (options go before CONTAINER).
 
-    Output lines are prefixed with the host; the exit status is the command's for one host. Without -i the
-    command's stdin is /dev/null; -t gives it a terminal and passes this one's bytes through unprefixed.
+    Output lines are prefixed with the host (one host and stdout not a terminal: the bytes alone, so
+    `fleet exec -H db1 pg pg_dump > dump.sql` works); the exit status is the command's for one host. Without -i
+    the command's stdin is /dev/null; -t gives it a terminal and passes this one's bytes through unprefixed.
     """
     from fleet.commands import lifecycle as cmd
     _finish(lambda: cmd.exec_(_session(ctx), patterns, container, list(command), detach, list(env or []), workdir,
-                              user, privileged, as_json, interactive, tty))
+                              user, privileged, as_json, interactive, tty, _attached_flags(prefix, no_prefix)[0]))
 
 
 _CONTAINER_COMMANDS = (("create", create), ("start", start), ("stop", stop), ("restart", restart), ("kill", kill),

@@ -40,28 +40,28 @@ def check_time(flag: str, value: str | None) -> None:
         raise UsageError('invalid value for {}: failed to parse value as time or duration: "{}"'.format(flag, value))
 
 
-def log_printer(prefix_width: int, timestamps: bool, prefixes=None):
-    """Print log events as ``host | line`` on stdout/stderr as the container wrote them.
+def log_printer(hosts, timestamps: bool = False, prefix: bool | None = None, colour: bool = False):
+    """Print the containers' output (``log`` events) byte for byte: raw for one host when stdout is not a
+    terminal, else ``host | line`` (``prefix`` True/False: --prefix/--no-prefix; ``colour``: a colour per host
+    on a terminal).  Returns the render/streams.Printer (call its ``flush`` at the end)."""
+    from fleet.render import colours, streams
 
-    ``prefixes``: {stream name: render/colours.HostPrefix} (a colour per host on a terminal); else plain.
+    prefixes = None
+    if colour:
+        names = [h.name for h in hosts]
+        prefixes = {name: colours.HostPrefix(names, colours.enabled(s))
+                    for name, s in (("stdout", sys.stdout), ("stderr", sys.stderr))}
+    return streams.Printer(hosts, streams.raw_wanted(hosts, prefix), timestamps, prefixes, events=("log",))
+
+
+def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool, prefix: bool | None = None,
+        sig_proxy: bool = True) -> int:
+    """Create and start a container on every selected host (pulling the image where missing).
+
+    Attached: the containers' output as ``log_printer`` prints it, signals forwarded to them (commands/sigproxy).
     """
-    def on_event(host, name, data):
-        if name != "log":
-            return
-        stream = sys.stderr if data.get("stream") == "stderr" else sys.stdout
-        stamp = (data.get("time") or "") + " " if timestamps else ""
-        line = data.get("line", "")
-        if not line.endswith("\n"):
-            line += "\n"
-        prefix = prefixes[stream is sys.stderr](host.name) if prefixes else "{} | ".format(
-            host.name.ljust(prefix_width))
-        stream.write("{}{}{}".format(prefix, stamp, line))
-        stream.flush()
-    return on_event
+    from fleet.commands.sigproxy import SignalProxy
 
-
-def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> int:
-    """Create and start a container on every selected host (pulling the image where missing)."""
     detach = bool(spec.detach)
     args = spec.op_args()
     hosts = session.select(patterns)
@@ -74,20 +74,25 @@ def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool) -> 
         from fleet.commands import interactive
         if as_json:
             raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty without -d")
-        return interactive.run_attached(session, hosts, args)
-    width = max(len(h.name) for h in hosts)
+        return interactive.run_attached(session, hosts, args, prefix, sig_proxy)
     progress = progress_printer(as_json)
-    logs = log_printer(width, False)
+    logs = log_printer(hosts, prefix=prefix)
+    proxy = SignalProxy(session, hosts, enabled=sig_proxy and not detach)
 
     def on_event(host, event, data):
         cidfile.on_event(host, event, data)
-        (logs if event == "log" else progress)(host, event, data)
+        if event == "container":
+            proxy.on_event(host, event, data)
+        else:
+            (logs if event == "log" else progress)(host, event, data)
 
     results = []
     try:
-        results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
+        with proxy:
+            results = session.run_hosts(hosts, "run", args, on_event, bounded=detach)
     finally:
         cidfile.finish(results)
+        logs.flush()
     # one host: stdout is docker's (the full ID after -d; the container's output alone when attached) and the
     # summary, if any, goes to stderr; several hosts: the table on stdout
     one = len(hosts) == 1
@@ -192,9 +197,11 @@ def ps(session: Session, patterns: list[str], all_: bool, quiet: bool, no_trunc:
 
 
 def logs(session: Session, patterns: list[str], container: str, tail: str, follow: bool, timestamps: bool,
-         since: str | None = None, until: str | None = None, details: bool = False, retry: bool = False) -> int:
+         since: str | None = None, until: str | None = None, details: bool = False, retry: bool = False,
+         prefix: bool | None = None) -> int:
     """Show one container's logs from every selected host, each line prefixed with its host (coloured per host
-    on a terminal); following, the hosts' lines are merged by arrival.
+    on a terminal); following, the hosts' lines are merged by arrival.  One host and stdout not a terminal: the
+    bytes as logged, no prefix (``prefix``: --prefix/--no-prefix force either way).
 
     ``since``/``until``: RFC 3339, unix seconds or a duration relative to each host's clock ("10m").
     ``details``: docker's extra log attributes; json-file logs without log-opts have none, so nothing is added.
@@ -214,16 +221,16 @@ def logs(session: Session, patterns: list[str], container: str, tail: str, follo
     if retry and not follow:
         raise UsageError("--retry re-attaches a followed stream: it needs -f/--follow")
     hosts = session.select(patterns)
-    from fleet.render import colours
-    names = [h.name for h in hosts]
-    printer = log_printer(max(len(n) for n in names), timestamps,
-                          [colours.HostPrefix(names, colours.enabled(s)) for s in (sys.stdout, sys.stderr)])
+    printer = log_printer(hosts, timestamps, prefix, colour=True)
     args = {"container": container, "tail": tail_n, "follow": follow, "timestamps": timestamps,
             "since": since or None, "until": until or None, "details": details}
-    if retry:
-        results = _follow_retrying(session, hosts, args, printer)
-    else:
-        results = session.run_hosts(hosts, "logs", args, printer, bounded=not follow)
+    try:
+        if retry:
+            results = _follow_retrying(session, hosts, args, printer)
+        else:
+            results = session.run_hosts(hosts, "logs", args, printer, bounded=not follow)
+    finally:
+        printer.flush()
     for r in results:
         if not r.ok:
             note("{} | error: {}".format(r.host.name, tables.error_text(r.error)))

@@ -2,8 +2,9 @@
 
 -i forwards this process's stdin to the remote process (to every selected host alike: ``fleet exec -i -H
 'web*' c sh < script.sh``); -t gives it a TTY (exactly one host) and puts the local terminal in raw mode,
-restored on every way out. Output of -i without -t is prefixed per host as ``exec`` prints it; with -t the
-bytes go to stdout untouched.
+restored on every way out. Output of -i without -t is prefixed per host as ``exec`` prints it (one host and
+stdout not a terminal, or attached to a container: the bytes alone; --prefix/--no-prefix force either way);
+with -t the bytes go to stdout untouched.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import sys
 import threading
 
 from agent_payload import protocol
-from fleet.commands.common import exit_status
+from fleet.commands.common import exit_status, note
 from fleet.errors import FleetError, UsageError
+from fleet.render import streams
 
 NOT_A_TTY = "the input device is not a TTY"
+ESCAPE_READ = "read escape sequence"  # docker's term.EscapeError, printed when attach is detached by the keys
 
 
 def terminal_size(fd: int = 1):
@@ -55,43 +58,12 @@ class RawTerminal:
         return False
 
 
-class LinePrefixer:
+class LinePrefixer(streams.Printer):
     """Output events of many hosts as ``host | line`` on stdout/stderr (exec's format), partial lines kept."""
 
     def __init__(self, width: int):
-        self.width, self.buffers = width, {}
-
-    def __call__(self, host, name, data):
-        if name != "output":
-            return
-        stream, chunk = protocol.decode_output(data)
-        key = (host.name, stream)
-        buf = self.buffers.get(key, b"") + chunk
-        *lines, rest = buf.split(b"\n")
-        self.buffers[key] = rest
-        for line in lines:
-            self._write(host.name, stream, line)
-
-    def _write(self, name, stream, line: bytes):
-        out = sys.stderr if stream == "stderr" else sys.stdout
-        out.write("{} | {}\n".format(name.ljust(self.width), line.decode("utf-8", "replace")))
-        out.flush()
-
-    def flush(self):
-        for (name, stream), rest in self.buffers.items():
-            if rest:
-                self._write(name, stream, rest)
-        self.buffers.clear()
-
-
-def raw_printer(host, name, data):
-    """Output events as raw bytes on stdout/stderr (one host, a TTY or docker's plain attach)."""
-    if name != "output":
-        return
-    stream, chunk = protocol.decode_output(data)
-    fd = 2 if stream == "stderr" else 1
-    while chunk:
-        chunk = chunk[os.write(fd, chunk):]
+        super().__init__([], raw=False, prefixes={s: (lambda name: "{} | ".format(name.ljust(width)))
+                                                  for s in ("stdout", "stderr")}, events=("output",))
 
 
 def _read_stdin(loop, put, fd: int, filter_=None):
@@ -161,32 +133,36 @@ def one_host_for_tty(hosts, tty: bool) -> None:
                                           + (", ..." if len(hosts) > 5 else "")))
 
 
-def _session_run(session, hosts, op: str, args: dict, interactive: bool, tty: bool, on_other=None) -> list:
+def _session_run(session, hosts, op: str, args: dict, interactive: bool, tty: bool, on_other=None,
+                 prefix: bool | None = None, sig_proxy: bool = False, targets=None) -> list:
     """Run an interactive op with the terminal in raw mode when both -i and -t; output printed as it comes.
 
-    Raw bytes for a TTY and for one host attached to a container (docker's attach); ``host | line`` as exec
-    prints them otherwise.
+    Raw bytes for a TTY and for one host attached to a container (docker's attach) or not writing to a
+    terminal; ``host | line`` as exec prints them otherwise (``prefix``: --prefix/--no-prefix force either way,
+    except with a TTY: its bytes are never split).  ``sig_proxy`` (never with a TTY, as docker): signals go to
+    the containers (``targets``: {host name: container}, else learnt from the op's ``container`` event).
     """
     from fleet.commands.common import raise_if_rejected_input
     from fleet.commands.images import host_errors
+    from fleet.commands.sigproxy import SignalProxy
 
-    if tty or (len(hosts) == 1 and op != "exec"):
-        printer = raw_printer
-    else:
-        printer = LinePrefixer(max(len(h.name) for h in hosts))
+    raw = tty or streams.raw_wanted(hosts, prefix, attached=op != "exec")
+    printer = streams.Printer(hosts, raw, events=("output",))
+    proxy = SignalProxy(session, hosts, targets, enabled=sig_proxy and not tty)
 
     def on_event(host, name, data):
         if name == "output":
             printer(host, name, data)
+        elif name == "container":
+            proxy.on_event(host, name, data)
         elif on_other is not None:
             on_other(host, name, data)
 
     try:
-        with RawTerminal(0, enabled=tty and interactive):
+        with RawTerminal(0, enabled=tty and interactive), proxy:
             results = asyncio.run(stream_hosts(session, hosts, op, args, on_event, interactive, tty))
     finally:
-        if isinstance(printer, LinePrefixer):
-            printer.flush()
+        printer.flush()
     raise_if_rejected_input(results)
     host_errors(results)
     return results
@@ -202,7 +178,7 @@ def _exit_code(results) -> int:
 
 
 def exec_interactive(session, patterns: list[str], container: str, args: dict, interactive: bool,
-                     tty: bool) -> int:
+                     tty: bool, prefix: bool | None = None) -> int:
     """``fleet exec -i/-t``: ``args`` are exec's checked op args; the exit status as ``exec``'s."""
     hosts = session.select(patterns)
     one_host_for_tty(hosts, tty)
@@ -210,10 +186,10 @@ def exec_interactive(session, patterns: list[str], container: str, args: dict, i
     args = dict(args, interactive=interactive, tty=tty)
     if tty:
         args["console_size"] = terminal_size()
-    return _exit_code(_session_run(session, hosts, "exec", args, interactive, tty))
+    return _exit_code(_session_run(session, hosts, "exec", args, interactive, tty, prefix=prefix))
 
 
-def run_attached(session, hosts, args: dict) -> int:
+def run_attached(session, hosts, args: dict, prefix: bool | None = None, sig_proxy: bool = True) -> int:
     """``fleet run -i/-t`` without -d: create, start and attach (stdin with -i) until the container exits.
 
     docker's detach keys (default ctrl-p,ctrl-q; --detach-keys) leave it running (exit status 0); else the
@@ -224,7 +200,7 @@ def run_attached(session, hosts, args: dict) -> int:
     check_tty_input(interactive, tty)
     args = dict(args, console_size=terminal_size() if tty else None)
     return _exit_code(_session_run(session, hosts, "run", args, interactive, tty,
-                                   _pull_progress("\r\n" if tty and interactive else "\n")))
+                                   _pull_progress("\r\n" if tty and interactive else "\n"), prefix, sig_proxy))
 
 
 def _pull_progress(newline: str):
@@ -269,8 +245,14 @@ def _one_host(session, patterns, what: str):
     return hosts
 
 
-def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_keys: str | None) -> int:
-    """``fleet attach``: this terminal to a running container on one host until it exits or is detached from."""
+def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_keys: str | None,
+           prefix: bool | None = None, sig_proxy: bool = True) -> int:
+    """``fleet attach``: this terminal to a running container on one host until it exits or is detached from.
+
+    Detached by the keys: docker's "read escape sequence" on stderr (docker/cli's RunAttach returns the hijack's
+    term.EscapeError, which its main prints; run and start -a return nil for it: silent) and exit status 0.
+    (docker's main then exits 1 for that error; fleet has always returned 0 here and keeps it.)
+    """
     if not container:
         raise UsageError("attach needs a container")
     hosts = _one_host(session, patterns, "attach")
@@ -278,13 +260,20 @@ def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_
     interactive = not no_stdin
     check_tty_input(interactive, tty)
     args = {"container": container, "stdin": interactive, "detach_keys": detach_keys}
-    return _exit_code(_session_run(session, hosts, "attach", args, interactive, tty))
+    results = _session_run(session, hosts, "attach", args, interactive, tty, prefix=prefix, sig_proxy=sig_proxy,
+                           targets={hosts[0].name: container})
+    if results[0].ok and results[0].data.get("detached"):
+        note(ESCAPE_READ)
+        return 0
+    return _exit_code(results)
 
 
-def start_attached(session, patterns: list[str], container: str, detach_keys: str | None) -> int:
+def start_attached(session, patterns: list[str], container: str, detach_keys: str | None,
+                   prefix: bool | None = None, sig_proxy: bool = True) -> int:
     """``fleet start -a -i``: start one container and attach this terminal (stdin included) to it."""
     hosts = _one_host(session, patterns, "start -i")
     tty = _container_tty(session, hosts, container)
     check_tty_input(True, tty)
     args = {"containers": [container], "attach": True, "attach_stdin": True, "detach_keys": detach_keys}
-    return _exit_code(_session_run(session, hosts, "start", args, True, tty))
+    return _exit_code(_session_run(session, hosts, "start", args, True, tty, prefix=prefix, sig_proxy=sig_proxy,
+                                   targets={hosts[0].name: container}))

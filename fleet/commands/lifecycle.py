@@ -52,9 +52,12 @@ def _result_table(results, key: str, label: str, as_json: bool) -> int:
     return 1 if tables.names_failed(results) else exit_status(results)
 
 
-def start(session: Session, patterns: list[str], containers: list[str], attach: bool, as_json: bool) -> int:
-    """Start containers; -a (one container) streams its output and returns its exit code as docker does."""
+def start(session: Session, patterns: list[str], containers: list[str], attach: bool, as_json: bool,
+          prefix: bool | None = None, sig_proxy: bool = True) -> int:
+    """Start containers; -a (one container) streams its output and returns its exit code as docker does
+    (signals forwarded to it unless ``sig_proxy`` is off: commands/sigproxy)."""
     from fleet.commands.containers import log_printer
+    from fleet.commands.sigproxy import SignalProxy
 
     if not containers:
         raise UsageError("start needs at least one container")
@@ -69,8 +72,12 @@ def start(session: Session, patterns: list[str], containers: list[str], attach: 
             note("Error: failed to start containers: " + ", ".join(failed))
         return status
     hosts = session.select(patterns)
-    results = session.run_hosts(hosts, "start", args, log_printer(max(len(h.name) for h in hosts), False),
-                                bounded=False)
+    printer = log_printer(hosts, prefix=prefix)
+    try:
+        with SignalProxy(session, hosts, {h.name: containers[0] for h in hosts}, enabled=sig_proxy):
+            results = session.run_hosts(hosts, "start", args, printer, bounded=False)
+    finally:
+        printer.flush()
     if as_json:
         output(tables.to_json(results))
     else:
@@ -301,8 +308,9 @@ def unpause(session: Session, patterns: list[str], containers: list[str], as_jso
 
 def exec_(session: Session, patterns: list[str], container: str, command: list[str], detach: bool, env: list[str],
           workdir: str | None, user: str | None, privileged: bool, as_json: bool, interactive: bool = False,
-          tty: bool = False) -> int:
-    """docker exec on every selected host: output lines prefixed with the host, no time limit.
+          tty: bool = False, prefix: bool | None = None) -> int:
+    """docker exec on every selected host: output lines prefixed with the host (one host and stdout not a
+    terminal: the bytes alone; ``prefix``: --prefix/--no-prefix), no time limit.
 
     -i/-t go to fleet.commands.interactive (stdin forwarded; -t: a TTY on exactly one host).
 
@@ -327,10 +335,14 @@ def exec_(session: Session, patterns: list[str], container: str, command: list[s
             raise UsageError("-d/--detach cannot be combined with -i/--interactive or -t/--tty")
         if as_json:
             raise UsageError("--json cannot be combined with -i/--interactive or -t/--tty")
-        return interactive_cmd.exec_interactive(session, patterns, container, args, interactive, tty)
+        return interactive_cmd.exec_interactive(session, patterns, container, args, interactive, tty, prefix)
     hosts = session.select(patterns)
-    on_event = None if as_json else log_printer(max(len(h.name) for h in hosts), False)
-    results = session.run_hosts(hosts, "exec", args, on_event, bounded=detach)
+    on_event = None if as_json else log_printer(hosts, prefix=prefix)
+    try:
+        results = session.run_hosts(hosts, "exec", args, on_event, bounded=detach)
+    finally:
+        if on_event is not None:
+            on_event.flush()
     if as_json:
         output(tables.to_json(results))
     elif detach:

@@ -6,6 +6,8 @@ never import each other).
 - ``lab``: the lab's name and subnet, the fleet CLI as a user runs it, ``Lab``, ``_ssh`` to a lab host.
 - ``registries``: OCI layouts, skopeo and a real registry on loopback.
 - ``registry_stub``: a registry stub on 127.0.0.1 for pull tests (slow, stalled, counted requests).
+- ``procs``: the fleet CLI with bytes in and out (``fleet_bytes``) and in the background with its PID known
+  (``Background``: wait for output, send it a signal, read its exit status).
 - ``cli_fakes``: the fleet CLI with its host calls (fan-out, interactive runner, cp's payload call) replaced by a
   recorder (``cli_calls``, ``calls``, ``inventory``).
 

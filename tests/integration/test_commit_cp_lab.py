@@ -54,11 +54,11 @@ def test_commit_runs_lists_pushes_and_copies_back(clean, tmp_path):
     (obj,) = json.loads(lab.fleet("image", "inspect", "-H", HOST, target, check=True).stdout)
     assert obj["Author"] == "Ann <ann@example.org>" and "FOO=bar" in obj["Config"]["Env"]
     # CMD from --change; the files as the container left them (lower deletions and the opaque dir included)
-    proc = lab.fleet("run", "-H", HOST, "--rm", target)
+    proc = lab.fleet("run", "-H", HOST, "--prefix", "--rm", target)
     assert proc.returncode == 0 and _out(proc) == ["new"], (proc.stdout, proc.stderr)
     check = ("test ! -e /home && test ! -e /var/spool && test \"$(cat /var/fresh/f)\" = v && "
              "tail -n1 /etc/passwd && readlink /link && echo $FOO")
-    proc = lab.fleet("run", "-H", HOST, "--rm", target, "sh", "-c", check)
+    proc = lab.fleet("run", "-H", HOST, "--prefix", "--rm", target, "sh", "-c", check)
     assert proc.returncode == 0 and _out(proc) == ["changed", "/new.txt", "bar"], (proc.stdout, proc.stderr)
     # push, and the registry serves exactly what was committed (skopeo checks every digest on copy)
     rc, pushed = lab.fleet_json("push", "-H", HOST, target)
@@ -121,7 +121,7 @@ def test_cp_into_running_and_stopped_containers_and_out(clean, local, tmp_path):
     lab.fleet("create", "-H", HOST, "--name", stopped, "busybox", "cat", "/in.txt", check=True)
     proc = lab.fleet("cp", "-H", HOST, str(local / "file.txt"), stopped + ":/in.txt")
     assert proc.returncode == 0, proc.stderr
-    proc = lab.fleet("start", "-a", "-H", HOST, stopped)
+    proc = lab.fleet("start", "-a", "-H", HOST, "--prefix", stopped)
     assert proc.returncode == 0 and _out(proc) == ["local file"], (proc.stdout, proc.stderr)
     # out of every host: DEST/<host>/...; out of one host: DEST as docker names it
     out = tmp_path / "out"
@@ -152,7 +152,7 @@ def test_cp_symlink_escape_stays_in_the_container_and_errors(clean, local, tmp_p
     proc = lab.fleet("cp", "-H", HOST, str(local / "file.txt"), run + ":/tmp/root/../../../etc/")
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(str(host_dir)) == []
-    proc = lab.fleet("exec", "-H", HOST, run, "cat", "/etc/file.txt")
+    proc = lab.fleet("exec", "-H", HOST, "--prefix", run, "cat", "/etc/file.txt")
     assert _out(proc) == ["local file"]
     proc = lab.fleet("cp", "-H", HOST, run + ":/nope", str(tmp_path))
     assert proc.returncode == 1 and "Could not find the file /nope in container" in proc.stdout, proc.stdout

@@ -28,7 +28,7 @@ def box(lab):
 
 
 def _exec(lab, *args):
-    proc = lab.fleet("exec", "-H", HOST, *args)
+    proc = lab.fleet("exec", "-H", HOST, "--prefix", *args)
     lines = [line.split(" | ", 1)[1] if " | " in line else line for line in proc.stdout.splitlines()]
     return proc, lines
 

@@ -113,7 +113,7 @@ def test_run_nginx_ps_logs_stop_rm(lab):
         # nginx logs a request after answering it, and the shim copies the line a moment later: poll briefly
         deadline = time.monotonic() + 10
         while True:
-            logs = lab.fleet("logs", "-H", "web1", "web", check=True).stdout
+            logs = lab.fleet("logs", "-H", "web1", "--prefix", "web", check=True).stdout
             if any(line.startswith("web1 | ") and "GET / HTTP" in line for line in logs.splitlines()):
                 break
             assert time.monotonic() < deadline, logs
@@ -139,7 +139,8 @@ def test_run_nginx_ps_logs_stop_rm(lab):
 
 
 def test_run_in_foreground_streams_output_and_returns_the_exit_code(lab):
-    proc = lab.fleet("run", "-H", "web1", "--rm", "busybox", "sh", "-c", "echo hello from $(hostname); exit 3")
+    proc = lab.fleet("run", "-H", "web1", "--prefix", "--rm", "busybox", "sh", "-c",
+                     "echo hello from $(hostname); exit 3")
     assert proc.returncode == 3, proc.stderr
     assert any(line.startswith("web1") and "hello from" in line for line in proc.stdout.splitlines())
     rc, ps = lab.fleet_json("ps", "-H", "web1", "-a")
@@ -226,11 +227,11 @@ def test_env_command_override_and_follow(lab):
     lab.fleet("run", "-H", "db1", "-d", "--name", name, "-e", "GREETING=hi there", "busybox", "sh", "-c",
               'for i in 1 2 3; do echo "$GREETING $i"; sleep 0.3; done; echo done >&2', check=True)
     try:
-        followed = lab.fleet("logs", "-H", "db1", "-f", name, check=True, timeout=60)
+        followed = lab.fleet("logs", "-H", "db1", "--prefix", "-f", name, check=True, timeout=60)
         assert [line.split(" | ", 1)[1] for line in followed.stdout.splitlines()] == [
             "hi there 1", "hi there 2", "hi there 3"]
         assert followed.stderr.strip().endswith("done")
-        stamped = lab.fleet("logs", "-H", "db1", "-t", "--tail", "2", name, check=True)
+        stamped = lab.fleet("logs", "-H", "db1", "--prefix", "-t", "--tail", "2", name, check=True)
         assert stamped.stdout.startswith("db1 | 20") and stamped.stdout.rstrip().endswith("Z hi there 3")
         assert stamped.stderr.startswith("db1 | 20") and stamped.stderr.rstrip().endswith("Z done")
         rc, ps = lab.fleet_json("ps", "-H", "db1", "-a")

@@ -42,7 +42,7 @@ def test_pull_by_digest_and_unknown_manifest(lab):
     rc, pulled = lab.fleet_json("pull", "-H", "db1", by_digest)
     assert rc == 0, pulled
     assert pulled["db1"]["digest"] == inspect["Digest"]
-    run = lab.fleet("run", "-H", "db1", "--rm", by_digest, "echo", "pinned", check=True)
+    run = lab.fleet("run", "-H", "db1", "--prefix", "--rm", by_digest, "echo", "pinned", check=True)
     assert "db1 | pinned" in run.stdout
     missing = lab.fleet("pull", "-H", "db1", "busybox:no-such-tag")
     assert missing.returncode == 1 and "manifest unknown" in missing.stdout
@@ -65,7 +65,7 @@ def test_auth_registry_needs_login(lab):
     try:
         rc, pulled = lab.fleet_json("pull", "-H", "web1", image)
         assert rc == 0, pulled
-        run = lab.fleet("run", "-H", "web1", "--rm", image, "echo", "private", check=True)
+        run = lab.fleet("run", "-H", "web1", "--prefix", "--rm", image, "echo", "private", check=True)
         assert "web1 | private" in run.stdout
     finally:
         lab.fleet("logout", "-H", "web1", registry, check=True)
@@ -75,7 +75,7 @@ def test_auth_registry_needs_login(lab):
 
 
 def test_manifest_list_picks_the_host_platform_or_the_asked_one(lab):
-    run = lab.fleet("run", "-H", "web2", "--rm", "multiarch", "cat", "/etc/platform", check=True)
+    run = lab.fleet("run", "-H", "web2", "--prefix", "--rm", "multiarch", "cat", "/etc/platform", check=True)
     assert "web2 | amd64" in run.stdout
     rc, pulled = lab.fleet_json("pull", "-H", "web2", "--platform", "linux/arm64", "multiarch")
     assert rc == 0, pulled
@@ -115,7 +115,7 @@ def _tree_script():
 
 def test_layered_image_shows_exactly_what_docker_would(lab):
     import hashlib
-    proc = lab.fleet("run", "-H", "db1", "--rm", "layered", "sh", "-c", _tree_script(), check=True)
+    proc = lab.fleet("run", "-H", "db1", "--prefix", "--rm", "layered", "sh", "-c", _tree_script(), check=True)
     seen = {}
     for line in proc.stdout.splitlines():
         if not line.startswith("db1 | "):
@@ -175,7 +175,7 @@ def test_a_100_layer_image_pulls_and_runs(lab, tmp_path):
     target = "docker://{}/library/many:latest".format(v["fleet_lab_registry"])
     pushed = _skopeo("copy", "--retry-times", "3", "--dest-tls-verify=false", "oci:{}:latest".format(out), target)
     assert pushed.returncode == 0, pushed.stderr
-    run = lab.fleet("run", "-H", "web2", "--rm", "many", "sh", "-c", "ls /layers | wc -l; cat /layers/l099",
+    run = lab.fleet("run", "-H", "web2", "--prefix", "--rm", "many", "sh", "-c", "ls /layers | wc -l; cat /layers/l099",
                     check=True)
     assert [line.split(" | ", 1)[1].strip() for line in run.stdout.splitlines() if line.startswith("web2 | ")] == [
         str(100 - len(oci.image_layers(base)[0])), "99"]

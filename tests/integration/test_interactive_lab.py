@@ -94,7 +94,7 @@ def test_exec_i_sends_piped_stdin_to_every_host(box):
     lines = sorted(proc.stdout.splitlines())
     assert lines == ["web1 | from-script 13", "web2 | from-script 13"], proc.stdout
     assert sorted(proc.stderr.splitlines()) == ["web1 | err", "web2 | err"], proc.stderr
-    proc = lab.fleet("exec", "-i", "-H", HOST, name, "cat", input="a\nb\nno-newline")
+    proc = lab.fleet("exec", "-i", "-H", HOST, "--prefix", name, "cat", input="a\nb\nno-newline")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["web1 | a", "web1 | b", "web1 | no-newline"]
 

@@ -56,11 +56,11 @@ def test_create_then_start_attach_returns_the_exit_code(clean):
         assert c["state"] == "created" and c["status"] == "Created"
         obj = _inspect(lab, host, name)
         assert obj["State"]["Status"] == "created" and obj["State"]["StartedAt"] == "0001-01-01T00:00:00Z"
-    attached = lab.fleet("start", "-a", "-H", "web1", name)
+    attached = lab.fleet("start", "-a", "-H", "web1", "--prefix", name)
     assert attached.returncode == 5, attached.stdout + attached.stderr
     assert attached.stdout.splitlines() == ["web1 | out"]
     assert attached.stderr.strip() == "web1 | err"
-    again = lab.fleet("start", "-a", "-H", "web1", name)  # only this run's output, not the first run's too
+    again = lab.fleet("start", "-a", "-H", "web1", "--prefix", name)  # only this run's output, not the first run's too
     assert again.returncode == 5 and again.stdout.splitlines() == ["web1 | out"]
     obj = _inspect(lab, "web1", name)
     assert obj["State"]["Status"] == "exited" and obj["State"]["ExitCode"] == 5 and obj["State"]["Pid"] == 0
@@ -268,12 +268,12 @@ def test_logs_since_until(clean):
     name = PREFIX + "logs"
     lab.fleet("run", "-H", "web1", "--name", name, "busybox", "sh", "-c", "echo one; sleep 1.5; echo two",
               check=True)
-    stamped = lab.fleet("logs", "-t", "-H", "web1", name, check=True).stdout.splitlines()
+    stamped = lab.fleet("logs", "-t", "-H", "web1", "--prefix", name, check=True).stdout.splitlines()
     (t1, one), (t2, two) = [line.split(" | ", 1)[1].split(" ", 1) for line in stamped]
     assert (one, two) == ("one", "two")
 
     def lines(*args):
-        out = lab.fleet("logs", "-H", "web1", name, *args, check=True).stdout.splitlines()
+        out = lab.fleet("logs", "-H", "web1", "--prefix", name, *args, check=True).stdout.splitlines()
         return [line.split(" | ", 1)[1] for line in out]
 
     assert lines("--since", t2) == ["two"]

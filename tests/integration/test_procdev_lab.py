@@ -23,7 +23,7 @@ def _inspect(lab, host, name):
 
 
 def _logs(lab, host, name):
-    proc = lab.fleet("logs", "-H", host, name, check=True)
+    proc = lab.fleet("logs", "-H", host, "--prefix", name, check=True)
     return [line.split(" | ", 1)[1] for line in proc.stdout.splitlines() if " | " in line]
 
 
@@ -49,7 +49,7 @@ def test_device_policy_and_mknod(clean):
 def test_init_pid1_signals_and_exit_codes(clean):
     lab = clean
     name = PREFIX + "init"
-    proc = lab.fleet("run", "-H", "web1", "--rm", "--init", "busybox", "sh", "-c", "ps -o pid,args; exit 3")
+    proc = lab.fleet("run", "-H", "web1", "--prefix", "--rm", "--init", "busybox", "sh", "-c", "ps -o pid,args; exit 3")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     rows = [line.split(" | ", 1)[1].split()[:3] for line in proc.stdout.splitlines() if " | " in line]
     assert ["1", "fleet-init", "--"] in rows and ["2", "sh", "-c"] in rows, proc.stdout

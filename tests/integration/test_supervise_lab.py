@@ -82,7 +82,7 @@ def test_on_failure_restarts_twice_then_stays_exited(clean):
     assert obj["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     time.sleep(1.0)
     assert _inspect(lab, "web1", name)["RestartCount"] == 2  # no third one
-    logs = lab.fleet("logs", "-H", "web1", name, check=True)
+    logs = lab.fleet("logs", "-H", "web1", "--prefix", name, check=True)
     assert logs.stdout.splitlines() == ["web1 | run"] * 3
 
 
@@ -219,9 +219,10 @@ def test_log_rotation_keeps_max_file_files_and_logs_reads_across_them(clean):
     logs_on_disk = sorted(f for f in listing.stdout.split() if "-json.log" in f)
     base = os.path.basename(obj["LogPath"])
     assert logs_on_disk == [base, base + ".1", base + ".2"], listing.stdout
-    tail = lab.fleet("logs", "-H", "web1", "--tail", "3", name, check=True)
+    tail = lab.fleet("logs", "-H", "web1", "--prefix", "--tail", "3", name, check=True)
     assert tail.stdout.splitlines() == ["web1 | line 297", "web1 | line 298", "web1 | line 299"]
-    every = [ln.split(" | ")[1] for ln in lab.fleet("logs", "-H", "web1", name, check=True).stdout.splitlines()]
+    every = [ln.split(" | ")[1]
+             for ln in lab.fleet("logs", "-H", "web1", "--prefix", name, check=True).stdout.splitlines()]
     first = int(every[0].split()[1])
     assert first > 0 and every == ["line {}".format(i) for i in range(first, 300)]  # three files, in order
     assert len(every) > 20

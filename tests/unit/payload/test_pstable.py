@@ -4,7 +4,6 @@ procps prints them, and the errors ps and docker give."""
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -54,8 +53,11 @@ def test_parse_refuses_what_ps_or_docker_would(tokens, message):
 
 @pytest.fixture
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "arg two"])
+    # it says when its start-up is over (its memory settled), then sleeps
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(60)", "arg two"],
+                            stdout=subprocess.PIPE)
     try:
+        proc.stdout.readline()
         yield proc
     finally:
         proc.kill()
@@ -63,9 +65,6 @@ def child():
 
 
 def test_columns_of_a_real_process(child):
-    deadline = time.monotonic() + 10
-    while pstable.read(child.pid)["args"][-1:] != ["arg two"]:  # exec'd: its cmdline is python's
-        assert time.monotonic() < deadline
     out = pstable.table([child.pid, 999999999], ["-o", "pid,ppid,uid,user,comm,args,nlwp,stat,rss,vsz,etime,"
                                                  "time,pcpu,pmem,tty"])
     (row,) = out["processes"]  # the missing PID is left out
@@ -74,7 +73,7 @@ def test_columns_of_a_real_process(child):
     assert values["pid"] == str(child.pid) and values["ppid"] == str(os.getpid())
     assert values["uid"] == str(os.geteuid())
     assert values["comm"].startswith("python")
-    assert values["args"].endswith("-c import time; time.sleep(60) arg two")
+    assert values["args"].endswith("-c import time; print(flush=True); time.sleep(60) arg two")
     assert values["nlwp"] == "1" and values["stat"][0] in "SR"
     with open("/proc/{}/status".format(child.pid)) as f:
         status = dict(line.split(":", 1) for line in f)
