@@ -83,6 +83,19 @@ def raise_if_rejected_input(results) -> None:
             raise UsageError(messages.pop())
 
 
+#: docker run's exit status when the engine failed and no container ran its course (a name in use, an image
+#: the registry lacks, a start refused): 125, so that scripts tell it from the container's own codes
+RUN_FAILED = 125
+
+
+def run_status(results) -> int | None:
+    """``run``'s status when it failed: 125 for one host (docker's), 1 for several (fleet's partial failure
+    rule); None when every host ran the container (its exit code decides)."""
+    if all(r.ok for r in results):
+        return None
+    return RUN_FAILED if len(results) == 1 else 1
+
+
 def exit_status(results) -> int:
     """0 when every host succeeded, 1 when any failed (the others still finished)."""
     return 0 if all(r.ok for r in results) else 1

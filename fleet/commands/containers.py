@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from fleet.commands.common import Session, exit_status, note, output
+from fleet.commands.common import Session, exit_status, note, output, run_status
 from fleet.commands.images import progress_printer
 from fleet.commands.runflags import CidFile, RunSpec
 from fleet.errors import UsageError
@@ -107,13 +107,15 @@ def run(session: Session, patterns: list[str], spec: RunSpec, as_json: bool, pre
     else:
         (note if one else output)(tables.host_table(["CONTAINER ID", "NAME", "EXIT CODE"], results,
                                                     lambda d: [[tables.short_id(d["id"]), d["name"], d["exit_code"]]]))
-    status = exit_status(results)
-    if status == 0 and not detach:
+    failed = run_status(results)
+    if failed is not None:
+        return failed
+    if not detach:
         codes = [r.data.get("exit_code") or 0 for r in results]
         if len(codes) == 1:
             return codes[0]  # docker run returns the container's status
         return 0 if not any(codes) else 1
-    return status
+    return 0
 
 
 def _ellipsis_quoted(command: str, width: int = 20) -> str:

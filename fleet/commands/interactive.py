@@ -16,7 +16,7 @@ import sys
 import threading
 
 from agent_payload import protocol
-from fleet.commands.common import exit_status, note
+from fleet.commands.common import exit_status, note, run_status
 from fleet.errors import FleetError, UsageError
 from fleet.render import streams
 
@@ -193,14 +193,17 @@ def run_attached(session, hosts, args: dict, prefix: bool | None = None, sig_pro
     """``fleet run -i/-t`` without -d: create, start and attach (stdin with -i) until the container exits.
 
     docker's detach keys (default ctrl-p,ctrl-q; --detach-keys) leave it running (exit status 0); else the
-    exit status is the container's (one host), or 1 if any host failed or any code was not 0.
+    exit status is the container's (one host), or 1 if any code was not 0; a failed run: 125 for one host
+    (docker's), 1 for several.
     """
     interactive, tty = bool(args.get("open_stdin")), bool(args.get("tty"))
     one_host_for_tty(hosts, tty)
     check_tty_input(interactive, tty)
     args = dict(args, console_size=terminal_size() if tty else None)
-    return _exit_code(_session_run(session, hosts, "run", args, interactive, tty,
-                                   _pull_progress("\r\n" if tty and interactive else "\n"), prefix, sig_proxy))
+    results = _session_run(session, hosts, "run", args, interactive, tty,
+                           _pull_progress("\r\n" if tty and interactive else "\n"), prefix, sig_proxy)
+    failed = run_status(results)
+    return _exit_code(results) if failed is None else failed
 
 
 def _pull_progress(newline: str):
@@ -249,9 +252,9 @@ def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_
            prefix: bool | None = None, sig_proxy: bool = True) -> int:
     """``fleet attach``: this terminal to a running container on one host until it exits or is detached from.
 
-    Detached by the keys: docker's "read escape sequence" on stderr (docker/cli's RunAttach returns the hijack's
-    term.EscapeError, which its main prints; run and start -a return nil for it: silent) and exit status 0.
-    (docker's main then exits 1 for that error; fleet has always returned 0 here and keeps it.)
+    Detached by the keys: docker's "read escape sequence" on stderr and exit status 1 (docker/cli's RunAttach
+    returns the hijack's term.EscapeError, which its main prints and exits 1 for; run and start -a return nil
+    for it: silent, 0). The container keeps running.
     """
     if not container:
         raise UsageError("attach needs a container")
@@ -264,7 +267,7 @@ def attach(session, patterns: list[str], container: str, no_stdin: bool, detach_
                            targets={hosts[0].name: container})
     if results[0].ok and results[0].data.get("detached"):
         note(ESCAPE_READ)
-        return 0
+        return 1
     return _exit_code(results)
 
 

@@ -295,16 +295,15 @@ def test_attached_run_stdout_holds_only_the_containers_bytes_as_dockerd(sides):
 def test_run_exit_codes_as_dockerd(sides, dockerd):
     """docker run: 127 when the command is not found, 126 when it cannot be executed, the command's own code
     otherwise; 125 when docker itself fails (an unknown flag, a name in use, an image the registry lacks).
-    KNOWN differences: an unknown flag is fleet's usage error (exit 2, its rule for bad input); a name in use and
-    a missing image exit 1 in fleet (docker 125)."""
+    KNOWN difference: an unknown flag is fleet's usage error (exit 2, its rule for bad input)."""
     _setup(sides, running=(), created=("used",))
     missing_image = dockerd.insecure[0] + "/library/nosuch:latest"  # the lab registry lacks it
     cases = [(["run", "--network", "none", "busybox", "nosuchcmd"], 127, 127),
              (["run", "--network", "none", "busybox", "/etc"], 126, 126),
              (["run", "--network", "none", "busybox", "sh", "-c", "exit 9"], 9, 9),
              (["run", "--network", "none", "--bogus-flag", "busybox", "true"], 125, 2),
-             (["run", "--network", "none", "--name", PREFIX + "used", "busybox", "true"], 125, 1),
-             (["run", "--network", "none", missing_image, "true"], 125, 1)]
+             (["run", "--network", "none", "--name", PREFIX + "used", "busybox", "true"], 125, 125),
+             (["run", "--network", "none", missing_image, "true"], 125, 125)]
     for argv, want_docker, want_fleet in cases:
         d, f = both(sides, *argv)
         assert (d[0], f[0]) == (want_docker, want_fleet), (argv, d, f)

@@ -80,7 +80,8 @@ def test_images_q_prints_bare_image_ids(lab):
 def test_run_d_on_one_host_prints_only_the_full_id(clean):
     """docker: ``docker run -d IMAGE`` prints the new container's full 64-hex ID and a newline, nothing else on
     stdout, so ``id=$(docker run -d ...)`` works.  fleet: the same with one host; with several the table stays;
-    a failure leaves stdout empty and names the host on stderr, exit 1."""
+    a failure leaves stdout empty and names the host on stderr, exit 125 (docker run's status when the engine
+    failed; several hosts: 1)."""
     lab = clean
     proc = lab.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "d", "busybox", "sleep", "300", check=True)
     assert FULL.match(proc.stdout[:-1]) and proc.stdout.endswith("\n") and len(proc.stdout) == 65, proc.stdout
@@ -88,7 +89,7 @@ def test_run_d_on_one_host_prints_only_the_full_id(clean):
     assert obj["Id"] == proc.stdout.strip() and obj["Name"] == "/" + PREFIX + "d"
 
     clash = lab.fleet("run", "-d", "-H", HOST, "--name", PREFIX + "d", "busybox", "true")
-    assert clash.returncode == 1 and clash.stdout == "", clash.stdout
+    assert clash.returncode == 125 and clash.stdout == "", clash.stdout
     assert HOST in clash.stderr and "already in use" in clash.stderr, clash.stderr
 
     several = lab.fleet("run", "-d", "-H", "web*", "--name", PREFIX + "m", "busybox", "sleep", "300", check=True)

@@ -126,10 +126,10 @@ def test_sig_proxy_false_and_a_tty_leave_the_container_running(clean):
 
 def test_attach_detached_by_the_keys_prints_read_escape_sequence(clean):
     """docker: detaching ``docker attach`` with ctrl-p ctrl-q prints "read escape sequence" on stderr (the hijack's
-    term.EscapeError, printed by the CLI's main) and leaves the container running.  fleet today is silent.
-    (docker's main exits 1 for it; fleet keeps its 0, see fleet/commands/interactive.attach.)"""
+    term.EscapeError, which the CLI's main prints and exits 1 for) and leaves the container running.  fleet
+    today is silent and exits 0."""
     lab, _ = clean
     lab.fleet("run", "-d", "-i", "-H", HOST, "--name", PREFIX + "det", "busybox", "cat", check=True)
     proc = fleet_bytes(lab, "attach", "-H", HOST, PREFIX + "det", input=b"\x10\x11")
-    assert proc.returncode == 0 and proc.stderr == b"read escape sequence\n", proc.stderr
+    assert proc.returncode == 1 and proc.stderr == b"read escape sequence\n", proc.stderr
     assert _state(lab, HOST, PREFIX + "det")["Running"] is True

@@ -122,7 +122,7 @@ def test_run_nginx_ps_logs_stop_rm(lab):
         assert len(tail.splitlines()) == 1
 
         clash = lab.fleet("run", "-H", "web1", "-d", "--name", "web", "nginx")
-        assert clash.returncode == 1 and "already in use" in clash.stderr  # one host: stdout is for the ID
+        assert clash.returncode == 125 and "already in use" in clash.stderr  # one host: stdout is for the ID
 
         lab.fleet("stop", "-H", "web*", "web", check=True)
         rc, ps = lab.fleet_json("ps", "-H", "web*", "-a")

@@ -68,7 +68,7 @@ def test_subnets_no_bridge_may_use_are_refused(clean):
     assert addrs.strip() == "0"  # no bridge holds a loopback address
 
 
-def test_a_start_that_fails_on_a_host_is_exit_1_naming_it_and_run_rm_leaves_nothing(clean):
+def test_a_start_that_fails_on_a_host_names_it_and_run_rm_leaves_nothing(clean):
     lab = clean
     volumes_before = _volumes(lab, "web1")
     for flags, text in ((["--user", "ghost"], "unable to find user ghost"),
@@ -79,19 +79,19 @@ def test_a_start_that_fails_on_a_host_is_exit_1_naming_it_and_run_rm_leaves_noth
             proc = lab.fleet("run", "-H", "web1", "--rm", *mode, "--name", PREFIX + "rm", "-v", "/anon", *flags,
                              "busybox", "true")
             out = proc.stdout + proc.stderr
-            assert proc.returncode == 1, (flags, mode, out)
+            assert proc.returncode == 125, (flags, mode, out)  # docker run: the engine failed
             assert [line for line in out.splitlines() if line.startswith("web1") and text in line], (flags, out)
             assert "already allocated" not in out
             assert _containers(lab, "web1") == {}, (flags, mode)  # docker run --rm leaves nothing
     # attached with stdin (-i: commands/interactive.py): the same
     proc = lab.fleet("run", "-H", "web1", "--rm", "-i", "--name", PREFIX + "rm", "-v", "/anon", "--user", "ghost",
                      "busybox", "cat", input="")
-    assert proc.returncode == 1 and "unable to find user ghost" in proc.stderr, (proc.stdout, proc.stderr)
+    assert proc.returncode == 125 and "unable to find user ghost" in proc.stderr, (proc.stdout, proc.stderr)
     assert "web1" in proc.stderr and _containers(lab, "web1") == {}
     assert _volumes(lab, "web1") == volumes_before  # --rm took the anonymous volumes with it
-    # without --rm the Created container stays, as docker leaves it; still exit 1 naming the host
+    # without --rm the Created container stays, as docker leaves it; still 125 naming the host
     proc = lab.fleet("run", "-H", "web1", "-d", "--name", PREFIX + "kept", "--user", "ghost", "busybox", "true")
-    assert proc.returncode == 1 and "web1" in proc.stderr and "unable to find user ghost" in proc.stderr, proc.stderr
+    assert proc.returncode == 125 and "web1" in proc.stderr and "unable to find user ghost" in proc.stderr, proc.stderr
     assert _containers(lab, "web1")[PREFIX + "kept"]["state"] == "created"
     # start of that container: the same failure, exit 1 (not 2: nothing the user typed was wrong)
     proc = lab.fleet("start", "-H", "web1", PREFIX + "kept")

@@ -168,7 +168,7 @@ def test_run_dit_then_attach_and_detach_keys(lab):
         term.expect("attached-2")
         assert b"40 100" in term.output  # attach sends this terminal's size
         term.type(b"\x10\x11")  # ctrl-p ctrl-q
-        assert term.wait() == 0
+        assert term.wait() == 1  # docker attach: "read escape sequence", exit 1
         ps = lab.fleet("ps", "-H", HOST, "-f", "name=^" + name, check=True).stdout
         assert "Up " in ps, ps  # detaching left it running
         term = Terminal(lab, "attach", "-H", HOST, name)

@@ -57,8 +57,18 @@ def test_run_d_on_one_host_prints_the_full_id_only(inventory, calls):
 def test_run_d_failing_on_one_host_names_it_on_stderr(inventory, calls):
     calls.answers["run"] = lambda h, a: RemoteError("Conflict", 'the container name "/web" is already in use')
     one = invoke(inventory, "run", "-H", "web1", "-d", "--name", "web", "nginx")
-    assert one.exit_code == 1 and one.stdout == ""
+    assert one.exit_code == 125 and one.stdout == ""  # docker run: 125 when the engine failed
     assert "web1" in one.stderr and "already in use" in one.stderr
+    several = invoke(inventory, "run", "-H", "web", "-d", "--name", "web", "nginx")
+    assert several.exit_code == 1  # several hosts: fleet's partial failure rule
+
+
+def test_run_failing_on_one_host_exits_125_attached_too(inventory, calls):
+    """docker run attached: 125 when no container ran (docker/cli run.go), the container's code else (the -i/-t
+    path decides with the same common.run_status)."""
+    calls.answers["run"] = lambda h, a: RemoteError("NotFound", "manifest unknown")
+    assert invoke(inventory, "run", "-H", "web1", "busybox", "true").exit_code == 125
+    assert invoke(inventory, "run", "-H", "web", "busybox", "true").exit_code == 1
 
 
 def test_attached_run_summary_goes_to_stderr_on_one_host_and_stays_on_stdout_for_several(inventory, calls):
