@@ -63,7 +63,8 @@ Ops (``args`` -> ``data``); docker-compatible semantics:
 ``tag``     {"source": ref or id, "target": ref} -> {"id", "target"}
 ``history`` {"image": ref or id} -> {"history": [{"id", "created", "created_by", "size", "comment"}]}
 ``image_prune``   {"all": bool} -> {"deleted": [id], "untagged": [ref], "reclaimed": bytes}
-``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}
+``image_inspect`` {"images": [ref or id]} -> {"images": [docker's inspect object per image]}, "errors":
+            [{"name", "kind", "message"}] per name not found (none found: the first error)
 ``system_df``     {} -> {"images", "containers", "volumes", "build_cache"}: each
                   {"total", "active", "size", "reclaimable", "reclaimable_percent"} (docker's rows); with
                   {"verbose": true} also "verbose": {"images": [images' rows + "shared_size", "unique_size"],
@@ -223,7 +224,7 @@ volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAM
             {CreatedAt, Driver, Labels, Mountpoint, Name, Options, Scope} (an existing name is returned as is)
 ``volume_ls``      {"filters": ["name=", "driver=", "label=K[=V]", "dangling=true|false"]}
             -> {"volumes": [{"name", "driver", "labels", "mountpoint", "in_use"}]}
-``volume_inspect`` {"volumes": [name]} -> {"volumes": [docker's volume object]} (every name resolved first)
+``volume_inspect`` {"volumes": [name]} -> {"volumes": [docker's volume object]}, "errors" per name not found
 ``volume_rm``      {"volumes": [name], "force": bool} -> {"removed": [name]} (used by any container, running or
             not: Conflict "remove NAME: volume is in use - [ID, ...]"; missing: NotFound unless force)
 ``volume_prune``   {"all": bool} -> {"removed": [name], "reclaimed": bytes} (unused anonymous volumes; all: named too)
@@ -248,7 +249,8 @@ run/create network args: "network" (null: the default "bridge", or none when dae
             or reserved: InvalidArgument; name taken: Conflict)
 ``network_ls``      {"filters": ["name=", "id=", "driver=", "label=", "type=custom|builtin"]} -> {"networks":
             [{"id", "name", "driver", "scope", "subnet", "internal", "labels"}]} (bridge, user networks, host, none)
-``network_inspect`` {"networks": [ref]} -> {"networks": [docker's network object with Containers]}
+``network_inspect`` {"networks": [ref]} -> {"networks": [docker's network object with Containers]}, "errors" per
+            name not found (each name its own lookup, as docker's inspect; none found: the first error)
 ``network_rm``      {"networks": [ref]} -> {"removed": [name]} (predefined or with endpoints: Conflict)
 ``network_prune``   {} -> {"removed": [name]}
 ``network_connect`` {"network", "container", "aliases", "ip"} -> {"network", "container", "ip"|null} (live for a

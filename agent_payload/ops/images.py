@@ -92,20 +92,9 @@ def op_image_prune(ctx, req, emit):
 
 def op_image_inspect(ctx, req, emit):
     """Docker's inspect object per image; unknown ones are reported in ``errors`` (raised if all fail)."""
-    refs = _refs(req.images, "image inspect")
-    store = ctx.images()
-    found, failures = [], []
-    for ref in refs:
-        try:
-            found.append(store.inspect(ref))
-        except errors.AgentError as exc:
-            failures.append({"image": ref, "kind": exc.kind, "message": exc.message, "exc": exc})
-    if failures and not found:
-        raise failures[0]["exc"]
-    out = {"images": found}
-    if failures:
-        out["errors"] = [{k: v for k, v in f.items() if k != "exc"} for f in failures]
-    return out
+    from agent_payload.ops.pername import inspect_each
+
+    return inspect_each(_refs(req.images, "image inspect"), ctx.images().inspect, "images")
 
 
 def op_system_df(ctx, req, emit):

@@ -91,9 +91,10 @@ def op_network_ls(ctx, req, emit):
 
 def op_network_inspect(ctx, req, emit):
     """{"networks": [ref]} -> {"networks": [docker's object]} (every reference resolved first)."""
+    from agent_payload.ops.pername import inspect_each
+
     nets = _networks(ctx)
-    recs = [nets.get(ref) for ref in req.networks]
-    return {"networks": [network_object(nets, rec) for rec in recs]}
+    return inspect_each(req.networks, lambda ref: network_object(nets, nets.get(ref)), "networks")
 
 
 def _remove_bridge(ctx):
@@ -173,9 +174,10 @@ def op_volume_ls(ctx, req, emit):
 
 
 def op_volume_inspect(ctx, req, emit):
+    from agent_payload.ops.pername import inspect_each
+
     vols = _volumes(ctx)
-    recs = [vols.get(name) for name in req.volumes]
-    return {"volumes": [volume_object(rec) for rec in recs]}
+    return inspect_each(req.volumes, lambda name: volume_object(vols.get(name)), "volumes")
 
 
 def op_volume_rm(ctx, req, emit):

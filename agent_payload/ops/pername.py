@@ -28,3 +28,23 @@ def per_name(names, act, key):
     if len(names) == 1:
         return {key: done}  # one name, one operation: the answer it always had
     return {key: done, "results": results}
+
+
+def inspect_each(refs, inspect_one, key):
+    """docker's inspect of several names: the objects found, in the names' order, and an error per name that
+    failed -> {key: [object], "errors": [{"name", "kind", "message"}]} (no "errors" when all were found); the
+    first error raised when none was found (the host's error, as one name alone)."""
+    found, failures = [], []
+    for ref in refs:
+        try:
+            found.append(inspect_one(ref))
+        except errors.AgentError as exc:
+            if not failures:
+                first = exc
+            failures.append({"name": ref, "kind": exc.kind, "message": exc.message})
+    if failures and not found:
+        raise first
+    out = {key: found}
+    if failures:
+        out["errors"] = failures
+    return out

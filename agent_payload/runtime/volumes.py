@@ -200,7 +200,7 @@ class Volumes:
     def get(self, name):
         rec = store.read_json(self._meta(name)) if isinstance(name, str) and NAME_RE.match(name) else None
         if not rec:
-            raise errors.NotFound("get {}: no such volume".format(name))
+            raise errors.NotFound("No such volume: {}".format(name))  # docker CLI's words
         return rec
 
     def list(self):
@@ -294,7 +294,7 @@ class Volumes:
         with self._lock():
             self._reap_locked()
             if not locks.remove_tree(os.path.join(self.root, name)):
-                raise errors.NotFound("get {}: no such volume".format(name))
+                raise errors.NotFound("No such volume: {}".format(name))  # docker CLI's words
         events.record(self.paths, "volume", "destroy", name, {"driver": "local"})
         return name
 

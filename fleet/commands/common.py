@@ -128,9 +128,11 @@ def inspect_output(results, key: str, template=None) -> int:
                 objects.append(item)
         else:
             note("{}: {}".format(r.host.name, " ".join(str(r.error).split())))
+    status = _inspect_status(results)
     if template is None:
         output(json.dumps(objects, indent=4))
-        return exit_status(results)
+        _report_missing(results)
+        return status
     texts = [(obj["host"], template.render(obj)) for obj in objects]  # a failing one: exit 2, nothing printed
     width = max(len(r.host.name) for r in results) if results else 0
     for host, text in texts:
@@ -138,5 +140,23 @@ def inspect_output(results, key: str, template=None) -> int:
             text = "\n".join("{} | {}".format(host.ljust(width), line) for line in text.split("\n"))
         sys.stdout.write(text + "\n")
     sys.stdout.flush()
-    return exit_status(results)
+    _report_missing(results)
+    return status
+
+
+def _missing(results) -> list:
+    """(host, error) for each name a host that answered did not find (the op's ``errors``)."""
+    return [(r.host.name, e) for r in results if r.ok for e in (r.data or {}).get("errors", [])]
+
+
+def _inspect_status(results) -> int:
+    """docker inspect: 1 when a host failed or any name was not found (the found ones are printed all the same)."""
+    return 1 if _missing(results) else exit_status(results)
+
+
+def _report_missing(results) -> None:
+    """docker's "Error: No such object: x" (image: "No such image: x") per name not found, after the objects."""
+    for host, e in _missing(results):
+        sys.stderr.write("{}: Error: {}\n".format(host, e["message"]))
+    sys.stderr.flush()
 

@@ -147,12 +147,7 @@ def inspect(session: Session, patterns: list[str], containers: list[str], type_:
     args = {"containers": list(containers)}
     if type_ is not None:
         args["type"] = type_
-    results = session.run(patterns, "inspect", args)
-    status = inspect_output(results, "containers", template)
-    missing = [(r.host.name, e) for r in results if r.ok for e in (r.data or {}).get("errors", [])]
-    for host, e in missing:
-        sys.stderr.write("{}: Error: {}\n".format(host, e["message"]))
-    return 1 if missing else status
+    return inspect_output(session.run(patterns, "inspect", args), "containers", template)
 
 
 def top(session: Session, patterns: list[str], container: str, as_json: bool, ps_args: list[str] | None = None) -> int:

@@ -203,6 +203,27 @@ def test_inspect_prints_the_found_one_and_reports_the_missing_one(clean):
     assert "Error: No such object: " + missing in proc.stderr
 
 
+def test_image_volume_network_inspect_print_the_found_and_report_the_missing(lab):
+    """docker image/volume/network inspect found missing: the found object (a list of one), "Error: No such
+    image|volume|network: missing" on stderr, exit 1 (fleet: image inspect printed the found one and exited 0;
+    volume and network inspect printed nothing)."""
+    vol, net, missing = PREFIX + "vol", PREFIX + "net", PREFIX + "missing"
+    lab.fleet("volume", "create", "-H", HOST, vol, check=True)
+    lab.fleet("network", "create", "-H", HOST, net, check=True)
+    try:
+        for argv, name, key in ((["image", "inspect", "busybox"], "busybox:latest", "RepoTags"),
+                                (["volume", "inspect", vol], vol, "Name"),
+                                (["network", "inspect", net], net, "Name")):
+            proc = lab.fleet(*argv, missing, "-H", HOST)
+            assert proc.returncode == 1, (argv, proc.stdout, proc.stderr)
+            (obj,) = json.loads(proc.stdout)
+            assert name in obj[key] if key == "RepoTags" else obj[key] == name, (argv, obj)
+            assert "Error: No such" in proc.stderr and missing in proc.stderr, (argv, proc.stderr)
+    finally:
+        lab.fleet("volume", "rm", "-H", HOST, vol)
+        lab.fleet("network", "rm", "-H", HOST, net)
+
+
 def test_inspect_falls_back_to_images_and_type_keeps_to_one_kind(clean):
     """docker inspect busybox (no container of that name): the image's object; --type image the same;
     --type container: "Error: No such container: busybox", exit 1; a container's name wins over an image's."""

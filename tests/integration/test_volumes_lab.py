@@ -58,7 +58,7 @@ def test_volume_commands_tables_and_json(clean):
     assert obj["Labels"] == {"team": "a"} and obj["Mountpoint"].endswith("/volumes/{}one/_data".format(PREFIX))
     assert obj["Scope"] == "local" and obj["Options"] == {}
     proc = lab.fleet("volume", "inspect", "-H", HOST, PREFIX + "nope")
-    assert proc.returncode == 1 and "no such volume" in proc.stderr
+    assert proc.returncode == 1 and "No such volume: " + PREFIX + "nope" in proc.stderr
     proc = lab.fleet("volume", "create", "-H", HOST, "-d", "nfs", PREFIX + "x")
     assert proc.returncode == 2 and 'plugin "nfs" not found' in proc.stderr
     proc = lab.fleet("volume", "create", "-H", HOST, "bad/name")

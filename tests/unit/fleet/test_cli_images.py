@@ -140,6 +140,18 @@ def test_image_inspect_is_one_json_list_with_hosts(inventory, calls):
     assert "web2: No such image" in result.stderr and result.exit_code == 1
 
 
+def test_image_inspect_found_and_missing_prints_the_found_and_exits_1(inventory, calls):
+    """docker image inspect found missing: the found object, then "Error: No such image: missing", exit 1."""
+    calls.answers["image_inspect"] = lambda h, a: {
+        "images": [{"Id": "sha256:x", "RepoTags": ["nginx:latest"]}],
+        "errors": [{"image": "missing", "kind": "NotFound", "message": "No such image: missing"}]}
+    result = invoke(inventory, "image", "inspect", "-H", "web1", "nginx", "missing")
+    assert json.loads(result.stdout) == [{"host": "web1", "Id": "sha256:x", "RepoTags": ["nginx:latest"]}]
+    assert result.stderr == "web1: Error: No such image: missing\n" and result.exit_code == 1
+    formatted = invoke(inventory, "image", "inspect", "-H", "web1", "-f", "{{.Id}}", "nginx", "missing")
+    assert (formatted.stdout, formatted.exit_code) == ("sha256:x\n", 1)
+
+
 def test_prune_refuses_without_force_when_stdin_is_not_a_tty(inventory, calls):
     result = invoke(inventory, "image", "prune", "-H", "all", input="y\n")
     assert result.exit_code == 2 and "-f" in result.stderr and calls.calls == []

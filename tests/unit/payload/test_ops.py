@@ -35,3 +35,20 @@ def test_merge_env_overrides_in_place():
 def test_merge_env_rejects_malformed(bad):
     with pytest.raises(errors.InvalidArgument):
         merge_env([], [bad])
+
+
+def test_inspect_each_keeps_the_found_and_reports_each_missing():
+    """docker volume/network/image inspect a nosuch b: a's and b's objects, one error for nosuch; none found:
+    the first name's error is the host's."""
+    from agent_payload.ops.pername import inspect_each
+
+    def one(name):
+        if name.startswith("no"):
+            raise errors.NotFound("No such volume: " + name)
+        return {"Name": name}
+    out = inspect_each(["a", "nosuch", "b"], one, "volumes")
+    assert out == {"volumes": [{"Name": "a"}, {"Name": "b"}],
+                   "errors": [{"name": "nosuch", "kind": "NotFound", "message": "No such volume: nosuch"}]}
+    assert inspect_each(["a"], one, "volumes") == {"volumes": [{"Name": "a"}]}
+    with pytest.raises(errors.NotFound, match="nosuch1"):
+        inspect_each(["nosuch1", "nosuch2"], one, "volumes")
