@@ -207,6 +207,23 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
 ``export_out`` {"container"} -> {"staging", "size", "sha256"}: ``export``'s tar in a new <root>/tmp/cp-*.tar
             staging file the caller fetches (``fleet export`` to stdout) and deletes.
+``save``    {"images": [ref], "format": "docker"|"oci"} -> {"staging", "size", "images": [{"id", "tags"}],
+            "layers"}: ``docker save``'s tar (docker-archive: manifest.json, repositories, <config>.json,
+            <v1 id>/{VERSION,json,layer.tar} with uncompressed layers; oci: an OCI layout with the stored gzip
+            blobs) in a new <root>/tmp/cp-*.tar the caller fetches and deletes. docker's name rules: REPO takes
+            every tag of REPO, REPO:TAG that tag, an ID or digest reference no tag.
+``load_probe`` {"diff_ids": [str]} -> {"present": [diff_id]}: the layers whose blob this host holds (from its
+            images), which ``load`` then needs no copy of.
+``load``    {"images": [{"config": the config JSON text, "tags": [REPO:TAG], "layers": [{"diff_id",
+            "staging": <root>/tmp/cp-* uploaded by SFTP, or null for a layer ``load_probe`` reported}]}]} ->
+            {"loaded": [{"id", "tags", "renamed": [{"tag", "old"}]}], "layers_loaded": n}: every staged layer is
+            decompressed and hashed first (a mismatch with its diff_id: InvalidArgument, nothing stored), then
+            unpacked by the safe applier and stored as a gzip blob; tags are moved as docker load moves them.
+            Every staging file named is deleted.
+``import``  {"staging": <root>/tmp/cp-* | null, "url": http(s) URL fetched by the host | null, "repository":
+            REPO[:TAG] | null, "message", "changes": [Dockerfile line]} -> {"id", "tags", "renamed"}: the tar
+            (plain, gzip, bzip2 or xz) as a one-layer image; config = docker's empty Config with the changes
+            (commit's list), history [{created, comment}]. The staging file is deleted.
 
 volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]
