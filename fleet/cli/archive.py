@@ -24,7 +24,8 @@ def save(ctx: typer.Context, images: List[str] = typer.Argument(..., metavar="IM
 def load(ctx: typer.Context, patterns: List[str] = HostsOpt,
          input_path: Optional[str] = typer.Option(None, "-i", "--input", help="Read from tar archive file (on this "
                                                   "machine), instead of STDIN."),
-         quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the load output."),
+         quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the load output (as docker: there is "
+                                    "no progress to drop; the 'Loaded image' lines stay)."),
          as_json: bool = JsonOpt):
     """Load images from a docker-archive or OCI archive on every selected host; each host is sent only the
     layers it does not hold yet."""

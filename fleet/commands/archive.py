@@ -195,8 +195,7 @@ def load(session: Session, patterns: list[str], input_path: str | None, quiet: b
         return out
 
     if len(results) == 1 and results[0].ok:
-        if not quiet:
-            output("\n".join(lines(results[0].data)))
+        output("\n".join(lines(results[0].data)))  # -q: docker drops the progress only (fleet shows none)
         return 0
     output(tables.host_table(["LOADED", "SENT"], results, lambda d: [
         [line, tables.human_size(d.get("bytes_sent") or 0) if i == 0 else ""]
