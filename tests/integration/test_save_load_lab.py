@@ -6,21 +6,28 @@ loaded by ``docker load`` into a dockerd of this test's own (tests/helpers/docke
 and RepoTags; ``docker save`` and skopeo-made archives load in fleet. Bad input exits 2 with nothing changed.
 """
 
+import functools
+import gzip
+import http.server
 import io
 import json
 import os
 import subprocess
 import tarfile
+import threading
 
 import pytest
 
+from fleet.lab import netns
 from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries
+from tests.helpers.lab import LAB_NAME, LAB_SUBNET
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "sl-"
 SRC = "web1"
 IMG = "sl/imp:1"
+TAGS = (IMG, "sl/bad:1", "sl/sk:1", "sl/dk:2", "sl/url:1", "sl/stdin:1")
 
 
 def _skopeo(*args):
@@ -48,7 +55,7 @@ def imported(lab, tmp_path_factory):
     """IMG on web1, imported from a busybox container's export with /hello added; (its ID, the saved archive)."""
     tmp = tmp_path_factory.mktemp("sl")
     lab.remove_containers(PREFIX)
-    _rmi_everywhere(lab, IMG, "sl/bad:1", "sl/sk:1", "sl/oci:1", "sl/dk:2")
+    _rmi_everywhere(lab, *TAGS)
     lab.fleet("pull", "-H", SRC, "busybox", check=True)
     lab.fleet("run", "-H", SRC, "--name", PREFIX + "src", "busybox", "sh", "-c", "echo hello > /hello", check=True)
     rootfs = tmp / "rootfs.tar"
@@ -68,7 +75,7 @@ def imported(lab, tmp_path_factory):
         yield image_id, archive, tmp
     finally:
         lab.remove_containers(PREFIX)
-        _rmi_everywhere(lab, IMG, "sl/bad:1", "sl/sk:1", "sl/oci:1", "sl/dk:2")
+        _rmi_everywhere(lab, *TAGS)
 
 
 def _fleet_cmd(lab):
@@ -83,6 +90,35 @@ def test_import_runs_with_its_changes(lab, imported):
     (obj,) = json.loads(lab.fleet("image", "inspect", "-H", SRC, IMG, check=True).stdout)
     assert obj["Id"] == image_id and obj["Comment"] == "imported" and "SL=1" in obj["Config"]["Env"]
     assert len(obj["RootFS"]["Layers"]) == 1
+
+
+def test_import_from_a_url_the_host_fetches_and_from_stdin(lab, imported):
+    _image_id, _archive, tmp = imported
+    rootfs = (tmp / "rootfs.tar").read_bytes()
+    (tmp / "www").mkdir()
+    (tmp / "www" / "rootfs.tar.gz").write_bytes(gzip.compress(rootfs))
+    gateway = netns.plan(LAB_NAME, LAB_SUBNET, 3)[1].split("/")[0]  # the lab bridge's address on this machine
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp / "www"))
+    server = http.server.ThreadingHTTPServer((gateway, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = "http://{}:{}/rootfs.tar.gz".format(gateway, server.server_address[1])
+        proc = lab.fleet("import", "-H", "web2", "-c", "WORKDIR /tmp", url, "sl/url:1")
+        assert proc.returncode == 0 and proc.stdout.startswith("sha256:"), (proc.stdout, proc.stderr)
+        proc = lab.fleet("import", "-H", "web2", url + ".missing", "sl/url:2")
+        assert proc.returncode == 1 and "404" in proc.stdout + proc.stderr, (proc.stdout, proc.stderr)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    proc = lab.fleet("run", "-H", "web2", "--rm", "sl/url:1", "sh", "-c", "pwd; cat /hello")
+    assert proc.returncode == 0 and _out(proc) == ["/tmp", "hello"], (proc.stdout, proc.stderr)
+    proc = subprocess.run([*_fleet_cmd(lab), "import", "-H", "db1", "-", "sl/stdin:1"], input=rootfs,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith(b"sha256:"), proc.stderr
+    proc = lab.fleet("run", "-H", "db1", "--rm", "sl/stdin:1", "cat", "/hello")
+    assert proc.returncode == 0 and _out(proc) == ["hello"], (proc.stdout, proc.stderr)
 
 
 def test_save_then_load_on_two_hosts_sends_only_missing_layers(lab, imported):
