@@ -369,7 +369,7 @@ def import_image(store, reader, what, config, message="", target=None):
         if r.digest is not None:
             raise errors.InvalidArgument("refusing to create a tag with a digest reference")
         keys.append(r.string())
-    os_name, arch, variant = registry.host_platform()
+    os_name, arch, _variant = registry.host_platform()  # docker's import records GOOS/GOARCH, no variant
     p = prepare_layer(store, reader, what)
     try:
         with store.lease():
@@ -383,8 +383,6 @@ def import_image(store, reader, what, config, message="", target=None):
                 image["comment"] = message
             image.update([("config", config), ("created", created), ("docker_version", ""), ("history", [hist]),
                           ("os", os_name), ("rootfs", {"type": "layers", "diff_ids": [p.diff_id]})])
-            if variant:
-                image["variant"] = variant
             cfg_bytes = json.dumps(image, separators=(",", ":")).encode()
             out = _record(store, cfg_bytes, [desc], [p.diff_id], keys, created)
     finally:

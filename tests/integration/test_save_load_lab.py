@@ -133,6 +133,17 @@ def test_save_then_load_on_two_hosts_sends_only_missing_layers(lab, imported):
         assert loaded[host]["layers_sent"] == 1 and loaded[host]["bytes_sent"] > 1000
     proc = lab.fleet("run", "-H", "web2", "--rm", IMG)
     assert proc.returncode == 0 and _out(proc) == ["hello"], (proc.stdout, proc.stderr)
+    # what load stored is pushable: the registry serves the same config and layer (skopeo checks the digests)
+    import yaml
+    target = "{}/sl/loaded:1".format(yaml.safe_load(lab.inventory.read_text())["all"]["vars"]["fleet_lab_registry"])
+    lab.fleet("tag", "-H", "web2", IMG, target, check=True)
+    rc, pushed = lab.fleet_json("push", "-H", "web2", target)
+    assert rc == 0, pushed
+    copy = _skopeo("copy", "--src-tls-verify=false", "docker://" + target, "oci:{}:p".format(_tmp / "pushed"))
+    assert copy.returncode == 0, copy.stderr
+    info = json.loads(_skopeo("inspect", "--config", "oci:{}:p".format(_tmp / "pushed")).stdout)
+    assert info["rootfs"]["diff_ids"] == json.loads(tar.extractfile(manifest[0]["Config"]).read())["rootfs"]["diff_ids"]
+    lab.fleet("rmi", "-H", "web2", target, check=True)
     rc, again = lab.fleet_json("load", "-H", "web2:db1", "-i", str(archive))
     assert rc == 0 and [again[h]["bytes_sent"] for h in ("web2", "db1")] == [0, 0], again
     proc = lab.fleet("load", "-H", "web2", "-i", str(archive))  # docker's words with one host
