@@ -8,7 +8,6 @@ rename). Every staged layer of a ``load`` is hashed before the first one is appl
 match its diff_id leaves nothing behind. The archive formats themselves are ``archive_formats``.
 """
 
-import bz2
 import collections
 import fcntl
 import hashlib
@@ -150,6 +149,7 @@ class _Decompress:
             self.obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
             self.kind = "gzip"
         elif head.startswith(b"BZh"):
+            import bz2  # lazily, as lzma: a python built without them still loads plain and gzip archives
             self.obj, self.kind = bz2.BZ2Decompressor(), "bzip2"
         elif head.startswith(b"\xfd7zXZ\x00"):
             import lzma

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 PREFIX = "sl-"
 SRC = "web1"
 IMG = "sl/imp:1"
-TAGS = (IMG, "sl/bad:1", "sl/sk:1", "sl/dk:2", "sl/url:1", "sl/stdin:1")
+TAGS = (IMG, "sl/bad:1", "sl/sk:1", "sl/dk:2", "sl/url:1", "sl/stdin:1", "sl/lay:1")
 
 
 def _skopeo(*args):
@@ -94,7 +94,14 @@ def test_import_runs_with_its_changes(lab, imported):
 
 def test_import_from_a_url_the_host_fetches_and_from_stdin(lab, imported):
     _image_id, _archive, tmp = imported
-    rootfs = (tmp / "rootfs.tar").read_bytes()
+    buf = io.BytesIO()  # the export plus /url: a layer the hosts do not have from the other tests
+    with tarfile.open(tmp / "rootfs.tar") as src, tarfile.open(fileobj=buf, mode="w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+        info = tarfile.TarInfo("url")
+        info.size = 4
+        dst.addfile(info, io.BytesIO(b"url\n"))
+    rootfs = buf.getvalue()
     (tmp / "www").mkdir()
     (tmp / "www" / "rootfs.tar.gz").write_bytes(gzip.compress(rootfs))
     gateway = netns.plan(LAB_NAME, LAB_SUBNET, 3)[1].split("/")[0]  # the lab bridge's address on this machine
@@ -253,3 +260,37 @@ def test_docker_loads_fleet_save_and_fleet_loads_docker_save(lab, imported, dock
     assert loaded["web2"]["layers_sent"] == 1
     proc = lab.fleet("run", "-H", "web2", "--rm", "sl/dk:2")
     assert proc.returncode == 0 and _out(proc) == ["more"], (proc.stdout, proc.stderr)
+
+
+TREE = ("find / -path /proc -prune -o -path /sys -prune -o -path /dev -prune -o -path /etc/hostname -prune -o "
+        "-path /etc/hosts -prune -o -path /etc/resolv.conf -prune -o -print | sort | "
+        "while read p; do if [ -L \"$p\" ]; then echo \"$p -> $(readlink \"$p\")\"; "
+        "elif [ -f \"$p\" ]; then echo \"$p $(stat -c %a \"$p\") $(md5sum < \"$p\" | cut -c1-32)\"; "
+        "else echo \"$p $(stat -c %a \"$p\")\"; fi; done")
+
+
+def test_layered_image_through_docker_and_back(lab, imported, dockerd):
+    """The lab's layered image (whiteouts, an opaque dir, hardlinks) saved by fleet, loaded by docker (same ID),
+    saved by docker and loaded by fleet on a host without it: the same tree as the pulled image."""
+    _image_id, _archive, tmp = imported
+    lab.fleet("pull", "-H", SRC, "layered", check=True)
+    (pulled,) = json.loads(lab.fleet("image", "inspect", "-H", SRC, "layered", check=True).stdout)
+    ours = tmp / "layered.tar"
+    lab.fleet("save", "-H", SRC, "-o", str(ours), "layered", check=True)
+    proc = dockerd.docker("load", "-i", str(ours))
+    assert proc.returncode == 0 and proc.stdout.decode() == "Loaded image: layered:latest\n", proc.stderr
+    (obj,) = json.loads(dockerd.check("image", "inspect", "layered:latest").stdout)
+    assert obj["Id"] == pulled["Id"] and obj["RootFS"]["Layers"] == pulled["RootFS"]["Layers"]
+    dockerd.check("tag", "layered:latest", "sl/lay:1")
+    theirs = tmp / "docker-layered.tar"
+    dockerd.check("save", "-o", str(theirs), "sl/lay:1")
+    lab.fleet("rmi", "-H", "db1", "-f", "layered", "sl/lay:1")
+    rc, loaded = lab.fleet_json("load", "-H", "db1", "-i", str(theirs))
+    assert rc == 0 and loaded["db1"]["loaded"][0]["id"] == pulled["Id"], loaded
+    assert loaded["db1"]["layers_sent"] == len(pulled["RootFS"]["Layers"])
+    try:
+        want = lab.fleet("run", "-H", SRC, "--rm", "layered", "sh", "-c", TREE, check=True)
+        got = lab.fleet("run", "-H", "db1", "--rm", "sl/lay:1", "sh", "-c", TREE, check=True)
+        assert _out(got) == _out(want) and len(_out(want)) > 50
+    finally:
+        lab.fleet("rmi", "-H", "db1", "sl/lay:1")
