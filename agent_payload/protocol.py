@@ -218,8 +218,9 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             "staging": <root>/tmp/cp-* uploaded by SFTP, or null for a layer ``load_probe`` reported}]}]} ->
             {"loaded": [{"id", "tags", "renamed": [{"tag", "old"}]}], "layers_loaded": n}: every staged layer is
             decompressed and hashed first (a mismatch with its diff_id: InvalidArgument, nothing stored), then
-            unpacked by the safe applier and stored as a gzip blob; tags are moved as docker load moves them.
-            Every staging file named is deleted.
+            unpacked by the safe applier and stored as a gzip blob (an unsafe entry: InvalidArgument "refusing
+            layer entry ...", and the snapshots and blobs this image made are removed); tags are moved as docker
+            load moves them. Every staging file named is deleted.
 ``import``  {"staging": <root>/tmp/cp-* | null, "url": http(s) URL fetched by the host | null, "repository":
             REPO[:TAG] | null, "message", "changes": [Dockerfile line]} -> {"id", "tags", "renamed"}: the tar
             (plain, gzip, bzip2 or xz) as a one-layer image; config = docker's empty Config with the changes

@@ -5,7 +5,9 @@ sha256 is the diff_id the config names), gzip-compressed deterministically into 
 under ``ingest/``, unpacked by the safe applier (``unpack.apply_layer``, which checks the diff_id again) into a
 snapshot, and only then published as a blob through ``ContentStore.ingest`` (size and digest checked before the
 rename). Every staged layer of a ``load`` is hashed before the first one is applied, so a layer that does not
-match its diff_id leaves nothing behind. The archive formats themselves are ``archive_formats``.
+match its diff_id leaves nothing behind; a layer the applier refuses (an entry escaping the root) makes the load
+of that image remove the snapshots and blobs it had made (``_undo``). The archive formats themselves are
+``archive_formats``.
 """
 
 import collections
@@ -197,17 +199,17 @@ class Prepared:
     def open(self):
         return os.fdopen(os.dup(self.fd), "rb")
 
-    def apply(self, chain, parent):
+    def apply(self, chain, parent, undo):
         """Unpack into the snapshot of ``chain`` (unless present; the safe applier, diff_id checked), then
-        publish the blob (checked again)."""
+        publish the blob (checked again); what this made is added to ``undo``."""
         def fill(fs):
             with self.open() as f:
                 f.seek(0)
                 unpack.apply_layer(f, fs, MT_DOCKER_LAYER, expected_diff_id=self.diff_id)
-        self.store.snapshots.ensure(chain, parent, self.diff_id, fill)
+        _ensure(self.store, chain, parent, self.diff_id, fill, undo)
         with self.open() as f:
             f.seek(0)
-            self.store.content.ingest(self.digest, self.size, f)
+            _publish(self.store, self.digest, undo, lambda: self.store.content.ingest(self.digest, self.size, f))
         return {"mediaType": MT_DOCKER_LAYER, "digest": self.digest, "size": self.size}
 
     def discard(self):
@@ -218,6 +220,30 @@ class Prepared:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+
+
+def _ensure(store, chain, parent, diff_id, fill, undo):
+    if store.snapshots.ensure(chain, parent, diff_id, fill)[1]:
+        undo.append(("snapshot", chain))
+
+
+def _publish(store, digest, undo, write):
+    had = store.content.has(digest)
+    write()
+    if not had:
+        undo.append(("blob", digest))
+
+
+def _undo(store, undo):
+    """Remove what a failed image load or import made (its own snapshots and blobs, newest first)."""
+    for kind, key in reversed(undo):
+        try:
+            if kind == "snapshot":
+                store.snapshots.remove(key)
+            else:
+                store.content.delete(key)
+        except (errors.NotFound, OSError):
+            pass
 
 
 def prepare_layer(store, reader, what):
@@ -258,16 +284,16 @@ def _write_all(fd, data):
         view = view[n:]
 
 
-def _record(store, config_bytes, layers, chains, keys, created, media_type=None):
+def _record(store, config_bytes, layers, chains, keys, created, undo, media_type=None):
     """Config blob, a manifest naming the layer blobs, and the index entry with its tags -> {"id", "renamed"}."""
     image_id = archive_formats._sha(config_bytes)
-    store.content.write_bytes(image_id, config_bytes)
+    _publish(store, image_id, undo, lambda: store.content.write_bytes(image_id, config_bytes))
     man = {"schemaVersion": 2, "mediaType": media_type or registry.MT_DOCKER_MANIFEST,
            "config": {"mediaType": MT_DOCKER_CONFIG, "digest": image_id, "size": len(config_bytes)},
            "layers": layers}
     man_bytes = json.dumps(man, indent=3).encode()
     man_digest = archive_formats._sha(man_bytes)
-    store.content.write_bytes(man_digest, man_bytes)
+    _publish(store, man_digest, undo, lambda: store.content.write_bytes(man_digest, man_bytes))
     entry = {"manifest": man_digest, "digest": man_digest, "media_type": man["mediaType"], "layers": layers,
              "chain_ids": chains, "size": sum(int(d.get("size") or 0) for d in layers), "created": created,
              "endpoint": ""}
@@ -331,15 +357,19 @@ def load(store, images, open_staged):
             loaded = []
             for cfg_bytes, diff_ids, layers, keys in checked:
                 chains = snapshots.chain_ids(diff_ids)
-                descs = []
-                for i, d in enumerate(diff_ids):
-                    parent = chains[i - 1] if i else None
-                    if d in prepared:
-                        descs.append(prepared[d].apply(chains[i], parent))
-                    else:
-                        descs.append(_from_blob(store, present[d], chains[i], parent, d))
-                cfg = json.loads(cfg_bytes.decode())
-                out = _record(store, cfg_bytes, descs, chains, keys, cfg.get("created") or "")
+                descs, undo = [], []
+                try:
+                    for i, d in enumerate(diff_ids):
+                        parent = chains[i - 1] if i else None
+                        if d in prepared:
+                            descs.append(prepared[d].apply(chains[i], parent, undo))
+                        else:
+                            descs.append(_from_blob(store, present[d], chains[i], parent, d, undo))
+                    cfg = json.loads(cfg_bytes.decode())
+                    out = _record(store, cfg_bytes, descs, chains, keys, cfg.get("created") or "", undo)
+                except BaseException:
+                    _undo(store, undo)  # an unsafe layer: nothing of this image stays
+                    raise
                 out["tags"] = [reference.parse(k).familiar() for k in keys]
                 loaded.append(out)
     finally:
@@ -348,12 +378,12 @@ def load(store, images, open_staged):
     return {"loaded": loaded, "layers_loaded": len(prepared)}
 
 
-def _from_blob(store, desc, chain, parent, diff_id):
+def _from_blob(store, desc, chain, parent, diff_id, undo):
     """A layer the host holds as a blob: its snapshot on this chain (applied from the blob if needed)."""
     def fill(fs):
         with store.content.open(desc["digest"]) as f:
             unpack.apply_layer(f, fs, desc.get("mediaType", ""), expected_diff_id=diff_id)
-    store.snapshots.ensure(chain, parent, diff_id, fill)
+    _ensure(store, chain, parent, diff_id, fill, undo)
     mt = desc.get("mediaType", "")
     return {"mediaType": MT_DOCKER_LAYER if "gzip" in mt else mt, "digest": desc["digest"], "size": desc["size"]}
 
@@ -373,18 +403,24 @@ def import_image(store, reader, what, config, message="", target=None):
     p = prepare_layer(store, reader, what)
     try:
         with store.lease():
-            desc = p.apply(p.diff_id, None)
-            created = _now()
-            hist = {"created": created}
-            if message:
-                hist["comment"] = message
-            image = collections.OrderedDict([("architecture", arch)])
-            if message:
-                image["comment"] = message
-            image.update([("config", config), ("created", created), ("docker_version", ""), ("history", [hist]),
-                          ("os", os_name), ("rootfs", {"type": "layers", "diff_ids": [p.diff_id]})])
-            cfg_bytes = json.dumps(image, separators=(",", ":")).encode()
-            out = _record(store, cfg_bytes, [desc], [p.diff_id], keys, created)
+            undo = []
+            try:
+                desc = p.apply(p.diff_id, None, undo)
+                created = _now()
+                hist = {"created": created}
+                if message:
+                    hist["comment"] = message
+                image = collections.OrderedDict([("architecture", arch)])
+                if message:
+                    image["comment"] = message
+                image.update([("config", config), ("created", created), ("docker_version", ""),
+                              ("history", [hist]), ("os", os_name),
+                              ("rootfs", {"type": "layers", "diff_ids": [p.diff_id]})])
+                cfg_bytes = json.dumps(image, separators=(",", ":")).encode()
+                out = _record(store, cfg_bytes, [desc], [p.diff_id], keys, created, undo)
+            except BaseException:
+                _undo(store, undo)
+                raise
     finally:
         p.discard()
     out["tags"] = [reference.parse(k).familiar() for k in keys]

@@ -222,3 +222,43 @@ def test_save_names_follow_docker(two):
     with pytest.raises(errors.NotFound):
         a.op("save", images=["app:1", "nope:1"])
     assert set(os.listdir(a.paths.tmp)) == staged  # nothing written for a name that does not resolve
+
+
+def _escape_layers(outside):
+    """Layers that try to write outside the root: a ``..`` name, and a file through a symlink to ``outside``."""
+    out = []
+    for members in ([("../evil", tarfile.REGTYPE, "")],
+                    [("link", tarfile.SYMTYPE, str(outside)), ("link/pwned", tarfile.REGTYPE, "")]):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, kind, target in members:
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = kind, target
+                info.size = 3 if kind == tarfile.REGTYPE else 0
+                tar.addfile(info, io.BytesIO(b"bad") if kind == tarfile.REGTYPE else None)
+        out.append(buf.getvalue())
+    return out
+
+
+def test_unsafe_layers_are_refused_and_leave_nothing(two, tmp_path):
+    _a, b = two
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    b.image(["keep:1"], [OTHER])
+    for bad in _escape_layers(outside):
+        tars = [layer_tar(BASE), bad]  # the first layer is fine and new to b: undone when the second fails
+        config = json.dumps({"os": "linux", "rootfs": {"type": "layers",
+                                                       "diff_ids": [sha(t) for t in tars]}}).encode()
+        buf = io.BytesIO()
+        archive_formats.write_docker_archive(buf, [{"id": sha(config), "config": config, "tags": ["bad:1"]}],
+                                             lambda d: io.BytesIO(next(t for t in tars if sha(t) == d)))
+        arch = _archive(buf.getvalue())
+        arch.verify()  # the digests are right: only the applier can refuse these
+        before = _state(b)
+        with pytest.raises(errors.InvalidArgument, match="refusing layer entry"):
+            b.op("load", images=_load_request(b, arch))
+        assert _state(b) == before and not os.listdir(b.paths.tmp)
+        with pytest.raises(errors.InvalidArgument, match="refusing layer entry"):
+            b.op("import", staging=_stage(b, bad), repository="bad:2")
+        assert _state(b) == before and not os.listdir(b.paths.tmp)
+    assert os.listdir(outside) == [] and not (tmp_path / "evil").exists()
