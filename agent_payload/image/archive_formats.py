@@ -298,19 +298,22 @@ class Gunzip:
             data, self.head = self.head + self.raw.read(max(n - len(self.head), 0)), b""
             return data
         while len(self.buf) < n and not self.eof:
-            if self.d.eof:
-                rest = self.d.unused_data or self.raw.read(CHUNK)
+            d = self.d
+            if d.unconsumed_tail:  # output is bounded per call: a small bomb cannot fill memory
+                self.buf += d.decompress(d.unconsumed_tail, CHUNK)
+            elif d.eof:
+                rest = d.unused_data or self.raw.read(CHUNK)
                 if not rest:
                     self.eof = True
                     break
                 self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self.buf += self.d.decompress(rest)
-                continue
-            chunk = self.head + self.raw.read(CHUNK)
-            self.head = b""
-            if not chunk:
-                raise zlib.error("compressed layer ended early")
-            self.buf += self.d.decompress(chunk)
+                self.buf += self.d.decompress(rest, CHUNK)
+            else:
+                chunk = self.head + self.raw.read(CHUNK)
+                self.head = b""
+                if not chunk:
+                    raise zlib.error("compressed layer ended early")
+                self.buf += d.decompress(chunk, CHUNK)
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 

@@ -162,31 +162,48 @@ class _Decompress:
         self.what = what
 
     def read(self, n=CHUNK):
+        """Up to about CHUNK decompressed bytes (never more per call: a small bomb cannot fill memory)."""
         if self.obj is None:
             data = self.head + self.raw.read(n)
             self.head = b""
             return data
-        while True:
-            if getattr(self.obj, "eof", False):
-                rest = getattr(self.obj, "unused_data", b"")
-                if not rest and self.kind == "gzip":
-                    rest = self.head + self.raw.read(CHUNK)
-                    self.head = b""
-                if not rest or self.kind != "gzip":
-                    return b""
+        try:
+            while True:
+                data = self._step()
+                if data is None or data:
+                    return data or b""
+        except (zlib.error, OSError, EOFError, ValueError) as exc:
+            raise errors.InvalidArgument("{}: corrupt {} data: {}".format(self.what, self.kind, exc))
+
+    def _input(self):
+        chunk = self.head + self.raw.read(CHUNK)
+        self.head = b""
+        return chunk
+
+    def _step(self):
+        """Some decompressed bytes (maybe b""), or None at the end of the stream."""
+        obj = self.obj
+        if self.kind == "gzip":
+            if obj.unconsumed_tail:
+                return obj.decompress(obj.unconsumed_tail, CHUNK)
+            if obj.eof:
+                rest = obj.unused_data or self._input()
+                if not rest:
+                    return None
                 self.obj = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another gzip member
-                data = self.obj.decompress(rest)
-            else:
-                chunk = self.head + self.raw.read(CHUNK)
-                self.head = b""
-                if not chunk:
-                    raise errors.InvalidArgument("{}: {} stream ended early".format(self.what, self.kind))
-                try:
-                    data = self.obj.decompress(chunk)
-                except (zlib.error, OSError, EOFError, ValueError) as exc:
-                    raise errors.InvalidArgument("{}: corrupt {} data: {}".format(self.what, self.kind, exc))
-            if data:
-                return data
+                return self.obj.decompress(rest, CHUNK)
+            chunk = self._input()
+            if not chunk:
+                raise EOFError("the gzip stream ended early")
+            return obj.decompress(chunk, CHUNK)
+        if obj.eof:
+            return None
+        chunk = b""
+        if obj.needs_input:
+            chunk = self._input()
+            if not chunk:
+                raise EOFError("the {} stream ended early".format(self.kind))
+        return obj.decompress(chunk, CHUNK)
 
 
 class Prepared:

@@ -262,3 +262,33 @@ def test_unsafe_layers_are_refused_and_leave_nothing(two, tmp_path):
             b.op("import", staging=_stage(b, bad), repository="bad:2")
         assert _state(b) == before and not os.listdir(b.paths.tmp)
     assert os.listdir(outside) == [] and not (tmp_path / "evil").exists()
+
+
+def test_decompressors_bound_their_output_and_take_every_compression():
+    import bz2
+    import lzma
+
+    from agent_payload.image import loadsave
+
+    big = b"\0" * (64 << 20)
+    for packed in (gzip.compress(big[:1 << 20]) + gzip.compress(big), bz2.compress(big), lzma.compress(big)):
+        z = loadsave._Decompress(io.BytesIO(packed), "x")
+        total, most = 0, 0
+        while True:
+            data = z.read()
+            if not data:
+                break
+            total, most = total + len(data), max(most, len(data))
+        assert most <= loadsave.CHUNK and total == len(big) + (1 << 20 if packed[:2] == b"\x1f\x8b" else 0)
+    z = archive_formats.Gunzip(io.BytesIO(gzip.compress(big)))
+    sizes = []
+    while True:
+        data = z.read(archive_formats.CHUNK)
+        if not data:
+            break
+        sizes.append(len(data))
+    assert sum(sizes) == len(big) and max(sizes) <= archive_formats.CHUNK
+    with pytest.raises(errors.InvalidArgument, match="ended early"):
+        z = loadsave._Decompress(io.BytesIO(gzip.compress(big)[:5000]), "x")
+        while z.read():
+            pass
