@@ -101,3 +101,19 @@ def test_import_sends_staging_or_url(cli_calls, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
     r = _cli(cli_calls, "import", "-H", "h1", str(tmp_path / "root.tar"), "app@sha256:" + "4" * 64)
     assert r.exit_code == 2 and "digest" in r.output
+
+
+def test_save_to_a_terminal_is_refused_as_docker(tmp_path):
+    import pytest
+
+    from fleet.commands import archive
+    from fleet.commands.common import Session
+    from fleet.errors import UsageError
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    with pytest.raises(UsageError, match="cowardly refusing to save to a terminal"):
+        archive.save(Session(inventories=[str(tmp_path / "none.yml")]), ["h1"], ["app:1"], None, "docker-archive",
+                     stdout=Tty())
