@@ -207,11 +207,12 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
 ``export_out`` {"container"} -> {"staging", "size", "sha256"}: ``export``'s tar in a new <root>/tmp/cp-*.tar
             staging file the caller fetches (``fleet export`` to stdout) and deletes.
-``save``    {"images": [ref], "format": "docker"|"oci"} -> {"staging", "size", "images": [{"id", "tags"}],
-            "layers"}: ``docker save``'s tar (docker-archive: manifest.json, repositories, <config>.json,
-            <v1 id>/{VERSION,json,layer.tar} with uncompressed layers; oci: an OCI layout with the stored gzip
-            blobs) in a new <root>/tmp/cp-*.tar the caller fetches and deletes. docker's name rules: REPO takes
-            every tag of REPO, REPO:TAG that tag, an ID or digest reference no tag.
+``save``    {"images": [ref]} -> {"images": [{"id", "config": JSON text, "manifest": JSON text, "media_type",
+            "tags": [[full, familiar]], "layers": [{"diff_id", "digest", "size", "mediaType", "path": the blob
+            under <root>}]}]}: what ``docker save`` needs; the controller fetches the (compressed) blobs by SFTP
+            and writes the docker-archive (layer.tar decompressed, checked against its diff_id) or OCI layout
+            itself. docker's name rules: REPO takes every tag of REPO, REPO:TAG that tag, an ID or digest
+            reference no tag.
 ``load_probe`` {"diff_ids": [str]} -> {"present": [diff_id]}: the layers whose blob this host holds (from its
             images), which ``load`` then needs no copy of.
 ``load``    {"images": [{"config": the config JSON text, "tags": [REPO:TAG], "layers": [{"diff_id",

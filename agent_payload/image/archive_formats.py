@@ -280,6 +280,35 @@ def write_oci_archive(f, images, open_blob):
     return {"layers": len(layer_blobs), "size": f.tell()}
 
 
+def write_plan(f, images, fmt, open_blob):
+    """The archive of a host's ``save`` plan (``loadsave.save_plan``'s images) onto seekable ``f``: "docker"
+    (layers decompressed from the blobs) or "oci" (the blobs as they are); ``open_blob(digest)`` reads a blob."""
+    blobs = {}
+    for img in images:
+        for lay in img["layers"]:
+            blobs.setdefault(lay["diff_id"], lay["digest"])
+    if fmt == "docker":
+        def open_layer(diff_id):
+            raw = open_blob(blobs[diff_id])
+            return _Closing(Gunzip(raw), raw)
+        return write_docker_archive(f, [{"id": i["id"], "config": i["config"].encode(),
+                                         "tags": [fam for _full, fam in i["tags"]]} for i in images], open_layer)
+    return write_oci_archive(f, [{"id": i["id"], "config": i["config"].encode(), "manifest": i["manifest"].encode(),
+                                  "media_type": i["media_type"], "tags": [tuple(t) for t in i["tags"]]}
+                                 for i in images], open_blob)
+
+
+class _Closing:
+    def __init__(self, reader, f):
+        self.reader, self.f = reader, f
+
+    def read(self, n=CHUNK):
+        return self.reader.read(n)
+
+    def close(self):
+        self.f.close()
+
+
 # ---- reading -------------------------------------------------------------------------------------------
 
 class Gunzip:

@@ -73,55 +73,34 @@ def save_targets(store, refs):
     return list(out.items())
 
 
-class _Closing:
-    def __init__(self, reader, f):
-        self.reader, self.f = reader, f
-
-    def read(self, n=CHUNK):
-        return self.reader.read(n)
-
-    def close(self):
-        self.f.close()
-
-
-def save(store, refs, fmt, f):
-    """Write the images ``refs`` name as a docker-archive (``fmt`` "docker") or an OCI layout tar ("oci") onto
-    the seekable file ``f``; returns {"images": [{"id", "tags"}], "layers", "size"}."""
-    if fmt not in ("docker", "oci"):
-        raise errors.InvalidArgument("unknown format {!r}: docker or oci".format(fmt))
+def save_plan(store, refs):
+    """What ``docker save`` of ``refs`` needs, for the controller to write the archive from this host's blobs
+    (fetched by SFTP, compressed): {"images": [{"id", "config": JSON text, "manifest": JSON text, "media_type",
+    "tags": [[full, familiar]], "layers": [{"diff_id", "digest", "size", "mediaType", "path"}]}]}."""
     with store.lease():
         targets = save_targets(store, refs)
         index = store._read_index()
-        blobs, images = {}, []
+        images = []
         for image_id, keys in targets:
             entry = index["images"][image_id]
-            config = store.content.read_bytes(image_id)
-            diff_ids = (json.loads(config.decode()).get("rootfs") or {}).get("diff_ids") or []
-            for d, desc in zip(diff_ids, entry.get("layers") or []):
-                blobs.setdefault(d, desc)
+            config = store.content.read_bytes(image_id).decode()
+            diff_ids = (json.loads(config).get("rootfs") or {}).get("diff_ids") or []
+            descs = entry.get("layers") or []
+            if len(descs) != len(diff_ids):
+                raise errors.FailedPrecondition("image {} has {} layer blobs for {} diff_ids".format(
+                    image_id, len(descs), len(diff_ids)))
+            layers = []
+            for d, desc in zip(diff_ids, descs):
+                if not store.content.has(desc["digest"]):
+                    raise errors.FailedPrecondition("layer {} of image {} has no blob in the image store".format(
+                        desc["digest"], image_id))
+                layers.append({"diff_id": d, "digest": desc["digest"], "size": desc.get("size"),
+                               "mediaType": desc.get("mediaType", ""), "path": store.content.path(desc["digest"])})
             parsed = [reference.parse(k) for k in keys]
-            img = {"id": image_id, "config": config}
-            if fmt == "docker":
-                img["tags"] = [r.familiar() for r in parsed]
-            else:
-                img.update(tags=[(r.string(), r.familiar()) for r in parsed],
-                           manifest=store.content.read_bytes(entry["manifest"]),
-                           media_type=entry.get("media_type") or registry.MT_DOCKER_MANIFEST)
-            images.append(img)
-
-        def open_layer(diff_id):
-            desc = blobs.get(diff_id)
-            if desc is None:
-                raise errors.FailedPrecondition("layer {} has no blob in the image store".format(diff_id))
-            raw = store.content.open(desc["digest"])
-            return _Closing(unpack._decompressed(raw, desc.get("mediaType", "")), raw)
-
-        if fmt == "docker":
-            out = archive_formats.write_docker_archive(f, images, open_layer)
-        else:
-            out = archive_formats.write_oci_archive(f, images, store.content.open)
-    out["images"] = [{"id": i, "tags": [reference.parse(k).familiar() for k in keys]} for i, keys in targets]
-    return out
+            images.append({"id": image_id, "config": config, "tags": [[r.string(), r.familiar()] for r in parsed],
+                           "manifest": store.content.read_bytes(entry["manifest"]).decode(),
+                           "media_type": entry.get("media_type") or registry.MT_DOCKER_MANIFEST, "layers": layers})
+    return {"images": images}
 
 
 # ---- layers in ---------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""``save``, ``load`` (with ``load_probe``) and ``import``: image archives between this host's store and staging
-files under the fleet root's tmp dir, which the controller moves with SFTP (image/loadsave.py does the store
+"""``save``, ``load`` (with ``load_probe``) and ``import``: image archives between this host's store and this
+machine, the bytes moved by the controller with SFTP (image/loadsave.py does the store
 side, image/archive_formats.py the formats).
 
-``save`` writes the archive to a new staging file the controller fetches and deletes; ``load`` and ``import``
-read staging files the controller uploaded and always delete them, whatever happened.
+``save`` answers what the archive needs (configs, manifests, tags and the paths of the layer blobs, which the
+controller fetches compressed and writes the archive from: no copy is staged on the host); ``load`` and
+``import`` read staging files the controller uploaded and always delete them, whatever happened.
 """
 
 import os
@@ -35,26 +36,13 @@ def _open_staged(ctx):
 
 
 def op_save(ctx, req, emit):
-    """{"images": [ref], "format": "docker"|"oci"} -> {"staging", "size", "images": [{"id", "tags"}], "layers"}."""
+    """{"images": [ref]} -> loadsave.save_plan's {"images": [...]}: every name resolved (docker's rules), with
+    the config, manifest, tags and the path of each layer blob, which the controller fetches by SFTP."""
     from agent_payload.image import loadsave
-    from agent_payload.runtime import copy
 
     if not req.images:
         raise errors.InvalidArgument("at least one image is required")
-    if req.format not in ("docker", "oci"):
-        raise errors.InvalidArgument("unknown format {!r}: docker or oci".format(req.format))
-    store = ctx.images()
-    loadsave.save_targets(store, req.images)  # every name resolves before a byte is written
-    fd, staging = copy.new_staging(ctx.paths)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            out = loadsave.save(store, req.images, req.format, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        _remove(ctx, [staging])
-        raise
-    return dict(out, staging=staging)
+    return loadsave.save_plan(ctx.images(), req.images)
 
 
 def op_load_probe(ctx, req, emit):

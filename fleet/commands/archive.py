@@ -1,10 +1,12 @@
 """``save`` (one host's images -> an archive on this machine), ``load`` (an archive -> every selected host,
 sending each only the layers it lacks) and ``import`` (a filesystem tar -> a one-layer image on every host).
 
-Bytes move by SFTP through staging files under each host's fleet root (``<root>/tmp/cp-*.tar``), as ``cp`` and
-``export`` do; the payload's ops are ``save``, ``load_probe``, ``load`` and ``import`` (agent_payload/ops/
-archive.py). ``load`` reads and checks the whole archive here first (every layer against its diff_id), so a bad
-archive is exit 2 before any host is touched.
+Bytes move by SFTP: ``save`` asks the host for its plan (configs, manifests, tags, blob paths), fetches each
+compressed layer blob once straight from the host's store and writes the archive here (agent_payload/image/
+archive_formats.py: every layer.tar checked against its diff_id); ``load`` and ``import`` upload staging files
+under each host's fleet root (``<root>/tmp/cp-*.tar``), as ``cp`` does. The payload's ops are ``save``,
+``load_probe``, ``load`` and ``import`` (agent_payload/ops/archive.py). ``load`` reads and checks the whole
+archive here first (every layer against its diff_id), so a bad archive is exit 2 before any host is touched.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 
 from fleet.commands.common import Session, exit_status, note, output, raise_if_rejected_input
 from fleet.commands.images import validate_reference
-from fleet.errors import UsageError
+from fleet.errors import RemoteError, UsageError
 from fleet.render import tables
 
 TERMINAL_REFUSAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect"
@@ -62,26 +64,39 @@ def save(session: Session, patterns: list[str], images: list[str], output_path: 
         raise UsageError("save needs exactly one host; {} are selected".format(len(hosts)))
 
     async def work(conn, host, payload):
-        out = (await invoke.call(conn, host, payload, "save", {"images": list(images), "format": kind})).data
+        from agent_payload import errors
+        from agent_payload.image import archive_formats
+
+        plan = (await invoke.call(conn, host, payload, "save", {"images": list(images)})).data
         where = os.path.dirname(os.path.abspath(output_path)) if output_path else None
+        blob_dir = tempfile.mkdtemp(prefix="fleet-save-")
         fd, tmp = tempfile.mkstemp(prefix=".fleet-save-", suffix=".tar", dir=where)
-        os.close(fd)
         try:
-            try:
-                await files.get_file(conn, out["staging"], tmp)
-            finally:
-                await files.remove_quietly(conn, out["staging"])
+            local, fetched = {}, 0
+            for img in plan["images"]:  # the compressed blobs, each once, straight from the host's store
+                for lay in img["layers"]:
+                    if lay["digest"] not in local:
+                        local[lay["digest"]] = os.path.join(blob_dir, str(len(local)))
+                        await files.get_file(conn, lay["path"], local[lay["digest"]])
+                        fetched += os.path.getsize(local[lay["digest"]])
+            with os.fdopen(fd, "w+b") as f:
+                try:
+                    info = archive_formats.write_plan(f, plan["images"], kind, lambda d: open(local[d], "rb"))
+                except errors.AgentError as exc:
+                    raise RemoteError(exc.kind, exc.message) from None
+                if output_path is None:
+                    f.seek(0)
+                    _copy(f, stdout.buffer)
+                    stdout.buffer.flush()
             if output_path:
                 os.chmod(tmp, 0o644 & ~_umask())
                 os.replace(tmp, output_path)
-            else:
-                with open(tmp, "rb") as f:
-                    _copy(f, stdout.buffer)
-                stdout.buffer.flush()
         finally:
+            shutil.rmtree(blob_dir, ignore_errors=True)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        return {"images": out.get("images"), "size": out.get("size"), "layers": out.get("layers")}
+        return {"images": [{"id": i["id"], "tags": [fam for _full, fam in i["tags"]]} for i in plan["images"]],
+                "size": info["size"], "layers": info["layers"], "bytes_fetched": fetched}
 
     results = files.run_on_hosts(hosts, work, session.run_options())
     raise_if_rejected_input(results)

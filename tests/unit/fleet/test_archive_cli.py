@@ -47,13 +47,31 @@ def test_save_refusals_exit_2_before_any_host(cli_calls, tmp_path):
     assert cli_calls.calls == []
 
 
-def test_save_writes_the_fetched_archive(cli_calls, tmp_path):
-    cli_calls.answers.update({"save": {"staging": "/var/lib/fleet/tmp/cp-1.tar"}, "cp_out:file": b"archive"})
+def test_save_writes_the_archive_from_the_fetched_blobs(cli_calls, tmp_path):
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+    image_id = "sha256:" + hashlib.sha256(config.encode()).hexdigest()
+    plan = {"images": [{"id": image_id, "config": config, "manifest": "{}", "media_type": "",
+                        "tags": [["docker.io/library/app:1", "app:1"]],
+                        "layers": [{"diff_id": diff_id, "digest": diff_id, "size": 1, "mediaType": "",
+                                    "path": "/var/lib/fleet/blobs/" + diff_id[7:]}]}]}
+    cli_calls.answers.update({"save": plan, "cp_out:file": layer.getvalue()})
     r = _cli(cli_calls, "save", "-H", "h1", "-o", str(tmp_path / "x.tar"), "app:1", "busybox")
     assert r.exit_code == 0 and r.output == "", r.output
-    assert (tmp_path / "x.tar").read_bytes() == b"archive"
-    assert cli_calls.calls == [("h1", "save", {"images": ["app:1", "busybox"], "format": "docker"}, True)]
+    with open(tmp_path / "x.tar", "rb") as f:
+        arch = archive_formats.open_archive(f, "x.tar")
+        arch.verify()
+        assert [(i.id, i.tags) for i in arch.images] == [(image_id, ["app:1"])]
+    assert cli_calls.calls == [("h1", "save", {"images": ["app:1", "busybox"]}, True)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inv.yml", "x.tar"]  # no temp file left
+    cli_calls.answers["cp_out:file"] = b"corrupt"  # a blob that is not the layer: exit 1, no file
+    r = _cli(cli_calls, "save", "-H", "h1", "-o", str(tmp_path / "y.tar"), "app:1")
+    assert r.exit_code == 1 and "corrupt" in r.output and not (tmp_path / "y.tar").exists()
 
 
 def test_load_checks_the_archive_before_any_host(cli_calls, tmp_path):
