@@ -209,6 +209,25 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             a tar (top entry "base") in a new <root>/tmp/cp-*.tar staging file the caller fetches and deletes.
 ``export_out`` {"container"} -> {"staging", "size", "sha256"}: ``export``'s tar in a new <root>/tmp/cp-*.tar
             staging file the caller fetches (``fleet export`` to stdout) and deletes.
+``save``    {"images": [ref]} -> {"images": [{"id", "config": JSON text, "manifest": JSON text, "media_type",
+            "tags": [[full, familiar]], "layers": [{"diff_id", "digest", "size", "mediaType", "path": the blob
+            under <root>}]}]}: what ``docker save`` needs; the controller fetches the (compressed) blobs by SFTP
+            and writes the docker-archive (layer.tar decompressed, checked against its diff_id) or OCI layout
+            itself. docker's name rules: REPO takes every tag of REPO, REPO:TAG that tag, an ID or digest
+            reference no tag.
+``load_probe`` {"diff_ids": [str]} -> {"present": [diff_id]}: the layers whose blob this host holds (from its
+            images), which ``load`` then needs no copy of.
+``load``    {"images": [{"config": the config JSON text, "tags": [REPO:TAG], "layers": [{"diff_id",
+            "staging": <root>/tmp/cp-* uploaded by SFTP, or null for a layer ``load_probe`` reported}]}]} ->
+            {"loaded": [{"id", "tags", "renamed": [{"tag", "old"}]}], "layers_loaded": n}: every staged layer is
+            decompressed and hashed first (a mismatch with its diff_id: InvalidArgument, nothing stored), then
+            unpacked by the safe applier and stored as a gzip blob (an unsafe entry: InvalidArgument "refusing
+            layer entry ...", and the snapshots and blobs this image made are removed); tags are moved as docker
+            load moves them. Every staging file named is deleted.
+``import``  {"staging": <root>/tmp/cp-* | null, "url": http(s) URL fetched by the host | null, "repository":
+            REPO[:TAG] | null, "message", "changes": [Dockerfile line]} -> {"id", "tags", "renamed"}: the tar
+            (plain, gzip, bzip2 or xz) as a one-layer image; config = docker's empty Config with the changes
+            (commit's list), history [{created, comment}]. The staging file is deleted.
 
 volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]

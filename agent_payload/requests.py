@@ -199,6 +199,12 @@ REQUESTS = {
               "archive": _a("bool", False, checked_by="ops.transfer")},
     "cp_out": dict(_CONTAINER, path=_a("str", required=True), follow_link=_a("bool", False)),
     "export_out": dict(_CONTAINER),
+    # save/load/import (ops/archive.py): blobs and archives moved by SFTP
+    "save": {"images": _a("str_list", [])},
+    "load_probe": {"diff_ids": _a("str_list", [])},
+    "load": {"images": _a("object_list", [], checked_by="image.loadsave")},
+    "import": {"changes": _a("str_list", []), "repository": _a("str", checked_by="image.commit"),
+               "message": _a("str", ""), "staging": _a("str"), "url": _a("str")},
     "network_create": {"internal": _a("bool", False), "name": _a("str", required=True),
                        "driver": _a("str", "bridge"), "subnet": _a("str"), "gateway": _a("str"),
                        "labels": _a("labels", {}, checked_by="runtime.spec")},

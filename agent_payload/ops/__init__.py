@@ -23,6 +23,7 @@ OP_MODULES = {
     "container_prune": "lifecycle", "update": "lifecycle", "stats": "lifecycle", "pause": "lifecycle",
     "unpause": "lifecycle", "exec": "lifecycle", "attach": "lifecycle",
     "commit": "commit", "cp_in": "transfer", "cp_out": "transfer", "export_out": "transfer",
+    "save": "archive", "load_probe": "archive", "load": "archive", "import": "archive",
     "network_create": "netvol", "network_ls": "netvol", "network_inspect": "netvol", "network_rm": "netvol",
     "network_prune": "netvol", "network_connect": "netvol", "network_disconnect": "netvol", "port": "netvol",
     "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",

@@ -24,7 +24,7 @@ PAYLOAD = "agent_payload"
 FLEET_MAY_IMPORT = {"agent_payload.protocol", "agent_payload.errors", "agent_payload.image.reference",
                     "agent_payload.humanize", "agent_payload.state.store", "agent_payload.archive",
                     "agent_payload.linux.seccomp", "agent_payload.containeropts", "agent_payload.portspec",
-                    "agent_payload.hostopts"}
+                    "agent_payload.hostopts", "agent_payload.image.archive_formats"}
 # What those modules may use in turn (all of it pure or ctypes-only): nothing of the engine comes with them.
 FLEET_MAY_REACH = FLEET_MAY_IMPORT | {"agent_payload", "agent_payload.image", "agent_payload.state",
                                       "agent_payload.linux", "agent_payload.record", "agent_payload.linux.bpf",

@@ -102,6 +102,11 @@ COMMAND_LINES = [
     (["cp", "-H", "h1", "-a", "-L", C + ":/etc/hostname", "-"], "cp_out"),
     (["export", "-H", "h1", C], "export_out"),
     (["commit", "-H", "h1", "-a", "me", "-m", "msg", "-c", "ENV A=1", "-p", C, "mine:2"], "commit"),
+    (["save", "-H", "h1", "-o", SRC + "/out.tar", "--format", "oci-archive", "busybox", "mine:2"], "save"),
+    (["load", "-H", "all", "-i", SRC + "/image.tar"], "load_probe"),
+    (["load", "-H", "all", "-q", "-i", SRC + "/image.tar"], "load"),
+    (["import", "-H", "all", "-c", "CMD [\"/x\"]", "-m", "msg", SRC + "/f", "imp:1"], "import"),
+    (["import", "-H", "h1", "http://10.0.0.9/rootfs.tar.gz"], "import"),
     (["port", "-H", "h1", C, "80/tcp"], "port"),
     (["network", "create", "-H", "h1", "--driver", "bridge", "--subnet", "10.9.0.0/24", "--gateway",
       "10.9.0.1", "--internal", "--label", "k=v", "n1"], "network_create"),
@@ -165,6 +170,10 @@ ANSWERS = {
     "cp_out": {"staging": "/var/lib/fleet/tmp/cp-0.tar", "size": 5, "type": "file", "base": "hostname"},
     "cp_out:file": b"a tar",
     "export_out": {"staging": "/var/lib/fleet/tmp/cp-1.tar", "size": 5, "sha256": "sha256:" + "0" * 64},
+    "save": {"images": []},
+    "load_probe": {"present": []},
+    "load": {"loaded": []},
+    "import": {"id": "sha256:" + "0" * 64},
     # deploy: the web service runs on each host (an older config) with a previous version kept for rollback
     "service_ls": {"services": [
         {"id": "b" * 64, "name": "shop-web-1", "project": "shop", "service": "web", "config_hash": "old",
@@ -193,6 +202,29 @@ volumes: {data: {}}
 """
 
 
+def _image_archive():
+    """A one-image docker-archive (what load reads and checks before any host is asked)."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    from agent_payload.image import archive_formats
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    out = io.BytesIO()
+    archive_formats.write_docker_archive(out, [{"id": "sha256:" + hashlib.sha256(config).hexdigest(),
+                                                "config": config, "tags": ["mine:2"]}],
+                                         lambda d: io.BytesIO(layer.getvalue()))
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("argv,op,stdin", [(c[0], c[1], c[2] if len(c) > 2 else None) for c in COMMAND_LINES],
                          ids=[c[1] for c in COMMAND_LINES])
 def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path, argv, op, stdin):
@@ -201,6 +233,7 @@ def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path,
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "f").write_text("x")
     (tmp_path / "src" / "compose.yaml").write_text(COMPOSE)
+    (tmp_path / "src" / "image.tar").write_bytes(_image_archive())
     argv = [a.replace(SRC, str(tmp_path / "src")) for a in argv]
     monkeypatch.setattr(interactive, "terminal_size", lambda fd=1: [24, 80])  # -t sends its size, as on a terminal
     cli_calls.answers.update(ANSWERS)
