@@ -73,7 +73,8 @@ MATCHES = [
     ("a(b)c/def", "a(b)c/def", True),
     ("a(b)c/def", "a(b)c/xyz", False),
     ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
-    ("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+    ("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+     "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
     ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
     ("a\\*b", "a*b", True),
 ]
