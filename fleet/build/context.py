@@ -217,6 +217,14 @@ def _read_text(path: str, shown: str) -> str:
         raise UsageError("unable to read Dockerfile {}: permission denied".format(shown)) from None
 
 
+def _read_ignore(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError("error checking context: can't read {}: {}".format(path, exc.strerror)) from None
+
+
 def _patterns(text: str, where: str) -> dockerignore.PatternMatcher:
     try:
         return dockerignore.PatternMatcher(dockerignore.read_patterns(text))
@@ -233,7 +241,10 @@ def from_directory(context_dir: str, dockerfile: str | None, stdin=None) -> Buil
     root = os.path.realpath(context_dir)
     ignore_path = os.path.join(root, ".dockerignore")
     has_ignore = os.path.isfile(ignore_path)
-    pm = _patterns(_read_text(ignore_path, ".dockerignore") if has_ignore else "", ignore_path)
+    pm = _patterns(_read_ignore(ignore_path) if has_ignore else "", ignore_path)
+    if os.path.lexists(os.path.join(root, SPECIAL_DIR)):
+        raise UsageError("unable to prepare context: {} holds {}, a name fleet build reserves for the Dockerfile"
+                         .format(context_dir, SPECIAL_DIR))
     if dockerfile == STDIN:
         text = _read_stdin(stdin).decode("utf-8", errors="replace")
         rel, shown = None, "-"
@@ -349,6 +360,9 @@ def _from_tar_bytes(plain: bytes, dockerfile: str, source: str) -> BuildContext:
         if m.islnk():
             m.linkname = _clean_member(m.linkname, source)
         by_name[m.name] = (m, data)
+    if any(name.split("/")[0] == SPECIAL_DIR for name in by_name):
+        raise UsageError("unable to prepare context: {} holds {}, a name fleet build reserves for the Dockerfile"
+                         .format(source, SPECIAL_DIR))
     want = dockerignore.go_clean(dockerfile)
     found = by_name.get(want)
     if found is None or found[1] is None:
@@ -361,7 +375,7 @@ def _from_tar_bytes(plain: bytes, dockerfile: str, source: str) -> BuildContext:
     writer = _Writer()
     try:
         for m, data in members:
-            if m.name in drop or m.name == "." or m.name.split("/")[0] == SPECIAL_DIR:
+            if m.name in drop or m.name == ".":
                 continue
             writer.add(m, io.BytesIO(data) if data is not None else None)
         inside = want

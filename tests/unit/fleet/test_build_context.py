@@ -164,3 +164,12 @@ def test_sending_line_and_size_warning(tmp_path, monkeypatch):
     _tree(tmp_path, {".dockerignore": "nothing\n"})
     with context.prepare(str(tmp_path), None) as ctx:
         assert context.size_warning(ctx, "ctx") is None
+
+
+def test_the_reserved_name_is_refused(tmp_path):
+    _tree(tmp_path, {"Dockerfile": DOCKERFILE, ".fleet-dockerfile/x": "x"})
+    with pytest.raises(UsageError, match="holds .fleet-dockerfile, a name fleet build reserves"):
+        context.prepare(str(tmp_path), None)
+    raw = _tar_bytes([("Dockerfile", b"FROM a\n"), (".fleet-dockerfile/Dockerfile", b"FROM b\n")])
+    with pytest.raises(UsageError, match="a name fleet build reserves"):
+        context.prepare("-", None, io.BytesIO(raw))
