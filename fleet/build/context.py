@@ -110,7 +110,10 @@ class _Writer:
         self.tar.addfile(info, fileobj)
 
     def finish(self) -> tuple[str, str, int]:
-        self.tar.close()
+        # the end-of-archive marker (two zero blocks) without tarfile's padding to a 10 KiB record: Go's
+        # archive/tar (docker's CLI) writes none, so the size docker prints for the same tree is the same
+        self.write(tarfile.NUL * (tarfile.BLOCKSIZE * 2))
+        self.tar.closed = True
         self.raw.close()
         return self.path, self.digest.hexdigest(), self.size
 
