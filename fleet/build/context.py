@@ -29,10 +29,11 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 
+from agent_payload.build.dockerfile import CONTEXT_DOCKERFILE_DIR
 from fleet.build import dockerignore
 from fleet.errors import UsageError
 
-SPECIAL_DIR = ".fleet-dockerfile"
+SPECIAL_DIR = CONTEXT_DOCKERFILE_DIR  # agent_payload/build/dockerfile.py: the builder hides it by that name
 SPECIAL_DOCKERFILE = SPECIAL_DIR + "/Dockerfile"
 DEFAULT_DOCKERFILE = "Dockerfile"
 #: A context bigger than this without a .dockerignore draws a warning (docker sends it all, silently).
