@@ -250,7 +250,7 @@ def from_directory(context_dir: str, dockerfile: str | None, stdin=None) -> Buil
         raise UsageError("unable to prepare context: {} holds {}, a name fleet build reserves for the Dockerfile"
                          .format(context_dir, SPECIAL_DIR))
     if dockerfile == STDIN:
-        text = _read_stdin(stdin).decode("utf-8", errors="replace")
+        text = _read_stdin(stdin).decode("utf-8", errors="replace")  # a Dockerfile: small
         rel, shown = None, "-"
     else:
         if dockerfile:
@@ -291,24 +291,58 @@ def _read_stdin(stdin) -> bytes:
     return stream.read()
 
 
-_MAGIC = ((b"\x1f\x8b\x08", gzip.decompress), (b"BZh", bz2.decompress), (b"\xfd7zXZ\x00", lzma.decompress))
+_OPENERS = ((b"\x1f\x8b\x08", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_CHUNK = 1 << 20
 
 
-def _decompress(data: bytes) -> bytes:
-    for magic, fn in _MAGIC:
-        if data.startswith(magic):
-            try:
-                return fn(data)
-            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-                raise UsageError("unable to prepare context: the compressed context is corrupt: {}".format(exc))
-    return data
+def _copy(src, dst) -> None:
+    while True:
+        chunk = src.read(_CHUNK)
+        if not chunk:
+            break
+        dst.write(chunk)
 
 
-def _is_tar(data: bytes) -> bool:
-    if len(data) < 512:
+def _spool(source: str, stdin) -> str:
+    """The context tar (or Dockerfile) of ``source`` ("-": stdin) in a temp file, decompressed (docker's
+    DecompressStream: gzip, bzip2, xz); the caller removes it."""
+    import sys
+
+    fd, path = tempfile.mkstemp(prefix="fleet-build-in-", suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if source == STDIN:
+                _copy(stdin if stdin is not None else sys.stdin.buffer, out)
+            else:
+                with open(source, "rb") as f:
+                    _copy(f, out)
+        with open(path, "rb") as f:
+            head = f.read(8)
+        opener = next((fn for magic, fn in _OPENERS if head.startswith(magic)), None)
+        if opener is None:
+            return path
+        fd2, plain = tempfile.mkstemp(prefix="fleet-build-in-", suffix=".tar")
+        try:
+            with opener(path, "rb") as src, os.fdopen(fd2, "wb") as out:
+                _copy(src, out)
+        except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            os.unlink(plain)
+            raise UsageError("unable to prepare context: the compressed context is corrupt: {}".format(exc)) from None
+        os.unlink(path)
+        return plain
+    except BaseException:
+        if os.path.exists(path):
+            os.unlink(path)
+        raise
+
+
+def _is_tar(path: str) -> bool:
+    with open(path, "rb") as f:
+        block = f.read(tarfile.BLOCKSIZE)
+    if len(block) < tarfile.BLOCKSIZE:
         return False
     try:
-        tarfile.TarInfo.frombuf(data[:512], "utf-8", "surrogateescape")
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         return True
     except tarfile.HeaderError:
         return False
@@ -316,28 +350,27 @@ def _is_tar(data: bytes) -> bool:
 
 def from_stdin_or_tar(source: str, dockerfile: str | None, stdin=None) -> BuildContext:
     """``PATH`` "-" (stdin) or a tar file: a tar context, or (stdin only) a lone Dockerfile."""
-    if source == STDIN:
-        if dockerfile == STDIN:
-            raise UsageError("invalid argument: can't use stdin for both build context and dockerfile")
-        data = _read_stdin(stdin)
-    else:
-        with open(source, "rb") as f:
-            data = f.read()
-    plain = _decompress(data)
-    if not _is_tar(plain):
+    if source == STDIN and dockerfile == STDIN:
+        raise UsageError("invalid argument: can't use stdin for both build context and dockerfile")
+    spooled = _spool(source, stdin)
+    try:
+        if _is_tar(spooled):
+            return _from_tar(spooled, dockerfile or DEFAULT_DOCKERFILE, source)
         if source != STDIN:
             raise UsageError("unable to prepare context: context must be a directory or a tar: {}".format(source))
-        text = data.decode("utf-8", errors="replace")
-        writer = _Writer()
-        try:
-            raw = text.encode("utf-8")
-            writer.add(_file_info(DEFAULT_DOCKERFILE, raw, 0o600), io.BytesIO(raw))
-            path, digest, size = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
-        return BuildContext(path, digest, size, DEFAULT_DOCKERFILE, text, "Dockerfile", False)
-    return _from_tar_bytes(plain, dockerfile or DEFAULT_DOCKERFILE, source)
+        with open(spooled, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    finally:
+        os.unlink(spooled)
+    writer = _Writer()
+    try:
+        raw = text.encode("utf-8")
+        writer.add(_file_info(DEFAULT_DOCKERFILE, raw, 0o600), io.BytesIO(raw))
+        path, digest, size = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return BuildContext(path, digest, size, DEFAULT_DOCKERFILE, text, "Dockerfile", False)
 
 
 def _clean_member(name: str, source: str) -> str:
@@ -350,48 +383,52 @@ def _clean_member(name: str, source: str) -> str:
     return cleaned
 
 
-def _from_tar_bytes(plain: bytes, dockerfile: str, source: str) -> BuildContext:
+def _read_member(tar: tarfile.TarFile, member) -> str | None:
+    if member is None or not member.isreg():
+        return None
+    return tar.extractfile(member).read().decode("utf-8", errors="replace")
+
+
+def _from_tar(path: str, dockerfile: str, source: str) -> BuildContext:
+    """A tar context, sent as it is (names checked), minus the Dockerfile and .dockerignore when .dockerignore
+    excludes them (the daemon's removeDockerfile)."""
     try:
-        members = []
-        with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:
-            for m in tar.getmembers():
-                members.append((m, tar.extractfile(m).read() if m.isreg() else None))
+        with tarfile.open(path, mode="r:") as tar:
+            members = tar.getmembers()
+            by_name = {}
+            for m in members:
+                m.name = _clean_member(m.name, source)
+                if m.islnk():
+                    m.linkname = _clean_member(m.linkname, source)
+                by_name[m.name] = m
+            if any(name.split("/")[0] == SPECIAL_DIR for name in by_name):
+                raise UsageError("unable to prepare context: {} holds {}, a name fleet build reserves for the "
+                                 "Dockerfile".format(source, SPECIAL_DIR))
+            want = dockerignore.go_clean(dockerfile)
+            text = _read_member(tar, by_name.get(want))
+            if text is None:
+                raise UsageError("Cannot locate specified Dockerfile: {}".format(dockerfile))
+            ignore = by_name.get(".dockerignore")
+            pm = _patterns(_read_member(tar, ignore) or "", source + ":.dockerignore")
+            drop = {n for n in (".dockerignore", want) if n in by_name and pm.matches_or_parent_matches(n)}
+            writer = _Writer()
+            try:
+                for m in members:
+                    if m.name in drop or m.name == ".":
+                        continue
+                    writer.add(m, tar.extractfile(m) if m.isreg() else None)
+                inside = want
+                if want in drop:
+                    raw = text.encode("utf-8")
+                    writer.add(_file_info(SPECIAL_DOCKERFILE, raw, 0o600), io.BytesIO(raw))
+                    inside = SPECIAL_DOCKERFILE
+                out, digest, size = writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
     except tarfile.TarError as exc:
         raise UsageError("unable to prepare context: {}: {}".format(source, exc)) from None
-    by_name = {}
-    for m, data in members:
-        m.name = _clean_member(m.name, source)
-        if m.islnk():
-            m.linkname = _clean_member(m.linkname, source)
-        by_name[m.name] = (m, data)
-    if any(name.split("/")[0] == SPECIAL_DIR for name in by_name):
-        raise UsageError("unable to prepare context: {} holds {}, a name fleet build reserves for the Dockerfile"
-                         .format(source, SPECIAL_DIR))
-    want = dockerignore.go_clean(dockerfile)
-    found = by_name.get(want)
-    if found is None or found[1] is None:
-        raise UsageError("Cannot locate specified Dockerfile: {}".format(dockerfile))
-    text = found[1].decode("utf-8", errors="replace")
-    ignore = by_name.get(".dockerignore")
-    pm = _patterns(ignore[1].decode("utf-8", errors="replace") if ignore and ignore[1] is not None else "",
-                   source + ":.dockerignore")
-    drop = {n for n in (".dockerignore", want) if n in by_name and pm.matches_or_parent_matches(n)}
-    writer = _Writer()
-    try:
-        for m, data in members:
-            if m.name in drop or m.name == ".":
-                continue
-            writer.add(m, io.BytesIO(data) if data is not None else None)
-        inside = want
-        if want in drop:
-            raw = text.encode("utf-8")
-            writer.add(_file_info(SPECIAL_DOCKERFILE, raw, 0o600), io.BytesIO(raw))
-            inside = SPECIAL_DOCKERFILE
-        path, digest, size = writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
-    return BuildContext(path, digest, size, inside, text, dockerfile, ignore is not None)
+    return BuildContext(out, digest, size, inside, text, dockerfile, ignore is not None)
 
 
 def prepare(source: str, dockerfile: str | None, stdin=None) -> BuildContext:
