@@ -61,9 +61,11 @@ def _ops(rec):
 def test_one_host_raw_output_and_the_request(build_host, ctx_dir, monkeypatch):
     monkeypatch.setenv("FROM_ENV", "e")
     monkeypatch.delenv("UNSET_ARG", raising=False)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     result = _cli(build_host, "build", "-H", "h1", "-t", "app:1", "-t", "reg:5000/app", "--build-arg", "A=1",
                   "--build-arg", "FROM_ENV", "--build-arg", "UNSET_ARG", "--label", "k=v", "--target", "BASE",
-                  "--network", "none", "--no-cache", "--pull", str(ctx_dir))
+                  "--network", "none", "--no-cache", "--pull", "--no-rm", "--force-rm", "--platform", "linux/amd64",
+                  str(ctx_dir))
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Sending build context to Docker daemon ")
     assert result.stdout_bytes.decode().split("\r\r\n", 1)[1] == "".join(STEPS)
@@ -76,6 +78,9 @@ def test_one_host_raw_output_and_the_request(build_host, ctx_dir, monkeypatch):
     assert request["tags"] == ["app:1", "reg:5000/app"] and request["labels"] == {"k": "v"}
     assert (request["target"], request["network"], request["no_cache"], request["pull"]) == ("BASE", "none",
                                                                                              True, True)
+    assert (request["rm"], request["force_rm"], request["platform"], request["quiet"]) == (False, True,
+                                                                                          "linux/amd64", False)
+    assert request["source_date_epoch"] is None
     assert build_host.calls[2][3] is False  # a build is not cut by the command timeout
 
 
