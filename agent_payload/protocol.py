@@ -228,6 +228,11 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             REPO[:TAG] | null, "message", "changes": [Dockerfile line]} -> {"id", "tags", "renamed"}: the tar
             (plain, gzip, bzip2 or xz) as a one-layer image; config = docker's empty Config with the changes
             (commit's list), history [{created, comment}]. The staging file is deleted.
+``build_context`` {"sha256": hex digest of a build context tar, "staging": <root>/tmp/cp-*.tar or absent}
+            -> {"present": bool, "size", "kept"}: without "staging", whether <root>/build/contexts/<sha256>.tar is
+            there (then its mtime is refreshed: contexts in use stay); with it, the uploaded staging tar is checked
+            against the digest (a mismatch is InvalidArgument, nothing kept) and renamed into place (0600, dir
+            0700); the staging file is always deleted; only the newest CONTEXTS_KEPT contexts are kept.
 
 volume args of ``run``/``create``: "volumes": [-v value] ("/ctr" anonymous, "NAME:/ctr[:ro|rw][,nocopy]",
             "/host:/ctr[:ro]", a missing /host created at start), "mounts": [--mount value]

@@ -239,4 +239,7 @@ REQUESTS = {
               "thresholds": _a("object", {}),
               "probes": _a("object_list", [], checked_by="check.request"),
               "counters": _a("bool", True)},
+    # fleet build's context upload (ops/buildctx.py checks the digest and the staging path itself)
+    "build_context": {"sha256": _a("str", required=True, checked_by="ops.buildctx"),
+                      "staging": _a("str", checked_by="ops.buildctx")},
 }

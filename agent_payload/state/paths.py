@@ -57,6 +57,14 @@ class Paths:
         return self._under("containers")
 
     @property
+    def build_contexts(self):
+        """fleet build's contexts, ``<sha256>.tar`` each, uploaded by the controller (ops/buildctx.py)."""
+        return self._under("build", "contexts")
+
+    def build_context(self, sha256):
+        return os.path.join(self.build_contexts, sha256 + ".tar")
+
+    @property
     def locks(self):
         return self._under("locks")
 

@@ -81,7 +81,7 @@ def info(ctx: typer.Context, patterns: List[str] = HostsOpt,
 app.command("info")(info)
 system_app.command("info")(info)
 
-from fleet.cli import containers, netvol, images, archive, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
+from fleet.cli import containers, netvol, images, archive, build, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
 
 # docker's aliases of the management commands' listings (container ls/list/ps and image ls/list are registered
 # with their commands)
