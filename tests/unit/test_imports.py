@@ -19,18 +19,20 @@ PAYLOAD = "agent_payload"
 # (cp's path rules + safe extractor: the same code on both ends), linux.seccomp (--security-opt: one parser
 # and profile check), containeropts (run/create's flag table and parse, shared with the hand CLI), portspec
 # (the -p grammar: compose files' ports checked before any host is contacted) and hostopts (--add-host, --tmpfs,
-# --ulimit, --sysctl, --device, ...: one parse on both ends).
+# --ulimit, --sysctl, --device, ...: one parse on both ends) and build.dockerfile (fleet build parses the Dockerfile
+# before any host is contacted; with its word lexer build.shellwords and build.dfsyntax).
 # Packages on the way (agent_payload.image ...) are imported implicitly.
 FLEET_MAY_IMPORT = {"agent_payload.protocol", "agent_payload.errors", "agent_payload.image.reference",
                     "agent_payload.humanize", "agent_payload.state.store", "agent_payload.archive",
                     "agent_payload.linux.seccomp", "agent_payload.containeropts", "agent_payload.portspec",
-                    "agent_payload.hostopts"}
+                    "agent_payload.hostopts", "agent_payload.build.dockerfile", "agent_payload.build.shellwords",
+                    "agent_payload.build.dfsyntax"}
 # What those modules may use in turn (all of it pure or ctypes-only): nothing of the engine comes with them.
 FLEET_MAY_REACH = FLEET_MAY_IMPORT | {"agent_payload", "agent_payload.image", "agent_payload.state",
                                       "agent_payload.linux", "agent_payload.record", "agent_payload.linux.bpf",
                                       "agent_payload.linux.libc", "agent_payload.linux.consts",
                                       "agent_payload.linux.seccomp_default", "agent_payload.linux.seccomp_tables",
-                                      "agent_payload.fs"}
+                                      "agent_payload.fs", "agent_payload.build"}
 
 
 # ---------------------------------------------------------------------------------------------- the graph
