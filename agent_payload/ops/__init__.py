@@ -31,6 +31,7 @@ OP_MODULES = {
     "image_resolve": "deploy", "deploy_lock": "deploy", "service_ls": "deploy", "service_swap": "deploy",
     "service_rollback": "deploy", "service_down": "deploy", "deploy_journal": "deploy",
     "check": "check",
+    "build": "build",
 }
 
 

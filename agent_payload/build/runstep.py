@@ -1,0 +1,92 @@
+"""RUN: the step's command in a container of the fleet runtime, its changes committed as the step's layer.
+
+As docker's dispatchRun: the container has the stage's run config (ENV, USER, WORKDIR, VOLUMEs, no
+healthcheck, no entrypoint) with the build args in scope added to its environment (ENV wins); the history and
+cache key carry ``|N K=V ...`` before the command when args are in scope.  Its output is streamed as build
+events; a non-zero exit fails the build with docker's "The command '...' returned a non-zero code: N".  The
+container is removed after a success (``rm``) and after a failure only with ``force_rm``, as docker.
+"""
+
+from .. import errors
+from . import history as H
+
+
+def _script(inst, cmd):
+    """A RUN with heredocs (BuildKit): ``RUN <<EOF`` alone runs the heredoc as the script; otherwise the
+    heredocs stay in the shell text for the shell to feed."""
+    docs = list(getattr(inst, "heredocs", None) or [])
+    if not docs or inst.json:
+        return cmd
+    line = cmd[-1].strip()
+    if len(docs) == 1 and line.lstrip("<-").strip("'\"") == docs[0].name and line.startswith("<<"):
+        return cmd[:-1] + [docs[0].content]
+    text = cmd[-1]
+    for d in docs:
+        text += "\n" + d.content + ("" if d.content.endswith("\n") or not d.content else "\n") + d.name
+    return cmd[:-1] + [text]
+
+
+def run(b, st, inst, cmd):
+    cmd = _script(inst, cmd)
+    if st.image_id is None:
+        raise errors.FailedPrecondition("Please provide a source image with `from` prior to run")
+    arg_env = st.build_args.filter_allowed(st.config.get("Env"))
+    save_cmd = H.prepend_env_on_cmd(st.build_args, arg_env, cmd) if arg_env else list(cmd)
+    probe_cfg = dict(st.config, Cmd=save_cmd, Image=st.image_id)
+    if b.probe(st, probe_cfg) is not None:
+        return
+    network = b.req.network or "default"
+    mode = {"default": "bridge", "none": "none", "host": "host"}.get(network)
+    if mode is None:
+        raise errors.InvalidArgument("network mode {!r} not supported by the builder (default, none, host)"
+                                     .format(network))
+    if mode == "bridge" and b.store.config.bridge == "none":
+        mode = "none"
+    runtime = b.ctx.runtime()
+    created = _create(b, st, runtime, cmd, arg_env, mode)
+    cid = created["id"]
+    ok = False
+    try:
+        b.out(" ---> Running in {}\n".format(cid[:12]))
+        runtime.start(cid)
+        for line in runtime.logs(cid, follow=True):
+            b.out(line.get("line", ""))
+        code = runtime.wait(cid)
+        if code != 0:
+            raise errors.Conflict("The command '{}' returned a non-zero code: {}".format(" ".join(cmd), code))
+        _commit(b, st, runtime, cid, save_cmd, probe_cfg)
+        ok = True
+    finally:
+        if ok and b.req.rm or not ok and b.req.force_rm:
+            try:
+                runtime.remove([cid], force=True, volumes=True)
+                if ok:
+                    b.out("Removing intermediate container {}\n".format(cid[:12]))
+            except errors.AgentError:
+                pass
+
+
+def _create(b, st, runtime, cmd, arg_env, mode):
+    from ..ops.containers import merge_env
+    from ..runtime import volumes
+    from ..runtime.spec import ContainerSpec
+
+    cfg = st.config
+    spec = ContainerSpec(
+        name=None, image=st.image_id, image_id=st.image_id, lowerdirs=list(st.layers), argv=list(cmd),
+        env=merge_env(cfg.get("Env"), arg_env), workdir=cfg.get("WorkingDir") or "/",
+        user=cfg.get("User") or None, network=mode, networks={}, ports=[], labels={},
+        healthcheck=None, mounts=volumes.plan([], [], {t: {} for t in cfg.get("Volumes") or {}}))
+    return runtime.create(spec, extra={"entrypoint": None, "cmd": list(cmd), "build": True})
+
+
+def _commit(b, st, runtime, cid, save_cmd, probe_cfg):
+    from ..runtime.containers import INIT_PATHS
+    from ..runtime.records import Layout
+
+    rec = runtime.lookup(cid)
+    upper = Layout(b.ctx.paths, cid).diff
+    lowers = list(reversed(rec.get("lowerdirs") or []))
+    skip = set(INIT_PATHS) | {m.get("target") for m in rec.get("mounts") or [] if m.get("target")}
+    b.commit(st, st.config, save_cmd, write_tar=b.layer_writer(upper, lowers, frozenset(skip)),
+             container_id=cid, probe_config=probe_cfg)

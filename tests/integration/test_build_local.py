@@ -1,0 +1,273 @@
+"""``build`` at the payload level on this machine (root): real builds through the op, RUN in real containers.
+
+Each test writes a context tar where the controller's upload puts it (<root>/build/contexts/<sha>.tar) and
+calls the op with a busybox base image made without a registry (tests/helpers/images.py).
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+
+import pytest
+
+from agent_payload import errors
+from agent_payload.ops import dispatch
+from tests.helpers import images as fx
+from tests.helpers.images import _container, _layer_with_links
+from tests.helpers.runtime import integration
+
+pytestmark = integration
+env = fx.env
+
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
+GROUP = b"root:x:0:\napp:x:1000:\nstaff:x:50:\n"
+
+
+def _base(env):
+    return env.image(["busybox:latest"], [_layer_with_links(), {"etc/passwd": PASSWD, "etc/group": GROUP,
+                                                                "tmp/.keep": b""}])
+
+
+def _context(env, files, dockerfile=None):
+    """Write the context tar (sorted, as the controller does) -> its sha256."""
+    buf = io.BytesIO()
+    entries = dict(files)
+    if dockerfile is not None:
+        entries["Dockerfile"] = dockerfile.encode()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(entries):
+            data = entries[name]
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.mtime = 1700000000
+            if data is None or name.endswith("/"):
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(data, tuple) and data[0] == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, data[1]
+                tar.addfile(info)
+            else:
+                mode = 0o644
+                if isinstance(data, tuple):
+                    data, mode = data
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    sha = hashlib.sha256(raw).hexdigest()
+    d = os.path.join(env.paths.root, "build", "contexts")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    with open(os.path.join(d, sha + ".tar"), "wb") as f:
+        f.write(raw)
+    return sha
+
+
+def build(env, dockerfile, files=None, **args):
+    """Run the build op -> (result, output text)."""
+    sha = _context(env, files or {}, dockerfile)
+    events = []
+    args.setdefault("network", "none")
+    result = dispatch(env.ctx, "build", dict(args, context=sha, dockerfile="Dockerfile"),
+                      lambda name, data=None: events.append((name, data)))
+    return result, "".join(d["stream"] for n, d in events if n == "build")
+
+
+def run(env, image, script):
+    """Run ``sh -c script`` (or an argv list) in a container of ``image`` -> its output."""
+    cid = _container(env, image, script if isinstance(script, list) else ["/bin/sh", "-c", script])
+    env.rt.start(cid)
+    code = env.rt.wait(cid, timeout=30)
+    out = "".join(line["line"] for line in env.rt.logs(cid))
+    assert code == 0, out
+    return out
+
+
+def config(env, ref):
+    return env.store.image_config(env.store.resolve(ref).id)
+
+
+def test_metadata_instructions_history_and_output(env):
+    _base(env)
+    df = """FROM busybox
+LABEL a=1 "b c"="d e"
+MAINTAINER Ann <a@b>
+ENV K1=v1 K2="two words"
+ENV K3 $K1-x
+EXPOSE 80 53/udp
+VOLUME /data
+USER app:staff
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost || exit 1
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo triggered
+ENTRYPOINT ["/bin/echo"]
+CMD hello
+"""
+    result, out = build(env, df, tags=["meta:1"])
+    assert re.search(r"^Step 1/14 : FROM busybox\n ---> [0-9a-f]{12}\n", out), out
+    assert "Step 14/14 : CMD hello\n" in out
+    assert out.endswith("Successfully built {}\nSuccessfully tagged meta:1\n".format(result["id"][7:19])), out
+    assert result["tags"] == ["meta:1"] and result["steps"] == 13 and result["cached"] == 0
+    cfg = config(env, "meta:1")
+    c = cfg["config"]
+    assert c["Labels"] == {"a": "1", "b c": "d e"}
+    assert c["Env"][-3:] == ["K1=v1", "K2=two words", "K3=v1-x"]
+    assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and c["Volumes"] == {"/data": {}}
+    assert c["User"] == "app:staff" and c["StopSignal"] == "SIGINT"
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost || exit 1"], "Interval": 5000000000,
+                                "Retries": 3}
+    assert c["Shell"] == ["/bin/sh", "-ec"] and c["OnBuild"] == ["RUN echo triggered"]
+    assert c["Entrypoint"] == ["/bin/echo"] and c["Cmd"] == ["/bin/sh", "-ec", "hello"]
+    assert cfg["author"] == "Ann <a@b>"
+    rows = [h["created_by"] for h in cfg["history"][-13:]]
+    assert rows[0] == '/bin/sh -c #(nop)  LABEL a=1 b c=d e'
+    assert rows[2] == '/bin/sh -c #(nop)  ENV K1=v1 K2=two words'
+    assert rows[4] == '/bin/sh -c #(nop)  EXPOSE 80 53/udp'
+    assert rows[5] == '/bin/sh -c #(nop)  VOLUME [/data]'
+    assert rows[8] == ('/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "wget -q localhost || exit 1"] "5s" "0s" '
+                       '"0s" "0s" \'\\x03\'}')
+    assert rows[9] == '/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]'  # the new shell, %v
+    assert rows[10] == '/bin/sh -ec #(nop)  ONBUILD RUN echo triggered'
+    assert rows[12] == '/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "hello"]'
+    assert all(h.get("empty_layer") for h in cfg["history"][-13:])
+    assert len(cfg["rootfs"]["diff_ids"]) == 2  # the base's two layers only
+
+
+def test_run_copy_workdir_layers_and_cache(env):
+    _base(env)
+    df = """FROM busybox
+ARG V=1
+WORKDIR /app/sub
+COPY a.txt ./
+COPY dir /opt/dir/
+COPY --chown=app:staff --chmod=600 a.txt b* /owned/
+RUN echo "v=$V" > /app/run.txt && rm /tmp/.keep
+RUN ["/bin/sh", "-c", "echo exec form"]
+"""
+    files = {"a.txt": b"A\n", "b1": b"B1\n", "b2": b"B2\n", "dir/x": b"X\n", "dir/sub/y": (b"Y\n", 0o755),
+             "dir/ln": ("link", "x"), ".fleet-dockerfile/Dockerfile": b"FROM scratch\n"}
+    result, out = build(env, df, files, tags=["app:1"], build_args={"V": "7"})
+    assert "exec form\n" in out and " ---> Running in " in out and "Removing intermediate container" in out
+    text = run(env, "app:1", "cat /app/sub/a.txt /opt/dir/x /opt/dir/sub/y /app/run.txt; "
+                             "readlink /opt/dir/ln; stat -c '%n %u:%g %a' /owned/a.txt /owned/b1 /owned /app/sub "
+                             "/opt/dir/sub/y; test ! -e /tmp/.keep && echo gone; ls -a /opt")
+    assert text == ("A\nX\nY\nv=7\nx\n/owned/a.txt 1000:50 600\n/owned/b1 1000:50 600\n"
+                    "/owned 1000:50 755\n/app/sub 0:0 755\n/opt/dir/sub/y 0:0 755\ngone\n.\n..\ndir\n"), text
+    cfg = config(env, "app:1")
+    assert cfg["config"]["WorkingDir"] == "/app/sub"
+    hist = [h["created_by"] for h in cfg["history"][-7:]]
+    assert hist[1] == "/bin/sh -c #(nop) WORKDIR /app/sub"
+    assert re.match(r"^/bin/sh -c #\(nop\) COPY file:[0-9a-f]{64} in /app/sub/ $", hist[2]), hist[2]
+    assert re.match(r"^/bin/sh -c #\(nop\) COPY dir:[0-9a-f]{64} in /opt/dir/ $", hist[3]), hist[3]
+    assert re.match(r"^/bin/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in /owned/ $", hist[4]), hist[4]
+    assert hist[5] == '|1 V=7 /bin/sh -c echo "v=$V" > /app/run.txt && rm /tmp/.keep'
+    assert hist[6] == "|1 V=7 /bin/sh -c echo exec form"  # exec form too (prependEnvOnCmd)
+    # ARG and a RUN that changes nothing have no layer (docker: the empty diff)
+    assert [bool(h.get("empty_layer")) for h in cfg["history"][-7:]] == [True] + [False] * 5 + [True]
+    assert len(cfg["rootfs"]["diff_ids"]) == 2 + 5
+    # the RUN layer holds the whiteout and the new file, nothing of the runtime's mountpoints
+    entry = env.store._read_index()["images"][result["id"]]
+    members = {m.name for m in tarfile.open(fileobj=io.BytesIO(gzip.decompress(
+        env.store.content.read_bytes(entry["layers"][-1]["digest"])))).getmembers()}
+    assert members == {"app", "app/run.txt", "tmp", "tmp/.wh..keep"}, members
+    # a second build: every step from the cache
+    again, out2 = build(env, df, files, tags=["app:1"], build_args={"V": "7"})
+    assert again["id"] == result["id"] and again["cached"] == again["steps"] == 7
+    assert out2.count(" ---> Using cache\n") == 7 and "Running in" not in out2
+    # another build arg value: the RUN steps that see it run again, the steps before come from the cache
+    third, _ = build(env, df, files, build_args={"V": "8"})
+    assert third["id"] != result["id"] and third["cached"] == 5
+    # one copied file changed: that COPY and everything after it run again
+    files["dir/x"] = b"X2\n"
+    fourth, out4 = build(env, df, files, build_args={"V": "7"})
+    assert fourth["cached"] == 3 and fourth["steps"] == 7, out4
+    none, _ = build(env, df, files, build_args={"V": "7"}, no_cache=True)
+    assert none["cached"] == 0
+
+
+def test_run_failure_names_the_command_and_leaves_no_image(env):
+    _base(env)
+    before = set(env.store._read_index()["images"])
+    with pytest.raises(errors.Conflict) as exc:
+        build(env, "FROM busybox\nRUN echo out; exit 3\n", tags=["bad:1"])
+    assert str(exc.value) == "The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3"
+    assert set(env.store._read_index()["images"]) == before
+    with pytest.raises(errors.InvalidArgument):
+        build(env, "FROM busybox\nCOPY ../x /x\n")
+    with pytest.raises(errors.InvalidArgument) as exc:
+        build(env, "FROM busybox\nCOPY missing /x\n")
+    assert "file not found in build context" in str(exc.value)
+    with pytest.raises(errors.InvalidArgument) as exc:
+        build(env, "FROM busybox\nCOPY a b /x\n", {"a": b"", "b": b""})
+    assert "must be a directory and end with a /" in str(exc.value)
+    with pytest.raises(errors.InvalidArgument) as exc:
+        build(env, "FROM busybox AS one\n", target="two")
+    with pytest.raises(errors.InvalidArgument):
+        build(env, "FROM busybox\nBOGUS x\n")
+
+
+def test_multistage_target_and_copy_from(env):
+    _base(env)
+    df = """ARG BASE=busybox
+FROM ${BASE} AS build
+RUN echo built > /artifact
+FROM busybox AS unused
+RUN exit 9
+FROM scratch AS final
+COPY --from=build /artifact /bin/busybox /
+FROM final AS more
+ENV X=1
+"""
+    result, out = build(env, df, target="final", tags=["ms:1"])
+    assert "exit 9" not in out and "Step 1/5 : ARG BASE=busybox\nStep 2/5 : FROM ${BASE} AS build\n" in out, out
+    cfg = config(env, "ms:1")
+    assert len(cfg["rootfs"]["diff_ids"]) == 1
+    assert run(env, "ms:1", ["/busybox", "cat", "/artifact"]) == "built\n"
+
+
+def test_onbuild_triggers_run_in_the_child(env):
+    _base(env)
+    parent, _ = build(env, "FROM busybox\nONBUILD COPY f /from-trigger\nONBUILD RUN echo run-trigger > /t\n",
+                      tags=["parent:1"])
+    child, out = build(env, "FROM parent:1\nCMD [\"x\"]\n", {"f": b"F\n"}, tags=["child:1"])
+    assert "# Executing 2 build triggers\n" in out
+    assert run(env, "child:1", "cat /from-trigger /t") == "F\nrun-trigger\n"
+    assert config(env, "child:1")["config"]["OnBuild"] is None
+
+
+def test_add_archive_url_less(env):
+    _base(env)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pkg/file")
+        data = b"in the tar\n"
+        info.size, info.uid, info.gid, info.mode = len(data), 1000, 1000, 0o640
+        tar.addfile(info, io.BytesIO(data))
+    result, _ = build(env, "FROM busybox\nADD a.tgz /x/\nADD plain /p\n", {"a.tgz": buf.getvalue(),
+                                                                          "plain": b"plain\n"}, tags=["add:1"])
+    assert run(env, "add:1", "stat -c '%u %a' /x/pkg/file; cat /x/pkg/file /p") == "1000 640\nin the tar\nplain\n"
+
+
+def test_source_date_epoch_gives_the_same_image_in_two_roots(env, tmp_path):
+    _base(env)
+    df = "FROM busybox\nCOPY a /a\nRUN echo x > /b\nCMD [\"sh\"]\n"
+    first, _ = build(env, df, {"a": b"a\n"}, source_date_epoch=1700000000)
+    cfg = env.store.image_config(first["id"])
+    assert cfg["created"] == "2023-11-14T22:13:20Z" and cfg["history"][-1]["created"] == cfg["created"]
+    # a second root, the same base and context: the same image ID
+    from agent_payload.image import images
+    from agent_payload.state.paths import Paths
+    other = Paths(root=str(tmp_path / "root2"), config_dir=str(tmp_path / "etc2"))
+    fx2 = fx.Fixture(other)
+    fx2.ctx, fx2.rt = fx._Ctx(other), __import__("agent_payload.runtime.containers", fromlist=["x"]).Runtime(other)
+    fx2.store = images.ImageStore(other, config={})
+    try:
+        _base(fx2)
+        second, _ = build(fx2, df, {"a": b"a\n"}, build_args={"SOURCE_DATE_EPOCH": "1700000000"})
+    finally:
+        from tests.helpers.runtime import _cleanup
+        _cleanup(other)
+    assert second["id"] == first["id"]
+    assert json.loads(json.dumps(cfg))["container"] == ""
