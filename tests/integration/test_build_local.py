@@ -271,3 +271,89 @@ def test_source_date_epoch_gives_the_same_image_in_two_roots(env, tmp_path):
         _cleanup(other)
     assert second["id"] == first["id"]
     assert json.loads(json.dumps(cfg))["container"] == ""
+
+
+def test_user_workdir_entrypoint_heredocs_and_args(env):
+    _base(env)
+    df = """FROM busybox
+CMD ["from-stage"]
+ENTRYPOINT ["/bin/echo"]
+USER app
+WORKDIR /srv/new
+RUN id -u > /srv/new/uid.txt || echo cannot-write
+USER root
+RUN <<EOF
+echo heredoc > /srv/hd.txt
+id -u >> /srv/hd.txt
+EOF
+COPY <<EOT /srv/copied.txt
+copied $HOME
+EOT
+ARG HTTP_PROXY
+ARG USED=u
+RUN echo "$HTTP_PROXY $USED" > /srv/args.txt
+HEALTHCHECK NONE
+"""
+    result, out = build(env, df, tags=["misc:1"], build_args={"HTTP_PROXY": "http://proxy:3128", "NOTUSED": "1"})
+    assert "[Warning] One or more build-args [NOTUSED] were not consumed\n" in out
+    cfg = config(env, "misc:1")
+    c = cfg["config"]
+    # ENTRYPOINT after a CMD of the same stage keeps that CMD (docker's cmdSet)
+    assert c["Entrypoint"] == ["/bin/echo"] and c["Cmd"] == ["from-stage"]
+    assert c["Healthcheck"] == {"Test": ["NONE"]}
+    # WORKDIR made the directory as root even under USER app (classic builder), so app cannot write there
+    assert run(env, "misc:1", "stat -c '%u %a' /srv/new; cat /srv/hd.txt /srv/copied.txt /srv/args.txt; "
+                              "test -e /srv/new/uid.txt || echo no-uid-file") == \
+        "0 755\nheredoc\n0\ncopied \nhttp://proxy:3128 u\nno-uid-file\n"
+    rows = [h["created_by"] for h in cfg["history"]]
+    # the declared proxy arg is in history, as docker (declared: IsReferencedOrNotBuiltin)
+    assert any(r.startswith("|2 HTTP_PROXY=http://proxy:3128 USED=u /bin/sh -c ") for r in rows), rows
+    # not declared: in RUN's environment but not in history (prependEnvOnCmd leaves "|0")
+    build(env, "FROM busybox\nRUN echo $HTTP_PROXY > /p\n", tags=["proxy:1"],
+          build_args={"HTTP_PROXY": "http://proxy:3128"})
+    assert config(env, "proxy:1")["history"][-1]["created_by"] == "|0 /bin/sh -c echo $HTTP_PROXY > /p"
+    assert run(env, "proxy:1", "cat /p") == "http://proxy:3128\n"
+    # an ENTRYPOINT with only an inherited CMD resets it
+    build(env, "FROM misc:1\nENTRYPOINT [\"/bin/true\"]\n", tags=["ep:1"])
+    assert config(env, "ep:1")["config"]["Cmd"] is None
+
+
+def test_dest_symlinks_are_followed_inside_the_image(env):
+    env.image(["busybox:latest"], [_layer_with_links(), {"usr/local/.keep": b"", "etc/passwd": PASSWD}])
+    build(env, "FROM busybox\nRUN ln -s usr/local /opt\n", tags=["links:1"])
+    build(env, "FROM links:1\nCOPY f /opt/\nCOPY f /opt/sub/g\n", {"f": b"F\n"}, tags=["links:2"])
+    assert run(env, "links:2", "readlink /opt; cat /usr/local/f /usr/local/sub/g") == "usr/local\nF\nF\n"
+
+
+def test_add_url_copy_from_image_and_quiet(env):
+    import http.server
+    import threading
+
+    _base(env)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"remote\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = "http://127.0.0.1:{}/files/r.txt".format(server.server_address[1])
+        result, out = build(env, "FROM busybox\nADD {} /dl/\nCOPY --from=busybox /etc/passwd /pw\n".format(url),
+                            tags=["url:1"], quiet=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert out == ""
+    assert run(env, "url:1", "stat -c '%a %Y' /dl/r.txt; cat /dl/r.txt; head -1 /pw") == \
+        "600 1700000000\nremote\nroot:x:0:0:root:/root:/bin/sh\n"
