@@ -178,6 +178,8 @@ def commit(store, parent_id, write_tar, config, created_by="", author="", commen
                      "layers": layers, "chain_ids": chains, "size": sum(int(d.get("size") or 0) for d in layers),
                      "created": created, "endpoint": "", "domain": entry.get("domain"),
                      "repository": entry.get("repository")}
+        if parent_id is not None:
+            new_entry["parent"] = parent_id  # docker's Parent: images hides untagged parents without -a
         if r is not None:
             new_entry["last_tag_time"] = created  # docker commit tags the image: inspect's Metadata.LastTagTime
         keys = [r.string()] if r is not None else []

@@ -44,6 +44,11 @@ def refs_of(index, image_id):
     return sorted(k for k, v in index["refs"].items() if v["id"] == image_id)
 
 
+def parent_ids(index):
+    """The images another image of the index names as its parent (a build's steps, commit's parent)."""
+    return {e.get("parent") for e in index["images"].values() if e.get("parent")}
+
+
 def is_tag(key):
     """True for a tag key (``repo:tag``), False for a canonical one (``repo@sha256:...``)."""
     return "@" not in key
@@ -215,7 +220,8 @@ class ImageStore:
     def list(self, all=False, digests=False, filters=None, usage=None):
         """Rows like ``docker images``: one per tag; untagged images show ``<none>`` (dangling included).
 
-        ``all`` is accepted for Docker parity; the payload has no intermediate build images to reveal.
+        Without ``all``, an untagged image that is the parent of another (a build's intermediate step) is left
+        out, as docker's; ``all`` shows them.
         ``filters`` is a list of ``key=value`` strings (see ``ImageFilters``); ``usage`` maps image IDs
         to the containers using them (for the CONTAINERS column).
         """
@@ -223,8 +229,11 @@ class ImageStore:
         flt = ImageFilters(filters or [], self, index)
         usage = usage or {}
         rows = []
+        parents = set() if all else parent_ids(index)
         for image_id, entry in index["images"].items():
             keys = refs_of(index, image_id)
+            if not keys and image_id in parents:
+                continue  # an intermediate image: docker images -a only
             if not flt.keep_image(image_id, entry, keys):
                 continue
             shown = [k for k in keys if flt.keep_ref(k)]

@@ -357,3 +357,19 @@ def test_add_url_copy_from_image_and_quiet(env):
     assert out == ""
     assert run(env, "url:1", "stat -c '%a %Y' /dl/r.txt; cat /dl/r.txt; head -1 /pw") == \
         "600 1700000000\nremote\nroot:x:0:0:root:/root:/bin/sh\n"
+
+
+def test_intermediate_images_hidden_kept_by_prune_and_pruned_after_rmi(env):
+    base = _base(env)
+    result, _ = build(env, "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"sh\"]\n", tags=["steps:1"])
+    listed = {r["id"] for r in dispatch(env.ctx, "images", {}, lambda *a: None)["images"]}
+    every = {r["id"] for r in dispatch(env.ctx, "images", {"all": True}, lambda *a: None)["images"]}
+    assert listed == {base, result["id"]}
+    assert len(every - listed) == 2  # ENV and RUN's images: docker images -a only
+    assert dispatch(env.ctx, "image_prune", {}, lambda *a: None)["deleted"] == []
+    dispatch(env.ctx, "rmi", {"images": ["steps:1"]}, lambda *a: None)
+    pruned = dispatch(env.ctx, "image_prune", {}, lambda *a: None)["deleted"]
+    assert len(pruned) == 2 and set(env.store._read_index()["images"]) == {base}
+    # the cache does not hand out images that are gone
+    again, _ = build(env, "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"sh\"]\n")
+    assert again["cached"] == 0 and again["steps"] == 3
