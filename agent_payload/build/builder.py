@@ -86,7 +86,9 @@ class Builder:
                 todo.append(dep)
             for inst in st.instructions:
                 src = inst.flags.get("from") if inst.cmd in ("COPY", "ADD") else None
-                if isinstance(src, str):
+                if isinstance(src, str) and "$" in src:  # known only when it runs: every earlier stage
+                    todo.extend(range(i))
+                elif isinstance(src, str):
                     dep = self.stage_by_ref(src, i)
                     if dep is not None:
                         todo.append(dep)

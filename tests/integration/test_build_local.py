@@ -373,3 +373,13 @@ def test_intermediate_images_hidden_kept_by_prune_and_pruned_after_rmi(env):
     # the cache does not hand out images that are gone
     again, _ = build(env, "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"sh\"]\n")
     assert again["cached"] == 0 and again["steps"] == 3
+
+
+def test_run_network_host(env):
+    # (the default network's bridge belongs in a lab host's namespace: the lab tests cover it)
+    _base(env)
+    build(env, "FROM busybox\nRUN grep -c : /proc/net/dev > /ifaces\n", network="host", tags=["net:1"])
+    host = sum(1 for line in open("/proc/net/dev") if ":" in line)
+    assert int(run(env, "net:1", "cat /ifaces")) == host
+    build(env, "FROM busybox\nRUN grep -c : /proc/net/dev > /ifaces2\n", network="none", tags=["net:2"])
+    assert run(env, "net:2", "cat /ifaces2") == "1\n"  # lo only
