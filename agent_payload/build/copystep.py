@@ -32,45 +32,34 @@ def _flag(inst, name):
 
 
 def _identity(lowers, chown):
-    """--chown user[:group] -> (uid, gid), names looked up in the image's /etc/passwd and /etc/group."""
+    """--chown user[:group] -> (uid, gid) as docker's parseChownFlag: names looked up in the image's /etc/passwd
+    and /etc/group, numbers taken as they are, a missing group part is the user part again."""
     if not chown:
         return 0, 0
-    user_part, _, group_part = chown.partition(":")
+    parts = chown.split(":")
+    if len(parts) > 2:
+        raise errors.InvalidArgument("invalid chown string format: " + chown)
+    user_part, group_part = parts[0], parts[-1]
+    files = {}
 
-    def numeric(text):
-        return text.isdigit()
-    if numeric(user_part) and (not group_part or numeric(group_part)):
-        uid = int(user_part)
-        return uid, int(group_part) if group_part else uid
-    from ..runtime import user as usermod
-    passwd = (layers.read_file(lowers, "/etc/passwd") or b"").decode("utf-8", "replace")
-    group = (layers.read_file(lowers, "/etc/group") or b"").decode("utf-8", "replace")
-    uid = gid = None
-    if numeric(user_part):
-        uid = int(user_part)
-    else:
-        for e in usermod.parse_passwd(passwd):
-            if e.name == user_part:
-                uid, gid = e.uid, e.gid
-                break
-        if uid is None:
-            raise errors.InvalidArgument("unable to convert uid/gid chown string to host mapping: can't find "
-                                         "uid for user {}: no such user: {}".format(user_part, user_part))
-    if group_part:
-        if numeric(group_part):
-            gid = int(group_part)
-        else:
-            gid = None
-            for g in usermod.parse_group(group):
-                if g.name == group_part:
-                    gid = g.gid
-                    break
-            if gid is None:
-                raise errors.InvalidArgument("unable to convert uid/gid chown string to host mapping: can't find "
-                                             "gid for group {}: no such group: {}".format(group_part, group_part))
-    elif gid is None:
-        gid = uid
-    return uid, gid
+    def table(name, parse):
+        if name not in files:
+            from ..runtime import user as usermod
+            text = (layers.read_file(lowers, "/etc/" + name) or b"").decode("utf-8", "replace")
+            files[name] = getattr(usermod, parse)(text)
+        return files[name]
+
+    def lookup(value, name, parse, field, what):
+        if value.isdigit():
+            return int(value)
+        for e in table(name, parse):
+            if e.name == value:
+                return getattr(e, field)
+        raise errors.InvalidArgument("unable to convert uid/gid chown string to host mapping: can't find {} for "
+                                     "{} {}: no such {}: {}".format("uid" if what == "user" else "gid", what,
+                                                                    value, what, value))
+    return (lookup(user_part, "passwd", "parse_passwd", "uid", "user"),
+            lookup(group_part, "group", "parse_group", "gid", "group"))
 
 
 def _archive_reader(f):

@@ -89,7 +89,8 @@ class BuildArgs:
 
     def unused(self):
         """--build-args no ARG consumed (docker's warning), builtins excepted."""
-        return sorted(k for k in self.options if k not in self.referenced and k not in BUILTIN_ARGS)
+        return sorted(k for k in self.options if k not in self.referenced and k not in BUILTIN_ARGS
+                      and k != "SOURCE_DATE_EPOCH")  # fleet's (BuildKit's) reproducibility arg
 
 
 def env_dict(env_list):

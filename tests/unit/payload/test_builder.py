@@ -117,3 +117,22 @@ def test_source_tree_match_resolve_and_hash(tmp_path):
     assert sources.parse_chmod("0755") == 0o755
     with pytest.raises(errors.InvalidArgument):
         sources.parse_chmod("u+x")
+
+
+def test_chown_identity_as_docker(tmp_path):
+    from agent_payload.build.copystep import _identity
+    layer = tmp_path / "layer"
+    (layer / "etc").mkdir(parents=True)
+    (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")
+    (layer / "etc" / "group").write_text("root:x:0:\napp:x:1002:\nstaff:x:50:\n")
+    lowers = [str(layer)]
+    assert _identity(lowers, None) == (0, 0)
+    assert _identity(lowers, "app:staff") == (1000, 50)
+    assert _identity(lowers, "app") == (1000, 1002)  # the group named like the user, not the primary gid
+    assert _identity(lowers, "42") == (42, 42) and _identity(lowers, "42:app") == (42, 1002)
+    with pytest.raises(errors.InvalidArgument, match="can't find uid for user bob: no such user: bob"):
+        _identity(lowers, "bob")
+    with pytest.raises(errors.InvalidArgument, match="can't find gid for group nogroup"):
+        _identity(lowers, "app:nogroup")
+    with pytest.raises(errors.InvalidArgument, match="invalid chown string format"):
+        _identity(lowers, "a:b:c")
