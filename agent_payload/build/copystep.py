@@ -167,7 +167,7 @@ def copy(b, st, inst, add):
         if from_ref is not None:
             tree = _image_tree(b, st, from_ref, workdir)
             trees.append(tree)
-        items = []  # (tree, name, kind, hash, archive_reader|None)
+        items = []  # (tree, name, kind, hash, archive_reader|None, the name it gets in DEST/)
         for src in srcs:
             src_doc = src[2:] if src.startswith("<<") else None
             if src_doc is not None and src_doc.lstrip("-").strip("'\"") in docs:
@@ -183,7 +183,7 @@ def copy(b, st, inst, add):
                         t.addfile(info, io.BytesIO(data))
                 ht = sources.SourceTree(path, skip_dockerfile_dir=False)
                 trees.append(ht)
-                items.append((ht, d.name, "file", ht.content_hash([d.name]), None))
+                items.append((ht, d.name, "file", ht.content_hash([d.name]), None, d.name))
                 continue
             if add and src.startswith(_URL_PREFIXES):
                 path, fname, stamp = _fetch(b, src, workdir)
@@ -195,7 +195,8 @@ def copy(b, st, inst, add):
                         t.addfile(info, src_f)
                 ut = sources.SourceTree(wrapped, skip_dockerfile_dir=False)
                 trees.append(ut)
-                items.append((ut, fname or "download", "file", ut.content_hash([fname or "download"]), None))
+                items.append((ut, fname or "download", "file", ut.content_hash([fname or "download"]), None,
+                              fname or "download"))
                 continue
             if src.startswith(_URL_PREFIXES):
                 raise errors.InvalidArgument("Dockerfile:{}: source can't be a URL for COPY".format(inst.line))
@@ -208,20 +209,21 @@ def copy(b, st, inst, add):
                     continue
                 raise errors.InvalidArgument("{} failed: file not found in build context or excluded by "
                                              ".dockerignore: stat {}: file does not exist".format(name, src))
-            for m in matched:
+            for named, m in matched:
                 entry = tree.entries[m]
                 kind = "dir" if entry.isdir() else "file"
                 reader = None
                 if add and kind == "file" and entry.isreg():
                     reader = _archive_reader(tree.read(m))
-                items.append((tree, m, "extract" if reader is not None else kind, tree.content_hash([m]), reader))
+                items.append((tree, m, "extract" if reader is not None else kind, tree.content_hash([m]), reader,
+                              posixpath.basename(named) or posixpath.basename(m)))
         if not items:
             raise errors.InvalidArgument("{} failed: no source files were specified".format(name))
         many = len(items) > 1
         if many and not dest_text.endswith("/"):
             raise errors.InvalidArgument("When using {} with more than one source file, the destination must be a "
                                          "directory and end with a /".format(name))
-        hashes = [("dir" if k == "dir" else "file", h) for _, _, k, h, _ in items]
+        hashes = [("dir" if k == "dir" else "file", h) for _, _, k, h, _, _ in items]
         comment = "{} {} in {} ".format(name, sources.source_hash_text(hashes), dest)
         cmd = H.nop_cmd_string(st.config, comment)
         extra = "chown={}\0chmod={}".format(chown or "", _flag(inst, "chmod") or "")
@@ -232,12 +234,12 @@ def copy(b, st, inst, add):
         staging = os.path.join(workdir, "staging.tar")
         plan = []
         with open(staging, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as out:
-            for n, (t, m, kind, _, reader) in enumerate(items):
+            for n, (t, m, kind, _, reader, base) in enumerate(items):
                 if kind == "extract":
                     _write_archive(out, n, reader)
                 else:
                     sources.write_source(out, t, n, m, uid, gid, chmod)
-                plan.append((kind, posixpath.basename(m)))
+                plan.append((kind, base))
         real = layers.resolve(lowers, dest)
         dest_dir = dest.endswith("/") or many or layers.kind(lowers, real) == "dir" or \
             any(k != "file" for k, _ in plan)

@@ -132,13 +132,21 @@ class SourceTree:
         return out
 
     def match(self, pattern):
-        """The names a COPY source pattern selects (see the module doc); [] when none."""
+        """What a COPY source pattern selects (see the module doc): [(name, real)] where ``name`` is the path as
+        named (its base name is the copy's name, as docker's source.path) and ``real`` the entry with symlinks
+        followed (whose contents are copied); [] when none."""
         p = clean(pattern)
         if not has_wildcards(p):
             real = self.resolve(p)
-            return [real] if real in self.entries else []
+            return [(p, real)] if real in self.entries else []
         rx = go_match_regex(p)
-        return sorted(n for n in self.entries if n != "." and rx.match(n))
+        out = []
+        for n in sorted(self.entries):
+            if n != "." and rx.match(n):
+                real = self.resolve(n)
+                if real in self.entries:
+                    out.append((n, real))
+        return out
 
     def read(self, name):
         f = self.tar.extractfile(self.entries[name])

@@ -321,8 +321,11 @@ HEALTHCHECK NONE
 def test_dest_symlinks_are_followed_inside_the_image(env):
     env.image(["busybox:latest"], [_layer_with_links(), {"usr/local/.keep": b"", "etc/passwd": PASSWD}])
     build(env, "FROM busybox\nRUN ln -s usr/local /opt\n", tags=["links:1"])
-    build(env, "FROM links:1\nCOPY f /opt/\nCOPY f /opt/sub/g\n", {"f": b"F\n"}, tags=["links:2"])
+    build(env, "FROM links:1\nCOPY f /opt/\nCOPY f /opt/sub/g\nCOPY ln l? /s/\n",
+          {"f": b"F\n", "ln": ("link", "f"), "lk": ("link", "f")}, tags=["links:2"])
     assert run(env, "links:2", "readlink /opt; cat /usr/local/f /usr/local/sub/g") == "usr/local\nF\nF\n"
+    # a source that is a symlink: its target's contents under the symlink's own name (docker's source.path)
+    assert run(env, "links:2", "test -L /s/ln || cat /s/ln /s/lk") == "F\nF\n"
 
 
 def test_add_url_copy_from_image_and_quiet(env):

@@ -98,9 +98,11 @@ def test_source_tree_match_resolve_and_hash(tmp_path):
     t = _tree(tmp_path, {"a.txt": b"a", "b.txt": b"b", "d/x": b"x", "d/y/z": b"z", "ln": ("sym", "d/x"),
                          "dl": ("sym", "/d"), ".fleet-dockerfile/Dockerfile": b"FROM x"})
     try:
-        assert t.match("*.txt") == ["a.txt", "b.txt"]
-        assert t.match("d") == ["d"] and t.entries["d"].isdir()  # implied parent directories
-        assert t.match("ln") == ["d/x"] and t.match("dl/y/z") == ["d/y/z"]  # symlinks followed inside the tree
+        assert t.match("*.txt") == [("a.txt", "a.txt"), ("b.txt", "b.txt")]
+        assert t.match("d") == [("d", "d")] and t.entries["d"].isdir()  # implied parent directories
+        # symlinks followed inside the tree; the name as given stays (the copy's name, as docker's)
+        assert t.match("ln") == [("ln", "d/x")] and t.match("dl/y/z") == [("dl/y/z", "d/y/z")]
+        assert t.match("l?") == [("ln", "d/x")]
         assert t.match("missing") == [] and t.match(".fleet-dockerfile/Dockerfile") == []
         assert t.walk("d") == ["d", "d/x", "d/y", "d/y/z"]
         h = t.content_hash(["d"])
