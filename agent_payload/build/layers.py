@@ -82,6 +82,8 @@ def make_dirs(upper, lowers, path, uid=0, gid=0, mode=0o755):
         for part in parts:
             cur += "/" + part
             st, _ = _lookup(lowers, cur)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise errors.FailedPrecondition("mkdir {}: not a directory".format(cur))
             try:
                 os.mkdir(part, 0o700, dir_fd=fd)
                 new = True

@@ -194,6 +194,11 @@ def test_run_failure_names_the_command_and_leaves_no_image(env):
         build(env, "FROM busybox\nRUN echo out; exit 3\n", tags=["bad:1"])
     assert str(exc.value) == "The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3"
     assert set(env.store._read_index()["images"]) == before
+    # docker keeps the failed step's container unless --force-rm
+    assert len(env.rt.list(all=True)) == 1
+    with pytest.raises(errors.Conflict):
+        build(env, "FROM busybox\nRUN exit 4\n", force_rm=True)
+    assert len(env.rt.list(all=True)) == 1
     with pytest.raises(errors.InvalidArgument):
         build(env, "FROM busybox\nCOPY ../x /x\n")
     with pytest.raises(errors.InvalidArgument) as exc:
@@ -202,10 +207,14 @@ def test_run_failure_names_the_command_and_leaves_no_image(env):
     with pytest.raises(errors.InvalidArgument) as exc:
         build(env, "FROM busybox\nCOPY a b /x\n", {"a": b"", "b": b""})
     assert "must be a directory and end with a /" in str(exc.value)
-    with pytest.raises(errors.InvalidArgument) as exc:
+    with pytest.raises(errors.FailedPrecondition, match="mkdir /etc/passwd: not a directory"):
+        build(env, "FROM busybox\nCOPY a /etc/passwd/x\n", {"a": b""})
+    with pytest.raises(errors.InvalidArgument, match="failed to reach build target two"):
         build(env, "FROM busybox AS one\n", target="two")
     with pytest.raises(errors.InvalidArgument):
         build(env, "FROM busybox\nBOGUS x\n")
+    assert os.listdir(os.path.join(env.paths.root, "build", "tmp")) == []  # no step's scratch left behind
+    assert set(env.store._read_index()["images"]) == before
 
 
 def test_multistage_target_and_copy_from(env):
