@@ -114,6 +114,10 @@ class Builder:
         extra_labels = sorted((self.req.labels or {}).items())
         total = len(self.df.meta_args) + sum(1 + len(self.df.stages[i].instructions) for i in order) + \
             len(extra_labels)
+        from . import dispatch
+        for i in order:  # flags fleet cannot honour, bad values: refused before anything runs
+            for inst in self.df.stages[i].instructions:
+                dispatch.precheck(inst)
         args = H.BuildArgs(self.req.build_args)
         n = 0
         for inst in self.df.meta_args:

@@ -121,6 +121,15 @@ def _fetch(b, url, workdir):
     return path, name, stamp
 
 
+def _sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
 def _image_tree(b, st, ref, workdir):
     """--from=<stage|image>: that filesystem as a SourceTree (a merged tar under the build's scratch dir)."""
     from ..runtime import changes
@@ -136,6 +145,25 @@ def _image_tree(b, st, ref, workdir):
     with os.fdopen(fd, "wb") as f:
         changes.write_merged_tar(list(reversed(rec.layers)), f)
     return sources.SourceTree(path, skip_dockerfile_dir=False)
+
+
+def precheck(inst, srcs=None):
+    """COPY/ADD's flags before anything runs: the ones fleet cannot honour, --chmod, ADD --checksum."""
+    for flag in ("exclude", "parents", "keep-git-dir"):
+        if inst.flags.get(flag):
+            raise errors.InvalidArgument("Dockerfile:{}: {} --{} is not supported by fleet build".format(
+                inst.line, inst.cmd, flag))
+    checksum = _flag(inst, "checksum")
+    sources.parse_chmod(_flag(inst, "chmod"))
+    if checksum is not None and not (checksum.startswith("sha256:") and len(checksum) == 71):
+        raise errors.InvalidArgument("Dockerfile:{}: invalid checksum digest format: {} (sha256:<64 hex> only)"
+                                     .format(inst.line, checksum))
+    if srcs is None:  # before the build: the words as written (one with a variable is checked when it runs)
+        words = list(inst.args) if inst.json else (inst.args[0] if inst.args else "").split()
+        srcs = [w for w in words[:-1] if "$" not in w]
+    if checksum is not None and not all(s.startswith(_URL_PREFIXES) for s in srcs):
+        raise errors.InvalidArgument("Dockerfile:{}: checksum can't be specified for non-HTTP(S) sources"
+                                     .format(inst.line))
 
 
 def copy(b, st, inst, add):
@@ -157,6 +185,9 @@ def copy(b, st, inst, add):
         from_ref = shellwords.expand(from_ref, env, b.df.escape)
         if add:
             raise errors.InvalidArgument("Dockerfile:{}: ADD does not support --from".format(inst.line))
+    precheck(inst, srcs)
+    checksum = _flag(inst, "checksum")
+    unpack = inst.flags.get("unpack")
     dest = b.workdir_path(st, dest_text)
     lowers = list(reversed(st.layers))
     os.makedirs(b.scratch, mode=0o700, exist_ok=True)
@@ -187,6 +218,10 @@ def copy(b, st, inst, add):
                 continue
             if add and src.startswith(_URL_PREFIXES):
                 path, fname, stamp = _fetch(b, src, workdir)
+                if checksum is not None:
+                    got = _sha256_file(path)
+                    if got != checksum:
+                        raise errors.InvalidArgument("digest mismatch {}: {}".format(got, checksum))
                 wrapped = os.path.join(workdir, "url-{}.tar".format(len(items)))
                 with open(wrapped, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as t:
                     info = t.gettarinfo(path, arcname=fname or "download")
@@ -213,7 +248,7 @@ def copy(b, st, inst, add):
                 entry = tree.entries[m]
                 kind = "dir" if entry.isdir() else "file"
                 reader = None
-                if add and kind == "file" and entry.isreg():
+                if add and kind == "file" and entry.isreg() and unpack is not False:
                     reader = _archive_reader(tree.read(m))
                 items.append((tree, m, "extract" if reader is not None else kind, tree.content_hash([m]), reader,
                               posixpath.basename(named) or posixpath.basename(m)))

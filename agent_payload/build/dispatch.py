@@ -35,6 +35,47 @@ def _bad(inst, message):
     return errors.InvalidArgument("Dockerfile:{}: {}: {}".format(inst.line, inst.cmd, message))
 
 
+def precheck(inst):
+    """What can be checked of an instruction before the build starts (bad input: nothing runs, nothing is made)."""
+    if inst.cmd == "RUN":
+        from . import runstep
+        runstep.precheck(inst)
+    elif inst.cmd in ("COPY", "ADD"):
+        from . import copystep
+        copystep.precheck(inst)
+    elif inst.cmd == "HEALTHCHECK":
+        _health_flags(inst)
+
+
+def _health_flags(inst):
+    from agent_payload.image.instructions import parse_duration
+    names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+             "start-interval": "StartInterval"}
+    hc = {}
+    for flag, value in inst.flags.items():
+        if flag in names:
+            try:
+                ns = parse_duration(value)
+            except errors.InvalidArgument as exc:
+                raise _bad(inst, exc.message)
+            if 0 < ns < 1000000:
+                raise _bad(inst, "{} cannot be less than 1ms".format(names[flag]))
+            if ns:
+                hc[names[flag]] = ns
+        elif flag == "retries":
+            try:
+                retries = int(value)
+            except ValueError:
+                raise _bad(inst, 'strconv.ParseInt: parsing "{}": invalid syntax'.format(value))
+            if retries < 0:
+                raise _bad(inst, "--retries cannot be negative ({})".format(retries))
+            if retries:
+                hc["Retries"] = retries
+        else:
+            raise _bad(inst, "unknown flag: --{}".format(flag))
+    return hc
+
+
 def _cmdline(st, inst):
     """resolveCmdLine: the exec form as is, the shell form under the stage's SHELL."""
     if inst.json:
@@ -107,7 +148,6 @@ def do_stopsignal(b, st, inst):
 
 
 def do_healthcheck(b, st, inst):
-    from agent_payload.image.instructions import parse_duration
     kind = (inst.args[0] if inst.args else "").upper()
     if kind == "NONE":
         test = ["NONE"]
@@ -115,27 +155,7 @@ def do_healthcheck(b, st, inst):
         test = ["CMD"] + list(inst.args[1:]) if inst.json else ["CMD-SHELL", inst.args[1]]
     else:
         raise _bad(inst, "Unknown type {} in HEALTHCHECK (try CMD)".format(kind))
-    hc = {"Test": test}
-    names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
-             "start-interval": "StartInterval"}
-    for flag, value in inst.flags.items():
-        if flag in names:
-            ns = parse_duration(value)
-            if 0 < ns < 1000000:
-                raise _bad(inst, "{} cannot be less than 1ms".format(names[flag]))
-            if ns:
-                hc[names[flag]] = ns
-        elif flag == "retries":
-            try:
-                retries = int(value)
-            except ValueError:
-                raise _bad(inst, 'strconv.ParseInt: parsing "{}": invalid syntax'.format(value))
-            if retries < 0:
-                raise _bad(inst, "--retries cannot be negative ({})".format(retries))
-            if retries:
-                hc["Retries"] = retries
-        else:
-            raise _bad(inst, "unknown flag: --{}".format(flag))
+    hc = dict({"Test": test}, **_health_flags(inst))
     old = (st.config.get("Healthcheck") or {}).get("Test") or []
     if old and old[0] != "NONE":
         b.out("Note: overriding previous HEALTHCHECK: {}\n".format("[" + " ".join(old) + "]"))

@@ -26,8 +26,29 @@ def _script(inst, cmd):
     return cmd[:-1] + [text]
 
 
+def precheck(inst):
+    """RUN's flags, before anything runs: --network's value, --mount and --security as fleet cannot honour."""
+    if inst.flags.get("mount"):
+        raise errors.InvalidArgument("Dockerfile:{}: RUN --mount is not supported by fleet build".format(inst.line))
+    security = inst.flags.get("security")
+    if security not in (None, "sandbox"):
+        raise errors.InvalidArgument("Dockerfile:{}: RUN --security={} is not allowed (no entitlement)".format(
+            inst.line, security))
+    if inst.flags.get("network") not in (None, "default", "none", "host"):
+        raise errors.InvalidArgument("Dockerfile:{}: RUN --network={} not supported (default, none, host)".format(
+            inst.line, inst.flags.get("network")))
+
+
 def run(b, st, inst, cmd):
     cmd = _script(inst, cmd)
+    precheck(inst)
+    network = inst.flags.get("network") or b.req.network or "default"  # RUN --network (BuildKit) first
+    mode = {"default": "bridge", "none": "none", "host": "host"}.get(network)
+    if mode is None:
+        raise errors.InvalidArgument("network mode {!r} not supported by the builder (default, none, host)"
+                                     .format(network))
+    if mode == "bridge" and b.store.config.bridge == "none":
+        mode = "none"
     if st.image_id is None:
         raise errors.FailedPrecondition("Please provide a source image with `from` prior to run")
     arg_env = st.build_args.filter_allowed(st.config.get("Env"))
@@ -35,13 +56,6 @@ def run(b, st, inst, cmd):
     probe_cfg = dict(st.config, Cmd=save_cmd, Image=st.image_id)
     if b.probe(st, probe_cfg) is not None:
         return
-    network = b.req.network or "default"
-    mode = {"default": "bridge", "none": "none", "host": "host"}.get(network)
-    if mode is None:
-        raise errors.InvalidArgument("network mode {!r} not supported by the builder (default, none, host)"
-                                     .format(network))
-    if mode == "bridge" and b.store.config.bridge == "none":
-        mode = "none"
     runtime = b.ctx.runtime()
     created = _create(b, st, runtime, cmd, arg_env, mode)
     cid = created["id"]

@@ -213,6 +213,18 @@ def test_run_failure_names_the_command_and_leaves_no_image(env):
         build(env, "FROM busybox AS one\n", target="two")
     with pytest.raises(errors.InvalidArgument):
         build(env, "FROM busybox\nBOGUS x\n")
+    # flags fleet cannot honour or bad values: refused before the first step runs (no container, no image)
+    containers = len(env.rt.list(all=True))
+    for bad, message in (("RUN --mount=type=cache,target=/c true", "RUN --mount is not supported"),
+                         ("RUN --network=bridge true", "RUN --network=bridge not supported"),
+                         ("RUN --security=insecure true", "not allowed"),
+                         ("COPY --exclude=*.md . /", "COPY --exclude is not supported"),
+                         ("COPY --chmod=u+x a /", "invalid chmod parameter"),
+                         ("ADD --checksum=sha256:" + "0" * 64 + " a /", "checksum can't be specified"),
+                         ("HEALTHCHECK --interval=1x CMD true", "invalid duration")):
+        with pytest.raises(errors.InvalidArgument, match=re.escape(message)):
+            build(env, "FROM busybox\nRUN echo first > /first\n" + bad + "\n", {"a": b""})
+        assert len(env.rt.list(all=True)) == containers, bad
     assert os.listdir(os.path.join(env.paths.root, "build", "tmp")) == []  # no step's scratch left behind
     assert set(env.store._read_index()["images"]) == before
 
@@ -362,6 +374,10 @@ def test_add_url_copy_from_image_and_quiet(env):
         url = "http://127.0.0.1:{}/files/r.txt".format(server.server_address[1])
         result, out = build(env, "FROM busybox\nADD {} /dl/\nCOPY --from=busybox /etc/passwd /pw\n".format(url),
                             tags=["url:1"], quiet=True)
+        with pytest.raises(errors.InvalidArgument, match="digest mismatch"):
+            build(env, "FROM busybox\nADD --checksum=sha256:{} {} /dl/\n".format("0" * 64, url))
+        good = hashlib.sha256(b"remote\n").hexdigest()
+        build(env, "FROM busybox\nADD --checksum=sha256:{} {} /dl/\n".format(good, url))
     finally:
         server.shutdown()
         server.server_close()
