@@ -83,7 +83,9 @@ class Builder:
             want.add(i)
             st = self.df.stages[i]
             dep = self.stage_by_ref(st.base, i)
-            if dep is not None:
+            if "$" in st.base:
+                todo.extend(range(i))
+            elif dep is not None:
                 todo.append(dep)
             for inst in st.instructions:
                 src = inst.flags.get("from") if inst.cmd in ("COPY", "ADD") else None
@@ -160,16 +162,21 @@ class Builder:
         from . import shellwords
         meta = st.build_args.all_meta()
         base = shellwords.expand(stage_def.base, meta, self.df.escape)
+        if not base:
+            raise errors.InvalidArgument("base name ({}) should not be blank".format(stage_def.base))
+        platform = self.req.platform
         if stage_def.platform:
             from agent_payload.ops.containers import run_platform
-            run_platform(shellwords.expand(stage_def.platform, meta, self.df.escape))
+            platform = shellwords.expand(stage_def.platform, meta, self.df.escape)
+            run_platform(platform)
         dep = self.stage_by_ref(base, stage_def.index)
-        if dep is not None:
-            self.set_image(st, self.stages[dep].image_id)
-        elif base.lower() == "scratch":
+        image_id = self.stages[dep].image_id if dep is not None else None
+        if dep is None and base.lower() != "scratch":
+            image_id = self.base_image(base, platform)
+        if image_id is None:  # scratch, or a stage that is scratch with nothing committed
             st.image_id, st.config, st.layers = None, H.base_config(None), []
         else:
-            self.set_image(st, self.base_image(base))
+            self.set_image(st, image_id)
         triggers = list(st.config.get("OnBuild") or [])
         if triggers:
             st.config["OnBuild"] = None  # docker: the triggers run once, in the child's build
@@ -181,7 +188,7 @@ class Builder:
         from . import dockerfile
         return dockerfile.parse_triggers([text], escape=self.df.escape)[0]
 
-    def base_image(self, name):
+    def base_image(self, name, platform=None):
         """A FROM image's ID: local unless --pull or missing (then pulled, as docker's classic builder)."""
         from ..image import reference
         ref = reference.parse(name)
@@ -192,7 +199,7 @@ class Builder:
                 pass
         from ..image import pull
         from agent_payload.ops.containers import run_platform
-        record, _ = pull.Puller(self.store).pull(ref.string(), self.emit, run_platform(self.req.platform))
+        record, _ = pull.Puller(self.store).pull(ref.string(), self.emit, run_platform(platform or self.req.platform))
         return record.id
 
     def set_image(self, st, image_id):

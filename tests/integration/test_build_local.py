@@ -411,3 +411,23 @@ def test_run_network_host(env):
     assert int(run(env, "net:1", "cat /ifaces")) == host
     build(env, "FROM busybox\nRUN grep -c : /proc/net/dev > /ifaces2\n", network="none", tags=["net:2"])
     assert run(env, "net:2", "cat /ifaces2") == "1\n"  # lo only
+
+
+def test_from_a_stage_named_by_an_arg_and_an_empty_scratch_stage(env):
+    _base(env)
+    df = """ARG STAGE=first
+FROM busybox AS first
+RUN echo one > /one
+FROM scratch AS empty
+FROM empty AS onempty
+COPY --from=first /bin/busybox /one /
+FROM ${STAGE}
+RUN cat /one > /two
+"""
+    result, out = build(env, df, tags=["arg:1"])
+    assert run(env, "arg:1", "cat /two") == "one\n"
+    built, _ = build(env, df, target="onempty", tags=["onempty:1"])
+    assert run(env, "onempty:1", ["/busybox", "cat", "/one"]) == "one\n"
+    assert len(config(env, "onempty:1")["rootfs"]["diff_ids"]) == 1
+    with pytest.raises(errors.InvalidArgument, match="should not be blank"):
+        build(env, "ARG NOTHING\nFROM ${NOTHING}\n")
