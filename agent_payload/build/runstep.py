@@ -11,19 +11,34 @@ from .. import errors
 from . import history as H
 
 
+SCRIPT_PATH = "/.fleet-heredoc"  # a shebang heredoc's file in the step's upper dir, never in its layer
+
+
 def _script(inst, cmd):
-    """A RUN with heredocs (BuildKit): ``RUN <<EOF`` alone runs the heredoc as the script; otherwise the
-    heredocs stay in the shell text for the shell to feed."""
+    """A RUN with heredocs (BuildKit) -> (cmd, script): ``RUN <<EOF`` alone runs the heredoc as the shell's
+    script, or, when it starts with ``#!``, as an executable file (``script``: its text, run as SCRIPT_PATH);
+    otherwise the heredocs stay in the shell text for the shell to feed."""
     docs = list(getattr(inst, "heredocs", None) or [])
     if not docs or inst.json:
-        return cmd
+        return cmd, None
     line = cmd[-1].strip()
     if len(docs) == 1 and line.lstrip("<-").strip("'\"") == docs[0].name and line.startswith("<<"):
-        return cmd[:-1] + [docs[0].content]
+        if docs[0].content.startswith("#!"):
+            return cmd[:-1] + [docs[0].content], docs[0].content
+        return cmd[:-1] + [docs[0].content], None
     text = cmd[-1]
     for d in docs:
         text += "\n" + d.content + ("" if d.content.endswith("\n") or not d.content else "\n") + d.name
-    return cmd[:-1] + [text]
+    return cmd[:-1] + [text], None
+
+
+def _write_script(upper, text):
+    import os
+    path = os.path.join(upper, SCRIPT_PATH.lstrip("/"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+        os.fchmod(f.fileno(), 0o755)
+        f.write(text)
 
 
 def precheck(inst):
@@ -40,7 +55,7 @@ def precheck(inst):
 
 
 def run(b, st, inst, cmd):
-    cmd = _script(inst, cmd)
+    cmd, script = _script(inst, cmd)
     precheck(inst)
     network = inst.flags.get("network") or b.req.network or "default"  # RUN --network (BuildKit) first
     mode = {"default": "bridge", "none": "none", "host": "host"}.get(network)
@@ -57,10 +72,13 @@ def run(b, st, inst, cmd):
     if b.probe(st, probe_cfg) is not None:
         return
     runtime = b.ctx.runtime()
-    created = _create(b, st, runtime, cmd, arg_env, mode)
+    created = _create(b, st, runtime, [SCRIPT_PATH] if script is not None else cmd, arg_env, mode)
     cid = created["id"]
     ok = False
     try:
+        if script is not None:
+            from ..runtime.records import Layout
+            _write_script(Layout(b.ctx.paths, cid).diff, script)
         b.out(" ---> Running in {}\n".format(cid[:12]))
         runtime.start(cid)
         for line in runtime.logs(cid, follow=True):
@@ -101,6 +119,7 @@ def _commit(b, st, runtime, cid, save_cmd, probe_cfg):
     rec = runtime.lookup(cid)
     upper = Layout(b.ctx.paths, cid).diff
     lowers = list(reversed(rec.get("lowerdirs") or []))
-    skip = set(INIT_PATHS) | {m.get("target") for m in rec.get("mounts") or [] if m.get("target")}
+    skip = set(INIT_PATHS) | {m.get("target") for m in rec.get("mounts") or [] if m.get("target")} | \
+        {SCRIPT_PATH}
     b.commit(st, st.config, save_cmd, write_tar=b.layer_writer(upper, lowers, frozenset(skip)),
              container_id=cid, probe_config=probe_cfg)

@@ -307,6 +307,10 @@ RUN <<EOF
 echo heredoc > /srv/hd.txt
 id -u >> /srv/hd.txt
 EOF
+RUN <<EOF
+#!/bin/sh -e
+echo "shebang $0" > /srv/sb.txt
+EOF
 COPY <<EOT /srv/copied.txt
 copied $HOME
 EOT
@@ -324,8 +328,9 @@ HEALTHCHECK NONE
     assert c["Healthcheck"] == {"Test": ["NONE"]}
     # WORKDIR made the directory as root even under USER app (classic builder), so app cannot write there
     assert run(env, "misc:1", "stat -c '%u %a' /srv/new; cat /srv/hd.txt /srv/copied.txt /srv/args.txt; "
-                              "test -e /srv/new/uid.txt || echo no-uid-file") == \
-        "0 755\nheredoc\n0\ncopied \nhttp://proxy:3128 u\nno-uid-file\n"
+                              "test -e /srv/new/uid.txt || echo no-uid-file; cat /srv/sb.txt; "
+                              "test -e /.fleet-heredoc || echo no-script-left") == \
+        "0 755\nheredoc\n0\ncopied \nhttp://proxy:3128 u\nno-uid-file\nshebang /.fleet-heredoc\nno-script-left\n"
     rows = [h["created_by"] for h in cfg["history"]]
     # the declared proxy arg is in history, as docker (declared: IsReferencedOrNotBuiltin)
     assert any(r.startswith("|2 HTTP_PROXY=http://proxy:3128 USED=u /bin/sh -c ") for r in rows), rows
