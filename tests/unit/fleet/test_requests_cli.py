@@ -118,6 +118,9 @@ COMMAND_LINES = [
     (["volume", "prune", "-H", "h1", "-a", "-f"], "volume_prune"),
     (["events", "-H", "h1", "--since", "10m", "-f", "type=container", "-f", "event=die"], "events"),
     (["events", "-H", "h1", "--until", "0"], "events"),
+    # the build op (its context upload is build_context's line): every flag that changes its request
+    (["build", "-H", "h1", "-t", "app:1", "-t", "app:latest", "--build-arg", "A=1", "--target", "t", "--label",
+      "k=v", "--no-cache", "--pull", "--network", "none", "--no-rm", "--force-rm", SRC], "build"),
 ]
 
 _OTHER_CHECKS = {
@@ -175,6 +178,7 @@ ANSWERS = {
     "image_resolve": {"reference": "reg:5000/shop/web:1", "digest": "sha256:" + "1" * 64},
     "service_swap": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "d" * 64}},
     "service_rollback": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "c" * 64}},
+    "build": {"id": "sha256:" + "e" * 64, "tags": ["app:1", "app:latest"], "steps": 1, "cached": 0},
 }
 COMPOSE = """
 name: shop
