@@ -120,7 +120,8 @@ COMMAND_LINES = [
     (["events", "-H", "h1", "--until", "0"], "events"),
     # the build op (its context upload is build_context's line): every flag that changes its request
     (["build", "-H", "h1", "-t", "app:1", "-t", "app:latest", "--build-arg", "A=1", "--target", "t", "--label",
-      "k=v", "--no-cache", "--pull", "--network", "none", "--no-rm", "--force-rm", SRC], "build"),
+      "k=v", "--no-cache", "--pull", "--network", "none", "--no-rm", "--force-rm", "-f", "-", SRC], "build",
+     "FROM scratch AS t\nCOPY f /\n"),
 ]
 
 _OTHER_CHECKS = {
