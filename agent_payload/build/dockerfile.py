@@ -27,6 +27,9 @@ from agent_payload.build.dfsyntax import Heredoc, Directives, chomp, extract_fla
 from agent_payload.errors import InvalidArgument
 from agent_payload.humanize import parse_duration
 
+#: Where fleet's build context carries a Dockerfile that is not part of the context (-f outside it, -f -, or one
+#: .dockerignore excludes): the builder never shows this directory to COPY/ADD.
+CONTEXT_DOCKERFILE_DIR = ".fleet-dockerfile"
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
 #: The instructions whose arguments Docker substitutes variables in (plus the --chown/--chmod/--from flags).
