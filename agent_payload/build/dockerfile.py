@@ -11,6 +11,12 @@ as a shell command).  Heredocs (BuildKit): ``RUN <<EOF``, ``<<-EOF`` (leading ta
 (``<<"EOF"``, no expansion when the build runs), several on one line, ``COPY <<EOF /dst``, also under ONBUILD.
 Errors are DockerfileError (InvalidArgument): "Dockerfile:7: RUN: <docker's message>".
 
+An Instruction's ``args`` is the JSON array (``json`` True) or ``[the rest of the line]``; HEALTHCHECK's is
+``[TYPE] + the command's`` (``json`` telling the command's form).  ``flags`` holds the builder flags docker
+accepts for the instruction (others are its "unknown flag" error): string flags as str, boolean ones
+(``--link``, ``--parents``, ``--unpack``, ``--keep-git-dir``) as True/False, the repeatable ones (``--mount``,
+``--exclude``) as a list always.  ``warnings`` holds docker's "Empty continuation line found in: ..." texts.
+
 Substitution is not done here: the builder expands the instructions Docker expands (ADD COPY ENV EXPOSE FROM
 LABEL STOPSIGNAL USER VOLUME WORKDIR ARG, the --chown/--chmod/--from flags) with ``shellwords`` at run time;
 ``key_values`` does it for ENV, LABEL and ARG.  Pure and stdlib only (fleet parses before contacting a host).
