@@ -17,9 +17,10 @@ import re
 import tarfile
 
 from .. import errors
+from .dockerfile import CONTEXT_DOCKERFILE_DIR
 
 #: The directory the controller puts an outside Dockerfile under; never a COPY source
-FLEET_DOCKERFILE_DIR = ".fleet-dockerfile"
+FLEET_DOCKERFILE_DIR = CONTEXT_DOCKERFILE_DIR
 _WILD = re.compile(r"[*?\[]")
 
 
