@@ -16,76 +16,16 @@ import pytest
 
 from agent_payload import errors
 from agent_payload.ops import dispatch
+from tests.helpers import builds
 from tests.helpers import images as fx
-from tests.helpers.images import _container, _layer_with_links
+from tests.helpers.images import _layer_with_links
 from tests.helpers.runtime import integration
 
 pytestmark = integration
 env = fx.env
 
-PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
-GROUP = b"root:x:0:\napp:x:1000:\nstaff:x:50:\n"
-
-
-def _base(env):
-    return env.image(["busybox:latest"], [_layer_with_links(), {"etc/passwd": PASSWD, "etc/group": GROUP,
-                                                                "tmp/.keep": b""}])
-
-
-def _context(env, files, dockerfile=None):
-    """Write the context tar (sorted, as the controller does) -> its sha256."""
-    buf = io.BytesIO()
-    entries = dict(files)
-    if dockerfile is not None:
-        entries["Dockerfile"] = dockerfile.encode()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(entries):
-            data = entries[name]
-            info = tarfile.TarInfo(name.rstrip("/"))
-            info.mtime = 1700000000
-            if data is None or name.endswith("/"):
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif isinstance(data, tuple) and data[0] == "link":
-                info.type, info.linkname = tarfile.SYMTYPE, data[1]
-                tar.addfile(info)
-            else:
-                mode = 0o644
-                if isinstance(data, tuple):
-                    data, mode = data
-                info.size, info.mode = len(data), mode
-                tar.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    sha = hashlib.sha256(raw).hexdigest()
-    d = os.path.join(env.paths.root, "build", "contexts")
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    with open(os.path.join(d, sha + ".tar"), "wb") as f:
-        f.write(raw)
-    return sha
-
-
-def build(env, dockerfile, files=None, **args):
-    """Run the build op -> (result, output text)."""
-    sha = _context(env, files or {}, dockerfile)
-    events = []
-    args.setdefault("network", "none")
-    result = dispatch(env.ctx, "build", dict(args, context=sha, dockerfile="Dockerfile"),
-                      lambda name, data=None: events.append((name, data)))
-    return result, "".join(d["stream"] for n, d in events if n == "build")
-
-
-def run(env, image, script):
-    """Run ``sh -c script`` (or an argv list) in a container of ``image`` -> its output."""
-    cid = _container(env, image, script if isinstance(script, list) else ["/bin/sh", "-c", script])
-    env.rt.start(cid)
-    code = env.rt.wait(cid, timeout=30)
-    out = "".join(line["line"] for line in env.rt.logs(cid))
-    assert code == 0, out
-    return out
-
-
-def config(env, ref):
-    return env.store.image_config(env.store.resolve(ref).id)
+PASSWD, GROUP = builds.PASSWD, builds.GROUP
+_base, build, run, config = builds.base, builds.build, builds.run, builds.config
 
 
 def test_metadata_instructions_history_and_output(env):
