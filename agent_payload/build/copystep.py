@@ -259,7 +259,9 @@ def copy(b, st, inst, add):
             raise errors.InvalidArgument("When using {} with more than one source file, the destination must be a "
                                          "directory and end with a /".format(name))
         hashes = [("dir" if k == "dir" else "file", h) for _, _, k, h, _, _ in items]
-        comment = "{} {} in {} ".format(name, sources.source_hash_text(hashes), dest)
+        # docker: the destination as written (after substitution), --chown right before the hash
+        comment = "{} {}{} in {} ".format(name, "--chown={}".format(chown) if chown else "",
+                                          sources.source_hash_text(hashes), dest_text)
         cmd = H.nop_cmd_string(st.config, comment)
         extra = "chown={}\0chmod={}".format(chown or "", _flag(inst, "chmod") or "")
         probe_cfg = dict(st.config, Cmd=cmd, Image=st.image_id or "")

@@ -115,7 +115,11 @@ def do_maintainer(b, st, inst):
 
 def do_expose(b, st, inst):
     from agent_payload.portspec import exposed_ports
-    words = _words(b, st, inst)
+    from . import shellwords
+    raw = list(inst.args) if inst.json else (inst.args[0] if inst.args else "").split()
+    words = []
+    for word in sorted(raw):  # BuildKit's parseExpose sorts the words as written, then each is expanded
+        words += shellwords.expand_words(word, b.env(st), b.df.escape)
     ports = dict(st.config.get("ExposedPorts") or {})
     for p in exposed_ports(words):
         ports[p] = {}
