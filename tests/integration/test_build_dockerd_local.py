@@ -89,6 +89,22 @@ RUN echo lost > /data/lost && rm -f /etc/extra && rm -rf /opq && mkdir -p /opq/n
 HEALTHCHECK NONE
 ENV PATH=/custom:$PATH
 """, {}),
+    "args_shell": ("""ARG BASE
+FROM $BASE
+ARG A=a1
+ARG B
+ENV E1=$A E2=${B:-bdef} E3="${A}-x" E4='$A'
+SHELL ["/bin/sh", "-ec"]
+RUN echo "$A $B $E1 $E2" > /args
+CMD echo from-shell
+ENTRYPOINT ["/bin/sh"]
+USER 1000:50
+STOPSIGNAL 9
+WORKDIR /
+COPY dir /etc/
+COPY a.txt /etc/passwd.d
+COPY dir/sub /etc/
+""", {"a.txt": b"A\n", "dir/x": (b"X\n", 0o640), "dir/sub/y": b"Y\n"}),
     # ONBUILD through a child: "parent" is built first (PARENTS), the child runs its triggers
     "onbuild_child": ("""FROM onbuild-parent
 RUN cat /trig /onbuild/a.txt > /both
