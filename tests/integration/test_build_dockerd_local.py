@@ -263,3 +263,27 @@ def test_same_config_history_and_files_as_dockers_classic_builder(dockerd, env, 
     assert _normal_history(f_hist) == _normal_history(d_hist)
     assert sorted(set(f_tree) ^ set(d_tree)) == []
     assert {p: v for p, v in f_tree.items() if d_tree[p] != v} == {p: v for p, v in d_tree.items() if f_tree[p] != v}
+
+
+def test_step_lines_and_cache_hits_are_dockers(dockerd, env, tmp_path):
+    """The "Step N/M : ..." lines, " ---> Using cache" on a second build, the unused build-arg warning."""
+    _fleet_base(env)
+    dockerfile, files = CASES["files"]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(builds.context_tar(files, dockerfile))) as tar:
+        tar.extractall(str(ctx))  # our own tar, written just above
+    (ctx / "pkg.tar").write_bytes(_pkg_tar())
+    argv = ["build", "--network", "none", "--build-arg", "BASE=bb:base", "--build-arg", "UNUSED=1", str(ctx)]
+    dockerd.check(*argv, timeout=300)
+    d_out = dockerd.check(*argv, timeout=300).stdout.decode()
+    files = dict(files, **{"pkg.tar": _pkg_tar()})
+    args = {"BASE": "busybox", "UNUSED": "1"}
+    builds.build(env, dockerfile, files, build_args=args)
+    result, f_out = builds.build(env, dockerfile, files, build_args=args)
+
+    def lines(text):
+        return [line.replace("bb:base", "busybox") for line in text.splitlines()
+                if line.startswith(("Step ", " ---> Using cache", "[Warning]"))]
+    assert lines(f_out) == lines(d_out)
+    assert result["cached"] == result["steps"] == d_out.count(" ---> Using cache")
