@@ -75,6 +75,7 @@ class Instruction:
     heredocs: List[Heredoc] = field(default_factory=list)
     trigger: Optional["Instruction"] = None           # ONBUILD's instruction
     end_line: int = 0
+    flag_words: List[str] = field(default_factory=list)  # the flags as written (``--from=x``)
 
     @property
     def text(self):
@@ -168,23 +169,27 @@ def _name_val(cmd, rest, esc):
     return pairs
 
 
-def _node(line, esc, nested=False):
-    """newNodeFromLine + the instruction's own checks: an Instruction (line numbers set by the caller)."""
+def _node(line, esc, nested=False, checked=True):
+    """newNodeFromLine (+ the instruction's own checks when ``checked``): an Instruction (line numbers set by
+    the caller)."""
     parts = _WHITESPACE.split(line.strip(), 1)
     word = parts[0]
     cmd = word.upper()
     rest, flag_words = extract_flags(parts[1], esc) if len(parts) == 2 else ("", [])
     rest = rest.strip()
-    inst = Instruction(cmd=cmd, line=0, original=line.strip())
-    if nested:  # an ONBUILD trigger is only checked when it runs (parse_triggers), as docker
+    inst = Instruction(cmd=cmd, line=0, original=line.strip(), flag_words=flag_words)
+    if nested and checked:  # an ONBUILD trigger is only checked when it runs (parse_triggers), as docker
         try:
             return _node(line, esc)
         except _Fail:
-            inst.args = [rest] if rest else []
-            return inst
+            return _node(line, esc, checked=False)
     if cmd not in INSTRUCTIONS:
-        raise _Fail("unknown instruction: {}".format(word))
-    inst.flags = _flags(cmd, flag_words)
+        if checked:
+            raise _Fail("unknown instruction: {}".format(word))
+        inst.args = [rest] if rest else []
+        return inst
+    if checked:
+        inst.flags = _flags(cmd, flag_words)
     args = None
     if cmd in ("RUN", "CMD", "ENTRYPOINT", "SHELL", "ADD", "COPY", "VOLUME") and (rest or cmd in ("ADD", "COPY")):
         args = json_array(rest)
@@ -192,9 +197,14 @@ def _node(line, esc, nested=False):
         inst.json, inst.args = True, args
     elif rest:
         inst.args = [rest]
-    _check(inst, rest, esc)
-    if cmd == "ONBUILD":
-        inst.trigger = _node(rest, esc, nested=True)
+    if checked:
+        _check(inst, rest, esc)
+    elif cmd in ("ENV", "LABEL") and rest:
+        _name_val(cmd, rest, esc)  # parser-level: line_parsers.go's parseNameVal
+    elif cmd == "HEALTHCHECK":
+        _healthcheck_args(inst, rest)
+    if cmd == "ONBUILD" and rest:
+        inst.trigger = _node(rest, esc, nested=True, checked=checked)
     return inst
 
 
@@ -241,13 +251,19 @@ def _check(inst, rest, esc):  # noqa: C901 - instructions/parse.go's per-instruc
         _check_healthcheck(inst, rest)
 
 
-def _check_healthcheck(inst, rest):
+def _healthcheck_args(inst, rest):
+    """parseHealthConfig: [TYPE] + the command's JSON array or text; (TYPE, the text after it)."""
     sep = re.match(r"\S+", rest)
     typ = sep.group(0) if sep else ""
     after = rest[len(typ):].strip()
     json_args = json_array(after) if after else None
     inst.json = json_args is not None
-    inst.args = [typ] + (json_args if json_args is not None else ([after] if after else []))
+    inst.args = ([typ] if typ else []) + (json_args if json_args is not None else ([after] if after else []))
+    return typ, after
+
+
+def _check_healthcheck(inst, rest):
+    typ, after = _healthcheck_args(inst, rest)
     if typ.upper() == "NONE":
         if after:
             raise _Fail("HEALTHCHECK NONE takes no arguments")
@@ -288,7 +304,7 @@ def _can_heredoc(inst):
 
 # --------------------------------------------------------------------------------------------- parse
 
-def _instructions(text, filename):
+def _instructions(text, filename, checked=True):
     """(directives, instructions, warnings): parser.go's Parse, each node checked as instructions.Parse does."""
     d = Directives()
     lines = split_lines(text)
@@ -326,7 +342,7 @@ def _instructions(text, filename):
         if empty_continuation:
             warnings.append("Empty continuation line found in: " + line)
         try:
-            inst = _node(line, d.escape)
+            inst = _node(line, d.escape, checked=checked)
         except _Fail as exc:
             raise DockerfileError(filename, start, word, str(exc))
         inst.line = start
@@ -395,6 +411,15 @@ def parse(text, filename="Dockerfile"):
         raise DockerfileError(filename, 0, None, "dockerfile contains no stages to build")
     return Dockerfile(directives=directives, escape=directives["escape"], meta_args=meta_args, stages=stages,
                       warnings=warnings, filename=filename)
+
+
+def parse_ast(text, filename="Dockerfile"):
+    """BuildKit's parser.Parse alone: (directives, instructions, warnings), without the instructions' own checks
+    (unknown instructions and flags, argument counts) nor the stage structure; its syntax errors still raise."""
+    directives, insts, warnings = _instructions(text, filename, checked=False)
+    if not insts:
+        raise DockerfileError(filename, 0, None, "file with no instructions")
+    return directives, insts, warnings
 
 
 def parse_triggers(triggers, filename="ONBUILD", escape="\\"):
