@@ -446,3 +446,39 @@ def test_original_is_dockers_step_text():
     assert insts.instructions[0].original == "run  apt-get update &&     apt-get install -y x"
     assert insts.instructions[0].cmd == "RUN"
     assert insts.instructions[0].text == "apt-get update &&     apt-get install -y x"
+
+
+# instructions/parse_test.go: TestCommandsExactlyOneArgument, TestCommandsAtLeastOneArgument,
+# TestCommandsNoDestinationArgument, TestErrorCases, TestParseOptInterval
+@pytest.mark.parametrize("text,message", [
+    ("MAINTAINER", "MAINTAINER requires exactly one argument"),
+    ("WORKDIR", "WORKDIR requires exactly one argument"),
+    ("USER", "USER requires exactly one argument"),
+    ("STOPSIGNAL", "STOPSIGNAL requires exactly one argument"),
+    ("ENV", "ENV requires at least one argument"),
+    ("LABEL", "LABEL requires at least one argument"),
+    ("ONBUILD", "ONBUILD requires at least one argument"),
+    ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),
+    ("EXPOSE", "EXPOSE requires at least one argument"),
+    ("VOLUME", "VOLUME requires at least one argument"),
+    ("ADD arg1", "ADD requires at least two arguments, but only one was provided. Destination could not be "
+                 "determined"),
+    ("COPY arg1", "COPY requires at least two arguments, but only one was provided. Destination could not be "
+                  "determined"),
+    ("COPY\t\n\t\tquux \\\n      bar", "COPY requires at least two arguments"),
+    ("ONBUILD FROM scratch", "FROM isn't allowed as an ONBUILD trigger"),
+    ("MAINTAINER --boo joe@example.com", "unknown flag: --boo"),
+    ("ONBUILD ONBUILD RUN touch foobar", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+    ("FOO bar", "unknown instruction: FOO"),
+    ("foo bar", "unknown instruction: foo"),
+    ("HEALTHCHECK --interval=50ns CMD x", "cannot be less than 1ms"),
+])
+def test_buildkit_instruction_errors(text, message):
+    with pytest.raises(dockerfile.DockerfileError) as info:
+        dockerfile.parse("FROM a\n" + text + "\n")
+    assert info.value.line == 2
+    assert message in info.value.reason
+
+
+def test_zero_intervals_are_allowed():
+    dockerfile.parse("FROM a\nHEALTHCHECK --interval=0ms --timeout=1ms CMD x\n")
