@@ -264,7 +264,8 @@ class ImageStore:
         return {"id": image_id, "target": t.familiar()}
 
     def history(self, ref):
-        """``docker history``: the config's history, newest first; the ID only on the top row."""
+        """``docker history``: the config's history, newest first; the top row has the image's ID, each row below
+        its parent's while the parent chain lasts (a build's intermediate images), then ``<missing>``."""
         index = self._read_index()
         image_id, _key = self.find(index, ref)
         entry = index["images"][image_id]
@@ -280,8 +281,12 @@ class ImageStore:
             rows.append({"id": "<missing>", "created": h.get("created", ""), "created_by": h.get("created_by", ""),
                          "size": size, "comment": h.get("comment", "")})
         rows.reverse()
-        if rows:
-            rows[0]["id"] = image_id
+        cur = image_id  # docker: each row down the parent chain gets that image's ID (a build's steps)
+        for row in rows:
+            row["id"] = cur
+            cur = index["images"].get(cur, {}).get("parent")
+            if cur not in index["images"]:
+                break
         return rows
 
     def inspect(self, ref):

@@ -340,6 +340,9 @@ def test_intermediate_images_hidden_kept_by_prune_and_pruned_after_rmi(env):
     assert listed == {base, result["id"]}
     assert len(every - listed) == 2  # ENV and RUN's images: docker images -a only
     assert dispatch(env.ctx, "image_prune", {}, lambda *a: None)["deleted"] == []
+    # history: each step's row has its image's ID (docker's, down the parent chain), the base's top row its own
+    ids = [r["id"] for r in dispatch(env.ctx, "history", {"image": "steps:1"}, lambda *a: None)["history"]]
+    assert ids[0] == result["id"] and len(set(ids[:3])) == 3 and ids[3] == base and ids[4:] == ["<missing>"]
     dispatch(env.ctx, "rmi", {"images": ["steps:1"]}, lambda *a: None)
     pruned = dispatch(env.ctx, "image_prune", {}, lambda *a: None)["deleted"]
     assert len(pruned) == 2 and set(env.store._read_index()["images"]) == {base}
