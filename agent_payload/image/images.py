@@ -300,7 +300,7 @@ class ImageStore:
             "Id": image_id,
             "RepoTags": [reference.parse(k).familiar() for k in keys if is_tag(k)],
             "RepoDigests": [reference.parse(k).familiar() for k in keys if not is_tag(k)],
-            "Parent": "",
+            "Parent": entry.get("parent") or "",  # a build step's or commit's parent, as docker's
             "Comment": cfg.get("comment", ""),
             "Created": cfg.get("created", entry.get("created", "")),
             "DockerVersion": cfg.get("docker_version", ""),

@@ -343,6 +343,8 @@ def test_intermediate_images_hidden_kept_by_prune_and_pruned_after_rmi(env):
     # history: each step's row has its image's ID (docker's, down the parent chain), the base's top row its own
     ids = [r["id"] for r in dispatch(env.ctx, "history", {"image": "steps:1"}, lambda *a: None)["history"]]
     assert ids[0] == result["id"] and len(set(ids[:3])) == 3 and ids[3] == base and ids[4:] == ["<missing>"]
+    (obj,) = dispatch(env.ctx, "image_inspect", {"images": ["steps:1"]}, lambda *a: None)["images"]
+    assert obj["Parent"] == ids[1]
     dispatch(env.ctx, "rmi", {"images": ["steps:1"]}, lambda *a: None)
     pruned = dispatch(env.ctx, "image_prune", {}, lambda *a: None)["deleted"]
     assert len(pruned) == 2 and set(env.store._read_index()["images"]) == {base}
