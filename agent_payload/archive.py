@@ -306,8 +306,6 @@ def extract(fileobj, dir_fd, src_base, new_base, owner=(0, 0), keep_owner=False)
     straight into the directory and the top entry itself is skipped).  Owners: the archive's with
     ``keep_owner`` (``-a``), else ``owner`` (None leaves them to the extracting user).
     """
-    ex = _Extractor(dir_fd, owner, keep_owner)
-
     def mapped(name):
         n = _clean(name)
         if src_base == ".":
@@ -319,6 +317,13 @@ def extract(fileobj, dir_fd, src_base, new_base, owner=(0, 0), keep_owner=False)
         if not new_base:
             return rest.lstrip("/")
         return new_base + rest
+    return extract_mapped(fileobj, dir_fd, mapped, owner, keep_owner)
+
+
+def extract_mapped(fileobj, dir_fd, mapped, owner=(0, 0), keep_owner=False):
+    """``extract`` with the caller's ``mapped(name)`` -> the entry's path under ``dir_fd`` ("" skips it); the
+    builder's COPY/ADD use it to place each source by docker's rules."""
+    ex = _Extractor(dir_fd, owner, keep_owner)
     ex.mapped = mapped
     count = 0
     try:

@@ -201,6 +201,14 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             config = the container's with changes applied (CMD ENTRYPOINT ENV EXPOSE HEALTHCHECK LABEL ONBUILD
             STOPSIGNAL USER VOLUME WORKDIR; others: InvalidArgument "<x> is not a valid change command");
             manifest kind as the parent's; untagged without repository; no changes: no layer, empty_layer history)
+``build``   {"context": sha256 of <root>/build/contexts/<sha>.tar (uploaded first), "dockerfile": its path in
+            that tar, "build_args": {K: V}, "target", "tags": [ref], "labels": {K: V}, "no_cache", "pull",
+            "network": "default"|"none"|"host"|null, "quiet", "platform", "source_date_epoch": int|null, "rm" (true),
+            "force_rm"} -> {"id", "tags", "steps", "cached"}; events: build {"stream": docker's classic builder
+            text ("Step 2/5 : RUN ..", " ---> Using cache", " ---> <id>", RUN's output, "Successfully built ..")}.
+            One image per step, found in the host's cache by parent image + run config (+ COPY/ADD sources'
+            content); a Dockerfile error is InvalidArgument; a failing RUN is Conflict "The command '..'
+            returned a non-zero code: N"; SOURCE_DATE_EPOCH fixes every created time and clamps layer mtimes.
 ``cp_in``   {"container", "path": dest in the container, "staging": <root>/tmp/cp-* tar uploaded by SFTP,
              "base": top entry name, "is_dir", "contents" (SRC ended in /.), "archive" (-a: keep uid/gid, else
              root:root)} -> {"entries", "path"}; the staging file is always deleted. Docker's cp rules; a missing

@@ -234,6 +234,13 @@ REQUESTS = {
     "service_rollback": dict(_SERVICE, **_DEPLOY_GATE),
     "service_down": {"project": _a("str", required=True), "volumes": _a("bool", False)},
     "deploy_journal": {"project": _a("str"), "service": _a("str"), "last": _a("int", minimum=0)},
+    # fleet build (agent_payload/build/, ops/build.py): the context tar is already at <root>/build/contexts/
+    "build": {"context": _a("str", required=True, checked_by="ops.build"),
+              "dockerfile": _a("str", "Dockerfile"), "build_args": _a("object", {}, checked_by="ops.build"),
+              "target": _a("str"), "tags": _a("str_list", []), "labels": _a("labels", {}, checked_by="runtime.spec"),
+              "no_cache": _a("bool", False), "pull": _a("bool", False), "network": _a("str", checked_by="ops.build"),
+              "quiet": _a("bool", False), "platform": _a("str", checked_by="hostopts"),
+              "source_date_epoch": _a("int", minimum=0), "rm": _a("bool", True), "force_rm": _a("bool", False)},
     # fleet check (agent_payload/check/): the nested objects are checked by check/request.py
     "check": {"services": _a("object_list", [], checked_by="check.request"),
               "thresholds": _a("object", {}),

@@ -101,22 +101,28 @@ def check_target(target):
 
 
 def commit(store, parent_id, write_tar, config, created_by="", author="", comment="", container_id="",
-           container_config=None, target=None):
+           container_config=None, target=None, created=None):
     """Create an image from ``parent_id`` plus the layer ``write_tar`` produces; returns {"id", "repository", ...}.
 
     ``config`` is the new image's ``config`` object (the container's, --change applied).  A change set with
     no entries adds no layer; its history row is marked ``empty_layer`` (docker does the same).
     ``target`` (REPOSITORY[:TAG]) is tagged in the index; without it the image is listed as <none>.
+    ``parent_id`` None is ``FROM scratch`` (the build's first step: no layers, Docker v2s2); ``created`` fixes
+    the image's time (the build's SOURCE_DATE_EPOCH).
     """
     r = _target_key(target)
     with store.lease():  # GC must not sweep the new blob/snapshot before the index names them
         index = store._read_index()
-        entry = index["images"].get(parent_id)
+        entry = index["images"].get(parent_id) if parent_id is not None else {
+            "media_type": registry.MT_DOCKER_MANIFEST}
         if entry is None:
             raise errors.FailedPrecondition("the image of this container ({}) is no longer in the image store"
                                             .format(parent_id))
-        parent_cfg = store.image_config(parent_id)
-        manifest = json.loads(store.content.read_bytes(entry["manifest"]).decode())
+        parent_cfg = store.image_config(parent_id) if parent_id is not None else {}
+        if parent_id is None:
+            manifest = {}
+        else:
+            manifest = json.loads(store.content.read_bytes(entry["manifest"]).decode())
         oci = (entry.get("media_type") or manifest.get("mediaType") or registry.MT_OCI_MANIFEST) \
             == registry.MT_OCI_MANIFEST
         diff_ids = list((parent_cfg.get("rootfs") or {}).get("diff_ids") or [])
@@ -135,7 +141,7 @@ def commit(store, parent_id, write_tar, config, created_by="", author="", commen
             diff_ids.append(diff_id)
             chains.append(chain)
             layers.append({"mediaType": layer_type, "digest": digest, "size": size})
-        created = _now()
+        created = created or _now()
         history = list(parent_cfg.get("history") or [])
         row = {"created": created, "created_by": created_by}
         if author:
@@ -145,6 +151,10 @@ def commit(store, parent_id, write_tar, config, created_by="", author="", commen
         if not entries:
             row["empty_layer"] = True
         history.append(row)
+        if parent_id is None:
+            from .registry import host_platform
+            plat = host_platform()
+            parent_cfg = {"architecture": plat[1], "os": plat[0], "variant": plat[2]}
         image = {"architecture": parent_cfg.get("architecture", ""), "author": author, "config": config,
                  "container": container_id, "container_config": container_config or config, "created": created,
                  "docker_version": "", "history": history, "os": parent_cfg.get("os", "linux"),
@@ -168,6 +178,8 @@ def commit(store, parent_id, write_tar, config, created_by="", author="", commen
                      "layers": layers, "chain_ids": chains, "size": sum(int(d.get("size") or 0) for d in layers),
                      "created": created, "endpoint": "", "domain": entry.get("domain"),
                      "repository": entry.get("repository")}
+        if parent_id is not None:
+            new_entry["parent"] = parent_id  # docker's Parent: images hides untagged parents without -a
         if r is not None:
             new_entry["last_tag_time"] = created  # docker commit tags the image: inspect's Metadata.LastTagTime
         keys = [r.string()] if r is not None else []

@@ -28,7 +28,7 @@ from .. import errors, events
 from ..record import REQUIRED, Record
 from ..state import locks
 from . import reference
-from .images import is_id_prefix, is_tag, refs_of, short_id
+from .images import is_id_prefix, is_tag, parent_ids, refs_of, short_id
 
 # imageDeleteConflict kinds (no dependent-child images exist without a builder).
 RUNNING = 1
@@ -192,16 +192,23 @@ class Collector:
         with locks.locked(self.store.lock_path):
             uses = self.containers()
             index = self.store._read_index()
-            for image_id in sorted(index["images"]):
-                keys = refs_of(index, image_id)
-                if keys and not all and any(is_tag(k) for k in keys):
-                    continue
-                for target in keys or [image_id.split(":", 1)[1]]:
-                    try:
-                        for kind, value in self._delete(index, target, False, uses):
-                            (untagged if kind == "untagged" else deleted).append(value)
-                    except (errors.Conflict, errors.NotFound):
+            tried = set()
+            while True:  # a pruned head's untagged parent is a dangling head in its turn (docker rmi's chain)
+                parents = set() if all else parent_ids(index)
+                todo = [i for i in sorted(index["images"]) if i not in tried and i not in parents]
+                if not todo:
+                    break
+                for image_id in todo:
+                    tried.add(image_id)
+                    keys = refs_of(index, image_id)
+                    if keys and not all and any(is_tag(k) for k in keys):
                         continue
+                    for target in keys or [image_id.split(":", 1)[1]]:
+                        try:
+                            for kind, value in self._delete(index, target, False, uses):
+                                (untagged if kind == "untagged" else deleted).append(value)
+                        except (errors.Conflict, errors.NotFound):
+                            continue
             self.store.write_index(index)
             reclaimed = self._sweep(index, uses)
         return {"deleted": deleted, "untagged": untagged, "reclaimed": reclaimed}

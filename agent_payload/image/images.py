@@ -44,6 +44,11 @@ def refs_of(index, image_id):
     return sorted(k for k, v in index["refs"].items() if v["id"] == image_id)
 
 
+def parent_ids(index):
+    """The images another image of the index names as its parent (a build's steps, commit's parent)."""
+    return {e.get("parent") for e in index["images"].values() if e.get("parent")}
+
+
 def is_tag(key):
     """True for a tag key (``repo:tag``), False for a canonical one (``repo@sha256:...``)."""
     return "@" not in key
@@ -215,7 +220,8 @@ class ImageStore:
     def list(self, all=False, digests=False, filters=None, usage=None):
         """Rows like ``docker images``: one per tag; untagged images show ``<none>`` (dangling included).
 
-        ``all`` is accepted for Docker parity; the payload has no intermediate build images to reveal.
+        Without ``all``, an untagged image that is the parent of another (a build's intermediate step) is left
+        out, as docker's; ``all`` shows them.
         ``filters`` is a list of ``key=value`` strings (see ``ImageFilters``); ``usage`` maps image IDs
         to the containers using them (for the CONTAINERS column).
         """
@@ -223,8 +229,11 @@ class ImageStore:
         flt = ImageFilters(filters or [], self, index)
         usage = usage or {}
         rows = []
+        parents = set() if all else parent_ids(index)
         for image_id, entry in index["images"].items():
             keys = refs_of(index, image_id)
+            if not keys and image_id in parents:
+                continue  # an intermediate image: docker images -a only
             if not flt.keep_image(image_id, entry, keys):
                 continue
             shown = [k for k in keys if flt.keep_ref(k)]
@@ -255,7 +264,8 @@ class ImageStore:
         return {"id": image_id, "target": t.familiar()}
 
     def history(self, ref):
-        """``docker history``: the config's history, newest first; the ID only on the top row."""
+        """``docker history``: the config's history, newest first; the top row has the image's ID, each row below
+        its parent's while the parent chain lasts (a build's intermediate images), then ``<missing>``."""
         index = self._read_index()
         image_id, _key = self.find(index, ref)
         entry = index["images"][image_id]
@@ -271,8 +281,12 @@ class ImageStore:
             rows.append({"id": "<missing>", "created": h.get("created", ""), "created_by": h.get("created_by", ""),
                          "size": size, "comment": h.get("comment", "")})
         rows.reverse()
-        if rows:
-            rows[0]["id"] = image_id
+        cur = image_id  # docker: each row down the parent chain gets that image's ID (a build's steps)
+        for row in rows:
+            row["id"] = cur
+            cur = index["images"].get(cur, {}).get("parent")
+            if cur not in index["images"]:
+                break
         return rows
 
     def inspect(self, ref):
@@ -286,7 +300,7 @@ class ImageStore:
             "Id": image_id,
             "RepoTags": [reference.parse(k).familiar() for k in keys if is_tag(k)],
             "RepoDigests": [reference.parse(k).familiar() for k in keys if not is_tag(k)],
-            "Parent": "",
+            "Parent": entry.get("parent") or "",  # a build step's or commit's parent, as docker's
             "Comment": cfg.get("comment", ""),
             "Created": cfg.get("created", entry.get("created", "")),
             "DockerVersion": cfg.get("docker_version", ""),

@@ -29,6 +29,7 @@ OP_MODULES = {
     "volume_create": "netvol", "volume_ls": "netvol", "volume_inspect": "netvol", "volume_rm": "netvol",
     "volume_prune": "netvol",
     "events": "events",
+    "build": "build",
     "image_resolve": "deploy", "deploy_lock": "deploy", "service_ls": "deploy", "service_swap": "deploy",
     "service_rollback": "deploy", "service_down": "deploy", "deploy_journal": "deploy",
     "check": "check",

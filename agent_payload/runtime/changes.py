@@ -373,7 +373,7 @@ def _xattr_headers(base, rel, st):
         os.close(fd)
 
 
-def write_layer_tar(upper, fileobj, lowers=(), skip=()):
+def write_layer_tar(upper, fileobj, lowers=(), skip=(), clamp_mtime=None):
     """Write the overlay upper dir ``upper`` as an image layer tar (docker's overlay2 diff) to ``fileobj``.
 
     Every entry of the upper dir is archived with its mode, owner, times and xattrs; hard links inside it
@@ -383,12 +383,17 @@ def write_layer_tar(upper, fileobj, lowers=(), skip=()):
     right after its own header.  Paths in ``skip`` (and everything below them) are left out: the runtime's
     mountpoints, which docker keeps in the container's init layer.  A directory that is only a copied-up
     parent (same type, mode and owner in ``lowers``, top first) is written only before a child that is.
+    ``clamp_mtime`` (a build's SOURCE_DATE_EPOCH) caps every entry's mtime: the same tree, the same layer.
     Returns the number of entries written.
     """
     tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
     links, count, pending = {}, [0], []
 
     def add(info, f=None):
+        if clamp_mtime is not None:
+            for i in pending + [info]:
+                if i.mtime > clamp_mtime:
+                    i.mtime = clamp_mtime
         while pending:  # the copied-up parents of this entry, outermost first
             tar.addfile(pending.pop(0))
             count[0] += 1

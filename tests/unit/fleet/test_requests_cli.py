@@ -108,7 +108,7 @@ COMMAND_LINES = [
     (["import", "-H", "all", "-c", "CMD [\"/x\"]", "-m", "msg", SRC + "/f", "imp:1"], "import"),
     (["import", "-H", "h1", "http://10.0.0.9/rootfs.tar.gz"], "import"),
     (["port", "-H", "h1", C, "80/tcp"], "port"),
-    # build's context upload (the build op itself is bexec's: its line comes with its schema)
+    # build's context upload (the build op's own line is below)
     (["build", "-H", "h1", "-t", "app:1", "-f", "-", SRC], "build_context", "FROM scratch\nCOPY f /\n"),
     (["network", "create", "-H", "h1", "--driver", "bridge", "--subnet", "10.9.0.0/24", "--gateway",
       "10.9.0.1", "--internal", "--label", "k=v", "n1"], "network_create"),
@@ -125,6 +125,10 @@ COMMAND_LINES = [
     (["volume", "prune", "-H", "h1", "-a", "-f"], "volume_prune"),
     (["events", "-H", "h1", "--since", "10m", "-f", "type=container", "-f", "event=die"], "events"),
     (["events", "-H", "h1", "--until", "0"], "events"),
+    # the build op (its context upload is build_context's line): every flag that changes its request
+    (["build", "-H", "h1", "-t", "app:1", "-t", "app:latest", "--build-arg", "A=1", "--target", "t", "--label",
+      "k=v", "--no-cache", "--pull", "--network", "none", "--no-rm", "--force-rm", "-f", "-", SRC], "build",
+     "FROM scratch AS t\nCOPY f /\n"),
 ]
 
 _OTHER_CHECKS = {
@@ -176,9 +180,8 @@ ANSWERS = {
     "load_probe": {"present": []},
     "load": {"loaded": []},
     "import": {"id": "sha256:" + "0" * 64},
-    # fleet build: the host lacks the context and (as this fake answers alike) does not keep it: the build stops
-    # there (until the build op's schema is in requests.py; then {"present": True} lets it go on to "build")
-    "build_context": {"present": False},
+    # fleet build: the host holds the context, so the build goes on to the "build" op
+    "build_context": {"present": True},
     # deploy: the web service runs on each host (an older config) with a previous version kept for rollback
     "service_ls": {"services": [
         {"id": "b" * 64, "name": "shop-web-1", "project": "shop", "service": "web", "config_hash": "old",
@@ -189,6 +192,7 @@ ANSWERS = {
     "image_resolve": {"reference": "reg:5000/shop/web:1", "digest": "sha256:" + "1" * 64},
     "service_swap": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "d" * 64}},
     "service_rollback": {"result": "updated", "from": {"id": "b" * 64}, "to": {"id": "c" * 64}},
+    "build": {"id": "sha256:" + "e" * 64, "tags": ["app:1", "app:latest"], "steps": 1, "cached": 0},
 }
 COMPOSE = """
 name: shop

@@ -1,0 +1,289 @@
+"""The builder against docker's own classic builder: a real dockerd (Debian's docker.io 20.10, tests/helpers/dockerd.py)
+and the payload's ``build`` op build the same Dockerfiles from the same context on the same busybox base (imported
+into dockerd from the very tar fleet's base is made of), with ``--network none``; the images have the same config,
+the same history rows (``created_by``, ``empty_layer``) after the base's, and the same file tree (paths, types,
+modes, owners, link targets, contents) as their exports show.
+
+Known, deliberate differences, normalised here: the content hashes in ``COPY file:<hash>`` (docker's tarsum of
+its context files; fleet's own, the same shape) and HEALTHCHECK's history text, where docker 25 and later print
+StartInterval (fleet does) and 20.10 does not.
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+
+import pytest
+
+from agent_payload.runtime import changes
+from tests.helpers import builds
+from tests.helpers import images as fx
+from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
+from tests.helpers.images import _layer_with_links
+from tests.helpers.runtime import integration
+
+pytestmark = integration
+env = fx.env
+
+CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "Healthcheck",
+               "StopSignal", "OnBuild", "Shell")
+#: what docker's export adds for the container itself (its init layer), not part of the image
+INIT = {".dockerenv", "dev", "dev/console", "dev/pts", "dev/shm", "etc/hostname", "etc/hosts", "etc/mtab",
+        "etc/resolv.conf", "proc", "sys"}
+
+CASES = {
+    "metadata": ("""ARG BASE
+FROM $BASE
+LABEL a=1 "b c"="d e" multi="x y"
+MAINTAINER Ann <ann@example.com>
+ENV K1=v1 K2="two words"
+ENV K3 $K1-legacy form
+EXPOSE 80 53/udp 8000-8001
+VOLUME /data ["/logs"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --retries=3 CMD wget -q localhost || exit 1
+ONBUILD RUN echo triggered
+ENTRYPOINT ["/bin/echo"]
+CMD hello world
+""", {}),
+    "files": ("""ARG BASE
+FROM $BASE
+ARG V=1
+COPY a.txt /dst/
+COPY dir /opt/dir
+COPY --chown=app:staff b* /owned/
+COPY dir/sub/ /flat/
+ADD pkg.tar /x/
+RUN echo "v=$V" > /run.txt && rm /tmp/.keep && mkdir -p /made/deep && chmod 700 /made
+SHELL ["/bin/sh", "-ec"]
+RUN ln -s /run.txt /link && echo second
+""", {"a.txt": b"A\n", "b1": b"B1\n", "b2": (b"B2\n", 0o755), "dir/x": b"X\n", "dir/sub/y": (b"Y\n", 0o600),
+      "dir/ln": ("link", "x"), "dir/empty/": None}),
+    "user_workdir": ("""ARG BASE
+FROM $BASE
+USER app
+WORKDIR /srv/new/deeper
+RUN id -u > /tmp/uid && id -g
+USER root:staff
+WORKDIR rel
+COPY a.txt .
+ENTRYPOINT /bin/sh -c 'echo hi'
+""", {"a.txt": b"A\n"}),
+    "multistage": ("""ARG BASE
+FROM $BASE AS build
+RUN mkdir /out && echo built > /out/artifact && chmod 640 /out/artifact
+FROM $BASE AS unused
+RUN echo never
+FROM $BASE
+COPY --from=build /out/ /app/
+COPY --from=0 /out/artifact /single
+""", {}),
+    "volume_whiteouts": ("""ARG BASE
+FROM $BASE
+RUN mkdir -p /data/sub /opq/old && echo a > /data/sub/f && echo b > /etc/extra && echo o > /opq/old/f
+VOLUME /data
+RUN echo lost > /data/lost && rm -f /etc/extra && rm -rf /opq && mkdir -p /opq/new
+HEALTHCHECK NONE
+ENV PATH=/custom:$PATH
+""", {}),
+    "args_shell": ("""ARG BASE
+FROM $BASE
+ARG A=a1
+ARG B
+ENV E1=$A E2=${B:-bdef} E3="${A}-x" E4='$A'
+SHELL ["/bin/sh", "-ec"]
+RUN echo "$A $B $E1 $E2" > /args
+CMD echo from-shell
+ENTRYPOINT ["/bin/sh"]
+USER 1000:50
+STOPSIGNAL 9
+WORKDIR /
+COPY dir /etc/
+COPY a.txt /etc/passwd.d
+COPY dir/sub /etc/
+""", {"a.txt": b"A\n", "dir/x": (b"X\n", 0o640), "dir/sub/y": b"Y\n"}),
+    # ONBUILD through a child: "parent" is built first (PARENTS), the child runs its triggers
+    "onbuild_child": ("""FROM onbuild-parent
+RUN cat /trig /onbuild/a.txt > /both
+""", {"a.txt": b"A\n"}),
+}
+PARENTS = {"onbuild_child": ("onbuild-parent", """ARG BASE
+FROM $BASE
+ONBUILD COPY a.txt /onbuild/
+ONBUILD RUN echo trig > /trig
+CMD ["sh"]
+""")}
+
+
+def _pkg_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode, ids in (("pkg/", None, 0o750, (1000, 50)), ("pkg/f", b"in tar\n", 0o640, (1000, 50))):
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.mode, info.uid, info.gid, info.mtime = mode, ids[0], ids[1], 1700000000
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("dockerd needs root")
+    if not binaries():
+        reason = "no dockerd under {} (scripts/fetch-dockerd)".format(DOCKER_ROOT)
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " under CI=true")
+        pytest.skip(reason)
+    before = host_traces()
+    daemon = Dockerd(tmp_path_factory.mktemp("dockerd-build"))
+    problems = []
+    try:
+        daemon.start()
+        ctx = tmp_path_factory.mktemp("base-ctx")
+        (ctx / "Dockerfile").write_text(BASE_DOCKERFILE)
+        (ctx / "base.tar").write_bytes(_base_tar())
+        daemon.check("build", "-q", "-t", "bb:base", str(ctx), timeout=300)
+        yield daemon
+    finally:
+        problems = daemon.stop()
+    assert problems == [], "dockerd left these behind:\n{}".format("\n".join(problems))
+    assert host_traces() == before, "dockerd changed the host's network"
+
+
+#: the base, built by each builder from the same rootfs tar (docker: bb:base, fleet: busybox)
+BASE_DOCKERFILE = 'FROM scratch\nADD base.tar /\nCMD ["sh"]\n'
+
+
+def _fleet_base(env):
+    builds.build(env, BASE_DOCKERFILE, {"base.tar": _base_tar()}, tags=["busybox:latest"])
+
+
+def _base_tar():
+    """fleet's busybox base (tests/helpers/builds.py) as one rootfs tar."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        with tarfile.open(fileobj=io.BytesIO(_layer_with_links())) as src:
+            for m in src:
+                dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+        for name, mode in (("etc", 0o755), ("tmp", 0o1777)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            dst.addfile(info)
+        for name, data in builds.base_files().items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            dst.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _tree(raw):
+    """{path: (type, mode, uid, gid, link target, sha256 of contents)} of an export tar, init layer left out."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        for m in tar:
+            name = (m.name[2:] if m.name.startswith("./") else m.name).lstrip("/").rstrip("/")
+            if not name or name in INIT or name.startswith(("dev/", "proc/", "sys/")):
+                continue
+            data = tar.extractfile(m).read() if m.isreg() else b""
+            link = m.linkname if (m.issym() or m.islnk()) else ""
+            # (docker's export writes a symlink's mode with its type bits, as Go's archive/tar: permissions only)
+            out[name] = (m.type.decode(), oct(m.mode & 0o7777), m.uid, m.gid, link, hashlib.sha256(data).hexdigest())
+    return out
+
+
+def _normal_history(rows):
+    out = []
+    for r in rows:
+        text = re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:<hash>", r.get("created_by", ""))
+        text = re.sub(r'^(.*HEALTHCHECK &\{\[.*\] "[^"]*" "[^"]*" "[^"]*") "[^"]*"', r"\1", text)  # StartInterval
+        out.append((text, bool(r.get("empty_layer"))))
+    return out
+
+
+def _docker_side(dockerd, tmp_path, name, dockerfile, files, tag=None):
+    ctx = tmp_path / ("ctx-" + name)
+    ctx.mkdir()
+    raw = builds.context_tar(files, dockerfile)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        tar.extractall(str(ctx))  # our own tar, written just above
+    (ctx / "pkg.tar").write_bytes(_pkg_tar())
+    tag = tag or "ref-" + name.replace("_", "-")
+    dockerd.check("build", "--network", "none", "-q", "--build-arg", "BASE=bb:base", "-t", tag, str(ctx),
+                  timeout=300)
+    (obj,) = json.loads(dockerd.check("image", "inspect", tag).stdout)
+    cfg = _saved_config(dockerd, tag)
+    cid = dockerd.check("create", tag, "unused").stdout.decode().strip()  # the base has no CMD
+    try:
+        tree = _tree(dockerd.check("export", cid).stdout)
+    finally:
+        dockerd.check("rm", cid)
+    base_rows = len(_saved_config(dockerd, "bb:base")["history"])
+    return obj["Config"], cfg["history"][base_rows:], tree
+
+
+def _saved_config(dockerd, tag):
+    """The image's config JSON as docker save writes it (history with empty_layer)."""
+    raw = dockerd.check("image", "save", tag).stdout
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        return json.loads(tar.extractfile(manifest[0]["Config"]).read())
+
+
+def _fleet_side(env, name, dockerfile, files, tag=None):
+    files = dict(files, **{"pkg.tar": _pkg_tar()})
+    result, _ = builds.build(env, dockerfile, files, build_args={"BASE": "busybox"},
+                             tags=[tag or "fl-" + name.replace("_", "-") + ":1"])
+    cfg = env.store.image_config(result["id"])
+    base_rows = len(env.store.image_config(env.store.resolve("busybox").id)["history"])
+    out = io.BytesIO()
+    changes.write_merged_tar(list(reversed(env.store.resolve(result["id"]).layers)), out)
+    return cfg["config"], cfg["history"][base_rows:], _tree(out.getvalue())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_config_history_and_files_as_dockers_classic_builder(dockerd, env, tmp_path, name):
+    dockerfile, files = CASES[name]
+    _fleet_base(env)
+    if name in PARENTS:
+        parent, parent_df = PARENTS[name]
+        _docker_side(dockerd, tmp_path, name + "-parent", parent_df, files, tag=parent)
+        _fleet_side(env, name + "-parent", parent_df, files, tag=parent)
+    d_cfg, d_hist, d_tree = _docker_side(dockerd, tmp_path, name, dockerfile, files)
+    f_cfg, f_hist, f_tree = _fleet_side(env, name, dockerfile, files)
+    for key in CONFIG_KEYS:
+        assert f_cfg.get(key) == d_cfg.get(key), key
+    assert _normal_history(f_hist) == _normal_history(d_hist)
+    assert sorted(set(f_tree) ^ set(d_tree)) == []
+    assert {p: v for p, v in f_tree.items() if d_tree[p] != v} == {p: v for p, v in d_tree.items() if f_tree[p] != v}
+
+
+def test_step_lines_and_cache_hits_are_dockers(dockerd, env, tmp_path):
+    """The "Step N/M : ..." lines, " ---> Using cache" on a second build, the unused build-arg warning."""
+    _fleet_base(env)
+    dockerfile, files = CASES["files"]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(builds.context_tar(files, dockerfile))) as tar:
+        tar.extractall(str(ctx))  # our own tar, written just above
+    (ctx / "pkg.tar").write_bytes(_pkg_tar())
+    argv = ["build", "--network", "none", "--build-arg", "BASE=bb:base", "--build-arg", "UNUSED=1", str(ctx)]
+    dockerd.check(*argv, timeout=300)
+    d_out = dockerd.check(*argv, timeout=300).stdout.decode()
+    files = dict(files, **{"pkg.tar": _pkg_tar()})
+    args = {"BASE": "busybox", "UNUSED": "1"}
+    builds.build(env, dockerfile, files, build_args=args)
+    result, f_out = builds.build(env, dockerfile, files, build_args=args)
+
+    def lines(text):
+        return [line.replace("bb:base", "busybox") for line in text.splitlines()
+                if line.startswith(("Step ", " ---> Using cache", "[Warning]"))]
+    assert lines(f_out) == lines(d_out)
+    assert result["cached"] == result["steps"] == d_out.count(" ---> Using cache")
