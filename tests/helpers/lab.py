@@ -9,10 +9,24 @@ import sys
 from pathlib import Path
 
 
+def _free_subnet() -> str:
+    """A 10.213.X.0/24 (X in 100..199, from this process's ID on) that no lab on this machine uses yet: a lab's
+    bridge holds its subnet's first address here, and two labs on one subnet break each other's routes."""
+    try:
+        used = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    except OSError:
+        used = ""
+    for i in range(100):
+        x = 100 + (os.getpid() + i) % 100
+        if " 10.213.{}.".format(x) not in used:
+            return "10.213.{}.0/24".format(x)
+    return "10.213.{}.0/24".format(100 + os.getpid() % 100)
+
+
 # Per test session, so that two sessions on one machine (a CI run beside a developer's) never share a lab:
 # one's teardown would otherwise pull the lab from under the other.
 LAB_NAME = "flit{}".format(os.getpid() % 10000)
-LAB_SUBNET = "10.213.{}.0/24".format(100 + os.getpid() % 100)
+LAB_SUBNET = _free_subnet()
 
 
 def fleet(*args, inventory=None, check=False, timeout=600, input=None):
