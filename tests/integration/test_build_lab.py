@@ -10,6 +10,7 @@ line ``host | `` prefixed); a failing RUN exits 1 naming the host and the comman
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 
@@ -136,6 +137,12 @@ def test_goal_build_prints_docker_output_and_uses_its_cache(lab, built):
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert proc.stdout.count(" ---> Using cache\n") == STEPS - 1 and "Running in" not in proc.stdout, proc.stdout
     assert _rerun_steps(proc.stdout) == [] and "Successfully built " + image_id[7:19] in proc.stdout
+    # a copied file touched (its mtime alone): still all from the cache, as both docker builders (their source
+    # hashes leave mtimes out)
+    mtime = (ctx / "greet.sh").stat().st_mtime + 100
+    os.utime(ctx / "greet.sh", (mtime, mtime))
+    proc = _build(lab, ctx, "-t", app, "--build-arg", "VERSION=1.4")
+    assert proc.returncode == 0 and proc.stdout.count(" ---> Using cache\n") == STEPS - 1, proc.stdout
     # one copied file changed: its COPY (step 5) and the steps after it run again, the three before do not
     (ctx / "greet.sh").write_text(GREET + "echo changed\n")
     try:
@@ -180,6 +187,9 @@ def test_built_image_runs_pushes_saves_and_loads(lab, built, tmp_path):
     archive = tmp_path / "app.tar"
     proc = lab.fleet("save", "-H", HOST, "-o", str(archive), app)
     assert proc.returncode == 0 and archive.stat().st_size > 1000, proc.stderr
+    rc, loaded = lab.fleet_json("load", "-H", "web*", "-i", str(archive))  # as the Goal: web1 has it all
+    assert rc == 0 and loaded["web1"]["bytes_sent"] == 0 and loaded["web2"]["layers_sent"] >= 4, loaded
+    assert loaded["web2"]["loaded"] == [{"id": image_id, "tags": [app], "renamed": []}], loaded
     proc = lab.fleet("load", "-H", "web2", "-i", str(archive))
     assert proc.returncode == 0 and proc.stdout == "Loaded image: {}\n".format(app), (proc.stdout, proc.stderr)
     assert _image_id(lab, "web2", app) == image_id
@@ -208,6 +218,11 @@ def test_source_date_epoch_same_image_on_two_hosts_at_once(lab, built, tmp_path)
     assert iid.read_text() == ids["web1"]
     (obj,) = json.loads(lab.fleet("image", "inspect", "-H", "web2", "bl/repro:1", check=True).stdout)
     assert obj["Created"].startswith("2023-11-14T22:13:20")
+    # again with -q: one prefixed line per host, the same ID
+    proc = _build(lab, ctx, "-q", "--build-arg", "VERSION=1.4", "--build-arg", "SOURCE_DATE_EPOCH=1700000000",
+                  hosts="web1:web2")
+    assert proc.returncode == 0 and sorted(proc.stdout.splitlines()) == [
+        "web1 | " + ids["web1"], "web2 | " + ids["web2"]], (proc.stdout, proc.stderr)
 
 
 def test_failing_run_exits_1_naming_host_and_command(lab, built, tmp_path):
