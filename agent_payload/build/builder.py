@@ -225,7 +225,7 @@ class Builder:
         self.steps += 1
         if self.req.no_cache:
             return None
-        hit = self.cache.get(H.cache_key(st.image_id, container_config, extra), self.store)
+        hit = self.cache.get(H.cache_key(st.image_id, container_config, extra, self.epoch), self.store)
         if hit is not None:
             self.cached += 1
             self.out(" ---> Using cache\n")
@@ -242,7 +242,7 @@ class Builder:
                                container_id="" if self.epoch is not None else container_id,
                                container_config=container_config, created=self.created)
         self.cache.put(H.cache_key(st.image_id, dict(probe_config or new_config, Cmd=list(cmd),
-                                                     Image=st.image_id or ""), extra), res["id"])
+                                                     Image=st.image_id or ""), extra, self.epoch), res["id"])
         self.advance(st, res["id"])
 
     def commit_nop(self, st, comment):

@@ -228,10 +228,13 @@ def healthcheck_comment(hc):
         go_quote(go_duration(hc.get("StartInterval"))), go_char(hc.get("Retries")))
 
 
-def cache_key(parent_id, run_config, extra=""):
-    """The cache's key for a step: its parent image and its whole run config (command included)."""
-    blob = json.dumps({"parent": parent_id, "config": run_config, "extra": extra}, sort_keys=True,
-                      separators=(",", ":"))
+def cache_key(parent_id, run_config, extra="", epoch=None):
+    """The cache's key for a step: its parent image and its whole run config (command included); with
+    SOURCE_DATE_EPOCH, that too (it sets the step's created time and its files' mtimes: another image)."""
+    key = {"parent": parent_id, "config": run_config, "extra": extra}
+    if epoch is not None:
+        key["epoch"] = int(epoch)
+    blob = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -61,6 +61,8 @@ def test_cache_key_depends_on_parent_config_and_sources():
     assert k != H.cache_key("sha256:q", cfg)
     assert k != H.cache_key("sha256:p", dict(cfg, Env=["A=2"]))
     assert k != H.cache_key("sha256:p", cfg, "chown=1")
+    assert H.cache_key("sha256:p", cfg, "", None) == k  # no SOURCE_DATE_EPOCH: the key as before
+    assert len({k, H.cache_key("sha256:p", cfg, "", 0), H.cache_key("sha256:p", cfg, "", 1700000000)}) == 3
 
 
 @pytest.mark.parametrize("pattern,name,ok", [
