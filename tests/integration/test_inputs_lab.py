@@ -33,7 +33,7 @@ def _containers(lab, host):
 def _volumes(lab, host):
     rc, vols = lab.fleet_json("volume", "ls", "-H", host)
     assert rc == 0, vols
-    return sorted(v["Name"] for v in vols[host]["volumes"])
+    return sorted(v["name"] for v in vols[host]["volumes"])
 
 
 def test_mounts_over_proc_and_empty_sections_are_refused_before_anything_changes(clean):
