@@ -9,6 +9,7 @@ its context files; fleet's own, the same shape) and HEALTHCHECK's history text, 
 StartInterval (fleet does) and 20.10 does not.
 """
 
+import gzip
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import tarfile
 
 import pytest
 
-from agent_payload.runtime import changes
+from fleet.build import context
 from tests.helpers import builds
 from tests.helpers import images as fx
 from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
@@ -118,6 +119,11 @@ CMD ["sh"]
 """)}
 
 
+def _extra_files():
+    """Archives every context holds: a plain and a gzipped tar (for ADD's extraction)."""
+    return {"pkg.tar": _pkg_tar(), "pkg.tar.gz": gzip.compress(_pkg_tar(), mtime=0)}
+
+
 def _pkg_tar():
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -208,16 +214,25 @@ def _normal_history(rows):
     return out
 
 
-def _docker_side(dockerd, tmp_path, name, dockerfile, files, tag=None):
+def _context_dir(tmp_path, name, dockerfile, files):
+    """The context both builders get: one directory (a user's ``docker build DIR`` / ``fleet build DIR``)."""
     ctx = tmp_path / ("ctx-" + name)
     ctx.mkdir()
-    raw = builds.context_tar(files, dockerfile)
+    raw = builds.context_tar(dict(files, **_extra_files()), dockerfile)
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         tar.extractall(str(ctx))  # our own tar, written just above
-    (ctx / "pkg.tar").write_bytes(_pkg_tar())
+    return ctx
+
+
+def _docker_side(dockerd, ctx, name, opts, tag=None):
     tag = tag or "ref-" + name.replace("_", "-")
-    dockerd.check("build", "--network", "none", "-q", "--build-arg", "BASE=bb:base", "-t", tag, str(ctx),
-                  timeout=300)
+    base = "bb:base"
+    if opts.get("base_id"):
+        base = json.loads(dockerd.check("image", "inspect", base).stdout)[0]["Id"]
+    argv = ["--build-arg", "BASE=" + base]
+    for key, value in sorted(opts.get("args", {}).items()):
+        argv += ["--build-arg", "{}={}".format(key, value)]
+    dockerd.check("build", "--network", "none", "-q", *argv, "-t", tag, str(ctx), timeout=300)
     (obj,) = json.loads(dockerd.check("image", "inspect", tag).stdout)
     cfg = _saved_config(dockerd, tag)
     cid = dockerd.check("create", tag, "unused").stdout.decode().strip()  # the base has no CMD
@@ -237,27 +252,42 @@ def _saved_config(dockerd, tag):
         return json.loads(tar.extractfile(manifest[0]["Config"]).read())
 
 
-def _fleet_side(env, name, dockerfile, files, tag=None):
-    files = dict(files, **{"pkg.tar": _pkg_tar()})
-    result, _ = builds.build(env, dockerfile, files, build_args={"BASE": "busybox"},
-                             tags=[tag or "fl-" + name.replace("_", "-") + ":1"])
+def _fleet_side(env, ctx, name, opts, tag=None):
+    """Build from the directory as ``fleet build DIR`` does (fleet/build/context.py makes the tar, .dockerignore
+    applied), then ``fleet export`` a container of the image (the payload's export op)."""
+    base = env.store.resolve("busybox").id if opts.get("base_id") else "busybox"
+    with context.from_directory(str(ctx), None) as bctx:
+        with open(bctx.tar_path, "rb") as f:
+            sha = builds.put_context(env, f.read())
+        result = fx.op(env, "build", context=sha, dockerfile=bctx.dockerfile, network="none",
+                       build_args=dict(opts.get("args", {}), BASE=base),
+                       tags=[tag or "fl-" + name.replace("_", "-") + ":1"])
     cfg = env.store.image_config(result["id"])
     base_rows = len(env.store.image_config(env.store.resolve("busybox").id)["history"])
-    out = io.BytesIO()
-    changes.write_merged_tar(list(reversed(env.store.resolve(result["id"]).layers)), out)
-    return cfg["config"], cfg["history"][base_rows:], _tree(out.getvalue())
+    cid = fx._container(env, result["id"], ["unused"])
+    out = os.path.join(str(ctx) + ".export.tar")
+    try:
+        fx.op(env, "export", container=cid, output=out)
+        with open(out, "rb") as f:
+            tree = _tree(f.read())
+    finally:
+        env.rt.remove([cid])
+    os.unlink(out)
+    return cfg["config"], cfg["history"][base_rows:], tree
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_config_history_and_files_as_dockers_classic_builder(dockerd, env, tmp_path, name):
-    dockerfile, files = CASES[name]
+    dockerfile, files, opts = (CASES[name] + ({},))[:3]
     _fleet_base(env)
     if name in PARENTS:
         parent, parent_df = PARENTS[name]
-        _docker_side(dockerd, tmp_path, name + "-parent", parent_df, files, tag=parent)
-        _fleet_side(env, name + "-parent", parent_df, files, tag=parent)
-    d_cfg, d_hist, d_tree = _docker_side(dockerd, tmp_path, name, dockerfile, files)
-    f_cfg, f_hist, f_tree = _fleet_side(env, name, dockerfile, files)
+        ctx = _context_dir(tmp_path, name + "-parent", parent_df, files)
+        _docker_side(dockerd, ctx, name + "-parent", opts, tag=parent)
+        _fleet_side(env, ctx, name + "-parent", opts, tag=parent)
+    ctx = _context_dir(tmp_path, name, dockerfile, files)
+    d_cfg, d_hist, d_tree = _docker_side(dockerd, ctx, name, opts)
+    f_cfg, f_hist, f_tree = _fleet_side(env, ctx, name, opts)
     for key in CONFIG_KEYS:
         assert f_cfg.get(key) == d_cfg.get(key), key
     assert _normal_history(f_hist) == _normal_history(d_hist)
