@@ -1,12 +1,18 @@
 """The builder against docker's own classic builder: a real dockerd (Debian's docker.io 20.10, tests/helpers/dockerd.py)
-and the payload's ``build`` op build the same Dockerfiles from the same context on the same busybox base (imported
-into dockerd from the very tar fleet's base is made of), with ``--network none``; the images have the same config,
-the same history rows (``created_by``, ``empty_layer``) after the base's, and the same file tree (paths, types,
-modes, owners, link targets, contents) as their exports show.
+and fleet build the same Dockerfiles (CASES: every instruction; see each case's comment) from the same context
+directory on the same busybox base (imported into dockerd from the very tar fleet's base is made of), with
+``--network none``.  Fleet's side is what ``fleet build DIR`` does: fleet/build/context.py makes the context tar
+(.dockerignore applied by fleet), the payload's ``build`` op builds it.  The images have the same config, the same
+history rows (``created_by``, ``empty_layer``) after the base's, and the same file tree (paths, types, modes,
+owners, link targets, contents) as both exports show: ``docker export`` of a container of docker's image and the
+payload's ``export`` op on a container of fleet's.
 
 Known, deliberate differences, normalised here: the content hashes in ``COPY file:<hash>`` (docker's tarsum of
 its context files; fleet's own, the same shape) and HEALTHCHECK's history text, where docker 25 and later print
-StartInterval (fleet does) and 20.10 does not.
+StartInterval (fleet does) and 20.10 does not.  What the classic builder refuses and BuildKit builds (COPY
+--chmod, a wildcard source ending in "/", HEALTHCHECK --retries=0, ``${V-d}``/``${V+a}``), fleet builds as BuildKit:
+BUILDKIT_ONLY checks docker's refusal and fleet's result.  Not compared here: ``FROM name@sha256:<digest>``
+(a repo digest needs a registry; FROM by image ID is compared), ADD of a URL and ``RUN --network`` other than none.
 """
 
 import gzip
@@ -414,3 +420,33 @@ def test_step_lines_and_cache_hits_are_dockers(dockerd, env, tmp_path):
                 if line.startswith(("Step ", " ---> Using cache", "[Warning]"))]
     assert lines(f_out) == lines(d_out)
     assert result["cached"] == result["steps"] == d_out.count(" ---> Using cache")
+
+
+#: Where docker 20.10's classic builder refuses what BuildKit (docker's default builder since 23) builds, fleet
+#: builds it as BuildKit: (Dockerfile, what the classic builder says, a script run in fleet's image or a config key,
+#: its output or value).
+BUILDKIT_ONLY = {
+    "copy_chmod": ("ARG BASE\nFROM $BASE\nCOPY --chmod=640 a.txt /a\n",
+                   "the --chmod option requires BuildKit", "stat -c %a /a", "640\n"),
+    "wildcard_dir_slash": ("ARG BASE\nFROM $BASE\nCOPY d?r/ /q/\n",
+                           "no source files were specified", "cat /q/x", "X\n"),
+    "healthcheck_retries_0": ("ARG BASE\nFROM $BASE\nHEALTHCHECK --retries=0 CMD true\n",
+                              "--retries must be at least 1 (not 0)", "Healthcheck", {"Test": ["CMD-SHELL", "true"]}),
+    "default_without_colon": ("ARG BASE\nFROM $BASE\nENV A=${UNSET-dflt} B=${A+alt}\n",
+                              "missing ':' in substitution", "Env", ["A=dflt", "B="]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDKIT_ONLY))
+def test_what_only_buildkit_builds_fleet_builds(dockerd, env, tmp_path, name):
+    dockerfile, refusal, check, expected = BUILDKIT_ONLY[name]
+    _fleet_base(env)
+    ctx = _context_dir(tmp_path, name, dockerfile, {"a.txt": b"A\n", "dir/x": b"X\n"})
+    proc = dockerd.docker("build", "--network", "none", "-q", "--build-arg", "BASE=bb:base", str(ctx), timeout=300)
+    assert proc.returncode != 0 and refusal in (proc.stdout + proc.stderr).decode()
+    cfg, _, _ = _fleet_side(env, ctx, name, {}, tag="bk-" + name.replace("_", "-"))
+    if check[:1].isupper():
+        value = cfg[check]
+        assert (value[1:] if check == "Env" else value) == expected  # (Env: after the base's PATH)
+    else:
+        assert builds.run(env, "bk-" + name.replace("_", "-"), check) == expected
