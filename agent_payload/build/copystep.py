@@ -238,7 +238,10 @@ def copy(b, st, inst, add):
             if tree is None:
                 raise errors.InvalidArgument("{} failed: file not found in build context or excluded by "
                                              ".dockerignore: stat {}: file does not exist".format(name, src))
-            matched = tree.match(src)
+            try:
+                matched = tree.match(src)
+            except errors.InvalidArgument as exc:  # ../x, a bad pattern: docker's "COPY failed: ..."
+                raise errors.InvalidArgument("{} failed: {}".format(name, exc.message))
             if not matched:
                 if sources.has_wildcards(src):
                     continue

@@ -25,6 +25,7 @@ import tarfile
 
 import pytest
 
+from agent_payload import errors
 from fleet.build import context
 from tests.helpers import builds
 from tests.helpers import images as fx
@@ -450,3 +451,30 @@ def test_what_only_buildkit_builds_fleet_builds(dockerd, env, tmp_path, name):
         assert (value[1:] if check == "Env" else value) == expected  # (Env: after the base's PATH)
     else:
         assert builds.run(env, "bk-" + name.replace("_", "-"), check) == expected
+
+
+def test_copy_outside_the_context_fails_the_step_as_docker_and_leaves_nothing(dockerd, env, tmp_path):
+    """``COPY ../x``: docker's error, at the step (the RUN before it ran and stays as the cache's intermediate
+    image, as docker's); no tag, no container, no scratch directory left behind, on either side."""
+    _fleet_base(env)
+    dockerfile = "ARG BASE\nFROM $BASE\nRUN echo first > /first\nCOPY ../x /x\n"
+    ctx = _context_dir(tmp_path, "outside", dockerfile, {"x": b"x\n"})
+    d_before = set(dockerd.check("images", "-a", "-q").stdout.split())
+    proc = dockerd.docker("build", "--network", "none", "--build-arg", "BASE=bb:base", "-t", "out:1", str(ctx),
+                          timeout=300)
+    d_text = (proc.stdout + proc.stderr).decode()
+    message = "COPY failed: forbidden path outside the build context: ../x ()"
+    assert proc.returncode == 1 and message + "\n" in d_text
+    d_new = set(dockerd.check("images", "-a", "-q").stdout.split()) - d_before
+    assert dockerd.check("ps", "-a", "-q").stdout == b""
+    assert dockerd.docker("image", "inspect", "out:1").returncode == 1
+    f_before = set(env.store._read_index()["images"])
+    with pytest.raises(errors.InvalidArgument) as exc:
+        _fleet_side(env, ctx, "outside", {}, tag="out:1")
+    assert str(exc.value) == message
+    f_new = set(env.store._read_index()["images"]) - f_before
+    assert len(f_new) == len(d_new) == 1  # the RUN step's image, kept for the cache
+    with pytest.raises(errors.NotFound):
+        env.store.resolve("out:1")
+    assert env.rt.list(all=True) == []
+    assert os.listdir(os.path.join(env.paths.root, "build", "tmp")) == []
