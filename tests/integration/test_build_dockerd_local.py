@@ -213,6 +213,22 @@ STOPSIGNAL $SIG
 RUN echo "$GLOBAL|$OVER|$UNSET|$EMPTY|$A|$C|$NOTREDECLARED" > /tmp/seen
 COPY ${SRC:-a.txt} /copied-$A.txt
 """, {"a.txt": b"A\n", "b.txt": b"B\n"}, {"args": {"OVER": "from-cli", "EMPTY": ""}}),
+    # USER that does not exist (yet): numeric ids no passwd names, a name no RUN needs, a name a RUN adds later;
+    # WORKDIRs made under them (as root, docker 20.10)
+    "users_not_there_yet": ("""ARG BASE
+FROM $BASE
+USER 4242:4243
+WORKDIR /home/nobody/work
+RUN id > /tmp/id-numeric; touch ./denied 2>/dev/null; touch /tmp/by-4242
+USER ghost
+WORKDIR /ghost/dir
+COPY a.txt .
+USER root
+RUN echo "late:x:1500:1500::/home/late:/bin/sh" >> /etc/passwd && echo "late:x:1500:" >> /etc/group
+USER late
+WORKDIR /home/late/w
+RUN id -u > /tmp/late-id && touch /tmp/late-file
+""", {"a.txt": b"A\n"}),
 }
 PARENTS = {"onbuild_child": ("onbuild-parent", """ARG BASE
 FROM $BASE
