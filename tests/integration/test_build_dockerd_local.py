@@ -13,6 +13,7 @@ StartInterval (fleet does) and 20.10 does not.  What the classic builder refuses
 --chmod, a wildcard source ending in "/", HEALTHCHECK --retries=0, ``${V-d}``/``${V+a}``), fleet builds as BuildKit:
 BUILDKIT_ONLY checks docker's refusal and fleet's result.  Not compared here: ``FROM name@sha256:<digest>``
 (a repo digest needs a registry; FROM by image ID is compared), ADD of a URL and ``RUN --network`` other than none.
+Fleet's base is also tagged ``bb:base``, docker's name, for ``COPY --from=<image>``.
 """
 
 import gzip
@@ -137,6 +138,7 @@ RUN echo in-img > /marker
 FROM ${BASE}
 COPY --from=empty /only /from-scratch
 COPY --from=img /marker /etc/group /copied/
+COPY --from=bb:base /etc/passwd /from-image/
 CMD ["/bin/sh", "-c", "echo $HOME"]
 """, {"a.txt": b"A\n"}, {"base_id": True}),
     # RUN exec form, SHELL for shell-form RUN/ENTRYPOINT (not CMD's exec form), HEALTHCHECK with all 20.10 options
@@ -288,7 +290,7 @@ BASE_DOCKERFILE = 'FROM scratch\nADD base.tar /\nCMD ["sh"]\n'
 
 
 def _fleet_base(env):
-    builds.build(env, BASE_DOCKERFILE, {"base.tar": _base_tar()}, tags=["busybox:latest"])
+    builds.build(env, BASE_DOCKERFILE, {"base.tar": _base_tar()}, tags=["busybox:latest", "bb:base"])
 
 
 def _base_tar():
@@ -449,6 +451,8 @@ BUILDKIT_ONLY = {
                            "no source files were specified", "cat /q/x", "X\n"),
     "healthcheck_retries_0": ("ARG BASE\nFROM $BASE\nHEALTHCHECK --retries=0 CMD true\n",
                               "--retries must be at least 1 (not 0)", "Healthcheck", {"Test": ["CMD-SHELL", "true"]}),
+    "copy_from_a_variable": ("ARG BASE\nFROM $BASE\nARG BASE\nCOPY --from=$BASE /etc/group /g\n",
+                             "invalid from flag value $BASE", "cat /g", builds.GROUP.decode()),
     "default_without_colon": ("ARG BASE\nFROM $BASE\nENV A=${UNSET-dflt} B=${A+alt}\n",
                               "missing ':' in substitution", "Env", ["A=dflt", "B="]),
 }
