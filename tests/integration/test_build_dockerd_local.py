@@ -10,10 +10,11 @@ payload's ``export`` op on a container of fleet's.
 Known, deliberate differences, normalised here: the content hashes in ``COPY file:<hash>`` (docker's tarsum of
 its context files; fleet's own, the same shape) and HEALTHCHECK's history text, where docker 25 and later print
 StartInterval (fleet does) and 20.10 does not.  What the classic builder refuses and BuildKit builds (COPY
---chmod, a wildcard source ending in "/", HEALTHCHECK --retries=0, ``${V-d}``/``${V+a}``), fleet builds as BuildKit:
-BUILDKIT_ONLY checks docker's refusal and fleet's result.  Not compared here: ``FROM name@sha256:<digest>``
-(a repo digest needs a registry; FROM by image ID is compared), ADD of a URL and ``RUN --network`` other than none.
-Fleet's base is also tagged ``bb:base``, docker's name, for ``COPY --from=<image>``.
+--chmod, a wildcard source ending in "/", HEALTHCHECK --retries=0, ``${V-d}``/``${V+a}``, ``COPY --from=$VAR``),
+fleet builds as BuildKit: BUILDKIT_ONLY checks docker's refusal and fleet's result.  Not compared here:
+``FROM name@sha256:<digest>`` (a repo digest needs a registry; FROM by image ID is compared), ADD of a URL and
+``RUN --network`` other than none.  Fleet's base is also tagged ``bb:base``, docker's name, for
+``COPY --from=<image>``.
 """
 
 import gzip
