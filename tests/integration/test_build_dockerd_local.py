@@ -9,12 +9,13 @@ payload's ``export`` op on a container of fleet's.
 
 Known, deliberate differences, normalised here: the content hashes in ``COPY file:<hash>`` (docker's tarsum of
 its context files; fleet's own, the same shape) and HEALTHCHECK's history text, where docker 25 and later print
-StartInterval (fleet does) and 20.10 does not.  What the classic builder refuses and BuildKit builds (COPY
---chmod, a wildcard source ending in "/", HEALTHCHECK --retries=0, ``${V-d}``/``${V+a}``, ``COPY --from=$VAR``),
-fleet builds as BuildKit: BUILDKIT_ONLY checks docker's refusal and fleet's result.  Not compared here:
-``FROM name@sha256:<digest>`` (a repo digest needs a registry; FROM by image ID is compared), ADD of a URL and
-``RUN --network`` other than none.  Fleet's base is also tagged ``bb:base``, docker's name, for
-``COPY --from=<image>``.
+StartInterval (fleet does) and 20.10 does not.  ``FROM name@sha256:<digest>``: each side's base is pushed to a
+docker-registry on loopback first (the only traffic), so each side builds from its own digest.  Fleet's base is
+also tagged ``bb:base``, docker's name, for ``COPY --from=<image>``.
+
+What the classic builder refuses and BuildKit builds (COPY --chmod, a wildcard source ending in "/", HEALTHCHECK
+--retries=0, ``${V-d}``/``${V+a}``, ``COPY --from=$VAR``), fleet builds as BuildKit: BUILDKIT_ONLY checks docker's
+refusal and fleet's result.  Not compared here: ADD of a URL and ``RUN --network`` other than none.
 """
 
 import gzip
@@ -23,7 +24,10 @@ import io
 import json
 import os
 import re
+import subprocess
 import tarfile
+import time
+import urllib.request
 
 import pytest
 
@@ -33,6 +37,7 @@ from tests.helpers import builds
 from tests.helpers import images as fx
 from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
 from tests.helpers.images import _layer_with_links
+from tests.helpers.registries import REGISTRY_BIN, free_port, stop
 from tests.helpers.runtime import integration
 
 pytestmark = integration
@@ -141,7 +146,14 @@ COPY --from=empty /only /from-scratch
 COPY --from=img /marker /etc/group /copied/
 COPY --from=bb:base /etc/passwd /from-image/
 CMD ["/bin/sh", "-c", "echo $HOME"]
-""", {"a.txt": b"A\n"}, {"base_id": True}),
+""", {"a.txt": b"A\n"}, {"base": "id"}),
+    # FROM name@sha256:<manifest digest>: each builder's base pushed to a registry on loopback first
+    "from_repo_digest": ("""ARG BASE
+FROM ${BASE} AS pinned
+RUN echo pinned > /pinned
+FROM $BASE
+COPY --from=pinned /pinned /
+""", {}, {"base": "digest"}),
     # RUN exec form, SHELL for shell-form RUN/ENTRYPOINT (not CMD's exec form), HEALTHCHECK with all 20.10 options
     "run_exec_health": ("""ARG BASE
 FROM $BASE
@@ -286,6 +298,31 @@ def dockerd(tmp_path_factory):
     assert host_traces() == before, "dockerd changed the host's network"
 
 
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A docker-registry on a loopback port (insecure for both dockerd and fleet by default); stopped by PID."""
+    if not os.access(REGISTRY_BIN, os.X_OK):
+        pytest.skip("no docker-registry at " + REGISTRY_BIN)
+    work = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    (work / "config.yml").write_text("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                                     "    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{}\n".format(work / "data", port))
+    log = open(str(work / "registry.log"), "wb")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(work / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen("http://127.0.0.1:{}/v2/".format(port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "docker-registry did not start"
+                time.sleep(0.05)
+        yield "127.0.0.1:{}".format(port)
+    finally:
+        stop(proc, log)
+
+
 #: the base, built by each builder from the same rootfs tar (docker: bb:base, fleet: busybox)
 BASE_DOCKERFILE = 'FROM scratch\nADD base.tar /\nCMD ["sh"]\n'
 
@@ -349,8 +386,12 @@ def _context_dir(tmp_path, name, dockerfile, files):
 def _docker_side(dockerd, ctx, name, opts, tag=None):
     tag = tag or "ref-" + name.replace("_", "-")
     base = "bb:base"
-    if opts.get("base_id"):
+    if opts.get("base") == "id":
         base = json.loads(dockerd.check("image", "inspect", base).stdout)[0]["Id"]
+    elif opts.get("base") == "digest":  # the push records the repo digest: FROM finds it locally
+        dockerd.check("tag", base, opts["registry"] + "/bb:base")
+        dockerd.check("push", opts["registry"] + "/bb:base", timeout=300)
+        (base,) = json.loads(dockerd.check("image", "inspect", base).stdout)[0]["RepoDigests"]
     argv = ["--build-arg", "BASE=" + base]
     for key, value in sorted(opts.get("args", {}).items()):
         argv += ["--build-arg", "{}={}".format(key, value)]
@@ -377,7 +418,11 @@ def _saved_config(dockerd, tag):
 def _fleet_side(env, ctx, name, opts, tag=None):
     """Build from the directory as ``fleet build DIR`` does (fleet/build/context.py makes the tar, .dockerignore
     applied), then ``fleet export`` a container of the image (the payload's export op)."""
-    base = env.store.resolve("busybox").id if opts.get("base_id") else "busybox"
+    base = env.store.resolve("busybox").id if opts.get("base") == "id" else "busybox"
+    if opts.get("base") == "digest":
+        env.store.tag(env.store.resolve("busybox").id, opts["registry"] + "/fl:base")
+        fx.op(env, "push", image=opts["registry"] + "/fl:base")
+        base = "{}/fl@{}".format(opts["registry"], env.store.resolve(opts["registry"] + "/fl:base").digest)
     with context.from_directory(str(ctx), None) as bctx:
         with open(bctx.tar_path, "rb") as f:
             sha = builds.put_context(env, f.read())
@@ -399,8 +444,10 @@ def _fleet_side(env, ctx, name, opts, tag=None):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_same_config_history_and_files_as_dockers_classic_builder(dockerd, env, tmp_path, name):
+def test_same_config_history_and_files_as_dockers_classic_builder(dockerd, env, tmp_path, name, request):
     dockerfile, files, opts = (CASES[name] + ({},))[:3]
+    if opts.get("base") == "digest":
+        opts = dict(opts, registry=request.getfixturevalue("registry"))
     _fleet_base(env)
     if name in PARENTS:
         parent, parent_df = PARENTS[name]
