@@ -191,6 +191,11 @@ class Builder:
     def base_image(self, name, platform=None):
         """A FROM image's ID: local unless --pull or missing (then pulled, as docker's classic builder)."""
         from ..image import reference
+        if not self.req.pull:
+            try:  # docker's GetImage: an image ID (sha256:..., a unique prefix) or a reference, local first
+                return self.store.resolve(name).id
+            except (errors.NotFound, errors.InvalidArgument):
+                pass
         ref = reference.parse(name)
         if not self.req.pull:
             try:

@@ -238,7 +238,10 @@ def copy(b, st, inst, add):
             if tree is None:
                 raise errors.InvalidArgument("{} failed: file not found in build context or excluded by "
                                              ".dockerignore: stat {}: file does not exist".format(name, src))
-            matched = tree.match(src)
+            try:
+                matched = tree.match(src)
+            except errors.InvalidArgument as exc:  # ../x, a bad pattern: docker's "COPY failed: ..."
+                raise errors.InvalidArgument("{} failed: {}".format(name, exc.message))
             if not matched:
                 if sources.has_wildcards(src):
                     continue
@@ -282,7 +285,14 @@ def copy(b, st, inst, add):
             any(k != "file" for k, _ in plan)
         upper = layers.new_upper(b.scratch)
         try:
-            layers.make_dirs(upper, lowers, real if dest_dir else posixpath.dirname(real) or "/", uid, gid)
+            # docker performs each source in turn and the first one makes the missing directories: a file's
+            # copy makes them all with the --chown identity (MkdirAllAndChownNew); a directory's (CopyWithTar)
+            # and an archive's untar make them 0:0, then a directory's fixPermissions chowns DEST itself
+            path = real if dest_dir else posixpath.dirname(real) or "/"
+            first = plan[0][0] if plan else "file"
+            if first in ("dir", "extract"):
+                layers.make_dirs(upper, lowers, posixpath.dirname(path) if first == "dir" else path, 0, 0)
+            layers.make_dirs(upper, lowers, path, uid, gid)
             layers.place(upper, lowers, staging, plan, dest, dest_dir)
             b.commit(st, st.config, cmd, write_tar=b.layer_writer(upper, lowers), extra=extra,
                      probe_config=probe_cfg)

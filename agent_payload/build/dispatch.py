@@ -160,10 +160,18 @@ def do_healthcheck(b, st, inst):
     else:
         raise _bad(inst, "Unknown type {} in HEALTHCHECK (try CMD)".format(kind))
     hc = dict({"Test": test}, **_health_flags(inst))
-    old = (st.config.get("Healthcheck") or {}).get("Test") or []
+    parent = st.config.get("Healthcheck") or {}
+    old = parent.get("Test") or []
     if old and old[0] != "NONE":
         b.out("Note: overriding previous HEALTHCHECK: {}\n".format("[" + " ".join(old) + "]"))
-    st.config["Healthcheck"] = hc
+    # The classic builder creates the step's container with the run config's own *HealthConfig, which the
+    # daemon's merge (daemon/commit.go) fills from the parent image's: an option left out (or 0) keeps the
+    # previous HEALTHCHECK's value, NONE included; the history shows the instruction's own values.
+    merged = dict(hc)
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if not merged.get(key) and parent.get(key):
+            merged[key] = parent[key]
+    st.config["Healthcheck"] = merged
     b.commit_nop(st, H.healthcheck_comment(hc))
 
 

@@ -108,8 +108,14 @@ def _create(b, st, runtime, cmd, arg_env, mode):
         name=None, image=st.image_id, image_id=st.image_id, lowerdirs=list(st.layers), argv=list(cmd),
         env=merge_env(cfg.get("Env"), arg_env), workdir=cfg.get("WorkingDir") or "/",
         user=cfg.get("User") or None, network=mode, networks={}, ports=[], labels={},
-        healthcheck=None, mounts=volumes.plan([], [], {t: {} for t in cfg.get("Volumes") or {}}))
+        healthcheck=None, mounts=volumes.plan([], [], {_volume_target(t): {} for t in cfg.get("Volumes") or {}}))
     return runtime.create(spec, extra={"entrypoint": None, "cmd": list(cmd), "build": True})
+
+
+def _volume_target(path):
+    """A VOLUME as the step's container mounts it: a relative one is under "/" (docker joins it to the rootfs)."""
+    import posixpath
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 def _commit(b, st, runtime, cid, save_cmd, probe_cfg):
@@ -119,7 +125,8 @@ def _commit(b, st, runtime, cid, save_cmd, probe_cfg):
     rec = runtime.lookup(cid)
     upper = Layout(b.ctx.paths, cid).diff
     lowers = list(reversed(rec.get("lowerdirs") or []))
-    skip = set(INIT_PATHS) | {m.get("target") for m in rec.get("mounts") or [] if m.get("target")} | \
-        {SCRIPT_PATH}
+    # a VOLUME's mountpoint the runtime made stays in the layer (docker's RUN commits the directory runc made
+    # in the container's layer); what the step wrote under it went to the volume, not into the upper dir
+    skip = set(INIT_PATHS) | {SCRIPT_PATH}
     b.commit(st, st.config, save_cmd, write_tar=b.layer_writer(upper, lowers, frozenset(skip)),
              container_id=cid, probe_config=probe_cfg)

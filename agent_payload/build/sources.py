@@ -159,7 +159,7 @@ class SourceTree:
         for top in names:
             for name in self.walk(top):
                 m = self.entries[name]
-                rel = name[len(top):] if name != top else ""
+                rel = _rel(name, top)
                 h.update("{}\0{}\0{:o}\0{}\0".format(rel, m.type.decode("latin-1"), m.mode, m.linkname)
                          .encode("utf-8", "surrogateescape"))
                 if m.isreg():
@@ -171,6 +171,13 @@ class SourceTree:
                         h.update(chunk)
             h.update(b"\1")
         return h.hexdigest()
+
+
+def _rel(name, top):
+    """``name`` (``top`` or under it) relative to ``top``; "" for ``top`` itself (the context's root is ".")."""
+    if name == top:
+        return ""
+    return name if top == "." else name[len(top) + 1:]
 
 
 def source_hash_text(kinds_and_hashes):
@@ -199,7 +206,7 @@ def write_source(out, tree, index, top, uid, gid, chmod=None, keep_owner=False):
     links = {}
     for name in tree.walk(top):
         m = tree.entries[name]
-        rel = name[len(top):].lstrip("/") if name != top else ""
+        rel = _rel(name, top)
         info = tarfile.TarInfo("{}/{}".format(index, rel) if rel else str(index))
         info.type, info.mode, info.mtime = m.type, m.mode, m.mtime
         info.linkname, info.size = m.linkname, 0

@@ -1,6 +1,9 @@
 """fleet build's controller side without hosts (tests/helpers/cli_fakes): the checks before anything is sent, the
 context sent only to a host that lacks it, the output as docker's classic builder, -q, --iidfile."""
 
+import os
+import tempfile
+
 import pytest
 
 from fleet.transport import files, invoke
@@ -135,12 +138,33 @@ def test_iidfile(build_host, ctx_dir, tmp_path):
     ("FROM scratch\n", ["--build-arg", "=x"], "invalid environment variable: =x"),
     ("FROM scratch\n", ["--build-arg", "SOURCE_DATE_EPOCH=soon"], "invalid SOURCE_DATE_EPOCH"),
 ])
-def test_bad_input_exits_2_and_sends_nothing(build_host, ctx_dir, dockerfile, args, message):
+def test_bad_input_exits_2_and_sends_nothing(build_host, ctx_dir, dockerfile, args, message, tmp_path, monkeypatch):
     (ctx_dir / "Dockerfile").write_text(dockerfile)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     result = _cli(build_host, "build", "-H", "all", *args, str(ctx_dir))
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert build_host.calls == [] and build_host.uploads == []
+    assert os.listdir(str(temp)) == []  # the context tar made on this machine is gone too
+
+
+def test_a_big_context_without_dockerignore_warns_and_builds(build_host, ctx_dir, tmp_path, monkeypatch):
+    from fleet.build import context
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(context, "WARN_SIZE", 1000)  # the size fleet chooses: 100 MiB
+    (ctx_dir / "big").write_bytes(b"x" * 2000)
+    result = _cli(build_host, "build", "-H", "h1", str(ctx_dir))
+    assert result.exit_code == 0, result.output
+    warning = "WARNING: the build context {} is ".format(ctx_dir)
+    assert warning in result.stderr and "has no .dockerignore" in result.stderr and warning not in result.stdout
+    assert _ops(build_host)[-1] == ("h1", "build") and os.listdir(str(temp)) == []
+    (ctx_dir / ".dockerignore").write_text("big\n")
+    result = _cli(build_host, "build", "-H", "h1", str(ctx_dir))
+    assert result.exit_code == 0 and "WARNING" not in result.output
 
 
 def test_dockerfile_on_stdin_and_source_date_epoch(build_host, tmp_path, monkeypatch):

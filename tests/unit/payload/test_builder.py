@@ -123,6 +123,19 @@ def test_source_tree_match_resolve_and_hash(tmp_path):
         sources.parse_chmod("u+x")
 
 
+def test_staging_names_of_the_context_root_keep_whole_names(tmp_path):
+    """``COPY . /dst``: the source is the tree's root "."; its entries are staged under their whole names."""
+    t = _tree(tmp_path, {"keep.log": b"k", "src/a": b"a"})
+    out = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=out, mode="w") as staging:
+            assert sources.write_source(staging, t, 0, ".", 0, 0) == 4
+    finally:
+        t.close()
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as staging:
+        assert staging.getnames() == ["0", "0/keep.log", "0/src", "0/src/a"]
+
+
 def test_chown_identity_as_docker(tmp_path):
     from agent_payload.build.copystep import _identity
     layer = tmp_path / "layer"
