@@ -94,7 +94,14 @@ def op_network_inspect(ctx, req, emit):
     from agent_payload.ops.pername import inspect_each
 
     nets = _networks(ctx)
-    return inspect_each(req.networks, lambda ref: network_object(nets, nets.get(ref)), "networks")
+
+    def one(ref):
+        try:
+            rec = nets.get(ref)
+        except errors.NotFound:  # docker inspect's words (the daemon's own are "network X not found")
+            raise errors.NotFound("No such network: {}".format(ref)) from None
+        return network_object(nets, rec)
+    return inspect_each(req.networks, one, "networks")
 
 
 def _remove_bridge(ctx):
