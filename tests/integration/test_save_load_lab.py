@@ -35,8 +35,8 @@ def _skopeo(*args):
 
 
 def _out(proc):
-    """The container's output lines (the "host | " prefixed ones), without the prefix."""
-    return [line.split(" | ", 1)[1] for line in proc.stdout.splitlines() if " | " in line]
+    """The container's output lines: one host's run, so stdout (not a terminal) holds its bytes alone."""
+    return proc.stdout.splitlines()
 
 
 def _rmi_everywhere(lab, *refs):
