@@ -20,7 +20,7 @@ import pytest
 from fleet.build import context
 from tests.helpers import builds
 from tests.helpers import images as fx
-from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
+from tests.helpers.dockerd import require_binaries, running
 from tests.helpers.images import _layer_with_links
 from tests.helpers.registries import REGISTRY_BIN, free_port, stop
 
@@ -53,27 +53,13 @@ def pkg_tar():
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("dockerd needs root")
-    if not binaries():
-        reason = "no dockerd under {} (scripts/fetch-dockerd)".format(DOCKER_ROOT)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " under CI=true")
-        pytest.skip(reason)
-    before = host_traces()
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd-build"))
-    problems = []
-    try:
-        daemon.start()
+    require_binaries()
+    with running(tmp_path_factory.mktemp("dockerd-build")) as daemon:
         ctx = tmp_path_factory.mktemp("base-ctx")
         (ctx / "Dockerfile").write_text(BASE_DOCKERFILE)
         (ctx / "base.tar").write_bytes(base_tar())
         daemon.check("build", "-q", "-t", "bb:base", str(ctx), timeout=300)
         yield daemon
-    finally:
-        problems = daemon.stop()
-    assert problems == [], "dockerd left these behind:\n{}".format("\n".join(problems))
-    assert host_traces() == before, "dockerd changed the host's network"
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ process of its (containerd, shims, containers) is left, unmounts what is left un
 ip_forward) so a fixture can assert it changed nothing.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -275,3 +276,34 @@ def _rmdir(path):
         os.rmdir(str(path))
     except OSError:
         pass
+
+
+def require_binaries():
+    """Skip the calling fixture's tests without the unpacked binaries (or root); under CI that is a failure."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("dockerd needs root")
+    if not binaries():
+        reason = ("no dockerd for the reference tests under {} (scripts/fetch-dockerd unpacks Debian's docker.io "
+                  "there; scripts/test runs it)".format(DOCKER_ROOT))
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason + " under CI=true")
+        pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def running(base, insecure_registries=()):
+    """A started ``Dockerd`` for a fixture (``require_binaries`` first); on the way out it is stopped by PID and
+    must have left nothing behind: no process, mount or cgroup, and no docker link, nft/iptables rule or
+    ip_forward change on the host."""
+    before = host_traces()
+    daemon = Dockerd(base, insecure_registries=insecure_registries)
+    problems = []
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        problems = daemon.stop()
+    assert problems == [], "dockerd left these behind:\n{}\n{}".format("\n".join(problems), daemon.log_tail())
+    assert host_traces() == before, "dockerd changed the host's network"

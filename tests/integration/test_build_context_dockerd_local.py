@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from fleet.build import context
-from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
+from tests.helpers.dockerd import require_binaries, running
 
 pytestmark = pytest.mark.integration
 
@@ -20,23 +20,9 @@ DOCKERFILE = "FROM scratch\nCOPY . /\n"
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("dockerd needs root")
-    if not binaries():
-        reason = "no dockerd under {} (scripts/fetch-dockerd)".format(DOCKER_ROOT)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " under CI=true")
-        pytest.skip(reason)
-    before = host_traces()
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd-ctx"))
-    problems = []
-    try:
-        daemon.start()
+    require_binaries()
+    with running(tmp_path_factory.mktemp("dockerd-ctx")) as daemon:
         yield daemon
-    finally:
-        problems = daemon.stop()
-    assert problems == [], "dockerd left these behind:\n{}".format("\n".join(problems))
-    assert host_traces() == before, "dockerd changed the host's network"
 
 
 def _entry(m):

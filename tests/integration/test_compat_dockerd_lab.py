@@ -12,7 +12,6 @@ reaches no other registry (tests/helpers/dockerd.py).
 """
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import sys
 
 import pytest
 
-from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
+from tests.helpers.dockerd import require_binaries, running
 
 pytestmark = pytest.mark.integration
 
@@ -31,38 +30,21 @@ SHORT = re.compile(rb"\b[0-9a-f]{12}\b")
 HOST_PREFIX = re.compile(r"^" + HOST + r"(: | \| )", re.M)
 
 
-def _in_ci():
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="session")
 def dockerd(request, tmp_path_factory):
     """One dockerd for the session, with the lab's busybox pulled once and tagged ``busybox:latest`` (its only
     tag, as on a lab host). Teardown stops it by PID and proves it left nothing: no process, mount or cgroup,
     and no docker link, nft/iptables rule or ip_forward change on the host."""
-    if not binaries():
-        reason = ("no dockerd for the reference tests under {} (scripts/fetch-dockerd unpacks Debian's "
-                  "docker.io there; .ci/run runs it)".format(DOCKER_ROOT))
-        if _in_ci():
-            pytest.fail(reason + " under CI=true")
-        pytest.skip(reason)
+    require_binaries()
     import yaml
     lab = request.getfixturevalue("lab")  # after the check: a skip does not build the lab first
     registry = yaml.safe_load(lab.inventory.read_text())["all"]["vars"]["fleet_lab_registry"]
-    before = host_traces()
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"), insecure_registries=[registry])
-    problems = []
-    try:
-        daemon.start()
+    with running(tmp_path_factory.mktemp("dockerd"), insecure_registries=[registry]) as daemon:
         ref = registry + "/library/busybox:latest"
         daemon.check("pull", "-q", ref)
         daemon.check("tag", ref, "busybox:latest")
         daemon.check("rmi", ref)  # untag only: busybox:latest keeps the image
         yield daemon
-    finally:
-        problems = daemon.stop()
-    assert problems == [], "dockerd left these behind:\n{}\n{}".format("\n".join(problems), daemon.log_tail())
-    assert host_traces() == before, "dockerd changed the host's network"
 
 
 @pytest.fixture

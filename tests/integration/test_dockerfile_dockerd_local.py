@@ -8,12 +8,11 @@ shell/lex.go, also the classic builder's since docker 23) accepts, as fleet does
 covered by test_shellwords's tables."""
 
 import json
-import os
 
 import pytest
 
 from agent_payload.build import dockerfile
-from tests.helpers.dockerd import DOCKER_ROOT, Dockerd, binaries, host_traces
+from tests.helpers.dockerd import require_binaries, running
 
 pytestmark = pytest.mark.integration
 
@@ -39,23 +38,9 @@ BUILD_ARGS = {"B": "bb", "C": ""}
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("dockerd needs root")
-    if not binaries():
-        reason = "no dockerd under {} (scripts/fetch-dockerd)".format(DOCKER_ROOT)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " under CI=true")
-        pytest.skip(reason)
-    before = host_traces()
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd-df"))
-    problems = []
-    try:
-        daemon.start()
+    require_binaries()
+    with running(tmp_path_factory.mktemp("dockerd-df")) as daemon:
         yield daemon
-    finally:
-        problems = daemon.stop()
-    assert problems == [], "dockerd left these behind:\n{}".format("\n".join(problems))
-    assert host_traces() == before, "dockerd changed the host's network"
 
 
 def _fleet_config(text, build_args):
