@@ -62,3 +62,22 @@ def tree_size(path):
                     seen.add((st.st_dev, st.st_ino))
                 total += st.st_size
     return total
+
+
+def remove_stale(directory, max_age):
+    """Remove every entry of ``directory`` (a tree, recursively) not modified for ``max_age`` seconds: what a
+    killed writer left there. A missing directory, or an entry gone meanwhile, is fine."""
+    import shutil
+    import time
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    cutoff = time.time() - max_age
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if os.lstat(path).st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:
+            pass

@@ -13,7 +13,7 @@ Where docker's classic builder and BuildKit differ: stages the target does not n
 import os
 import posixpath
 
-from .. import errors
+from .. import errors, fs
 from . import history as H
 
 
@@ -54,7 +54,7 @@ class Builder:
         self.cached = 0
         self.stages = {}  # index -> Stage (built ones)
         self.scratch = os.path.join(ctx.paths.root, "build", "tmp")
-        _clean_stale(self.scratch)
+        fs.remove_stale(self.scratch, 24 * 3600)  # what a killed build left (step uppers, copy staging)
 
     # -- output ---------------------------------------------------------------------------------------------
 
@@ -295,24 +295,6 @@ class _Label:
         self.flags = {}
         self.args = [self.original[6:]]
         self.line = 0
-
-
-def _clean_stale(scratch, max_age=24 * 3600):
-    """Remove what a killed build left in the scratch dir (step uppers, copy staging) after ``max_age``."""
-    import shutil
-    import time
-    try:
-        names = os.listdir(scratch)
-    except FileNotFoundError:
-        return
-    cutoff = time.time() - max_age
-    for name in names:
-        path = os.path.join(scratch, name)
-        try:
-            if os.lstat(path).st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
-        except FileNotFoundError:
-            pass
 
 
 def _layer_writer(upper, lowers, clamp, skip=()):

@@ -4,10 +4,8 @@ Plain record I/O only: reconciling a dead shim's state (kill, cgroup, network) a
 
 import os
 import re
-import shutil
-import time
 
-from .. import errors
+from .. import errors, fs
 from ..state import locks, perms, store
 from . import states
 from ..timestamps import days_from_civil, format_ns, parse_ns  # noqa: F401  (records.format_ns: callers' spelling)
@@ -174,16 +172,4 @@ def tombstone(paths, container_id):
 
 def gc_tombstones(paths, ttl=TOMBSTONE_TTL):
     """Delete tombstones older than ``ttl`` seconds."""
-    base = os.path.join(paths.containers, TOMBSTONES)
-    try:
-        entries = os.listdir(base)
-    except FileNotFoundError:
-        return
-    cutoff = time.time() - ttl
-    for entry in entries:
-        path = os.path.join(base, entry)
-        try:
-            if os.stat(path).st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
-        except FileNotFoundError:
-            pass
+    fs.remove_stale(os.path.join(paths.containers, TOMBSTONES), ttl)
