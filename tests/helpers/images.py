@@ -156,3 +156,31 @@ def _container(fx, image_ref, argv):
 
 def op(fx, name, **args):
     return dispatch(fx.ctx, name, args, lambda *a: None)
+
+
+def docker_archive(tags=("app:1",), tamper=False):
+    """A one-image docker-archive of a one-file layer -> (its bytes, the layer's diff_id); ``tamper``: the
+    layer.tar inside changed after the fact (its digest no longer matches)."""
+    from agent_payload.image import archive_formats
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    out = io.BytesIO()
+    archive_formats.write_docker_archive(out, [{"id": "sha256:" + hashlib.sha256(config).hexdigest(),
+                                                "config": config, "tags": list(tags)}],
+                                         lambda d: io.BytesIO(layer.getvalue()))
+    if not tamper:
+        return out.getvalue(), diff_id
+    src, bad = tarfile.open(fileobj=io.BytesIO(out.getvalue())), io.BytesIO()
+    with tarfile.open(fileobj=bad, mode="w") as dst:
+        for m in src.getmembers():
+            body = src.extractfile(m).read() if m.isreg() else None
+            if m.name.endswith("/layer.tar"):
+                body = body.replace(b"x", b"y")
+            dst.addfile(m, io.BytesIO(body) if body is not None else None)
+    return bad.getvalue(), diff_id

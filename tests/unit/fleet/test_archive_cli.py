@@ -9,32 +9,9 @@ import tarfile
 from agent_payload.image import archive_formats
 from tests.helpers import cli_fakes
 from tests.helpers.cli_fakes import _cli
+from tests.helpers.images import docker_archive
 
 cli_calls = cli_fakes.cli_calls
-
-
-def _archive(tags=("app:1",), tamper=False):
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        info = tarfile.TarInfo("f")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
-    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
-    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-    out = io.BytesIO()
-    archive_formats.write_docker_archive(out, [{"id": "sha256:" + hashlib.sha256(config).hexdigest(),
-                                                "config": config, "tags": list(tags)}],
-                                         lambda d: io.BytesIO(layer.getvalue()))
-    if not tamper:
-        return out.getvalue(), diff_id
-    src, bad = tarfile.open(fileobj=io.BytesIO(out.getvalue())), io.BytesIO()
-    with tarfile.open(fileobj=bad, mode="w") as dst:
-        for m in src.getmembers():
-            body = src.extractfile(m).read() if m.isreg() else None
-            if m.name.endswith("/layer.tar"):
-                body = body.replace(b"x", b"y")
-            dst.addfile(m, io.BytesIO(body) if body is not None else None)
-    return bad.getvalue(), diff_id
 
 
 def test_save_refusals_exit_2_before_any_host(cli_calls, tmp_path):
@@ -78,7 +55,7 @@ def test_load_checks_the_archive_before_any_host(cli_calls, tmp_path):
     (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
     r = _cli(cli_calls, "load", "-H", "all", "-i", str(tmp_path / "junk.tar"))
     assert r.exit_code == 2 and "junk.tar: not a tar archive" in r.output
-    data, _diff = _archive(tamper=True)
+    data, _diff = docker_archive(tamper=True)
     (tmp_path / "bad.tar").write_bytes(data)
     r = _cli(cli_calls, "load", "-H", "all", "-i", str(tmp_path / "bad.tar"))
     assert r.exit_code == 2 and "does not match its digest" in r.output
@@ -88,7 +65,7 @@ def test_load_checks_the_archive_before_any_host(cli_calls, tmp_path):
 
 
 def test_load_sends_only_missing_layers_and_prints_dockers_lines(cli_calls, tmp_path):
-    data, diff_id = _archive()
+    data, diff_id = docker_archive()
     (tmp_path / "a.tar").write_bytes(data)
     cli_calls.answers.update({"load_probe": {"present": [diff_id]},
                               "load": {"loaded": [{"id": "sha256:" + "1" * 64, "tags": ["app:1"], "renamed": [

@@ -12,6 +12,7 @@ from agent_payload import requests as schema
 from agent_payload.ops import OP_MODULES
 from tests.helpers import cli_fakes
 from tests.helpers.cli_fakes import _cli
+from tests.helpers.images import docker_archive
 
 cli_calls = cli_fakes.cli_calls
 
@@ -211,29 +212,6 @@ volumes: {data: {}}
 """
 
 
-def _image_archive():
-    """A one-image docker-archive (what load reads and checks before any host is asked)."""
-    import hashlib
-    import io
-    import json
-    import tarfile
-
-    from agent_payload.image import archive_formats
-
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        info = tarfile.TarInfo("f")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
-    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
-    config = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-    out = io.BytesIO()
-    archive_formats.write_docker_archive(out, [{"id": "sha256:" + hashlib.sha256(config).hexdigest(),
-                                                "config": config, "tags": ["mine:2"]}],
-                                         lambda d: io.BytesIO(layer.getvalue()))
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("argv,op,stdin", [(c[0], c[1], c[2] if len(c) > 2 else None) for c in COMMAND_LINES],
                          ids=[c[1] for c in COMMAND_LINES])
 def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path, argv, op, stdin):
@@ -242,7 +220,7 @@ def test_each_commands_request_fits_the_schema(cli_calls, monkeypatch, tmp_path,
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "f").write_text("x")
     (tmp_path / "src" / "compose.yaml").write_text(COMPOSE)
-    (tmp_path / "src" / "image.tar").write_bytes(_image_archive())
+    (tmp_path / "src" / "image.tar").write_bytes(docker_archive(["mine:2"])[0])
     argv = [a.replace(SRC, str(tmp_path / "src")) for a in argv]
     monkeypatch.setattr(interactive, "terminal_size", lambda fd=1: [24, 80])  # -t sends its size, as on a terminal
     cli_calls.answers.update(ANSWERS)
