@@ -7,9 +7,9 @@ prune) is a miss.  Files are written atomically (temp + rename), 0600 under a 07
 
 import os
 import re
-import tempfile
 
 from .. import errors
+from ..state import store as files
 
 _ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -33,14 +33,4 @@ class Cache:
 
     def put(self, key, image_id):
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(image_id + "\n")
-            os.replace(tmp, os.path.join(self.dir, key))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        files.write_bytes_atomic(os.path.join(self.dir, key), (image_id + "\n").encode())
