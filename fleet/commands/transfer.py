@@ -3,7 +3,9 @@ containers on many hosts: tars staged under each host's fleet root and moved wit
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
 import tempfile
 
@@ -159,6 +161,31 @@ def _cp_in(session, hosts, src, container, dest, archive_, follow_link):
         os.unlink(tar_path)
 
 
+@contextlib.asynccontextmanager
+async def _fetched(conn, staging: str, prefix: str):
+    """A host's staging tar brought to a temp file here (and removed on the host whatever happens): its path,
+    deleted on the way out."""
+    from fleet.transport import files
+
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tar")
+    os.close(fd)
+    try:
+        try:
+            await files.get_file(conn, staging, tmp)
+        finally:
+            await files.remove_quietly(conn, staging)
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
+def _write_out(path: str, stream) -> None:
+    """A local file's bytes onto ``stream``'s binary side."""
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, stream.buffer, 1 << 20)
+    stream.buffer.flush()
+
+
 def _cp_out(session, hosts, container, src, dest, archive_, follow_link):
     from agent_payload import archive
     from fleet.transport import files, invoke
@@ -173,21 +200,9 @@ def _cp_out(session, hosts, container, src, dest, archive_, follow_link):
     async def work(conn, host, payload):
         out = (await invoke.call(conn, host, payload, "cp_out",
                                  {"container": container, "path": src, "follow_link": follow_link})).data
-        fd, tmp = tempfile.mkstemp(prefix="fleet-cp-", suffix=".tar")
-        os.close(fd)
-        try:
-            try:
-                await files.get_file(conn, out["staging"], tmp)
-            finally:
-                await files.remove_quietly(conn, out["staging"])
+        async with _fetched(conn, out["staging"], "fleet-cp-") as tmp:
             if dest == CP_STDIO:
-                with open(tmp, "rb") as f:
-                    while True:
-                        chunk = f.read(1 << 20)
-                        if not chunk:
-                            break
-                        sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+                _write_out(tmp, sys.stdout)
                 return {"size": out.get("size"), "to": CP_STDIO}
             target = dest
             if len(hosts) > 1:
@@ -195,8 +210,6 @@ def _cp_out(session, hosts, container, src, dest, archive_, follow_link):
                 os.makedirs(target, exist_ok=True)
             where = _extract_local(tmp, target, out, contents, archive_)
             return {"size": out.get("size"), "to": where, "type": out.get("type")}
-        finally:
-            os.unlink(tmp)
 
     return files.run_on_hosts(hosts, work, session.run_options())
 
@@ -220,23 +233,9 @@ def export_stdout(session: Session, patterns: list[str], container: str, stdout=
 
     async def work(conn, host, payload):
         out = (await invoke.call(conn, host, payload, "export_out", {"container": container})).data
-        fd, tmp = tempfile.mkstemp(prefix="fleet-export-", suffix=".tar")
-        os.close(fd)
-        try:
-            try:
-                await files.get_file(conn, out["staging"], tmp)
-            finally:
-                await files.remove_quietly(conn, out["staging"])
-            with open(tmp, "rb") as f:
-                while True:
-                    chunk = f.read(1 << 20)
-                    if not chunk:
-                        break
-                    stdout.buffer.write(chunk)
-            stdout.buffer.flush()
+        async with _fetched(conn, out["staging"], "fleet-export-") as tmp:
+            _write_out(tmp, stdout)
             return {"size": out.get("size"), "sha256": out.get("sha256")}
-        finally:
-            os.unlink(tmp)
 
     results = files.run_on_hosts(hosts, work, session.run_options())
     raise_if_rejected_input(results)
