@@ -449,14 +449,19 @@ def ensure(state_dir: Path, cache_dir: Path, suites: list[str], recorded: list[d
 
 
 def _monitor(d: Path, command: str) -> bool:
-    """Send one HMP command to the guest's monitor socket; False when nobody answers."""
+    """Send one HMP command to the guest's monitor socket and wait for the prompt after it (closing the socket
+    before qemu has read the line drops it); False when nobody answers."""
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(5.0)
             s.connect(str(d / "monitor.sock"))
             s.sendall(command.encode() + b"\n")
-            with contextlib.suppress(socket.timeout):
-                s.recv(4096)
+            seen = b""
+            while seen.count(b"(qemu)") < 2:        # the banner's prompt, then the one after our command
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                seen += chunk
         return True
     except OSError:
         return False
