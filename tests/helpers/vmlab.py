@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tests.helpers.lab import LAB_SUBNET, Lab, fleet
 
-# Suites booted for the session: one shared guest each. FLEET_TEST_VM_SUITES overrides (e.g. "bookworm,trixie").
-VM_SUITES = os.environ.get("FLEET_TEST_VM_SUITES", "bookworm")
+# Suites booted for the session: one shared guest each (the Debian releases the mirror serves that fleet supports).
+# FLEET_TEST_VM_SUITES overrides, e.g. "bookworm" alone for a quicker run by hand.
+VM_SUITES = os.environ.get("FLEET_TEST_VM_SUITES", "bookworm,trixie")
 VM_LAB_NAME = "flvm{}".format(os.getpid() % 10000)
 BOOT_TIMEOUT = 2400          # a first run debootstraps each suite (minutes) before booting under TCG
 
