@@ -29,7 +29,11 @@ def test_vm_hosts_run_systemd_and_cgroup_v2(vm_lab):
 
 
 def test_vm_hosts_pull_and_run_from_the_lab_registry(vm_lab):
+    lab_vars = vm_lab._vars()[0]
     for host in vm_lab.vm_hosts:
+        daemon = json.loads(vm_lab.ssh(host, "cat /etc/fleet/daemon.json").stdout)
+        assert daemon["registry-mirrors"] == ["http://" + lab_vars["fleet_lab_mirror"],
+                                              "http://" + lab_vars["fleet_lab_registry"]]
         out = vm_lab.fleet("run", "--rm", "-H", host, "busybox", "echo", "hello from " + host, timeout=900)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "hello from " + host

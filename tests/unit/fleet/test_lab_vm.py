@@ -100,3 +100,20 @@ def test_vm_hosts_in_inventory_and_known_hosts(tmp_path):
         "[127.0.0.1]:40022 ssh-ed25519 AAAAkey\n"
     kh = hosts.write_known_hosts(tmp_path, [], [vm.known_hosts_line(40022, "ssh-ed25519 K c")])
     assert kh.read_text() == "[127.0.0.1]:40022 ssh-ed25519 K\n"
+
+
+class _Proc:
+    def __init__(self, code=None):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+
+def test_the_kvm_probe_wants_serial_output_from_a_live_qemu(tmp_path):
+    assert not vm._wait_serial_output(_Proc(), tmp_path, 0.3)              # nothing printed: KVM hangs
+    (tmp_path / "serial.log").write_text("")
+    assert not vm._wait_serial_output(_Proc(), tmp_path, 0.3)
+    (tmp_path / "serial.log").write_text("[    0.000000] Linux version 6.1.0\n")
+    assert vm._wait_serial_output(_Proc(), tmp_path, 5)
+    assert not vm._wait_serial_output(_Proc(code=1), tmp_path, 5)          # qemu exited: no KVM here either
