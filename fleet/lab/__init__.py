@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from fleet.errors import UsageError
+
 from . import hosts as _hosts
 from . import netns as _netns
 from . import registry as _registry
@@ -18,8 +20,6 @@ from . import seed as _seed
 from . import services as _services
 from . import state as _state
 from . import vm as _vm
-from fleet.errors import UsageError
-
 from .state import LabError
 
 __all__ = ["LabConfig", "LabError", "up", "down", "status", "start_service", "stop_service"]
