@@ -36,8 +36,10 @@ against it.
 Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
-``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root", "boot_hook", "firewall"} (boot_hook: "systemd" | "cron" | "none", the
+``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "overlay_state",
+                    "namespaces", "disk_free", "root", "boot_hook", "firewall"} (overlay_state: "loaded" |
+            "loadable" (the running kernel's module is installed; the first mount loads it) | "absent"; overlay:
+            true unless absent; boot_hook: "systemd" | "cron" | "none", the
             restart policies' boot hook this host gets, see ``boot``; firewall: "nftables" | "iptables (BINARY)" |
             "none": published ports then work through the userland proxy alone)
 ``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
