@@ -69,3 +69,23 @@ def test_present_marks_only_running_paused_records():
     assert resources.present(_record(paused=True))["status"] == "paused"
     assert resources.present(_record(paused=False))["status"] == "running"
     assert resources.present(_record(status="exited", paused=True))["status"] == "exited"
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0
+  eth0:   51200      40    0    0    0     0          0         0   409600     300    0    0    0     0       0          0
+  eth1:    1000       2    0    0    0     0          0         0     2000       3    0    0    0     0       0          0
+"""
+
+
+def test_net_io_sums_every_interface_but_loopback():
+    assert resources.net_io(None, NET_DEV) == (52200, 411600)
+    assert resources.net_io(None, NET_DEV.split("  eth0")[0]) == (0, 0)  # --network none: lo only
+
+
+def test_net_io_of_a_process_on_the_host_network_is_zero():
+    import os
+
+    assert resources.net_io(os.getpid()) == (0, 0)  # docker counts nothing for --network host
+    assert resources.net_io(0) == (0, 0)
