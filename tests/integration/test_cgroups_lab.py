@@ -192,26 +192,31 @@ def _stats(lab, name):
 
 
 def test_stats_counts_the_bridge_traffic_and_block_io_of_a_container(clean):
-    """NET I/O: the container's netns counters without lo (nginx served 256 KiB to another host); BLOCK I/O:
-    the cgroup's (8 MiB written with O_DIRECT); a --network host container counts no traffic, as docker."""
+    """NET I/O: the container's netns counters without lo (nginx on the bridge served 256 KiB to another host);
+    BLOCK I/O: the cgroup's (8 MiB written with O_DIRECT); a --network host container counts no traffic (docker)."""
     lab = clean
     name = PREFIX + "web"
-    _run_detached(lab, name, "-p", "8091:80", "nginx")
-    before = _stats(lab, name)
-    assert before["net_rx"] < 64 * 1024 and before["net_tx"] < 64 * 1024, before
-    lab.fleet("exec", "-H", HOST, name, "dd", "if=/dev/zero", "of=/usr/share/nginx/html/big", "bs=1024",
-              "count=256", check=True)
-    url = "http://{}:8091/big".format(lab.address(HOST))
-    proc = _ssh(lab, "web2", "curl -s -m 10 -o /dev/null -w '%{size_download}' " + url)
-    assert proc.stdout.strip() == str(256 * 1024), (proc.stdout, proc.stderr)
-    lab.fleet("exec", "-H", HOST, name, "dd", "if=/dev/zero", "of=/blk", "bs=1M", "count=8", "oflag=direct",
+    html = _sh(lab, "d=$(mktemp -d) && head -c 262144 /dev/zero > $d/big && chmod 755 $d && chmod 644 $d/big && "
+                    "echo $d").stdout.strip()
+    assert html.startswith("/"), html
+    try:
+        _run_detached(lab, name, "-p", "8091:80", "-v", html + ":/var/www/html:ro", "nginx")
+        before = _stats(lab, name)
+        assert before["net_rx"] < 64 * 1024 and before["net_tx"] < 64 * 1024, before
+        url = "http://{}:8091/big".format(lab.address(HOST))
+        proc = _ssh(lab, "web2", "curl -s -m 10 -o /dev/null -w '%{size_download}' " + url)
+        assert proc.stdout.strip() == str(256 * 1024), (proc.stdout, proc.stderr)
+        after = _stats(lab, name)
+        assert after["net_tx"] >= before["net_tx"] + 256 * 1024 and after["net_rx"] > before["net_rx"], after
+        lines = lab.fleet("stats", "-H", HOST, "--no-stream", name, check=True).stdout.splitlines()
+        column = lines[0].index("NET I/O")
+        assert not lines[1][column:].startswith("0B / 0B"), lines
+    finally:
+        _sh(lab, "rm -rf " + html)
+    disk = PREFIX + "disk"
+    _run_detached(lab, disk, "--network", "host", "busybox", "sleep", "300")
+    lab.fleet("exec", "-H", HOST, disk, "dd", "if=/dev/zero", "of=/blk", "bs=1M", "count=8", "oflag=direct",
               check=True)
-    after = _stats(lab, name)
-    assert after["net_tx"] >= before["net_tx"] + 256 * 1024 and after["net_rx"] > before["net_rx"], after
-    assert after["block_write"] >= 8 * MB, after
-    lines = lab.fleet("stats", "-H", HOST, "--no-stream", name, check=True).stdout.splitlines()
-    column = lines[0].index("NET I/O")
-    assert not lines[1][column:].startswith("0B / 0B"), lines
-    hostnet = PREFIX + "hostnet"
-    _run_detached(lab, hostnet, "--network", "host", "busybox", "sleep", "300")
-    assert (_stats(lab, hostnet)["net_rx"], _stats(lab, hostnet)["net_tx"]) == (0, 0)
+    s = _stats(lab, disk)
+    assert s["block_write"] >= 8 * MB, s
+    assert (s["net_rx"], s["net_tx"]) == (0, 0), s

@@ -14,7 +14,13 @@ _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "me
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
           ("memory_reservation", "--memory-reservation", "memory"),
           ("oom_kill_disable", "--oom-kill-disable", "memory"),
-          ("cpuset_cpus", "--cpuset-cpus", "cpuset"), ("cpuset_mems", "--cpuset-mems", "cpuset"))
+          ("cpuset_cpus", "--cpuset-cpus", "cpuset"), ("cpuset_mems", "--cpuset-mems", "cpuset"),
+          ("blkio_weight", "--blkio-weight", "blkio"), ("blkio_weight_device", "--blkio-weight-device", "blkio"),
+          ("device_read_bps", "--device-read-bps", "blkio"), ("device_write_bps", "--device-write-bps", "blkio"),
+          ("device_read_iops", "--device-read-iops", "blkio"), ("device_write_iops", "--device-write-iops", "blkio"))
+_THROTTLE = {"device_read_bps": "blkio.throttle.read_bps_device", "device_write_bps": "blkio.throttle.write_bps_device",
+             "device_read_iops": "blkio.throttle.read_iops_device",
+             "device_write_iops": "blkio.throttle.write_iops_device"}
 
 
 class V1Manager(Manager):
@@ -98,6 +104,29 @@ class V1Manager(Manager):
             self._w("cpuset", "cpuset.cpus", limits.cpuset_cpus)
         if limits.cpuset_mems is not None:
             self._w("cpuset", "cpuset.mems", limits.cpuset_mems)
+        self._apply_blkio(limits)
+
+    def _apply_blkio(self, limits):
+        """runc's v1 blkio: blkio.weight (or BFQ's blkio.bfq.weight) and its _device file, then one
+        blkio.throttle.* line per device ("MAJ:MIN RATE", 0 = no limit). A kernel without a weight file (no CFQ/BFQ)
+        ignores the weights, as docker discards them there."""
+        from .limits import block_device
+
+        if limits.blkio_weight is None and not limits.blkio_devices():
+            return
+        d = self.dirs["blkio"]
+        bfq = os.path.exists(os.path.join(d, "blkio.bfq.weight"))
+        weight = "blkio.bfq.weight" if bfq else "blkio.weight"
+        has_weight = bfq or os.path.exists(os.path.join(d, weight))
+        if limits.blkio_weight is not None and has_weight:
+            self._w("blkio", weight, limits.blkio_weight)
+        for field, entry in limits.blkio_devices():
+            major, minor = block_device(entry["Path"], "--" + field.replace("_", "-"))
+            if field == "blkio_weight_device":
+                if has_weight and entry["Weight"]:
+                    self._w("blkio", weight + "_device", "{}:{} {}".format(major, minor, entry["Weight"]))
+            else:
+                self._w("blkio", _THROTTLE[field], "{}:{} {}".format(major, minor, entry["Rate"]))
 
     def _apply_memory(self, memory, swap):
         """v1 demands memsw >= memory at every instant: raise memsw first when growing, last when shrinking."""
