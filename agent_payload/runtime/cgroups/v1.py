@@ -62,11 +62,33 @@ class V1Manager(Manager):
                     fs.mkdir(os.path.dirname(path), self.id, self._is_cgroupfs)
                     if path == self.dirs.get("cpuset"):
                         self._inherit_cpuset(mounts[path])
+                    if path == self.dirs.get("blkio"):
+                        self._count_block_io()
                     break
                 except errors.FailedPrecondition as exc:
                     # a concurrent destroy() removed the shared parent between our two mkdirs: redo
                     if exc.errno != errno.ENOENT or attempt == 2:
                         raise
+
+    def _count_block_io(self, sys_block="/sys/block"):
+        """Make the kernel count this cgroup's block IO on every disk (stats' BLOCK I/O): on recent kernels (seen
+        on 6.18) v1's blkio.throttle.io_service_bytes counts only on a disk whose throttling was ever configured, so
+        the zero rate ("no limit") of blkio.throttle.read_bps_device is written for each disk: it limits nothing
+        but turns the counting on. Disks that refuse (no request queue) are skipped."""
+        try:
+            names = sorted(os.listdir(sys_block))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(("loop", "ram", "zram")):
+                continue
+            dev = (fs.read(os.path.join(sys_block, name), "dev", "") or "").strip()
+            if not dev:
+                continue
+            try:
+                self._w("blkio", "blkio.throttle.read_bps_device", "{} 0".format(dev))
+            except errors.AgentError:
+                pass
 
     def _inherit_cpuset(self, mount):
         """A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): copy each level's from

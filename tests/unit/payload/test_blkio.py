@@ -177,3 +177,15 @@ def test_v2_without_the_io_controller_names_the_flag(tmp_path, monkeypatch):
     with pytest.raises(errors.FailedPrecondition, match="--device-read-bps needs the cgroup v2 io controller"):
         V2Manager("c1", rec.hierarchy).apply(limits.parse(device_read_bps=["/dev/sda:1mb"]))
     assert rec.writes == []
+
+
+def test_v1_turns_block_io_counting_on_for_every_disk_without_limiting(tmp_path, monkeypatch):
+    (tmp_path / "cg").mkdir()
+    rec = Recorder(monkeypatch, tmp_path / "cg", v1=True)
+    rec.leaf("blkio", ["blkio.throttle.read_bps_device"])
+    sys_block = tmp_path / "sys-block"
+    for name, dev in (("vda", "254:0"), ("loop0", "7:0"), ("sda", "8:0"), ("zram0", "253:0"), ("odd", "")):
+        (sys_block / name).mkdir(parents=True)
+        (sys_block / name / "dev").write_text(dev + "\n")
+    V1Manager("c1", rec.hierarchy)._count_block_io(str(sys_block))
+    assert rec.writes == [("blkio.throttle.read_bps_device", "8:0 0"), ("blkio.throttle.read_bps_device", "254:0 0")]
