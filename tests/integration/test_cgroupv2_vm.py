@@ -15,9 +15,10 @@ PREFIX = "v2vm-"
 MB = 1 << 20
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vm(vm_lab):
-    """The VM lab, with every container/network/volume of this module removed before and after each test."""
+    """The VM lab, with every container/network/volume of this module removed before and after the module (each
+    test names its own; cleaning once saves the slow guest round trips)."""
     _cleanup(vm_lab)
     yield vm_lab
     _cleanup(vm_lab)
