@@ -189,3 +189,19 @@ def test_v1_turns_block_io_counting_on_for_every_disk_without_limiting(tmp_path,
         (sys_block / name / "dev").write_text(dev + "\n")
     V1Manager("c1", rec.hierarchy)._count_block_io(str(sys_block))
     assert rec.writes == [("blkio.throttle.read_bps_device", "8:0 0"), ("blkio.throttle.read_bps_device", "254:0 0")]
+
+
+def test_weights_are_discarded_where_v1_cannot_weigh_block_io(tmp_path, monkeypatch):
+    """docker: "Your kernel does not support Block I/O weight ... Weight discarded" (blk-mq without BFQ)."""
+    rec = Recorder(monkeypatch, tmp_path, v1=True)
+    (tmp_path / "blkio").mkdir()
+    got = limits.without_unsupported_weights(LIM, rec.hierarchy)
+    assert (got.blkio_weight, got.blkio_weight_device) == (None, None)
+    assert got.device_read_bps == LIM.device_read_bps  # throttles stay
+    for name in ("blkio.weight", "blkio.bfq.weight"):
+        (tmp_path / "blkio" / name).write_text("100\n")
+        assert limits.without_unsupported_weights(LIM, rec.hierarchy) == LIM
+        (tmp_path / "blkio" / name).unlink()
+    (tmp_path / "v2").mkdir()
+    v2 = Recorder(monkeypatch, tmp_path / "v2", v1=False)
+    assert limits.without_unsupported_weights(LIM, v2.hierarchy) == LIM  # v2: io.weight or io.bfq.weight
