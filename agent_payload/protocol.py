@@ -189,7 +189,8 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             across rotated files (and -f follows a rotation); none: ``logs`` is FailedPrecondition.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
-             "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)
+             "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros; net_*: the
+             container's network namespace's counters without lo, 0 on the host's network)
 ``pause``   {"containers": [str]} -> {"paused": [id]} (cgroup freezer; not running: Conflict
             "container ID is not running"; ps shows "Up ... (Paused)", inspect State.Status "paused")
 ``unpause`` {"containers": [str]} -> {"unpaused": [id]}
