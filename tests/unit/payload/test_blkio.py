@@ -195,13 +195,13 @@ def test_weights_are_discarded_where_v1_cannot_weigh_block_io(tmp_path, monkeypa
     """docker: "Your kernel does not support Block I/O weight ... Weight discarded" (blk-mq without BFQ)."""
     rec = Recorder(monkeypatch, tmp_path, v1=True)
     (tmp_path / "blkio").mkdir()
-    got = limits.without_unsupported_weights(LIM, rec.hierarchy)
+    got = cgroups.without_unsupported_weights(LIM, rec.hierarchy)
     assert (got.blkio_weight, got.blkio_weight_device) == (None, None)
     assert got.device_read_bps == LIM.device_read_bps  # throttles stay
     for name in ("blkio.weight", "blkio.bfq.weight"):
         (tmp_path / "blkio" / name).write_text("100\n")
-        assert limits.without_unsupported_weights(LIM, rec.hierarchy) == LIM
+        assert cgroups.without_unsupported_weights(LIM, rec.hierarchy) == LIM
         (tmp_path / "blkio" / name).unlink()
     (tmp_path / "v2").mkdir()
     v2 = Recorder(monkeypatch, tmp_path / "v2", v1=False)
-    assert limits.without_unsupported_weights(LIM, v2.hierarchy) == LIM  # v2: io.weight or io.bfq.weight
+    assert cgroups.without_unsupported_weights(LIM, v2.hierarchy) == LIM  # v2: io.weight or io.bfq.weight
