@@ -110,6 +110,18 @@ FLAGS = (
     _flag("cpuset_mems", ["--cpuset-mems"], "str", "Memory nodes in which to allow execution (0-3, 0,1).",
           commands=_RCU),
     _flag("oom_kill_disable", ["--oom-kill-disable"], "bool", "Disable the OOM killer (cgroup v1 only)."),
+    _flag("blkio_weight", ["--blkio-weight"], "str", "Block IO (relative weight), between 10 and 1000, or 0 to "
+          "disable.", commands=_RCU),
+    _flag("blkio_weight_device", ["--blkio-weight-device"], "strs", "Block IO weight of a device: /dev/x:WEIGHT "
+          "(repeatable)."),
+    _flag("device_read_bps", ["--device-read-bps"], "strs", "Limit read rate (bytes per second) from a device: "
+          "/dev/x:RATE, e.g. /dev/sda:1mb (repeatable)."),
+    _flag("device_write_bps", ["--device-write-bps"], "strs", "Limit write rate (bytes per second) to a device: "
+          "/dev/x:RATE (repeatable)."),
+    _flag("device_read_iops", ["--device-read-iops"], "strs", "Limit read rate (IO per second) from a device: "
+          "/dev/x:NUMBER (repeatable)."),
+    _flag("device_write_iops", ["--device-write-iops"], "strs", "Limit write rate (IO per second) to a device: "
+          "/dev/x:NUMBER (repeatable)."),
     _flag("shm_size", ["--shm-size"], "str", "Size of /dev/shm (default 64m)."),
     _flag("ulimit", ["--ulimit"], "strs", "Ulimit: name=soft[:hard], e.g. nofile=1024:2048 (repeatable)."),
     _flag("sysctl", ["--sysctl"], "strs", "Namespaced kernel parameter: net.*, kernel.msg*/sem/shm*, fs.mqueue.* "
@@ -138,7 +150,9 @@ FLAGS = (
 )
 
 RESOURCES = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
-             "cpuset_mems")
+             "cpuset_mems", "blkio_weight")
+#: the block-IO device lists (hostopts.BLKIO_LISTS): run/create only, checked by hostopts.blkio_from_flags
+BLKIO_LISTS = ("blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
 #: flag dest -> request arg of the host options (agent_payload/hostopts.py checks both ends)
 HOST_OPTIONS = {"add_host": "extra_hosts", "dns": "dns", "dns_search": "dns_search", "dns_option": "dns_options",
                 "tmpfs": "tmpfs", "shm_size": "shm_size", "ulimit": "ulimits", "sysctl": "sysctls",
@@ -238,13 +252,23 @@ def valid_signal(text):
 
 
 def resource_args(values):
-    """--memory/--memory-swap/--cpus/--cpu-shares/--pids-limit as op args (values as typed; the payload parses
-    them against the host, e.g. its CPU count); an empty value is refused here, naming the flag."""
+    """--memory/--memory-swap/--cpus/--cpu-shares/--pids-limit & co. as op args (values as typed; the payload
+    parses them against the host, e.g. its CPU count); an empty value is refused here, naming the flag, and the
+    block-IO flags' syntax is checked (hostopts.blkio_from_flags: the payload checks the devices)."""
     out = {key: values.get(key) for key in RESOURCES}
     for key, value in out.items():
         if value is not None and not value.strip():
             raise _bad('invalid argument "" for "--{}" flag: empty'.format(key.replace("_", "-")))
+    from agent_payload import hostopts
+
+    out.update({key: list(values.get(key) or []) for key in BLKIO_LISTS if key in values})
+    hostopts.blkio_from_flags(**_blkio_args(out))
     return out
+
+
+def _blkio_args(args):
+    """The block-IO op args among ``args`` (hostopts.blkio_from_flags keywords)."""
+    return {key: args[key] for key in ("blkio_weight",) + BLKIO_LISTS if key in args}
 
 
 def _read_text(read_bytes):

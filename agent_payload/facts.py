@@ -46,9 +46,40 @@ def cgroup_version(mountinfo=None):
     return "none"
 
 
+OVERLAY_MODULE = "kernel/fs/overlayfs/overlay.ko"  # its path under /lib/modules/<release>, before any .xz/.zst/.gz
+MODULES_DIR = "/lib/modules"
+
+
+def _lists_overlay(text):
+    """True if a modules.dep/modules.builtin text names the overlay module (``kernel/fs/overlayfs/overlay.ko[.xz]``)."""
+    for line in text.splitlines():
+        name = line.split(":", 1)[0].strip()
+        if name == OVERLAY_MODULE or name.startswith(OVERLAY_MODULE + "."):
+            return True
+    return False
+
+
+def overlay_state(filesystems=None, modules_dir=None, release=None):
+    """Overlay support as it is: "loaded" (overlay in /proc/filesystems), "loadable" (the running kernel's module
+    is installed, or listed in modules.dep/modules.builtin: the first overlay mount loads it) or "absent".
+    Arguments are injectable for tests."""
+    text = _read("/proc/filesystems") if filesystems is None else filesystems
+    if any(line.split()[-1] == "overlay" for line in text.splitlines() if line.strip()):
+        return "loaded"
+    base = os.path.join(MODULES_DIR if modules_dir is None else modules_dir,
+                        platform.release() if release is None else release)
+    for suffix in ("", ".xz", ".zst", ".gz"):
+        if os.path.isfile(os.path.join(base, OVERLAY_MODULE + suffix)):
+            return "loadable"
+    for index in ("modules.dep", "modules.builtin"):
+        if _lists_overlay(_read(os.path.join(base, index))):
+            return "loadable"
+    return "absent"
+
+
 def overlay_supported():
-    """True if the kernel lists overlay in /proc/filesystems (the module may also autoload on mount)."""
-    return any(line.split()[-1] == "overlay" for line in _read("/proc/filesystems").splitlines() if line.strip())
+    """True if containers can get an overlay root here: the filesystem is loaded or its module is loadable."""
+    return overlay_state() != "absent"
 
 
 def gather(paths):
@@ -56,6 +87,7 @@ def gather(paths):
     root = paths.root
     probe = root if os.path.isdir(root) else "/"
     st = os.statvfs(probe)
+    overlay = overlay_state()
     return {
         "hostname": socket.gethostname(),
         "kernel": platform.release(),
@@ -63,7 +95,8 @@ def gather(paths):
         "distro": distro(),
         "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "cgroup": cgroup_version(),
-        "overlay": overlay_supported(),
+        "overlay": overlay != "absent",  # the field's old meaning: usable (kept for scripts reading it)
+        "overlay_state": overlay,
         "namespaces": [ns for ns in NAMESPACES if os.path.exists("/proc/self/ns/" + ns)],
         "disk_free": st.f_bavail * st.f_frsize,
         "root": root,

@@ -316,6 +316,90 @@ def from_flags(extra_hosts=None, dns=None, dns_search=None, dns_options=None, tm
     return out
 
 
+# ------------------------------------------------------------------------------------------- block I/O
+
+#: request args (and cgroups.limits.Limits fields) of the block-IO flags -> the flag; the lists are PATH:VALUE
+BLKIO_ARGS = {"blkio_weight": "--blkio-weight", "blkio_weight_device": "--blkio-weight-device",
+              "device_read_bps": "--device-read-bps", "device_write_bps": "--device-write-bps",
+              "device_read_iops": "--device-read-iops", "device_write_iops": "--device-write-iops"}
+BLKIO_LISTS = tuple(k for k in BLKIO_ARGS if k != "blkio_weight")
+_RATE_HELP = {"bps": "<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb",
+              "iops": "<number>. Number must be a positive integer"}
+
+
+def _device_value(flag, value):
+    """PATH:VALUE with PATH under /dev/ (docker/cli opts ValidateThrottle*Device / ValidateWeightDevice)."""
+    if not isinstance(value, str):
+        raise errors.InvalidArgument('invalid argument {!r} for "{}" flag: want PATH:VALUE'.format(value, flag))
+    path, sep, rest = value.rpartition(":")
+    if not sep or not path:
+        raise _bad(flag, value, "bad format: {}".format(value))
+    if not path.startswith("/dev/") or "\x00" in path:
+        raise _bad(flag, value, "bad format for device path: {}".format(value))
+    return path, rest
+
+
+def parse_blkio_weight(value, flag="--blkio-weight"):
+    """--blkio-weight: 10..1000, 0 = not set (docker's daemon: "Range of blkio weight is from 10 to 1000")."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise _bad(flag, value, "strconv.ParseUint: parsing {!r}: invalid syntax".format(text))
+    weight = int(text)
+    if weight > 65535:
+        raise _bad(flag, value, "strconv.ParseUint: parsing {!r}: value out of range".format(text))
+    if weight and not 10 <= weight <= 1000:
+        raise _bad(flag, value, "Range of blkio weight is from 10 to 1000")
+    return weight or None
+
+
+def parse_weight_device(value, flag="--blkio-weight-device"):
+    """--blkio-weight-device PATH:WEIGHT (10..1000, or 0) -> {"Path", "Weight"} (HostConfig.BlkioWeightDevice)."""
+    path, text = _device_value(flag, value)
+    if not text.isdigit() or (int(text) and not 10 <= int(text) <= 1000):
+        raise _bad(flag, value, "invalid weight for device: {}".format(value))
+    return {"Path": path, "Weight": int(text)}
+
+
+def parse_throttle_device(value, flag, unit):
+    """--device-{read,write}-{bps,iops} PATH:RATE -> {"Path", "Rate"}: bps a size with units (1mb, 512k), iops
+    a plain number (HostConfig.BlkioDevice*Bps/IOps)."""
+    path, text = _device_value(flag, value)
+    why = "invalid rate for device: {}. The correct format is <device-path>:{}".format(value, _RATE_HELP[unit])
+    if unit == "iops":
+        if not text.isdigit():
+            raise _bad(flag, value, why)
+        return {"Path": path, "Rate": int(text)}
+    try:
+        rate = parse_size(text, flag)
+    except errors.InvalidArgument:
+        raise _bad(flag, value, why)
+    if rate < 0:
+        raise _bad(flag, value, why)
+    return {"Path": path, "Rate": rate}
+
+
+def blkio_from_flags(blkio_weight=None, blkio_weight_device=None, device_read_bps=None, device_write_bps=None,
+                     device_read_iops=None, device_write_iops=None):
+    """The block-IO flags as typed -> {arg: value} in HostConfig's shapes (None: not given); the first bad raises.
+    A device given twice keeps its last value (docker's per-device maps)."""
+    out = {"blkio_weight": parse_blkio_weight(blkio_weight)}
+    given = {"blkio_weight_device": blkio_weight_device, "device_read_bps": device_read_bps,
+             "device_write_bps": device_write_bps, "device_read_iops": device_read_iops,
+             "device_write_iops": device_write_iops}
+    for arg, values in given.items():
+        flag = BLKIO_ARGS[arg]
+        entries = {}
+        for value in _strs(values, arg):
+            entry = (parse_weight_device(value, flag) if arg == "blkio_weight_device" else
+                     parse_throttle_device(value, flag, arg.rpartition("_")[2]))
+            entries.pop(entry["Path"], None)
+            entries[entry["Path"]] = entry
+        out[arg] = list(entries.values()) or None
+    return out
+
+
 # ------------------------------------------------------------------------------------- payload-side checks
 
 def check_spec(spec):

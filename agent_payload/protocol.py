@@ -36,8 +36,10 @@ against it.
 Ops (``args`` -> ``data``); docker-compatible semantics:
 
 ``ping``    {} -> {"hostname", "payload", "python"}
-``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "namespaces",
-                    "disk_free", "root", "boot_hook", "firewall"} (boot_hook: "systemd" | "cron" | "none", the
+``facts``   {} -> {"hostname", "kernel", "arch", "distro", "python", "cgroup", "overlay", "overlay_state",
+                    "namespaces", "disk_free", "root", "boot_hook", "firewall"} (overlay_state: "loaded" |
+            "loadable" (the running kernel's module is installed; the first mount loads it) | "absent"; overlay:
+            true unless absent; boot_hook: "systemd" | "cron" | "none", the
             restart policies' boot hook this host gets, see ``boot``; firewall: "nftables" | "iptables (BINARY)" |
             "none": published ports then work through the userland proxy alone)
 ``boot``    {} -> {"started": [id], "failed": [{"id", "error"}], "hook": kind}: start every container docker's
@@ -132,11 +134,16 @@ Per-name results: start, stop, restart, kill, rm, pause, unpause, network_rm and
             (also removes the container's cgroup; a paused container is thawed before stop/kill signal it;
             "volumes" (rm -v): its anonymous volumes too, named ones stay)
 resource args of ``run``/``create``/``update``: "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
-            "memory_reservation", "cpuset_cpus", "cpuset_mems", each null or a docker flag value as typed ("32m",
-            "-1", "0.5", 512, "0-1"); ``run``/``create`` also "oom_kill_disable": bool (cgroup v1's
-            memory.oom_control); bad: InvalidArgument naming the flag, before anything is pulled or changed.
-            inspect's HostConfig shows Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit, MemoryReservation,
-            CpusetCpus, CpusetMems, OomKillDisable; State.OOMKilled is true when the memory cgroup OOM-killed it.
+            "memory_reservation", "cpuset_cpus", "cpuset_mems", "blkio_weight", each null or a docker flag value
+            as typed ("32m", "-1", "0.5", 512, "0-1"); ``run``/``create`` also "oom_kill_disable": bool (cgroup
+            v1's memory.oom_control) and the block-IO lists "blkio_weight_device" (["/dev/x:WEIGHT"]),
+            "device_read_bps", "device_write_bps" (["/dev/x:RATE"], RATE a size: 1mb), "device_read_iops",
+            "device_write_iops" (["/dev/x:N"]): whole-disk block devices of the host (v1 blkio.throttle.*/
+            blkio.weight, v2 io.max/io.weight or io.bfq.weight); bad: InvalidArgument naming the flag, before
+            anything is pulled or changed. inspect's HostConfig shows Memory, MemorySwap, NanoCpus, CpuShares,
+            PidsLimit, MemoryReservation, CpusetCpus, CpusetMems, OomKillDisable, BlkioWeight, BlkioWeightDevice
+            [{Path, Weight}], BlkioDeviceReadBps/WriteBps/ReadIOps/WriteIOps [{Path, Rate}]; State.OOMKilled is
+            true when the memory cgroup OOM-killed it.
 host args of ``run``/``create`` (agent_payload/hostopts.py, values as typed, docker's checks and words):
             "extra_hosts" (--add-host host:ip|host=ip, ip may be host-gateway: the default bridge's gateway),
             "dns", "dns_search", "dns_options" (resolv.conf; on a user-defined network 127.0.0.11 stays the
@@ -182,7 +189,8 @@ supervision args of ``run``/``create``: "restart": "no"|"always"|"on-failure[:N]
             across rotated files (and -f follows a rotation); none: ``logs`` is FailedPrecondition.
 ``stats``   {"containers": [str] (empty: running ones), "all": bool} -> {"stats": [{"id", "name",
              "cpu_percent", "memory_usage", "memory_limit", "memory_percent", "net_rx", "net_tx",
-             "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros)
+             "block_read", "block_write", "pids"}]} (one sample; CPU % over 0.2 s; stopped: zeros; net_*: the
+             container's network namespace's counters without lo, 0 on the host's network)
 ``pause``   {"containers": [str]} -> {"paused": [id]} (cgroup freezer; not running: Conflict
             "container ID is not running"; ps shows "Up ... (Paused)", inspect State.Status "paused")
 ``unpause`` {"containers": [str]} -> {"unpaused": [id]}

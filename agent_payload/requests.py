@@ -74,6 +74,12 @@ _CREATE = {
     "memory_reservation": _a("str|number", checked_by="runtime.spec"),
     "cpuset_cpus": _a("str", checked_by="runtime.spec"),
     "cpuset_mems": _a("str", checked_by="runtime.spec"),
+    "blkio_weight": _a("str|number", checked_by="runtime.spec"),
+    "blkio_weight_device": _a("str_list", []),
+    "device_read_bps": _a("str_list", []),
+    "device_write_bps": _a("str_list", []),
+    "device_read_iops": _a("str_list", []),
+    "device_write_iops": _a("str_list", []),
     "oom_kill_disable": _a("bool", False),
     # host options (agent_payload/hostopts.py: the controller's parse and the payload's check, docker's words)
     "extra_hosts": _a("str_list", []),
@@ -179,7 +185,10 @@ REQUESTS = {
     # update: a null flag leaves that setting as it is
     "update": dict(_CONTAINERS, restart=_a("str"), **{k: _CREATE[k] for k in (
         "memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
-        "cpuset_mems")}),
+        "cpuset_mems", "blkio_weight")},
+        # the block-IO device lists: docker's API updates them too (its CLI has no flag); null: unchanged
+        **{k: _a("str_list") for k in ("blkio_weight_device", "device_read_bps", "device_write_bps",
+                                       "device_read_iops", "device_write_iops")}),
     "stats": dict(_CONTAINERS, all=_a("bool", False)),
     "pause": dict(_CONTAINERS),
     "unpause": dict(_CONTAINERS),

@@ -127,6 +127,8 @@ def create_container(ctx, req, emit):
         from agent_payload.runtime import cgroups
         if cgroups.detect().mode == "v2":  # no such switch on v2: docker discards it ("OomKillDisable discarded")
             resources = resources.replace(oom_kill_disable=None)
+    from agent_payload.runtime.cgroups import without_unsupported_weights
+    resources = without_unsupported_weights(resources)  # docker: "Weight discarded" where the kernel has none
     from agent_payload import hostopts
     host_options = hostopts.from_flags(**req.pick(hostopts.ARGS))  # --add-host, --tmpfs, --ulimit, ...
     hostopts.check_network(host_options["sysctls"], isolation["network"], host_options["links"])

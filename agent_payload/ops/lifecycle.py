@@ -146,7 +146,8 @@ def op_update(ctx, req, emit):
     limits = req.pick(LIMIT_ARGS)
     if req.restart is None and all(value is None for value in limits.values()):
         raise errors.InvalidArgument("you must provide one or more flags when using this command")
-    change = limit_flags(update=True, **limits)
+    from agent_payload.runtime.cgroups import without_unsupported_weights
+    change = without_unsupported_weights(limit_flags(update=True, **limits))
     policy = None if req.restart is None else restart.parse(req.restart)
     runtime = ctx.runtime()
     if policy is not None:

@@ -78,6 +78,8 @@ def inspect_object(paths, record):
             "CpusetCpus": resources["CpusetCpus"],
             "CpusetMems": resources["CpusetMems"],
             "OomKillDisable": resources["OomKillDisable"],
+            **{key: resources[key] for key in ("BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps",
+                                               "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")},
             "ExtraHosts": list(record.get("extra_hosts") or []) or None,
             "Dns": list(record.get("dns") or []),
             "DnsSearch": list(record.get("dns_search") or []),
@@ -174,7 +176,7 @@ def _limits(record):
     from .cgroups.limits import Limits
 
     limits = Limits.from_dict(record.get("limits") or {})
-    return dict(limits.host_config(), **limits.host_config_more())
+    return dict(limits.host_config(), **limits.host_config_more(), **limits.host_config_blkio())
 
 
 # ---------------------------------------------------------------- top

@@ -50,11 +50,41 @@ def _sample(cid):
         return None  # exited between listing and sampling
 
 
+def _own_netns(pid):
+    """True if ``pid`` shares the payload's network namespace (``--network host``): docker counts no traffic."""
+    try:
+        return os.stat("/proc/{}/ns/net".format(pid)).st_ino == os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return True
+
+
+def net_io(pid, dev_text=None):
+    """(rx, tx) bytes of the container's network namespace: /proc/<init pid>/net/dev summed over its interfaces
+    but lo, as docker sums its endpoints' counters; (0, 0) on the host's network or when the process is gone."""
+    if dev_text is None:
+        if not pid or _own_netns(pid):
+            return 0, 0
+        try:
+            with open("/proc/{}/net/dev".format(pid)) as f:
+                dev_text = f.read()
+        except OSError:
+            return 0, 0
+    rx = tx = 0
+    for line in dev_text.splitlines():
+        name, sep, counters = line.partition(":")
+        fields = counters.split()
+        if not sep or name.strip() == "lo" or len(fields) < 9 or not fields[0].isdigit():
+            continue  # the two header lines, loopback
+        rx += int(fields[0])
+        tx += int(fields[8])
+    return rx, tx
+
+
 def stats(runtime, refs=None, all=False):
     """One ``docker stats --no-stream`` sample per container: given ``refs``, else running ones (``all``: every one).
 
     CPU % is docker's: (container CPU delta / host CPU delta) x online CPUs x 100 over ``STATS_INTERVAL``.
-    Stopped containers show zeros, as docker does. NET I/O is 0 (containers share the host network).
+    Stopped containers show zeros, as docker does. NET I/O is the container's network namespace's (``net_io``).
     """
     if refs:
         recs = [runtime.lookup(ref) for ref in refs]
@@ -80,6 +110,8 @@ def stats(runtime, refs=None, all=False):
             row.update(memory_usage=b["memory_usage"] or 0, memory_limit=b["memory_limit"] or 0,
                        block_read=b["blkio_read"] or 0, block_write=b["blkio_write"] or 0,
                        pids=b["pids_current"] or 0)
+            if rec.get("pid") and records.is_alive(rec["pid"], rec.get("pid_start")):
+                row["net_rx"], row["net_tx"] = net_io(rec["pid"])
             if row["memory_limit"]:
                 row["memory_percent"] = round(row["memory_usage"] * 100.0 / row["memory_limit"], 2)
         rows.append(row)

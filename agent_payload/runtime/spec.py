@@ -223,7 +223,8 @@ def isolation_flags(**flags):
 
 #: docker's resource flags as ``run``/``create``/``update`` op args (cgroups.limits.parse keywords).
 LIMIT_ARGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
-              "cpuset_mems")
+              "cpuset_mems", "blkio_weight", "blkio_weight_device", "device_read_bps", "device_write_bps",
+              "device_read_iops", "device_write_iops")
 
 
 def check_limits(data):
@@ -242,7 +243,8 @@ def limit_flags(update=False, oom_kill_disable=None, **flags):
 
     Values are strings as typed (``"32m"``, ``"0.5"``), numbers or None; a bad one is InvalidArgument naming the
     flag, raised before anything is pulled, created or changed. ``run``/``create`` get Docker's create-time
-    defaults (swap = 2 x memory); ``update`` leaves them to ``Limits.updated``.
+    defaults (swap = 2 x memory); ``update`` leaves them to ``Limits.updated``. The block devices named by
+    --device-read-bps & co. must exist on this host (whole disks).
     """
     from .cgroups import limits
 
@@ -250,11 +252,14 @@ def limit_flags(update=False, oom_kill_disable=None, **flags):
     if unknown:
         raise TypeError("unknown limit flags: {}".format(", ".join(sorted(unknown))))
     for key, value in flags.items():
+        if key in limits.BLKIO_LISTS:
+            continue  # lists of strings: hostopts.blkio_from_flags checks them
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
             raise errors.InvalidArgument('invalid argument {!r} for "--{}" flag'.format(
                 value, key.replace("_", "-")))
     parsed = limits.parse(update=update, oom_kill_disable=oom_kill_disable,
                           **{key: flags.get(key) for key in LIMIT_ARGS})
+    limits.check_block_devices(parsed)
     return parsed if update else parsed.with_defaults()
 
 

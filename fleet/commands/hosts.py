@@ -43,7 +43,7 @@ def facts(session: Session, patterns: list[str], as_json: bool) -> int:
              "BOOT HOOK", "FIREWALL"],
             results,
             lambda d: [[d["hostname"], d["distro"], d["kernel"], d["arch"], d["python"], d["cgroup"],
-                        "yes" if d["overlay"] else "no", ",".join(d["namespaces"]),
+                        d.get("overlay_state") or ("yes" if d["overlay"] else "no"), ",".join(d["namespaces"]),
                         tables.human_size(d["disk_free"]), d.get("boot_hook", "-"),
                         d.get("firewall", "-") if d.get("firewall") != "none" else "none (proxy only)"]]))
     return exit_status(results)

@@ -100,7 +100,7 @@ class Network:
 
 @dataclass(frozen=True)
 class Resources:
-    """cgroup limits (values as typed: the payload parses them against the host), --ulimit and --device."""
+    """cgroup limits (values as typed: the payload parses them against the host), block IO, --ulimit, --device."""
 
     memory: Optional[str]
     memory_swap: Optional[str]
@@ -111,6 +111,12 @@ class Resources:
     cpuset_cpus: Optional[str]
     cpuset_mems: Optional[str]
     oom_kill_disable: bool
+    blkio_weight: Optional[str]
+    blkio_weight_device: List[str]
+    device_read_bps: List[str]
+    device_write_bps: List[str]
+    device_read_iops: List[str]
+    device_write_iops: List[str]
     ulimits: List[str]
     devices: List[str]
 

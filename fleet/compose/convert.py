@@ -243,6 +243,7 @@ class Converter:
             grace = _try(where, ("stop_grace_period",), values.seconds, svc.stop_grace_period)
             args["stop_timeout"] = int(grace)
         args.update(self._limits())
+        args.update(self._blkio())
         if svc.logging is not None:
             opts = ["{}={}".format(k, v) for k, v in (svc.logging.options or {}).items() if v is not None]
             parsed = self.arg(("logging",), {"log_driver": svc.logging.driver, "log_opt": opts})
@@ -329,6 +330,20 @@ class Converter:
                 value = _try(where, path, check, value)
             out[flag] = self.arg(path, {flag: value})[flag]
         return out
+
+    def _blkio(self) -> dict:
+        """blkio_config as run's block-IO flags (PATH:VALUE strings), checked by the same parse."""
+        cfg = self.svc.blkio_config
+        if cfg is None:
+            return {}
+        flags: dict = {} if cfg.weight is None else {"blkio_weight": str(cfg.weight)}
+        if cfg.weight_device:
+            flags["blkio_weight_device"] = ["{}:{}".format(d.path, d.weight) for d in cfg.weight_device]
+        for key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"):
+            if getattr(cfg, key):
+                flags[key] = ["{}:{}".format(d.path, d.rate) for d in getattr(cfg, key)]
+        parsed = self.arg(("blkio_config",), flags)
+        return {key: parsed[key] for key in flags}
 
     def _ports(self) -> tuple:
         specs, bindings = [], []

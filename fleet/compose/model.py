@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 # Service keys of the Compose spec fleet does not support: "not supported by fleet" rather than "unknown".
 SPEC_SERVICE_KEYS = frozenset(
-    "annotations attach blkio_config build cgroup cgroup_parent configs container_name cpu_count cpu_percent "
+    "annotations attach build cgroup cgroup_parent configs container_name cpu_count cpu_percent "
     "cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpuset credential_spec develop "
     "device_cgroup_rules devices dns dns_opt dns_search domainname extends external_links extra_hosts gpus "
     "group_add ipc isolation label_file links mac_address mem_reservation mem_swappiness memswap_limit models "
@@ -220,6 +220,27 @@ class Logging(Strict):
     options: Optional[Annotated[dict, BeforeValidator(_list_or_dict)]] = None
 
 
+class BlkioWeight(Strict):
+    path: Str
+    weight: Int
+
+
+class BlkioRate(Strict):
+    path: Str
+    rate: StrOrNumber
+
+
+class BlkioConfig(Strict):
+    """blkio_config: the block-IO flags (--blkio-weight, --blkio-weight-device, --device-{read,write}-{bps,iops})."""
+
+    weight: Optional[Int] = None
+    weight_device: Optional[list[BlkioWeight]] = None
+    device_read_bps: Optional[list[BlkioRate]] = None
+    device_write_bps: Optional[list[BlkioRate]] = None
+    device_read_iops: Optional[list[BlkioRate]] = None
+    device_write_iops: Optional[list[BlkioRate]] = None
+
+
 class Dependency(Strict):
     condition: Str
     required: Optional[Bool] = None
@@ -294,6 +315,7 @@ class Service(Strict):
     mem_limit: Optional[StrOrNumber] = None
     cpus: Optional[StrOrNumber] = None
     pids_limit: Optional[Int] = None
+    blkio_config: Optional[BlkioConfig] = None
     logging: Optional[Logging] = None
     depends_on: Optional[Names] = None
     deploy: Optional[Deploy] = None

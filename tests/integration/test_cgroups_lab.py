@@ -182,3 +182,41 @@ def test_update_of_a_stopped_container_is_persisted_and_bad_update_changes_nothi
     out = _sh(lab, "cat /sys/fs/cgroup/memory/fleet/{}/memory.limit_in_bytes".format(cid)).stdout.strip()
     assert out == str(48 * MB)
     assert _inspect(lab, name)["HostConfig"]["NanoCpus"] == 0
+
+
+def _stats(lab, name):
+    rc, data = lab.fleet_json("stats", "-H", HOST, "--no-stream", name)
+    assert rc == 0, data
+    (s,) = data[HOST]["stats"]
+    return s
+
+
+def test_stats_counts_the_bridge_traffic_and_block_io_of_a_container(clean):
+    """NET I/O: the container's netns counters without lo (nginx on the bridge served 256 KiB to another host);
+    BLOCK I/O: the cgroup's (8 MiB written with O_DIRECT); a --network host container counts no traffic (docker)."""
+    lab = clean
+    name = PREFIX + "web"
+    html = _sh(lab, "d=$(mktemp -d) && head -c 262144 /dev/zero > $d/big && chmod 755 $d && chmod 644 $d/big && "
+                    "echo $d").stdout.strip()
+    assert html.startswith("/"), html
+    try:
+        _run_detached(lab, name, "-p", "8091:80", "-v", html + ":/var/www/html:ro", "nginx")
+        before = _stats(lab, name)
+        assert before["net_rx"] < 64 * 1024 and before["net_tx"] < 64 * 1024, before
+        url = "http://{}:8091/big".format(lab.address(HOST))
+        proc = _ssh(lab, "web2", "curl -s -m 10 -o /dev/null -w '%{size_download}' " + url)
+        assert proc.stdout.strip() == str(256 * 1024), (proc.stdout, proc.stderr)
+        after = _stats(lab, name)
+        assert after["net_tx"] >= before["net_tx"] + 256 * 1024 and after["net_rx"] > before["net_rx"], after
+        lines = lab.fleet("stats", "-H", HOST, "--no-stream", name, check=True).stdout.splitlines()
+        column = lines[0].index("NET I/O")
+        assert not lines[1][column:].startswith("0B / 0B"), lines
+    finally:
+        _sh(lab, "rm -rf " + html)
+    disk = PREFIX + "disk"
+    _run_detached(lab, disk, "--network", "host", "busybox", "sleep", "300")
+    lab.fleet("exec", "-H", HOST, disk, "dd", "if=/dev/zero", "of=/blk", "bs=1M", "count=8", "oflag=direct",
+              check=True)
+    s = _stats(lab, disk)
+    assert s["block_write"] >= 8 * MB, s
+    assert (s["net_rx"], s["net_tx"]) == (0, 0), s

@@ -67,6 +67,19 @@ def test_facts(lab):
     assert table.splitlines()[0].split()[:3] == ["HOST", "HOSTNAME", "DISTRO"]
 
 
+def test_facts_overlay_says_loaded_where_the_kernel_lists_it(lab):
+    """OVERLAY is what is true: the lab shares this kernel, so it is "loaded" exactly when /proc/filesystems says."""
+    with open("/proc/filesystems") as f:
+        loaded = any(line.split()[-1] == "overlay" for line in f if line.strip())
+    rc, facts = lab.fleet_json("facts", "-H", "db1")
+    assert rc == 0, facts
+    assert facts["db1"]["overlay_state"] == ("loaded" if loaded else facts["db1"]["overlay_state"])
+    assert facts["db1"]["overlay"] is (facts["db1"]["overlay_state"] != "absent")
+    lines = lab.fleet("facts", "-H", "db1", check=True).stdout.splitlines()
+    column = lines[0].index(" OVERLAY ") + 1  # columns are aligned; DISTRO has spaces
+    assert lines[1][column:].split()[0] == facts["db1"]["overlay_state"]
+
+
 def test_pull_through_the_mirror_matches_skopeo(lab):
     rc, pulled = lab.fleet_json("pull", "-H", "web*", "nginx")
     assert rc == 0, pulled

@@ -68,3 +68,16 @@ def attach(container_id, hierarchy=None, parent=None):
     """The Manager of an existing container cgroup (NotFound if there is none)."""
     hierarchy = hierarchy or detect()
     return manager_class(hierarchy).attach(container_id, hierarchy=hierarchy, parent=parent)
+
+
+def without_unsupported_weights(limits, hierarchy=None):
+    """``limits`` without --blkio-weight/--blkio-weight-device where the host cannot weigh block IO (cgroup v1
+    without CFQ's blkio.weight or BFQ's blkio.bfq.weight): docker warns "Weight discarded" and drops them too."""
+    if limits.blkio_weight is None and not limits.blkio_weight_device:
+        return limits
+    hierarchy = hierarchy or detect()
+    mount = hierarchy.v1.get("blkio") if hierarchy.mode != "v2" else None
+    if mount is None or any(os.path.exists(os.path.join(mount.mount_point, name))
+                            for name in ("blkio.weight", "blkio.bfq.weight")):
+        return limits
+    return limits.replace(blkio_weight=None, blkio_weight_device=None)

@@ -1,5 +1,6 @@
 """Docker's resource flags (--memory, --memory-swap, --cpus, --cpu-shares, --pids-limit, --memory-reservation,
---cpuset-cpus, --cpuset-mems, --oom-kill-disable): parsing and validation."""
+--cpuset-cpus, --cpuset-mems, --oom-kill-disable, and the block-IO ones: --blkio-weight, --blkio-weight-device,
+--device-{read,write}-{bps,iops}): parsing and validation."""
 
 import os
 
@@ -12,9 +13,11 @@ MAX_CPU_SHARES = 262144
 CPU_PERIOD = 100000  # µs; Docker's fixed period for --cpus
 UNLIMITED = -1
 
+BLKIO_LISTS = ("blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
 _FIELDS = ("memory", "memory_swap", "nano_cpus", "cpu_shares", "pids_limit", "memory_reservation", "cpuset_cpus",
-           "cpuset_mems", "oom_kill_disable")
-_TYPES = {"cpuset_cpus": str, "cpuset_mems": str, "oom_kill_disable": bool}  # the others: int
+           "cpuset_mems", "oom_kill_disable", "blkio_weight") + BLKIO_LISTS
+_TYPES = dict({"cpuset_cpus": str, "cpuset_mems": str, "oom_kill_disable": bool},
+              **{k: list for k in BLKIO_LISTS})  # the others: int
 
 
 def _bad(flag, value, why):
@@ -51,12 +54,16 @@ class Limits(Record):
     """Resource limits of one container, in Docker's HostConfig units; ``None`` means "not set / unchanged".
 
     ``memory``/``memory_swap`` are bytes (``memory_swap`` -1 = unlimited swap), ``nano_cpus`` is --cpus x 1e9,
-    ``cpu_shares`` v1 shares (v2 weight derived), ``pids_limit`` -1 = unlimited.
+    ``cpu_shares`` v1 shares (v2 weight derived), ``pids_limit`` -1 = unlimited. Block IO as HostConfig has it:
+    ``blkio_weight`` 10..1000, ``blkio_weight_device`` [{"Path", "Weight"}], ``device_{read,write}_{bps,iops}``
+    [{"Path", "Rate"}] (the device's major:minor is looked up when applied, as docker does at start).
     """
 
     FIELDS = (("memory", None), ("memory_swap", None), ("nano_cpus", None), ("cpu_shares", None),
               ("pids_limit", None), ("memory_reservation", None), ("cpuset_cpus", None), ("cpuset_mems", None),
-              ("oom_kill_disable", None), ("warnings", ()))
+              ("oom_kill_disable", None), ("blkio_weight", None), ("blkio_weight_device", None),
+              ("device_read_bps", None), ("device_write_bps", None), ("device_read_iops", None),
+              ("device_write_iops", None), ("warnings", ()))
     COMPARE_SKIP = ("warnings",)
 
     # ---------------------------------------------------------------- derived cgroup values
@@ -120,7 +127,9 @@ class Limits(Record):
             want = _TYPES.get(key, int)
             if value is not None and (isinstance(value, bool) != (want is bool) or not isinstance(value, want)):
                 raise errors.InvalidArgument("resource limit {} must be {}, not {!r}".format(
-                    key, {int: "an integer", str: "a string", bool: "a boolean"}[want], value))
+                    key, {int: "an integer", str: "a string", bool: "a boolean", list: "a list"}[want], value))
+            if want is list and value is not None:
+                data[key] = [_device_entry(key, e) for e in value]
         return cls(**data)
 
     def host_config(self):
@@ -133,6 +142,55 @@ class Limits(Record):
         """The HostConfig fields of --memory-reservation, --cpuset-cpus/-mems, --oom-kill-disable (docker's zeros)."""
         return {"MemoryReservation": self.memory_reservation or 0, "CpusetCpus": self.cpuset_cpus or "",
                 "CpusetMems": self.cpuset_mems or "", "OomKillDisable": bool(self.oom_kill_disable)}
+
+    def host_config_blkio(self):
+        """HostConfig's BlkioWeight, BlkioWeightDevice, BlkioDevice{Read,Write}{Bps,IOps} (docker CLI's 0 and [])."""
+        return {"BlkioWeight": self.blkio_weight or 0,
+                "BlkioWeightDevice": [dict(e) for e in self.blkio_weight_device or []],
+                "BlkioDeviceReadBps": [dict(e) for e in self.device_read_bps or []],
+                "BlkioDeviceWriteBps": [dict(e) for e in self.device_write_bps or []],
+                "BlkioDeviceReadIOps": [dict(e) for e in self.device_read_iops or []],
+                "BlkioDeviceWriteIOps": [dict(e) for e in self.device_write_iops or []]}
+
+    def blkio_devices(self):
+        """(limits field, entry) of every per-device block-IO setting, in flag order."""
+        return [(field, entry) for field in BLKIO_LISTS for entry in getattr(self, field) or []]
+
+
+def _device_entry(field, entry):
+    """One stored per-device entry, checked: {"Path": "/dev/...", "Weight"|"Rate": int >= 0}."""
+    key = "Weight" if field == "blkio_weight_device" else "Rate"
+    if not isinstance(entry, dict) or set(entry) != {"Path", key} or not isinstance(entry["Path"], str) \
+            or not entry["Path"].startswith("/dev/") or isinstance(entry[key], bool) \
+            or not isinstance(entry[key], int) or entry[key] < 0:
+        raise errors.InvalidArgument("resource limit {} has a bad entry {!r}: want {{Path, {}}}".format(
+            field, entry, key))
+    return {"Path": entry["Path"], key: entry[key]}
+
+
+def block_device(path, flag):
+    """(major, minor) of the block device at ``path`` on this host; InvalidArgument naming the flag if it is
+    missing, no block device, or a partition (the kernel throttles and weighs whole disks only)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise errors.InvalidArgument('invalid argument for "{}" flag: {}: {}'.format(
+            flag, path, (exc.strerror or str(exc)).lower()))
+    if not stat.S_ISBLK(st.st_mode):
+        raise errors.InvalidArgument('invalid argument for "{}" flag: {} is not a block device'.format(flag, path))
+    major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    if os.path.exists("/sys/dev/block/{}:{}/partition".format(major, minor)):
+        raise errors.InvalidArgument('invalid argument for "{}" flag: {} is a partition: block-IO limits apply '
+                                     'to whole disks'.format(flag, path))
+    return major, minor
+
+
+def check_block_devices(limits):
+    """Every device a Limits names exists here as a whole-disk block device (InvalidArgument naming the flag)."""
+    for field, entry in limits.blkio_devices():
+        block_device(entry["Path"], "--" + field.replace("_", "-"))
 
 
 def shares_to_weight(shares):
@@ -154,14 +212,21 @@ def _check_swap(memory, swap, swap_raw):
 
 
 def parse(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=None, memory_reservation=None,
-          cpuset_cpus=None, cpuset_mems=None, oom_kill_disable=None, ncpu=None, update=False):
+          cpuset_cpus=None, cpuset_mems=None, oom_kill_disable=None, ncpu=None, update=False, **blkio):
     """Limits from docker's flag values (strings as typed, or numbers); None = flag not given.
 
     Validates everything before returning; each InvalidArgument names the flag and the value. With ``update``
     (``docker update``) --memory-swap alone is fine: ``Limits.updated`` checks it against the current memory. ``ncpu``
     overrides the host CPU count (for tests). Zero means "not set" for --memory, --cpus and --cpu-shares,
-    as in Docker; --pids-limit 0 or -1 means unlimited (-1).
+    as in Docker; --pids-limit 0 or -1 means unlimited (-1). ``blkio``: hostopts.BLKIO_ARGS as typed (the
+    controller's parse, hostopts.blkio_from_flags; the devices are checked where they are applied).
     """
+    from ... import hostopts
+
+    unknown = set(blkio) - set(hostopts.BLKIO_ARGS)
+    if unknown:
+        raise TypeError("unknown limit flags: {}".format(", ".join(sorted(unknown))))
+    block = hostopts.blkio_from_flags(**blkio)
     warnings = []
     mem = None
     if memory is not None:
@@ -225,7 +290,7 @@ def parse(memory=None, memory_swap=None, cpus=None, cpu_shares=None, pids_limit=
     mems_set = None if cpuset_mems is None else parse_cpuset(cpuset_mems, "--cpuset-mems", "mems")
     return Limits(memory=mem, memory_swap=swap, nano_cpus=nano, cpu_shares=shares, pids_limit=pids,
                   memory_reservation=reservation, cpuset_cpus=cpus_set, cpuset_mems=mems_set,
-                  oom_kill_disable=True if oom_kill_disable else None, warnings=tuple(warnings))
+                  oom_kill_disable=True if oom_kill_disable else None, warnings=tuple(warnings), **block)
 
 
 def _online(kind):

@@ -14,7 +14,13 @@ _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "me
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
           ("memory_reservation", "--memory-reservation", "memory"),
           ("oom_kill_disable", "--oom-kill-disable", "memory"),
-          ("cpuset_cpus", "--cpuset-cpus", "cpuset"), ("cpuset_mems", "--cpuset-mems", "cpuset"))
+          ("cpuset_cpus", "--cpuset-cpus", "cpuset"), ("cpuset_mems", "--cpuset-mems", "cpuset"),
+          ("blkio_weight", "--blkio-weight", "blkio"), ("blkio_weight_device", "--blkio-weight-device", "blkio"),
+          ("device_read_bps", "--device-read-bps", "blkio"), ("device_write_bps", "--device-write-bps", "blkio"),
+          ("device_read_iops", "--device-read-iops", "blkio"), ("device_write_iops", "--device-write-iops", "blkio"))
+_THROTTLE = {"device_read_bps": "blkio.throttle.read_bps_device", "device_write_bps": "blkio.throttle.write_bps_device",
+             "device_read_iops": "blkio.throttle.read_iops_device",
+             "device_write_iops": "blkio.throttle.write_iops_device"}
 
 
 class V1Manager(Manager):
@@ -56,11 +62,33 @@ class V1Manager(Manager):
                     fs.mkdir(os.path.dirname(path), self.id, self._is_cgroupfs)
                     if path == self.dirs.get("cpuset"):
                         self._inherit_cpuset(mounts[path])
+                    if path == self.dirs.get("blkio"):
+                        self._count_block_io()
                     break
                 except errors.FailedPrecondition as exc:
                     # a concurrent destroy() removed the shared parent between our two mkdirs: redo
                     if exc.errno != errno.ENOENT or attempt == 2:
                         raise
+
+    def _count_block_io(self, sys_block="/sys/block"):
+        """Make the kernel count this cgroup's block IO on every disk (stats' BLOCK I/O): on recent kernels (seen
+        on 6.18) v1's blkio.throttle.io_service_bytes counts only on a disk whose throttling was ever configured, so
+        the zero rate ("no limit") of blkio.throttle.read_bps_device is written for each disk: it limits nothing
+        but turns the counting on. Disks that refuse (no request queue) are skipped."""
+        try:
+            names = sorted(os.listdir(sys_block))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(("loop", "ram", "zram")):
+                continue
+            dev = (fs.read(os.path.join(sys_block, name), "dev", "") or "").strip()
+            if not dev:
+                continue
+            try:
+                self._w("blkio", "blkio.throttle.read_bps_device", "{} 0".format(dev))
+            except errors.AgentError:
+                pass
 
     def _inherit_cpuset(self, mount):
         """A new v1 cpuset cgroup starts with empty cpus and mems (no task may join it): copy each level's from
@@ -98,6 +126,29 @@ class V1Manager(Manager):
             self._w("cpuset", "cpuset.cpus", limits.cpuset_cpus)
         if limits.cpuset_mems is not None:
             self._w("cpuset", "cpuset.mems", limits.cpuset_mems)
+        self._apply_blkio(limits)
+
+    def _apply_blkio(self, limits):
+        """runc's v1 blkio: blkio.weight (or BFQ's blkio.bfq.weight) and its _device file, then one
+        blkio.throttle.* line per device ("MAJ:MIN RATE", 0 = no limit). A kernel without a weight file (no CFQ/BFQ)
+        ignores the weights, as docker discards them there."""
+        from .limits import block_device
+
+        if limits.blkio_weight is None and not limits.blkio_devices():
+            return
+        d = self.dirs["blkio"]
+        bfq = os.path.exists(os.path.join(d, "blkio.bfq.weight"))
+        weight = "blkio.bfq.weight" if bfq else "blkio.weight"
+        has_weight = bfq or os.path.exists(os.path.join(d, weight))
+        if limits.blkio_weight is not None and has_weight:
+            self._w("blkio", weight, limits.blkio_weight)
+        for field, entry in limits.blkio_devices():
+            major, minor = block_device(entry["Path"], "--" + field.replace("_", "-"))
+            if field == "blkio_weight_device":
+                if has_weight and entry["Weight"]:
+                    self._w("blkio", weight + "_device", "{}:{} {}".format(major, minor, entry["Weight"]))
+            else:
+                self._w("blkio", _THROTTLE[field], "{}:{} {}".format(major, minor, entry["Rate"]))
 
     def _apply_memory(self, memory, swap):
         """v1 demands memsw >= memory at every instant: raise memsw first when growing, last when shrinking."""

@@ -10,7 +10,12 @@ from .base import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, host_
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
           ("memory_reservation", "--memory-reservation", "memory"), ("cpuset_cpus", "--cpuset-cpus", "cpuset"),
-          ("cpuset_mems", "--cpuset-mems", "cpuset"))
+          ("cpuset_mems", "--cpuset-mems", "cpuset"), ("blkio_weight", "--blkio-weight", "io"),
+          ("blkio_weight_device", "--blkio-weight-device", "io"), ("device_read_bps", "--device-read-bps", "io"),
+          ("device_write_bps", "--device-write-bps", "io"), ("device_read_iops", "--device-read-iops", "io"),
+          ("device_write_iops", "--device-write-iops", "io"))
+_IO_MAX = {"device_read_bps": "rbps", "device_write_bps": "wbps", "device_read_iops": "riops",
+           "device_write_iops": "wiops"}
 
 
 class V2Manager(Manager):
@@ -133,6 +138,28 @@ class V2Manager(Manager):
         if limits.cpuset_mems is not None:
             self._w("cpuset.mems", limits.cpuset_mems)
         # --oom-kill-disable: v2 has no such switch; docker warns and discards it (Limits.for_host)
+        self._apply_io(limits)
+
+    def _apply_io(self, limits):
+        """runc's v2 io: the weight in io.bfq.weight where BFQ runs (per-device weights only there), else
+        converted into io.weight; one io.max line per throttled device ("MAJ:MIN rbps=RATE", 0 = "max")."""
+        from .limits import block_device
+
+        if limits.blkio_weight is None and not limits.blkio_devices():
+            return
+        bfq = os.path.exists(os.path.join(self.path, "io.bfq.weight"))
+        if limits.blkio_weight is not None:
+            if bfq:
+                self._w("io.bfq.weight", limits.blkio_weight)
+            elif os.path.exists(os.path.join(self.path, "io.weight")):
+                self._w("io.weight", blkio_to_io_weight(limits.blkio_weight))
+        for field, entry in limits.blkio_devices():
+            major, minor = block_device(entry["Path"], "--" + field.replace("_", "-"))
+            if field == "blkio_weight_device":
+                if bfq and entry["Weight"]:
+                    self._w("io.bfq.weight", "{}:{} {}".format(major, minor, entry["Weight"]))
+            else:
+                self._w("io.max", "{}:{} {}={}".format(major, minor, _IO_MAX[field], entry["Rate"] or "max"))
 
     def _swap_max(self, memory, swap):
         """Docker's memory+swap total -> v2's swap-only limit (runc ConvertMemorySwapToCgroupV2Value)."""
@@ -252,3 +279,7 @@ class V2Manager(Manager):
         controller, which then imposed no limit to be killed for."""
         return fs.read_keyed(self.path, "memory.events").get("oom_kill", 0) > 0
 
+
+def blkio_to_io_weight(weight):
+    """runc's ConvertBlkIOToIOWeightValue: blkio weight [10..1000] -> io.weight [1..10000]."""
+    return 1 + (weight - 10) * 9999 // 990

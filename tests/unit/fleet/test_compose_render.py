@@ -349,3 +349,26 @@ def test_templated_ports_are_checked_per_host(tmp_path):
     exc = error(tmp_path, text, hosts=hosts)
     assert exc.host == "web2" and "services web and api both publish host port 8080/tcp" in str(exc)
     load(tmp_path, text, hosts=hosts[:1])
+
+
+def test_blkio_config_maps_onto_the_block_io_flags(tmp_path):
+    spec = web(tmp_path, """\
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sda, rate: 12mb}]
+      device_write_bps: [{path: /dev/sda, rate: 1024}]
+      device_read_iops: [{path: /dev/sda, rate: 120}]
+      device_write_iops: [{path: /dev/sdb, rate: 30}]
+""")
+    args = spec.create_args
+    assert (args["blkio_weight"], args["blkio_weight_device"]) == ("300", ["/dev/sda:400"])
+    assert (args["device_read_bps"], args["device_write_bps"]) == (["/dev/sda:12mb"], ["/dev/sda:1024"])
+    assert (args["device_read_iops"], args["device_write_iops"]) == (["/dev/sda:120"], ["/dev/sdb:30"])
+    _fits_create_schema(args)
+    exc = error(tmp_path, WEB + "    blkio_config: {device_read_bps: [{path: sda, rate: 1mb}]}\n")
+    assert exc.key == "blkio_config" and "bad format for device path" in str(exc)
+    exc = error(tmp_path, WEB + "    blkio_config: {weight: 5}\n")
+    assert "Range of blkio weight is from 10 to 1000" in str(exc)
+    exc = error(tmp_path, WEB + "    blkio_config: {device_read_bps: [{path: /dev/sda}]}\n")
+    assert "rate" in str(exc)

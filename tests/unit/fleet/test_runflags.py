@@ -271,3 +271,36 @@ def test_cidfile_of_a_failed_create_is_removed(tmp_path):
     assert (tmp_path / "r.cid").read_text() == "e" * 64
     ran.finish([HostResult(host, error=FleetError("start failed"))])
     assert (tmp_path / "r.cid").read_text() == "e" * 64  # the container exists: docker keeps the file
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--device-read-bps", "sda:1mb"], 'invalid argument "sda:1mb" for "--device-read-bps" flag: bad format for '
+                                       'device path'),
+    (["--device-write-bps", "/dev/sda:fast"], '"--device-write-bps" flag: invalid rate for device: /dev/sda:fast'),
+    (["--device-read-iops", "/dev/sda"], '"--device-read-iops" flag: bad format: /dev/sda'),
+    (["--device-write-iops", "/dev/sda:1k"], '"--device-write-iops" flag: invalid rate for device'),
+    (["--blkio-weight", "5"], '"--blkio-weight" flag: Range of blkio weight is from 10 to 1000'),
+    (["--blkio-weight-device", "/dev/sda:2000"], '"--blkio-weight-device" flag: invalid weight for device'),
+])
+def test_bad_blkio_flags_exit_2_before_any_host(cli_calls, flags, needle):  # noqa: F811
+    for verb in (["run", "-d"], ["create"]):
+        result = _cli(cli_calls, *verb, "-H", "all", *flags, "busybox")
+        assert result.exit_code == 2, result.output
+        assert needle in result.stderr
+    assert cli_calls.calls == []
+
+
+def test_blkio_flags_are_sent_as_typed_and_update_takes_the_weight(cli_calls):  # noqa: F811
+    cli_calls.answers["create"] = {"id": "f" * 64, "name": "x", "image": "busybox"}
+    result = _cli(cli_calls, "create", "-H", "h1", "--device-read-bps", "/dev/vda:1mb", "--device-write-bps",
+                  "/dev/vda:2m", "--device-read-iops", "/dev/vda:100", "--device-write-iops", "/dev/vda:50",
+                  "--blkio-weight", "300", "--blkio-weight-device", "/dev/vda:200", "busybox")
+    assert result.exit_code == 0, result.output
+    args = cli_calls.calls[-1][2]
+    assert (args["device_read_bps"], args["device_write_bps"], args["device_read_iops"],
+            args["device_write_iops"]) == (["/dev/vda:1mb"], ["/dev/vda:2m"], ["/dev/vda:100"], ["/dev/vda:50"])
+    assert (args["blkio_weight"], args["blkio_weight_device"]) == ("300", ["/dev/vda:200"])
+    update = runflags.parse_flags("update", {"blkio_weight": "500"})
+    assert update["blkio_weight"] == "500" and "device_read_bps" not in update
+    with pytest.raises(UsageError, match="Range of blkio weight"):
+        runflags.parse_flags("update", {"blkio_weight": "1"})

@@ -69,3 +69,38 @@ def test_present_marks_only_running_paused_records():
     assert resources.present(_record(paused=True))["status"] == "paused"
     assert resources.present(_record(paused=False))["status"] == "running"
     assert resources.present(_record(status="exited", paused=True))["status"] == "exited"
+
+
+NET_DEV = "\n".join([
+    "Inter-|   Receive                                                |  Transmit",
+    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier",
+    "    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0 0",
+    "  eth0:   51200      40    0    0    0     0          0         0   409600     300    0    0    0     0       0 0",
+    "  eth1:    1000       2    0    0    0     0          0         0     2000       3    0    0    0     0       0 0",
+]) + "\n"
+
+
+def test_net_io_sums_every_interface_but_loopback():
+    assert resources.net_io(None, NET_DEV) == (52200, 411600)
+    assert resources.net_io(None, NET_DEV.split("  eth0")[0]) == (0, 0)  # --network none: lo only
+
+
+def test_net_io_of_a_process_on_the_host_network_is_zero():
+    import os
+
+    assert resources.net_io(os.getpid()) == (0, 0)  # docker counts nothing for --network host
+    assert resources.net_io(0) == (0, 0)
+
+
+def test_inspect_shows_the_block_io_limits_as_docker(tmp_path):
+    from agent_payload.state.paths import Paths
+
+    paths = Paths(str(tmp_path), str(tmp_path / "etc"))
+    hc = inspectmod.inspect_object(paths, _record(limits={
+        "blkio_weight": 300, "device_read_bps": [{"Path": "/dev/vda", "Rate": MB}],
+        "blkio_weight_device": [{"Path": "/dev/vda", "Weight": 200}]}))["HostConfig"]
+    assert (hc["BlkioWeight"], hc["BlkioDeviceReadBps"], hc["BlkioWeightDevice"]) == (
+        300, [{"Path": "/dev/vda", "Rate": MB}], [{"Path": "/dev/vda", "Weight": 200}])
+    assert hc["BlkioDeviceWriteBps"] == hc["BlkioDeviceReadIOps"] == hc["BlkioDeviceWriteIOps"] == []
+    plain = inspectmod.inspect_object(paths, _record())["HostConfig"]
+    assert plain["BlkioWeight"] == 0 and plain["BlkioDeviceReadBps"] == []
