@@ -269,6 +269,7 @@ class Connection:
             self.sock.connect(path)
             self._auth()
             self.sock.setblocking(False)
+            self._settle()
         except BaseException:
             self.sock.close()
             raise
@@ -287,6 +288,29 @@ class Connection:
         if not line.startswith(b"OK "):
             raise DBusError(None, "D-Bus authentication refused: {}".format(line.strip().decode(errors="replace")))
         self.sock.sendall(b"BEGIN\r\n")
+
+    def _settle(self):
+        """Ping the peer until it answers: systemd 252's sd-bus leaves the bytes that came in the same read as
+        BEGIN unparsed until more bytes arrive (a first call then hangs forever, seen on Debian 12 about every
+        other time), so each unanswered Ping is followed by another, whose arrival makes it read them all."""
+        deadline = time.monotonic() + self.timeout
+        wait = 0.05
+        while True:
+            self.serial += 1
+            self.send(Message(METHOD_CALL, self.serial, {PATH: "/", INTERFACE: "org.freedesktop.DBus.Peer",
+                                                         MEMBER: "Ping"}))
+            until = min(deadline, time.monotonic() + wait)
+            while True:
+                msg = self.receive(max(0.0, until - time.monotonic()))
+                if msg is None:
+                    break
+                if msg.type == SIGNAL:
+                    self.signals.append(msg)
+                elif msg.type in (METHOD_RETURN, ERROR):
+                    return  # answered: the peer reads what we send (later answers to older Pings are ignored)
+            if time.monotonic() >= deadline:
+                raise DBusError(None, "D-Bus peer does not answer (Ping) within {:.0f}s".format(self.timeout))
+            wait = min(wait * 2, 1.0)
 
     def close(self):
         self.sock.close()
