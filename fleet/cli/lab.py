@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Optional
 
 import typer
 
 from fleet.cli.base import JsonOpt, _finish, lab_app
 
 
-def _lab_config(name: str, subnet: str, hosts_n: int, inventory: str):
+def _lab_config(name: str, subnet: str, hosts_n: int, inventory: str, vm: str | None = None):
     """The lab's config; `down` and `status` read the lab's recorded state, so their host count is moot."""
     from pathlib import Path
 
     from fleet.lab import LabConfig
+    from fleet.lab.vm import parse_suites
     return LabConfig(name=name, subnet=subnet, hosts=hosts_n, state_dir=Path("/var/lib/fleet-lab") / name,
-                     inventory=Path(inventory))
+                     inventory=Path(inventory), vms=parse_suites(vm) if vm is not None else [])
 
 
 LabName = typer.Option("fleetlab", "--name", help="Lab name (prefix of namespaces and links).")
@@ -24,11 +26,16 @@ LabInventory = typer.Option("inventories/lab.yml", "--inventory-out", help="Wher
 
 
 @lab_app.command("up")
-def lab_up(hosts_n: int = typer.Option(3, "--hosts", min=1, max=200, help="Number of lab hosts."),
+def lab_up(hosts_n: int = typer.Option(3, "--hosts", min=0, max=200,
+                                       help="Number of lab hosts (network namespaces); 0 only with --vm."),
+           vm: Optional[str] = typer.Option(None, "--vm", metavar="SUITE[,SUITE...]",
+                                            help="Also boot a Debian VM host per suite (e.g. bookworm,trixie): "
+                                                 "systemd, cgroup v2; named vm-<suite>, inventory group vm."),
            name: str = LabName, subnet: str = LabSubnet, inventory: str = LabInventory):
-    """Build (or repair) the lab: hosts with sshd, a registry, seed images, an inventory. Idempotent."""
+    """Build (or repair) the lab: hosts with sshd, a registry, seed images, VM hosts, an inventory. Idempotent;
+    VM hosts that were powered off boot again from their own disks."""
     from fleet import lab
-    _finish(lambda: (lab.up(_lab_config(name, subnet, hosts_n, inventory)) and 0) or 0)
+    _finish(lambda: (lab.up(_lab_config(name, subnet, hosts_n, inventory, vm)) and 0) or 0)
 
 
 @lab_app.command("down")

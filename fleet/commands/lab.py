@@ -33,7 +33,10 @@ def status(cfg, as_json: bool) -> int:
         for h in st.get("hosts", []):
             rows.append([h["name"], h["address"], h["netns"], h.get("sshd_pid", ""),
                          "running" if h.get("running") else "down"])
+        for v in st.get("vms", []):
+            rows.append([v["name"], "127.0.0.1:{}".format(v["port"]), "qemu/{}".format(v.get("accel") or "-"),
+                         v.get("pid") or "", "running" if v.get("running") else "down"])
         output(tables.render(["HOST", "ADDRESS", "NETNS", "PID", "STATE"], rows))
-    healthy = all(h.get("running") for h in st.get("hosts", [])) and all(
+    healthy = all(h.get("running") for h in st.get("hosts", []) + st.get("vms", [])) and all(
         (st.get(service) or {}).get("running", True) for service in SERVICES)
     return 0 if healthy else 1

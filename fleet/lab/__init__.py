@@ -1,4 +1,5 @@
-"""`fleet lab`: SSH hosts in network namespaces, a registry, a mirror proxy, an auth registry and seed images."""
+"""`fleet lab`: SSH hosts in network namespaces, a registry, a mirror proxy, an auth registry, seed images, and
+optionally Debian VMs under qemu (`--vm bookworm`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from . import registry as _registry
 from . import seed as _seed
 from . import services as _services
 from . import state as _state
+from . import vm as _vm
+from fleet.errors import UsageError
+
 from .state import LabError
 
 __all__ = ["LabConfig", "LabError", "up", "down", "status", "start_service", "stop_service"]
@@ -32,7 +36,8 @@ class LabConfig:
     hosts: int = 3
     state_dir: Optional[Path] = None          # default: /var/lib/fleet-lab/<name>
     inventory: Path = Path("inventories/lab.yml")
-    cache_dir: Path = field(default=Path("/var/cache/fleet-lab"))   # debs and built seed images; survives down
+    cache_dir: Path = field(default=Path("/var/cache/fleet-lab"))   # debs, seed images, VM images; survives down
+    vms: list = field(default_factory=list)   # Debian suites to boot as VM hosts (vm-<suite>)
 
     def __post_init__(self):
         if not self.name or not self.name.replace("-", "").isalnum() or len(self.name) > 32:
@@ -43,6 +48,8 @@ class LabConfig:
             raise LabError("state_dir {} is too close to / for a directory that down deletes".format(self.state_dir))
         self.inventory = Path(self.inventory).absolute()
         self.cache_dir = Path(self.cache_dir).absolute()
+        if self.hosts == 0 and not self.vms:
+            raise UsageError("--hosts 0 leaves the lab without hosts; it is allowed only with --vm")
 
 
 def _daemon_json(svc: dict) -> dict:
@@ -79,7 +86,8 @@ def up(cfg: LabConfig, log: Log = print) -> dict:
     cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     _state.claim_mountpoints(cfg.name, _hosts.MOUNT_POINTS)
     state = {"name": cfg.name, "subnet": cfg.subnet, "bridge": bridge, "state_dir": str(cfg.state_dir),
-             "inventory": str(cfg.inventory), "hosts": old.get("hosts", []), "images": old.get("images", {})}
+             "inventory": str(cfg.inventory), "hosts": old.get("hosts", []), "images": old.get("images", {}),
+             "vms": old.get("vms", [])}
     for name in _services.SERVICES:
         state[name] = old.get(name, {})
     if old.get("inventory_dir_created"):
@@ -110,7 +118,6 @@ def up(cfg: LabConfig, log: Log = print) -> dict:
         state["hosts"] = rows + [h for h in state["hosts"] if h["name"] not in {r["name"] for r in rows}]
         _state.save_state(cfg.state_dir, state)
 
-    known = _hosts.write_known_hosts(cfg.state_dir, nodes)
     images = _seed.seed_images(cfg.cache_dir, log)
     creds = _services.auth_creds(cfg.state_dir)
     for img in images.values():
@@ -119,14 +126,26 @@ def up(cfg: LabConfig, log: Log = print) -> dict:
         else:
             _registry.push(img, svc["registry"].address, log)
     state["images"] = images
+    _state.save_state(cfg.state_dir, state)
+
+    def save_vms(recs: list) -> None:
+        state["vms"] = recs
+        _state.save_state(cfg.state_dir, state)
+
+    if cfg.vms or state["vms"]:
+        save_vms(_vm.ensure(cfg.state_dir, cfg.cache_dir, cfg.vms or [v["suite"] for v in state["vms"]],
+                            state["vms"], pubkey, daemon, log, save_vms))
+    known = _hosts.write_known_hosts(cfg.state_dir, nodes, [_vm.known_hosts_line(v["port"], v["host_key"])
+                                                            for v in state["vms"]])
     if not cfg.inventory.parent.exists():
         state["inventory_dir_created"] = str(cfg.inventory.parent)
         _state.save_state(cfg.state_dir, state)
+    groups = {"vm": _vm.inventory_group(state["vms"])} if state["vms"] else {}
     _hosts.write_inventory(cfg.inventory, _hosts.render_inventory(cfg.name, nodes, key, known,
-                                                                  _lab_vars(svc, cfg.state_dir)))
+                                                                  _lab_vars(svc, cfg.state_dir), groups))
     _state.save_state(cfg.state_dir, state)
-    log("lab {} ready in {:.1f}s: {} hosts, inventory {}".format(cfg.name, time.monotonic() - t0, len(nodes),
-                                                                  cfg.inventory))
+    log("lab {} ready in {:.1f}s: {} hosts, {} VMs, inventory {}".format(
+        cfg.name, time.monotonic() - t0, len(nodes), len(state["vms"]), cfg.inventory))
     return status(cfg)
 
 
@@ -178,8 +197,10 @@ def down(cfg: LabConfig, log: Log = print) -> None:
             rec = st.get(name) or {}
             recorded.append((rec.get("pid"), _services.EXES[name], rec.get("netns")))
         pids |= {pid for pid, exe, ns in recorded if _state.pid_matches(pid, exe, ns)}
+        pids |= {v["pid"] for v in st.get("vms", []) if _vm.qemu_running(v)}
         return pids
 
+    _vm.stop(st.get("vms", []), log)
     _state.kill_pids(victims, log)
     _remove_container_cgroups(cfg, log)
     _netns.teardown(cfg.name, log)
@@ -221,14 +242,14 @@ def status(cfg: LabConfig) -> dict:
     svc = _netns.service_nodes(cfg.name, cfg.subnet)
     if not st:
         out = {"name": cfg.name, "exists": False, "bridge": bridge, "state_dir": str(cfg.state_dir),
-               "hosts": [], "inventory": None, "images": {}}
+               "hosts": [], "vms": [], "inventory": None, "images": {}}
         for name in _services.SERVICES:
             out[name] = {"address": svc[name].address, "port": _registry.PORT, "pid": None, "running": False}
         return out
     out = {"name": st["name"], "exists": True, "bridge": st["bridge"], "state_dir": st["state_dir"],
            "hosts": _hosts.describe(st), "inventory": st.get("inventory"), "images": st.get("images", {}),
            "key": str(Path(st["state_dir"]) / "id_ed25519"),
-           "known_hosts": str(Path(st["state_dir"]) / "known_hosts")}
+           "known_hosts": str(Path(st["state_dir"]) / "known_hosts"), "vms": _vm.describe(st.get("vms", []))}
     for name in _services.SERVICES:
         rec = st.get(name) or {}
         if not rec.get("address"):

@@ -158,25 +158,30 @@ def wait_port(address: str, port: int, proc=None, what: str = "", logfile=None, 
         time.sleep(0.05)
 
 
-def write_known_hosts(state_dir: Path, nodes: list[Node]) -> Path:
-    """Write state_dir/known_hosts with each host's real host key, keyed by address."""
+def write_known_hosts(state_dir: Path, nodes: list[Node], extra: list[str] = ()) -> Path:
+    """Write state_dir/known_hosts with each host's real host key, keyed by address; extra lines (the VM hosts')
+    follow."""
     lines = []
     for node in nodes:
         pub = (host_dir(state_dir, node.name) / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
         lines.append("{} {} {}\n".format(node.address, pub[0], pub[1]))
+    lines += list(extra)
     path = Path(state_dir) / "known_hosts"
     write_atomic(path, "".join(lines))
     return path
 
 
-def render_inventory(name: str, nodes: list[Node], key: Path, known_hosts: Path, lab_vars: dict) -> str:
-    """The Ansible-style YAML inventory for the lab (emitted with PyYAML); lab_vars join all.vars."""
+def render_inventory(name: str, nodes: list[Node], key: Path, known_hosts: Path, lab_vars: dict,
+                     groups: dict | None = None) -> str:
+    """The Ansible-style YAML inventory for the lab (emitted with PyYAML); lab_vars join all.vars, groups (e.g. the
+    VM hosts' `vm` group) join the host groups."""
     import yaml
 
     children: dict = {}
     for node in nodes:
         group = children.setdefault(node.role, {"hosts": {}})
         group["hosts"][node.name] = {"ansible_host": node.address}
+    children.update(groups or {})
     doc = {"all": {
         "vars": {
             "ansible_user": "root",

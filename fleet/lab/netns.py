@@ -59,7 +59,7 @@ def plan(name: str, subnet: str, hosts: int) -> tuple[str, str, Node, list[Node]
     net = ipaddress.ip_network(subnet, strict=True)
     if net.version != 4:
         raise LabError("lab subnet must be IPv4: {}".format(subnet))
-    if hosts < 1 or FIRST_HOST_OCTET + hosts >= net.num_addresses - 1:
+    if hosts < 0 or FIRST_HOST_OCTET + hosts >= net.num_addresses - 1:
         raise LabError("subnet {} has no room for {} hosts".format(subnet, hosts))
     base = net.network_address
     bridge = bridge_name(name)

@@ -73,7 +73,12 @@ def _cached(cache: Path, name: str, key: str, build: Callable[[Path], None], log
     work = Path(tempfile.mkdtemp(prefix=".build-{}-".format(name), dir=str(final.parent)))
     try:
         build(work)
-        os.replace(work / "layout", final)
+        try:
+            os.replace(work / "layout", final)
+        except OSError:
+            if not (final / "index.json").exists():
+                raise
+            return final                # a parallel lab up (another session) built it first
         log("built seed image {} -> {}".format(name, final))
     finally:
         shutil.rmtree(work, ignore_errors=True)

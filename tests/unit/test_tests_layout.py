@@ -4,7 +4,8 @@
   tests/helpers/ (plain functions, classes and fixtures), fixtures for a whole directory in its conftest.py;
 - every file in tests/integration/ says what it needs: ``test_*_local.py`` runs on this machine alone,
   ``test_*_lab.py`` uses the ``lab`` fixture (a real multi-host lab; test_lab.py, the test of ``fleet lab``, builds
-  its own), and a ``_local`` file never asks for it.
+  its own), and a ``_local`` file never asks for it; ``test_*_vm.py`` uses the ``vm_lab`` fixture (Debian VM hosts
+  under qemu), and a file that asks for ``vm_lab`` is named so.
 """
 
 import ast
@@ -39,18 +40,24 @@ def imports_of_test_modules(root):
     return sorted(set(bad))
 
 
-def _asks_for_lab(tree):
-    """Whether a function (test or fixture) in the module takes the ``lab`` fixture."""
+def _asks_for(tree, fixture="lab"):
+    """Whether a function (test or fixture) in the module takes the fixture."""
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and
-               any(arg.arg == "lab" for arg in node.args.args) for node in ast.walk(tree))
+               any(arg.arg == fixture for arg in node.args.args) for node in ast.walk(tree))
 
 
 def misnamed_integration_files(directory):
-    """Integration test files that break the ``_local``/``_lab`` convention, with the reason."""
+    """Integration test files that break the ``_local``/``_lab``/``_vm`` convention, with the reason."""
     bad = []
     for path in sorted(directory.glob("test_*.py")):
-        lab = _asks_for_lab(ast.parse(path.read_text(), str(path))) or path.name in BUILDS_ITS_OWN_LAB
-        if path.stem.endswith("_lab"):
+        tree = ast.parse(path.read_text(), str(path))
+        lab = _asks_for(tree) or path.name in BUILDS_ITS_OWN_LAB
+        if path.stem.endswith("_vm"):
+            if not _asks_for(tree, "vm_lab"):
+                bad.append("{}: named _vm but never takes the vm_lab fixture".format(path.name))
+        elif _asks_for(tree, "vm_lab"):
+            bad.append("{}: takes the vm_lab fixture; name it test_*_vm.py".format(path.name))
+        elif path.stem.endswith("_lab"):
             if not lab:
                 bad.append("{}: named _lab but never takes the lab fixture".format(path.name))
         elif path.stem.endswith("_local"):
@@ -83,8 +90,13 @@ def test_the_rules_catch_violations(tmp_path):
     (tmp_path / "test_fake_lab.py").write_text("def test_x(env):\n    pass\n")
     (tmp_path / "test_wrong_local.py").write_text("import pytest\n\n@pytest.fixture\ndef clean(lab):\n    yield\n")
     (tmp_path / "test_bare.py").write_text("def test_y(tmp_path):\n    pass\n")
+    (tmp_path / "test_boot_vm.py").write_text("def test_boot(vm_lab):\n    pass\n")
+    (tmp_path / "test_novm_vm.py").write_text("def test_boot(lab):\n    pass\n")
+    (tmp_path / "test_guest_lab.py").write_text("def test_guest(lab, vm_lab):\n    pass\n")
     for path in ("helpers.py", "test_a.py", "test_c.py", "test_d.py"):
         (tmp_path / path).unlink()
     assert misnamed_integration_files(tmp_path) == [
         "test_bare.py: name it test_*_local.py", "test_fake_lab.py: named _lab but never takes the lab fixture",
+        "test_guest_lab.py: takes the vm_lab fixture; name it test_*_vm.py",
+        "test_novm_vm.py: named _vm but never takes the vm_lab fixture",
         "test_wrong_local.py: named _local but takes the lab fixture"]
