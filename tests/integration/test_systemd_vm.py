@@ -79,11 +79,17 @@ def test_shim_and_container_in_fleet_scope_with_cpu_limit_surviving_ssh_restart(
 def test_boot_unit_starts_containers_and_its_end_kills_none(vm):
     vm_lab, host = vm
     name = PREFIX + "boot"
+    # a unit as an older payload wrote it (KillMode=control-group), loaded: the next run rewrites it and reloads
+    unit = "/etc/systemd/system/fleet-boot.service"
+    vm_lab.ssh(host, "printf '[Service]\\nType=oneshot\\nExecStart=/bin/true\\n' > {0} && "
+                     "systemctl daemon-reload".format(unit))
+    assert vm_lab.ssh(host, "systemctl show -p KillMode fleet-boot.service").stdout.strip() == "KillMode=control-group"
     out = vm_lab.fleet("run", "-d", "-H", host, "--name", name, "--restart", "always", "busybox",
                        "sh", "-c", "echo started; exec sleep 100000", timeout=900)
     assert out.returncode == 0, out.stderr
     assert vm_lab.fleet("stop", "-H", host, "-t", "1", name).returncode == 0  # `always`: boot starts it again
-    assert vm_lab.ssh(host, "systemctl show -p KillMode fleet-boot.service").stdout.strip() == "KillMode=process"
+    assert vm_lab.ssh(host, "systemctl show -p KillMode -p NeedDaemonReload fleet-boot.service").stdout.split() == [
+        "KillMode=process", "NeedDaemonReload=no"]
     vm_lab.ssh(host, "systemctl start fleet-boot.service", timeout=300)  # a oneshot: returns once boot ended
     assert vm_lab.ssh(host, "systemctl is-active fleet-boot.service", check=False).stdout.strip() == "inactive"
     pid = _inspect(vm_lab, host, name, "{{.State.Pid}}")
