@@ -20,7 +20,8 @@ On cgroup v2 the shim then moves to ``<scope>/supervisor`` and the container get
 systemd removes it; at shutdown systemd stops it (SIGTERM, SIGKILL after TimeoutStopUSec, docker's stop grace).
 
 A unit of the same name left by a dead shim (its container's processes kept it alive) is stopped and the start
-retried once.  Any failure to place the shim fails the container's start with a message naming the scope.
+retried once; a property an older systemd does not know (CollectMode, ...) is left out and the start retried.
+Any failure to place the shim fails the container's start with a message naming the scope.
 """
 
 import os
@@ -34,6 +35,9 @@ PLACE_TIMEOUT = 60.0  # a TCG-emulated guest takes seconds for what takes millis
 STOP_TIMEOUT_USEC = 10 * 1000 * 1000  # docker stop's default grace before SIGKILL
 UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
+PROPERTY_READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"  # also systemd's answer to an unknown property
+# what an older systemd may not know (CollectMode: v236, IOAccounting: v230): the scope does without them there
+OPTIONAL = ("CollectMode", "TimeoutStopUSec", "IOAccounting", "TasksAccounting")
 
 
 def scope_properties(container_id, pid):
@@ -91,13 +95,20 @@ def place_shim(container_id, hierarchy=None, pid=None, connect=None, timeout=PLA
 def _start_scope(systemd, container_id, name, pid, deadline, timeout):
     systemd.subscribe()
     props = scope_properties(container_id, pid)
-    try:
-        job = systemd.start_transient_unit(name, props)
-    except sdbus.DBusError as exc:
-        if exc.name != UNIT_EXISTS:
-            raise
-        remove_stale(systemd, name, deadline)  # a dead shim's scope (its container's processes kept it)
-        job = systemd.start_transient_unit(name, props)
+    stale_removed = False
+    while True:
+        try:
+            job = systemd.start_transient_unit(name, props)
+            break
+        except sdbus.DBusError as exc:
+            if exc.name == UNIT_EXISTS and not stale_removed:
+                remove_stale(systemd, name, deadline)  # a dead shim's scope (its container's processes kept it)
+                stale_removed = True
+                continue
+            unknown = _unknown_optional(exc, props)
+            if unknown is None:
+                raise
+            props = [p for p in props if p[0] != unknown]  # an older systemd: do without it
     result = systemd.wait_job(job, deadline, done=lambda: in_scope(pid, name))
     if result is None:
         raise sdbus.DBusError(None, "systemd did not start the scope within {:.0f}s".format(timeout))
@@ -107,6 +118,16 @@ def _start_scope(systemd, container_id, name, pid, deadline, timeout):
         if time.monotonic() >= deadline:
             raise sdbus.DBusError(None, "systemd started the scope but process {} is not in it".format(pid))
         time.sleep(0.01)
+
+
+def _unknown_optional(exc, props):
+    """The optional property an older systemd refused ("Cannot set property X, or unknown property."), or None."""
+    if exc.name != PROPERTY_READ_ONLY:
+        return None
+    for prop, _ in props:
+        if prop in OPTIONAL and "property {},".format(prop) in (exc.message or ""):
+            return prop
+    return None
 
 
 def remove_stale(systemd, name, deadline):

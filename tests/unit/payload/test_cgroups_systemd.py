@@ -204,3 +204,26 @@ def test_in_scope_reads_proc_cgroup():
         assert scope.in_scope(os.getpid(), own[-1])
     assert not scope.in_scope(os.getpid(), "fleet-nothing.scope")
     assert not scope.in_scope(2 ** 22 + 1, "x")
+
+
+def test_older_systemd_without_an_optional_property_gets_the_scope_without_it(tmp_path, monkeypatch, sleeper,
+                                                                             fake_in_scope):
+    k = FakeKernel(monkeypatch, tmp_path, v2_controllers=["cpu", "memory", "pids"])
+    top = os.path.join(str(tmp_path), "unified")
+
+    class Systemd235(FakeSystemd):
+        def start_transient_unit(self, name, props, mode="fail"):
+            if "CollectMode" in dict(props):
+                self.calls.append(("start", name, mode, props))
+                raise sdbus.DBusError(scope.PROPERTY_READ_ONLY, "Cannot set property CollectMode, or unknown property.")
+            return super().start_transient_unit(name, props, mode)
+    systemd = Systemd235(k, top)
+    scope.place_shim("c", hierarchy=k.hierarchy(systemd=True), pid=sleeper().pid, connect=systemd)
+    assert [c[0] for c in systemd.calls] == ["subscribe", "start", "start"]
+    assert "CollectMode" not in dict(systemd.calls[2][3]) and dict(systemd.calls[2][3])["Delegate"] == ("b", True)
+
+    class Systemd200(FakeSystemd):
+        def start_transient_unit(self, name, props, mode="fail"):
+            raise sdbus.DBusError(scope.PROPERTY_READ_ONLY, "Cannot set property Delegate, or unknown property.")
+    with pytest.raises(errors.FailedPrecondition, match="fleet-d.scope: .*Cannot set property Delegate"):
+        scope.place_shim("d", hierarchy=k.hierarchy(systemd=True), pid=sleeper().pid, connect=Systemd200(k, top))
