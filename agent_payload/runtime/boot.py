@@ -8,7 +8,9 @@ unless stopped by the user; ``on-failure``: after a non-zero exit, below the ret
 
 Where the hook goes: a systemd unit ``fleet-boot.service`` (enabled with the multi-user.target.wants symlink) when
 systemd is PID 1 (``/run/systemd/system`` exists), else ``/etc/cron.d/fleet-boot`` when ``/etc/cron.d`` exists,
-else none.  Every path is under ``Paths.hook_root`` (``$FLEET_HOOK_ROOT``, default ``/``), which tests and the lab
+else none.  The shims ``boot`` starts leave the unit's cgroup for scopes of their own (cgroups/scope.py), and the
+unit has ``KillMode=process``, so its end kills nothing (a unit written before is rewritten and systemd reloaded).
+Every path is under ``Paths.hook_root`` (``$FLEET_HOOK_ROOT``, default ``/``), which tests and the lab
 use to stay off the machine's real /etc.  The hook names the payload that wrote it (the sha-named .pyz); a newer
 payload rewrites it whenever it installs it (atomic writes, idempotent).
 """
@@ -18,6 +20,7 @@ import shlex
 import sys
 
 from .. import errors
+from ..linux import sdbus
 from ..state import store
 from ..state.paths import DEFAULT_CONFIG_DIR, DEFAULT_ROOT
 from . import reaper, records, restart
@@ -71,7 +74,9 @@ def unit_text(paths, launcher):
     esc = lambda text: text.replace("%", "%%").replace("$", "$$")  # noqa: E731
     lines = ["# Written by fleet: starts containers with a restart policy at boot (docker's daemon start).",
              "[Unit]", "Description=fleet: start containers with a restart policy",
-             "Wants=network-online.target", "After=network-online.target", "", "[Service]", "Type=oneshot"]
+             "Wants=network-online.target", "After=network-online.target", "", "[Service]", "Type=oneshot",
+             "# each shim moves to its own fleet-<id>.scope; should one not, the unit's end must not kill it",
+             "KillMode=process"]
     lines += ["Environment=" + esc(shlex.quote("{}={}".format(k, v))) for k, v in _env(paths)]
     lines += ["ExecStart=" + esc(_command(launcher)), "", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
@@ -102,7 +107,8 @@ def install(paths, launcher):
     if which == "systemd":
         unit_dir = _p(paths, "etc", "systemd", "system")
         os.makedirs(os.path.join(unit_dir, "multi-user.target.wants"), exist_ok=True)
-        _write_if_changed(os.path.join(unit_dir, UNIT_NAME), unit_text(paths, launcher))
+        if _write_if_changed(os.path.join(unit_dir, UNIT_NAME), unit_text(paths, launcher)):
+            _daemon_reload(paths)
         link = os.path.join(unit_dir, "multi-user.target.wants", UNIT_NAME)
         if not os.path.islink(link):
             tmp = link + ".tmp-{}".format(os.getpid())
@@ -111,6 +117,18 @@ def install(paths, launcher):
     elif which == "cron":
         _write_if_changed(_p(paths, "etc", "cron.d", CRON_NAME), cron_text(paths, launcher))
     return which
+
+
+def _daemon_reload(paths):
+    """``systemctl daemon-reload`` after a rewrite of the unit on this very host (not under $FLEET_HOOK_ROOT), so
+    systemd runs the new text (KillMode=process for units written by older payloads); a note if it fails."""
+    if os.path.realpath(hook_root(paths)) != "/" or not os.path.exists(sdbus.SYSTEMD_PRIVATE):
+        return
+    try:
+        with sdbus.Systemd(timeout=60) as systemd:
+            systemd.reload()
+    except (OSError, sdbus.DBusError) as exc:
+        sys.stderr.write("fleet: wrote {} but systemd's daemon-reload failed: {}\n".format(UNIT_NAME, exc))
 
 
 def install_quietly(paths, launcher):

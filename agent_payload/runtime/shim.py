@@ -8,6 +8,8 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
       waitpid(launcher)                    exit 0                                 close fds >= 3 except w,
                                                                                   signals reset, comm "fleet-shim",
                                                                                   shim.pid written,
+                                                                                  systemd hosts: own scope
+                                                                                  fleet-<id>.scope (cgroups/scope),
                                                                                   cgroups.create(id, limits),
                                                                                   device policy (cgroups/devices),
                                                                                   net.setup (netns, veths, ports),
@@ -52,7 +54,7 @@ import traceback
 
 from .. import errors, hostopts, net
 from . import attach, cgroups, health, logs, process, records, resolver, restart, volumes
-from .cgroups import devices
+from .cgroups import devices, scope
 from .cgroups.limits import Limits
 
 READY_TIMEOUT = 60.0
@@ -111,6 +113,7 @@ def _supervise(paths, container_id, sync_fd):
     write_pidfile(layout)
     try:
         config = records.read_config(paths, container_id)
+        scope.place_shim(container_id)  # systemd hosts: out of the caller's cgroup, into fleet-<id>.scope
         restart.become_subreaper()  # each run's init is forked by a middle process (restart.fork_in_new_pidns)
     except Exception as exc:
         traceback.print_exc()

@@ -32,8 +32,11 @@ Intended call sites (wired by the runtime, not here):
 
 Layout: v1 (and hybrid hosts: v1 controllers plus a cgroup2 mount, used for resource control as runc does)
 ``<mount of each controller>/fleet/<id>`` for memory, cpu, cpuacct, pids, freezer, blkio (absent ones skipped);
-v2 ``<cgroup2 mount>/fleet/<id>``, or ``fleet.slice/<id>`` where systemd runs (we then never write the root's
-cgroup.subtree_control: systemd owns it). ``$FLEET_CGROUP_PARENT`` (a relative path) overrides the parent.
+v2 ``<cgroup2 mount>/fleet/<id>``, or where systemd runs ``fleet.slice/fleet-<id>.scope/container``: the shim
+first asks systemd for that scope (``scope.place_shim``: Delegate=yes, CPU/IO/Memory/Tasks accounting, so systemd
+enables those controllers down to it) and moves itself to ``<scope>/supervisor``; we never write the root's
+cgroup.subtree_control (systemd owns it). On v1/hybrid systemd hosts the scope holds the shim only.
+``$FLEET_CGROUP_PARENT`` (a relative path) overrides the parent (then ``<parent>/<id>``, no scope layout).
 Only leaves hold processes (v2's no-internal-process rule). The shared parent is left in place unless this very
 Manager created it (``destroy`` then tries to remove it, which fails harmlessly while other containers use it).
 """

@@ -17,6 +17,8 @@ KNOWN_V1 = CONTROLLERS_V1 + ("cpuset", "devices", "net_cls", "net_prio", "perf_e
 CONTROLLERS_V2 = ("cpu", "memory", "pids", "io", "cpuset")
 DEFAULT_PARENT = "fleet"
 SYSTEMD_PARENT = "fleet.slice"
+CONTAINER_LEAF = "container"  # in a systemd scope (v2): <scope>/container holds the container's processes
+SUPERVISOR_LEAF = "supervisor"  # and <scope>/supervisor the shim
 PARENT_ENV = "FLEET_CGROUP_PARENT"
 VERSION_ENV = "FLEET_CGROUP_VERSION"  # "2": containers on a hybrid host's cgroup2 mount instead of v1
 SYSTEMD_DIR = "/run/systemd/system"
@@ -173,6 +175,9 @@ class Manager:
     def _make(self):
         raise NotImplementedError
 
+    def enter_scope(self, pid):
+        """After systemd put the shim ``pid`` in its scope: whatever this layout needs inside the scope (v2)."""
+
     def apply(self, limits):
         """Write the set fields of ``limits`` (a Limits; None fields stay as they are) to the live cgroup."""
         raise NotImplementedError
@@ -287,6 +292,11 @@ def check_container_id(container_id):
     if not isinstance(container_id, str) or not ID_RE.match(container_id):
         raise errors.InvalidArgument("invalid container id for a cgroup name: {!r}".format(container_id))
     return container_id
+
+
+def scope_name(container_id):
+    """The systemd scope of a container's shim (and, on v2, of the container): ``fleet-<id>.scope``."""
+    return "fleet-{}.scope".format(check_container_id(container_id))
 
 
 def resolve_parent(parent, default):

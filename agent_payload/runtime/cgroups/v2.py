@@ -1,11 +1,13 @@
-"""cgroup v2 manager: one leaf ``<cgroup2 mount>/<parent>/<id>`` in a subtree whose controllers we enable top-down."""
+"""cgroup v2 manager: one leaf ``<cgroup2 mount>/<parent>/<id>`` in a subtree whose controllers we enable top-down;
+where systemd runs, ``fleet.slice/fleet-<id>.scope/container`` in the shim's delegated scope."""
 
 import errno
 import os
 
 from ... import errors
 from . import devices, fs
-from .base import CONTROLLERS_V2, DEFAULT_PARENT, SYSTEMD_PARENT, Manager, host_memory
+from .base import (CONTAINER_LEAF, CONTROLLERS_V2, DEFAULT_PARENT, PARENT_ENV, SUPERVISOR_LEAF, SYSTEMD_PARENT,
+                   Manager, check_container_id, detect, host_memory, scope_name)
 
 _NEEDS = (("memory", "--memory", "memory"), ("memory_swap", "--memory-swap", "memory"),
           ("nano_cpus", "--cpus", "cpu"), ("cpu_shares", "--cpu-shares", "cpu"), ("pids_limit", "--pids-limit", "pids"),
@@ -21,24 +23,48 @@ _IO_MAX = {"device_read_bps": "rbps", "device_write_bps": "wbps", "device_read_i
 class V2Manager(Manager):
     """A container's cgroup on the unified hierarchy.
 
-    Where systemd runs, it owns the root: we work under ``fleet.slice`` and only use the controllers systemd
-    already enabled in the root's cgroup.subtree_control. Without systemd we own the tree and enable the
-    controllers we need from the root down. Processes only ever go into the leaf (no-internal-process rule).
+    Where systemd runs, it owns the root: the shim asked it for ``fleet-<id>.scope`` in ``fleet.slice`` with
+    Delegate=yes and CPU/IO/Memory/Tasks accounting (scope.py), so systemd enabled those controllers down to
+    the scope and hands the scope's subtree to us; the container is ``<scope>/container``, the shim
+    ``<scope>/supervisor``, and systemd's daemon-reload never rewrites what we write below the scope. With
+    ``$FLEET_CGROUP_PARENT`` on a systemd host we only use what systemd enabled in the root. Without systemd we
+    own the tree and enable the controllers we need from the root down. Processes only ever go into leaves
+    (no-internal-process rule).
     """
 
     version = 2
 
     def __init__(self, container_id, hierarchy, parent=None):
+        # where systemd runs (and no parent was asked for) the container lives in the shim's delegated scope:
+        # <mount>/fleet.slice/fleet-<id>.scope/container, the shim in .../supervisor (scope.py)
+        self.scope = None
+        if hierarchy.systemd and parent is None and not os.environ.get(PARENT_ENV):
+            parent = "{}/{}".format(SYSTEMD_PARENT, scope_name(check_container_id(container_id)))
         super().__init__(container_id, hierarchy, parent)
         if hierarchy.v2 is None:
             raise errors.FailedPrecondition("no cgroup2 hierarchy is mounted")
         self.mount = hierarchy.v2.mount_point
         self.own_root = not hierarchy.systemd
-        self.path = os.path.join(self.mount, self.parent, self.id)
+        if hierarchy.systemd and self.parent == "{}/{}".format(SYSTEMD_PARENT, scope_name(self.id)):
+            self.scope = os.path.join(self.mount, self.parent)
+            self.path = os.path.join(self.scope, CONTAINER_LEAF)
+        else:
+            self.path = os.path.join(self.mount, self.parent, self.id)
 
     @classmethod
     def _default_parent(cls, hierarchy):
         return SYSTEMD_PARENT if hierarchy.systemd else DEFAULT_PARENT
+
+    @classmethod
+    def attach(cls, container_id, hierarchy=None, parent=None):
+        """As Manager.attach; a container started before shims had scopes is found in ``fleet.slice/<id>``."""
+        hierarchy = hierarchy or detect()
+        try:
+            return super().attach(container_id, hierarchy, parent)
+        except errors.NotFound:
+            if parent is not None or not hierarchy.systemd or os.environ.get(PARENT_ENV):
+                raise
+            return super().attach(container_id, hierarchy, SYSTEMD_PARENT)
 
     def paths(self):
         """The one leaf dir."""
@@ -48,26 +74,47 @@ class V2Manager(Manager):
         return set((fs.read(directory, name, "") or "").split())
 
     def available(self):
-        """Controllers the leaf has (or, before it exists, the ones the root can hand down to our subtree)."""
+        """Controllers the leaf has (or, before it exists, the ones our subtree can get: the scope's, which
+        systemd delegates; without a scope yet, the kernel's, which the scope's accounting will ask for)."""
         if os.path.isdir(self.path):
             return self._controllers(self.path)
-        if self.own_root:
+        if self.scope is not None and os.path.isdir(self.scope):
+            return self._controllers(self.scope)
+        if self.own_root or self.scope is not None:
             return self._controllers(self.mount)
         return self._controllers(self.mount, "cgroup.subtree_control")
 
     def check(self, limits):
-        """FailedPrecondition naming the flag if a set limit's controller is not available to our subtree."""
+        """FailedPrecondition naming the flag if a set limit's controller is not available to our subtree: the
+        kernel lacks it, or (a scope) systemd did not delegate it, or (``$FLEET_CGROUP_PARENT`` on a systemd
+        host) systemd has not enabled it in the root."""
         have = None
         for field, flag, ctrl in _NEEDS:
             if getattr(limits, field) is None:
                 continue
             have = self.available() if have is None else have
-            if ctrl not in have:
-                raise errors.FailedPrecondition(
-                    "{} needs the cgroup v2 {} controller, which is not available under {}{}".format(
-                        flag, ctrl, self.mount, "" if self.own_root else
-                        " (systemd owns the root: enable it there, e.g. with a unit using {}Accounting=yes)".format(
-                            ctrl.capitalize())))
+            if ctrl in have:
+                continue
+            if ctrl not in self._controllers(self.mount):
+                where = "this kernel does not offer (not in {}/cgroup.controllers)".format(self.mount)
+            elif self.scope is not None:
+                where = "systemd did not delegate to {}".format(self.scope)
+            elif self.own_root:
+                where = "is not available under {}".format(self.mount)
+            else:
+                where = ("is not available under {} (systemd owns the root: enable it there, e.g. with a unit "
+                         "using {}Accounting=yes)".format(self.mount, ctrl.capitalize()))
+            raise errors.FailedPrecondition("{} needs the cgroup v2 {} controller, which {}".format(flag, ctrl, where))
+
+    def enter_scope(self, pid):
+        """The shim's side of the delegation: move ``pid`` (the shim, which systemd put in the scope) to
+        ``<scope>/supervisor`` and enable the scope's controllers for its children, so ``<scope>/container`` can
+        have them (a cgroup with processes cannot: the no-internal-process rule)."""
+        if self.scope is None:
+            return
+        fs.mkdir(self.scope, SUPERVISOR_LEAF, self._is_cgroupfs)
+        fs._write(os.path.join(self.scope, SUPERVISOR_LEAF), "cgroup.procs", pid, self._is_cgroupfs)
+        self._enable(self.scope, [c for c in CONTROLLERS_V2 if c in self._controllers(self.scope)])
 
     def _enable(self, directory, wanted):
         """Enable ``wanted`` controllers for ``directory``'s children (all at once, else one by one)."""
@@ -92,6 +139,13 @@ class V2Manager(Manager):
 
     def _make(self):
         wanted = [c for c in CONTROLLERS_V2 if c in self.available()]
+        if self.scope is not None:  # systemd made it (and removes it when the shim is gone): only our leaf
+            if not os.path.isdir(self.scope):
+                raise errors.FailedPrecondition("cgroup: the systemd scope {} of container {} does not exist (its "
+                                                "shim creates it)".format(self.scope, self.id))
+            self._enable(self.scope, wanted)
+            fs.mkdir(self.scope, CONTAINER_LEAF, self._is_cgroupfs)
+            return
         if self.own_root:
             self._enable(self.mount, wanted)
         for attempt in range(3):

@@ -95,3 +95,4 @@ def test_cron_and_unit_text_escape_and_carry_private_roots():
     unit = boot.unit_text(paths, ["/usr/bin/python3", "/srv/p/ab.pyz"])
     assert "Environment=FLEET_ROOT=/srv/fl%%eet" in unit
     assert "ExecStart=/usr/bin/python3 /srv/p/ab.pyz boot" in unit
+    assert "Type=oneshot" in unit and "KillMode=process" in unit  # its end kills nothing it left behind
