@@ -122,19 +122,25 @@ class VmLab(Lab):
         st = json.loads(fleet("lab", "status", "--json", *self.boot.common).stdout)
         return {v["name"]: v for v in st["vms"]}[host]["pid"]
 
-    def reboot(self, host, timeout=600):
-        """`systemctl poweroff` in the guest, wait for its qemu to exit, boot the same disk again (`fleet lab up`),
-        wait until sshd answers with the same host key. Returns the seconds it took."""
+    def reboot(self, *hosts, timeout=600):
+        """`systemctl poweroff` in each guest named (all of them if none is), wait for their qemu to exit, boot the
+        same disks again (one `fleet lab up` boots every powered-off guest at once), wait until each sshd answers
+        with the same host key. Returns the seconds it took."""
+        hosts = hosts or tuple(self.vm_hosts)
         t0 = time.monotonic()
-        pid = self.qemu_pid(host)
-        self.ssh(host, "systemctl poweroff", check=False, timeout=60)
+        pids = {host: self.qemu_pid(host) for host in hosts}
+        for host in hosts:
+            self.ssh(host, "systemctl poweroff", check=False, timeout=60)
         deadline = time.monotonic() + timeout
-        while _alive(pid):
-            if time.monotonic() > deadline:
-                raise AssertionError("{}: qemu {} still runs {}s after systemctl poweroff".format(host, pid, timeout))
-            time.sleep(0.5)
+        for host, pid in pids.items():
+            while _alive(pid):
+                if time.monotonic() > deadline:
+                    raise AssertionError("{}: qemu {} still runs {}s after systemctl poweroff".format(
+                        host, pid, timeout))
+                time.sleep(0.5)
         fleet(*self.boot.up_args, check=True, timeout=timeout)
-        self.ssh(host, "true")                 # strict checking: the same host key answers
+        for host in hosts:
+            self.ssh(host, "true")                 # strict checking: the same host key answers
         return time.monotonic() - t0
 
 

@@ -20,10 +20,11 @@ def _poll(what, fn, timeout=300, interval=1.0):
         time.sleep(interval)
 
 
-def _states(vm_lab, host):
-    rc, ps = vm_lab.fleet_json("ps", "-a", "-H", host, "-f", "name=^" + PREFIX)
+def _states(vm_lab):
+    """{host: {name: state}} of every VM host's test containers."""
+    rc, ps = vm_lab.fleet_json("ps", "-a", "-H", "vm", "-f", "name=^" + PREFIX)
     assert rc == 0, ps
-    return {c["name"]: c["state"] for c in ps[host]["containers"]}
+    return {host: {c["name"]: c["state"] for c in data["containers"]} for host, data in ps.items()}
 
 
 def _get(vm_lab, host, port):
@@ -33,58 +34,82 @@ def _get(vm_lab, host, port):
     return out.stdout.strip()
 
 
-def _run(vm_lab, host, *args):
-    out = vm_lab.fleet("run", "-d", "-H", host, *args, timeout=900)
+def _all_answer(vm_lab):
+    return all(_get(vm_lab, host, port) == "200" for host in vm_lab.vm_hosts for port in (18081, 18082))
+
+
+def _run(vm_lab, *args):
+    out = vm_lab.fleet("run", "-d", "-H", "vm", *args, timeout=900)
     assert out.returncode == 0, out.stderr
 
 
+def _logs(vm_lab, host, name):
+    return vm_lab.fleet("logs", "-H", host, name).stdout
+
+
+def _boot_unit_ended(vm_lab, host):
+    """fleet-boot.service (a oneshot) has run to its end, which is when systemd kills what is left in its cgroup."""
+    props = dict(line.split("=", 1) for line in vm_lab.ssh(host, "systemctl show -p ActiveState -p Result "
+                 "-p ExecMainExitTimestampMonotonic fleet-boot.service").stdout.split())
+    return props["ActiveState"] == "inactive" and props["ExecMainExitTimestampMonotonic"] != "0" and \
+        props["Result"] == "success"
+
+
 def test_reboot_then_ssh_restart_and_logout_keep_the_right_containers(vm_lab):
-    host = vm_lab.vm_hosts[0]
+    """Every VM host (bookworm, trixie) at once: one poweroff and boot of all guests."""
+    hosts = vm_lab.vm_hosts
     running = {PREFIX + "always", PREFIX + "unless", PREFIX + "fail"}
     try:
-        _run(vm_lab, host, "--name", PREFIX + "always", "--restart", "always", "-p", "18081:80", "nginx")
-        _run(vm_lab, host, "--name", PREFIX + "unless", "--restart", "unless-stopped", "-p", "18082:80", "nginx")
-        _run(vm_lab, host, "--name", PREFIX + "fail", "--restart", "on-failure", "busybox", "sh", "-c", TICKER)
-        _run(vm_lab, host, "--name", PREFIX + "stopped", "--restart", "unless-stopped", "busybox", "sh", "-c", TICKER)
-        assert vm_lab.fleet("stop", "-H", host, "-t", "1", PREFIX + "stopped").returncode == 0
-        assert _get(vm_lab, host, 18081) == "200" and _get(vm_lab, host, 18082) == "200"
-        _poll("ticks before the reboot", lambda: "tick 1" in vm_lab.fleet("logs", "-H", host, PREFIX + "fail").stdout)
+        _run(vm_lab, "--name", PREFIX + "always", "--restart", "always", "-p", "18081:80", "nginx")
+        _run(vm_lab, "--name", PREFIX + "unless", "--restart", "unless-stopped", "-p", "18082:80", "nginx")
+        _run(vm_lab, "--name", PREFIX + "fail", "--restart", "on-failure", "busybox", "sh", "-c", TICKER)
+        _run(vm_lab, "--name", PREFIX + "stopped", "--restart", "unless-stopped", "busybox", "sh", "-c", TICKER)
+        assert vm_lab.fleet("stop", "-H", "vm", "-t", "1", PREFIX + "stopped").returncode == 0
+        assert _all_answer(vm_lab)
+        for host in hosts:
+            _poll("ticks before the reboot on " + host, lambda: "tick 1" in _logs(vm_lab, host, PREFIX + "fail"))
+        before = {h: (vm_lab.qemu_pid(h), vm_lab.ssh(h, "echo kept > /root/reboot-marker && sync && "
+                                                        "cat /proc/sys/kernel/random/boot_id").stdout) for h in hosts}
 
-        vm_lab.reboot(host)
+        vm_lab.reboot(*hosts)
 
+        for host in hosts:  # a new qemu and a new boot of the same disk (the lab's own guarantee)
+            assert vm_lab.qemu_pid(host) != before[host][0]
+            assert vm_lab.ssh(host, "cat /proc/sys/kernel/random/boot_id").stdout != before[host][1]
+            assert vm_lab.ssh(host, "cat /root/reboot-marker").stdout.strip() == "kept"
         want = dict.fromkeys(running, "running")
         want[PREFIX + "stopped"] = "exited"
+        for host in hosts:
+            _poll("fleet-boot.service run and ended on " + host, lambda: _boot_unit_ended(vm_lab, host))
+        assert _states(vm_lab) == {host: want for host in hosts}
+        assert _all_answer(vm_lab)
+        for host in hosts:
+            for name in (PREFIX + "always", PREFIX + "unless"):  # the access log holds the requests of both boots
+                logs = _logs(vm_lab, host, name)
+                assert logs.count("GET / HTTP") == 2, (host, logs)
 
-        # fleet-boot.service (a oneshot) has run to its end, which is when systemd kills what is left in its cgroup
-        def boot_unit_ended():
-            props = dict(line.split("=", 1) for line in vm_lab.ssh(host, "systemctl show -p ActiveState -p Result "
-                         "-p ExecMainExitTimestampMonotonic fleet-boot.service").stdout.split())
-            return props["ActiveState"] == "inactive" and props["ExecMainExitTimestampMonotonic"] != "0" and \
-                props["Result"] == "success"
-        _poll("fleet-boot.service run and ended", boot_unit_ended)
-        assert _states(vm_lab, host) == want
-        assert _get(vm_lab, host, 18081) == "200" and _get(vm_lab, host, 18082) == "200"
-        for name in (PREFIX + "always", PREFIX + "unless"):  # the access log holds the requests of both boots
-            logs = vm_lab.fleet("logs", "-H", host, name).stdout
-            assert logs.count("GET / HTTP") == 2, logs
+            def second_run_ticks():
+                runs = _logs(vm_lab, host, PREFIX + "fail").split("start\n")
+                return len(runs) == 3 and runs[1].count("tick") >= 2 and runs[2].count("tick") >= 2
+            _poll("a second run's ticks appended to the first's on " + host, second_run_ticks)
 
-        def second_run_ticks():
-            runs = vm_lab.fleet("logs", "-H", host, PREFIX + "fail").stdout.split("start\n")
-            return len(runs) == 3 and runs[1].count("tick") >= 2 and runs[2].count("tick") >= 2
-        _poll("a second run's ticks appended to the first's", second_run_ticks)
-
-        vm_lab.ssh(host, "systemctl restart ssh")
-        assert _states(vm_lab, host) == want
+        for host in hosts:
+            vm_lab.ssh(host, "systemctl restart ssh")
+        assert _states(vm_lab) == {host: want for host in hosts}
 
         # a container started from a login session outlives the logout, with logind killing the session's processes
-        vm_lab.ssh(host, "mkdir -p /etc/systemd/logind.conf.d && printf '[Login]\\nKillUserProcesses=yes\\n' > {} "
-                         "&& systemctl restart systemd-logind".format(DROPIN))
-        _run(vm_lab, host, "--name", PREFIX + "login", "busybox", "sleep", "100000")
+        for host in hosts:
+            vm_lab.ssh(host, "mkdir -p /etc/systemd/logind.conf.d && printf '[Login]\\nKillUserProcesses=yes\\n' > "
+                             "{} && systemctl restart systemd-logind".format(DROPIN))
+        _run(vm_lab, "--name", PREFIX + "login", "busybox", "sleep", "100000")
         want[PREFIX + "login"] = "running"
-        _poll("logind done with the run's session", lambda: vm_lab.ssh(
-            host, "loginctl list-sessions --no-legend | wc -l").stdout.strip() == "1", timeout=60)
-        assert _states(vm_lab, host) == want
-        assert _get(vm_lab, host, 18081) == "200"
+        for host in hosts:
+            _poll("logind done with the run's session on " + host, lambda: vm_lab.ssh(
+                host, "loginctl list-sessions --no-legend | wc -l").stdout.strip() == "1", timeout=60)
+        assert _states(vm_lab) == {host: want for host in hosts}
+        assert _all_answer(vm_lab)
     finally:
-        vm_lab.ssh(host, "rm -f {} && systemctl restart systemd-logind".format(DROPIN), check=False)
+        for host in hosts:
+            vm_lab.ssh(host, "rm -f {} /root/reboot-marker && systemctl restart systemd-logind".format(DROPIN),
+                       check=False)
         vm_lab.remove_containers(PREFIX)
