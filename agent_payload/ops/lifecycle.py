@@ -29,6 +29,7 @@ def op_start(ctx, req, emit):
         from agent_payload.runtime import attach_client as attachmod
         attachmod.parse_detach_keys(req.detach_keys)
     runtime = ctx.runtime()
+    _refresh_boot_hook(ctx)
     if not attach:
         return per_name(refs, lambda ref: runtime.start(ref)["id"], "started")
     rec = runtime.lookup(refs[0])
@@ -48,7 +49,13 @@ def op_start(ctx, req, emit):
 def op_restart(ctx, req, emit):
     """Stop (stop signal, SIGKILL after ``time`` s) and start containers again."""
     runtime = ctx.runtime()
+    _refresh_boot_hook(ctx)
     return per_name(containers_of(req), lambda ref: runtime.restart([ref], time=req.time), "restarted")
+
+
+def _refresh_boot_hook(ctx):
+    from agent_payload.runtime import boot
+    boot.refresh(ctx.paths, ctx.launcher)
 
 
 def op_kill(ctx, req, emit):

@@ -140,6 +140,13 @@ def install_quietly(paths, launcher):
         return "none"
 
 
+def refresh(paths, launcher):
+    """Rewrite a hook that is already on this host for this payload (start/restart): a host upgraded to a newer
+    payload would otherwise boot once more with the unit an older one wrote (its launcher, its KillMode)."""
+    if launcher and installed(paths) != "none":
+        install_quietly(paths, launcher)
+
+
 def wants_start(config, state):
     """Docker's rule at daemon start for one container (its shim is gone: ``state`` is reconciled)."""
     if state.get("status") != "exited" or not state.get("started_at"):

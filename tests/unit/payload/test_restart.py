@@ -96,3 +96,29 @@ def test_cron_and_unit_text_escape_and_carry_private_roots():
     assert "Environment=FLEET_ROOT=/srv/fl%%eet" in unit
     assert "ExecStart=/usr/bin/python3 /srv/p/ab.pyz boot" in unit
     assert "Type=oneshot" in unit and "KillMode=process" in unit  # its end kills nothing it left behind
+
+
+def test_start_rewrites_a_boot_unit_an_older_payload_wrote(tmp_path, monkeypatch):
+    """A host upgraded to a newer payload: its unit still names the old .pyz (and an old KillMode); the next start
+    or restart rewrites it, so the next boot runs this payload. A host without a hook gets none from a start."""
+    from types import SimpleNamespace
+
+    from agent_payload.ops import lifecycle
+    from agent_payload.state.paths import Paths
+
+    monkeypatch.setenv("FLEET_HOOK_ROOT", str(tmp_path))
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    paths = Paths(root=str(tmp_path / "root"), config_dir=str(tmp_path / "etc"))
+    ctx = SimpleNamespace(paths=paths, launcher=["/usr/bin/python3", "/p/new.pyz"],
+                          runtime=lambda: SimpleNamespace(restart=lambda refs, time: None))
+    req = SimpleNamespace(containers=["c"], time=None)
+    monkeypatch.setattr(lifecycle, "containers_of", lambda req: [])
+    lifecycle.op_restart(ctx, req, None)
+    assert boot.installed(paths) == "none"
+
+    unit = tmp_path / "etc" / "systemd" / "system" / boot.UNIT_NAME
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nType=oneshot\nExecStart=/usr/bin/python3 /p/old.pyz boot\n")
+    lifecycle.op_restart(ctx, req, None)
+    text = unit.read_text()
+    assert "ExecStart=/usr/bin/python3 /p/new.pyz boot" in text and "KillMode=process" in text
