@@ -144,6 +144,18 @@ class VmLab(Lab):
         return time.monotonic() - t0
 
 
+def poll(what, fn, timeout=120, interval=0.5):
+    """``fn()``'s first truthy value, polled every ``interval`` s; AssertionError naming ``what`` (and the last
+    value) after ``timeout`` s. Guests under TCG emulation take seconds for what takes milliseconds elsewhere."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            assert value, "{} within {}s (last: {!r})".format(what, timeout, value)
+            return value
+        time.sleep(interval)
+
+
 def _alive(pid):
     try:
         stat = Path("/proc/{}/stat".format(pid)).read_text()

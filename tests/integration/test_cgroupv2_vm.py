@@ -5,9 +5,10 @@ cgroup is found through the guest's /proc/<pid>/cgroup, never by a hard-coded pa
 and the shim's business). TCG emulation is slow: few tests, containers shared across asserts."""
 
 import json
-import time
 
 import pytest
+
+from tests.helpers.vmlab import poll
 
 pytestmark = pytest.mark.integration
 
@@ -84,15 +85,6 @@ def _stats(lab, host, name):
     return row
 
 
-def _poll(what, fn, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.5)
 
 
 def test_memory_cpu_pids_limits_update_stats_and_pause_in_the_guest_kernel(vm):
@@ -198,7 +190,8 @@ def test_published_port_user_network_dns_volume_net_io_and_facts(vm):
              "head -c 200000 /dev/zero > /www/index.html; exec httpd -f -p 80 -h /www")
         address = _sh(vm, host, "ip -4 -o addr show scope global | awk '{print $4}' | head -n 1").split("/")[0]
         for target in ("127.0.0.1", address):
-            body = _poll("the published port", lambda: vm.ssh(host, fetch.format(target), check=False).stdout)
+            body = poll("the published port", lambda: vm.ssh(host, fetch.format(target), check=False).stdout,
+                        timeout=60.0)
             assert body.strip() == "200000", body
         assert "18080" in _sh(vm, host, "nft list ruleset")
         row = _stats(vm, host, web)

@@ -3,7 +3,8 @@ daemon start: always / unless-stopped / on-failure (its exit non-zero) come back
 answering and their logs going on, one stopped by hand stays stopped; then restarting sshd and a logout with
 logind's KillUserProcesses=yes kill none of them."""
 
-import time
+
+from tests.helpers.vmlab import poll
 
 PREFIX = "rb-"
 DROPIN = "/etc/systemd/logind.conf.d/fleet-test-kill-user-processes.conf"
@@ -14,14 +15,6 @@ USER_SESSIONS = ("for s in $(loginctl list-sessions --no-legend | awk '{print $1
 TICKER = "echo start; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"
 
 
-def _poll(what, fn, timeout=300, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "{} within {}s (last: {!r})".format(what, timeout, value)
-            return value
-        time.sleep(interval)
 
 
 def _states(vm_lab):
@@ -71,7 +64,8 @@ def test_reboot_then_ssh_restart_and_logout_keep_the_right_containers(vm_lab):
         assert vm_lab.fleet("stop", "-H", "vm", "-t", "1", PREFIX + "stopped").returncode == 0
         assert _all_answer(vm_lab)
         for host in hosts:
-            _poll("ticks before the reboot on " + host, lambda: "tick 1" in _logs(vm_lab, host, PREFIX + "fail"))
+            poll("ticks before the reboot on " + host, lambda: "tick 1" in _logs(vm_lab, host, PREFIX + "fail"),
+                 timeout=300)
         before = {h: (vm_lab.qemu_pid(h), vm_lab.ssh(h, "echo kept > /root/reboot-marker && sync && "
                                                         "cat /proc/sys/kernel/random/boot_id").stdout) for h in hosts}
 
@@ -84,7 +78,7 @@ def test_reboot_then_ssh_restart_and_logout_keep_the_right_containers(vm_lab):
         want = dict.fromkeys(running, "running")
         want[PREFIX + "stopped"] = "exited"
         for host in hosts:
-            _poll("fleet-boot.service run and ended on " + host, lambda: _boot_unit_ended(vm_lab, host))
+            poll("fleet-boot.service run and ended on " + host, lambda: _boot_unit_ended(vm_lab, host), timeout=300)
         assert _states(vm_lab) == {host: want for host in hosts}
         assert _all_answer(vm_lab)
         for host in hosts:
@@ -95,7 +89,7 @@ def test_reboot_then_ssh_restart_and_logout_keep_the_right_containers(vm_lab):
             def second_run_ticks():
                 runs = _logs(vm_lab, host, PREFIX + "fail").split("start\n")
                 return len(runs) == 3 and runs[1].count("tick") >= 2 and runs[2].count("tick") >= 2
-            _poll("a second run's ticks appended to the first's on " + host, second_run_ticks)
+            poll("a second run's ticks appended to the first's on " + host, second_run_ticks, timeout=300)
 
         for host in hosts:
             vm_lab.ssh(host, "systemctl restart ssh")
@@ -108,7 +102,7 @@ def test_reboot_then_ssh_restart_and_logout_keep_the_right_containers(vm_lab):
         _run(vm_lab, "--name", PREFIX + "login", "busybox", "sleep", "100000")
         want[PREFIX + "login"] = "running"
         for host in hosts:
-            _poll("logind done with the run's session on " + host,
+            poll("logind done with the run's session on " + host,
                   lambda: vm_lab.ssh(host, USER_SESSIONS).stdout.strip() == "1", timeout=60)
         assert _states(vm_lab) == {host: want for host in hosts}
         assert _all_answer(vm_lab)

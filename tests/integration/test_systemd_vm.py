@@ -3,21 +3,14 @@
 controllers systemd enabled for the scope's accounting, so --cpus works; restarting sshd or ending the boot unit
 kills nothing."""
 
-import time
 
 import pytest
+
+from tests.helpers.vmlab import poll
 
 PREFIX = "sysd-"
 
 
-def _poll(what, fn, timeout=120, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "{} within {}s".format(what, timeout)
-            return value
-        time.sleep(interval)
 
 
 def _inspect(vm_lab, host, name, fmt):
@@ -72,7 +65,7 @@ def test_shim_and_container_in_fleet_scope_with_cpu_limit_surviving_ssh_restart(
     assert vm_lab.ssh(host, "cat /sys/fs/cgroup{}/container/cpu.max".format(scope)).stdout.strip() == "50000 100000"
 
     assert vm_lab.fleet("rm", "-f", "-H", host, PREFIX + "cpu").returncode == 0
-    _poll("the scope gone with its shim", lambda: vm_lab.ssh(
+    poll("the scope gone with its shim", lambda: vm_lab.ssh(
         host, "systemctl is-active fleet-{}.scope".format(cid), check=False).stdout.strip() in ("inactive", ""))
 
 
