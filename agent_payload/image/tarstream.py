@@ -169,6 +169,7 @@ class TarSource:
 
     def drain(self):
         """Read to the end of the stream (the diff_id covers every byte)."""
+        self.pos += len(self.buf) - self.off
         self.buf, self.off = b"", 0
         while True:
             chunk = self._chunk()
