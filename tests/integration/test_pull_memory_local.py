@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
 LAYER_MIB = 200
-CAP = 112 * MiB  # address space of the payload process: well under the layer (the pull needs ~60 MiB)
+CAP = 112 * MiB  # address space of the payload process: well under the layer (the pull needs 40-52 MiB)
 
 
 class _Tee:
