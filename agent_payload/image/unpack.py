@@ -8,8 +8,6 @@ never redirect a later write (CVE-2014-6407/9356 class). tarfile.extractall and 
 
 import collections
 import errno
-import gzip
-import hashlib
 import os
 import posixpath
 import stat
@@ -18,6 +16,7 @@ import time
 import zlib
 
 from .. import errors
+from .tarstream import TarSource
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -31,25 +30,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_ENTRIES = 2000000
 _DIR_FD_CACHE = 64  # open directory fds kept per layer being applied
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
-
-
-class _Prefixed:
-    """A reader that replays a few already-read bytes (the compression magic) before the rest."""
-
-    def __init__(self, head, raw):
-        self.head, self.raw = head, raw
-
-    def read(self, n=-1):
-        if self.head:
-            if n is None or n < 0:
-                data, self.head = self.head + self.raw.read(), b""
-                return data
-            data, self.head = self.head[:n], self.head[n:]
-            return data
-        return self.raw.read(n)
+_CORRUPT = (tarfile.TarError, EOFError, zlib.error)
 
 
 class _Counting:
@@ -66,82 +47,6 @@ class _Counting:
             self._last = now
             self.progress(self.n)
         return data
-
-
-class _Hashing:
-    """Hashes the uncompressed tar stream: its sha256 is the layer's diff_id."""
-
-    def __init__(self, raw):
-        self.raw, self.h = raw, hashlib.sha256()
-
-    def read(self, n=-1):
-        data = self.raw.read(n)
-        self.h.update(data)
-        return data
-
-
-class _Gunzip:
-    """gzip decompression in large steps (gzip.GzipFile pulls 8 KiB at a time on Python <= 3.11).
-
-    Big reads keep the layer threads inside zlib and hashlib, which release the GIL, instead of handing the
-    GIL back and forth every few kilobytes (a pull of four layers on two cores spent most of its system
-    time in futex calls).  Concatenated gzip members are decoded in turn, as gzip(1) and GzipFile do; a stream
-    that ends early raises EOFError like GzipFile.
-    """
-
-    STEP = 1 << 20  # compressed bytes read per step, and the most uncompressed bytes produced per step
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self.buf = b""
-        self.eof = False
-
-    def _fill(self):
-        if self.d.unconsumed_tail:
-            self.buf += self.d.decompress(self.d.unconsumed_tail, self.STEP)
-            return
-        if self.d.eof:
-            rest = self.d.unused_data or self.raw.read(self.STEP)
-            if not rest:
-                self.eof = True
-                return
-            self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another gzip member follows
-            self.buf += self.d.decompress(rest, self.STEP)
-            return
-        chunk = self.raw.read(self.STEP)
-        if not chunk:
-            raise EOFError("compressed layer ended before the end-of-stream marker was reached")
-        self.buf += self.d.decompress(chunk, self.STEP)
-
-    def read(self, n=-1):
-        if n is None or n < 0:
-            while not self.eof:
-                self._fill()
-            data, self.buf = self.buf, b""
-            return data
-        while len(self.buf) < n and not self.eof:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-
-def _decompressed(fileobj, media_type):
-    """Pick the decompressor from the magic bytes (media types lie in the wild); zstd is refused clearly."""
-    head = b""
-    while len(head) < 4:  # a network stream may hand out fewer bytes than asked
-        more = fileobj.read(4 - len(head))
-        if not more:
-            break
-        head += more
-    if head.startswith(_ZSTD_MAGIC) or "zstd" in (media_type or ""):
-        raise errors.FailedPrecondition(
-            "zstd-compressed layers are not supported (media type {!r}): the payload is stdlib-only".format(
-                media_type))
-    raw = _Prefixed(head, fileobj)
-    if head.startswith(_GZIP_MAGIC):
-        return _Gunzip(raw)
-    return raw
 
 
 def clean_name(name):
@@ -182,13 +87,27 @@ def _rmtree_at(dir_fd, name):
 
 
 class _Applier:
-    """Applies tar members one by one under ``root`` (an existing directory, normally empty)."""
+    """Applies tar members one by one under ``root`` (an existing directory, normally empty).
 
-    def __init__(self, root):
+    Syscalls only where a new inode differs from what its creation gives: a file or directory is created with
+    its final mode when the umask and the special bits allow it (else chmod after), chown only when the owner
+    is not the creator's (or the parent is setgid), no lookup before a create (an existing name shows up as
+    EEXIST and is handled then), parent directories resolved once and kept open.
+    """
+
+    def __init__(self, root, source=None):
         self.root_fd = os.open(root, _O_DIR)
+        self.source = source  # the TarSource the members come from (regular files are copied straight from it)
         self.regular = set()  # cleaned names of regular files this layer wrote: the only hardlink sources
         self.dirs = []  # (name, atime_ns, mtime_ns): stamped at the end, after children changed the mtimes
+        self.live_dirs = set()  # names in ``dirs`` still holding the directory this layer made (see forget)
         self.privileged = os.geteuid() == 0
+        self.ids = (os.geteuid(), os.getegid())  # the owner a new inode gets outside a setgid directory
+        self.umask = _umask()  # None when unknown: then every mode is set explicitly
+        self.sgid = set()  # parts tuples of directories with the setgid bit (new children inherit their gid)
+        self.known = set()  # parts tuples of directories this layer made (their setgid bit is in ``sgid``)
+        if os.fstat(self.root_fd).st_mode & stat.S_ISGID:
+            self.sgid.add(())
         self._dir_fds = collections.OrderedDict()  # parts tuple -> open dirfd (see walk)
 
     def close(self):
@@ -197,58 +116,75 @@ class _Applier:
         self._dir_fds.clear()
         os.close(self.root_fd)
 
+    def _exact(self, mode, parent):
+        """True when creating with ``mode`` (masked 0o777) under ``parent`` gives exactly ``mode``."""
+        return (self.umask is not None and not mode & 0o7000 and not mode & self.umask
+                and parent not in self.sgid)
+
+    def _default_owner(self, member, parent):
+        return (member.uid, member.gid) == self.ids and parent not in self.sgid
+
     def walk(self, parts, create, entry):
-        """Return a new fd for directory ``parts`` under the root, creating missing ones (0755) if asked.
+        """The fd of directory ``parts`` under the root, creating missing ones (0755) if asked; borrowed: valid
+        until the next ``walk`` or ``forget`` (never close it).
 
         Directories resolved once are kept open (a small LRU of dirfds): the entries of a layer mostly share
-        their parents, and re-walking every component from the root cost ~7 openat per file.  Only this
-        applier writes into the tree, and it drops cached fds for anything it removes (``forget``).
+        their parents.  Only this applier writes into the tree, and it drops cached fds for anything it
+        removes (``forget``).
         """
         key = tuple(parts)
-        start, base_fd = 0, self.root_fd
+        if not key:
+            return self.root_fd
+        cache = self._dir_fds
+        start, fd = 0, self.root_fd
         for i in range(len(key), 0, -1):
-            cached = self._dir_fds.get(key[:i])
+            cached = cache.get(key[:i])
             if cached is not None:
-                self._dir_fds.move_to_end(key[:i])
-                start, base_fd = i, cached
+                cache.move_to_end(key[:i])
+                start, fd = i, cached
                 break
-        fd = os.dup(base_fd)
-        try:
-            for i in range(start, len(parts)):
-                comp = parts[i]
-                try:
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                    os.fchmod(nfd, 0o755)  # independent of the process umask, like Docker's MkdirAll(0755)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise _unsafe(entry, "parent component {!r} is a symlink or not a directory".format(comp))
+        for i in range(start, len(key)):
+            comp = key[i]
+            sub = key[:i + 1]
+            try:
+                nfd = os.open(comp, _O_DIR, dir_fd=fd)
+                if sub not in self.known:  # there before this layer (a non-empty root): look at its mode once
+                    self.known.add(sub)
+                    if os.fstat(nfd).st_mode & stat.S_ISGID:
+                        self.sgid.add(sub)
+            except FileNotFoundError:
+                if not create:
                     raise
-                os.close(fd)
-                fd = nfd
-                self._remember(key[:i + 1], fd)
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _remember(self, key, fd):
-        self._dir_fds[key] = os.dup(fd)
-        if len(self._dir_fds) > _DIR_FD_CACHE:
-            _old, old_fd = self._dir_fds.popitem(last=False)
+                os.mkdir(comp, 0o755, dir_fd=fd)
+                nfd = os.open(comp, _O_DIR, dir_fd=fd)
+                if not self._exact(0o755, key[:i]):
+                    os.fchmod(nfd, 0o755)  # independent of the process umask, like Docker's MkdirAll(0755)
+                self.known.add(sub)
+                self.sgid.discard(sub)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _unsafe(entry, "parent component {!r} is a symlink or not a directory".format(comp))
+                raise
+            cache[sub] = fd = nfd
+        while len(cache) > _DIR_FD_CACHE:
+            old, old_fd = cache.popitem(last=False)
+            if old == key:  # never the one being returned (a path deeper than the cache)
+                cache[old] = old_fd
+                break
             os.close(old_fd)
+        return fd
 
     def forget(self, name):
-        """Drop ``name`` and everything below it from the hardlink sources and the dirfd cache (it was replaced)."""
+        """Drop ``name`` and everything below it from the hardlink sources, the directories to stamp and the
+        dirfd cache (it was replaced)."""
         prefix = name + "/"
         self.regular = {p for p in self.regular if p != name and not p.startswith(prefix)}
+        self.live_dirs = {p for p in self.live_dirs if p != name and not p.startswith(prefix)}
         parts = tuple(name.split("/"))
         for key in [k for k in self._dir_fds if k[:len(parts)] == parts]:
             os.close(self._dir_fds.pop(key))
+        self.sgid = {k for k in self.sgid if k[:len(parts)] != parts}
+        self.known = {k for k in self.known if k[:len(parts)] != parts}
 
     def apply(self, tar, member):
         """Apply one member: whiteout, directory, file, link or special file."""
@@ -256,20 +192,22 @@ class _Applier:
         if name == ".":
             if member.isdir():
                 self._set_attrs_fd(self.root_fd, member)
+                if member.mode & stat.S_ISGID:
+                    self.sgid.add(())
+                else:
+                    self.sgid.discard(())
                 self.dirs.append((name, _ns(_atime(member)), _ns(member.mtime)))
+                self.live_dirs.add(name)
             return
         parts = name.split("/")
         base = parts[-1]
         pfd = self.walk(parts[:-1], True, member.name)
-        try:
-            if base.startswith(WHITEOUT_PREFIX):
-                self._whiteout(pfd, base, member)
-            else:
-                self._entry(tar, member, pfd, base, name)
-        finally:
-            os.close(pfd)
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(pfd, base, member, tuple(parts[:-1]))
+        else:
+            self._entry(tar, member, pfd, base, name, parts)
 
-    def _whiteout(self, pfd, base, member):
+    def _whiteout(self, pfd, base, member, parent):
         if base == WHITEOUT_OPAQUE:
             # Opaque: hide every lower child of this directory; this layer's own children stay visible.
             os.setxattr(pfd, OPAQUE_XATTR, b"y")
@@ -279,17 +217,17 @@ class _Applier:
         target = base[len(WHITEOUT_PREFIX):]
         if target in ("", ".", ".."):
             raise _unsafe(member.name, "invalid whiteout name")
-        try:
-            os.stat(target, dir_fd=pfd, follow_symlinks=False)
-            return  # an entry of this same layer is never hidden by the layer's own whiteout
-        except FileNotFoundError:
-            pass
         # overlayfs whiteout: a 0/0 character device with the deleted name.
-        os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
-        self._chown_at(pfd, target, member)
+        try:
+            os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
+        except FileExistsError:
+            return  # an entry of this same layer is never hidden by the layer's own whiteout
+        if not self._default_owner(member, parent):
+            self._chown_at(pfd, target, member)
 
     def _prepare_slot(self, pfd, base, name, member):
-        """Docker's changeset rule: dir over dir merges; anything else removes the old entry first."""
+        """Docker's changeset rule for a name that exists already: dir over dir merges (True); anything else
+        removes the old entry first (False)."""
         try:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -303,51 +241,90 @@ class _Applier:
         self.forget(name)
         return False
 
-    def _entry(self, tar, member, pfd, base, name):
+    def _create(self, make, pfd, base, name, member):
+        """Run ``make()`` (a create failing with EEXIST when the name is taken); on EEXIST apply the changeset
+        rule and try again. Returns True when an existing directory is merged instead (nothing made)."""
+        try:
+            make()
+            return False
+        except FileExistsError:
+            if self._prepare_slot(pfd, base, name, member):
+                return True
+        make()
+        return False
+
+    def _entry(self, tar, member, pfd, base, name, parts):
         if member.islnk():
             self._hardlink(member, pfd, base, name)
             return
         if not (member.isreg() or member.isdir() or member.issym() or member.ischr()
                 or member.isblk() or member.isfifo()):
             raise _unsafe(member.name, "unsupported tar entry type {!r}".format(member.type))
-        exists = self._prepare_slot(pfd, base, name, member)
+        parent = tuple(parts[:-1])
         if member.isreg():
-            fd = os.open(base, _O_NEWFILE, 0o600, dir_fd=pfd)
+            mode = member.mode & 0o7777
+            exact = self._exact(mode, parent)
+            out = []
+            self._create(lambda: out.append(os.open(base, _O_NEWFILE, mode if exact else 0o600, dir_fd=pfd)),
+                         pfd, base, name, member)
+            fd = out[-1]
             try:
-                src = tar.extractfile(member)
-                while True:
-                    chunk = src.read(1024 * 1024)
-                    if not chunk:
-                        break
-                    _write_all(fd, chunk)
-                self._set_attrs_fd(fd, member)
+                if self.source is not None and not member.issparse():
+                    self.source.seek(member.offset_data)
+                    self.source.copy_to(fd, member.size)
+                else:
+                    src = tar.extractfile(member)
+                    while True:
+                        chunk = src.read(1024 * 1024)
+                        if not chunk:
+                            break
+                        _write_all(fd, chunk)
+                if exact and self._default_owner(member, parent):
+                    for key, value in _xattrs(member):
+                        _setxattr(lambda k, v: os.setxattr(fd, k, v), key, value, member)
+                else:
+                    self._set_attrs_fd(fd, member)
                 os.utime(fd, ns=(_ns(_atime(member)), _ns(member.mtime)))
             finally:
                 os.close(fd)
             self.regular.add(name)
         elif member.isdir():
-            if not exists:
-                os.mkdir(base, 0o700, dir_fd=pfd)
-            dfd = os.open(base, _O_DIR, dir_fd=pfd)
-            try:
-                self._set_attrs_fd(dfd, member)
-            finally:
-                os.close(dfd)
+            mode = member.mode & 0o7777
+            exact = self._exact(mode, parent)
+            exists = self._create(lambda: os.mkdir(base, mode if exact else 0o700, dir_fd=pfd),
+                                  pfd, base, name, member)
+            xattrs = _xattrs(member)
+            if exists or not exact or not self._default_owner(member, parent) or xattrs:
+                dfd = os.open(base, _O_DIR, dir_fd=pfd)
+                try:
+                    self._set_attrs_fd(dfd, member)
+                finally:
+                    os.close(dfd)
+            key = tuple(parts)
+            self.known.add(key)
+            if mode & stat.S_ISGID:
+                self.sgid.add(key)
+            else:
+                self.sgid.discard(key)
             self.dirs.append((name, _ns(_atime(member)), _ns(member.mtime)))
+            self.live_dirs.add(name)
         elif member.issym():
             if not member.linkname:
                 raise _unsafe(member.name, "symlink with an empty target")
             # Verbatim, absolute targets included: they are resolved inside the container, never here.
-            os.symlink(member.linkname, base, dir_fd=pfd)
-            self._chown_at(pfd, base, member)
+            self._create(lambda: os.symlink(member.linkname, base, dir_fd=pfd), pfd, base, name, member)
+            if not self._default_owner(member, parent):
+                self._chown_at(pfd, base, member)
             self._xattrs_at(pfd, base, member)
             os.utime(base, ns=(_ns(_atime(member)), _ns(member.mtime)), dir_fd=pfd, follow_symlinks=False)
         else:
             if member.isfifo():
-                os.mkfifo(base, 0o600, dir_fd=pfd)
+                make = lambda: os.mkfifo(base, 0o600, dir_fd=pfd)  # noqa: E731
             else:
                 kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-                os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=pfd)
+                make = lambda: os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),  # noqa: E731
+                                        dir_fd=pfd)
+            self._create(make, pfd, base, name, member)
             self._chown_at(pfd, base, member)
             # chmod follows symlinks, but the node was just created by us (O_EXCL semantics of mknod) in a
             # private temp tree nobody else writes to, so there is no symlink to follow.
@@ -361,15 +338,20 @@ class _Applier:
             raise _unsafe(member.name, "hardlink target {!r} is not a regular file extracted earlier in this "
                                        "layer".format(member.linkname))
         sparts = src.split("/")
-        sfd = self.walk(sparts[:-1], False, member.name)
+        pfd = os.dup(pfd)  # resolving the source may evict the parent's cached fd
         try:
+            sfd = self.walk(sparts[:-1], False, member.name)
             st = os.stat(sparts[-1], dir_fd=sfd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 raise _unsafe(member.name, "hardlink target {!r} is not a regular file".format(member.linkname))
-            self._prepare_slot(pfd, base, name, member)
-            os.link(sparts[-1], base, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+            sfd = os.dup(sfd)  # forgetting a replaced name below may close the cached one
+            try:
+                self._create(lambda: os.link(sparts[-1], base, src_dir_fd=sfd, dst_dir_fd=pfd,
+                                             follow_symlinks=False), pfd, base, name, member)
+            finally:
+                os.close(sfd)
         finally:
-            os.close(sfd)
+            os.close(pfd)
         self.regular.add(name)
 
     def _chown_at(self, pfd, base, member):
@@ -397,16 +379,25 @@ class _Applier:
             _setxattr(lambda k, v: os.setxattr(path, k, v, follow_symlinks=False), key, value, member)
 
     def finish(self):
-        """Stamp directory times last (creating children changed them), deepest first."""
+        """Stamp directory times last (creating children changed them), deepest first; a directory replaced
+        later in the layer (``forget``) is skipped."""
         for name, atime, mtime in reversed(self.dirs):
-            try:
-                fd = self.walk([] if name == "." else name.split("/"), False, name)
-            except (FileNotFoundError, errors.InvalidArgument):
-                continue  # replaced later in the layer
-            try:
+            if name not in self.live_dirs:
+                continue
+            if name == ".":
+                os.utime(self.root_fd, ns=(atime, mtime))
+                continue
+            parts = name.split("/")
+            fd = self._dir_fds.get(tuple(parts))
+            if fd is not None:
                 os.utime(fd, ns=(atime, mtime))
-            finally:
-                os.close(fd)
+                continue
+            try:
+                pfd = self.walk(parts[:-1], False, name)
+            except (FileNotFoundError, errors.InvalidArgument):
+                continue
+            # The name holds the directory this layer made (it is in live_dirs): no symlink to follow.
+            os.utime(parts[-1], ns=(atime, mtime), dir_fd=pfd, follow_symlinks=False)
 
 
 def _write_all(fd, data):
@@ -447,19 +438,32 @@ def _setxattr(fn, key, value, member):
                                         errno=exc.errno)
 
 
+def _umask():
+    """The process umask, read without changing it (os.umask would race with other threads); None if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def apply_layer(fileobj, root, media_type="", expected_diff_id=None, progress=None):
     """Extract the layer read from ``fileobj`` into directory ``root`` and return its diff_id.
 
     Raises InvalidArgument for unsafe or corrupt entries, FailedPrecondition for zstd layers and for a
     diff_id different from ``expected_diff_id``. The caller owns ``root`` and must discard it on error.
-    ``progress(compressed_bytes_read)`` is called at most twice a second.
+    ``progress(compressed_bytes_read)`` is called at most twice a second. Memory stays bounded whatever the
+    layer's size (the stream is read once, forward, in ``tarstream.STEP`` pieces).
     """
-    hashing = _Hashing(_decompressed(_Counting(fileobj, progress), media_type))
-    applier = _Applier(root)
+    source = TarSource(_Counting(fileobj, progress), media_type)
+    applier = _Applier(root, source)
     count = 0
     try:
         try:
-            tar = tarfile.open(fileobj=hashing, mode="r|", errors="surrogateescape", bufsize=_Gunzip.STEP)
+            tar = tarfile.open(fileobj=source, mode="r:", errors="surrogateescape")
             while True:
                 member = tar.next()
                 if member is None:
@@ -469,14 +473,13 @@ def apply_layer(fileobj, root, media_type="", expected_diff_id=None, progress=No
                     raise errors.InvalidArgument("layer has more than {} entries".format(MAX_ENTRIES))
                 applier.apply(tar, member)
                 tar.members.clear()  # streaming: keep memory flat on huge layers
-            while hashing.read(1024 * 1024):
-                pass  # the diff_id covers the whole stream, end-of-archive padding included
+            source.drain()  # the diff_id covers the whole stream, end-of-archive padding included
         except _CORRUPT as exc:
             raise errors.InvalidArgument("corrupt layer: {}".format(exc))
         applier.finish()
     finally:
         applier.close()
-    diff_id = "sha256:" + hashing.h.hexdigest()
+    diff_id = source.digest()
     if expected_diff_id is not None and diff_id != expected_diff_id:
         raise errors.FailedPrecondition("layer diff_id mismatch: config says {}, content is {}".format(
             expected_diff_id, diff_id))

@@ -109,3 +109,29 @@ def no_stray_requests(monkeypatch):
         monkeypatch.setenv(var, dead)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def start_registry(work, timeout=20):
+    """Start docker-registry on a free 127.0.0.1 port with its storage under ``work`` -> (Popen, "host:port",
+    open log file); stop it with ``stop(proc, log)``."""
+    import time
+    import urllib.request
+    port = free_port()
+    conf = os.path.join(work, "config.yml")
+    with open(conf, "w") as f:
+        f.write("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
+                "http:\n  addr: 127.0.0.1:{}\n".format(os.path.join(work, "storage"), port))
+    log = open(os.path.join(work, "registry.log"), "wb")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", conf], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                "http://127.0.0.1:{}/v2/".format(port), timeout=1).close()
+            return proc, "127.0.0.1:{}".format(port), log
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                stop(proc, log)
+                raise RuntimeError("registry did not start: " + open(log.name).read())
+            time.sleep(0.1)
