@@ -200,5 +200,14 @@ def main(argv=None):
                 return handed
         status = hand_main(argv)
     if real is not None:
-        warm.start_if_absent(real, status)
+        _start_warm(warm, real, status)
     return status
+
+
+def _start_warm(warm, real, status):
+    """After the command's own work: start a warm server unless one lives; when one is started, this process
+    exits here with ``status`` (server.start)."""
+    fd = warm.take_lock(real)
+    if fd is not None:
+        from agent_payload.warm import server
+        server.start(real, fd, status, serve_rpc, hand_main)

@@ -93,6 +93,24 @@ class Real:
         return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def take_lock(real):
+    """The server lock of ``real``'s pyz (an open fd, flock held), or None when a server holds it.
+
+    One open and one flock: a command that finds a live server pays no more.
+    """
+    import fcntl
+    try:
+        fd = os.open(lock_path(real.pyz), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)  # a server holds it
+        return None
+    return fd
+
+
 def real_payload():
     """A Real for this process when it is a real payload's entry (not a source checkout, not a test), else None."""
     main = sys.modules.get("__main__")
@@ -108,22 +126,3 @@ def real_payload():
         return None  # a copy in /tmp run by hand: no server beside a file others may change
     return Real(pyz, trusted, tree)
 
-
-def start_if_absent(real, status):
-    """After a command's own work: start a server for ``real`` unless one lives (its lock is held), and then exit
-    with ``status`` (server.start); returns when a server lives or none could be started.
-
-    The check is one open and one flock, so a command that finds a live server pays no more.
-    """
-    import fcntl
-    try:
-        fd = os.open(lock_path(real.pyz), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)  # a server holds it
-        return
-    from agent_payload.warm import server
-    server.start(real, fd, status)

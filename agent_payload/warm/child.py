@@ -23,7 +23,8 @@ from agent_payload import warm
 MAX_HAND = 1 << 20
 
 
-def serve_connection(conn, listener, lock_fd, real, start_env, start_signals):
+def serve_connection(conn, listener, lock_fd, real, start_env, start_signals, runners):
+    """Serve ``conn`` in this forked child and exit; ``runners``: (cli.serve_rpc, cli.hand_main)."""
     status = 0
     try:
         listener.close()
@@ -42,9 +43,9 @@ def serve_connection(conn, listener, lock_fd, real, start_env, start_signals):
         if not first:
             os._exit(0)
         if first == warm.HAND_PREFIX:
-            status = _hand(conn)
+            status = _hand(conn, runners[1])
         else:
-            _rpc(conn)
+            _rpc(conn, runners[0])
     except BaseException:  # noqa: BLE001
         status = 1
     os._exit(status)
@@ -74,15 +75,14 @@ def _peer_pid(conn):
         return None
 
 
-def _rpc(conn):
-    from agent_payload import cli
+def _rpc(conn, serve_rpc):
     peer = _peer_pid(conn)
     encodings = _encodings()
     os.dup2(conn.fileno(), 0)
     os.dup2(conn.fileno(), 1)
     conn.close()
     _std_streams(encodings)
-    cli.serve_rpc(sys.stdin, sys.stdout, peer=peer)
+    serve_rpc(sys.stdin, sys.stdout, peer=peer)
     sys.stdout.flush()
 
 
@@ -120,7 +120,7 @@ def _send(conn, kind, value):
     conn.sendall("{} {}\n".format(kind, value).encode())
 
 
-def _hand(conn):
+def _hand(conn, hand_main):
     msg, fds = _recv_hand(conn)
     if len(fds) != 3:
         raise ValueError("a hand message carries fds 0, 1 and 2")
@@ -128,7 +128,7 @@ def _hand(conn):
     pid = os.fork()
     if pid == 0:
         conn.close()
-        _run_hand(msg, fds, encodings)  # never returns
+        _run_hand(msg, fds, encodings, hand_main)  # never returns
     for fd in fds:
         os.close(fd)
     _send(conn, "pid", pid)
@@ -145,7 +145,7 @@ def _hand(conn):
     return 0
 
 
-def _run_hand(msg, fds, encodings):
+def _run_hand(msg, fds, encodings, hand_main):
     """The hand-CLI worker: the front's fds, environment and cwd, then handcli as the direct path runs it."""
     code = 1
     try:
@@ -157,8 +157,7 @@ def _run_hand(msg, fds, encodings):
         os.environb.update(environ)
         os.chdir(cwd)
         _std_streams(encodings)
-        from agent_payload import cli
-        code = cli.hand_main([os.fsdecode(a) for a in argv])
+        code = hand_main([os.fsdecode(a) for a in argv])
     except SystemExit as exc:
         code = _exit_code(exc.code)
     except KeyboardInterrupt:

@@ -27,8 +27,11 @@ POLL_MS = 1000  # how often an idle server looks at its socket path and its pyz
 SCOPE_TIMEOUT = 10.0
 
 
-def start(real, fd, status):
+def start(real, fd, status, rpc, hand):
     """Fork the detached server for ``real`` (a warm.Real; ``fd`` holds its lock), then exit with ``status``.
+
+    ``rpc(stdin, stdout, peer=)`` and ``hand(argv)`` are what a connection's child runs (cli.serve_rpc and
+    cli.hand_main: the same functions as the exec'd process).
 
     The command exits at once (os._exit after flushing stdout and stderr; the payload registers no atexit work):
     after a fork the interpreter's teardown would copy-on-write every page it touches (measured: +4 ms).  The
@@ -54,7 +57,7 @@ def start(real, fd, status):
         os.setsid()
         if os.fork() == 0:
             _close_inherited(keep=fd)
-            serve(real, fd)
+            serve(real, fd, rpc, hand)
     except BaseException:  # noqa: BLE001 - a failed start is no failure of the command
         pass
     os._exit(0)
@@ -73,11 +76,11 @@ def _close_inherited(keep):
                 pass
 
 
-def serve(real, lock_fd, idle=None, place=None):
+def serve(real, lock_fd, rpc, hand, idle=None, place=None):
     """The server's life: never returns (os._exit)."""
     status = 0
     try:
-        _serve(real, lock_fd, warm.idle_timeout() if idle is None else idle, place or place_in_scope)
+        _serve(real, lock_fd, (rpc, hand), warm.idle_timeout() if idle is None else idle, place or place_in_scope)
     except BaseException:  # noqa: BLE001
         status = 1
     os._exit(status)
@@ -115,7 +118,7 @@ def place_in_scope(sha, connect=None):
     return result == "done"
 
 
-def _serve(real, lock_fd, idle, place):
+def _serve(real, lock_fd, runners, idle, place):
     if not place(real.sha):
         return
     start_env = dict(os.environ)
@@ -175,7 +178,7 @@ def _serve(real, lock_fd, idle, place):
             conn.close()
             continue
         if pid == 0:
-            child.serve_connection(conn, listener, lock_fd, real, start_env, start_signals)
+            child.serve_connection(conn, listener, lock_fd, real, start_env, start_signals, runners)
         conn.close()
 
 

@@ -77,7 +77,7 @@ def test_a_server_never_starts_from_in_process_calls_or_when_disabled(host, monk
     assert not os.path.exists(host.lock) and not os.path.exists(host.sock)
     proc = host.exec_rpc(env={"FLEET_WARM": "0"})
     assert proc.returncode == 0
-    time.sleep(0.3)  # noqa: a server would have bound its socket well within this (negative check)
+    time.sleep(0.3)  # a server would have bound its socket well within this (negative check)
     assert not os.path.exists(host.sock) and host.servers() == []
 
 
@@ -114,7 +114,7 @@ def test_server_killed_while_a_child_runs_an_op_the_op_finishes_and_the_next_com
     c = Conn(host)
     hello = c.hello()
     c.send(host.request("events", follow=True, until="{:.3f}".format(time.time() + 1.5)))
-    time.sleep(0.2)  # noqa: let the op start following (it ends by itself at "until")
+    time.sleep(0.2)  # let the op start following (it ends by itself at "until")
     os.kill(pid, signal.SIGKILL)
     poll(lambda: not alive(pid), what="the server's death")
     assert alive(hello["pid"])
@@ -130,7 +130,7 @@ def test_a_quiet_long_op_ends_when_its_client_goes_away(host):
     c = Conn(host)
     hello = c.hello()
     c.send(host.request("events", follow=True))  # quiet forever: only the orphan watch can end it
-    time.sleep(0.3)  # noqa: the op is following
+    time.sleep(0.3)  # the op is following
     assert alive(hello["pid"])
     c.close()
     poll(lambda: not alive(hello["pid"]), timeout=10, what="the orphaned child's exit")
