@@ -103,15 +103,19 @@ def place_in_scope(sha, connect=None):
     try:
         with (connect or sdbus.Systemd)() as systemd:
             systemd.subscribe()
-            try:
-                job = systemd.start_transient_unit(name, props)
-            except sdbus.DBusError as exc:
-                if exc.name == scope.UNIT_EXISTS:  # a dead server's scope its children keep: one of its own
-                    name = "fleet-warm-{}-{}.scope".format(sha[:12], pid)
-                elif exc.name != scope.PROPERTY_READ_ONLY:
-                    raise
-                props = props[:3]
-                job = systemd.start_transient_unit(name, props)
+            for _attempt in range(3):
+                try:
+                    job = systemd.start_transient_unit(name, props)
+                    break
+                except sdbus.DBusError as exc:
+                    if exc.name == scope.UNIT_EXISTS:  # a dead server's scope that its children keep alive
+                        name = "fleet-warm-{}-{}.scope".format(sha[:12], pid)
+                    elif exc.name == scope.PROPERTY_READ_ONLY and len(props) > 3:  # systemd < 236: no CollectMode
+                        props = props[:3]
+                    else:
+                        raise
+            else:
+                return False
             result = systemd.wait_job(job, deadline, done=lambda: scope.in_scope(pid, name))
     except (OSError, sdbus.DBusError):
         return False
