@@ -38,7 +38,8 @@ def host(tmp_path, built):
 
 def _front_imports(proc):
     """The modules the front process imported (``-X importtime`` lines on its stderr)."""
-    return {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+    lines = proc.stderr.decode().splitlines()
+    return {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
 
 
 def _started(host):

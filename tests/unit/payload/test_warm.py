@@ -20,7 +20,8 @@ def test_the_protocol_number_is_the_payloads():
 def test_the_hello_line_is_the_contracts_json_and_the_front_matches_it_without_json():
     line = warm.hello_line("ab" * 32, 4242)
     assert line.endswith(b"\n")
-    assert json.loads(line) == {"type": "warm", "pid": 4242, "payload": "ab" * 32, "protocol": protocol.PROTOCOL_VERSION}
+    assert json.loads(line) == {"type": "warm", "pid": 4242, "payload": "ab" * 32,
+                                "protocol": protocol.PROTOCOL_VERSION}
     assert warm.is_hello(line[:-1], "ab" * 32)
     assert not warm.is_hello(line[:-1], "cd" * 32)
     assert not warm.is_hello(line[:-1].replace(b"4242", b"x"), "ab" * 32)
