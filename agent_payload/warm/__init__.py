@@ -61,10 +61,6 @@ def socket_path(pyz):
     return pyz[:-4] + ".sock"
 
 
-def lock_path(pyz):
-    return pyz[:-4] + ".lock"
-
-
 class Real:
     """This process as a real payload: its pyz, sha and the entry's own trust checks (from ``__main__``)."""
 
@@ -94,13 +90,15 @@ class Real:
 
 
 def take_lock(real):
-    """The server lock of ``real``'s pyz (an open fd, flock held), or None when a server holds it.
+    """The server lock: an fd of ``real``'s pyz itself with an exclusive flock held, or None when a server holds it.
 
-    One open and one flock: a command that finds a live server pays no more.
+    The pyz is the lock file, so the payload dir gets no other file than the socket, and a re-uploaded pyz (a
+    new file) may get its own server while the old one notices the change and exits.  One open and one flock:
+    a command that finds a live server pays no more.
     """
     import fcntl
     try:
-        fd = os.open(lock_path(real.pyz), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(real.pyz, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:

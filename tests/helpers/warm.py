@@ -50,7 +50,6 @@ class Host:
         self.pyz.write_bytes(built.data)
         os.chmod(self.pyz, 0o644)
         self.sock = str(self.pyz)[:-4] + ".sock"
-        self.lock = str(self.pyz)[:-4] + ".lock"
         self.env = dict(env or os.environ, FLEET_ROOT=str(self.root),
                         FLEET_CONFIG_DIR=str(tmp_path / "etc"), FLEET_WARM_IDLE="60")
         self.env.pop("FLEET_WARM", None)
@@ -76,7 +75,8 @@ class Host:
                               timeout=60, **kw)
 
     def servers(self):
-        """Pids of the live processes holding the server lock (the server; never its children)."""
+        """Pids of the live servers: reparented processes holding the pyz open (its flock is the server's lock;
+        children close it)."""
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -87,7 +87,7 @@ class Host:
                 continue
             for fd in fds:
                 try:
-                    if os.readlink("/proc/{}/fd/{}".format(entry, fd)) == self.lock:
+                    if os.readlink("/proc/{}/fd/{}".format(entry, fd)) == str(self.pyz) and _ppid(entry) == 1:
                         pids.append(int(entry))
                         break
                 except OSError:
@@ -152,6 +152,14 @@ class Conn:
     def close(self):
         self.file.close()
         self.sock.close()
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/{}/stat".format(pid)) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def alive(pid):
