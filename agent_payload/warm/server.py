@@ -125,6 +125,7 @@ def place_in_scope(sha, connect=None):
 
 
 def _serve(real, lock_fd, runners, idle, place):
+    os.chdir("/")  # pins no directory (the SSH login's home) for as long as it lives
     if not place(real.sha):
         return
     start_env = dict(os.environ)
