@@ -140,6 +140,9 @@ def _serve(real, lock_fd, runners, idle, place):
             __import__(name)
         except Exception:  # noqa: BLE001 - a module that fails to import fails its request as it would via exec
             pass
+    title = Title()
+    title.name_server(real.sha)
+    os.environ.update(start_env)  # set_title cleared it (libc's copy pointed into the area it overwrote)
     identity = real.identity()
     if not real.still_trusted(identity):
         return
@@ -185,8 +188,54 @@ def _serve(real, lock_fd, runners, idle, place):
             conn.close()
             continue
         if pid == 0:
+            title.restore()
             child.serve_connection(conn, listener, lock_fd, real, start_env, start_signals, runners)
         conn.close()
+
+
+class Title:
+    """The server shows as ``fleet-warm <sha12>`` in ps (comm "fleet-warm"), not as the ``pyz --rpc`` command it
+    was forked from, so that nothing counting a host's payload commands counts it; each child shows as that
+    command again (the saved argv area and comm written back): a warm request looks like an exec'd one."""
+
+    def __init__(self):
+        self.area = None
+        try:
+            with open("/proc/self/comm", "rb") as f:
+                self.comm = f.read().rstrip(b"\n")
+            with open("/proc/self/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            arg_start, arg_end, env_start, env_end = (int(v) for v in fields[45:49])
+            if 0 < arg_start < arg_end:
+                import ctypes
+                size = env_end - arg_start if env_start == arg_end and env_end > env_start else arg_end - arg_start
+                self.area = (arg_start, ctypes.string_at(arg_start, size))  # what runtime.init.set_title rewrites
+        except (OSError, ValueError, IndexError):
+            self.comm = None
+
+    def name_server(self, sha):
+        from agent_payload.runtime.init import set_title
+        try:
+            _write_comm(b"fleet-warm")
+            if self.area:
+                set_title(["fleet-warm", sha[:12]])
+        except (OSError, ValueError, IndexError):
+            pass  # cosmetic
+
+    def restore(self):
+        try:
+            if self.comm:
+                _write_comm(self.comm)
+            if self.area:
+                import ctypes
+                ctypes.memmove(self.area[0], self.area[1], len(self.area[1]))
+        except (OSError, ValueError):
+            pass
+
+
+def _write_comm(name):
+    with open("/proc/self/comm", "wb") as f:
+        f.write(name)
 
 
 def _is_mine(path, mine):

@@ -62,6 +62,8 @@ def test_an_exec_starts_one_detached_server_that_answers_as_exec_does(host):
     assert os.getsid(pid) not in (os.getsid(0), pid)  # a session of its own that it does not lead: no terminal
     with open("/proc/{}/stat".format(pid)) as f:
         assert f.read().split(")")[-1].split()[1] == "1"  # double fork: reparented, nobody waits for it
+    with open("/proc/{}/comm".format(pid)) as f, open("/proc/{}/cmdline".format(pid), "rb") as g:
+        assert f.read() == "fleet-warm\n" and g.read().startswith(b"fleet-warm\0" + host.sha[:12].encode())
     fds = {os.readlink("/proc/{}/fd/{}".format(pid, n)) for n in os.listdir("/proc/{}/fd".format(pid))}
     assert not [f for f in fds if f.startswith("pipe:")], fds
     hello, lines = _warm(host)
@@ -132,6 +134,9 @@ def test_a_quiet_long_op_ends_when_its_client_goes_away(host):
     c.send(host.request("events", follow=True))  # quiet forever: only the orphan watch can end it
     time.sleep(0.3)  # the op is following
     assert alive(hello["pid"])
+    with open("/proc/{}/comm".format(hello["pid"])) as f, open("/proc/{}/cmdline".format(hello["pid"]), "rb") as g:
+        comm, cmdline = f.read(), g.read()
+    assert comm != "fleet-warm\n" and cmdline.endswith(str(host.pyz).encode() + b"\0--rpc\0")  # as if exec'd
     c.close()
     poll(lambda: not alive(hello["pid"]), timeout=10, what="the orphaned child's exit")
 
