@@ -197,7 +197,7 @@ def main(argv=None):
             from agent_payload.warm import client
             handed = client.hand_off(real.pyz, argv)
             if handed is not None:
-                return handed
+                os._exit(handed)  # the worker wrote the output; nothing of this process needs tearing down
         status = hand_main(argv)
     if real is not None:
         _start_warm(warm, real, status)
