@@ -117,13 +117,14 @@ class Host:
         s.connect(self.sock)
         return s
 
-    def close(self):
+    def close(self, remove=True):
+        """SIGKILL every server seen; then (``remove``) the short state root: after any container cleanup."""
         for pid in self.seen | set(self.servers()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        if self.short:
+        if remove and self.short:
             shutil.rmtree(self.short, ignore_errors=True)
 
 

@@ -32,8 +32,9 @@ def host(tmp_path, built):
         images.Fixture(paths).image(["busybox:latest"], [images._layer_with_links()])
         yield h
     finally:
-        h.close()
+        h.close(remove=False)
         _cleanup(paths)
+        h.close()
 
 
 def _front_imports(proc):
