@@ -4,18 +4,16 @@ This module and handcli.py are the only ones that write to stdout.  The --rpc pa
 possible: it is paid on every fleet command on every host.
 """
 
-import json
 import os
 import sys
 
-from agent_payload import errors, protocol
-from agent_payload.ops import Context, dispatch, payload_identity
-from agent_payload.state import perms
-from agent_payload.state.paths import Paths
+# The rest (json, errors, protocol, ops, state) is imported where used: the hand CLI's front process hands its command
+# to a warm server (agent_payload/warm/) without them.
 
 
 def launcher():
     """The argv prefix that re-runs this payload (for the detached shim)."""
+    from agent_payload.ops import payload_identity
     sha, path = payload_identity(sys.argv[0])
     if path:
         flags = (["-S"] if sys.flags.no_site else []) + (["-E"] if sys.flags.ignore_environment else [])
@@ -39,6 +37,10 @@ def state_root_of(path):
 
 
 def _context():
+    from agent_payload import errors
+    from agent_payload.ops import Context, payload_identity
+    from agent_payload.state import perms
+    from agent_payload.state.paths import Paths
     sha, path = payload_identity(sys.argv[0])
     paths = Paths(root=state_root_of(path))
     try:
@@ -50,11 +52,13 @@ def _context():
 
 def _error_result(exc):
     import traceback  # the failure path only: a successful --rpc run never pays for it
+    from agent_payload import errors, protocol
     return protocol.result_error(**errors.to_wire(exc, traceback.format_exc))
 
 
 def _verify_self(path, expected):
     import hashlib
+    from agent_payload import errors
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -85,6 +89,7 @@ def _read_request(stdin):
     A request spread over several lines (a hand-written, pretty-printed one) still works: when the first
     line alone is not valid JSON, the rest of stdin is read too (such a request cannot carry frames).
     """
+    import json
     first = stdin.readline()
     try:
         return json.loads(first)
@@ -93,6 +98,7 @@ def _read_request(stdin):
     try:
         return json.loads(first + stdin.read())
     except ValueError as exc:
+        from agent_payload import errors
         raise errors.InvalidArgument("request is not valid JSON: {}".format(exc))
 
 
@@ -101,6 +107,8 @@ def _exit_when_orphaned(stdout):
 
     When the SSH session ends, sshd closes its end of our stdout pipe; a quiet `logs -f` would otherwise never
     write again, never see EPIPE, and poll on the host forever.  A daemon thread polls the pipe for POLLERR.
+    On a warm server's socket (agent_payload/warm/) POLLHUP says the same: the peer closed the connection (its
+    half-close after the request is only POLLRDHUP, not watched).
     """
     import select
     import threading
@@ -121,14 +129,25 @@ def _exit_when_orphaned(stdout):
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
-def serve_rpc(stdin, stdout):
-    """Read one request, run it, write events and one result line. Always returns 0 once a result is out."""
+def serve_rpc(stdin, stdout, peer=None):
+    """Read one request, run it, write events and one result line. Always returns 0 once a result is out.
+
+    The one RPC path of an exec'd ``--rpc`` process and of a warm server's child (``peer``: the pid on the other
+    end of its socket, which stands for the exec'd process's parent: sshd).
+    """
+    import json
+
+    from agent_payload import errors, protocol
+    from agent_payload.ops import dispatch, payload_identity
+
     def write(obj):
         stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
         stdout.flush()
 
     try:
         ctx = _context()
+        if peer is not None:
+            ctx.peer = peer
         req = _read_request(stdin)
         ctx.stdin = stdin  # interactive ops read their frames from here (runtime/tty.FrameReader)
         if not isinstance(req, dict):
@@ -150,13 +169,45 @@ def serve_rpc(stdin, stdout):
     return 0
 
 
+def hand_main(argv):
+    """The payload by hand (handcli): in this process, or in a warm server's worker (warm/child.py)."""
+    from agent_payload.handcli import run_by_hand
+    return run_by_hand(argv, _context)
+
+
 def main(argv=None):
-    """Entry point: ``--rpc`` or a docker-style command."""
+    """Entry point: ``--rpc`` or a docker-style command.
+
+    Only the real entry of a real payload (argv from the command line, a trusted pyz run through its own
+    ``__main__`` or the controller's, see warm.real_payload) uses or starts a warm server; a call with ``argv``
+    (tests) never does.
+    """
+    from agent_payload import warm
+    real = None
+    if argv is None:
+        real = warm.real_payload() if warm.enabled() else None
     argv = sys.argv[1:] if argv is None else argv
     # Docker's daemon sets umask 0022 whatever it inherited; so do we: files the runtime makes without an explicit
     # mode (and the processes of containers, which inherit it) never depend on the SSH session's umask.
     os.umask(0o022)
     if argv[:1] == ["--rpc"]:
-        return serve_rpc(sys.stdin, sys.stdout)
-    from agent_payload.handcli import run_by_hand
-    return run_by_hand(argv, _context)
+        status = serve_rpc(sys.stdin, sys.stdout)
+    else:
+        if real is not None:
+            from agent_payload.warm import client
+            handed = client.hand_off(real.pyz, argv)
+            if handed is not None:
+                os._exit(handed)  # the worker wrote the output; nothing of this process needs tearing down
+        status = hand_main(argv)
+    if real is not None:
+        _start_warm(warm, real, status)
+    return status
+
+
+def _start_warm(warm, real, status):
+    """After the command's own work: start a warm server unless one lives; when one is started, this process
+    exits here with ``status`` (server.start)."""
+    fd = warm.take_lock(real)
+    if fd is not None:
+        from agent_payload.warm import server
+        server.start(real, fd, status, serve_rpc, hand_main)

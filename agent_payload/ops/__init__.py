@@ -45,6 +45,7 @@ class Context:
         self.payload_sha = payload_sha
         self.launcher = launcher
         self.parent = os.getppid()  # who started this payload process (sshd over SSH): a later change = orphaned
+        self.peer = None  # in a warm server's child (agent_payload/warm/): the pid on the socket's other end (sshd)
 
     def runtime(self):
         from agent_payload.runtime.containers import Runtime

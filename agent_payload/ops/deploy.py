@@ -14,7 +14,9 @@ def op_deploy_lock(ctx, req, emit):
     """{"project", "deploy_id", "holder", "action"} -> {"acquired", "took_over"} | {"released"}."""
     from agent_payload.deploy import lock
     if req.action == "acquire":
+        peer = getattr(ctx, "peer", None)  # a warm server's child: the holder is up from its peer, not its parent
         return lock.acquire(ctx.paths, req.project, req.deploy_id, req.holder,
+                            process=lock.holder_process(start=peer) if peer else None,
                             parent_at_start=getattr(ctx, "parent", None))
     if req.action == "release":
         return lock.release(ctx.paths, req.project, req.deploy_id)
