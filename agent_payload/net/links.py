@@ -1,19 +1,18 @@
-"""Bridges, veth pairs, addresses and routes, through the host's iproute2 (``ip -batch -``: one exec per side).
+"""Bridges, veth pairs, addresses and routes.
 
-Host side (the caller's network namespace)::
+A container's veth pair, its address and default route go through rtnetlink (``linux/netlink.py``: no exec on
+a container's start or removal)::
 
-    link add <host_if> type veth peer name <tmp_if>     both ends start here ...
-    link set <tmp_if> netns <holder pid>                ... and the peer moves into the container's namespace
-    link set <host_if> master <bridge> ; link set <host_if> up
+    host side:       link add <host_if> type veth peer name <ifname> address <mac> netns <container ns fd>
+                     link set <host_if> master <bridge> up ; link set <host_if> type bridge_slave hairpin on
+    container side:  addr add <ip>/<prefix> dev <ifname> ; link set <ifname> up ; route add default via <gw>
+                     (a netlink socket made inside the namespace: Netlink.inside)
 
-Container side (a child that setns()es into the namespace file, then execs ``ip -batch -``)::
-
-    link set <tmp_if> name eth0 ; link set eth0 address <mac> ; addr add <ip>/<prefix> dev eth0
-    link set eth0 up ; route add default via <gateway>
-
-Commands are argv words in a batch file, never a shell line; interface names are ours (derived from IDs).
+Bridges (made once per network) still go through the host's iproute2 (``ip -batch -``), as argv words in a
+batch file, never a shell line; interface names are ours (derived from IDs).
 """
 
+import errno
 import ipaddress
 import os
 import subprocess
@@ -79,46 +78,65 @@ def _has_address(ifname, address):
     return any(" {}/".format(address) in line for line in out.splitlines())
 
 
+def _netlink_error(exc, what):
+    return errors.FailedPrecondition("{} failed: {}".format(what, exc.strerror or exc))
+
+
 def remove_link(ifname):
     """Delete an interface (a bridge, or a veth: its peer goes with it); a missing one is fine."""
-    if exists(ifname):
-        try:
-            _ip_batch([["link", "del", ifname]])
-        except errors.FailedPrecondition:
-            if exists(ifname):
-                raise
+    from ..linux.netlink import Netlink
+
+    try:
+        with Netlink() as nl:
+            nl.delete_link(ifname)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV and exists(ifname):
+            raise _netlink_error(exc, "ip link del {}".format(ifname))
 
 
 def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifname="eth0", mtu=None,
            default_route=True, mac=None):
     """Wire a container namespace to ``bridge`` through a new veth pair; the container side is ``ifname`` (its
-    MAC ``mac``, else derived from ``ip``)."""
-    tmp_if = "t" + host_if[1:]
-    add = ["link", "add", host_if]
-    if mtu:
-        add += ["mtu", str(mtu)]
-    add += ["type", "veth", "peer", "name", tmp_if]
+    MAC ``mac``, else derived from ``ip``).  ``holder_pid`` (a process in the namespace) is no longer needed:
+    the peer is made inside the namespace by its file."""
+    from ..linux.netlink import Netlink
+
+    step = "ip link add {} type veth peer name {}".format(host_if, ifname)
     try:
-        _ip_batch([add,
-                   ["link", "set", tmp_if, "netns", str(holder_pid)],
-                   ["link", "set", host_if, "master", bridge],
-                   ["link", "set", host_if, "type", "bridge_slave", "hairpin", "on"],  # reach own published port
-                   ["link", "set", host_if, "up"]])
-        inside = [["link", "set", tmp_if, "name", ifname],
-                  ["link", "set", ifname, "address", mac or mac_for(ip)],
-                  ["addr", "add", "{}/{}".format(ip, prefixlen), "dev", ifname],
-                  ["link", "set", ifname, "up"]]
-        if default_route and gateway:
-            inside.append(["route", "add", "default", "via", str(gateway)])
-        _ip_batch(inside, netns_path)
-    except BaseException:
+        with Netlink() as nl:
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                nl.add_veth(host_if, ifname, peer_netns_fd=fd, peer_mac=mac or mac_for(ip), mtu=mtu)
+            finally:
+                os.close(fd)
+            step = "ip link set {} master {} up".format(host_if, bridge)
+            nl.set_link(host_if, up=True, master=bridge)
+            step = "ip link set {} type bridge_slave hairpin on".format(host_if)
+            nl.set_hairpin(host_if)  # reach own published port
+        with Netlink.inside(netns_path) as nl:
+            step = "ip addr add {}/{} dev {}".format(ip, prefixlen, ifname)
+            nl.add_address(ifname, ip, prefixlen)
+            step = "ip link set {} up".format(ifname)
+            nl.set_link(ifname, up=True)
+            if default_route and gateway:
+                step = "ip route add default via {}".format(gateway)
+                nl.add_default_route(gateway)
+    except BaseException as exc:
         remove_link(host_if)
+        if isinstance(exc, OSError):
+            raise _netlink_error(exc, step)
         raise
 
 
 def detach(netns_path, ifname):
     """Remove the container side ``ifname`` (its host peer goes with it): ``network disconnect``."""
-    _ip_batch([["link", "del", ifname]], netns_path)
+    from ..linux.netlink import Netlink
+
+    try:
+        with Netlink.inside(netns_path) as nl:
+            nl.delete_link(ifname)
+    except OSError as exc:
+        raise _netlink_error(exc, "ip link del {}".format(ifname))
 
 
 def set_sysctl(name, value):
