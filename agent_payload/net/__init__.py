@@ -55,8 +55,9 @@ class Sandbox:
             config = dict(config, dns=[])
         hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
                                                  resolv_base=base, links=links)
-        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
-        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
+        # bind-mounted: readable inside; rewritten by every start, so no fsync (store.write_bytes_atomic)
+        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644, durable=False)
+        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644, durable=False)
 
     def start_resolver(self, paths, cid):
         """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
