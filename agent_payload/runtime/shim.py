@@ -204,12 +204,14 @@ def _launch(paths, layout, config, sync_fd=None):
     if pid == 0:
         for fd in (out_r, err_r, init_r, go_w) + ((sync_fd,) if sync_fd is not None else ()):
             os.close(fd)
+        prepared = process.init_prepare(config)  # computation only, overlapping the shim's cgroup placement
         # wait until the shim has moved us into the cgroup; EOF (the shim died or gave up) ends us here
         go = os.read(go_r, 1)
         os.close(go_r)
         if go != b"g":
             os._exit(1)
-        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None)
+        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None,
+                          prepared=prepared)
     for fd in (out_w, err_w, init_w, go_r):
         os.close(fd)
     if io:
