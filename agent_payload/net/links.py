@@ -16,6 +16,8 @@ import errno
 import ipaddress
 import os
 import subprocess
+import sys
+import time
 
 from .. import errors
 
@@ -83,7 +85,19 @@ def _netlink_error(exc, what):
 
 
 def remove_link(ifname):
-    """Delete an interface (a bridge, or a veth: its peer goes with it); a missing one is fine."""
+    """Delete an interface (a bridge, or a veth: its peer goes with it); a missing one is fine.
+
+    Returns once the interface is unregistered: its name is free, it has left its bridge and the namespace
+    lookups.  The kernel's tail of a deletion (RCU grace periods and reference drains, ~15-20 ms for a veth pair)
+    is waited for by a forked child rather than by the caller, when the caller has no other thread (a fork of a
+    threaded process is not safe): the child is reaped by the next call, or by init once the caller exits.
+    """
+    _reap_deleters()
+    if not exists(ifname):
+        return
+    if _single_threaded():
+        _remove_in_child(ifname)
+        return
     from ..linux.netlink import Netlink
 
     try:
@@ -92,6 +106,60 @@ def remove_link(ifname):
     except OSError as exc:
         if exc.errno != errno.ENODEV and exists(ifname):
             raise _netlink_error(exc, "ip link del {}".format(ifname))
+
+
+_deleters = []  # pids of forked deleters not reaped yet
+
+
+def _single_threaded():
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _reap_deleters():
+    for pid in list(_deleters):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid  # reaped by someone else (a subreaper's reap_orphans)
+        if done:
+            _deleters.remove(pid)
+
+
+def _remove_in_child(ifname):
+    from ..linux.netlink import Netlink
+
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            with Netlink() as nl:
+                nl.delete_link(ifname)
+        except OSError as exc:
+            code = 0 if exc.errno == errno.ENODEV else (exc.errno or 1) & 0xFF
+        except BaseException:
+            code = 1
+        os._exit(code)
+    delay = 0.0002
+    deadline = time.monotonic() + 30
+    while exists(ifname):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+            if code and exists(ifname):
+                raise _netlink_error(OSError(code, os.strerror(code)), "ip link del {}".format(ifname))
+            return
+        if time.monotonic() > deadline:
+            break  # still there: the child's answer decides, below
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+    else:
+        _deleters.append(pid)  # gone from the host: the kernel finishes in the child
+        return
+    _, status = os.waitpid(pid, 0)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if code and exists(ifname):
+        raise _netlink_error(OSError(code, os.strerror(code)), "ip link del {}".format(ifname))
 
 
 def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifname="eth0", mtu=None,

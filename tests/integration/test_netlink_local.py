@@ -76,7 +76,35 @@ SCRIPT = textwrap.dedent("""\
     links.remove_link("fvnl0")
     links.remove_link("fvnl0")  # a missing link is fine
     assert not links.exists("fvnl0")
-    for p in (path, p1):
+
+    # remove_link returns once the veth is unregistered (name free, off the bridge); in a single-threaded
+    # process the kernel's slow tail (~15-20 ms of RCU waits) runs in a forked child, reaped by a later call
+    import threading, time
+    while links._deleters:  # earlier calls' children
+        links._reap_deleters()
+        time.sleep(0.01)
+    p2 = os.path.join(run, "netns", "c2")
+    netns.create(p2).close()
+    links.attach(None, p2, "nltest0", "fvnl3", "10.78.0.5", 24, "10.78.0.1")
+    links.remove_link("fvnl3")
+    assert not links.exists("fvnl3") and not os.path.exists("/sys/class/net/nltest0/brif/fvnl3")
+    assert len(links._deleters) == 1, links._deleters
+    links.attach(None, p2, "nltest0", "fvnl3", "10.78.0.5", 24, "10.78.0.1")  # the same names at once (a restart)
+    deadline = time.monotonic() + 10
+    while links._deleters and time.monotonic() < deadline:
+        links._reap_deleters()
+        time.sleep(0.01)
+    assert not links._deleters, "the deleter child never finished"
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:  # another thread alive: no fork, the caller waits for the whole deletion itself
+        links.remove_link("fvnl3")
+        assert not links.exists("fvnl3") and not links._deleters
+    finally:
+        release.set()
+        worker.join()
+    for p in (path, p1, p2):
         netns.destroy(p)
     print("done")
     """)
