@@ -126,6 +126,18 @@ def _reap_deleters():
             _deleters.remove(pid)
 
 
+def _close_all_fds():
+    """In a forked child about to do one syscall and exit: every inherited fd closed, stdio included."""
+    import gc
+
+    gc.disable()  # no finalizer may close an fd number the netlink socket reuses
+    for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # the listdir's own fd
+
+
 def _remove_in_child(ifname):
     from ..linux.netlink import Netlink
 
@@ -133,6 +145,9 @@ def _remove_in_child(ifname):
     if pid == 0:
         code = 0
         try:
+            # nothing of the caller's may stay open for the ~20 ms this child lives: a published port's socket
+            # (a restart binds it again), the SSH channel on stdout (the controller waits for its EOF)
+            _close_all_fds()
             with Netlink() as nl:
                 nl.delete_link(ifname)
         except OSError as exc:

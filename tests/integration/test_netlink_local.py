@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
 
 SCRIPT = textwrap.dedent("""\
-    import errno, os, subprocess, sys
+    import errno, os, socket, subprocess, sys
     sys.path.insert(0, {repo!r})
     from agent_payload import errors
     from agent_payload.linux import netlink
@@ -86,9 +86,17 @@ SCRIPT = textwrap.dedent("""\
     p2 = os.path.join(run, "netns", "c2")
     netns.create(p2).close()
     links.attach(None, p2, "nltest0", "fvnl3", "10.78.0.5", 24, "10.78.0.1")
+    held = socket.socket()  # a published port's socket: the deleter child must not keep it bound
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
     links.remove_link("fvnl3")
     assert not links.exists("fvnl3") and not os.path.exists("/sys/class/net/nltest0/brif/fvnl3")
     assert len(links._deleters) == 1, links._deleters
+    fd_dir = "/proc/{{}}/fd".format(links._deleters[0])
+    child_fds = {{os.readlink(os.path.join(fd_dir, n)) for n in os.listdir(fd_dir)}} if os.path.isdir(fd_dir) else set()
+    assert "socket:[{{}}]".format(os.fstat(held.fileno()).st_ino) not in child_fds, child_fds
+    assert not any(t.startswith("pipe:") or t.startswith("/") for t in child_fds), child_fds  # no stdio either
+    held.close()
     links.attach(None, p2, "nltest0", "fvnl3", "10.78.0.5", 24, "10.78.0.1")  # the same names at once (a restart)
     deadline = time.monotonic() + 10
     while links._deleters and time.monotonic() < deadline:
