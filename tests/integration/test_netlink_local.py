@@ -35,7 +35,12 @@ SCRIPT = textwrap.dedent("""\
                               env={{"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}}, check=True).stdout
 
     path = os.path.join(run, "netns", "c0")
+    home = os.stat("/proc/thread-self/ns/net").st_ino
     with netns.create(path) as holder:
+        # made by this thread itself (no holder process), which is back in its own namespace
+        assert holder.pid is None and os.stat("/proc/thread-self/ns/net").st_ino == home
+        assert os.stat(path).st_ino != home and netns.exists(path)
+        assert ",UP" in inside(path, ["ip", "-o", "link", "show", "dev", "lo"])
         links.attach(holder.pid, path, "nltest0", "fvnl0", "10.78.0.2", 24, "10.78.0.1", mtu=1400,
                      mac="02:42:0a:4e:00:99")
     assert sysfs("fvnl0", "master/ifindex") == sysfs("nltest0", "ifindex")
