@@ -15,7 +15,6 @@ batch file, never a shell line; interface names are ours (derived from IDs).
 import errno
 import ipaddress
 import os
-import subprocess
 import sys
 import time
 
@@ -26,6 +25,8 @@ IP = "ip"
 
 def _ip_batch(lines, netns_path=None):
     """Run ``ip -batch -`` with ``lines`` (lists of words) in our namespace or the one bound at ``netns_path``."""
+    import subprocess
+
     from .netns import enter
 
     script = "".join(" ".join(words) + "\n" for words in lines)
@@ -73,6 +74,8 @@ def ensure_bridge(name, gateway, prefixlen, mtu=None):
 
 
 def _has_address(ifname, address):
+    import subprocess
+
     if not exists(ifname):
         return False
     out = subprocess.run([IP, "-o", "-4", "addr", "show", "dev", ifname], stdout=subprocess.PIPE,
