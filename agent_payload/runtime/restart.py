@@ -182,7 +182,9 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
         if restart:
             records.move(paths, container_id, state, states.RESTARTING, restart_count=count + 1)
             return delay
-        records.move(paths, container_id, state, states.EXITED)
+        # --rm: removed in the next step under the same lock (the tombstone keeps this state for `wait`), so the
+        # write needs no fsync: a crash in between leaves the container behind either way
+        records.move(paths, container_id, state, states.EXITED, durable=not config.get("auto_remove"))
         if config.get("auto_remove"):
             records.remove_dir(paths, container_id, tombstone=True)
             events.container(paths, "destroy", config)

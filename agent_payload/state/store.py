@@ -44,10 +44,10 @@ def write_bytes_atomic(path, data, mode=0o600, durable=True):
         _fsync_dir(directory)
 
 
-def write_json_atomic(path, obj, mode=0o600):
-    """Serialise ``obj`` as JSON and write it atomically."""
+def write_json_atomic(path, obj, mode=0o600, durable=True):
+    """Serialise ``obj`` as JSON and write it atomically (``durable``: see ``write_bytes_atomic``)."""
     data = json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
-    write_bytes_atomic(path, data, mode)
+    write_bytes_atomic(path, data, mode, durable)
 
 
 def read_json(path, default=None):
