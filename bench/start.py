@@ -6,10 +6,14 @@ deterministically into /var/cache/fleet-bench/ as an OCI layout, pushed with sko
 docker-registry on a free 127.0.0.1 port, pulled once into a private fleet store and a private podman store,
 and unpacked once into a runc bundle.  Then N interleaved rounds (the order rotates each round) time:
 
-  fleet         `python3 -S -E -m agent_payload run --rm --network none REF true` from this checkout (as a
-                host runs it), private FLEET_ROOT and FLEET_CONFIG_DIR.
+  fleet         `python3 -S -E <FLEET_ROOT>/payload/<sha256>.pyz run --rm --network none REF true`: the zipapp
+                built from this checkout (fleet.transport.payload.build) where a host keeps it, run as a host
+                runs it, private FLEET_ROOT and FLEET_CONFIG_DIR; a warm payload server, where the payload has
+                one, is used as a host would use it (the warm-up round starts it).
   fleet-bridge  the same on fleet's default bridge (fleet0: netns, veth, address, NAT rules), fleet's own
                 bridge and nft table removed again at the end if they were not there before.
+  fleet-cold, fleet-bridge-cold  the same two with FLEET_WARM=0: no warm server, every run pays the
+                interpreter's start and the payload's imports.
   podman-none   `podman run --rm --network none REF true` (private --root/--runroot/--tmpdir, overlay).
   podman-bridge `podman run --rm REF true` on podman's default bridge (a private network config dir, a subnet
                 no route uses); n/a, with the reason, when that network cannot come up here.
@@ -58,7 +62,8 @@ from pull import (  # noqa: E402 - the shared bench plumbing (registry, run, unm
 BUSYBOX = "/bin/busybox"
 REPO, TAG = "bench/busybox", "latest"
 MTIME = 1700000000
-TOOLS = ["fleet", "fleet-bridge", "podman-none", "podman-bridge", "runc", "python"]
+TOOLS = ["fleet", "fleet-bridge", "fleet-cold", "fleet-bridge-cold", "podman-none", "podman-bridge", "runc",
+         "python"]
 FLEET_BRIDGE = "fleet0"
 # Podman's default bridge: its name, the host state netavark changes (and we put back), subnets to try.
 BRIDGE = "podman0"
@@ -310,6 +315,9 @@ class Bench:
         (fleet / "etc" / "daemon.json").write_text(json.dumps({"insecure-registries": ["127.0.0.1:{}".format(port)]}))
         self.fleet_root = fleet / "root"
         self.fleet_env = dict(CLEAN_ENV, FLEET_ROOT=str(self.fleet_root), FLEET_CONFIG_DIR=str(fleet / "etc"))
+        self.fleet_env.pop("FLEET_WARM", None)
+        self.cold_env = dict(self.fleet_env, FLEET_WARM="0")
+        self.pyz = None  # <FLEET_ROOT>/payload/<sha256>.pyz, written by setup_fleet
         self.runc_state = top / "runc" / "state"
         self.bundle = top / "runc" / "bundle"
         self.count = 0
@@ -327,7 +335,7 @@ class Bench:
                 "--storage-driver", self.driver] + runtime + list(args)
 
     def fleet_cmd(self, *args) -> list:
-        return [PY, "-S", "-E", "-m", "agent_payload"] + list(args)
+        return [PY, "-S", "-E", str(self.pyz)] + list(args)
 
     # setup
 
@@ -360,7 +368,18 @@ class Bench:
             return self.namespaces(self.podman_cmd(*cmd), self.env)
 
     def setup_fleet(self):
-        run(self.fleet_cmd("pull", self.ref), env=self.fleet_env, cwd=ROOT)
+        """The zipapp of this checkout where a host keeps it (its dir 0700, as the controller makes it); the pull."""
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))  # this checkout's controller, whatever the venv has installed
+        from fleet.transport.payload import build
+
+        payload = build(ROOT / "agent_payload")
+        pdir = self.fleet_root / "payload"
+        pdir.mkdir(parents=True, mode=0o700)
+        self.pyz = pdir / payload.filename
+        self.pyz.write_bytes(payload.data)
+        self.pyz.chmod(0o600)
+        run(self.fleet_cmd("pull", self.ref), env=self.cold_env, cwd="/")
 
     def setup_runc(self, layer: Path, namespaces: list):
         rootfs = self.bundle / "rootfs"
@@ -393,8 +412,8 @@ class Bench:
 
     # the timed runs
 
-    def fleet(self, network=("--network", "none")):
-        t = run(self.fleet_cmd("run", "--rm", *network, self.ref, "true"), env=self.fleet_env, cwd=ROOT)[0]
+    def fleet(self, network=("--network", "none"), env=None):
+        t = run(self.fleet_cmd("run", "--rm", *network, self.ref, "true"), env=env or self.fleet_env, cwd="/")[0]
         left = self.fleet_root / "containers"
         deadline = time.monotonic() + 5
         names = [n for n in os.listdir(left) if not n.startswith(".")] if left.is_dir() else []
@@ -407,6 +426,12 @@ class Bench:
 
     def fleet_bridge(self):
         return self.fleet(network=())
+
+    def fleet_cold(self):
+        return self.fleet(env=self.cold_env)
+
+    def fleet_bridge_cold(self):
+        return self.fleet(network=(), env=self.cold_env)
 
     def podman_none(self):
         return run(self.podman_cmd("run", "--rm", "--pull", "never", "--network", "none", self.ref, "true"),
@@ -444,8 +469,9 @@ class Bench:
 
 
 def diag_imports(b: Bench, top_n=12):
-    p = subprocess.run([PY, "-X", "importtime", "-S", "-E", "-m", "agent_payload", "run", "--rm", b.ref, "true"],
-                       env=b.fleet_env, cwd=ROOT, capture_output=True, text=True)
+    cmd = b.fleet_cmd("run", "--rm", b.ref, "true")
+    p = subprocess.run(cmd[:1] + ["-X", "importtime"] + cmd[1:], env=b.cold_env, cwd="/", capture_output=True,
+                       text=True)
     rows = []
     for line in p.stderr.splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
@@ -462,8 +488,8 @@ def diag_imports(b: Bench, top_n=12):
 
 def diag_syscalls(b: Bench, top: Path):
     out = top / "strace.count"
-    run(["strace", "-f", "-c", "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.fleet_env,
-        cwd=ROOT)
+    run(["strace", "-f", "-c", "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.cold_env,
+        cwd="/")
     calls = {}
     for line in out.read_text().splitlines():
         parts = line.split()
@@ -486,7 +512,7 @@ def diag_syscalls(b: Bench, top: Path):
 def diag_timeline(b: Bench, top: Path):
     out = top / "strace.exec"
     run(["strace", "-f", "--seccomp-bpf", "-ttt", "-qq", "-e", "trace=execve,clone,clone3,vfork,exit_group",
-         "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.fleet_env, cwd=ROOT)
+         "-o", str(out)] + b.fleet_cmd("run", "--rm", b.ref, "true"), env=b.cold_env, cwd="/")
     lines = out.read_text().splitlines()
     if not lines:
         return
@@ -571,7 +597,7 @@ def bench(opts) -> int:
         b.setup_fleet()
         b.setup_podman()
         podman_ns = b.podman_namespaces()
-        fleet_ns = b.namespaces(b.fleet_cmd("run", "--rm", "--network", "none", b.ref), b.fleet_env, cwd=ROOT)
+        fleet_ns = b.namespaces(b.fleet_cmd("run", "--rm", "--network", "none", b.ref), b.cold_env, cwd="/")
         b.setup_runc(image_dir / "layer.tar.gz", [t for t in podman_ns if t != "user"])
         runtime = "runc, as crun refuses this hybrid-cgroup host"
         if not b.runtime:
@@ -626,18 +652,20 @@ def bench(opts) -> int:
         rbridge = "fleet-bridge/podman-bridge n/a"
     else:
         bridge = "podman bridge {:.1f} ms".format(med["podman-bridge"])
-        rbridge = "fleet-bridge/podman-bridge {:.2f}x (target <= 0.33x)".format(
-            med["fleet-bridge"] / med["podman-bridge"])
-    line = ("| {date} | start | busybox `true` ({n} applets, static), {r} rounds, fleet ns: {fns} | "
-            "fleet --network none {f:.1f} ms | fleet bridge {fb:.1f} ms | "
+        rbridge = "fleet-bridge/podman-bridge {:.2f}x (target <= 0.33x), cold {:.2f}x".format(
+            med["fleet-bridge"] / med["podman-bridge"], med["fleet-bridge-cold"] / med["podman-bridge"])
+    line = ("| {date} | start | busybox `true` ({n} applets, static), {r} rounds, fleet ns: {fns}, the zipapp "
+            "(`python3 -S -E <sha>.pyz`) | fleet --network none {f:.1f} ms | fleet bridge {fb:.1f} ms | "
+            "cold (FLEET_WARM=0): --network none {fc:.1f} ms, bridge {fbc:.1f} ms | "
             "podman --network none ({rt}, {drv}) {pn:.1f} ms | {bridge} | runc {rc:.1f} ms | "
-            "fleet/podman-none {r1:.2f}x (target <= 0.25x) | {rbridge} | fleet/runc {r3:.2f}x | "
+            "fleet/podman-none {r1:.2f}x (target <= 0.25x), cold {r1c:.2f}x | {rbridge} | fleet/runc {r3:.2f}x | "
             "python3 -S -E floor {py:.1f} ms; fleet --rm container still present after return: {ling}/{lr} |").format(
         date=datetime.date.today(), n=n_applets, r=opts.rounds, fns=" ".join(fleet_ns), f=med["fleet"],
-        fb=med["fleet-bridge"],
+        fb=med["fleet-bridge"], fc=med["fleet-cold"], fbc=med["fleet-bridge-cold"],
+        r1c=med["fleet-cold"] / med["podman-none"],
         rt=runtime, drv=b.driver, pn=med["podman-none"], bridge=bridge, rc=med["runc"],
         r1=med["fleet"] / med["podman-none"], rbridge=rbridge, r3=med["fleet"] / med["runc"], py=med["python"],
-        ling=b.lingering, lr=2 * opts.rounds)
+        ling=b.lingering, lr=4 * opts.rounds)
     print("\nmedians: " + "  ".join("{} {:.1f} ms".format(t, v) for t, v in med.items()))
     print(line)
     if not opts.no_record:

@@ -55,8 +55,9 @@ class Sandbox:
             config = dict(config, dns=[])
         hosts, resolv = etcfiles.container_files(config, endpoints[0]["ip"] if endpoints else None, gateway,
                                                  resolv_base=base, links=links)
-        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)  # bind-mounted: readable inside
-        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
+        # bind-mounted: readable inside; rewritten by every start, so no fsync (store.write_bytes_atomic)
+        store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644, durable=False)
+        store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644, durable=False)
 
     def start_resolver(self, paths, cid):
         """Before the init is released: the embedded resolver of user-defined networks, bound in the container's
@@ -81,10 +82,10 @@ class Sandbox:
     def start_services(self, paths, cid):
         """Once the init runs: the userland proxy for published ports (the resolver started before the init),
         and the port control socket through which a port handover moves host sockets between shims."""
-        from .portctl import PortControl
-        from .proxy import Proxy
-
         if self.opened or self.settings.get("staged_ports"):
+            from .portctl import PortControl  # only with published ports: imports cost every start
+            from .proxy import Proxy
+
             proxy = Proxy(self.opened, self.settings["endpoints"][0]["ip"]).start()
             self.opened = []  # the proxy owns (and closes) the sockets now
             self._services.append(proxy)
@@ -155,7 +156,7 @@ def setup(paths, cid, config, lookup=None):
         return Sandbox({"mode": "container:" + other["id"], "sandbox": sandbox, "shared": True})
     if mode == "none":
         return Sandbox({"mode": "none", "unshare": True})  # the init unshares an empty namespace with lo up
-    from . import firewall, links, netns  # only bridge networks need them (imports cost every start)
+    from . import links, netns  # only bridge networks need them (imports cost every start; firewall: rarer still)
     from . import ports as portsmod
     from .networks import Networks
 
@@ -178,6 +179,7 @@ def setup(paths, cid, config, lookup=None):
                 if not links.exists(rec["bridge"]):  # its rules come and go with it (a boot, network rm)
                     links.ensure_bridge(rec["bridge"], rec["gateway"], int(rec["subnet"].rsplit("/", 1)[1]))
                     links.set_sysctl("net.ipv4.ip_forward", 1)
+                    from . import firewall
                     firewall.network_up(paths, rec)
                 aliases = list(opts.get("aliases") or [])
                 ep = nets.join(rec, cid, config.get("name") or cid[:12], aliases, opts.get("ip"), opts.get("mac"))
@@ -188,6 +190,7 @@ def setup(paths, cid, config, lookup=None):
         if opened:
             primary = settings["endpoints"][0]["ip"]
             bound = [dict(b, container_ip=primary) for b, _ in opened]
+            from . import firewall
             firewall.publish(paths, cid, bound)
             settings["ports"] = [b for b, _ in opened]
         elif staged and bindings:
@@ -207,11 +210,12 @@ def teardown(paths, cid, settings):
     settings = settings or {}
     if settings.get("mode") in (None, "host", "none") or settings.get("shared"):
         return
-    from . import firewall, links, netns
+    from . import links, netns
     from .networks import Networks
 
     problems = []
     if settings.get("ports"):
+        from . import firewall
         try:
             firewall.unpublish(paths, cid)
         except errors.AgentError as exc:

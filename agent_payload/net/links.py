@@ -1,22 +1,22 @@
-"""Bridges, veth pairs, addresses and routes, through the host's iproute2 (``ip -batch -``: one exec per side).
+"""Bridges, veth pairs, addresses and routes.
 
-Host side (the caller's network namespace)::
+A container's veth pair, its address and default route go through rtnetlink (``linux/netlink.py``: no exec on
+a container's start or removal)::
 
-    link add <host_if> type veth peer name <tmp_if>     both ends start here ...
-    link set <tmp_if> netns <holder pid>                ... and the peer moves into the container's namespace
-    link set <host_if> master <bridge> ; link set <host_if> up
+    host side:       link add <host_if> type veth peer name <ifname> address <mac> netns <container ns fd>
+                     link set <host_if> master <bridge> up ; link set <host_if> type bridge_slave hairpin on
+    container side:  addr add <ip>/<prefix> dev <ifname> ; link set <ifname> up ; route add default via <gw>
+                     (a netlink socket made inside the namespace: Netlink.inside)
 
-Container side (a child that setns()es into the namespace file, then execs ``ip -batch -``)::
-
-    link set <tmp_if> name eth0 ; link set eth0 address <mac> ; addr add <ip>/<prefix> dev eth0
-    link set eth0 up ; route add default via <gateway>
-
-Commands are argv words in a batch file, never a shell line; interface names are ours (derived from IDs).
+Bridges (made once per network) still go through the host's iproute2 (``ip -batch -``), as argv words in a
+batch file, never a shell line; interface names are ours (derived from IDs).
 """
 
+import errno
 import ipaddress
 import os
-import subprocess
+import sys
+import time
 
 from .. import errors
 
@@ -25,6 +25,8 @@ IP = "ip"
 
 def _ip_batch(lines, netns_path=None):
     """Run ``ip -batch -`` with ``lines`` (lists of words) in our namespace or the one bound at ``netns_path``."""
+    import subprocess
+
     from .netns import enter
 
     script = "".join(" ".join(words) + "\n" for words in lines)
@@ -72,6 +74,8 @@ def ensure_bridge(name, gateway, prefixlen, mtu=None):
 
 
 def _has_address(ifname, address):
+    import subprocess
+
     if not exists(ifname):
         return False
     out = subprocess.run([IP, "-o", "-4", "addr", "show", "dev", ifname], stdout=subprocess.PIPE,
@@ -79,46 +83,146 @@ def _has_address(ifname, address):
     return any(" {}/".format(address) in line for line in out.splitlines())
 
 
+def _netlink_error(exc, what):
+    return errors.FailedPrecondition("{} failed: {}".format(what, exc.strerror or exc))
+
+
 def remove_link(ifname):
-    """Delete an interface (a bridge, or a veth: its peer goes with it); a missing one is fine."""
-    if exists(ifname):
+    """Delete an interface (a bridge, or a veth: its peer goes with it); a missing one is fine.
+
+    Returns once the interface is unregistered: its name is free, it has left its bridge and the namespace
+    lookups.  The kernel's tail of a deletion (RCU grace periods and reference drains, ~15-20 ms for a veth pair)
+    is waited for by a forked child rather than by the caller, when the caller has no other thread (a fork of a
+    threaded process is not safe): the child is reaped by the next call, or by init once the caller exits.
+    """
+    _reap_deleters()
+    if not exists(ifname):
+        return
+    if _single_threaded():
+        _remove_in_child(ifname)
+        return
+    from ..linux.netlink import Netlink
+
+    try:
+        with Netlink() as nl:
+            nl.delete_link(ifname)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV and exists(ifname):
+            raise _netlink_error(exc, "ip link del {}".format(ifname))
+
+
+_deleters = []  # pids of forked deleters not reaped yet
+
+
+def _single_threaded():
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _reap_deleters():
+    for pid in list(_deleters):
         try:
-            _ip_batch([["link", "del", ifname]])
-        except errors.FailedPrecondition:
-            if exists(ifname):
-                raise
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid  # reaped by someone else (a subreaper's reap_orphans)
+        if done:
+            _deleters.remove(pid)
+
+
+def _close_all_fds():
+    """In a forked child about to do one syscall and exit: every inherited fd closed, stdio included."""
+    import gc
+
+    gc.disable()  # no finalizer may close an fd number the netlink socket reuses
+    for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # the listdir's own fd
+
+
+def _remove_in_child(ifname):
+    from ..linux.netlink import Netlink
+
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            # nothing of the caller's may stay open for the ~20 ms this child lives: a published port's socket
+            # (a restart binds it again), the SSH channel on stdout (the controller waits for its EOF)
+            _close_all_fds()
+            with Netlink() as nl:
+                nl.delete_link(ifname)
+        except OSError as exc:
+            code = 0 if exc.errno == errno.ENODEV else (exc.errno or 1) & 0xFF
+        except BaseException:
+            code = 1
+        os._exit(code)
+    delay = 0.0002
+    deadline = time.monotonic() + 30
+    while exists(ifname):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+            if code and exists(ifname):
+                raise _netlink_error(OSError(code, os.strerror(code)), "ip link del {}".format(ifname))
+            return
+        if time.monotonic() > deadline:
+            break  # still there: the child's answer decides, below
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+    else:
+        _deleters.append(pid)  # gone from the host: the kernel finishes in the child
+        return
+    _, status = os.waitpid(pid, 0)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if code and exists(ifname):
+        raise _netlink_error(OSError(code, os.strerror(code)), "ip link del {}".format(ifname))
 
 
 def attach(holder_pid, netns_path, bridge, host_if, ip, prefixlen, gateway, ifname="eth0", mtu=None,
            default_route=True, mac=None):
     """Wire a container namespace to ``bridge`` through a new veth pair; the container side is ``ifname`` (its
-    MAC ``mac``, else derived from ``ip``)."""
-    tmp_if = "t" + host_if[1:]
-    add = ["link", "add", host_if]
-    if mtu:
-        add += ["mtu", str(mtu)]
-    add += ["type", "veth", "peer", "name", tmp_if]
+    MAC ``mac``, else derived from ``ip``).  ``holder_pid`` (a process in the namespace) is no longer needed:
+    the peer is made inside the namespace by its file."""
+    from ..linux.netlink import Netlink
+
+    step = "ip link add {} type veth peer name {}".format(host_if, ifname)
     try:
-        _ip_batch([add,
-                   ["link", "set", tmp_if, "netns", str(holder_pid)],
-                   ["link", "set", host_if, "master", bridge],
-                   ["link", "set", host_if, "type", "bridge_slave", "hairpin", "on"],  # reach own published port
-                   ["link", "set", host_if, "up"]])
-        inside = [["link", "set", tmp_if, "name", ifname],
-                  ["link", "set", ifname, "address", mac or mac_for(ip)],
-                  ["addr", "add", "{}/{}".format(ip, prefixlen), "dev", ifname],
-                  ["link", "set", ifname, "up"]]
-        if default_route and gateway:
-            inside.append(["route", "add", "default", "via", str(gateway)])
-        _ip_batch(inside, netns_path)
-    except BaseException:
+        with Netlink() as nl:
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                nl.add_veth(host_if, ifname, peer_netns_fd=fd, peer_mac=mac or mac_for(ip), mtu=mtu)
+            finally:
+                os.close(fd)
+            step = "ip link set {} master {} up".format(host_if, bridge)
+            nl.set_link(host_if, up=True, master=bridge)
+            step = "ip link set {} type bridge_slave hairpin on".format(host_if)
+            nl.set_hairpin(host_if)  # reach own published port
+        with Netlink.inside(netns_path) as nl:
+            step = "ip addr add {}/{} dev {}".format(ip, prefixlen, ifname)
+            nl.add_address(ifname, ip, prefixlen)
+            step = "ip link set {} up".format(ifname)
+            nl.set_link(ifname, up=True)
+            if default_route and gateway:
+                step = "ip route add default via {}".format(gateway)
+                nl.add_default_route(gateway)
+    except BaseException as exc:
         remove_link(host_if)
+        if isinstance(exc, OSError):
+            raise _netlink_error(exc, step)
         raise
 
 
 def detach(netns_path, ifname):
     """Remove the container side ``ifname`` (its host peer goes with it): ``network disconnect``."""
-    _ip_batch([["link", "del", ifname]], netns_path)
+    from ..linux.netlink import Netlink
+
+    try:
+        with Netlink.inside(netns_path) as nl:
+            nl.delete_link(ifname)
+    except OSError as exc:
+        raise _netlink_error(exc, "ip link del {}".format(ifname))
 
 
 def set_sysctl(name, value):

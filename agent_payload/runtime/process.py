@@ -4,7 +4,8 @@ Sync protocol between the shim and the init (one JSON object per line on the ini
 only fd the init keeps besides stdio until just before exec)::
 
     shim                                   init (PID 1 of the new PID namespace)
-      | unshare(CLONE_NEWPID); fork() --------> setsid, PDEATHSIG=KILL, stdio = /dev/null + log pipes
+      | unshare(CLONE_NEWPID); fork() --------> spec, capability mask, seccomp filter compiled (init_prepare)
+      | cgroup placement, "go" ---------------> setsid, PDEATHSIG=KILL, stdio = /dev/null + log pipes
       |                                         unshare(NEWNS|NEWUTS|NEWIPC|NEWCGROUP[|NEWNET]),
       |                                         rootfs.setup() (mounts, masks, pivot_root), sethostname,
       |                                         resolve --user in the container's /etc/passwd,
@@ -163,13 +164,29 @@ def container_seccomp(spec, keep):
     return seccomp.container_filter(spec.seccomp, caps.mask_names(keep), privileged=spec.privileged)
 
 
-def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
-    """Body of the container's PID 1 up to exec; never returns.
-
-    ``stdio`` (attach.ShimIO.child_stdio, -i/-t): {"stdin": pipe read end | None, "tty_sock": socket | None}.
+def init_prepare(config):
+    """What the init computes without touching the system: the spec, the capability mask and the compiled seccomp
+    filter (~2-3 ms).  The shim's child runs it while it still waits for "go", i.e. while the shim moves it into
+    the container's cgroup (a cgroup v1 migration waits for an RCU grace period, ~10 ms): that wait then costs
+    nothing extra.  An error is kept and raised by ``init_main`` where these steps used to run.
     """
     try:
         spec = ContainerSpec.from_dict(config)
+        keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
+        return {"spec": spec, "keep": keep, "seccomp": container_seccomp(spec, keep)}  # tables are host files
+    except Exception as exc:
+        return {"error": exc}
+
+
+def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None, prepared=None):
+    """Body of the container's PID 1 up to exec; never returns.
+
+    ``stdio`` (attach.ShimIO.child_stdio, -i/-t): {"stdin": pipe read end | None, "tty_sock": socket | None}.
+    ``prepared``: ``init_prepare(config)``'s result, when the caller ran it already.
+    """
+    try:
+        prepared = prepared if prepared is not None else init_prepare(config)
+        spec = prepared.get("spec") or ContainerSpec.from_dict(config)
         os.setsid()
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the container never outlives its shim
         null = os.open("/dev/null", os.O_RDONLY)
@@ -193,8 +210,9 @@ def init_main(layout, config, stdout_fd, stderr_fd, sync_fd, stdio=None):
         if config.get("netns_new"):
             libc.interface_up("lo")  # Docker's "none": only loopback, up
         hostopts.apply_sysctls(spec.sysctls)  # --sysctl: the host's /proc/sys shows our new net and ipc namespaces
-        keep = caps.container_mask(spec)  # before pivot: an unavailable --cap-add fails early
-        seccomp_filter = container_seccomp(spec, keep)  # before pivot too: the compiler's tables are host files
+        if "error" in prepared:
+            raise prepared["error"]  # the spec, --cap-add or the seccomp profile: reported from here, as before
+        keep, seccomp_filter = prepared["keep"], prepared["seccomp"]
         rootfs.setup(layout, len(spec.lowerdirs), privileged=spec.privileged, mounts=spec.mounts, spec=spec)
         if stdio and stdio.get("tty_sock") is not None:
             from .attach import init_tty

@@ -85,17 +85,18 @@ def read_state(paths, container_id):
     return store.read_json(Layout(paths, container_id).state) or initial_state()
 
 
-def write_state(paths, container_id, state):
-    """Persist state.json atomically; callers hold ``container_lock``."""
-    store.write_json_atomic(Layout(paths, container_id).state, state)
+def write_state(paths, container_id, state, durable=True):
+    """Persist state.json atomically; callers hold ``container_lock``. ``durable=False`` (no fsync) only for a
+    state the caller removes at once (``--rm``): a crash loses nothing a durable write would have kept."""
+    store.write_json_atomic(Layout(paths, container_id).state, state, durable=durable)
 
 
-def move(paths, container_id, state, to, **fields):
+def move(paths, container_id, state, to, durable=True, **fields):
     """Move a container to state ``to`` (states.transition: refused with a Conflict if the table forbids it),
     set ``fields`` and persist; returns the new state. The one way a status is written: callers hold
     ``container_lock`` around the read that produced ``state`` and this write."""
     state = states.transition(state, to, container_id, **fields)
-    write_state(paths, container_id, state)
+    write_state(paths, container_id, state, durable=durable)
     return state
 
 

@@ -91,18 +91,41 @@ def fresh_start_fields():
 # ---------------------------------------------------------------- shim side
 
 def become_subreaper():
-    """Make the shim inherit its orphaned descendants: each run's init is forked by a short-lived middle process."""
+    """Make the shim inherit its orphaned descendants (a forked helper's children, an init forked by a middle
+    process where ``fork_in_new_pidns`` needs one)."""
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def fork_in_new_pidns():
     """fork() into a fresh PID namespace: 0 in the child (its PID 1), the child's host PID in the caller.
 
-    unshare(CLONE_NEWPID) succeeds once per process (a second one is EINVAL while the first namespace is the
-    caller's pid_for_children), so every run gets a middle process that unshares, forks the init and exits;
-    the caller is a subreaper (``become_subreaper``) and adopts the init.  The init must not set its parent-death
-    signal before the middle has exited: the shim reaps the middle here, before it releases the init.
+    unshare(CLONE_NEWPID) only changes the namespace the caller's next children are born into, and works only
+    while that is still the caller's own: so the caller unshares, forks the init, and goes back with setns() to
+    its own namespace for the next run (one fork, no middle process).  Where that is refused, a middle process
+    unshares, forks the init and exits; the caller, a subreaper, adopts the init and reaps the middle here,
+    before it releases the init (which must not set its parent-death signal while the middle lives).
     """
+    try:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return _fork_via_middle()
+    try:
+        try:
+            libc.unshare(CLONE_NEWPID)
+        except OSError:
+            return _fork_via_middle()
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:
+                libc.setns(own, CLONE_NEWPID)  # our next children are born in our own namespace again
+        return pid
+    finally:
+        os.close(own)
+
+
+def _fork_via_middle():
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:
@@ -159,7 +182,9 @@ def after_exit(paths, container_id, code, oom_killed, ran_for, backoff):
         if restart:
             records.move(paths, container_id, state, states.RESTARTING, restart_count=count + 1)
             return delay
-        records.move(paths, container_id, state, states.EXITED)
+        # --rm: removed in the next step under the same lock (the tombstone keeps this state for `wait`), so the
+        # write needs no fsync: a crash in between leaves the container behind either way
+        records.move(paths, container_id, state, states.EXITED, durable=not config.get("auto_remove"))
         if config.get("auto_remove"):
             records.remove_dir(paths, container_id, tombstone=True)
             events.container(paths, "destroy", config)

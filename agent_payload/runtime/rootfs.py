@@ -56,10 +56,12 @@ def prepare(layout, lowerdirs, hostname, config=None):
         os.makedirs(d, exist_ok=True)
     # bind-mounted into the container, where any user reads them (nginx's workers): 0644 (state/perms.py)
     store.write_bytes_atomic(layout.hostname, (hostname + "\n").encode(), mode=0o644)
+    # hosts and resolv.conf are written again by every start (Sandbox.write_files), the log is opened with
+    # O_APPEND|O_CREAT by the shim: none needs an fsync (the hostname does: nothing rewrites it)
     hosts, resolv = etcfiles.container_files(dict(config or {}, hostname=hostname))
-    store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644)
-    store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644)
-    store.write_bytes_atomic(layout.log, b"", mode=0o640)
+    store.write_bytes_atomic(layout.hosts, hosts.encode(), mode=0o644, durable=False)
+    store.write_bytes_atomic(layout.resolv, resolv.encode(), mode=0o644, durable=False)
+    store.write_bytes_atomic(layout.log, b"", mode=0o640, durable=False)
 
 
 # ---------------------------------------------------------------- container side, in the new mount namespace

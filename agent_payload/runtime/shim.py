@@ -15,7 +15,8 @@ Start handshake (caller = ``Runtime.start``, which holds the container's flock t
                                                                                   net.setup (netns, veths, ports),
                                                                                   fork init in a new PID ns,
                                                                                   resolver serving (user networks),
-                                                                                  cgroup.add(init); "go" to init,
+                                                                                  cgroup.add(init) (v1: the init's
+                                                                                  add_self); "go" to init,
                                                                                   wait init's "ready" (process.py)
       <------------------- {"type": "started", "pid", "pid_start", "shim_pid", "shim_start"} ---
       or <---------------- {"type": "error", "kind", "message", ...} -------------------------
@@ -36,7 +37,10 @@ none of its threads, and drops the caller's stdio, fds and signal handlers first
 
 The init is placed in its cgroup while it is still blocked on the "go" pipe, before its first setup step:
 it unshares its cgroup namespace at setup (rooted where it is then), and nothing of the container may run
-unconfined. Every container gets a cgroup, limits or not (``stats`` and ``pause`` need one).
+unconfined. On cgroup v1 the init moves itself instead, as the very first thing after "go" (``add_self``:
+its own thread into each hierarchy's ``tasks``), which skips the RCU grace period (~10 ms) a write of its PID
+to ``cgroup.procs`` waits for; before "go" it only computes (``process.init_prepare``).
+Every container gets a cgroup, limits or not (``stats`` and ``pause`` need one).
 
 The embedded resolver (net/dns.py) of a container on a user-defined network is bound in its namespace and
 serving before "go" too, on every start and restart: the command's first lookup is answered (Docker's resolver
@@ -204,12 +208,17 @@ def _launch(paths, layout, config, sync_fd=None):
     if pid == 0:
         for fd in (out_r, err_r, init_r, go_w) + ((sync_fd,) if sync_fd is not None else ()):
             os.close(fd)
-        # wait until the shim has moved us into the cgroup; EOF (the shim died or gave up) ends us here
+        prepared = process.init_prepare(config)  # computation only, overlapping the shim's work until "go"
+        # wait until the shim has moved us into the cgroup (or lets us move ourselves); EOF (the shim died or
+        # gave up) ends us here
         go = os.read(go_r, 1)
         os.close(go_r)
         if go != b"g":
             os._exit(1)
-        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None)
+        if cgroup.places_self:
+            _place_self(cgroup, init_w)  # first thing after "go": nothing runs before it
+        process.init_main(layout, config, out_w, err_w, init_w, stdio=io.child_stdio() if io else None,
+                          prepared=prepared)
     for fd in (out_w, err_w, init_w, go_r):
         os.close(fd)
     if io:
@@ -371,9 +380,13 @@ def _start_resolver(paths, cid, sandbox):
 
 
 def _place_in_cgroup(cgroup, pid, go_w):
-    """Move the (blocked) init into the container's cgroup, then release it; an error message or None."""
+    """Move the (blocked) init into the container's cgroup, then release it; an error message or None.
+
+    Where the init can move itself more cheaply (cgroup v1: ``add_self``), it does so right after "go" instead.
+    """
     try:
-        cgroup.add(pid)
+        if not cgroup.places_self:
+            cgroup.add(pid)
         os.write(go_w, b"g")
     except Exception as exc:
         traceback.print_exc()
@@ -381,6 +394,19 @@ def _place_in_cgroup(cgroup, pid, go_w):
     finally:
         os.close(go_w)
     return None
+
+
+def _place_self(cgroup, init_w):
+    """In the init, right after "go": move into the container's cgroup; on failure report it as the start's error
+    (the shim reads it as the init's answer) and exit."""
+    try:
+        cgroup.add_self()
+    except BaseException as exc:
+        try:
+            process.send(init_w, process.error_message(exc))
+        except BaseException:
+            traceback.print_exc()
+        os._exit(1)
 
 
 def _oom_killed(cgroup):

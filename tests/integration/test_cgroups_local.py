@@ -208,6 +208,50 @@ def test_v1_destroy_kills_frozen_leftovers(env):
     assert glob.glob("/sys/fs/cgroup/*/fleet/{}".format(cid)) == []
 
 
+SELF_MOVER = textwrap.dedent("""\
+    import sys, threading
+    from agent_payload.runtime import cgroups
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    print(threading.get_native_id(), other.native_id, flush=True)
+    sys.stdin.readline()
+    cgroups.attach({cid!r}).add_self()
+    print("moved", flush=True)
+    sys.stdin.readline()
+    release.set()
+    other.join()
+""")
+
+
+def test_v1_add_self_moves_the_calling_thread_through_tasks(env):
+    # The shim's init moves itself (cgroup v1): its own thread into each hierarchy's "tasks", which skips the RCU
+    # grace period a write to cgroup.procs waits for. Only the calling thread moves (the init has no other): a
+    # second thread here stays where it was, which a cgroup.procs write would have moved too.
+    h = _v1_hierarchy()
+    env["dirs"] += _new_parents(h, "fleet")
+    cid = "fleet-it-" + secrets.token_hex(6)
+    mgr = cgroups.create(cid, None, hierarchy=h)
+    env["managers"].append(mgr)
+    assert mgr.places_self
+    p = env["start"](SELF_MOVER.format(cid=cid))
+    caller, other = (int(t) for t in p.stdout.readline().split())
+    _go(p)
+    assert p.stdout.readline().strip() == "moved"
+
+    def cgroup_of(tid):
+        with open("/proc/{}/task/{}/cgroup".format(p.pid, tid)) as f:
+            return {line.split(":")[1]: line.strip().split(":", 2)[2] for line in f}
+
+    mine, theirs = cgroup_of(caller), cgroup_of(other)
+    for controller in ("memory", "pids", "freezer", "cpuset"):
+        if controller in h.v1:
+            assert mine[controller] == "/fleet/" + cid, (controller, mine)
+            assert theirs[controller] != "/fleet/" + cid, (controller, theirs)
+    _go(p)
+    assert p.wait(10) == 0
+
+
 def test_v2_manager_in_a_subtree_of_the_cgroup2_mount(env):
     h = cgroups.detect()
     if h.v2 is None:

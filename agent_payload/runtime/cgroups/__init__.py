@@ -20,7 +20,8 @@ Public API (everything a caller needs; v1 and v2 behave the same behind it)::
 Intended call sites (wired by the runtime, not here):
   * ``create``/``start``: validate with ``limits.parse(...).with_defaults()`` before anything changes and store
     ``Limits.to_dict()`` in config.json; in the shim, ``cgroups.create(id, limits)`` then ``mgr.add(init_pid)``
-    before the init is released to exec (so the container never runs unconfined); destroy on start failure.
+    before the init is released to exec (so the container never runs unconfined), or, where ``places_self``
+    (v1: no RCU grace period), the init's own ``mgr.add_self()`` as its first step; destroy on start failure.
   * shim, after reaping the init: ``oom = mgr.oom_killed()`` (for inspect's State.OOMKilled) *then*
     ``mgr.destroy()``; ``rm -f``/``reconcile`` of a dead shim: ``cgroups.attach(id)`` (NotFound = nothing left)
     then ``destroy()``.

@@ -189,6 +189,14 @@ class Manager:
         for path in self.paths():
             fs._write(path, "cgroup.procs", str(pid), self._is_cgroupfs)
 
+    #: True where a single-threaded process moving itself in (``add_self``) is cheaper than ``add`` from outside
+    places_self = False
+
+    def add_self(self):
+        """Move the calling process, which must have one thread, into the container's cgroup(s)."""
+        for path in self.paths():
+            fs._write(path, "cgroup.procs", "0", self._is_cgroupfs)  # 0: the writer itself
+
     def pids(self):
         """Sorted PIDs in the cgroup ([] if it does not exist)."""
         for path in self.paths():

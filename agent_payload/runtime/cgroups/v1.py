@@ -35,6 +35,16 @@ class V1Manager(Manager):
         self.dirs = {c: os.path.join(hierarchy.v1[c].mount_point, self.parent, self.id)
                      for c in CONTROLLERS_V1 + ("devices", "cpuset") if c in hierarchy.v1}
 
+    # A write to cgroup.procs takes the global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace
+    # period (~10 ms, once per burst of writes); a thread writing "0" to "tasks" moves only itself and takes no
+    # such lock. A single-threaded process (a freshly forked init) is then entirely in the cgroup.
+    places_self = True
+
+    def add_self(self):
+        """Move the calling process (it must have one thread) in through each hierarchy's ``tasks`` file."""
+        for path in self.paths():
+            fs._write(path, "tasks", "0", self._is_cgroupfs)
+
     def paths(self):
         """Unique leaf dirs, in controller order."""
         out = []

@@ -148,3 +148,23 @@ def test_an_exit_recorded_before_start_published_running_is_still_recorded(tmp_p
     assert restart.after_exit(paths, CID, 7, False, 1.0, restart.Backoff()) is None
     state = records.read_state(paths, CID)
     assert (state["status"], state["exit_code"]) == ("exited", 7)
+
+
+@pytest.mark.parametrize("auto_remove", [False, True])
+def test_exit_record_is_durable_unless_removed_at_once(tmp_path, monkeypatch, auto_remove):
+    """The exit of a --rm container is written without fsync (it is removed in the same locked step, its
+    tombstone keeps the state for `wait`); any other exit record is fsynced (file and directory)."""
+    paths = Paths(root=str(tmp_path / "root"))
+    os.makedirs(paths.container_dir(CID))
+    store.write_json_atomic(records.Layout(paths, CID).config, {"id": CID, "name": "n", "created": records.format_ns(),
+                                                                "auto_remove": auto_remove})
+    records.write_state(paths, CID, records.initial_state())
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    assert restart.after_exit(paths, CID, 3, False, 1.0, restart.Backoff()) is None
+    if auto_remove:
+        assert synced == [] and not os.path.exists(paths.container_dir(CID))
+        assert records.tombstone(paths, CID)[0]["exit_code"] == 3
+    else:
+        assert len(synced) == 2 and records.read_state(paths, CID)["exit_code"] == 3
