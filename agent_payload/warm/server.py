@@ -24,7 +24,10 @@ from agent_payload import warm
 PRELOAD = ("agent_payload.ops.args", "agent_payload.ops.host", "agent_payload.ops.containers",
            "agent_payload.ops.lifecycle", "agent_payload.ops.images", "agent_payload.ops.registry",
            "agent_payload.ops.netvol", "agent_payload.ops.events", "agent_payload.ops.deploy",
-           "agent_payload.runtime.containers", "agent_payload.image.images", "agent_payload.handcli")
+           "agent_payload.runtime.containers", "agent_payload.image.images", "agent_payload.handcli",
+           # what a container start adds in its shim and init (a bridge's veth over netlink, the seccomp profile)
+           "agent_payload.net.links", "agent_payload.net.netns", "agent_payload.linux.netlink",
+           "agent_payload.linux.seccomp_default", "agent_payload.linux.seccomp_tables")
 POLL_MS = 1000  # how often an idle server looks at its socket path and its pyz
 SCOPE_TIMEOUT = 10.0
 
