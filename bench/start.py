@@ -65,8 +65,11 @@ MTIME = 1700000000
 TOOLS = ["fleet", "fleet-bridge", "fleet-cold", "fleet-bridge-cold", "podman-none", "podman-bridge", "runc",
          "python"]
 FLEET_BRIDGE = "fleet0"
-# Podman's default bridge: its name, the host state netavark changes (and we put back), subnets to try.
-BRIDGE = "podman0"
+# Podman's default bridge: its name under netavark and under CNI (podman 4.3 on bookworm without netavark), the
+# host state they change (and we put back), subnets to try.
+BRIDGES = ("podman0", "cni-podman0")
+CHAIN_PREFIXES = ("-N NETAVARK", "-N CNI-")
+CNI_STATE = "/var/lib/cni"  # CNI's IPAM state (podman's network "podman"), made by the first bridge run
 SUBNETS = ["10.231.{}.0/24".format(i) for i in range(200, 250)]
 # Podman creates these whatever its config says (netavark's IPAM db, the OCI runtimes' state roots);
 # removed again, if still empty, when they did not exist before.
@@ -171,29 +174,31 @@ def _cgroup_parents() -> list:
 
 
 def host_snapshot() -> dict:
-    """What netavark may add: the bridge, ip_forward, NETAVARK* iptables chains, /run/containers dirs."""
-    snap = {"bridge": os.path.exists("/sys/class/net/" + BRIDGE),
+    """What netavark or CNI may add: the bridge, ip_forward, NETAVARK* / CNI-* iptables chains, /run/containers."""
+    snap = {"bridges": [b for b in BRIDGES if os.path.exists("/sys/class/net/" + b)],
             "fleet_bridge": os.path.exists("/sys/class/net/" + FLEET_BRIDGE),
             "fleet_table": subprocess.run(["nft", "list", "table", "ip", "fleet"], capture_output=True).returncode == 0,
             "forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
             "run_dirs": [d for d in RUN_DIRS if os.path.exists(d)], "chains": set(),
+            "cni_state": os.path.exists(CNI_STATE),
             "cgroups": set(_cgroup_parents())}
     for binary in ("iptables", "ip6tables"):
         for table in ("filter", "nat", "mangle"):
             for line in _chains(binary, table):
-                if line.startswith("-N NETAVARK"):
+                if line.startswith(CHAIN_PREFIXES):
                     snap["chains"].add((binary, table, line.split()[1]))
     return snap
 
 
 def host_restore(before: dict) -> list:
-    """Undo what appeared since ``before`` (only NETAVARK* chains, only our bridge); returns what was undone."""
+    """Undo what appeared since ``before`` (only NETAVARK* / CNI-* chains, only podman's bridge); returns what was
+    undone."""
     undone = []
     new = set()
     for binary in ("iptables", "ip6tables"):
         for table in ("filter", "nat", "mangle"):
             for line in _chains(binary, table):
-                if line.startswith("-N NETAVARK") and (binary, table, line.split()[1]) not in before["chains"]:
+                if line.startswith(CHAIN_PREFIXES) and (binary, table, line.split()[1]) not in before["chains"]:
                     new.add((binary, table, line.split()[1]))
     for binary, table, chain in sorted(new):
         # Jumps into the chain first (from any chain), then its rules, then the chain itself.
@@ -206,9 +211,10 @@ def host_restore(before: dict) -> list:
     for binary, table, chain in sorted(new):
         if subprocess.run([binary, "-w", "-t", table, "-X", chain], capture_output=True).returncode == 0:
             undone.append("{} -t {} chain {}".format(binary, table, chain))
-    if not before["bridge"] and os.path.exists("/sys/class/net/" + BRIDGE):
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-        undone.append("bridge " + BRIDGE)
+    for bridge in BRIDGES:
+        if bridge not in before["bridges"] and os.path.exists("/sys/class/net/" + bridge):
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            undone.append("bridge " + bridge)
     if not before["fleet_bridge"] and os.path.exists("/sys/class/net/" + FLEET_BRIDGE):
         subprocess.run(["ip", "link", "del", FLEET_BRIDGE], capture_output=True)
         undone.append("bridge " + FLEET_BRIDGE)
@@ -229,6 +235,9 @@ def host_restore(before: dict) -> list:
                     pass
             if not os.path.exists(parent):
                 undone.append("cgroup " + parent)
+    if not before["cni_state"] and os.path.isdir(CNI_STATE):
+        shutil.rmtree(CNI_STATE, ignore_errors=True)  # CNI's IPAM leases of our podman runs, made by this run
+        undone.append(CNI_STATE)
     for d in RUN_DIRS:
         if d not in before["run_dirs"]:
             try:
