@@ -22,6 +22,7 @@ CONNECTION_VARS = {
     "ansible_python_interpreter": "python",
     "ansible_ssh_private_key_file": "ssh_key",
     "fleet_known_hosts": "known_hosts",
+    "fleet_warm": "warm",
 }
 FIELD_VARS = {field: var for var, field in CONNECTION_VARS.items()}
 
@@ -45,6 +46,8 @@ class Host(BaseModel):
     python: str = DEFAULT_PYTHON
     ssh_key: str | None = None
     known_hosts: str | None = None
+    #: fleet_warm: false -> never reach the host's warm payload server, always exec the payload
+    warm: bool = True
     groups: list[str] = Field(default_factory=list)
     vars: dict[str, Any] = Field(default_factory=dict)
 
@@ -76,6 +79,7 @@ class Host(BaseModel):
             python=text("ansible_python_interpreter") or DEFAULT_PYTHON,
             ssh_key=os.path.expanduser(key) if key else None,
             known_hosts=text("fleet_known_hosts"),
+            warm=variables.get("fleet_warm", True),
             groups=sorted(groups),
             vars=variables,
         )
