@@ -7,7 +7,7 @@ import re
 import string
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleet.errors import InventoryError
 
@@ -36,8 +36,15 @@ _BRACKETED_PORT = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d+)")
 _HOST_PORT = re.compile(r"(.+):(\d+)")
 
 
+# Validators are built on the first validation, not at import: a command served from the inventory cache
+# (fleet/inventory/cache.py) unpickles models and never validates, so it never pays for the schema build.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class Host(BaseModel):
     """One managed machine: connection settings plus its fully merged and rendered variables."""
+
+    model_config = _DEFERRED
 
     name: str
     address: str
@@ -88,6 +95,8 @@ class Host(BaseModel):
 class Group(BaseModel):
     """A named set of hosts and child groups; ``vars`` are the group's own (unrendered) variables."""
 
+    model_config = _DEFERRED
+
     name: str
     hosts: list[str] = Field(default_factory=list)
     children: list[str] = Field(default_factory=list)
@@ -96,6 +105,8 @@ class Group(BaseModel):
 
 class Inventory(BaseModel):
     """Hosts (in file order), groups (always including ``all`` and ``ungrouped``) and the files they came from."""
+
+    model_config = _DEFERRED
 
     hosts: dict[str, Host] = Field(default_factory=dict)
     groups: dict[str, Group] = Field(default_factory=dict)
