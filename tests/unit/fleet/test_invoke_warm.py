@@ -203,3 +203,25 @@ def test_fleet_warm_is_validated_in_the_inventory(tmp_path):
     inv.write_text("all:\n  hosts:\n    a:\n      fleet_warm: maybe\n")
     with pytest.raises(InventoryError, match="fleet_warm"):
         load_inventory([inv])
+
+
+def test_known_hosts_and_keys_are_parsed_once_while_unchanged(root, tmp_path, monkeypatch):
+    reads = []
+    real_kh, real_keys = asyncssh.read_known_hosts, asyncssh.load_keypairs
+    monkeypatch.setattr(asyncssh, "read_known_hosts", lambda path: reads.append("kh") or real_kh(path))
+    monkeypatch.setattr(asyncssh, "load_keypairs", lambda paths: reads.append("keys") or real_keys(paths))
+    lab = Lab(root, tmp_path)
+
+    async def main():
+        await lab.start()
+        try:
+            host = lab.host()
+            for n in range(3):
+                if n == 2:  # the file changed (a new host was added): parsed again
+                    lab.kh.write_text(lab.kh.read_text() + "10.9.9.9 " + lab.kh.read_text().split(" ", 1)[1])
+                async with await ssh.connect(host, ssh.SSHOptions()) as conn:
+                    assert (await invoke.call(conn, host, PAYLOAD, "ping", {})).data == {"via": "exec"}
+        finally:
+            await lab.stop()
+    asyncio.run(main())
+    assert reads == ["kh", "keys", "kh"]
