@@ -23,6 +23,7 @@ import asyncio
 import json
 import secrets
 import shlex
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,6 +175,23 @@ async def _exec(conn, command: str, request: dict, on_event: EventCallback | Non
     return completed.exit_status, result, stderr[-2000:]
 
 
+def quickack(conn) -> None:
+    """Have the kernel acknowledge the next segments from this host at once (Linux TCP_QUICKACK; else a no-op).
+
+    sshd leaves Nagle's algorithm on for channels without a terminal, so a small packet it sends while its
+    previous one is unacknowledged waits for our ACK, which Linux delays by up to 40 ms when we have nothing to
+    send: the warm server's hello right after the channel confirmation, and the channel's EOF and close right
+    after the result line (exec: its exit status).  Measured on the lab: a warm call 92 ms -> 5 ms.  The flag is
+    not sticky (the kernel drops back to delayed ACKs), hence a call before each wait.
+    """
+    sock = conn.get_extra_info("socket")
+    if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass  # not TCP (a unix-socket proxy, a test double): nothing to speed up
+
+
 def _hello_ok(line: str, payload: Payload) -> bool:
     try:
         hello = json.loads(line)
@@ -193,11 +211,13 @@ async def open_warm(conn, host, payload: Payload):
     if not host.warm:
         return None
     try:
+        quickack(conn)
         reader, writer = await conn.open_unix_connection(warm_socket_path(host, payload), encoding="utf-8",
                                                          errors="replace")
     except (asyncssh.Error, OSError):
         return None
     try:
+        quickack(conn)
         line = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT)
     except (asyncssh.Error, OSError, asyncio.TimeoutError):
         line = ""
@@ -216,6 +236,7 @@ async def _warm(conn, host, payload: Payload, request: dict, on_event: EventCall
     try:
         writer.write(json.dumps(request) + "\n")
         writer.write_eof()
+        quickack(conn)
         result = await read_lines(reader, on_event)
     except (asyncssh.Error, OSError) as exc:
         raise PayloadCrash("warm payload connection broke after the request was sent: {}".format(exc)) from None
