@@ -6,13 +6,15 @@ remote work), run in interleaved rounds so that drift affects all alike; medians
 controller's CPU (user+sys of the process and the children it reaped, from os.wait4) and its peak RSS (ru_maxrss:
 the largest single process of that tree, not a sum) are recorded too.
 
-Rows: fleet ping; fleet ps -H all; a bare asyncssh script running `true` and `uname -r` on every host (the floor
-of any Python SSH fan-out); pyinfra `exec -- uname -r`; Ansible (ansible-core) ad hoc `-m raw -a 'uname -r'` and
-`-m command -a 'uname -r'`, each warm (its default ControlPersist masters left by the previous round) and cold
-(`-o ControlMaster=no -o ControlPath=none`: a new SSH connection per host and task).  The warm Ansible rows do not
-count the CPU of their ControlPersist masters (daemons that nobody reaps): their CPU figures are a lower bound.
-pyinfra and Ansible come from PyPI into a bench-only venv (--venv, default /var/cache/fleet-bench/venv, created
-when missing); they are never dependencies of fleet.
+Rows: fleet ping; fleet ps -H all (warm: through the hosts' warm payload servers); fleet ps -H all with
+``fleet_warm: false`` (the exec path: a payload process per host and command); a bare asyncssh script running
+`true` and `uname -r` on every host (the floor of any Python SSH fan-out); pyinfra `exec -- uname -r`; Ansible
+(ansible-core) ad hoc `-m raw -a 'uname -r'` and `-m command -a 'uname -r'`, each warm (its default
+ControlPersist masters left by a run just before) and cold (`-o ControlMaster=no -o ControlPath=none`: a new SSH
+connection per host and task).  The warm Ansible rows do not count the CPU of their ControlPersist masters
+(daemons that nobody reaps): their CPU figures are a lower bound.  pyinfra and Ansible come from PyPI into a
+bench-only venv (--venv, default /var/cache/fleet-bench/venv, created when missing); they are never
+dependencies of fleet.
 
 The lab's hosts are network namespaces of this machine: their sshd and every remote process run on the same CPUs
 as the controller, so each host's remote cost (a Python start for fleet's exec path, Ansible's module run) adds up
@@ -45,6 +47,10 @@ PEERS = ("pyinfra", "ansible-core")
 # PYTHONDONTWRITEBYTECODE=1 would have fleet, run from a checkout, compile its modules on every command);
 # the warm-up round writes the caches.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+# Rows measuring a warm state get an unmeasured run of their own just before: a round of 100 hosts lasts longer
+# than the warm payload servers' idle timeout (30 s) and Ansible's ControlPersist (60 s), so the previous round's
+# state may be gone.  fleet's exec path (fleet_warm: false) has its own row.
+WARM_ROWS = ("fleet ping", "fleet ps -H all", "ansible -m raw warm", "ansible -m command warm")
 
 BARE = r"""
 import asyncio, sys
@@ -145,9 +151,14 @@ def main() -> int:
                                               capture_output=True, text=True, cwd=ROOT).stdout)
             addrs = [h["address"] for h in hosts]
             key, kh = v["ansible_ssh_private_key_file"], v["fleet_known_hosts"]
+            exec_inv = tmp / "bench-exec.yml"  # the same hosts with fleet_warm: false (the exec path, as before)
+            data = yaml.safe_load(inv.read_text())
+            data["all"]["vars"]["fleet_warm"] = False
+            exec_inv.write_text(yaml.safe_dump(data))
             rows = {
                 "fleet ping": (fleet + ["-i", str(inv), "ping", "-H", "all"], None),
                 "fleet ps -H all": (fleet + ["-i", str(inv), "ps", "-H", "all"], None),
+                "fleet ps -H all, exec path": (fleet + ["-i", str(exec_inv), "ps", "-H", "all"], None),
                 "bare asyncssh true": ([sys.executable, "-c", BARE, "true", key, kh] + addrs, None),
                 "bare asyncssh uname -r": ([sys.executable, "-c", BARE, "uname -r", key, kh] + addrs, None),
             }
@@ -160,6 +171,8 @@ def main() -> int:
             results: dict[str, list] = {name: [] for name in rows}
             for _ in range(opts.rounds):
                 for name, (cmd, env) in rows.items():
+                    if name in WARM_ROWS:  # the state a command left a moment ago, not one a minute-long row let expire
+                        measure(cmd, env, ROOT)
                     results[name].append(measure(cmd, env, ROOT))
         finally:
             if not opts.keep:
@@ -188,6 +201,7 @@ def line(med: dict, n: int, opts, versions: str) -> str:
                  n, os.cpu_count(), opts.rounds)]
     parts += [cell(name) for name in med]
     parts.append("ping/bare-true {:.2f}x (target <= 1.3x)".format(ping / bare))
+    parts.append("ps warm/exec path {:.2f}x".format(ps / med["fleet ps -H all, exec path"][0]))
     parts.append("fleet cpu/bare cpu {:.2f}x (target <= 1.3x)".format(med["fleet ping"][1] / bare_cpu))
     if "pyinfra exec uname -r" in med:
         parts.append("ps/pyinfra {:.2f}x (target < 1)".format(ps / med["pyinfra exec uname -r"][0]))
