@@ -13,7 +13,7 @@ def heal(session, report, hosts, project) -> None:
     from fleet.commands.deploy import _options
     from fleet.deploy.rollout import Rollout
     from fleet.transport.link import HostLink
-    from fleet.transport.payload import build
+    from fleet.transport.pyzcache import current as build
 
     if project is None:
         return

@@ -1,96 +1,103 @@
 """The `fleet` command line (typer): parse arguments, call fleet.commands, map errors to exit status.
 
 No logic lives here.  Command modules are imported inside each command so that `fleet ping` pays only for
-what it uses (asyncssh alone takes ~0.3 s to import).  One module per area: base.py (the apps, shared options,
-error mapping, run/create's flags from agent_payload/containeropts.py), containers.py, netvol.py (networks,
-ports, volumes), images.py (images, registries, system), lab.py; importing them registers their commands, in
-the order `fleet --help` lists them.
+what it uses (asyncssh alone takes ~0.1 s to import).  One module per area: base.py (the apps, the global
+options, shared options, error mapping, run/create's flags from agent_payload/containeropts.py), hosts.py,
+containers.py, netvol.py (networks, ports, volumes), images.py (images, registries, system), lab.py, ...;
+importing them registers their commands, in the order `fleet --help` lists them (MODULES).
+
+Registering is lazy too: typer builds a click command for every registered command before it parses anything
+(~40 ms for all of them), so ``main()`` registers only the module of the command named on the command line when
+it is a plain top-level command (COMMAND_MODULES), and everything otherwise (a group such as ``container``,
+``--help``, a name it does not know).  ``fleet.cli.app`` (tests, embedding) is the fully registered app.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
-
-import typer
-
-from fleet.cli.base import HostsOpt, JsonOpt, Session, _finish, _session, app, system_app
+import importlib
+import sys
 
 __all__ = ["app", "main"]
 
+#: The command-line modules, in the order `fleet --help` lists their commands.
+MODULES = ("hosts", "containers", "netvol", "images", "archive", "build", "deploy", "check", "events", "lab")
 
-@app.callback()
-def main_options(
-    ctx: typer.Context,
-    inventory: Optional[List[str]] = typer.Option(
-        None, "-i", "--inventory", help="Inventory file, YAML or INI (repeatable; default $FLEET_INVENTORY "
-                                        "or inventories/lab.yml)."),
-    forks: int = typer.Option(50, "--forks", "-f", min=1, help="Hosts contacted in parallel."),
-    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, help="SSH connect timeout (s)."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Per-host command timeout (s)."),
-    accept_new_host_keys: bool = typer.Option(
-        False, "--accept-new-host-keys", help="Trust unknown host keys on first use and record them in "
-                                             "known_hosts (changed keys are still refused)."),
-    identity: Optional[List[str]] = typer.Option(None, "--identity", help="Extra SSH identity file (repeatable)."),
-):
-    ctx.obj = Session(inventories=list(inventory or []), forks=forks, connect_timeout=connect_timeout,
-                      command_timeout=timeout, accept_new_host_keys=accept_new_host_keys,
-                      identity_files=list(identity or []))
-
-
-@app.command()
-def hosts(ctx: typer.Context, patterns: List[str] = typer.Option(["all"], "-H", "--hosts"), as_json: bool = JsonOpt):
-    """List the hosts a pattern selects (no connection is made)."""
-    from fleet.commands import hosts as cmd
-    _finish(cmd.hosts, _session(ctx), patterns, as_json)
+#: Top-level command -> the only module that registers it (tests/unit/fleet/test_cli_lazy.py checks this
+#: against the fully registered app).  Groups (container, image, network, volume, system, lab, deploy's) are
+#: not listed: several modules add to them.
+COMMAND_MODULES = {
+    **dict.fromkeys(("hosts", "ping", "facts", "version", "info"), "hosts"),
+    **dict.fromkeys(("run", "exec", "ps", "create", "start", "stop", "restart", "kill", "wait", "rename", "inspect",
+                     "top", "diff", "export", "rm", "logs", "update", "stats", "pause", "unpause", "attach", "commit",
+                     "cp"), "containers"),
+    "port": "netvol",
+    **dict.fromkeys(("pull", "push", "images", "rmi", "tag", "history", "login", "logout", "configure"), "images"),
+    **dict.fromkeys(("save", "load", "import"), "archive"),
+    "build": "build",
+    **dict.fromkeys(("services", "rollback", "down"), "deploy"),
+    "check": "check",
+    "events": "events",
+}
 
 
-@app.command()
-def ping(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
-    """Connect to each host and run the payload (uploading it where missing)."""
-    from fleet.commands import hosts as cmd
-    _finish(cmd.ping, _session(ctx), patterns, as_json)
+def register(modules=MODULES) -> None:
+    """Import (and so register the commands of) ``modules``; importing a module again is a no-op."""
+    for name in modules:
+        importlib.import_module("fleet.cli." + name)
 
 
-@app.command()
-def facts(ctx: typer.Context, patterns: List[str] = HostsOpt, as_json: bool = JsonOpt):
-    """Show kernel, distro, python, cgroup, overlay, namespaces and free disk of each host."""
-    from fleet.commands import hosts as cmd
-    _finish(cmd.facts, _session(ctx), patterns, as_json)
+def _global_value_options() -> set:
+    """The global options that take a value (from base.main_options' signature, so they never drift)."""
+    import inspect
+
+    from fleet.cli import base
+
+    names = set()
+    for param in inspect.signature(base.main_options).parameters.values():
+        decls = getattr(param.default, "param_decls", None)
+        if decls and param.annotation not in (bool, "bool"):
+            names.update(d for d in decls if d.startswith("-"))
+    return names
 
 
-@app.command()
-def version(ctx: typer.Context, patterns: List[str] = HostsOpt,
-            fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go-template subset over {{.Host}}, "
-                                              "{{.Client.Version}}, {{.Server.Version}}, {{.Server.Payload}}, ..."),
-            as_json: bool = JsonOpt):
-    """Show fleet's version (Client) and each host's payload version and hash, protocol, python, kernel (Server)."""
-    from fleet.commands import hosts as cmd
-    _finish(cmd.version, _session(ctx), patterns, fmt, as_json)
+def command_name(argv: list) -> str | None:
+    """The command ``argv`` names after the global options (None if there is none or it is unclear)."""
+    valued = _global_value_options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            i += 2 if ("=" not in arg and name in valued) else 1
+        elif arg.startswith("-") and len(arg) > 1:
+            i += 2 if arg in valued else 1  # "-iFILE": the value is attached
+        else:
+            return arg
+    return None
 
 
-def info(ctx: typer.Context, patterns: List[str] = HostsOpt,
-         fmt: Optional[str] = typer.Option(None, "-f", "--format", help="Go-template subset over docker info's "
-                                           "keys ({{.Host}}, {{.Containers}}, {{.CgroupVersion}}, ...)."),
-         as_json: bool = JsonOpt):
-    """Show each host's engine-wide information: containers by state, images, storage, cgroups, firewall,
-    registries, kernel, OS, CPUs, memory, payload."""
-    from fleet.commands import hosts as cmd
-    _finish(cmd.info, _session(ctx), patterns, fmt, as_json)
+def modules_for(argv: list) -> tuple:
+    """The modules to register for ``argv``: the named command's only module, or all of them."""
+    module = COMMAND_MODULES.get(command_name(argv) or "")
+    return (module,) if module else MODULES
 
 
-app.command("info")(info)
-system_app.command("info")(info)
+def __getattr__(name: str):
+    if name == "app":
+        register()
+        from fleet.cli.base import app
 
-from fleet.cli import containers, netvol, images, archive, build, deploy, check, events, lab  # noqa: E402,F401,I001  (registers the commands, in order)
-
-# docker's aliases of the management commands' listings (container ls/list/ps and image ls/list are registered
-# with their commands)
-netvol.network_app.command("list")(netvol.network_ls)
-netvol.volume_app.command("list")(netvol.volume_ls)
+        return app
+    raise AttributeError("module 'fleet.cli' has no attribute {!r}".format(name))
 
 
 def main() -> None:
     """Console-script entry point."""
+    register(modules_for(sys.argv[1:]))
+    from fleet.cli.base import app
+
     app()
 
 

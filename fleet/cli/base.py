@@ -36,6 +36,25 @@ app.add_typer(network_app, name="network")
 volume_app = typer.Typer(help="Manage volumes on many hosts (docker volume ...).", no_args_is_help=True)
 app.add_typer(volume_app, name="volume")
 
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    inventory: Optional[List[str]] = typer.Option(
+        None, "-i", "--inventory", help="Inventory file, YAML or INI (repeatable; default $FLEET_INVENTORY "
+                                        "or inventories/lab.yml)."),
+    forks: int = typer.Option(50, "--forks", "-f", min=1, help="Hosts contacted in parallel."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, help="SSH connect timeout (s)."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Per-host command timeout (s)."),
+    accept_new_host_keys: bool = typer.Option(
+        False, "--accept-new-host-keys", help="Trust unknown host keys on first use and record them in "
+                                             "known_hosts (changed keys are still refused)."),
+    identity: Optional[List[str]] = typer.Option(None, "--identity", help="Extra SSH identity file (repeatable)."),
+):
+    ctx.obj = Session(inventories=list(inventory or []), forks=forks, connect_timeout=connect_timeout,
+                      command_timeout=timeout, accept_new_host_keys=accept_new_host_keys,
+                      identity_files=list(identity or []))
+
+
 HostsOpt = typer.Option(..., "-H", "--hosts", help="Host pattern (repeatable): all, web, 'web*', 'web:!web2'.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output: one JSON object per host.")
 

@@ -149,3 +149,8 @@ def volume_prune(ctx: typer.Context, patterns: List[str] = HostsOpt,
     """Remove unused volumes on each host (asks first unless -f)."""
     from fleet.commands import netvol as cmd
     _finish(cmd.volume_prune, _session(ctx), patterns, all_, force, as_json)
+
+# docker's aliases of the management commands' listings (container ls/list/ps and image ls/list are registered
+# with their commands)
+network_app.command("list")(network_ls)
+volume_app.command("list")(volume_ls)

@@ -112,7 +112,7 @@ def check(session: Session, patterns: list[str], file: str | None, project_name:
         except UsageError as exc:
             return _unknown(str(exc), fmt, as_json)
         from fleet.transport.link import HostLink
-        from fleet.transport.payload import build
+        from fleet.transport.pyzcache import current as build
 
         payload = build()
         ssh_opts = session.run_options().ssh

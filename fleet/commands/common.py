@@ -36,11 +36,11 @@ class Session:
 
     def select(self, patterns: list[str]):
         """Load the inventories and return the hosts matching the -H patterns (UsageError if none)."""
-        from fleet.inventory import load_inventory, select
+        from fleet.inventory import cache, select
 
         if not patterns:
             raise UsageError("no hosts given: pass -H PATTERN (e.g. -H all, -H 'web*', -H 'web:!web3')")
-        return select(load_inventory(self.inventory_paths()), patterns)
+        return select(cache.load(self.inventory_paths()), patterns)
 
     def run_options(self, bounded: bool = True):
         """Fan-out options; ``bounded=False`` lifts the command timeout (logs -f, run in the foreground)."""

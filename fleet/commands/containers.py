@@ -264,7 +264,7 @@ def _follow_retrying(session: Session, hosts, args: dict, printer):
     from fleet.commands.common import raise_if_rejected_input
     from fleet.errors import PayloadCrash, TransportError
     from fleet.transport import fanout, invoke
-    from fleet.transport.payload import build
+    from fleet.transport.pyzcache import current as build
 
     opts, payload, wanted = session.run_options(bounded=False), build(), args["timestamps"]
 

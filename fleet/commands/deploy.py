@@ -62,7 +62,7 @@ def load(session: Session, patterns: list[str], file: str | None, project_name: 
 def _run(session: Session, hosts, project, opts, view=None, rollback_service=None):
     from fleet.deploy.rollout import Rollout
     from fleet.transport.link import HostLink
-    from fleet.transport.payload import build
+    from fleet.transport.pyzcache import current as build
 
     payload = build()
     ssh_opts = session.run_options().ssh

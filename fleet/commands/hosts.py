@@ -121,9 +121,9 @@ def client_version() -> dict:
 
     from agent_payload.protocol import GO_ARCH, PROTOCOL_VERSION
     from fleet import __version__
-    from fleet.transport import payload
+    from fleet.transport import pyzcache
 
-    return {"Version": __version__, "Payload": payload.build().sha256, "ProtocolVersion": PROTOCOL_VERSION,
+    return {"Version": __version__, "Payload": pyzcache.current().sha256, "ProtocolVersion": PROTOCOL_VERSION,
             "PythonVersion": "{}.{}.{}".format(*sys.version_info[:3]),
             "Os": "linux" if sys.platform.startswith("linux") else sys.platform,
             "Arch": GO_ARCH.get(platform.machine(), platform.machine())}

@@ -86,7 +86,7 @@ async def stream_hosts(session, hosts, op: str, args: dict, on_event, interactiv
     """Run an interactive ``op`` on ``hosts`` with this process's stdin (if ``interactive``) and SIGWINCH
     (if ``tty``) forwarded to every one of them; returns the HostResults in ``hosts`` order."""
     from fleet.transport import stream
-    from fleet.transport.payload import build
+    from fleet.transport.pyzcache import current as build
 
     loop = asyncio.get_running_loop()
     queues = [asyncio.Queue() for _ in hosts]

@@ -7,7 +7,7 @@ import re
 import string
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleet.errors import InventoryError
 
@@ -22,6 +22,7 @@ CONNECTION_VARS = {
     "ansible_python_interpreter": "python",
     "ansible_ssh_private_key_file": "ssh_key",
     "fleet_known_hosts": "known_hosts",
+    "fleet_warm": "warm",
 }
 FIELD_VARS = {field: var for var, field in CONNECTION_VARS.items()}
 
@@ -35,8 +36,15 @@ _BRACKETED_PORT = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d+)")
 _HOST_PORT = re.compile(r"(.+):(\d+)")
 
 
+# Validators are built on the first validation, not at import: a command served from the inventory cache
+# (fleet/inventory/cache.py) unpickles models and never validates, so it never pays for the schema build.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class Host(BaseModel):
     """One managed machine: connection settings plus its fully merged and rendered variables."""
+
+    model_config = _DEFERRED
 
     name: str
     address: str
@@ -45,6 +53,8 @@ class Host(BaseModel):
     python: str = DEFAULT_PYTHON
     ssh_key: str | None = None
     known_hosts: str | None = None
+    #: fleet_warm: false -> never reach the host's warm payload server, always exec the payload
+    warm: bool = True
     groups: list[str] = Field(default_factory=list)
     vars: dict[str, Any] = Field(default_factory=dict)
 
@@ -76,6 +86,7 @@ class Host(BaseModel):
             python=text("ansible_python_interpreter") or DEFAULT_PYTHON,
             ssh_key=os.path.expanduser(key) if key else None,
             known_hosts=text("fleet_known_hosts"),
+            warm=variables.get("fleet_warm", True),
             groups=sorted(groups),
             vars=variables,
         )
@@ -83,6 +94,8 @@ class Host(BaseModel):
 
 class Group(BaseModel):
     """A named set of hosts and child groups; ``vars`` are the group's own (unrendered) variables."""
+
+    model_config = _DEFERRED
 
     name: str
     hosts: list[str] = Field(default_factory=list)
@@ -92,6 +105,8 @@ class Group(BaseModel):
 
 class Inventory(BaseModel):
     """Hosts (in file order), groups (always including ``all`` and ``ungrouped``) and the files they came from."""
+
+    model_config = _DEFERRED
 
     hosts: dict[str, Host] = Field(default_factory=dict)
     groups: dict[str, Group] = Field(default_factory=dict)

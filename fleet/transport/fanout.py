@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError, TransportError
-from fleet.transport.payload import Payload, build
+from fleet.transport.payload import Payload
+from fleet.transport.pyzcache import current as build
 
 if TYPE_CHECKING:  # pydantic and asyncssh stay unimported until a command runs
     from fleet.inventory.models import Host

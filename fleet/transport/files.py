@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from fleet.transport.fanout import HostResult, RunOptions, on_hosts
 from fleet.transport.invoke import DEFAULT_ROOT, Invocation
-from fleet.transport.payload import Payload, build
+from fleet.transport.payload import Payload
+from fleet.transport.pyzcache import current as build
 
 if TYPE_CHECKING:
     from fleet.inventory.models import Host

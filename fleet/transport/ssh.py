@@ -49,26 +49,61 @@ class _TrustOnFirstUse(asyncssh.SSHClient):
         return True
 
 
+# Parsed once and shared by every host that names the same file, as long as the file is unchanged (the key is
+# its stat: a long-running process sees edits): with 100 hosts, asyncssh would otherwise parse the known_hosts
+# file and load the same private key(s) again for each connection.  Not with --accept-new-host-keys: trust on
+# first use appends to the file during the run, so each connection reads it.
+_parsed: dict = {}
+
+
+def _identity(path: str) -> tuple:
+    st = os.stat(path)
+    return path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _parsed_known_hosts(path: Path):
+    key = ("known_hosts", _identity(str(path)))
+    if key not in _parsed:
+        _parsed[key] = asyncssh.read_known_hosts(str(path))
+    return _parsed[key]
+
+
+def _loaded_keys(paths: list):
+    try:
+        certs = [p + "-cert.pub" for p in paths]  # load_keypairs also reads a key's certificate, if any
+        key = ("keys",) + tuple(_identity(p) for p in paths) + tuple(
+            _identity(c) if os.path.exists(c) else c for c in certs)
+    except OSError:
+        return paths  # asyncssh reports the missing file as before
+    if key not in _parsed:
+        _parsed[key] = asyncssh.load_keypairs(list(paths))
+    return _parsed[key]
+
+
 async def connect(host, opts: SSHOptions):
     """Open one SSH connection to ``host`` (an inventory Host); raise TransportError on any failure."""
     kh = _known_hosts_path(host)
-    if not kh.exists() and not opts.accept_new_host_keys:
+    exists = kh.exists()
+    if not exists and not opts.accept_new_host_keys:
         raise TransportError("no known_hosts file {}: host keys cannot be verified; add the host's key or "
                              "pass --accept-new-host-keys to trust it on first use".format(kh))
     kwargs: dict = {
         "port": host.port,
         "connect_timeout": opts.connect_timeout,
-        # An empty trust tuple (not None, which disables checking) keeps validation on when the file is absent.
-        "known_hosts": str(kh) if kh.exists() else ([], [], []),
     }
     if host.user:
         kwargs["username"] = host.user
     keys = [os.path.expanduser(k) for k in ([host.ssh_key] if host.ssh_key else []) + opts.identity_files]
-    if keys:
-        kwargs["client_keys"] = keys
     if opts.accept_new_host_keys:
         kwargs["client_factory"] = lambda: _TrustOnFirstUse(kh, host.address, host.port)
     try:
+        if not exists:
+            # An empty trust tuple (not None, which disables checking) keeps validation on when the file is absent.
+            kwargs["known_hosts"] = ([], [], [])
+        else:
+            kwargs["known_hosts"] = str(kh) if opts.accept_new_host_keys else _parsed_known_hosts(kh)
+        if keys:
+            kwargs["client_keys"] = _loaded_keys(keys)
         return await asyncssh.connect(host.address, **kwargs)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise TransportError("host key verification failed for {} ({}): {}; if the host is new, pass "

@@ -29,7 +29,7 @@ def _line(n, host_time):
 
 def test_retry_reattaches_a_broken_host_from_its_last_line(inv, monkeypatch):
     monkeypatch.setattr(cmd, "RETRY_DELAY", 0)
-    monkeypatch.setattr("fleet.transport.payload.build", lambda: None)
+    monkeypatch.setattr("fleet.transport.pyzcache.current", lambda: None)
     calls = []
 
     async def on_host(host, work, ssh_opts=None, timeout=None):
@@ -76,7 +76,7 @@ def test_retry_does_not_retry_what_the_payload_refused(inv, monkeypatch):
         seen.append(host.name)
         return HostResult(host, error=RemoteError("NotFound", "No such container: c1"))
     monkeypatch.setattr(fanout, "on_host", on_host)
-    monkeypatch.setattr("fleet.transport.payload.build", lambda: None)
+    monkeypatch.setattr("fleet.transport.pyzcache.current", lambda: None)
     result = _cli(inv, "logs", "-H", "web", "-f", "--retry", "c1")
     assert result.exit_code == 1 and sorted(seen) == ["web1", "web2"]
     assert "web1 | error: No such container: c1" in result.stderr
