@@ -93,3 +93,26 @@ def test_boot_unit_starts_containers_and_its_end_kills_none(vm):
     assert _cgroup(vm_lab, host, shim) == "/fleet.slice/fleet-{}.scope/supervisor".format(cid)  # left the unit's
     logs = vm_lab.fleet("logs", "-H", host, name)
     assert logs.stdout.split() == ["started", "started"], logs
+
+
+def test_warm_payload_server_runs_in_its_own_scope(vm):
+    """The warm server a command leaves behind lives in fleet-warm-<sha12>.scope in fleet.slice (never in the
+    login session that started it, which logind would otherwise keep open), and later commands are answered."""
+    vm_lab, host = vm
+    for _ in range(2):  # the first may exec (and start the server); the second is answered either way
+        out = vm_lab.fleet("ps", "-a", "-H", host)
+        assert out.returncode == 0, out.stderr
+
+    def server():
+        units = vm_lab.ssh(host, "systemctl list-units --type=scope --state=active --no-legend --plain "
+                                 "'fleet-warm-*'").stdout.split()
+        return [u for u in units if u.startswith("fleet-warm-")]
+
+    units = poll("the warm server's scope", server)
+    assert len(units) == 1, units
+    procs = vm_lab.ssh(host, "cat /sys/fs/cgroup/fleet.slice/{}/cgroup.procs".format(units[0])).stdout.split()
+    assert len(procs) == 1, procs
+    assert vm_lab.ssh(host, "cat /proc/{}/comm".format(procs[0])).stdout.strip().startswith("fleet-warm")
+    assert _cgroup(vm_lab, host, procs[0]) == "/fleet.slice/" + units[0]
+    sock = vm_lab.ssh(host, "ls /var/lib/fleet/payload/").stdout.split()
+    assert any(name.endswith(".sock") for name in sock), sock
