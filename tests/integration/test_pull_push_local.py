@@ -10,15 +10,13 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
-import urllib.request
 
 import pytest
 
 from agent_payload import errors
 from agent_payload.image import images, pull, push, unpack
 from agent_payload.state.paths import Paths
-from tests.helpers.registries import (REGISTRY_BIN, SKOPEO, Layout, free_port, layer, no_stray_requests,
+from tests.helpers.registries import (REGISTRY_BIN, SKOPEO, Layout, layer, no_stray_requests, start_registry,
                                           skopeo_copy, stop)
 
 pytestmark = pytest.mark.integration
@@ -101,24 +99,9 @@ def reg():
     if not os.access(REGISTRY_BIN, os.X_OK) or not os.access(SKOPEO, os.X_OK):
         pytest.skip("docker-registry or skopeo not installed")
     work = tempfile.mkdtemp(prefix="fleet-r2-")
-    port = free_port()
-    conf = os.path.join(work, "config.yml")
-    with open(conf, "w") as f:
-        f.write("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
-                "http:\n  addr: 127.0.0.1:{}\n".format(os.path.join(work, "storage"), port))
-    log = open(os.path.join(work, "registry.log"), "wb")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", conf], stdout=log, stderr=subprocess.STDOUT)
+    proc, host, log = start_registry(work)
     proxy = None
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen("http://127.0.0.1:{}/v2/".format(port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("registry did not start")
-                time.sleep(0.1)
         lay = Layout(os.path.join(work, "oci"))
         l1 = layer([("bin/", "dir", None, 0o755), ("bin/tool", "file", b"#!/bin/sh\necho hi\n", 0o4755),
                     ("data/", "dir", None, 0o750), ("data/old.txt", "file", b"old", 0o600),
@@ -130,10 +113,9 @@ def reg():
         lay.tag("small", small)
         big, _ = lay.image([_random_layer("a", 3 * 1024 * 1024, b"a"), _random_layer("b", 200 * 1024, b"b")])
         lay.tag("big", big)
-        host = "127.0.0.1:{}".format(port)
         skopeo_copy("oci:{}:small".format(lay.path), "docker://{}/test/small:v1".format(host))
         skopeo_copy("oci:{}:big".format(lay.path), "docker://{}/test/big:v1".format(host))
-        proxy = Proxy(port)
+        proxy = Proxy(int(host.rsplit(":", 1)[1]))
         yield {"host": host, "proxy": proxy, "small": small["digest"], "big": big["digest"], "work": work}
     finally:
         if proxy is not None:

@@ -4,17 +4,14 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
-import time
-import urllib.request
 
 import pytest
 
 from agent_payload import errors
 from agent_payload.image import images, pull, registry
 from agent_payload.state.paths import Paths
-from tests.helpers.registries import (ARCH, REGISTRY_BIN, SKOPEO, Layout, free_port, layer,
+from tests.helpers.registries import (ARCH, REGISTRY_BIN, SKOPEO, Layout, free_port, layer, start_registry,
                                           no_stray_requests, sha, skopeo_copy, stop)
 
 pytestmark = pytest.mark.integration
@@ -25,23 +22,9 @@ def reg():
     if not os.access(REGISTRY_BIN, os.X_OK) or not os.access(SKOPEO, os.X_OK):
         pytest.skip("docker-registry or skopeo not installed")
     work = tempfile.mkdtemp(prefix="fleet-reg-")
-    port = free_port()
-    conf = os.path.join(work, "config.yml")
-    with open(conf, "w") as f:
-        f.write("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n"
-                "http:\n  addr: 127.0.0.1:{}\n".format(os.path.join(work, "storage"), port))
-    log = open(os.path.join(work, "registry.log"), "wb")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", conf], stdout=log, stderr=subprocess.STDOUT)
+    proc, host, log = start_registry(work)
+    port = int(host.rsplit(":", 1)[1])
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen("http://127.0.0.1:{}/v2/".format(port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("registry did not start: " + open(log.name).read())
-                time.sleep(0.1)
         lay = Layout(os.path.join(work, "oci"))
         l1 = layer([("bin/", "dir", None, 0o755), ("bin/tool", "file", b"#!/bin/sh\necho hi\n", 0o4755),
                     ("etc/", "dir", None, 0o755), ("etc/hello", "file", b"hello\n", 0o644),
@@ -55,7 +38,6 @@ def reg():
                            dict(other, platform={"os": "linux",
                                                  "architecture": "s390x" if ARCH != "s390x" else "amd64"})])
         lay.tag("multi", multi)
-        host = "127.0.0.1:{}".format(port)
         skopeo_copy("oci:{}:v1".format(lay.path), "docker://{}/test/img:v1".format(host))
         skopeo_copy("oci:{}:v1".format(lay.path), "docker://{}/test/v2s2:v1".format(host), "--format", "v2s2")
         skopeo_copy("oci:{}:multi".format(lay.path), "docker://{}/test/multi:v1".format(host), "--all")
