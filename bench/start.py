@@ -23,7 +23,8 @@ and unpacked once into a runc bundle.  Then N interleaved rounds (the order rota
 
 Prints the medians and ratios and appends one row to bench/RESULTS.md (targets: fleet/podman-none <= 0.25x,
 fleet/podman-bridge <= 0.33x).  Then, as diagnostics only: fleet's top imports (`-X importtime`), its syscall
-counts (`strace -f -c`: forks, execs, mounts) and an exec timeline (`strace -f -ttt`).
+counts (`strace -f -c`: forks, execs, mounts), an exec timeline (`strace -f -ttt`) of the cold path and one of a
+warm run (the warm server traced with `strace -p` while the run is timed from outside).
 
     .venv/bin/python bench/start.py [--rounds 20] [--keep-image] [--no-record] [--no-diagnostics]
 
@@ -556,6 +557,78 @@ def diag_timeline(b: Bench, top: Path):
                                                                         end - last_exec, forks))
 
 
+def _warm_server(b: Bench):
+    """The PID of the warm server of our pyz: comm fleet-warm, holding the pyz open (its lock), or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if not Path("/proc/{}/comm".format(entry)).read_text().startswith("fleet-warm"):
+                continue
+            fds = os.listdir("/proc/{}/fd".format(entry))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/{}/fd/{}".format(entry, fd)) == str(b.pyz):
+                    return int(entry)
+            except OSError:
+                pass
+    return None
+
+
+def diag_warm_timeline(b: Bench, top: Path):
+    """Where a warm run's time goes: the server traced (strace -p) while one warm run is timed from outside."""
+    b.fleet()  # leaves a live server (or finds one)
+    server = _warm_server(b)
+    if server is None:
+        print("\n-- warm timeline: no warm server found for {}".format(b.pyz))
+        return
+    out = top / "strace.warm"
+    tracer = subprocess.Popen(["strace", "-f", "-ttt", "-qq", "-e",
+                               "trace=clone,clone3,execve,exit_group,mount,umount2,pivot_root,accept4,fsync",
+                               "-o", str(out), "-p", str(server)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # attached once the tracee shows a TracerPid
+            status = Path("/proc/{}/status".format(server)).read_text()
+            if "TracerPid:\t0" not in status:
+                break
+            time.sleep(0.01)
+        t0 = time.time()
+        b.fleet()
+        t_end = (time.time() - t0) * 1000
+        time.sleep(0.2)  # the shim's and the teardown's last calls reach the trace file
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+    counts, marks, execd = {}, [], None
+    for line in out.read_text().splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not parts[1].replace(".", "").isdigit():
+            continue
+        ms = (float(parts[1]) - t0) * 1000
+        call = parts[2].split("(", 1)[0].lstrip("<.").strip()
+        if "resumed>" in parts[2]:
+            call = parts[2].split("<... ", 1)[-1].split(" ", 1)[0]
+        done = "unfinished" not in parts[2] and not (call == "execve" and not parts[2].rstrip().endswith("= 0"))
+        if call.startswith(("clone", "accept4", "execve", "exit_group", "pivot_root")) and done:
+            marks.append((ms, parts[0], parts[2][:70]))  # execs: only the one that succeeded (not PATH's misses)
+        if call in ("mount", "umount2", "fsync", "clone", "clone3"):
+            counts[call] = counts.get(call, 0) + 1
+        if call == "execve" and done and execd is None:
+            execd = ms
+    print("\n-- warm run timeline (the server traced with strace -f -p; the front process timed from outside: it "
+          "returned at {:.1f} ms; tracing inflates the server's side)".format(t_end))
+    for ms, pid, text in marks:
+        if 0 <= ms <= t_end + 200:
+            print("  {:8.1f} ms  pid {:>7}  {}".format(ms, pid, text))
+    print("  in the server's processes: " + ", ".join("{} {}".format(k, v) for k, v in sorted(counts.items())))
+    if execd is not None:
+        print("  the container's command was exec'd at {:.1f} ms; the front returned {:.1f} ms later".format(
+            execd, t_end - execd))
+
+
 # -- main ----------------------------------------------------------------------------------------------------
 
 
@@ -646,6 +719,7 @@ def bench(opts) -> int:
             diag_imports(b)
             diag_syscalls(b, top)
             diag_timeline(b, top)
+            diag_warm_timeline(b, top)
     finally:
         if b is not None:
             b.cleanup_runc()
