@@ -23,7 +23,7 @@ def test_run_flags_reach_the_container(clean):
     """docker run --add-host db:10.1.2.3 --dns 10.9.9.9 --dns-search example.com --tmpfs /scratch:size=2m
     --shm-size 8m --ulimit nofile=512:1024 --sysctl net.core.somaxconn=77 --group-add 1234 busybox sh -c ...:
     the container sees each of them (one host: stdout is the container's output alone)."""
-    script = "; ".join(["grep db /etc/hosts", "grep -E '^(nameserver|search)' /etc/resolv.conf",
+    script = "; ".join(["grep -w db /etc/hosts", "grep -E '^(nameserver|search)' /etc/resolv.conf",
                         "grep -E ' /(scratch|dev/shm) ' /proc/mounts | cut -d' ' -f2,4",
                         "echo $(ulimit -n) $(ulimit -Hn) $(cat /proc/sys/net/core/somaxconn) $(id -G)"])
     proc = clean.fleet("run", "-H", HOST, "--rm", "--name", PREFIX + "a", "--add-host", "db:10.1.2.3", "--dns",
