@@ -139,14 +139,18 @@ class TarSource:
         self.skip(pos - self.pos)
         return self.pos
 
+    def _available(self):
+        """How many buffered bytes are left, after refilling the buffer when it is used up; EOFError at the end."""
+        if self.off == len(self.buf):
+            self.buf, self.off = self._chunk(), 0
+            if not self.buf:
+                raise EOFError("unexpected end of layer data")
+        return len(self.buf) - self.off
+
     def skip(self, n):
         """Consume ``n`` bytes without keeping them; EOFError if the stream ends first."""
         while n > 0:
-            if self.off == len(self.buf):
-                self.buf, self.off = self._chunk(), 0
-                if not self.buf:
-                    raise EOFError("unexpected end of layer data")
-            k = min(n, len(self.buf) - self.off)
+            k = min(n, self._available())
             self.off += k
             self.pos += k
             n -= k
@@ -155,11 +159,7 @@ class TarSource:
         """Write the next ``n`` bytes to ``fd`` (from the decompressed buffers, no extra copy); EOFError when the
         stream ends first."""
         while n > 0:
-            if self.off == len(self.buf):
-                self.buf, self.off = self._chunk(), 0
-                if not self.buf:
-                    raise EOFError("unexpected end of layer data")
-            k = min(n, len(self.buf) - self.off)
+            k = min(n, self._available())
             view = memoryview(self.buf)[self.off:self.off + k]
             while view:
                 view = view[os.write(fd, view):]
