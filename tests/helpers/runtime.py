@@ -4,6 +4,7 @@
 Test modules take the fixtures by assignment (``env, layers = runtime.env, runtime.layers``).
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -163,3 +164,16 @@ def hook_root(tmp_path, monkeypatch):
     (root / "etc" / "cron.d").mkdir(parents=True)
     monkeypatch.setenv("FLEET_HOOK_ROOT", str(root))
     return root
+
+
+@contextlib.contextmanager
+def scratch_netns(prefix, lo_up=False):
+    """A network namespace of this test process (``<prefix><pid>``), deleted on the way out even on failure."""
+    name = "{}{}".format(prefix, os.getpid() % 100000)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        if lo_up:
+            subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)

@@ -15,7 +15,7 @@ from agent_payload import errors
 from agent_payload.deploy import lock, retired, worker
 from tests.helpers import images
 from tests.helpers.images import _layer_with_links, op
-from tests.helpers.runtime import BUSYBOX, REPO
+from tests.helpers.runtime import BUSYBOX, REPO, scratch_netns
 from tests.helpers import runtime as runtime_helpers
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX),
@@ -468,16 +468,12 @@ IN_NETNS = ("cg=$(mktemp -d) && mount --rbind /sys/fs/cgroup \"$cg\" && "
 
 @pytest.fixture
 def host_ns():
-    name = "fldeploy{}".format(os.getpid() % 100000)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["link", "set", "lo", "up"], ["link", "add", "dep0", "type", "veth", "peer", "name", "dep1"],
+    with scratch_netns("fldeploy", lo_up=True) as name:
+        for cmd in (["link", "add", "dep0", "type", "veth", "peer", "name", "dep1"],
                     ["addr", "add", "10.79.9.1/24", "dev", "dep0"], ["link", "set", "dep0", "up"],
                     ["link", "set", "dep1", "up"]):
             subprocess.run(["ip", "-n", name] + cmd, check=True)
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_start_first_with_published_ports(host_ns, tmp_path):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tests.helpers.runtime import _busybox_layer
+from tests.helpers.runtime import _busybox_layer, scratch_netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
@@ -94,13 +94,8 @@ SCRIPT = textwrap.dedent("""\
 
 @pytest.fixture
 def host_ns():
-    name = "fldnstest{}".format(os.getpid() % 100000)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    try:
+    with scratch_netns("fldnstest", lo_up=True) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])

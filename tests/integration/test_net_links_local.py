@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from tests.helpers.runtime import scratch_netns
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
@@ -81,12 +83,8 @@ SCRIPT = textwrap.dedent("""\
 
 @pytest.fixture
 def test_netns():
-    name = "flnettest{}".format(os.getpid() % 100000)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("flnettest") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_bridge_veth_and_namespace_files(test_netns, tmp_path):

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from tests.helpers.runtime import scratch_netns
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
@@ -125,12 +127,8 @@ SCRIPT = textwrap.dedent("""\
 
 @pytest.fixture
 def test_netns():
-    name = "flnltest{}".format(os.getpid() % 100000)
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_netns("flnltest") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_links_through_netlink_without_iproute2(test_netns, tmp_path):
